@@ -1,0 +1,123 @@
+// Polygon and box rasterisation to RLE, bit-exact with maskApi's rleFrPoly / rleFrBbox, and the
+// segmentation -> RLE conversion of pycocotools (frPyObjects + merge, COCO.annToRLE).
+import {
+  rleDecodeRowMajor, rleFrString, rleFrUncompressed, rleMerge,
+  type CompressedRLE, type RLE, type UncompressedRLE,
+} from './rle.js';
+
+/** A COCO segmentation: polygons (flat [x0, y0, x1, y1, ...] rings) or an RLE object. */
+export type Segmentation = number[][] | CompressedRLE | UncompressedRLE;
+
+/**
+ * Rasterises one polygon given as flat [x0, y0, x1, y1, ...] (k = floor(len / 2) points) into an
+ * h x w mask, exactly as maskApi's rleFrPoly: vertices upsampled x5 and rounded with (int)(v+.5),
+ * boundary traced per upsampled column, pixels whose centres lie inside the boundary are set.
+ */
+export function rleFrPoly(xy: ArrayLike<number>, h: number, w: number): RLE {
+  const k = Math.floor(xy.length / 2);
+  const scale = 5;
+  const x = new Int32Array(k + 1), y = new Int32Array(k + 1);
+  for (let j = 0; j < k; j++) x[j] = Math.trunc(scale * xy[j * 2] + 0.5);
+  x[k] = x[0];
+  for (let j = 0; j < k; j++) y[j] = Math.trunc(scale * xy[j * 2 + 1] + 0.5);
+  y[k] = y[0];
+  let m = 0;
+  for (let j = 0; j < k; j++) m += Math.max(Math.abs(x[j] - x[j + 1]), Math.abs(y[j] - y[j + 1])) + 1;
+  const u = new Int32Array(m), v = new Int32Array(m);
+  m = 0;
+  for (let j = 0; j < k; j++) {
+    let xs = x[j], xe = x[j + 1], ys = y[j], ye = y[j + 1];
+    const dx = Math.abs(xe - xs), dy = Math.abs(ys - ye);
+    const flip = (dx >= dy && xs > xe) || (dx < dy && ys > ye);
+    if (flip) { let t = xs; xs = xe; xe = t; t = ys; ys = ye; ye = t; }
+    const s = dx >= dy ? (ye - ys) / dx : (xe - xs) / dy;
+    if (dx >= dy) {
+      for (let d = 0; d <= dx; d++) {
+        const t = flip ? dx - d : d;
+        u[m] = t + xs; v[m] = Math.trunc(ys + s * t + 0.5); m++; // NaN (a repeated vertex) stores 0 and is never read
+      }
+    } else {
+      for (let d = 0; d <= dy; d++) {
+        const t = flip ? dy - d : d;
+        v[m] = t + ys; u[m] = Math.trunc(xs + s * t + 0.5); m++;
+      }
+    }
+  }
+  // points where the upsampled boundary crosses a pixel-centre column, downsampled
+  const kk = m;
+  const px = new Int32Array(kk), py = new Int32Array(kk);
+  m = 0;
+  for (let j = 1; j < kk; j++) {
+    if (u[j] === u[j - 1]) continue;
+    let xd = u[j] < u[j - 1] ? u[j] : u[j] - 1;
+    xd = (xd + 0.5) / scale - 0.5;
+    if (Math.floor(xd) !== xd || xd < 0 || xd > w - 1) continue;
+    let yd = v[j] < v[j - 1] ? v[j] : v[j - 1];
+    yd = (yd + 0.5) / scale - 0.5;
+    if (yd < 0) yd = 0; else if (yd > h) yd = h;
+    yd = Math.ceil(yd);
+    px[m] = xd; py[m] = yd; m++;
+  }
+  // RLE from the sorted boundary positions
+  let n = m;
+  const a = new Uint32Array(n + 1);
+  for (let j = 0; j < n; j++) a[j] = px[j] * h + py[j];
+  a[n++] = h * w;
+  a.sort();
+  let p = 0;
+  for (let j = 0; j < n; j++) { const t = a[j]; a[j] -= p; p = t; }
+  const b = new Uint32Array(n);
+  let j = 0;
+  m = 0;
+  b[m++] = a[j++];
+  while (j < n) {
+    if (a[j] > 0) b[m++] = a[j++];
+    else { j++; if (j < n) b[m - 1] += a[j++]; }
+  }
+  return { h, w, counts: b.slice(0, m) };
+}
+
+/** Rasterises a box [x, y, w, h] (maskApi rleFrBbox: the 4-corner polygon through rleFrPoly). */
+export function rleFrBbox(bb: ArrayLike<number>, h: number, w: number): RLE {
+  const xs = bb[0], xe = xs + bb[2], ys = bb[1], ye = ys + bb[3];
+  return rleFrPoly([xs, ys, xs, ye, xe, ye, xe, ys], h, w);
+}
+
+/**
+ * pycocotools' frPyObjects for a list of polygons: one RLE per polygon. As in _mask.pyx, when the
+ * first entry has exactly 4 numbers the whole list is read as boxes [x, y, w, h] (rleFrBbox); a
+ * later entry of any length is a polygon of floor(len / 2) points.
+ */
+export function frPolygons(polys: readonly ArrayLike<number>[], h: number, w: number): RLE[] {
+  if (polys.length === 0) return [];
+  if (polys[0].length === 4) {
+    return polys.map((bb, i) => {
+      if (bb.length !== 4) throw new Error(`segmentation[${i}] has ${bb.length} numbers; a list starting with a 4-number entry is read as boxes [x, y, w, h]`);
+      return rleFrBbox(bb, h, w);
+    });
+  }
+  return polys.map((p) => rleFrPoly(p, h, w));
+}
+
+/**
+ * COCO.annToRLE: a segmentation as one RLE. Polygons (several parts merged by union) are
+ * rasterised at the image size h x w; RLE objects keep their own `size`.
+ */
+export function annToRLE(segm: Segmentation, h: number, w: number): RLE {
+  if (Array.isArray(segm)) {
+    if (segm.length === 0) return { h, w, counts: new Uint32Array([h * w]) }; // nothing drawn
+    return rleMerge(frPolygons(segm, h, w), false);
+  }
+  if (segm == null || typeof segm !== 'object' || !Array.isArray(segm.size)) {
+    throw new Error('segmentation must be a list of polygons or an RLE object {size, counts}');
+  }
+  const [rh, rw] = segm.size;
+  if (typeof segm.counts === 'string') return rleFrString(segm.counts, rh, rw);
+  if (Array.isArray(segm.counts)) return rleFrUncompressed(segm.counts, rh, rw);
+  throw new Error('segmentation RLE counts must be a string or an array of numbers');
+}
+
+/** annToMask: the segmentation as a row-major 0/1 mask (index y * w + x). */
+export function annToMask(segm: Segmentation, h: number, w: number): Uint8Array {
+  return rleDecodeRowMajor(annToRLE(segm, h, w));
+}
