@@ -1,0 +1,405 @@
+// CPU-side image/target transforms of Mask R-CNN training and inference, written to reproduce
+// torchvision's GeneralizedRCNNTransform (and, where chosen, Detectron2's ResizeShortestEdge sizes)
+// bit-for-bit where practical: the same output sizes, the same float32 bilinear arithmetic
+// (PyTorch's CPU upsample_bilinear2d, align_corners=False, no antialias), the same nearest
+// resize for masks, the same box scaling, zero padding to a multiple of 32.
+import type { RgbImage } from './image.js';
+import type { Rng } from './rng.js';
+
+const f32 = Math.fround;
+
+// ---------------------------------------------------------------------------------------------
+// Output sizes
+
+export type SizeRounding = 'torchvision' | 'detectron2';
+
+/**
+ * Size after resizing the shorter side to `minSize` with the longer side capped at `maxSize`.
+ *
+ * torchvision: scale = min(S / min(h, w), max / max(h, w)) evaluated in float32 (the sizes are
+ * float32 tensors), then F.interpolate(scale_factor=scale, recompute_scale_factor=True) makes the
+ * size floor(dim * double(scale)). Because float32(800/480) < 5/3, a 480x640 image becomes 799x1066,
+ * not 800x1067; reproducing this matters for anchors and for comparing against torchvision.
+ *
+ * Detectron2 (ResizeShortestEdge.get_output_shape): double arithmetic, shorter side set to exactly S,
+ * longer side scaled, both scaled down together if the longer exceeds max, then int(x + 0.5).
+ */
+export function resizeOutputSize(
+  height: number,
+  width: number,
+  minSize: number,
+  maxSize: number,
+  rounding: SizeRounding = 'torchvision',
+): [number, number] {
+  if (rounding === 'torchvision') {
+    const short = f32(Math.min(height, width));
+    const long = f32(Math.max(height, width));
+    const scale = Math.min(f32(minSize / short), f32(maxSize / long));
+    return [Math.floor(height * scale), Math.floor(width * scale)];
+  }
+  const scale = minSize / Math.min(height, width);
+  let newh: number;
+  let neww: number;
+  if (height < width) {
+    newh = minSize;
+    neww = scale * width;
+  } else {
+    newh = scale * height;
+    neww = minSize;
+  }
+  if (Math.max(newh, neww) > maxSize) {
+    const s = maxSize / Math.max(newh, neww);
+    newh *= s;
+    neww *= s;
+  }
+  return [Math.trunc(newh + 0.5), Math.trunc(neww + 0.5)];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resampling
+
+interface LinearTaps {
+  i0: Int32Array;
+  i1: Int32Array;
+  w0: Float32Array;
+  w1: Float32Array;
+}
+
+/** Source indices and weights along one axis, as PyTorch's compute_source_index_and_lambda with
+ *  align_corners=False and no explicit scale (recompute_scale_factor=True leaves scale = in/out):
+ *  src = max(scale*(dst+0.5)-0.5, 0) in float32, i0 = min(floor(src), in-1), i1 = i0+1 clamped to
+ *  the last pixel, lambda clamped to [0, 1]. Equal sizes are an exact copy. */
+function linearTaps(inSize: number, outSize: number): LinearTaps {
+  const t: LinearTaps = {
+    i0: new Int32Array(outSize),
+    i1: new Int32Array(outSize),
+    w0: new Float32Array(outSize),
+    w1: new Float32Array(outSize),
+  };
+  const scale = f32(inSize / outSize);
+  for (let o = 0; o < outSize; o++) {
+    if (inSize === outSize) {
+      t.i0[o] = o;
+      t.i1[o] = o;
+      t.w0[o] = 1;
+      t.w1[o] = 0;
+      continue;
+    }
+    let src = f32(f32(scale * f32(o + 0.5)) - 0.5);
+    if (src < 0) src = 0;
+    const i0 = Math.min(Math.floor(src), inSize - 1);
+    const lambda = Math.min(Math.max(f32(src - i0), 0), 1);
+    t.i0[o] = i0;
+    t.i1[o] = i0 < inSize - 1 ? i0 + 1 : i0;
+    t.w1[o] = lambda;
+    t.w0[o] = f32(1 - lambda);
+  }
+  return t;
+}
+
+/** Bilinear resize of a float CHW image to (outH, outW), PyTorch CPU float32 semantics: per output,
+ *  t0 = row0 blend along x, t1 = row1 blend along x, out = t0*wy0 + t1*wy1, each op rounded to f32. */
+export function resizeBilinearCHW(
+  src: Float32Array,
+  channels: number,
+  height: number,
+  width: number,
+  outH: number,
+  outW: number,
+): Float32Array {
+  if (src.length !== channels * height * width) throw new Error('resizeBilinearCHW: size mismatch');
+  const out = new Float32Array(channels * outH * outW);
+  const ty = linearTaps(height, outH);
+  const tx = linearTaps(width, outW);
+  for (let c = 0; c < channels; c++) {
+    const sp = c * height * width;
+    const dp = c * outH * outW;
+    for (let oy = 0; oy < outH; oy++) {
+      const r0 = sp + ty.i0[oy]! * width;
+      const r1 = sp + ty.i1[oy]! * width;
+      const wy0 = ty.w0[oy]!;
+      const wy1 = ty.w1[oy]!;
+      const row = dp + oy * outW;
+      for (let ox = 0; ox < outW; ox++) {
+        const x0 = tx.i0[ox]!;
+        const x1 = tx.i1[ox]!;
+        const wx0 = tx.w0[ox]!;
+        const wx1 = tx.w1[ox]!;
+        const t0 = f32(f32(src[r0 + x0]! * wx0) + f32(src[r0 + x1]! * wx1));
+        const t1 = f32(f32(src[r1 + x0]! * wx0) + f32(src[r1 + x1]! * wx1));
+        out[row + ox] = f32(t0 * wy0) + f32(t1 * wy1);
+      }
+    }
+  }
+  return out;
+}
+
+/** Source index of PyTorch's 'nearest' mode (the default of F.interpolate, which torchvision uses
+ *  for target masks): identity for equal sizes, dst>>1 for exact 2x, else min(floor(dst*scale),
+ *  in-1) with scale = float32(in/out). */
+function nearestIndex(o: number, inSize: number, outSize: number): number {
+  if (inSize === outSize) return o;
+  if (outSize === 2 * inSize) return o >> 1;
+  return Math.min(Math.floor(f32(o * f32(inSize / outSize))), inSize - 1);
+}
+
+/** Nearest resize of `count` stacked uint8 planes (count*h*w, e.g. instance masks). */
+export function resizeNearestPlanes(
+  planes: Uint8Array,
+  count: number,
+  height: number,
+  width: number,
+  outH: number,
+  outW: number,
+): Uint8Array {
+  if (planes.length !== count * height * width) throw new Error('resizeNearestPlanes: size mismatch');
+  const out = new Uint8Array(count * outH * outW);
+  const xs = Int32Array.from({ length: outW }, (_, o) => nearestIndex(o, width, outW));
+  for (let k = 0; k < count; k++) {
+    for (let oy = 0; oy < outH; oy++) {
+      const srow = k * height * width + nearestIndex(oy, height, outH) * width;
+      const drow = k * outH * outW + oy * outW;
+      for (let ox = 0; ox < outW; ox++) out[drow + ox] = planes[srow + xs[ox]!]!;
+    }
+  }
+  return out;
+}
+
+/** Scales xyxy boxes by the per-axis ratio new/old computed in float32, as torchvision's
+ *  resize_boxes (the ratio is not the scale factor: sizes were floored). */
+export function resizeBoxes(boxes: Float32Array, from: [number, number], to: [number, number]): Float32Array {
+  const rh = f32(f32(to[0]) / f32(from[0]));
+  const rw = f32(f32(to[1]) / f32(from[1]));
+  const out = new Float32Array(boxes.length);
+  for (let i = 0; i < boxes.length; i += 4) {
+    out[i] = boxes[i]! * rw;
+    out[i + 1] = boxes[i + 1]! * rh;
+    out[i + 2] = boxes[i + 2]! * rw;
+    out[i + 3] = boxes[i + 3]! * rh;
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Horizontal flip
+
+/** Mirrors an HWC uint8 image left-right (new copy). */
+export function flipImageHWC(img: RgbImage): RgbImage {
+  const { width, height, data } = img;
+  const out = new Uint8Array(data.length);
+  for (let y = 0; y < height; y++) {
+    const row = y * width * 3;
+    for (let x = 0; x < width; x++) {
+      const s = row + x * 3;
+      const d = row + (width - 1 - x) * 3;
+      out[d] = data[s]!;
+      out[d + 1] = data[s + 1]!;
+      out[d + 2] = data[s + 2]!;
+    }
+  }
+  return { width, height, data: out };
+}
+
+/** Mirrors xyxy boxes in an image of `width` pixels: x1' = W - x2, x2' = W - x1 (boxes use
+ *  continuous coordinates where the image spans [0, W]). */
+export function flipBoxes(boxes: Float32Array, width: number): Float32Array {
+  const out = new Float32Array(boxes.length);
+  for (let i = 0; i < boxes.length; i += 4) {
+    out[i] = width - boxes[i + 2]!;
+    out[i + 1] = boxes[i + 1]!;
+    out[i + 2] = width - boxes[i]!;
+    out[i + 3] = boxes[i + 3]!;
+  }
+  return out;
+}
+
+/** Mirrors COCO polygons: x' = W - x (Detectron2's HFlipTransform.apply_coords). */
+export function flipPolygons(polys: number[][], width: number): number[][] {
+  return polys.map((p) => p.map((v, i) => (i % 2 === 0 ? width - v : v)));
+}
+
+/** Mirrors `count` stacked h*w uint8 planes left-right. */
+export function flipPlanes(planes: Uint8Array, count: number, height: number, width: number): Uint8Array {
+  const out = new Uint8Array(planes.length);
+  for (let r = 0; r < count * height; r++) {
+    const row = r * width;
+    for (let x = 0; x < width; x++) out[row + width - 1 - x] = planes[row + x]!;
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Normalisation
+
+export interface Normalization {
+  /** Pixel values are divided by 255 before mean/std (torchvision's ToTensor). */
+  scale01: boolean;
+  /** Channel order of the output: Detectron2's ImageNet weights expect BGR. */
+  bgr: boolean;
+  /** Per output channel, in the output's channel order and value range. */
+  mean: [number, number, number];
+  std: [number, number, number];
+}
+
+export const NORMALIZE_TORCHVISION: Normalization = {
+  scale01: true,
+  bgr: false,
+  mean: [0.485, 0.456, 0.406],
+  std: [0.229, 0.224, 0.225],
+};
+
+export const NORMALIZE_DETECTRON2: Normalization = {
+  scale01: false,
+  bgr: true,
+  mean: [103.53, 116.28, 123.675],
+  std: [1, 1, 1],
+};
+
+/** HWC uint8 RGB -> normalised CHW float32, with torchvision's float32 op order:
+ *  (float32(v / 255) - mean) / std. */
+export function normalizeToCHW(img: RgbImage, norm: Normalization): Float32Array {
+  const { width, height, data } = img;
+  const n = width * height;
+  const out = new Float32Array(3 * n);
+  for (let c = 0; c < 3; c++) {
+    const srcC = norm.bgr ? 2 - c : c;
+    const mean = f32(norm.mean[c]);
+    const std = f32(norm.std[c]);
+    const plane = c * n;
+    for (let i = 0; i < n; i++) {
+      const v = norm.scale01 ? f32(data[i * 3 + srcC]! / 255) : data[i * 3 + srcC]!;
+      out[plane + i] = f32(v - mean) / std;
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-sample pipeline and batching
+
+export interface TransformConfig {
+  /** Shorter-side sizes; training picks one per image with the sample's RNG, evaluation uses the
+   *  last (torchvision's `size = self.min_size[-1]`). */
+  minSizes: number[];
+  maxSize: number;
+  rounding: SizeRounding;
+  normalization: Normalization;
+  /** Probability of a horizontal flip in training (0.5 in the torchvision/Detectron2 recipes). */
+  flipProb: number;
+  train: boolean;
+}
+
+/** torchvision's maskrcnn_resnet50_fpn defaults (800, 1333). */
+export const TORCHVISION_CONFIG: TransformConfig = {
+  minSizes: [800],
+  maxSize: 1333,
+  rounding: 'torchvision',
+  normalization: NORMALIZE_TORCHVISION,
+  flipProb: 0.5,
+  train: true,
+};
+
+/** What goes into transformSample: a decoded image and its targets at the original size. */
+export interface RawSample {
+  imageId: number;
+  image: RgbImage;
+  /** n*4 xyxy. */
+  boxes: Float32Array;
+  labels: Int32Array;
+  /** n*h*w binary instance masks at the original size, or undefined for detection only. */
+  masks?: Uint8Array;
+}
+
+/** A transformed sample: normalised CHW image at its resized (unpadded) size, and targets on it. */
+export interface Sample {
+  imageId: number;
+  /** 3*height*width float32, normalised. */
+  image: Float32Array;
+  height: number;
+  width: number;
+  origHeight: number;
+  origWidth: number;
+  flipped: boolean;
+  boxes: Float32Array;
+  labels: Int32Array;
+  /** n*height*width uint8 (0/1); empty when the raw sample had none. */
+  masks: Uint8Array;
+}
+
+/**
+ * Flip (training, with probability flipProb) then normalise then resize, in torchvision's order:
+ * the references' RandomHorizontalFlip acts on the original image, then GeneralizedRCNNTransform
+ * normalises before it resizes (the float arithmetic differs slightly if swapped).
+ */
+export function transformSample(raw: RawSample, cfg: TransformConfig, rng: Rng): Sample {
+  const { height, width } = raw.image;
+  const n = raw.labels.length;
+  let image = raw.image;
+  let boxes = raw.boxes;
+  let masks = raw.masks ?? new Uint8Array(0);
+  // Draw the random numbers in a fixed order whatever the config, so a sample's randomness does
+  // not shift when an option changes.
+  const flipDraw = rng.next();
+  const size = cfg.train ? cfg.minSizes[rng.int(cfg.minSizes.length)]! : cfg.minSizes[cfg.minSizes.length - 1]!;
+  const flipped = cfg.train && flipDraw < cfg.flipProb;
+  if (flipped) {
+    image = flipImageHWC(image);
+    boxes = flipBoxes(boxes, width);
+    if (masks.length) masks = flipPlanes(masks, n, height, width);
+  }
+  const [oh, ow] = resizeOutputSize(height, width, size, cfg.maxSize, cfg.rounding);
+  let chw = normalizeToCHW(image, cfg.normalization);
+  if (oh !== height || ow !== width) {
+    chw = resizeBilinearCHW(chw, 3, height, width, oh, ow);
+    boxes = resizeBoxes(boxes, [height, width], [oh, ow]);
+    if (masks.length) masks = resizeNearestPlanes(masks, n, height, width, oh, ow);
+  }
+  return {
+    imageId: raw.imageId,
+    image: chw,
+    height: oh,
+    width: ow,
+    origHeight: height,
+    origWidth: width,
+    flipped,
+    boxes,
+    labels: raw.labels,
+    masks,
+  };
+}
+
+export interface ImageBatch {
+  /** N*3*H*W float32, each image at the top-left, zero elsewhere. */
+  images: Float32Array;
+  shape: [number, number, number, number];
+  /** [height, width] of each image before padding (torchvision's ImageList.image_sizes). */
+  imageSizes: [number, number][];
+}
+
+/** Pads every image to the batch's largest height and width rounded up to `sizeDivisible` (so
+ *  every FPN level divides evenly) and stacks them: torchvision's batch_images. */
+export function batchImages(
+  images: { image: Float32Array; height: number; width: number }[],
+  sizeDivisible = 32,
+  channels = 3,
+): ImageBatch {
+  if (images.length === 0) throw new Error('batchImages: empty batch');
+  let maxH = 0;
+  let maxW = 0;
+  for (const im of images) {
+    maxH = Math.max(maxH, im.height);
+    maxW = Math.max(maxW, im.width);
+  }
+  const H = Math.ceil(maxH / sizeDivisible) * sizeDivisible;
+  const W = Math.ceil(maxW / sizeDivisible) * sizeDivisible;
+  const out = new Float32Array(images.length * channels * H * W);
+  images.forEach((im, b) => {
+    for (let c = 0; c < channels; c++) {
+      for (let y = 0; y < im.height; y++) {
+        const s = (c * im.height + y) * im.width;
+        out.set(im.image.subarray(s, s + im.width), ((b * channels + c) * H + y) * W);
+      }
+    }
+  });
+  return { images: out, shape: [images.length, channels, H, W], imageSizes: images.map((im) => [im.height, im.width]) };
+}
