@@ -318,8 +318,17 @@ export function rleToString(R: RLE): string {
 
 /** maskApi rleFrString: parses the compressed counts string of an h x w mask. */
 export function rleFrString(s: string, h: number, w: number): RLE {
+  const cnts = new Uint32Array(s.length);
+  const m = rleStringToCountsInto(s, cnts);
+  return { h, w, counts: cnts.slice(0, m) };
+}
+
+/**
+ * Parses a compressed counts string into `cnts` (length >= s.length) and returns the number of
+ * counts, allocating nothing (for scanning many strings with one scratch buffer).
+ */
+export function rleStringToCountsInto(s: string, cnts: Uint32Array): number {
   const n = s.length;
-  const cnts = new Uint32Array(n);
   let m = 0, p = 0;
   while (p < n) {
     let x = 0, k = 0, more = 1;
@@ -334,7 +343,7 @@ export function rleFrString(s: string, h: number, w: number): RLE {
     if (m > 2) x += cnts[m - 2];
     cnts[m++] = x; // Uint32Array stores modulo 2^32, like the (uint) cast
   }
-  return { h, w, counts: cnts.slice(0, m) };
+  return m;
 }
 
 /** An RLE from uncompressed counts (pycocotools frUncompressedRLE). */
