@@ -1,0 +1,113 @@
+// COCO evaluation from the command line (pycocotools' COCOeval output):
+//   node cli/eval.js --gt ANN.json --dt RESULTS.json --iou-type bbox|segm [--json] [--per-class]
+// Modes are picked in main(); a model-evaluation mode (--weights/--images/--ann) can be added as
+// another entry of EVAL_OPTIONS plus a branch there.
+import { pathToFileURL } from 'node:url';
+import type { IouType } from '../data/coco-json.js';
+import { COCOeval } from '../data/cocoeval/index.js';
+import type { FileIO } from '../data/io.js';
+import { ArgsError, formatHelp, parseArgs, type OptionSpec, type ParsedArgs } from './args.js';
+import { nodeIO } from './node-io.js';
+
+export const EVAL_USAGE = 'node cli/eval.js --gt ANN.json --dt RESULTS.json [--iou-type bbox|segm] [--json] [--per-class]';
+
+export const EVAL_OPTIONS: OptionSpec[] = [
+  { name: 'gt', type: 'string', metavar: 'ANN.json', help: 'ground-truth COCO instances file' },
+  { name: 'dt', type: 'string', metavar: 'RESULTS.json', help: 'detections in COCO results format' },
+  { name: 'iou-type', type: 'string', metavar: 'bbox|segm', default: 'bbox', help: "'bbox', 'segm', or both as 'bbox,segm'" },
+  { name: 'json', type: 'boolean', help: 'end with one line {"stats":[12 numbers]} at full precision' },
+  { name: 'per-class', type: 'boolean', help: 'print the per-category AP table' },
+  { name: 'quiet', type: 'boolean', short: 'q', help: 'no progress lines (stderr)' },
+  { name: 'help', type: 'boolean', short: 'h', help: 'show this help' },
+];
+
+export interface EvalOutput {
+  iouType: IouType;
+  stats: number[];
+  lines: string[];
+  perClass?: string;
+}
+
+async function readJson(io: FileIO, path: string, what: string): Promise<unknown> {
+  const text = await io.readText(path);
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${what} ${path} is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+function parseIouTypes(v: string): IouType[] {
+  const types = v.split(',').map((s) => s.trim()).filter(Boolean);
+  if (types.length === 0) throw new ArgsError('--iou-type is empty');
+  for (const t of types) if (t !== 'bbox' && t !== 'segm') throw new ArgsError(`--iou-type must be bbox or segm (got '${t}')`);
+  return types as IouType[];
+}
+
+/** Evaluates parsed JSON inputs for each iouType, printing as pycocotools does. */
+export function evaluateJson(gt: unknown, dt: unknown, iouTypes: IouType[], opts: { perClass?: boolean; log?: (s: string) => void } = {}): EvalOutput[] {
+  const log = opts.log ?? (() => {});
+  const out: EvalOutput[] = [];
+  for (const iouType of iouTypes) {
+    let t0 = performance.now();
+    log('Loading and preparing results...');
+    const E = new COCOeval(gt, dt, iouType);
+    log(`DONE (t=${((performance.now() - t0) / 1000).toFixed(2)}s)`);
+    t0 = performance.now();
+    log('Running per image evaluation...');
+    log(`Evaluate annotation type *${iouType}*`);
+    E.evaluate();
+    log(`DONE (t=${((performance.now() - t0) / 1000).toFixed(2)}s).`);
+    t0 = performance.now();
+    log('Accumulating evaluation results...');
+    E.accumulate();
+    log(`DONE (t=${((performance.now() - t0) / 1000).toFixed(2)}s).`);
+    const lines = E.summarize();
+    out.push({ iouType, stats: E.stats, lines, perClass: opts.perClass ? E.perCategoryTable() : undefined });
+  }
+  return out;
+}
+
+/** Runs the `--gt/--dt` mode on parsed arguments; returns the exit code. */
+export async function runFileEval(args: ParsedArgs, io: FileIO = nodeIO): Promise<number> {
+  const v = args.values;
+  if (typeof v.gt !== 'string' || typeof v.dt !== 'string') throw new ArgsError('both --gt ANN.json and --dt RESULTS.json are needed');
+  const iouTypes = parseIouTypes(String(v['iou-type']));
+  const log = v.quiet ? undefined : (s: string) => process.stderr.write(s + '\n');
+  log?.('loading annotations into memory...');
+  const gt = await readJson(io, v.gt, 'ground truth');
+  const dt = await readJson(io, v.dt, 'results');
+  const results = evaluateJson(gt, dt, iouTypes, { perClass: !!v['per-class'], log });
+  for (const r of results) {
+    if (results.length > 1) console.log(`${r.iouType}:`);
+    for (const line of r.lines) console.log(line);
+    if (r.perClass) console.log(`\nper-category ${r.iouType} AP (%):\n${r.perClass}`);
+  }
+  if (v.json) {
+    console.log(JSON.stringify(results.length === 1
+      ? { stats: results[0].stats }
+      : { stats: results[0].stats, byIouType: Object.fromEntries(results.map((r) => [r.iouType, r.stats])) }));
+  }
+  return 0;
+}
+
+/** Entry point: parses argv and dispatches; returns the exit code (errors print one line). */
+export async function main(argv: readonly string[] = process.argv.slice(2)): Promise<number> {
+  try {
+    const args = parseArgs(argv, EVAL_OPTIONS);
+    if (args.values.help) { console.log(formatHelp(EVAL_USAGE, EVAL_OPTIONS)); return 0; }
+    if (args.positionals.length) throw new ArgsError(`unexpected argument '${args.positionals[0]}'`);
+    return await runFileEval(args);
+  } catch (e) {
+    if (e instanceof ArgsError) {
+      console.error(`error: ${e.message}\n\n${formatHelp(EVAL_USAGE, EVAL_OPTIONS)}`);
+      return 2;
+    }
+    console.error(`error: ${(e as Error).message}`);
+    return 1;
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().then((code) => { process.exitCode = code; });
+}
