@@ -1,0 +1,241 @@
+// The WebGPU backend: a small interface in the spirit of jax-js (malloc, free, write, read,
+// dispatch). Dispatches are recorded into one compute pass and submitted in batches; their uniforms
+// go into one arena written right before the submit; pipelines are cached by their WGSL source.
+// Nothing is read back unless asked.
+import { BufferPool, type PoolStats } from './pool.js';
+import { getDevice, releaseDevice } from './device.js';
+
+export interface Kernel {
+  /** Unique WGSL source; the pipeline cache key. */
+  wgsl: string;
+  /** Entry point name, for error messages and labels. */
+  entry: string;
+}
+
+export interface DispatchDesc {
+  kernel: Kernel;
+  /** Storage buffers, bound at @binding(1..n) of group 0, in order. */
+  buffers: GPUBuffer[];
+  /** Uniform bytes bound at @binding(0); every kernel declares one (possibly a dummy). */
+  uniforms: ArrayBuffer | ArrayBufferView;
+  workgroups: [number, number?, number?];
+  /** Human description of the op for error messages: "matmul(f32[3,5], f32[5,7])". */
+  label: string;
+}
+
+// Numeric WebGPU flags, so the engine does not depend on the GPUBufferUsage globals being installed.
+const USAGE_MAP_READ = 0x1, USAGE_COPY_DST = 0x8, USAGE_UNIFORM = 0x40, MAP_MODE_READ = 0x1;
+const UNIFORM_SLOT = 256;
+const ARENA_BYTES = 64 * 1024;
+const MAX_BATCH = 256;
+
+export class WebGPUBackend {
+  readonly pool: BufferPool;
+  private pipelines = new Map<string, GPUComputePipeline>();
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private arena: GPUBuffer;
+  private arenaCpu = new Uint8Array(ARENA_BYTES);
+  private arenaUsed = 0;
+  private batchLabels: string[] = [];
+  private pendingErrors: string[] = [];
+  private lastLabel = '';
+  /** When true every dispatch is submitted on its own inside an error scope: slow, exact errors. */
+  debug = false;
+  dispatchCount = 0;
+  isShutDown = false;
+  submitCount = 0;
+
+  constructor(readonly device: GPUDevice) {
+    this.pool = new BufferPool(device);
+    this.arena = device.createBuffer({ size: ARENA_BYTES, usage: USAGE_UNIFORM | USAGE_COPY_DST });
+    device.addEventListener('uncapturederror', (ev) => {
+      const e = (ev as GPUUncapturedErrorEvent).error;
+      this.pendingErrors.push(`WebGPU error near ${this.lastLabel || 'start-up'}: ${e.message}`);
+    });
+  }
+
+  malloc(bytes: number): GPUBuffer {
+    this.throwPending();
+    return this.pool.acquire(Math.max(bytes, 4));
+  }
+
+  free(buffer: GPUBuffer): void {
+    this.pool.release(buffer);
+  }
+
+  /** Copies CPU data into a buffer, after all work recorded so far (which may still read it). */
+  write(buffer: GPUBuffer, data: ArrayBufferView, byteOffset = 0): void {
+    this.flush();
+    this.device.queue.writeBuffer(buffer, byteOffset, data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  /** Reads bytes back to the CPU once all recorded work has run. */
+  async read(buffer: GPUBuffer, byteOffset: number, byteLength: number): Promise<ArrayBuffer> {
+    const size = Math.ceil(byteLength / 4) * 4;
+    const staging = this.device.createBuffer({ size: Math.max(size, 4), usage: USAGE_MAP_READ | USAGE_COPY_DST });
+    this.recordCopy(buffer, byteOffset, staging, 0, size);
+    this.flush();
+    try {
+      await staging.mapAsync(MAP_MODE_READ);
+      return staging.getMappedRange().slice(0, byteLength);
+    } finally {
+      staging.destroy();
+      this.throwPending();
+    }
+  }
+
+  copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
+    this.recordCopy(src, srcOffset, dst, dstOffset, bytes);
+  }
+
+  private recordCopy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
+    this.endPass();
+    this.ensureEncoder().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+  }
+
+  pipeline(kernel: Kernel): GPUComputePipeline {
+    let p = this.pipelines.get(kernel.wgsl);
+    if (!p) {
+      this.device.pushErrorScope('validation');
+      const module = this.device.createShaderModule({ code: kernel.wgsl, label: kernel.entry });
+      p = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: kernel.entry }, label: kernel.entry });
+      this.device.popErrorScope().then((err) => {
+        if (err) {
+          this.pendingErrors.unshift(`WGSL kernel '${kernel.entry}' failed to compile: ${err.message}\n${numbered(kernel.wgsl)}`);
+        }
+      });
+      this.pipelines.set(kernel.wgsl, p);
+    }
+    return p;
+  }
+
+  dispatch(d: DispatchDesc): void {
+    this.throwPending();
+    const bytes = d.uniforms.byteLength;
+    const slotBytes = Math.max(UNIFORM_SLOT, Math.ceil(bytes / UNIFORM_SLOT) * UNIFORM_SLOT);
+    if (this.arenaUsed + slotBytes > ARENA_BYTES || this.batchLabels.length >= MAX_BATCH) this.flush();
+    const offset = this.arenaUsed;
+    const src = d.uniforms instanceof ArrayBuffer ? new Uint8Array(d.uniforms) : new Uint8Array(d.uniforms.buffer, d.uniforms.byteOffset, bytes);
+    this.arenaCpu.set(src, offset);
+    this.arenaUsed += slotBytes;
+
+    const pipeline = this.pipeline(d.kernel);
+    const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.arena, offset, size: Math.max(bytes, 16) } }];
+    d.buffers.forEach((buffer, i) => entries.push({ binding: i + 1, resource: { buffer } }));
+    if (this.debug) this.device.pushErrorScope('validation');
+    const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+    const pass = this.ensurePass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    const [x, y = 1, z = 1] = d.workgroups;
+    const maxDim = this.device.limits.maxComputeWorkgroupsPerDimension;
+    if (x > maxDim || y > maxDim || z > maxDim) {
+      throw new Error(`${d.label}: ${x}x${y}x${z} workgroups exceed the device limit ${maxDim} per dimension (${d.kernel.entry})`);
+    }
+    pass.dispatchWorkgroups(x, y, z);
+    this.lastLabel = `${d.label} [${d.kernel.entry}]`;
+    this.batchLabels.push(this.lastLabel);
+    this.dispatchCount++;
+    if (this.debug) {
+      this.flush();
+      this.device.popErrorScope().then((err) => {
+        if (err) this.pendingErrors.push(`WebGPU validation error in ${d.label} (entry ${d.kernel.entry}): ${err.message}`);
+      });
+    }
+  }
+
+  /** Submits everything recorded so far. */
+  flush(): void {
+    if (!this.encoder) {
+      this.pool.destroyRetired();
+      return;
+    }
+    this.endPass();
+    if (this.arenaUsed > 0) this.device.queue.writeBuffer(this.arena, 0, this.arenaCpu.buffer, 0, this.arenaUsed);
+    const labels = this.batchLabels;
+    this.device.pushErrorScope('validation');
+    this.device.queue.submit([this.encoder.finish()]);
+    this.device.popErrorScope().then((err) => {
+      if (err) {
+        const ops = labels.length > 8 ? [...labels.slice(0, 8), `... ${labels.length - 8} more`] : labels;
+        this.pendingErrors.push(
+          `WebGPU validation error in a batch of ${labels.length} ops (set backend.debug = true to pin it to one op): ${err.message}\n  ops: ${ops.join('\n       ')}`,
+        );
+      }
+    });
+    this.encoder = null;
+    this.arenaUsed = 0;
+    this.batchLabels = [];
+    this.submitCount++;
+    this.pool.destroyRetired();
+  }
+
+  /** Resolves when the GPU has finished all submitted work. */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    this.throwPending();
+  }
+
+  memory(): PoolStats {
+    return this.pool.getStats();
+  }
+
+  private ensureEncoder(): GPUCommandEncoder {
+    this.encoder ??= this.device.createCommandEncoder();
+    return this.encoder;
+  }
+
+  private ensurePass(): GPUComputePassEncoder {
+    this.pass ??= this.ensureEncoder().beginComputePass();
+    return this.pass;
+  }
+
+  private endPass(): void {
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
+  }
+
+  private throwPending(): void {
+    if (this.pendingErrors.length) {
+      const msg = this.pendingErrors.join('\n');
+      this.pendingErrors = [];
+      throw new Error(msg);
+    }
+  }
+}
+
+function numbered(src: string): string {
+  return src
+    .split('\n')
+    .map((l, i) => `${String(i + 1).padStart(4)}| ${l}`)
+    .join('\n');
+}
+
+let backend: WebGPUBackend | undefined;
+
+/** Initialises the engine (device + backend). Every program awaits this once before using tensors. */
+export async function init(): Promise<WebGPUBackend> {
+  if (!backend) backend = new WebGPUBackend(await getDevice());
+  return backend;
+}
+
+/** The backend; throws a clear error if init() was not awaited. */
+export function getBackend(): WebGPUBackend {
+  if (!backend) throw new Error('engine not initialised: `await init()` before creating tensors');
+  return backend;
+}
+
+/** Destroys the device so a Node process can exit; init() afterwards creates a new one. */
+export function shutdown(): void {
+  if (!backend) return;
+  backend.flush();
+  backend.pool.trim();
+  backend.pool.destroyRetired();
+  backend.isShutDown = true;
+  backend = undefined;
+  void releaseDevice();
+}

@@ -1,0 +1,104 @@
+// Getting a GPUDevice. In a browser we use navigator.gpu; in Node the caller registers a GPU
+// provider (cli/node-gpu.ts wraps Dawn's `webgpu` package) so that engine/ imports no Node code.
+
+export type GPUProvider = () => GPU | Promise<GPU>;
+
+let provider: GPUProvider | undefined;
+let devicePromise: Promise<GPUDevice> | undefined;
+let quiet = false;
+// Dawn (Node) keeps running while its GPU object is referenced, and stops when it is collected:
+// hold it for as long as the device lives, drop it in releaseDevice() so the process can exit.
+let gpuRef: GPU | undefined;
+
+/** Registers where to get a `GPU` object from (Node: Dawn). Must be called before first use. */
+export function setGPUProvider(p: GPUProvider): void {
+  provider = p;
+}
+
+/** Silences the one-line adapter report printed at start-up. */
+export function setQuiet(q: boolean): void {
+  quiet = q;
+}
+
+export interface AdapterReport {
+  description: string;
+  backend: string;
+  limits: { maxStorageBufferBindingSize: number; maxBufferSize: number; maxComputeInvocationsPerWorkgroup: number };
+}
+
+export let adapterReport: AdapterReport | undefined;
+
+async function findGPU(): Promise<GPU> {
+  if (provider) return provider();
+  const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
+  if (nav?.gpu) return nav.gpu;
+  throw new Error(
+    'No WebGPU: in a browser, navigator.gpu is missing (enable WebGPU); in Node, call setGPUProvider() ' +
+      '(cli/node-gpu.ts does this with the `webgpu` package).',
+  );
+}
+
+// Ask for the adapter's larger limits where they exceed the defaults: big storage bindings matter for
+// feature maps, and large workgroups for reductions.
+const WANTED_LIMITS = [
+  'maxStorageBufferBindingSize',
+  'maxBufferSize',
+  'maxComputeInvocationsPerWorkgroup',
+  'maxComputeWorkgroupSizeX',
+  'maxComputeWorkgroupSizeY',
+  'maxComputeWorkgroupStorageSize',
+  'maxStorageBuffersPerShaderStage',
+  'maxComputeWorkgroupsPerDimension',
+] as const;
+
+async function createDevice(): Promise<GPUDevice> {
+  const gpu = await findGPU();
+  gpuRef = gpu;
+  const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  if (!adapter) {
+    throw new Error(
+      'No WebGPU adapter. On Linux without a GPU install Mesa lavapipe (run `npm run setup`, which explains how).',
+    );
+  }
+  const requiredLimits: Record<string, number> = {};
+  for (const name of WANTED_LIMITS) requiredLimits[name] = adapter.limits[name] as number;
+  const device = await adapter.requestDevice({ requiredLimits });
+  const info = adapter.info;
+  adapterReport = {
+    description: info.description || [info.vendor, info.architecture, info.device].filter(Boolean).join(' ') || 'unknown',
+    backend: (info as GPUAdapterInfo & { backendType?: string }).backendType ?? guessBackend(info),
+    limits: {
+      maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize,
+      maxBufferSize: device.limits.maxBufferSize,
+      maxComputeInvocationsPerWorkgroup: device.limits.maxComputeInvocationsPerWorkgroup,
+    },
+  };
+  if (!quiet) console.error(`[webgpu] adapter: ${adapterReport.description} (backend: ${adapterReport.backend})`);
+  device.lost.then((lost) => {
+    if (lost.reason !== 'destroyed') console.error(`[webgpu] device lost: ${lost.reason} ${lost.message}`);
+    devicePromise = undefined;
+  });
+  return device;
+}
+
+function guessBackend(info: GPUAdapterInfo): string {
+  const d = `${info.description} ${info.vendor}`.toLowerCase();
+  if (d.includes('llvmpipe') || d.includes('lavapipe')) return 'vulkan (lavapipe, CPU)';
+  if (d.includes('swiftshader')) return 'swiftshader (CPU)';
+  return 'native';
+}
+
+/** The process-wide device, created on first call. */
+export function getDevice(): Promise<GPUDevice> {
+  devicePromise ??= createDevice();
+  return devicePromise;
+}
+
+/** Destroys the device and drops the GPU object (Node can then exit); getDevice() starts afresh. */
+export async function releaseDevice(): Promise<void> {
+  if (!devicePromise) return;
+  const device = await devicePromise;
+  devicePromise = undefined;
+  device.destroy();
+  gpuRef = undefined;
+}

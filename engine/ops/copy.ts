@@ -1,0 +1,124 @@
+// Data movement built on the strided-copy and fill kernels: fill, copy into a view, pad,
+// concatenation and the zero-padding that slice's backward needs.
+import { stridedCopyKernel, fillKernel } from '../../kernels/copy.js';
+import { Uniforms, grid, WORKGROUP } from '../../kernels/common.js';
+import { getBackend } from '../backend.js';
+import { Tensor, empty, shapeStr, WGSL_TYPE, type DType } from '../tensor.js';
+import { record } from '../autograd.js';
+
+const kernels = new Map<string, { wgsl: string; entry: string }>();
+function cached(key: string, make: () => { wgsl: string; entry: string }) {
+  let k = kernels.get(key);
+  if (!k) kernels.set(key, (k = make()));
+  return k;
+}
+
+/** Fills a dense tensor in place. */
+export function fillInPlace(t: Tensor, value: number): Tensor {
+  if (t.size === 0) return t;
+  if (!t.isContiguous) throw new Error('internal: fillInPlace needs a dense tensor');
+  const type = WGSL_TYPE[t.dtype];
+  const u = new Uniforms().u(t.size, t.offset);
+  if (type === 'f32') u.f(value);
+  else u.i(t.dtype === 'bool' ? (value ? 1 : 0) : value);
+  getBackend().dispatch({
+    kernel: cached(`fill|${type}`, () => fillKernel(type)),
+    buffers: [t.storage.buffer],
+    uniforms: u.bytes(),
+    workgroups: grid(Math.ceil(t.size / WORKGROUP)),
+    label: `fill(${t.dtype}${shapeStr(t.shape)}, ${value})`,
+  });
+  return t;
+}
+
+export function full(shape: readonly number[], value: number, dtype: DType = 'float32'): Tensor {
+  return fillInPlace(empty(shape, dtype), value);
+}
+
+export const zeros = (shape: readonly number[], dtype: DType = 'float32'): Tensor => full(shape, 0, dtype);
+export const ones = (shape: readonly number[], dtype: DType = 'float32'): Tensor => full(shape, 1, dtype);
+export const zerosLike = (t: Tensor): Tensor => zeros(t.shape, t.dtype);
+export const onesLike = (t: Tensor): Tensor => ones(t.shape, t.dtype);
+
+/** Writes src into the view dst (same shape) in place; no autodiff. */
+export function copyInto(dst: Tensor, src: Tensor): void {
+  if (dst.shape.length !== src.shape.length || dst.shape.some((d, i) => d !== src.shape[i])) {
+    throw new Error(`copyInto: shapes differ (${shapeStr(dst.shape)} <- ${shapeStr(src.shape)})`);
+  }
+  if (dst.dtype !== src.dtype) throw new Error(`copyInto: dtypes differ (${dst.dtype} <- ${src.dtype})`);
+  if (dst.size === 0) return;
+  const ndim = dst.ndim;
+  const type = WGSL_TYPE[dst.dtype];
+  const u = new Uniforms().u(dst.size, ...dst.shape, src.offset, ...src.strides, dst.offset, ...dst.strides);
+  getBackend().dispatch({
+    kernel: cached(`copy|${type}|${ndim}`, () => stridedCopyKernel(type, ndim)),
+    buffers: [src.storage.buffer, dst.storage.buffer],
+    uniforms: u.bytes(),
+    workgroups: grid(Math.ceil(dst.size / WORKGROUP)),
+    label: `copy(${src.dtype}${shapeStr(src.shape)})`,
+  });
+}
+
+/** Zeros of `shape` with g written at positions start, start+step, ... along dim (slice backward). */
+export function padInto(g: Tensor, shape: readonly number[], dim: number, start: number, step: number): Tensor {
+  const out = zeros(shape, g.dtype);
+  const strides = [...out.strides];
+  strides[dim] = out.strides[dim]! * step;
+  const region = out.view(g.shape, strides, start * out.strides[dim]!);
+  copyInto(region, g);
+  region.dispose();
+  return out;
+}
+
+/** torch.nn.functional.pad with constant value; `pads` = [lastLeft, lastRight, prevLeft, prevRight, ...]. */
+export function pad(x: Tensor, pads: readonly number[], value = 0): Tensor {
+  if (pads.length % 2 !== 0 || pads.length / 2 > x.ndim) throw new Error(`pad: ${pads.length} pad values do not fit shape ${shapeStr(x.shape)}`);
+  if (pads.some((p) => p < 0 || !Number.isInteger(p))) throw new Error('pad: negative or fractional padding is not supported');
+  const shape = [...x.shape];
+  const start = new Array<number>(x.ndim).fill(0);
+  for (let k = 0; k < pads.length / 2; k++) {
+    const d = x.ndim - 1 - k;
+    shape[d] = shape[d]! + pads[2 * k]! + pads[2 * k + 1]!;
+    start[d] = pads[2 * k]!;
+  }
+  const out = full(shape, value, x.dtype);
+  const offset = start.reduce((acc, s, d) => acc + s * out.strides[d]!, 0);
+  const region = out.view(x.shape, out.strides, offset);
+  copyInto(region, x);
+  region.dispose();
+  record('pad', [x], out, [], (g) => {
+    const o = start.reduce((acc, s, d) => acc + s * g.strides[d]!, g.offset);
+    return [g.view(x.shape, g.strides, o)];
+  });
+  return out;
+}
+
+/** torch.cat along dim. */
+export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
+  if (tensors.length === 0) throw new Error('cat: needs at least one tensor');
+  const first = tensors[0]!;
+  const d = dim < 0 ? dim + first.ndim : dim;
+  if (d < 0 || d >= first.ndim) throw new Error(`cat: dim ${dim} out of range for ${shapeStr(first.shape)}`);
+  tensors.forEach((t, i) => {
+    if (t.dtype !== first.dtype) throw new Error(`cat: tensor ${i} is ${t.dtype}, tensor 0 is ${first.dtype}`);
+    if (t.ndim !== first.ndim || t.shape.some((s, k) => k !== d && s !== first.shape[k])) {
+      throw new Error(`cat: tensor ${i} has shape ${shapeStr(t.shape)}, incompatible with ${shapeStr(first.shape)} along dim ${d}`);
+    }
+  });
+  const shape = [...first.shape];
+  shape[d] = tensors.reduce((acc, t) => acc + t.shape[d]!, 0);
+  const out = empty(shape, first.dtype);
+  let at = 0;
+  const starts: number[] = [];
+  for (const t of tensors) {
+    starts.push(at);
+    const region = out.view(t.shape, out.strides, at * out.strides[d]!);
+    copyInto(region, t);
+    region.dispose();
+    at += t.shape[d]!;
+  }
+  record('cat', [...tensors], out, [], (g) =>
+    tensors.map((t, i) => g.view(t.shape, g.strides, g.offset + starts[i]! * g.strides[d]!)),
+  );
+  return out;
+}

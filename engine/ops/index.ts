@@ -1,0 +1,17 @@
+// The functional API, PyTorch names and argument order. Also wires the pieces that lower layers
+// need from ops (gradient arithmetic, dense copies) without import cycles.
+import { registerGradMath } from '../autograd.js';
+import { registerContiguousCopy } from '../tensor.js';
+import { add, elementwise } from './elementwise.js';
+import { onesLike } from './copy.js';
+
+export * from './elementwise.js';
+export * from './view.js';
+export * from './reduce.js';
+export * from './matmul.js';
+export * from './copy.js';
+export * from './join.js';
+export * from './create.js';
+
+registerGradMath({ add, onesLike });
+registerContiguousCopy((t) => elementwise('copy', [t]));

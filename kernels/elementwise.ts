@@ -1,0 +1,215 @@
+// Elementwise kernels, generated from one table: every unary, binary and ternary op is a WGSL
+// expression plus its float64 reference. The generator makes one kernel per (op, operand kinds,
+// dtypes, collapsed rank) and reads strided or broadcast inputs directly, so views never copy.
+import { F32_BITS, LINEAR_GROUP, WORKGROUP, uniformDecl, uword } from './common.js';
+
+export type WType = 'f32' | 'i32' | 'u32';
+
+export interface EwOp {
+  arity: 1 | 2 | 3;
+  /** WGSL expression over operands a, b, c, params p0, p1, with T the operand type. */
+  wgsl: string;
+  /** float64 reference of the same formula. */
+  ref: (a: number, b: number, c: number, p: readonly number[]) => number;
+  /** Result type: same as the (last value) operand, bool (u32), or a fixed type. */
+  out?: 'same' | 'bool' | WType;
+  /** Only defined for floating point operands. */
+  floatOnly?: boolean;
+  /** Number of f32 parameters (p0, p1) the op takes. */
+  params?: number;
+}
+
+const sigmoid = (x: number): number => (x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x)));
+const cmp = (b: boolean): number => (b ? 1 : 0);
+
+// torch.pow semantics for a negative base with an integral exponent; NaN otherwise.
+const POW_WGSL = `fn pow_t(a: f32, b: f32) -> f32 {
+  if (b == 0.0) { return 1.0; }
+  let r = pow(abs(a), b);
+  if (a >= 0.0) { return r; }
+  if (floor(b) != b) { return f32_bits(0x7fc00000u); }
+  if (fract(b * 0.5) != 0.0) { return -r; }
+  return r;
+}`;
+
+export const EW_OPS = {
+  // unary
+  neg: { arity: 1, wgsl: '-a', ref: (a) => -a },
+  abs: { arity: 1, wgsl: 'abs(a)', ref: (a) => Math.abs(a) },
+  sign: { arity: 1, wgsl: 'sign(a)', ref: (a) => Math.sign(a) },
+  exp: { arity: 1, wgsl: 'exp(a)', ref: (a) => Math.exp(a), floatOnly: true },
+  log: { arity: 1, wgsl: 'log(a)', ref: (a) => Math.log(a), floatOnly: true },
+  sqrt: { arity: 1, wgsl: 'sqrt(a)', ref: (a) => Math.sqrt(a), floatOnly: true },
+  rsqrt: { arity: 1, wgsl: 'inverseSqrt(a)', ref: (a) => 1 / Math.sqrt(a), floatOnly: true },
+  square: { arity: 1, wgsl: 'a * a', ref: (a) => a * a },
+  reciprocal: { arity: 1, wgsl: '1.0 / a', ref: (a) => 1 / a, floatOnly: true },
+  relu: { arity: 1, wgsl: 'max(a, T(0))', ref: (a) => Math.max(a, 0) },
+  sigmoid: { arity: 1, wgsl: 'sigmoid_t(a)', ref: sigmoid, floatOnly: true },
+  tanh: { arity: 1, wgsl: 'tanh_t(a)', ref: (a) => Math.tanh(a), floatOnly: true },
+  floor: { arity: 1, wgsl: 'floor(a)', ref: (a) => Math.floor(a), floatOnly: true },
+  ceil: { arity: 1, wgsl: 'ceil(a)', ref: (a) => Math.ceil(a), floatOnly: true },
+  clamp: { arity: 1, wgsl: 'min(max(a, T(p0)), T(p1))', ref: (a, _b, _c, p) => Math.min(Math.max(a, p[0]!), p[1]!), params: 2 },
+  copy: { arity: 1, wgsl: 'a', ref: (a) => a },
+  to_f32: { arity: 1, wgsl: 'f32(a)', ref: (a) => a, out: 'f32' },
+  to_i32: { arity: 1, wgsl: 'i32(a)', ref: (a) => Math.trunc(a), out: 'i32' },
+  to_bool: { arity: 1, wgsl: 'select(0u, 1u, a != T(0))', ref: (a) => cmp(a !== 0), out: 'bool' },
+  logical_not: { arity: 1, wgsl: 'select(1u, 0u, a != T(0))', ref: (a) => cmp(a === 0), out: 'bool' },
+  // binary
+  add: { arity: 2, wgsl: 'a + b', ref: (a, b) => a + b },
+  sub: { arity: 2, wgsl: 'a - b', ref: (a, b) => a - b },
+  mul: { arity: 2, wgsl: 'a * b', ref: (a, b) => a * b },
+  div: { arity: 2, wgsl: 'a / b', ref: (a, b) => a / b, floatOnly: true },
+  pow: { arity: 2, wgsl: 'pow_t(a, b)', ref: (a, b) => Math.pow(a, b), floatOnly: true },
+  minimum: { arity: 2, wgsl: 'min(a, b)', ref: (a, b) => Math.min(a, b) },
+  maximum: { arity: 2, wgsl: 'max(a, b)', ref: (a, b) => Math.max(a, b) },
+  eq: { arity: 2, wgsl: 'select(0u, 1u, a == b)', ref: (a, b) => cmp(a === b), out: 'bool' },
+  ne: { arity: 2, wgsl: 'select(0u, 1u, a != b)', ref: (a, b) => cmp(a !== b), out: 'bool' },
+  lt: { arity: 2, wgsl: 'select(0u, 1u, a < b)', ref: (a, b) => cmp(a < b), out: 'bool' },
+  le: { arity: 2, wgsl: 'select(0u, 1u, a <= b)', ref: (a, b) => cmp(a <= b), out: 'bool' },
+  gt: { arity: 2, wgsl: 'select(0u, 1u, a > b)', ref: (a, b) => cmp(a > b), out: 'bool' },
+  ge: { arity: 2, wgsl: 'select(0u, 1u, a >= b)', ref: (a, b) => cmp(a >= b), out: 'bool' },
+  logical_and: { arity: 2, wgsl: 'select(0u, 1u, a != T(0) && b != T(0))', ref: (a, b) => cmp(a !== 0 && b !== 0), out: 'bool' },
+  logical_or: { arity: 2, wgsl: 'select(0u, 1u, a != T(0) || b != T(0))', ref: (a, b) => cmp(a !== 0 || b !== 0), out: 'bool' },
+  // backward helpers, fused so a backward rule is one kernel: a is the incoming gradient
+  relu_grad: { arity: 2, wgsl: 'select(T(0), a, b > T(0))', ref: (g, x) => (x > 0 ? g : 0) },
+  sigmoid_grad: { arity: 2, wgsl: 'a * b * (1.0 - b)', ref: (g, y) => g * y * (1 - y), floatOnly: true },
+  tanh_grad: { arity: 2, wgsl: 'a * (1.0 - b * b)', ref: (g, y) => g * (1 - y * y), floatOnly: true },
+  clamp_grad: { arity: 2, wgsl: 'select(T(0), a, b >= T(p0) && b <= T(p1))', ref: (g, x, _c, p) => (x >= p[0]! && x <= p[1]! ? g : 0), params: 2 },
+  // ternary
+  where: { arity: 3, wgsl: 'select(c, b, a != 0u)', ref: (a, b, c) => (a !== 0 ? b : c) },
+  // a*b + c, the multiply-add many updates use
+  fma: { arity: 3, wgsl: 'a * b + c', ref: (a, b, c) => a * b + c },
+} satisfies Record<string, EwOp>;
+
+export type EwOpName = keyof typeof EW_OPS;
+
+const HELPERS = `${F32_BITS}
+fn sigmoid_t(x: f32) -> f32 {
+  let e = exp(-abs(x));
+  return select(e / (1.0 + e), 1.0 / (1.0 + e), x >= 0.0);
+}
+fn tanh_t(x: f32) -> f32 {
+  let e = exp(-2.0 * abs(x));
+  return sign(x) * (1.0 - e) / (1.0 + e);
+}
+${POW_WGSL}`;
+
+export interface EwOperand {
+  /** A tensor read with strides (after dimension collapsing), or a scalar from the uniforms. */
+  kind: 'tensor' | 'scalar';
+  type: WType;
+  /** Tensor whose strides equal the output's contiguous strides (read at offset + i). */
+  dense?: boolean;
+}
+
+export function ewResultType(op: EwOp, operands: readonly EwOperand[]): WType {
+  const out = op.out ?? 'same';
+  if (out === 'same') return operands[operands.length - 1]!.type;
+  return out === 'bool' ? 'u32' : out;
+}
+
+/**
+ * Uniform layout (u32 words): n, shape[ndim], then per tensor operand offset and (unless dense)
+ * strides[ndim], then each scalar operand, then the op's params.
+ */
+export function ewKernel(name: EwOpName, operands: readonly EwOperand[], ndim: number): { wgsl: string; entry: string } {
+  const op: EwOp = EW_OPS[name];
+  const outType = ewResultType(op, operands);
+  const letters = ['a', 'b', 'c'];
+  let word = 1 + ndim;
+  const lines: string[] = [];
+  const decls: string[] = [];
+  let binding = 1;
+  // Coordinates of the output element, decomposed from the last dimension.
+  const coord: string[] = [];
+  if (operands.some((o) => o.kind === 'tensor' && !o.dense) && ndim > 0) {
+    lines.push('var r = i;');
+    for (let d = ndim - 1; d >= 0; d--) {
+      lines.push(`let c${d} = r % ${uword(1 + d)};`);
+      if (d > 0) lines.push(`r = r / ${uword(1 + d)};`);
+      coord[d] = `c${d}`;
+    }
+  }
+  operands.forEach((o, k) => {
+    const v = letters[k]!;
+    if (o.kind === 'scalar') {
+      const w = uword(word++);
+      lines.push(`let ${v} = ${o.type === 'f32' ? `bitcast<f32>(${w})` : o.type === 'i32' ? `bitcast<i32>(${w})` : w};`);
+      return;
+    }
+    decls.push(`@group(0) @binding(${binding}) var<storage, read> in${k}: array<${o.type}>;`);
+    binding++;
+    let index = `${uword(word++)}`;
+    if (o.dense) index += ' + i';
+    else for (let d = 0; d < ndim; d++) index += ` + ${coord[d]} * ${uword(word++)}`;
+    lines.push(`let ${v} = in${k}[${index}];`);
+  });
+  for (let p = 0; p < (op.params ?? 0); p++) lines.push(`let p${p} = bitcast<f32>(${uword(word++)});`);
+  const T = operands[operands.length - 1]!.type;
+  const expr = op.wgsl.replace(/\bT\(/g, `${T}(`);
+  const entry = `ew_${name}`;
+  const wgsl = `${uniformDecl(Math.ceil(word / 4))}
+${decls.join('\n')}
+@group(0) @binding(${binding}) var<storage, read_write> out: array<${outType}>;
+${HELPERS}
+@compute @workgroup_size(${WORKGROUP})
+fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let i = ${LINEAR_GROUP} * ${WORKGROUP}u + lid;
+  if (i >= ${uword(0)}) { return; }
+  ${lines.join('\n  ')}
+  out[i] = ${expr};
+}
+`;
+  return { wgsl, entry };
+}
+
+/** float64 reference: applies the op to broadcast reference operands (numbers are scalars). */
+export function ewReference(name: EwOpName, values: readonly (number | { shape: number[]; data: Float64Array })[], params: readonly number[] = []) {
+  const op: EwOp = EW_OPS[name];
+  const shapes = values.map((v) => (typeof v === 'number' ? [] : v.shape));
+  const shape = broadcastShapes(shapes);
+  const n = shape.reduce((a, b) => a * b, 1);
+  const out = new Float64Array(n);
+  const readers = values.map((v) => (typeof v === 'number' ? () => v : broadcastReader(v, shape)));
+  for (let i = 0; i < n; i++) {
+    const a = readers[0]!(i), b = readers[1]?.(i) ?? 0, c = readers[2]?.(i) ?? 0;
+    out[i] = op.ref(a, b, c, params);
+  }
+  return { shape, data: out };
+}
+
+/** numpy-style broadcast of shapes; throws naming both shapes when they do not broadcast. */
+export function broadcastShapes(shapes: readonly (readonly number[])[]): number[] {
+  const ndim = Math.max(0, ...shapes.map((s) => s.length));
+  const out = new Array<number>(ndim).fill(1);
+  for (const s of shapes) {
+    for (let k = 0; k < s.length; k++) {
+      const d = ndim - s.length + k;
+      const v = s[k]!;
+      if (v === out[d] || v === 1) continue;
+      if (out[d] === 1) out[d] = v;
+      else throw new Error(`shapes ${shapes.map((x) => `[${x.join(',')}]`).join(' and ')} do not broadcast`);
+    }
+  }
+  return out;
+}
+
+function broadcastReader(t: { shape: number[]; data: Float64Array }, shape: number[]): (i: number) => number {
+  const ndim = shape.length;
+  const strides = new Array<number>(ndim).fill(0);
+  let s = 1;
+  for (let k = t.shape.length - 1; k >= 0; k--) {
+    const d = ndim - t.shape.length + k;
+    strides[d] = t.shape[k] === 1 ? 0 : s;
+    s *= t.shape[k]!;
+  }
+  return (i) => {
+    let idx = 0;
+    for (let d = ndim - 1; d >= 0; d--) {
+      const c = i % shape[d]!;
+      i = (i - c) / shape[d]!;
+      idx += c * strides[d]!;
+    }
+    return t.data[idx]!;
+  };
+}

@@ -1,0 +1,111 @@
+// Row reductions: out[r] = reduce_k x[offset + r*rowStride + k*elemStride] for r < M, k < R.
+// Any-axes reductions are lowered to this by permuting the reduced axes last (engine/ops/reduce.ts).
+// Long rows get a workgroup each (tree in workgroup memory); short rows get one thread each.
+import { F32_BITS, LINEAR_GROUP, WORKGROUP, uniformDecl, uword, type RefTensor } from './common.js';
+import type { WType } from './elementwise.js';
+
+export type ReduceOp = 'sum' | 'max' | 'min' | 'argmax' | 'argmin';
+
+/** Rows at most this long are reduced by a single thread. */
+export const SHORT_ROW = 16;
+
+const INIT: Record<ReduceOp, (t: WType) => string> = {
+  sum: (t) => `${t}(0)`,
+  max: (t) => (t === 'f32' ? 'f32_bits(0xff800000u)' : t === 'i32' ? '(-2147483647 - 1)' : '0u'),
+  min: (t) => (t === 'f32' ? 'f32_bits(0x7f800000u)' : t === 'i32' ? '2147483647' : '4294967295u'),
+  argmax: (t) => INIT.max(t),
+  argmin: (t) => INIT.min(t),
+};
+
+/** Uniform words: M, R, offset, rowStride, elemStride. */
+export function reduceKernel(op: ReduceOp, type: WType, shortRows: boolean): { wgsl: string; entry: string } {
+  const arg = op === 'argmax' || op === 'argmin';
+  const better = op === 'argmax' || op === 'max' ? '>' : '<';
+  const outType = arg ? 'i32' : type;
+  const entry = `reduce_${op}_${shortRows ? 'short' : 'wg'}`;
+  // NaN propagates through max/min as in PyTorch: a NaN candidate always wins.
+  const combine = (acc: string, v: string): string =>
+    op === 'sum' ? `${acc} = ${acc} + ${v};` : `if (${v} ${better} ${acc} || ${v} != ${v}) { ${acc} = ${v}; }`;
+  const head = `${uniformDecl(2)}
+${F32_BITS}
+@group(0) @binding(1) var<storage, read> x: array<${type}>;
+@group(0) @binding(2) var<storage, read_write> out: array<${outType}>;`;
+  const load = `x[${uword(2)} + row * ${uword(3)} + k * ${uword(4)}]`;
+  if (shortRows) {
+    return {
+      entry,
+      wgsl: `${head}
+@compute @workgroup_size(${WORKGROUP})
+fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let row = ${LINEAR_GROUP} * ${WORKGROUP}u + lid;
+  if (row >= ${uword(0)}) { return; }
+  var acc: ${type} = ${INIT[op](type)};
+  var best: i32 = 0;
+  for (var k = 0u; k < ${uword(1)}; k++) {
+    let v = ${load};
+    ${arg ? `if (v ${better} acc || (v != v && acc == acc)) { acc = v; best = i32(k); }` : combine('acc', 'v')}
+  }
+  out[row] = ${arg ? 'best' : 'acc'};
+}
+`,
+    };
+  }
+  return {
+    entry,
+    wgsl: `${head}
+var<workgroup> sv: array<${type}, ${WORKGROUP}>;
+var<workgroup> si: array<i32, ${WORKGROUP}>;
+@compute @workgroup_size(${WORKGROUP})
+fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let row = ${LINEAR_GROUP};
+  var acc: ${type} = ${INIT[op](type)};
+  var best: i32 = 2147483647;
+  if (row < ${uword(0)}) {
+    for (var k = lid; k < ${uword(1)}; k += ${WORKGROUP}u) {
+      let v = ${load};
+      ${arg ? `if (v ${better} acc || (v != v && acc == acc) || best == 2147483647) { acc = v; best = i32(k); }` : combine('acc', 'v')}
+    }
+  }
+  sv[lid] = acc;
+  si[lid] = best;
+  workgroupBarrier();
+  for (var s = ${WORKGROUP / 2}u; s > 0u; s = s >> 1u) {
+    if (lid < s) {
+      let v = sv[lid + s];
+      ${
+        arg
+          ? `let j = si[lid + s];
+      let a = sv[lid];
+      let i = si[lid];
+      // Ties and NaNs resolve to the lowest index, as torch.argmax documents.
+      if (j != 2147483647 && (i == 2147483647 || v ${better} a || (v != v && a == a) || ((v == a || (v != v && a != a)) && j < i))) { sv[lid] = v; si[lid] = j; }`
+          : combine('sv[lid]', 'v')
+      }
+    }
+    workgroupBarrier();
+  }
+  if (lid == 0u && row < ${uword(0)}) { out[row] = ${arg ? 'si[0]' : 'sv[0]'}; }
+}
+`,
+  };
+}
+
+/** float64 reference over the trailing `r` elements of each of the leading rows of x (dense). */
+export function reduceRowsReference(op: ReduceOp, x: RefTensor, rowLen: number): Float64Array {
+  const rows = rowLen === 0 ? x.data.length : x.data.length / rowLen;
+  const out = new Float64Array(rowLen === 0 ? 0 : rows);
+  for (let r = 0; r < out.length; r++) {
+    let acc = op === 'sum' ? 0 : op === 'max' || op === 'argmax' ? -Infinity : Infinity;
+    let best = 0;
+    for (let k = 0; k < rowLen; k++) {
+      const v = x.data[r * rowLen + k]!;
+      if (op === 'sum') acc += v;
+      else if (Number.isNaN(v) ? !Number.isNaN(acc) : (op === 'max' || op === 'argmax' ? v > acc : v < acc)) {
+        acc = v;
+        best = k;
+      }
+    }
+    out[r] = op === 'argmax' || op === 'argmin' ? best : acc;
+  }
+  return out;
+}
