@@ -12,7 +12,8 @@ if (!process.env.XDG_RUNTIME_DIR) {
   process.env.XDG_RUNTIME_DIR = dir;
 }
 const dist = process.env.TEST_DIST ?? 'dist';
-const pattern = process.argv[2] ?? '\\.test\\.js$';
+const filter = process.argv[2];
+const pattern = filter ? `(${filter})[^/]*\\.test\\.js$` : '\\.test\\.js$';
 const child = spawn(process.execPath, ['node_modules/uvu/bin.js', join(dist, 'test'), pattern, '--color', 'false'], {
   stdio: ['ignore', 'pipe', 'inherit'],
 });

@@ -79,17 +79,17 @@ export function elementwise(name: EwOpName, operands: readonly Operand[], params
   const out = empty(shape, DTYPE_OF[ewResultType(op, kinds)]);
   if (out.size === 0) return out;
   const u = new Uniforms().u(out.size, ...cshape);
+  // Same order as the kernel generator assigns uniform words: operand by operand.
   ti = 0;
   operands.forEach((o, k) => {
-    if (typeof o === 'number') return;
+    if (typeof o === 'number') {
+      if (kinds[k]!.type === 'f32') u.f(o);
+      else u.i(o);
+      return;
+    }
     const s = cstrides[ti++]!;
     u.u(o.offset);
     if (!kinds[k]!.dense) u.u(...s);
-  });
-  operands.forEach((o, k) => {
-    if (typeof o !== 'number') return;
-    if (kinds[k]!.type === 'f32') u.f(o);
-    else u.i(o);
   });
   u.f(...params);
   getBackend().dispatch({
@@ -155,12 +155,10 @@ function binaryOp(name: EwOpName, grads: (g: Tensor, a: Operand, b: Operand, out
   };
 }
 
-/** Sums a broadcast gradient back to an input's shape, disposing the intermediate. */
+/** Sums a broadcast gradient back to an input's shape (backward rules run inside a scope). */
 function reduceTo(g: Tensor, shape: readonly number[]): Tensor {
   if (g.shape.length === shape.length && g.shape.every((d, i) => d === shape[i])) return g;
-  const r = sumToShape(g, shape);
-  g.dispose();
-  return r;
+  return sumToShape(g, shape);
 }
 
 export const add = binaryOp('add', (g) => [g, g]);
