@@ -8,6 +8,9 @@ export { tidy, tidyAsync, keep } from './scope.js';
 export { noGrad, isGradEnabled, backward } from './autograd.js';
 export { manualSeed, Rng } from './random.js';
 export * from './ops/index.js';
+export * as nn from './nn/index.js';
+export * as optim from './optim/index.js';
+export * from './safetensors.js';
 
 import { getBackend } from './backend.js';
 import type { PoolStats } from './pool.js';

@@ -12,6 +12,15 @@ export * from './matmul.js';
 export * from './copy.js';
 export * from './join.js';
 export * from './create.js';
+export * from './softmax.js';
+export * from './indexing.js';
+export * from './conv.js';
+export * from './norm.js';
+export * from './pool.js';
+export * from './resize.js';
+export * from './roi_align.js';
+export * from './detection.js';
+export * from './losses.js';
 
 registerGradMath({ add, onesLike });
 registerContiguousCopy((t) => elementwise('copy', [t]));

@@ -1,0 +1,2 @@
+// (placeholder: nn modules)
+export {};

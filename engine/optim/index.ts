@@ -1,0 +1,2 @@
+// (placeholder: optimizers)
+export {};

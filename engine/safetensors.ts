@@ -1,0 +1,2 @@
+// (placeholder: safetensors)
+export {};
