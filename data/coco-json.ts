@@ -66,11 +66,13 @@ function num(v: unknown, at: string): number {
 }
 
 function obj(v: unknown, at: string): Record<string, unknown> {
+  if (v === undefined) throw new Error(`${at} is missing`);
   if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Error(`${at} must be an object (got ${describe(v)})`);
   return v as Record<string, unknown>;
 }
 
 function arr(v: unknown, at: string): unknown[] {
+  if (v === undefined) throw new Error(`${at} is missing`);
   if (!Array.isArray(v)) throw new Error(`${at} must be an array (got ${describe(v)})`);
   return v;
 }
