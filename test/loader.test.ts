@@ -6,6 +6,7 @@ import { copyFile, mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { nodeIO } from '../cli/node-io.js';
+import { WorkerPoolSource } from '../cli/worker-loader.js';
 import { CocoDataset } from '../data/coco.js';
 import { CocoSampleSource } from '../data/coco-source.js';
 import { DataLoader, type Batch, type LoaderOptions, type SampleSource } from '../data/loader.js';
@@ -219,6 +220,38 @@ test('a corrupt image file in a COCO folder is skipped with a warning naming the
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test('worker-thread pool gives the same batches as the in-thread source', async () => {
+  const annotationFile = '../shared/data/tiny_coco/annotations/instances_val2017.json';
+  const spec = { annotationFile, imageDir: '../shared/data/tiny_coco/val2017', transform: SMALL, filterEmpty: true };
+  const ds = await CocoDataset.load(nodeIO, annotationFile);
+  const opts: LoaderOptions = { batchSize: 3, seed: 11, maxEpochs: 1, start: { epoch: 0, index: 6 } };
+  const local = await take(new DataLoader(new CocoSampleSource(ds, nodeIO, spec), opts), 2);
+  const pool = await WorkerPoolSource.create(spec, 3);
+  const loader = new DataLoader(pool, opts);
+  try {
+    assert.is(pool.size, 48);
+    assert.ok(pool.name(0).endsWith('.jpg'));
+    const remote = await take(loader, 2);
+    for (let k = 0; k < 2; k++) {
+      assert.equal(remote[k]!.indices, local[k]!.indices);
+      assert.equal(remote[k]!.shape, local[k]!.shape);
+      assert.ok(Buffer.from(remote[k]!.images.buffer).equals(Buffer.from(local[k]!.images.buffer)));
+      remote[k]!.samples.forEach((s, j) => {
+        const l = local[k]!.samples[j]!;
+        assert.equal(Array.from(s.boxes), Array.from(l.boxes));
+        assert.equal(Array.from(s.labels), Array.from(l.labels));
+        assert.ok(Buffer.from(s.masks).equals(Buffer.from(l.masks)));
+        assert.is(s.flipped, l.flipped);
+      });
+    }
+  } finally {
+    await loader.close();
+  }
+  const bad = await WorkerPoolSource.create({ ...spec, annotationFile: 'nope.json' }, 1).catch((e: Error) => e);
+  assert.instance(bad, Error);
+  assert.ok((bad as Error).message.includes('nope.json'), (bad as Error).message);
 });
 
 test.run();
