@@ -1,0 +1,93 @@
+// Reductions over any axes (sum mean max min argmax argmin) vs float64 references, with gradients.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { ready } from './helpers/gpu.js';
+import { checkOp, ref, gpu, expectRef } from './helpers/check.js';
+import * as F from '../engine/index.js';
+import { reduceRowsReference, type ReduceOp } from '../kernels/reduce.js';
+import type { RefTensor } from '../kernels/common.js';
+import { permuteRef } from './helpers/refs.js';
+
+await ready;
+
+/** float64 reduction over `axes` of x: permute reduced axes last, then reduce rows. */
+function reduceRef(op: ReduceOp | 'mean', x: RefTensor, axes: number[], keepdim: boolean): RefTensor {
+  const nd = x.shape.length;
+  const kept = x.shape.map((_, i) => i).filter((i) => !axes.includes(i));
+  const perm = [...kept, ...axes];
+  const pshape = perm.map((i) => x.shape[i]!);
+  const src = permuteRef(x, perm);
+  const R = axes.reduce((a, i) => a * x.shape[i]!, 1);
+  let data = reduceRowsReference(op === 'mean' ? 'sum' : op, { shape: pshape, data: src.data }, R);
+  if (op === 'mean') data = data.map((v) => v / R);
+  const shape = keepdim ? x.shape.map((d, i) => (axes.includes(i) ? 1 : d)) : kept.map((i) => x.shape[i]!);
+  void nd;
+  return { shape, data };
+}
+
+const CASES: { shape: number[]; axes: number[] }[] = [
+  { shape: [7, 13], axes: [1] },
+  { shape: [7, 13], axes: [0] },
+  { shape: [3, 5, 9], axes: [0, 2] },
+  { shape: [3, 5, 9], axes: [1] },
+  { shape: [2, 3, 4, 5], axes: [0, 1, 2, 3] },
+  { shape: [5, 300], axes: [1] }, // long rows: workgroup tree
+  { shape: [1031], axes: [0] },
+];
+
+for (const op of ['sum', 'mean', 'max', 'min'] as const) {
+  test(`${op}: forward and gradient over any axes`, async () => {
+    for (const [k, c] of CASES.entries()) {
+      for (const keepdim of [false, true]) {
+        await checkOp({
+          name: `${op}(${JSON.stringify(c.shape)}, ${JSON.stringify(c.axes)}, keepdim=${keepdim})`,
+          inputs: [ref(c.shape, k)],
+          gpu: ([x]) => F[op](x!, c.axes, keepdim),
+          ref: ([x]) => reduceRef(op, x!, c.axes, keepdim),
+          forwardTol: { atol: 2e-5, rtol: 1e-5 },
+          differentiable: [c.shape.reduce((a, b) => a * b, 1) <= 300],
+        });
+      }
+    }
+  });
+}
+
+test('sum over a transposed view reads strides without a copy', async () => {
+  const x = ref([6, 5], 3);
+  await expectRef(F.sum(F.transpose(gpu(x), 0, 1), 1), reduceRef('sum', x, [0], false), { atol: 1e-5, rtol: 1e-5 }, 'sum of view');
+});
+
+test('max/min gradient splits ties equally (torch.amax)', async () => {
+  const x = F.tensor([[1, 3, 3], [2, 2, 2]]).requiresGrad_();
+  F.sum(F.max(x, 1)).backward();
+  assert.equal(Array.from(await x.grad!.data()), [0, 0.5, 0.5, 1 / 3, 1 / 3, 1 / 3].map(Math.fround));
+});
+
+test('argmax/argmin: first index on ties, over a dim or flattened', async () => {
+  const x = F.tensor([[1, 5, 5, 0], [7, 7, -1, 7]]);
+  assert.equal(Array.from(await F.argmax(x, 1).data()), [1, 0]);
+  assert.equal(Array.from(await F.argmin(x, 1).data()), [3, 2]);
+  assert.equal(Array.from(await F.argmax(x, 0).data()), [1, 1, 0, 1]);
+  assert.equal(await F.argmax(x).item(), 4);
+  const long = new Float32Array(1000).fill(2);
+  long[700] = 3;
+  long[900] = 3;
+  assert.equal(await F.argmax(F.tensor(long, [1000])).item(), 700);
+  for (const [k, c] of CASES.entries()) {
+    if (c.axes.length !== 1) continue;
+    const r = ref(c.shape, 50 + k);
+    await expectRef(F.cast(F.argmax(gpu(r), c.axes[0]), 'float32'), reduceRef('argmax', r, c.axes, false), { atol: 0, rtol: 0 }, `argmax ${c.shape}`);
+  }
+});
+
+test('int32 and bool sums', async () => {
+  assert.equal(await F.sum(F.tensor(Int32Array.from([1, -2, 30]), [3])).item(), 29);
+  assert.equal(await F.sum(F.gt(F.tensor([1, -2, 3]), 0)).item(), 2);
+});
+
+test('reduction errors name the op and shape', () => {
+  assert.throws(() => F.sum(F.zeros([2, 3]), 2), /dim 2 is out of range for a tensor with 2 dimensions/);
+  assert.throws(() => F.max(F.zeros([0, 3]), 0), /cannot reduce an empty dimension of \[0,3\]/);
+});
+
+test.run();

@@ -1,0 +1,85 @@
+// Memory: tidy frees what it does not return, keep() escapes, views share storage, the pool
+// reuses and shrinks, disposed tensors give clear errors, graphs die with their scope.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { ready } from './helpers/gpu.js';
+import * as F from '../engine/index.js';
+
+const backend = await ready;
+const live = (): number => F.memory().liveBytes;
+
+test('tidy frees intermediates and keeps the result (nested, in objects)', () => {
+  const before = live();
+  const out = F.tidy(() => {
+    const a = F.ones([100]);
+    const b = F.tidy(() => F.add(F.mul(a, 2), 1));
+    return { b, list: [F.exp(b)] };
+  });
+  assert.ok(live() > before);
+  out.b.dispose();
+  out.list[0]!.dispose();
+  assert.is(live(), before);
+});
+
+test('keep() escapes the scope; dispose is idempotent', () => {
+  const before = live();
+  let kept!: F.Tensor;
+  F.tidy(() => {
+    kept = F.keep(F.zeros([64]));
+    F.zeros([64]);
+  });
+  assert.ok(!kept.isDisposed);
+  kept.dispose();
+  kept.dispose();
+  assert.is(live(), before);
+});
+
+test('views share storage: memory goes when the last view goes', () => {
+  const before = live();
+  const x = F.zeros([10, 10]);
+  const v = F.slice(x, 0, 2, 5);
+  x.dispose();
+  assert.ok(live() > before);
+  assert.throws(() => F.exp(x), /was disposed/);
+  v.dispose();
+  assert.is(live(), before);
+});
+
+test('a graph made inside tidy but not returned is freed with its saved tensors', () => {
+  const before = live();
+  const w = F.ones([32]).requiresGrad_();
+  const afterW = live();
+  F.tidy(() => {
+    F.sum(F.mul(F.exp(w), w));
+  });
+  assert.is(live(), afterW);
+  w.dispose();
+  assert.is(live(), before);
+});
+
+test('a returned loss keeps its graph; backward frees it', async () => {
+  const w = F.ones([16]).requiresGrad_();
+  const afterW = live();
+  const loss = F.tidy(() => F.sum(F.mul(F.exp(w), 2)));
+  loss.backward();
+  loss.dispose();
+  // Only the gradient (16 floats, the pool's smallest 256-byte class) outlives the step.
+  assert.is(live() - afterW, 256);
+  assert.equal(Array.from(await w.grad!.data()).map((v) => Math.round(v * 1e4) / 1e4), new Array(16).fill(Math.round(2 * Math.E * 1e4) / 1e4));
+  w.dispose();
+});
+
+test('the pool reuses buffers by size class and trim() empties it', () => {
+  F.tidy(() => {
+    F.zeros([1000]);
+  });
+  const stats = F.memory();
+  F.tidy(() => {
+    F.zeros([1000]);
+  });
+  assert.ok(F.memory().reused > stats.reused);
+  backend.pool.trim();
+  assert.is(F.memory().idleBytes, 0);
+});
+
+test.run();
