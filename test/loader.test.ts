@@ -153,7 +153,7 @@ test('tiny_coco end to end: batches of padded images with targets, reproducible'
   const make = (): DataLoader =>
     new DataLoader(
       new CocoSampleSource(ds, nodeIO, { imageDir: '../shared/data/tiny_coco/val2017', transform: SMALL, filterEmpty: true }),
-      { batchSize: 4, seed: 7, maxEpochs: 1 },
+      { batchSize: 4, seed: 7, maxEpochs: 1, prefetch: 0 },
     );
   const loader = make();
   assert.is(loader.source.size, 48);
@@ -180,7 +180,7 @@ test('tiny_coco end to end: batches of padded images with targets, reproducible'
   const resumed = await take(
     new DataLoader(
       new CocoSampleSource(ds, nodeIO, { imageDir: '../shared/data/tiny_coco/val2017', transform: SMALL, filterEmpty: true }),
-      { batchSize: 4, seed: 7, maxEpochs: 1, start: first[1]!.next },
+      { batchSize: 4, seed: 7, maxEpochs: 1, prefetch: 0, start: first[1]!.next },
     ),
     1,
   );
@@ -226,7 +226,7 @@ test('worker-thread pool gives the same batches as the in-thread source', async 
   const annotationFile = '../shared/data/tiny_coco/annotations/instances_val2017.json';
   const spec = { annotationFile, imageDir: '../shared/data/tiny_coco/val2017', transform: SMALL, filterEmpty: true };
   const ds = await CocoDataset.load(nodeIO, annotationFile);
-  const opts: LoaderOptions = { batchSize: 3, seed: 11, maxEpochs: 1, start: { epoch: 0, index: 6 } };
+  const opts: LoaderOptions = { batchSize: 3, seed: 11, maxEpochs: 1, prefetch: 1, start: { epoch: 0, index: 6 } };
   const local = await take(new DataLoader(new CocoSampleSource(ds, nodeIO, spec), opts), 2);
   const pool = await WorkerPoolSource.create(spec, 3);
   const loader = new DataLoader(pool, opts);
