@@ -44,11 +44,15 @@ export class WebGPUBackend {
   debug = false;
   dispatchCount = 0;
   isShutDown = false;
+  private lost: string | null = null;
   submitCount = 0;
 
   constructor(readonly device: GPUDevice) {
     this.pool = new BufferPool(device);
     this.arena = device.createBuffer({ size: ARENA_BYTES, usage: USAGE_UNIFORM | USAGE_COPY_DST });
+    device.lost.then((info) => {
+      if (!this.isShutDown) this.lost = `the GPU device was lost (${info.reason || 'unknown'}: ${info.message}); call init() again`;
+    });
     device.addEventListener('uncapturederror', (ev) => {
       const e = (ev as GPUUncapturedErrorEvent).error;
       this.pendingErrors.push(`WebGPU error near ${this.lastLabel || 'start-up'}: ${e.message}`);
@@ -200,6 +204,7 @@ export class WebGPUBackend {
   }
 
   private throwPending(): void {
+    if (this.lost) throw new Error(this.lost);
     if (this.pendingErrors.length) {
       const msg = this.pendingErrors.join('\n');
       this.pendingErrors = [];
