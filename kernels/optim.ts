@@ -1,0 +1,89 @@
+// Optimizer update kernels: one fused kernel per parameter tensor that reads the gradient and
+// updates the parameter (and its momentum buffer) in place, plus the float64 reference of the same
+// rule. The rule is torch.optim.SGD's (_single_tensor_sgd in torch/optim/sgd.py):
+//   d = grad (negated when maximize);  d += weightDecay * p
+//   momentum: buf = d on the first step, else buf = momentum * buf + (1 - dampening) * d
+//             d = nesterov ? d + momentum * buf : buf
+//   p -= lr * d
+import { LINEAR_GROUP, WORKGROUP, uniformDecl, uword } from './common.js';
+
+/** Compile-time variant of the SGD kernel (each flag removes work rather than multiplying by 0). */
+export interface SgdVariant {
+  momentum: boolean;
+  nesterov: boolean;
+  weightDecay: boolean;
+  maximize: boolean;
+}
+
+export const SGD_UNIFORM_WORDS = 9;
+
+/**
+ * Uniform words: n, pOffset, gOffset, bufOffset, lr (f32), momentum (f32), 1 - dampening (f32),
+ * weightDecay (f32), first (u32: 1 when the momentum buffer is initialised from d).
+ * Bindings: 1 = param (read_write), 2 = grad (read), 3 = momentum buffer (read_write, momentum only).
+ */
+export function sgdKernel(v: SgdVariant): { wgsl: string; entry: string } {
+  if (v.nesterov && !v.momentum) throw new Error('sgdKernel: nesterov needs momentum');
+  const f = (k: number): string => `bitcast<f32>(${uword(k)})`;
+  const body: string[] = [`var d = ${v.maximize ? '-' : ''}g[${uword(2)} + i];`, `let pi = ${uword(1)} + i;`];
+  if (v.weightDecay) body.push(`d = d + ${f(7)} * p[pi];`);
+  if (v.momentum) {
+    body.push(
+      `let bi = ${uword(3)} + i;`,
+      // The first step copies d into the buffer (torch clones the gradient), so no garbage is read.
+      `var b = d;`,
+      `if (${uword(8)} == 0u) { b = buf[bi] * ${f(5)} + ${f(6)} * d; }`,
+      `buf[bi] = b;`,
+      v.nesterov ? `d = d + ${f(5)} * b;` : `d = b;`,
+    );
+  }
+  body.push(`p[pi] = p[pi] - ${f(4)} * d;`);
+  const entry = `sgd${v.momentum ? '_momentum' : ''}${v.nesterov ? '_nesterov' : ''}${v.weightDecay ? '_wd' : ''}${v.maximize ? '_max' : ''}`;
+  const wgsl = `${uniformDecl(Math.ceil(SGD_UNIFORM_WORDS / 4))}
+@group(0) @binding(1) var<storage, read_write> p: array<f32>;
+@group(0) @binding(2) var<storage, read> g: array<f32>;
+${v.momentum ? '@group(0) @binding(3) var<storage, read_write> buf: array<f32>;' : ''}
+@compute @workgroup_size(${WORKGROUP})
+fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let i = ${LINEAR_GROUP} * ${WORKGROUP}u + lid;
+  if (i >= ${uword(0)}) { return; }
+  ${body.join('\n  ')}
+}
+`;
+  return { wgsl, entry };
+}
+
+export interface SgdHyper {
+  lr: number;
+  momentum: number;
+  dampening: number;
+  weightDecay: number;
+  nesterov: boolean;
+  maximize: boolean;
+}
+
+/**
+ * float64 reference of one SGD step for one parameter. `buf` is the momentum buffer or null before
+ * the first step; returns the new parameter and buffer (null when momentum is 0), inputs untouched.
+ */
+export function sgdReference(
+  p: ArrayLike<number>,
+  grad: ArrayLike<number>,
+  buf: ArrayLike<number> | null,
+  h: SgdHyper,
+): { p: Float64Array; buf: Float64Array | null } {
+  const n = p.length;
+  const outP = new Float64Array(n);
+  const outBuf = h.momentum !== 0 ? new Float64Array(n) : null;
+  for (let i = 0; i < n; i++) {
+    let d = h.maximize ? -grad[i]! : grad[i]!;
+    if (h.weightDecay !== 0) d += h.weightDecay * p[i]!;
+    if (outBuf) {
+      const b = buf ? h.momentum * buf[i]! + (1 - h.dampening) * d : d;
+      outBuf[i] = b;
+      d = h.nesterov ? d + h.momentum * b : b;
+    }
+    outP[i] = p[i]! - h.lr * d;
+  }
+  return { p: outP, buf: outBuf };
+}
