@@ -1,7 +1,7 @@
 // COCOeval.accumulate(): precision / recall / score arrays from the per-image matches, exactly as
 // pycocotools (stable sort by score across images, cumulative TP/FP, precision envelope,
 // searchsorted on the recall thresholds, -1 where a setting has no ground truth).
-import { FP, TP, type EvalResult } from './evaluate.js';
+import { stableArgsortDesc, type EvalResult } from './evaluate.js';
 
 /** np.spacing(1) */
 const EPS = 2.220446049250313e-16;
@@ -37,43 +37,67 @@ export function accumulate(ev: EvalResult): Accumulated {
   const scores = new Float64Array(T * R * K * A * M).fill(-1);
   const recThrs = p.recThrs;
   const { dtScore, dtRank, dtFlags } = ev;
-  let rc = new Float64Array(1024), pr = new Float64Array(1024), sel = new Int32Array(1024);
-  const q = new Float64Array(R), ss = new Float64Array(R);
+  let sel = new Int32Array(1024), tpPos = new Int32Array(T * 1025), tpFp = new Float64Array(T * 1025);
+  let tpPr = new Float64Array(1024), order = new Int32Array(1024), scratch = new Int32Array(1024);
+  const q = new Float64Array(R), ss = new Float64Array(R), cFor = new Int32Array(R);
+  const fpT = new Float64Array(T), nTpT = new Int32Array(T);
 
+  // pycocotools builds rc = tp / npig and pr = tp / (fp + tp + eps) for every detection, takes the
+  // precision envelope (suffix max) and looks the recall thresholds up with searchsorted. The same
+  // numbers come from the TP positions alone: rc only changes at a TP, so searchsorted(rc, thr) is
+  // the position of the c-th TP for the smallest c with c / npig >= thr (the same float division),
+  // and pr falls between TPs, so the suffix max over all positions is the suffix max over TPs.
   for (let k = 0; k < K; k++) {
     const s0 = ev.dtStart[k * I], s1 = ev.dtStart[k * I + I];
     const n = s1 - s0;
+    if (n > sel.length) {
+      const c = Math.max(n, 2 * sel.length);
+      sel = new Int32Array(c); tpPos = new Int32Array(T * (c + 1)); tpFp = new Float64Array(T * (c + 1));
+      tpPr = new Float64Array(c); order = new Int32Array(c); scratch = new Int32Array(c);
+    }
+    const cap = sel.length + 1; // per-threshold stride (one spare slot for the branchless writes)
     // np.argsort(-scores, kind='mergesort') over the images' detections concatenated in image order
-    const order: number[] = new Array(n);
     for (let j = 0; j < n; j++) order[j] = s0 + j;
-    order.sort((x, y) => dtScore[y] - dtScore[x]);
-    if (n > sel.length) { sel = new Int32Array(n); rc = new Float64Array(n); pr = new Float64Array(n); }
+    stableArgsortDesc(order, 0, n, dtScore, scratch);
     for (let a = 0; a < A; a++) {
       const npig = ev.npig[k * A + a];
       if (npig === 0) continue;
+      for (let r = 0; r < R; r++) {
+        const th = recThrs[r];
+        let lo = 0, hi = npig + 1;
+        while (lo < hi) { const mid = Math.floor((lo + hi) / 2); if (mid / npig < th) lo = mid + 1; else hi = mid; }
+        cFor[r] = lo <= npig ? lo : -1;
+      }
       for (let mi = 0; mi < M; mi++) {
         const maxDet = p.maxDets[mi];
         let nd = 0;
         for (let j = 0; j < n; j++) if (dtRank[order[j]] < maxDet) sel[nd++] = order[j];
-        for (let t = 0; t < T; t++) {
-          let tp = 0, fp = 0;
-          for (let j = 0; j < nd; j++) {
-            const f = dtFlags[(sel[j] * A + a) * T + t];
-            if (f === TP) tp++; else if (f === FP) fp++;
-            rc[j] = tp / npig;
-            pr[j] = tp / (fp + tp + EPS);
+        // one pass for all thresholds: flags bit 0 = TP, bit 1 = FP
+        fpT.fill(0); nTpT.fill(0);
+        for (let j = 0; j < nd; j++) {
+          const base = (sel[j] * A + a) * T;
+          for (let t = 0; t < T; t++) {
+            const f = dtFlags[base + t];
+            const isTp = f & 1;
+            fpT[t] += f >> 1;
+            const w = t * cap + nTpT[t];
+            tpPos[w] = j; tpFp[w] = fpT[t];
+            nTpT[t] += isTp;
           }
-          recall[((t * K + k) * A + a) * M + mi] = nd ? rc[nd - 1] : 0;
-          for (let j = nd - 1; j > 0; j--) if (pr[j] > pr[j - 1]) pr[j - 1] = pr[j];
+        }
+        for (let t = 0; t < T; t++) {
+          const nTp = nTpT[t], off = t * cap;
+          for (let i = 0; i < nTp; i++) { const tp = i + 1; tpPr[i] = tp / (tpFp[off + i] + tp + EPS); }
+          recall[((t * K + k) * A + a) * M + mi] = nd ? nTp / npig : 0;
+          for (let j = nTp - 2; j >= 0; j--) if (tpPr[j + 1] > tpPr[j]) tpPr[j] = tpPr[j + 1];
           q.fill(0); ss.fill(0);
           for (let r = 0; r < R; r++) {
-            // np.searchsorted(rc, recThrs, side='left'); the first index past the end stops (try/except)
-            const th = recThrs[r];
-            let lo = 0, hi = nd;
-            while (lo < hi) { const mid = (lo + hi) >>> 1; if (rc[mid] < th) lo = mid + 1; else hi = mid; }
-            const idx = lo;
+            // the first index past the end stops the loop (pycocotools' try/except)
+            const c = cFor[r];
+            if (c < 0 || c > nTp) break;
+            const idx = c === 0 ? 0 : tpPos[off + c - 1];
             if (idx >= nd) break;
-            q[r] = pr[idx];
+            q[r] = c === 0 ? (nTp ? tpPr[0] : 0) : tpPr[c - 1];
             ss[r] = dtScore[sel[idx]];
           }
           for (let r = 0; r < R; r++) {

@@ -6,8 +6,8 @@ import { bboxIouFlat, rleIou, type RLE } from '../rle.js';
 import { copyParams, uniqueSorted, type EvalParams } from './params.js';
 import type { DtTable, GtTable } from './prepare.js';
 
-/** Per-detection outcome codes in EvalResult.dtFlags. */
-export const FP = 0, TP = 1, IGNORED = 2;
+/** Per-detection outcome codes in EvalResult.dtFlags (bit 0 = TP, bit 1 = FP). */
+export const IGNORED = 0, TP = 1, FP = 2;
 
 export interface EvalResult {
   /** The parameters used (normalised: sorted unique imgIds / catIds, sorted maxDets). */
@@ -23,14 +23,45 @@ export interface EvalResult {
   hasEval: Uint8Array;
   /** FP / TP / IGNORED per selected detection p, area range a and threshold t at (p * A + a) * T + t. */
   dtFlags: Uint8Array;
-  /** Id of the gt each selected detection matched (0 if none), at (p * A + a) * T + t. */
-  dtMatch: Float64Array;
+  /** Number of selected detections (dtSel.length). */
+  nSel: number;
   /** Number of non-ignored gts per (k, a) at k * A + a. */
   npig: Float64Array;
   /** Scores of the selected detections (dtScore[p]). */
   dtScore: Float64Array;
   /** Rank of a selected detection within its image (0 = best). */
   dtRank: Int32Array;
+}
+
+/**
+ * Sorts idx[s..e) by key[idx] descending, ties in their current order (np.argsort(-key,
+ * kind='mergesort') on that slice): insertion sort for short runs, bottom-up merge otherwise.
+ */
+export function stableArgsortDesc(idx: Int32Array, s: number, e: number, key: Float64Array, scratch: Int32Array): void {
+  const n = e - s;
+  if (n < 2) return;
+  const RUN = 16;
+  for (let r = s; r < e; r += RUN) {
+    const re = Math.min(r + RUN, e);
+    for (let i = r + 1; i < re; i++) {
+      const v = idx[i], kv = key[v];
+      let j = i - 1;
+      while (j >= r && key[idx[j]] < kv) { idx[j + 1] = idx[j]; j--; }
+      idx[j + 1] = v;
+    }
+  }
+  let src = idx, dst = scratch;
+  for (let width = RUN; width < n; width *= 2) {
+    for (let lo = s; lo < e; lo += 2 * width) {
+      const mid = Math.min(lo + width, e), hi = Math.min(lo + 2 * width, e);
+      let i = lo, j = mid, o = lo;
+      while (i < mid && j < hi) dst[o++] = key[src[j]] > key[src[i]] ? src[j++] : src[i++];
+      while (i < mid) dst[o++] = src[i++];
+      while (j < hi) dst[o++] = src[j++];
+    }
+    const t = src; src = dst; dst = t;
+  }
+  if (src !== idx) idx.set(src.subarray(s, e), s);
 }
 
 /** Stable counting sort of the items with key >= 0 into buckets 0..nb-1. */
@@ -86,32 +117,29 @@ export function evaluate(gt: GtTable, dt: DtTable, params: EvalParams): EvalResu
   const dtSelList = new Int32Array(db.order.length);
   const dtRank = new Int32Array(db.order.length);
   let nSel = 0;
-  const tmp: number[] = [];
   const score = dt.score;
+  const tmp = db.order.slice(), scratch = new Int32Array(tmp.length);
   for (let g = 0; g < NG; g++) {
     dtStart[g] = nSel;
     const s = db.start[g * C], e = db.start[(g + 1) * C];
-    tmp.length = 0;
-    for (let j = s; j < e; j++) tmp.push(db.order[j]);
-    tmp.sort((a, b) => score[b] - score[a]);
-    const D = Math.min(tmp.length, maxDet);
-    for (let d = 0; d < D; d++) { dtRank[nSel] = d; dtSelList[nSel++] = tmp[d]; }
+    stableArgsortDesc(tmp, s, e, score, scratch);
+    const D = Math.min(e - s, maxDet);
+    for (let d = 0; d < D; d++) { dtRank[nSel] = d; dtSelList[nSel++] = tmp[s + d]; }
   }
   dtStart[NG] = nSel;
   const dtSel = dtSelList.slice(0, nSel);
 
   const dtFlags = new Uint8Array(nSel * A * T);
-  const dtMatch = new Float64Array(nSel * A * T);
   const npig = new Float64Array(K * A);
   const hasEval = new Uint8Array(NG);
-  const dtScore = new Float64Array(nSel);
-  for (let q = 0; q < nSel; q++) dtScore[q] = score[dtSel[q]];
+  const dtScore = new Float64Array(nSel), dtArea = new Float64Array(nSel);
+  for (let q = 0; q < nSel; q++) { dtScore[q] = score[dtSel[q]]; dtArea[q] = dt.area[dtSel[q]]; }
 
   const thr = p.iouThrs.map((t) => Math.min(t, 1 - 1e-10));
   let dtBox = new Float64Array(4 * 128), gtBox = new Float64Array(4 * 128);
   let gCrowd = new Uint8Array(128), gIg = new Uint8Array(128), gOrder = new Int32Array(128);
   let gtm = new Uint8Array(T * 128);
-  let iouS = new Float64Array(128 * 128);
+  let iouS = new Float64Array(128 * 128), iouB = new Float64Array(128 * 128);
 
   for (let g = 0; g < NG; g++) {
     const gs = gtStart[g], G = gtStart[g + 1] - gs, ds = dtStart[g], D = dtStart[g + 1] - ds;
@@ -132,7 +160,7 @@ export function evaluate(gt: GtTable, dt: DtTable, params: EvalParams): EvalResu
       if (p.iouType === 'bbox') {
         for (let q = 0; q < G; q++) for (let c = 0; c < 4; c++) gtBox[4 * q + c] = gt.bbox[4 * gtSel[gs + q] + c];
         for (let q = 0; q < D; q++) for (let c = 0; c < 4; c++) dtBox[4 * q + c] = dt.bbox[4 * dtSel[ds + q] + c];
-        ious = bboxIouFlat(dtBox, gtBox, D, G, gCrowd.subarray(0, G));
+        ious = bboxIouFlat(dtBox, gtBox, D, G, gCrowd, iouB.length >= D * G ? iouB : (iouB = new Float64Array(2 * D * G)));
       } else {
         const size = gt.imgSize.get(p.imgIds[i]);
         const h = size ? size.h : 0, w = size ? size.w : 0;
@@ -184,14 +212,13 @@ export function evaluate(gt: GtTable, dt: DtTable, params: EvalParams): EvalResu
             gtm[t * G + m] = 1;
           }
           if (mid === 0 && !ig) {
-            const ar = dt.area[dtSel[pos]];
+            const ar = dtArea[pos];
             if (ar < lo || ar > hi) ig = 1;
           }
-          dtMatch[fo] = mid;
           dtFlags[fo] = ig ? IGNORED : mid !== 0 ? TP : FP;
         }
       }
     }
   }
-  return { params: p, catIds, I, K, A, T, gtStart, gtSel, dtStart, dtSel, hasEval, dtFlags, dtMatch, npig, dtScore, dtRank };
+  return { params: p, catIds, I, K, A, T, gtStart, gtSel, dtStart, dtSel, hasEval, dtFlags, nSel, npig, dtScore, dtRank };
 }
