@@ -1,0 +1,340 @@
+// RoIAlign (torchvision.ops.roi_align) forward and backward, single- or multi-level, and the FPN
+// level mapper, with float64 references that follow torchvision's CPU kernel line by line
+// (csrc/ops/cpu/roi_align_kernel.cpp: bilinear_interpolate and its y < -1 / y > H cut-offs,
+// the 0.5 offset when aligned, the 1x1 minimum RoI size when not, adaptive sampling grids).
+//
+// GPU layout: one thread per pooled output element (k, c, ph, pw). A multi-level pooler binds every
+// level's feature map and reads each box's level from a level buffer, so pooling all boxes of all
+// levels is one dispatch and the output is in the original box order. The backward scatters the
+// bilinear weights into the input gradient with a float atomic add (compare-exchange loop on the
+// bit pattern), since many output bins read the same input pixels.
+import { F32_BITS, LINEAR_GROUP, WORKGROUP, uniformDecl, uword, type RefTensor } from './common.js';
+
+/** Uniform words before the per-level block. */
+const HEAD = 8;
+/** Words per level: H, W, spatial scale (f32 bits), feature offset. */
+const PER_LEVEL = 4;
+
+export interface RoiAlignParams {
+  pooledH: number;
+  pooledW: number;
+  /** > 0: fixed grid per bin; <= 0: adaptive ceil(roi_size / pooled_size). */
+  samplingRatio: number;
+  aligned: boolean;
+}
+
+export interface RoiLevel {
+  /** Feature map N, C, H, W. */
+  shape: readonly number[];
+  scale: number;
+  offset: number;
+}
+
+/** Uniform words: n, K, C, PH, PW, sampling (i32), aligned, boxes offset, then per level H, W, scale, offset. */
+export function roiAlignUniformWords(n: number, K: number, C: number, p: RoiAlignParams, boxesOffset: number, levels: readonly RoiLevel[]): { u: number[]; f: Set<number> } {
+  const u = [n, K, C, p.pooledH, p.pooledW, p.samplingRatio | 0, p.aligned ? 1 : 0, boxesOffset];
+  const f = new Set<number>();
+  for (const l of levels) {
+    f.add(u.length + 2);
+    u.push(l.shape[2]!, l.shape[3]!, l.scale, l.offset);
+  }
+  return { u, f };
+}
+
+// Per-box geometry, shared by forward and backward (the same float32 expression order as torchvision).
+const GEOMETRY = `struct Geom { sw: f32, sh: f32, bw: f32, bh: f32, gh: i32, gw: i32, count: f32, batch: u32 }
+fn roi_geom(k: u32, scale: f32) -> Geom {
+  let b = ${uword(7)} + k * 5u;
+  let offset = select(0.0, 0.5, ${uword(6)} != 0u);
+  let sw = boxes[b + 1u] * scale - offset;
+  let sh = boxes[b + 2u] * scale - offset;
+  let ew = boxes[b + 3u] * scale - offset;
+  let eh = boxes[b + 4u] * scale - offset;
+  var rw = ew - sw;
+  var rh = eh - sh;
+  if (${uword(6)} == 0u) { rw = max(rw, 1.0); rh = max(rh, 1.0); }
+  let ph = f32(${uword(3)});
+  let pw = f32(${uword(4)});
+  let bh = rh / ph;
+  let bw = rw / pw;
+  let sr = bitcast<i32>(${uword(5)});
+  let gh = select(i32(ceil(rh / ph)), sr, sr > 0);
+  let gw = select(i32(ceil(rw / pw)), sr, sr > 0);
+  let count = f32(max(gh * gw, 1));
+  return Geom(sw, sh, bw, bh, gh, gw, count, u32(boxes[b]));
+}
+// Bilinear corner offsets (y_low*W + x_low, ...) and weights at (y, x); all-zero weights when the
+// point is outside [-1, H] x [-1, W].
+struct Bil { p: vec4<u32>, w: vec4<f32> }
+fn bilinear(y0: f32, x0: f32, H: u32, W: u32) -> Bil {
+  if (!(y0 >= -1.0 && y0 <= f32(H) && x0 >= -1.0 && x0 <= f32(W))) { return Bil(vec4<u32>(0u), vec4<f32>(0.0)); }
+  var y = max(y0, 0.0);
+  var x = max(x0, 0.0);
+  var yl = u32(y);
+  var xl = u32(x);
+  var yh: u32;
+  var xh: u32;
+  if (yl >= H - 1u) { yl = H - 1u; yh = yl; y = f32(yl); } else { yh = yl + 1u; }
+  if (xl >= W - 1u) { xl = W - 1u; xh = xl; x = f32(xl); } else { xh = xl + 1u; }
+  let ly = y - f32(yl);
+  let lx = x - f32(xl);
+  let hy = 1.0 - ly;
+  let hx = 1.0 - lx;
+  return Bil(vec4<u32>(yl * W + xl, yl * W + xh, yh * W + xl, yh * W + xh), vec4<f32>(hy * hx, hy * lx, ly * hx, ly * lx));
+}`;
+
+function levelWord(l: number, k: number): string {
+  return uword(HEAD + l * PER_LEVEL + k);
+}
+
+/** Loop over the sampling grid of bin (ph, pw) of box k at level l; `body` sees g (Geom) and bl (Bil). */
+function sampleLoop(l: number, body: string): string {
+  return `let g = roi_geom(k, bitcast<f32>(${levelWord(l, 2)}));
+    let H = ${levelWord(l, 0)};
+    let W = ${levelWord(l, 1)};
+    let base = ${levelWord(l, 3)} + (g.batch * C + c) * H * W;
+    for (var iy = 0; iy < g.gh; iy++) {
+      let y = g.sh + f32(ph) * g.bh + (f32(iy) + 0.5) * g.bh / f32(g.gh);
+      for (var ix = 0; ix < g.gw; ix++) {
+        let x = g.sw + f32(pw) * g.bw + (f32(ix) + 0.5) * g.bw / f32(g.gw);
+        let bl = bilinear(y, x, H, W);
+        ${body}
+      }
+    }`;
+}
+
+/**
+ * Forward (`backward` false): out[k,c,ph,pw] from the box's level. Backward: grad_in[level] +=
+ * weights * grad_out / count. Bindings: boxes, [levels when nLevels > 1], features or grad inputs
+ * (one per level), then out (forward) / grad_out (backward, read before the grad inputs).
+ */
+export function roiAlignKernel(nLevels: number, backward: boolean): { wgsl: string; entry: string } {
+  const decls: string[] = ['@group(0) @binding(1) var<storage, read> boxes: array<f32>;'];
+  let binding = 2;
+  if (nLevels > 1) decls.push(`@group(0) @binding(${binding++}) var<storage, read> lvl: array<i32>;`);
+  if (backward) decls.push(`@group(0) @binding(${binding++}) var<storage, read> gout: array<f32>;`);
+  const perLevel: string[] = [];
+  for (let l = 0; l < nLevels; l++) {
+    if (backward) {
+      decls.push(`@group(0) @binding(${binding++}) var<storage, read_write> gin${l}: array<atomic<u32>>;`);
+      // One add function per binding: WGSL pointers to storage cannot be passed to functions.
+      perLevel.push(`fn add${l}(i: u32, v: f32) {
+  var old = atomicLoad(&gin${l}[i]);
+  loop {
+    let r = atomicCompareExchangeWeak(&gin${l}[i], old, bitcast<u32>(bitcast<f32>(old) + v));
+    if (r.exchanged) { break; }
+    old = r.old_value;
+  }
+}
+fn level${l}(k: u32, c: u32, ph: u32, pw: u32, C: u32, go: f32) {
+    ${sampleLoop(
+      l,
+      `let v = bl.w * (go / g.count);
+        if (v.x != 0.0) { add${l}(base + bl.p.x, v.x); }
+        if (v.y != 0.0) { add${l}(base + bl.p.y, v.y); }
+        if (v.z != 0.0) { add${l}(base + bl.p.z, v.z); }
+        if (v.w != 0.0) { add${l}(base + bl.p.w, v.w); }`,
+    )}
+}`);
+    } else {
+      decls.push(`@group(0) @binding(${binding++}) var<storage, read> f${l}: array<f32>;`);
+      perLevel.push(`fn level${l}(k: u32, c: u32, ph: u32, pw: u32, C: u32) -> f32 {
+    var acc = 0.0;
+    ${sampleLoop(l, 'acc += bl.w.x * f' + l + '[base + bl.p.x] + bl.w.y * f' + l + '[base + bl.p.y] + bl.w.z * f' + l + '[base + bl.p.z] + bl.w.w * f' + l + '[base + bl.p.w];')}
+    return acc / g.count;
+}`);
+    }
+  }
+  if (!backward) decls.push(`@group(0) @binding(${binding++}) var<storage, read_write> out: array<f32>;`);
+  const call = (l: number): string => (backward ? `level${l}(k, c, ph, pw, C, go);` : `v = level${l}(k, c, ph, pw, C);`);
+  let dispatchLevel: string;
+  if (nLevels === 1) dispatchLevel = call(0);
+  else {
+    const cases = Array.from({ length: nLevels }, (_, l) => `case ${l}: { ${call(l)} }`);
+    dispatchLevel = `switch (lvl[k]) {\n    ${cases.join('\n    ')}\n    default: {}\n  }`;
+  }
+  const entry = `roi_align_${backward ? 'backward' : 'forward'}_l${nLevels}`;
+  const wgsl = `${uniformDecl(Math.ceil((HEAD + nLevels * PER_LEVEL) / 4))}
+${decls.join('\n')}
+${F32_BITS}
+${GEOMETRY}
+${perLevel.join('\n')}
+@compute @workgroup_size(${WORKGROUP})
+fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let i = ${LINEAR_GROUP} * ${WORKGROUP}u + lid;
+  if (i >= ${uword(0)}) { return; }
+  let C = ${uword(2)};
+  let PH = ${uword(3)};
+  let PW = ${uword(4)};
+  let pw = i % PW;
+  let ph = (i / PW) % PH;
+  let c = (i / (PW * PH)) % C;
+  let k = i / (PW * PH * C);
+  ${backward ? `let go = gout[i];\n  if (go == 0.0) { return; }` : 'var v = 0.0;'}
+  ${dispatchLevel}
+  ${backward ? '' : 'out[i] = v;'}
+}
+`;
+  return { wgsl, entry };
+}
+
+/** FPN level mapper: lvl = clamp(floor(...), kMin, kMax) - kMin, torchvision's or Detectron2's formula. */
+export interface LevelMapperParams {
+  kMin: number;
+  kMax: number;
+  canonicalScale: number;
+  canonicalLevel: number;
+  eps: number;
+  /** torchvision: floor(l0 + log2(s / s0) + eps); detectron2: floor(l0 + log2(s / s0 + eps)). */
+  variant: 'torchvision' | 'detectron2';
+}
+
+/** Uniform words: K, boxes offset, box row stride (4 or 5), first coordinate column, kMin, kMax (i32), s0, l0, eps (f32). */
+export function levelMapperKernel(variant: LevelMapperParams['variant']): { wgsl: string; entry: string } {
+  const expr = variant === 'torchvision' ? 'l0 + log2(s / s0) + eps' : 'l0 + log2(s / s0 + eps)';
+  const arg = variant === 'torchvision' ? 's / s0' : 's / s0 + eps';
+  const entry = `map_levels_${variant}`;
+  return {
+    entry,
+    wgsl: `${uniformDecl(3)}
+@group(0) @binding(1) var<storage, read> boxes: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<i32>;
+@compute @workgroup_size(${WORKGROUP})
+fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let i = ${LINEAR_GROUP} * ${WORKGROUP}u + lid;
+  if (i >= ${uword(0)}) { return; }
+  let b = ${uword(1)} + i * ${uword(2)} + ${uword(3)};
+  let kmin = bitcast<i32>(${uword(4)});
+  let kmax = bitcast<i32>(${uword(5)});
+  let s0 = bitcast<f32>(${uword(6)});
+  let l0 = bitcast<f32>(${uword(7)});
+  let eps = bitcast<f32>(${uword(8)});
+  let s = sqrt((boxes[b + 2u] - boxes[b]) * (boxes[b + 3u] - boxes[b + 1u]));
+  var level = kmin;
+  // log2 of 0 (zero-area box) is -inf in torch, so the box clamps to kMin; a negative area gives
+  // NaN in torch (undefined level), which we also send to kMin.
+  if (${arg} > 0.0) { level = clamp(i32(floor(${expr})), kmin, kmax); }
+  out[i] = level - kmin;
+}
+`,
+  };
+}
+
+// ---------------------------------------------------------------- float64 references
+
+interface RefGeom {
+  sw: number;
+  sh: number;
+  bw: number;
+  bh: number;
+  gh: number;
+  gw: number;
+  count: number;
+  batch: number;
+}
+
+function refGeom(box: ArrayLike<number>, scale: number, p: RoiAlignParams): RefGeom {
+  const offset = p.aligned ? 0.5 : 0;
+  const sw = box[1]! * scale - offset, sh = box[2]! * scale - offset;
+  let rw = box[3]! * scale - offset - sw, rh = box[4]! * scale - offset - sh;
+  if (!p.aligned) {
+    rw = Math.max(rw, 1);
+    rh = Math.max(rh, 1);
+  }
+  const gh = p.samplingRatio > 0 ? p.samplingRatio : Math.ceil(rh / p.pooledH);
+  const gw = p.samplingRatio > 0 ? p.samplingRatio : Math.ceil(rw / p.pooledW);
+  return { sw, sh, bw: rw / p.pooledW, bh: rh / p.pooledH, gh, gw, count: Math.max(gh * gw, 1), batch: box[0]! };
+}
+
+/** torchvision's bilinear_interpolate: [offsets, weights] of the four corners, or null outside. */
+export function refBilinear(y: number, x: number, H: number, W: number): [number[], number[]] | null {
+  if (!(y >= -1 && y <= H && x >= -1 && x <= W)) return null;
+  y = Math.max(y, 0);
+  x = Math.max(x, 0);
+  let yl = Math.trunc(y), xl = Math.trunc(x), yh: number, xh: number;
+  if (yl >= H - 1) {
+    yh = yl = H - 1;
+    y = yl;
+  } else yh = yl + 1;
+  if (xl >= W - 1) {
+    xh = xl = W - 1;
+    x = xl;
+  } else xh = xl + 1;
+  const ly = y - yl, lx = x - xl, hy = 1 - ly, hx = 1 - lx;
+  return [
+    [yl * W + xl, yl * W + xh, yh * W + xl, yh * W + xh],
+    [hy * hx, hy * lx, ly * hx, ly * lx],
+  ];
+}
+
+/** Visits every (output index, input index, weight) of the pooling (the op is linear in the input). */
+function forEachWeight(
+  featShapes: readonly (readonly number[])[],
+  scales: readonly number[],
+  rois: RefTensor,
+  levels: ArrayLike<number> | null,
+  p: RoiAlignParams,
+  visit: (level: number, outIndex: number, inIndex: number, w: number) => void,
+): void {
+  const K = rois.shape[0]!;
+  const C = featShapes[0]![1]!;
+  for (let k = 0; k < K; k++) {
+    const l = levels ? levels[k]! : 0;
+    const [, , H, W] = featShapes[l]!;
+    const g = refGeom(rois.data.subarray(k * 5, k * 5 + 5), scales[l]!, p);
+    for (let c = 0; c < C; c++) {
+      const base = (g.batch * C + c) * H! * W!;
+      for (let ph = 0; ph < p.pooledH; ph++) {
+        for (let pw = 0; pw < p.pooledW; pw++) {
+          const o = ((k * C + c) * p.pooledH + ph) * p.pooledW + pw;
+          for (let iy = 0; iy < g.gh; iy++) {
+            const y = g.sh + ph * g.bh + ((iy + 0.5) * g.bh) / g.gh;
+            for (let ix = 0; ix < g.gw; ix++) {
+              const x = g.sw + pw * g.bw + ((ix + 0.5) * g.bw) / g.gw;
+              const bl = refBilinear(y, x, H!, W!);
+              if (!bl) continue;
+              for (let q = 0; q < 4; q++) if (bl[1][q] !== 0) visit(l, o, base + bl[0][q]!, bl[1][q]! / g.count);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+/** float64 multi-level RoIAlign: out[k] pools features[levels[k]] (levels null: one level). */
+export function roiAlignReference(features: readonly RefTensor[], rois: RefTensor, scales: readonly number[], p: RoiAlignParams, levels: ArrayLike<number> | null = null): RefTensor {
+  const K = rois.shape[0]!, C = features[0]!.shape[1]!;
+  const out = new Float64Array(K * C * p.pooledH * p.pooledW);
+  forEachWeight(features.map((f) => f.shape), scales, rois, levels, p, (l, o, i, w) => {
+    out[o] += w * features[l]!.data[i]!;
+  });
+  return { shape: [K, C, p.pooledH, p.pooledW], data: out };
+}
+
+/** float64 backward: the input gradient of each level for output gradient `gout`. */
+export function roiAlignBackwardReference(featShapes: readonly number[][], gout: RefTensor, rois: RefTensor, scales: readonly number[], p: RoiAlignParams, levels: ArrayLike<number> | null = null): RefTensor[] {
+  const grads = featShapes.map((s) => ({ shape: [...s], data: new Float64Array(s.reduce((a, b) => a * b, 1)) }));
+  forEachWeight(featShapes, scales, rois, levels, p, (l, o, i, w) => {
+    grads[l]!.data[i] += w * gout.data[o]!;
+  });
+  return grads;
+}
+
+/** float64 level mapper over [K, 4] boxes (x1, y1, x2, y2). */
+export function mapLevelsReference(boxes: ArrayLike<number>, stride: number, first: number, m: LevelMapperParams): number[] {
+  const K = boxes.length / stride;
+  const out: number[] = [];
+  for (let k = 0; k < K; k++) {
+    const b = k * stride + first;
+    const s = Math.sqrt((boxes[b + 2]! - boxes[b]!) * (boxes[b + 3]! - boxes[b + 1]!));
+    const arg = m.variant === 'torchvision' ? s / m.canonicalScale : s / m.canonicalScale + m.eps;
+    let level = m.kMin;
+    if (arg > 0) {
+      const raw = m.variant === 'torchvision' ? m.canonicalLevel + Math.log2(arg) + m.eps : m.canonicalLevel + Math.log2(arg);
+      level = Math.min(Math.max(Math.floor(raw), m.kMin), m.kMax);
+    }
+    out.push(level - m.kMin);
+  }
+  return out;
+}
