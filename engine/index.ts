@@ -1,5 +1,6 @@
 // The engine's public API: tensors, autodiff, ops (PyTorch names), nn, optimizers, serialization.
 import './tensor-methods.js';
+import './tensor-methods-extra.js';
 
 export { init, getBackend, shutdown } from './backend.js';
 export { setGPUProvider, setQuiet, adapterReport } from './device.js';
