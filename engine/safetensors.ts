@@ -171,10 +171,13 @@ function decode(e: Entry, bytes: Uint8Array, view: DataView, start: number): Hos
   const n = sizeOf(e.shape);
   const at = start + e.begin;
   const shape = [...e.shape];
-  // F32 and I32 are copied in one go (slice gives an aligned buffer; data is little-endian, as are
-  // the hosts WebGPU runs on).
-  if (e.dtype === 'F32') return { dtype: 'float32', shape, data: new Float32Array(bytes.slice(at, at + 4 * n).buffer) };
-  if (e.dtype === 'I32') return { dtype: 'int32', shape, data: new Int32Array(bytes.slice(at, at + 4 * n).buffer) };
+  // F32 and I32 are copied in one go into an aligned buffer (the data is little-endian, as are the
+  // hosts WebGPU runs on). Not bytes.slice(): on a Node Buffer that is a view, not a copy.
+  if (e.dtype === 'F32' || e.dtype === 'I32') {
+    const copy = new Uint8Array(4 * n);
+    copy.set(bytes.subarray(at, at + 4 * n));
+    return e.dtype === 'F32' ? { dtype: 'float32', shape, data: new Float32Array(copy.buffer) } : { dtype: 'int32', shape, data: new Int32Array(copy.buffer) };
+  }
   if (e.dtype === 'BOOL') {
     const data = new Uint32Array(n);
     for (let i = 0; i < n; i++) data[i] = view.getUint8(at + i) ? 1 : 0;

@@ -1,5 +1,5 @@
 // Neural-network modules (PyTorch's torch.nn): the Module base with dotted parameter names and
 // state dicts, and the layers built on it.
 export { Module, describeLoadReport, type LoadReport, type LoadOptions, type StateValue } from './module.js';
-export { Linear, type LinearOptions } from './linear.js';
+export { Linear, linear, type LinearOptions } from './linear.js';
 export { Sequential, ReLU, type Layer } from './sequential.js';

@@ -1,14 +1,29 @@
 // nn.Linear: y = x @ W^T + b with W stored [out, in] as torch does, and torch's default
 // initialisation: kaiming_uniform_(a = sqrt(5)) gives bound = gain * sqrt(3 / fan_in) with
 // gain = sqrt(2 / (1 + 5)), i.e. U(-1/sqrt(in), 1/sqrt(in)); the bias uses the same bound.
-import type { Tensor } from '../tensor.js';
+import { shapeStr, type Tensor } from '../tensor.js';
 import { defaultRng, type Rng } from '../random.js';
 import { rand } from '../ops/create.js';
 import { add } from '../ops/elementwise.js';
 import { matmul } from '../ops/matmul.js';
 import { transpose } from '../ops/view.js';
-import { shapeStr } from '../tensor.js';
 import { Module } from './module.js';
+
+/** torch.nn.functional.linear: x [..., in] @ weight[out, in]^T + bias[out]. */
+export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
+  const inF = weight.shape[1];
+  if (weight.ndim !== 2 || x.ndim < 1 || x.shape[x.ndim - 1] !== inF) {
+    throw new Error(`linear: input ${shapeStr(x.shape)} does not match weight ${shapeStr(weight.shape)} (expects [..., ${inF ?? '?'}])`);
+  }
+  if (bias && (bias.ndim !== 1 || bias.shape[0] !== weight.shape[0])) {
+    throw new Error(`linear: bias ${shapeStr(bias.shape)} does not match weight ${shapeStr(weight.shape)} (expects [${weight.shape[0]}])`);
+  }
+  const y = matmul(x, transpose(weight, 0, 1));
+  if (!bias) return y;
+  const out = add(y, bias);
+  y.dispose();
+  return out;
+}
 
 export interface LinearOptions {
   /** Learn an additive bias (default true). */
@@ -18,9 +33,6 @@ export interface LinearOptions {
 }
 
 export class Linear extends Module {
-  readonly weight: Tensor;
-  readonly bias: Tensor | null;
-
   constructor(readonly inFeatures: number, readonly outFeatures: number, opts: LinearOptions = {}) {
     super();
     for (const [what, v] of [['inFeatures', inFeatures], ['outFeatures', outFeatures]] as const) {
@@ -28,19 +40,21 @@ export class Linear extends Module {
     }
     const rng = opts.rng ?? defaultRng();
     const bound = inFeatures > 0 ? 1 / Math.sqrt(inFeatures) : 0;
-    this.weight = this.registerParameter('weight', rand([outFeatures, inFeatures], { low: -bound, high: bound, rng }));
-    this.bias = opts.bias === false ? null : this.registerParameter('bias', rand([outFeatures], { low: -bound, high: bound, rng }));
+    this.registerParameter('weight', rand([outFeatures, inFeatures], { low: -bound, high: bound, rng }));
+    if (opts.bias !== false) this.registerParameter('bias', rand([outFeatures], { low: -bound, high: bound, rng }));
+  }
+
+  /** [out, in]; read from the registry so a re-registered parameter is what forward uses. */
+  get weight(): Tensor {
+    return this.getParameter('weight')!;
+  }
+
+  get bias(): Tensor | null {
+    return this.getParameter('bias') ?? null;
   }
 
   /** x [..., in] -> [..., out]. */
   forward(x: Tensor): Tensor {
-    if (x.ndim < 1 || x.shape[x.ndim - 1] !== this.inFeatures) {
-      throw new Error(`Linear: input ${shapeStr(x.shape)} does not end in in_features=${this.inFeatures} (weight ${shapeStr(this.weight.shape)})`);
-    }
-    const y = matmul(x, transpose(this.weight, 0, 1));
-    if (!this.bias) return y;
-    const out = add(y, this.bias);
-    y.dispose();
-    return out;
+    return linear(x, this.weight, this.bias);
   }
 }

@@ -98,6 +98,19 @@ export abstract class Module {
     return m;
   }
 
+  /** This module's own parameter called `name` (no dotted paths), if registered. */
+  getParameter(name: string): Tensor | undefined {
+    return this._params.get(name);
+  }
+
+  getBuffer(name: string): Tensor | undefined {
+    return this._buffers.get(name)?.t;
+  }
+
+  getModule(name: string): Module | undefined {
+    return this._modules.get(name);
+  }
+
   /** Direct submodules with their attribute names. */
   namedChildren(): [string, Module][] {
     return [...this._modules];
@@ -225,7 +238,15 @@ export abstract class Module {
 function assignInto(dst: Tensor, v: StateValue, key: string): void {
   if (v instanceof Tensor) {
     if (v.isDisposed) throw new Error(`loadStateDict: value for '${key}' was disposed`);
-    noGrad(() => tidy(() => copyInto(dst, v.dtype === dst.dtype ? v : cast(v, dst.dtype))));
+    if (v === dst) return;
+    const sameView = v.storage === dst.storage && v.offset === dst.offset && v.strides.every((s, i) => s === dst.strides[i]);
+    if (sameView && v.dtype === dst.dtype) return; // load_state_dict(state_dict()): nothing to do
+    noGrad(() => tidy(() => {
+      let src = v.dtype === dst.dtype ? v : cast(v, dst.dtype);
+      // A pass may not read and write one buffer: copy from an aliasing view through a temporary.
+      if (src.storage.buffer === dst.storage.buffer) src = contiguous(src);
+      copyInto(dst, src);
+    }));
     return;
   }
   const data = dst.dtype === 'float32' ? Float32Array.from(v.data) : dst.dtype === 'int32' ? Int32Array.from(v.data) : Uint32Array.from(v.data, (x) => (x ? 1 : 0));

@@ -190,8 +190,8 @@ export class SGD {
       const { params: _ignored, ...h } = sg;
       Object.assign(this.paramGroups[i]!, h);
     });
-    for (const buf of this.buffers.values()) buf.dispose();
-    this.buffers.clear();
+    // Copy into fresh buffers before freeing the old ones: s may hold this optimizer's own buffers.
+    const fresh = new Map<Tensor, Tensor>();
     noGrad(() => {
       for (const [k, b] of Object.entries(s.momentumBuffers)) {
         const p = params[Number(k)]!;
@@ -202,9 +202,11 @@ export class SGD {
           copyInto(buf, src);
           src.dispose();
         }
-        this.buffers.set(p, buf);
+        fresh.set(p, buf);
       }
     });
+    for (const buf of this.buffers.values()) buf.dispose();
+    this.buffers = fresh;
     this.stepCount = s.step;
   }
 
