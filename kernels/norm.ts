@@ -1,0 +1,272 @@
+// Normalisation kernels (batch norm, frozen batch norm, group norm) and their float64 references.
+//
+// Every input is viewed as dense [N, C, L] (L = product of the trailing dims). A "stat" is a set of
+// elements sharing one mean/variance: batch norm has one per channel c, group norm one per (n, g).
+// Element i sits at n = i / (C*L), c = (i / L) % C, and its stat is s = n * nStat + c / cPerStat
+// (batch norm: nStat 0, cPerStat 1; group norm: nStat G, cPerStat C/G).
+//
+// Row reductions (one workgroup per row) compute the statistics and the backward sums. A row r
+// covers the elements r*rowStride + o*outerStride + k for o < O, k < K: a channel is N strided
+// chunks of L (O = N, K = L), a (n, group) is one contiguous chunk of (C/G)*L (O = 1).
+// Elementwise kernels (one thread per element) apply the normalisation and the input gradient.
+import { LINEAR_GROUP, WORKGROUP, uniformDecl, uword, type RefTensor } from './common.js';
+
+/** Word index of every uniform of the family (one layout for all norm kernels). */
+export const NW = {
+  n: 0, // rows (reductions) or elements (elementwise)
+  O: 1,
+  K: 2,
+  rowStride: 3,
+  outerStride: 4,
+  L: 5,
+  C: 6,
+  nStat: 7,
+  cPerStat: 8,
+  eps: 9, // f32
+  invM: 10, // f32: 1 / elements per stat
+  x: 11, // offsets of the inputs, in elements
+  g: 12,
+  mean: 13,
+  rstd: 14,
+  w: 15,
+  b: 16,
+  s1: 17,
+  s2: 18,
+} as const;
+export const NORM_WORDS = 19;
+
+export type NormInput = 'x' | 'g' | 'mean' | 'rstd' | 'w' | 'b' | 's1' | 's2';
+
+function header(inputs: readonly NormInput[]): string {
+  const decls = inputs.map((name, k) => `@group(0) @binding(${k + 1}) var<storage, read> in_${name}: array<f32>;`);
+  return `${uniformDecl(Math.ceil(NORM_WORDS / 4))}
+${decls.join('\n')}
+@group(0) @binding(${inputs.length + 1}) var<storage, read_write> out: array<f32>;`;
+}
+
+const load = (name: NormInput, index: string): string => `in_${name}[${uword(NW[name])} + ${index}]`;
+
+// Channel and stat of dense element index `e` (a WGSL expression).
+const decode = (e: string): string => `let c = (${e} / ${uword(NW.L)}) % ${uword(NW.C)};
+    let s = (${e} / (${uword(NW.L)} * ${uword(NW.C)})) * ${uword(NW.nStat)} + c / ${uword(NW.cPerStat)};`;
+
+/**
+ * Row reduction kernels. 'stats': out[r] = mean, out[R + r] = biased variance, out[2R + r] = rstd
+ * (two passes: the mean, then the sum of squared deviations with the rounding correction of the
+ * corrected two-pass algorithm). 'grad': out[r] = sum(g*w[c]), out[R + r] = sum(g*w[c]*xhat) with
+ * xhat = (x - mean[s]) * rstd[s]; w is left out when `weight` is false.
+ */
+export function normRowsKernel(mode: 'stats' | 'grad', weight: boolean): { wgsl: string; entry: string; inputs: NormInput[] } {
+  const inputs: NormInput[] = mode === 'stats' ? ['x'] : ['x', 'g', 'mean', 'rstd', ...(weight ? (['w'] as const) : [])];
+  const entry = `norm_rows_${mode}${weight ? '_w' : ''}`;
+  const loop = (body: string): string => `for (var j = lid; j < count; j += ${WORKGROUP}u) {
+    let o = j / ${uword(NW.K)};
+    let e = row * ${uword(NW.rowStride)} + o * ${uword(NW.outerStride)} + (j - o * ${uword(NW.K)});
+    ${body}
+  }`;
+  const body =
+    mode === 'stats'
+      ? `var acc = 0.0;
+  ${loop(`acc += ${load('x', 'e')};`)}
+  let m0 = wg_sum(vec2<f32>(acc, 0.0), lid).x / f32(count);
+  var d = vec2<f32>(0.0, 0.0);
+  ${loop(`let t = ${load('x', 'e')} - m0; d += vec2<f32>(t, t * t);`)}
+  let t = wg_sum(d, lid);
+  let v = max((t.y - t.x * t.x / f32(count)) / f32(count), 0.0);
+  if (lid == 0u) {
+    let R = ${uword(NW.n)};
+    out[row] = m0 + t.x / f32(count);
+    out[R + row] = v;
+    out[2u * R + row] = inverseSqrt(v + bitcast<f32>(${uword(NW.eps)}));
+  }`
+      : `var acc = vec2<f32>(0.0, 0.0);
+  ${loop(`${decode('e')}
+    let gw = ${load('g', 'e')}${weight ? ` * ${load('w', 'c')}` : ''};
+    let xhat = (${load('x', 'e')} - ${load('mean', 's')}) * ${load('rstd', 's')};
+    acc += vec2<f32>(gw, gw * xhat);`)}
+  let t = wg_sum(acc, lid);
+  if (lid == 0u) {
+    out[row] = t.x;
+    out[${uword(NW.n)} + row] = t.y;
+  }`;
+  const wgsl = `${header(inputs)}
+var<workgroup> red: array<vec2<f32>, ${WORKGROUP}>;
+fn wg_sum(v: vec2<f32>, lid: u32) -> vec2<f32> {
+  red[lid] = v;
+  workgroupBarrier();
+  for (var k = ${WORKGROUP / 2}u; k > 0u; k = k >> 1u) {
+    if (lid < k) { red[lid] = red[lid] + red[lid + k]; }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  // Everyone has read red[0] before a second reduction overwrites it.
+  workgroupBarrier();
+  return r;
+}
+@compute @workgroup_size(${WORKGROUP})
+fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let row = ${LINEAR_GROUP};
+  if (row >= ${uword(NW.n)}) { return; }
+  let count = ${uword(NW.O)} * ${uword(NW.K)};
+  ${body}
+}
+`;
+  return { wgsl, entry, inputs };
+}
+
+export interface ApplySpec {
+  mean: boolean;
+  rstd: boolean;
+  weight: boolean;
+  bias: boolean;
+}
+
+/**
+ * y = ((x - mean[s]) * rstd[s]) * w[c] + b[c], each factor present or not. Frozen batch norm is
+ * x * scale[c] + shift[c] (weight and bias only); eval batch norm's input gradient is g*rstd*w.
+ */
+export function normApplyKernel(spec: ApplySpec): { wgsl: string; entry: string; inputs: NormInput[] } {
+  const inputs: NormInput[] = ['x'];
+  let expr = load('x', 'i');
+  const terms: [boolean, NormInput, (e: string) => string][] = [
+    [spec.mean, 'mean', (e) => `(${e} - ${load('mean', 's')})`],
+    [spec.rstd, 'rstd', (e) => `${e} * ${load('rstd', 's')}`],
+    [spec.weight, 'w', (e) => `${e} * ${load('w', 'c')}`],
+    [spec.bias, 'b', (e) => `${e} + ${load('b', 'c')}`],
+  ];
+  for (const [on, name, wrap] of terms) {
+    if (!on) continue;
+    inputs.push(name);
+    expr = wrap(expr);
+  }
+  const entry = `norm_apply_${['mean', 'rstd', 'weight', 'bias'].filter((k) => spec[k as keyof ApplySpec]).join('_') || 'copy'}`;
+  return { wgsl: elementwiseShell(inputs, entry, `out[i] = ${expr};`), entry, inputs };
+}
+
+/**
+ * Input gradient of a normalisation through its batch statistics:
+ *   gx = rstd[s] * (g*wIn - (s1[s] + xhat * s2[s]) * invM) * wOut
+ * where s1 = sum(g*wIn) and s2 = sum(g*wIn*xhat) over the stat. Batch norm applies its weight
+ * outside (it is constant over a channel, and its sums double as the weight/bias gradients);
+ * group norm inside (the weight varies over a group).
+ */
+export function normGradInputKernel(weight: 'inner' | 'outer' | 'none'): { wgsl: string; entry: string; inputs: NormInput[] } {
+  const inputs: NormInput[] = ['x', 'g', 'mean', 'rstd', 's1', 's2', ...(weight !== 'none' ? (['w'] as const) : [])];
+  const entry = `norm_grad_input_${weight}`;
+  const body = `let r = ${load('rstd', 's')};
+  let xhat = (${load('x', 'i')} - ${load('mean', 's')}) * r;
+  let gw = ${load('g', 'i')}${weight === 'inner' ? ` * ${load('w', 'c')}` : ''};
+  out[i] = r * (gw - (${load('s1', 's')} + xhat * ${load('s2', 's')}) * bitcast<f32>(${uword(NW.invM)}))${weight === 'outer' ? ` * ${load('w', 'c')}` : ''};`;
+  return { wgsl: elementwiseShell(inputs, entry, body), entry, inputs };
+}
+
+function elementwiseShell(inputs: NormInput[], entry: string, body: string): string {
+  return `${header(inputs)}
+@compute @workgroup_size(${WORKGROUP})
+fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let i = ${LINEAR_GROUP} * ${WORKGROUP}u + lid;
+  if (i >= ${uword(NW.n)}) { return; }
+  ${decode('i')}
+  ${body}
+}
+`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// float64 references, written from the PyTorch / torchvision definitions.
+
+function ncl(shape: readonly number[]): { N: number; C: number; L: number } {
+  const L = shape.slice(2).reduce((a, b) => a * b, 1);
+  return { N: shape[0]!, C: shape[1]!, L };
+}
+
+/**
+ * torch.nn.functional.batch_norm. Training: normalise with the batch mean and biased variance per
+ * channel, and return running stats updated as (1 - momentum) * running + momentum * batch_stat with
+ * the UNBIASED batch variance. Eval: normalise with the running stats.
+ */
+export function batchNormReference(
+  x: RefTensor,
+  runningMean: RefTensor | null,
+  runningVar: RefTensor | null,
+  weight: RefTensor | null,
+  bias: RefTensor | null,
+  training: boolean,
+  momentum = 0.1,
+  eps = 1e-5,
+): { y: RefTensor; runningMean: RefTensor | null; runningVar: RefTensor | null } {
+  const { N, C, L } = ncl(x.shape);
+  const M = N * L;
+  const y = new Float64Array(x.data.length);
+  const rm = runningMean ? Float64Array.from(runningMean.data) : null;
+  const rv = runningVar ? Float64Array.from(runningVar.data) : null;
+  for (let c = 0; c < C; c++) {
+    const at = (n: number, l: number): number => (n * C + c) * L + l;
+    let mean: number, variance: number;
+    if (training) {
+      let s = 0;
+      for (let n = 0; n < N; n++) for (let l = 0; l < L; l++) s += x.data[at(n, l)]!;
+      mean = s / M;
+      let q = 0;
+      for (let n = 0; n < N; n++) for (let l = 0; l < L; l++) q += (x.data[at(n, l)]! - mean) ** 2;
+      variance = q / M;
+      if (rm) rm[c] = (1 - momentum) * rm[c]! + momentum * mean;
+      if (rv) rv[c] = (1 - momentum) * rv[c]! + momentum * (q / (M - 1));
+    } else {
+      mean = runningMean!.data[c]!;
+      variance = runningVar!.data[c]!;
+    }
+    const rstd = 1 / Math.sqrt(variance + eps);
+    const w = weight ? weight.data[c]! : 1;
+    const b = bias ? bias.data[c]! : 0;
+    for (let n = 0; n < N; n++) for (let l = 0; l < L; l++) y[at(n, l)] = (x.data[at(n, l)]! - mean) * rstd * w + b;
+  }
+  return {
+    y: { shape: [...x.shape], data: y },
+    runningMean: rm && { shape: [C], data: rm },
+    runningVar: rv && { shape: [C], data: rv },
+  };
+}
+
+/** torchvision.ops.FrozenBatchNorm2d: scale = w * rsqrt(rv + eps), shift = b - rm * scale, y = x * scale + shift. */
+export function frozenBatchNormReference(x: RefTensor, weight: RefTensor, bias: RefTensor, runningMean: RefTensor, runningVar: RefTensor, eps = 1e-5): RefTensor {
+  const { N, C, L } = ncl(x.shape);
+  const y = new Float64Array(x.data.length);
+  for (let c = 0; c < C; c++) {
+    const scale = weight.data[c]! / Math.sqrt(runningVar.data[c]! + eps);
+    const shift = bias.data[c]! - runningMean.data[c]! * scale;
+    for (let n = 0; n < N; n++) for (let l = 0; l < L; l++) {
+      const i = (n * C + c) * L + l;
+      y[i] = x.data[i]! * scale + shift;
+    }
+  }
+  return { shape: [...x.shape], data: y };
+}
+
+/**
+ * torch.nn.functional.group_norm: per sample, the C channels are split into G groups of C/G
+ * consecutive channels; each group is normalised by its own mean and biased variance, then the
+ * per-channel affine (weight, bias) applies.
+ */
+export function groupNormReference(x: RefTensor, numGroups: number, weight: RefTensor | null, bias: RefTensor | null, eps = 1e-5): RefTensor {
+  const { N, C, L } = ncl(x.shape);
+  const per = (C / numGroups) * L;
+  const y = new Float64Array(x.data.length);
+  for (let n = 0; n < N; n++) {
+    for (let g = 0; g < numGroups; g++) {
+      const start = (n * numGroups + g) * per;
+      let s = 0;
+      for (let k = 0; k < per; k++) s += x.data[start + k]!;
+      const mean = s / per;
+      let q = 0;
+      for (let k = 0; k < per; k++) q += (x.data[start + k]! - mean) ** 2;
+      const rstd = 1 / Math.sqrt(q / per + eps);
+      for (let k = 0; k < per; k++) {
+        const i = start + k;
+        const c = Math.floor(i / L) % C;
+        y[i] = (x.data[i]! - mean) * rstd * (weight ? weight.data[c]! : 1) + (bias ? bias.data[c]! : 0);
+      }
+    }
+  }
+  return { shape: [...x.shape], data: y };
+}
