@@ -1,7 +1,7 @@
 // COCOeval.accumulate(): precision / recall / score arrays from the per-image matches, exactly as
 // pycocotools (stable sort by score across images, cumulative TP/FP, precision envelope,
 // searchsorted on the recall thresholds, -1 where a setting has no ground truth).
-import { stableArgsortDesc, type EvalResult } from './evaluate.js';
+import { FP, IGNORED, stableArgsortDesc, type EvalResult } from './evaluate.js';
 
 /** np.spacing(1) */
 const EPS = 2.220446049250313e-16;
@@ -36,7 +36,7 @@ export function accumulate(ev: EvalResult): Accumulated {
   const recall = new Float64Array(T * K * A * M).fill(-1);
   const scores = new Float64Array(T * R * K * A * M).fill(-1);
   const recThrs = p.recThrs;
-  const { dtScore, dtRank, dtFlags } = ev;
+  const { dtScore, dtRank, dtFlags, dtKind } = ev;
   let sel = new Int32Array(1024), tpPos = new Int32Array(T * 1025), tpFp = new Float64Array(T * 1025);
   let tpPr = new Float64Array(1024), order = new Int32Array(1024), scratch = new Int32Array(1024);
   const q = new Float64Array(R), ss = new Float64Array(R), cFor = new Int32Array(R);
@@ -68,21 +68,37 @@ export function accumulate(ev: EvalResult): Accumulated {
         while (lo < hi) { const mid = Math.floor((lo + hi) / 2); if (mid / npig < th) lo = mid + 1; else hi = mid; }
         cFor[r] = lo <= npig ? lo : -1;
       }
-      for (let mi = 0; mi < M; mi++) {
+      let prevNd = -1;
+      for (let mi = M - 1; mi >= 0; mi--) {
         const maxDet = p.maxDets[mi];
         let nd = 0;
         for (let j = 0; j < n; j++) if (dtRank[order[j]] < maxDet) sel[nd++] = order[j];
-        // one pass for all thresholds: flags bit 0 = TP, bit 1 = FP
+        if (nd === prevNd) {
+          // same detections as the larger maxDets (no image had more): same numbers
+          for (let t = 0; t < T; t++) {
+            const ri = ((t * K + k) * A + a) * M;
+            recall[ri + mi] = recall[ri + mi + 1];
+            for (let r = 0; r < R; r++) {
+              const o = (((t * R + r) * K + k) * A + a) * M + mi;
+              precision[o] = precision[o + 1];
+              scores[o] = scores[o + 1];
+            }
+          }
+          continue;
+        }
+        prevNd = nd;
+        // one pass for all thresholds; detections ignored or FP at every threshold take the short paths
         fpT.fill(0); nTpT.fill(0);
+        let fpAll = 0;
         for (let j = 0; j < nd; j++) {
+          const kind = dtKind[sel[j] * A + a];
+          if (kind === IGNORED) continue;
+          if (kind === FP) { fpAll++; continue; }
           const base = (sel[j] * A + a) * T;
           for (let t = 0; t < T; t++) {
             const f = dtFlags[base + t];
-            const isTp = f & 1;
-            fpT[t] += f >> 1;
-            const w = t * cap + nTpT[t];
-            tpPos[w] = j; tpFp[w] = fpT[t];
-            nTpT[t] += isTp;
+            if (f === FP) fpT[t]++;
+            else if (f !== IGNORED) { const w = t * cap + nTpT[t]++; tpPos[w] = j; tpFp[w] = fpT[t] + fpAll; }
           }
         }
         for (let t = 0; t < T; t++) {

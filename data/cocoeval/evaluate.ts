@@ -7,7 +7,7 @@ import { copyParams, uniqueSorted, type EvalParams } from './params.js';
 import type { DtTable, GtTable } from './prepare.js';
 
 /** Per-detection outcome codes in EvalResult.dtFlags (bit 0 = TP, bit 1 = FP). */
-export const IGNORED = 0, TP = 1, FP = 2;
+export const IGNORED = 0, TP = 1, FP = 2, MIXED = 3;
 
 export interface EvalResult {
   /** The parameters used (normalised: sorted unique imgIds / catIds, sorted maxDets). */
@@ -23,8 +23,8 @@ export interface EvalResult {
   hasEval: Uint8Array;
   /** FP / TP / IGNORED per selected detection p, area range a and threshold t at (p * A + a) * T + t. */
   dtFlags: Uint8Array;
-  /** Number of selected detections (dtSel.length). */
-  nSel: number;
+  /** Summary of dtFlags per (p, a) at p * A + a: IGNORED at every threshold, FP at every threshold, or MIXED. */
+  dtKind: Uint8Array;
   /** Number of non-ignored gts per (k, a) at k * A + a. */
   npig: Float64Array;
   /** Scores of the selected detections (dtScore[p]). */
@@ -130,6 +130,7 @@ export function evaluate(gt: GtTable, dt: DtTable, params: EvalParams): EvalResu
   const dtSel = dtSelList.slice(0, nSel);
 
   const dtFlags = new Uint8Array(nSel * A * T);
+  const dtKind = new Uint8Array(nSel * A);
   const npig = new Float64Array(K * A);
   const hasEval = new Uint8Array(NG);
   const dtScore = new Float64Array(nSel), dtArea = new Float64Array(nSel);
@@ -187,23 +188,29 @@ export function evaluate(gt: GtTable, dt: DtTable, params: EvalParams): EvalResu
       npig[k * A + a] += nOk;
       let o0 = 0, o1 = nOk;
       for (let q = 0; q < G; q++) { if (gIg[q]) gOrder[o1++] = q; else gOrder[o0++] = q; }
-      if (ious) for (let d = 0; d < D; d++) for (let q = 0; q < G; q++) iouS[d * G + q] = ious[d * G + gOrder[q]];
+      if (!ious) {
+        // nothing to match: every detection is a FP, or ignored when outside the area range
+        for (let d = 0; d < D; d++) {
+          const pos = ds + d, ar = dtArea[pos], code = ar < lo || ar > hi ? IGNORED : FP;
+          dtFlags.fill(code, (pos * A + a) * T, (pos * A + a + 1) * T);
+          dtKind[pos * A + a] = code;
+        }
+        continue;
+      }
+      for (let d = 0; d < D; d++) for (let q = 0; q < G; q++) iouS[d * G + q] = ious[d * G + gOrder[q]];
       gtm.fill(0, 0, T * G);
       for (let t = 0; t < T; t++) {
         const th = thr[t];
         for (let d = 0; d < D; d++) {
           const pos = ds + d, fo = (pos * A + a) * T + t;
-          let m = -1;
-          if (ious) {
-            let iou = th;
-            for (let q = 0; q < G; q++) {
-              const oq = gOrder[q];
-              if (gtm[t * G + q] && !gCrowd[oq]) continue;
-              if (m > -1 && gIg[gOrder[m]] === 0 && gIg[oq] === 1) break;
-              const v = iouS[d * G + q];
-              if (v < iou) continue;
-              iou = v; m = q;
-            }
+          let m = -1, iou = th;
+          for (let q = 0; q < G; q++) {
+            const oq = gOrder[q];
+            if (gtm[t * G + q] && !gCrowd[oq]) continue;
+            if (m > -1 && gIg[gOrder[m]] === 0 && gIg[oq] === 1) break;
+            const v = iouS[d * G + q];
+            if (v < iou) continue;
+            iou = v; m = q;
           }
           let ig = 0, mid = 0;
           if (m !== -1) {
@@ -218,7 +225,13 @@ export function evaluate(gt: GtTable, dt: DtTable, params: EvalParams): EvalResu
           dtFlags[fo] = ig ? IGNORED : mid !== 0 ? TP : FP;
         }
       }
+      for (let d = 0; d < D; d++) {
+        const b = ((ds + d) * A + a) * T;
+        let or = 0, and = 0xff;
+        for (let t = 0; t < T; t++) { const f = dtFlags[b + t]; or |= f; and &= f; }
+        dtKind[(ds + d) * A + a] = or === 0 ? IGNORED : and === FP ? FP : MIXED;
+      }
     }
   }
-  return { params: p, catIds, I, K, A, T, gtStart, gtSel, dtStart, dtSel, hasEval, dtFlags, nSel, npig, dtScore, dtRank };
+  return { params: p, catIds, I, K, A, T, gtStart, gtSel, dtStart, dtSel, hasEval, dtFlags, dtKind, npig, dtScore, dtRank };
 }
