@@ -1,0 +1,157 @@
+// Named configurations. `torchvision-r50-fpn` is torchvision 0.14's maskrcnn_resnet50_fpn with all
+// defaults (the parity target); the Detectron2 presets follow its Base-RCNN-FPN / mask_rcnn_R_*_FPN
+// configs (MSRA weights: BGR 0..255 input, stride in the 1x1, ROIAlignV2, L1 box losses normalised
+// its way, unrounded anchors), keeping torchvision's module names so one loader serves all; the GN
+// variants are Detectron2's scratch_*_gn recipes; `tiny` is small enough to train on a CPU.
+import { NORMALIZE_DETECTRON2, NORMALIZE_TORCHVISION } from '../data/transforms.js';
+import { withOverrides, validateConfig, type DeepPartial, type MaskRCNNConfig } from './config.js';
+
+const LEVEL_SIZES = (base: number): number[][] => [0, 1, 2, 3, 4].map((i) => [base * 2 ** i]);
+const RATIOS: number[][] = [0, 1, 2, 3, 4].map(() => [0.5, 1, 2]);
+
+function torchvisionR50(): MaskRCNNConfig {
+  return {
+    name: 'torchvision-r50-fpn',
+    numClasses: 91,
+    backbone: {
+      depth: 50,
+      stemChannels: 64,
+      stageWidths: [64, 128, 256, 512],
+      norm: 'frozen_bn',
+      gnGroups: 32,
+      normEps: 1e-5,
+      strideIn1x1: false,
+      trainableLayers: 3,
+    },
+    fpn: { outChannels: 256, norm: 'none', gnGroups: 32 },
+    anchors: { sizes: LEVEL_SIZES(32), aspectRatios: RATIOS, style: 'torchvision', offset: 0 },
+    rpn: {
+      convDepth: 1,
+      preNmsTopNTrain: 2000,
+      preNmsTopNTest: 1000,
+      postNmsTopNTrain: 2000,
+      postNmsTopNTest: 1000,
+      nmsThresh: 0.7,
+      scoreThresh: 0,
+      minSize: 1e-3,
+      fgIouThresh: 0.7,
+      bgIouThresh: 0.3,
+      batchSizePerImage: 256,
+      positiveFraction: 0.5,
+      boxCoderWeights: [1, 1, 1, 1],
+      boxLoss: { kind: 'smooth_l1', beta: 1 / 9 },
+      lossNormalization: 'sampled',
+    },
+    roiHeads: {
+      levelMapper: 'torchvision',
+      boxPooler: { outputSize: 7, samplingRatio: 2, aligned: false },
+      maskPooler: { outputSize: 14, samplingRatio: 2, aligned: false },
+      boxHead: { kind: 'two_mlp', representationSize: 1024 },
+      maskHead: { convChannels: [256, 256, 256, 256], dilation: 1, norm: 'none', gnGroups: 32, predictorChannels: 256 },
+      fgIouThresh: 0.5,
+      bgIouThresh: 0.5,
+      batchSizePerImage: 512,
+      positiveFraction: 0.25,
+      addGtAsProposals: true,
+      boxCoderWeights: [10, 10, 5, 5],
+      boxLoss: { kind: 'smooth_l1', beta: 1 / 9 },
+      scoreThresh: 0.05,
+      nmsThresh: 0.5,
+      detectionsPerImage: 100,
+      maskPaste: 'torchvision',
+      maskThreshold: 0.5,
+    },
+    input: {
+      minSizesTrain: [800],
+      minSizeTest: 800,
+      maxSize: 1333,
+      rounding: 'torchvision',
+      normalization: { ...NORMALIZE_TORCHVISION, mean: [...NORMALIZE_TORCHVISION.mean], std: [...NORMALIZE_TORCHVISION.std] },
+      sizeDivisible: 32,
+      flipProb: 0.5,
+    },
+  };
+}
+
+/** Detectron2 Base-RCNN-FPN + mask_rcnn_R_50_FPN (MSRA R-50: BGR, std 1, stride in 1x1). */
+const DETECTRON2: DeepPartial<MaskRCNNConfig> = {
+  backbone: { strideIn1x1: true, trainableLayers: 3 /* FREEZE_AT 2 */ },
+  anchors: { sizes: LEVEL_SIZES(32), aspectRatios: RATIOS, style: 'detectron2', offset: 0 },
+  rpn: {
+    preNmsTopNTrain: 2000,
+    preNmsTopNTest: 1000,
+    postNmsTopNTrain: 1000,
+    postNmsTopNTest: 1000,
+    minSize: 0,
+    boxLoss: { kind: 'l1', beta: 0 },
+    lossNormalization: 'batch_size',
+  },
+  roiHeads: {
+    levelMapper: 'detectron2',
+    boxPooler: { outputSize: 7, samplingRatio: 0, aligned: true },
+    maskPooler: { outputSize: 14, samplingRatio: 0, aligned: true },
+    boxLoss: { kind: 'l1', beta: 0 },
+    maskPaste: 'detectron2',
+  },
+  input: {
+    minSizesTrain: [640, 672, 704, 736, 768, 800],
+    minSizeTest: 800,
+    maxSize: 1333,
+    rounding: 'detectron2',
+    normalization: { ...NORMALIZE_DETECTRON2, mean: [...NORMALIZE_DETECTRON2.mean], std: [...NORMALIZE_DETECTRON2.std] },
+  },
+};
+
+/** Detectron2 scratch_mask_rcnn_R_50_FPN_*_gn: GN everywhere, 4conv1fc box head, nothing frozen. */
+const GN_SCRATCH: DeepPartial<MaskRCNNConfig> = {
+  backbone: { norm: 'gn', gnGroups: 32, strideIn1x1: false, trainableLayers: 5 },
+  fpn: { norm: 'gn', gnGroups: 32 },
+  roiHeads: {
+    boxHead: { kind: 'conv_fc', numConvs: 4, convChannels: 256, numFcs: 1, representationSize: 1024, norm: 'gn', gnGroups: 32 },
+    maskHead: { norm: 'gn', gnGroups: 32 },
+  },
+  input: { normalization: { scale01: false, bgr: true, mean: [103.53, 116.28, 123.675], std: [57.375, 57.12, 58.395] } },
+};
+
+/**
+ * A ResNet-18-like model (basic blocks, 16-32-64-128 channels) on 128 px images with a 64-channel
+ * FPN, anchors 16..256, fewer proposals and RoIs and a 2-conv mask head: seconds per step on a CPU.
+ */
+const TINY: DeepPartial<MaskRCNNConfig> = {
+  backbone: { depth: 18, stemChannels: 16, stageWidths: [16, 32, 64, 128], norm: 'gn', gnGroups: 8, trainableLayers: 5 },
+  fpn: { outChannels: 64 },
+  anchors: { sizes: LEVEL_SIZES(16) },
+  rpn: { preNmsTopNTrain: 600, preNmsTopNTest: 600, postNmsTopNTrain: 300, postNmsTopNTest: 300 },
+  roiHeads: {
+    boxHead: { kind: 'two_mlp', representationSize: 256 },
+    maskHead: { convChannels: [64, 64], predictorChannels: 64, gnGroups: 8 },
+    batchSizePerImage: 64,
+  },
+  input: { minSizesTrain: [128], minSizeTest: 128, maxSize: 128 },
+};
+
+const BUILDERS: Record<string, () => MaskRCNNConfig> = {
+  'torchvision-r50-fpn': torchvisionR50,
+  'torchvision-r101-fpn': () => withOverrides(torchvisionR50(), { name: 'torchvision-r101-fpn', backbone: { depth: 101 } }),
+  'detectron2-r50-fpn': () => withOverrides(torchvisionR50(), { ...DETECTRON2, name: 'detectron2-r50-fpn' }),
+  'detectron2-r101-fpn': () => withOverrides(withOverrides(torchvisionR50(), DETECTRON2), { name: 'detectron2-r101-fpn', backbone: { depth: 101 } }),
+  'detectron2-r50-fpn-gn-scratch': () => withOverrides(withOverrides(torchvisionR50(), DETECTRON2), { ...GN_SCRATCH, name: 'detectron2-r50-fpn-gn-scratch' }),
+  'detectron2-r101-fpn-gn-scratch': () =>
+    withOverrides(withOverrides(withOverrides(torchvisionR50(), DETECTRON2), GN_SCRATCH), { name: 'detectron2-r101-fpn-gn-scratch', backbone: { depth: 101 } }),
+  tiny: () => withOverrides(torchvisionR50(), { ...TINY, name: 'tiny' }),
+  'tiny-bn': () => withOverrides(withOverrides(torchvisionR50(), TINY), { name: 'tiny-bn', backbone: { norm: 'bn' } }),
+};
+
+/** Names accepted by getPreset(). */
+export function presetNames(): string[] {
+  return Object.keys(BUILDERS);
+}
+
+/** A fresh copy of a named preset, with optional overrides (e.g. { numClasses: 5 }). */
+export function getPreset(name: string, overrides: DeepPartial<MaskRCNNConfig> = {}): MaskRCNNConfig {
+  const build = BUILDERS[name];
+  if (!build) throw new Error(`unknown preset '${name}'; available: ${presetNames().join(', ')}`);
+  const cfg = build();
+  validateConfig(cfg);
+  return withOverrides(cfg, overrides);
+}
