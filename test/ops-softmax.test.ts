@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import { ready } from './helpers/gpu.js';
 import { checkOp, ref, gpu, expectRef } from './helpers/check.js';
 import * as F from '../engine/index.js';
-import { softmaxReference, SOFTMAX_SHORT_ROW } from '../kernels/softmax.js';
+import { softmaxReference, softmaxShortRows, splitAround, SOFTMAX_SHORT_ROW } from '../kernels/softmax.js';
 import type { RefTensor } from '../kernels/common.js';
 
 await ready;
@@ -27,7 +27,13 @@ for (const log of [false, true]) {
       [[2, 301, 3], 1],
       [[1000], 0],
       [[1], 0],
+      [[1, SOFTMAX_SHORT_ROW + 3, 1024], 1], // long strided rows, many of them: thread per row
     ];
+    const kinds = cases.map(([shape, dim]) => {
+      const { outer, n, inner } = splitAround(shape, dim < 0 ? dim + shape.length : dim);
+      return softmaxShortRows(outer * inner, n, inner);
+    });
+    assert.ok(kinds.includes(true) && kinds.includes(false), 'cases cover both kernels');
     for (const [i, [shape, dim]] of cases.entries()) {
       const r = ref(shape, 10 + i, -4, 4);
       const nd = dim < 0 ? dim + shape.length : dim;

@@ -1,6 +1,6 @@
 // softmax / log_softmax over any dim (torch.softmax, torch.log_softmax). Forward and backward are
 // each one row kernel (kernels/softmax.ts) over the dense [outer, N, inner] layout: no permutes.
-import { softmaxKernel, SOFTMAX_SHORT_ROW, splitAround, type SoftmaxMode } from '../../kernels/softmax.js';
+import { softmaxKernel, softmaxShortRows, splitAround, type SoftmaxMode } from '../../kernels/softmax.js';
 import { Uniforms, grid, WORKGROUP } from '../../kernels/common.js';
 import { getBackend } from '../backend.js';
 import { Tensor, empty, shapeStr } from '../tensor.js';
@@ -22,7 +22,7 @@ function run(mode: SoftmaxMode, inputs: Tensor[], dim: number, label: string): T
   if (out.size === 0) return out;
   const { n, inner } = splitAround(shape, dim);
   const rows = out.size / n;
-  const short = n <= SOFTMAX_SHORT_ROW;
+  const short = softmaxShortRows(rows, n, inner);
   const key = `${mode}|${short}`;
   let kernel = kernels.get(key);
   if (!kernel) kernels.set(key, (kernel = softmaxKernel(mode, short)));
