@@ -346,6 +346,53 @@ export function rleStringToCountsInto(s: string, cnts: Uint32Array): number {
   return m;
 }
 
+/**
+ * Area and box (exactly rleArea and rleToBbox) of a compressed counts string in one pass without
+ * storing the counts. Writes [x, y, w, h] to out[o..o+3] and returns the area.
+ */
+export function rleStringStats(s: string, h: number, w: number, out: Float64Array, o: number): number {
+  const n = s.length;
+  h >>>= 0; w >>>= 0;
+  let p = 0, m = 0, c1 = 0, c2 = 0, even = 0, area = 0;
+  let cc = 0, xs = w, ys = h, xe = 0, ye = 0, xp = 0;
+  while (p < n) {
+    let x = 0, k = 0, more = 1;
+    while (more) {
+      if (p >= n) throw new Error(`RLE string ends in the middle of a number (length ${n})`);
+      const c = s.charCodeAt(p) - 48;
+      if (c < 0 || c > 63) throw new Error(`RLE string has an invalid character ${JSON.stringify(s[p])} at ${p}`);
+      x |= (c & 0x1f) << (5 * k);
+      more = c & 0x20; p++; k++;
+      if (!more && (c & 0x10)) x |= -1 << (5 * k);
+    }
+    if (m > 2) x += c2;
+    const cnt = x >>> 0;
+    c2 = c1; c1 = cnt;
+    if (m & 1) {
+      area += cnt;
+      if (h > 0) {
+        // rleToBbox on the pair (m-1, m): an even-indexed last count is never used, as there
+        cc = (cc + even) >>> 0;
+        let y = cc % h, xx = (cc - y) / h;
+        xp = xx;
+        if (xx < xs) xs = xx; if (xx > xe) xe = xx; if (y < ys) ys = y; if (y > ye) ye = y;
+        cc = (cc + cnt) >>> 0;
+        const t = (cc - 1) >>> 0;
+        y = t % h; xx = (t - y) / h;
+        if (xp < xx) { ys = 0; ye = h - 1; }
+        if (xx < xs) xs = xx; if (xx > xe) xe = xx; if (y < ys) ys = y; if (y > ye) ye = y;
+      }
+    } else even = cnt;
+    m++;
+  }
+  if (m < 2 || h === 0) { out[o] = out[o + 1] = out[o + 2] = out[o + 3] = 0; }
+  else {
+    out[o] = xs; out[o + 2] = ((xe - xs) >>> 0) + 1;
+    out[o + 1] = ys; out[o + 3] = ((ye - ys) >>> 0) + 1;
+  }
+  return area >>> 0;
+}
+
 /** An RLE from uncompressed counts (pycocotools frUncompressedRLE). */
 export function rleFrUncompressed(counts: ArrayLike<number>, h: number, w: number): RLE {
   return { h, w, counts: Uint32Array.from(counts as ArrayLike<number>) };

@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import {
   bboxIou, bboxNms, rleArea, rleDecode, rleDecodeRowMajor, rleEncode, rleEncodeRowMajor, rleFrString,
-  rleFrUncompressed, rleFromJson, rleInvert, rleIou, rleMerge, rleToBbox, rleToCompressed, rleToString, type RLE,
+  rleFrUncompressed, rleFromJson, rleInvert, rleStringStats, rleIou, rleMerge, rleToBbox, rleToCompressed, rleToString, type RLE,
 } from '../data/rle.js';
 
 const arr = (c: Uint32Array) => Array.from(c);
@@ -100,8 +100,18 @@ test('string round trips on random masks and on real COCO results', () => {
     const m = new Uint8Array(h * w);
     for (let i = 0; i < m.length; i++) m[i] = rnd() < p ? 1 : 0;
     const R = rleEncode(m, h, w);
-    const back = rleFrString(rleToString(R), h, w);
+    const str = rleToString(R);
+    const back = rleFrString(str, h, w);
     assert.equal(arr(back.counts), arr(R.counts));
+    const box = new Float64Array(4);
+    assert.is(rleStringStats(str, h, w, box, 0), rleArea(R));
+    assert.equal(Array.from(box), rleToBbox(R));
+    // odd number of counts (trailing zeros run dropped): toBbox ignores the unpaired last count
+    if (R.counts.length > 2) {
+      const cut = { h, w, counts: R.counts.slice(0, R.counts.length - 1 - (R.counts.length % 2)) };
+      assert.is(rleStringStats(rleToString(cut), h, w, box, 0), rleArea(cut));
+      assert.equal(Array.from(box), rleToBbox(cut));
+    }
   }
   const res = JSON.parse(readFileSync('../shared/fixtures/cocoeval/val2014_100/results_segm.json', 'utf8')) as
     { segmentation: { size: [number, number]; counts: string } }[];
@@ -111,6 +121,10 @@ test('string round trips on random masks and on real COCO results', () => {
     assert.equal(rleToCompressed(R), r.segmentation);
     const a = R.counts.reduce((s, c) => s + c, 0);
     assert.is(a, R.h * R.w);
+    // the one-pass scanner agrees with rleArea / rleToBbox
+    const box = new Float64Array(4);
+    assert.is(rleStringStats(r.segmentation.counts, R.h, R.w, box, 0), rleArea(R));
+    assert.equal(Array.from(box), rleToBbox(R));
   }
 });
 

@@ -2,7 +2,7 @@
 // truth, then greedy matching at every IoU threshold for every area range (pycocotools
 // computeIoU + evaluateImg), stored in flat typed arrays for accumulate().
 import { annToRLE } from '../polygon.js';
-import { bboxIouFlat, rleIou, type RLE } from '../rle.js';
+import { bboxIouFlat, rleIouPair, rleToBboxInto, type RLE } from '../rle.js';
 import { copyParams, uniqueSorted, type EvalParams } from './params.js';
 import type { DtTable, GtTable } from './prepare.js';
 
@@ -141,6 +141,7 @@ export function evaluate(gt: GtTable, dt: DtTable, params: EvalParams): EvalResu
   let gCrowd = new Uint8Array(128), gIg = new Uint8Array(128), gOrder = new Int32Array(128);
   let gtm = new Uint8Array(T * 128);
   let iouS = new Float64Array(128 * 128), iouB = new Float64Array(128 * 128);
+  const dR: (RLE | null)[] = [];
 
   for (let g = 0; g < NG; g++) {
     const gs = gtStart[g], G = gtStart[g + 1] - gs, ds = dtStart[g], D = dtStart[g + 1] - ds;
@@ -163,17 +164,35 @@ export function evaluate(gt: GtTable, dt: DtTable, params: EvalParams): EvalResu
         for (let q = 0; q < D; q++) for (let c = 0; c < 4; c++) dtBox[4 * q + c] = dt.bbox[4 * dtSel[ds + q] + c];
         ious = bboxIouFlat(dtBox, gtBox, D, G, gCrowd, iouB.length >= D * G ? iouB : (iouB = new Float64Array(2 * D * G)));
       } else {
+        // maskApi rleIou: box IoU (crowd rule) on the masks' boxes first, exact mask IoU where > 0
         const size = gt.imgSize.get(p.imgIds[i]);
         const h = size ? size.h : 0, w = size ? size.w : 0;
-        const gR: RLE[] = [], dR: RLE[] = [];
+        const gR: RLE[] = [];
         for (let q = 0; q < G; q++) {
           const j = gtSel[gs + q], s = gt.segm[j];
           if (s === undefined) throw new Error(`ground-truth annotation id ${gt.id[j]} has no segmentation`);
           if (!size && Array.isArray(s)) throw new Error(`image ${p.imgIds[i]} of annotation id ${gt.id[j]} is not in images`);
-          gR.push(annToRLE(s, h, w));
+          const R = annToRLE(s, h, w);
+          gR.push(R);
+          rleToBboxInto(R, gtBox, 4 * q);
         }
-        for (let q = 0; q < D; q++) dR.push(annToRLE(dt.segm[dtSel[ds + q]]!, h, w));
-        ious = rleIou(dR, gR, gCrowd.subarray(0, G));
+        dR.length = D;
+        for (let q = 0; q < D; q++) {
+          const j = dtSel[ds + q];
+          if (Number.isNaN(dt.maskBox[4 * j])) { dR[q] = annToRLE(dt.segm[j]!, h, w); rleToBboxInto(dR[q]!, dtBox, 4 * q); }
+          else { dR[q] = null; for (let c = 0; c < 4; c++) dtBox[4 * q + c] = dt.maskBox[4 * j + c]; }
+        }
+        if (iouB.length < D * G) iouB = new Float64Array(2 * D * G);
+        ious = bboxIouFlat(dtBox, gtBox, D, G, gCrowd, iouB);
+        for (let d = 0; d < D; d++) {
+          for (let q = 0; q < G; q++) {
+            const o = d * G + q;
+            if (!(ious[o] > 0)) continue;
+            const Rd = dR[d] ?? (dR[d] = annToRLE(dt.segm[dtSel[ds + d]]!, h, w));
+            const Rg = gR[q];
+            ious[o] = Rd.h !== Rg.h || Rd.w !== Rg.w ? -1 : rleIouPair(Rd, Rg, gCrowd[q] !== 0);
+          }
+        }
       }
     }
     for (let a = 0; a < A; a++) {

@@ -3,7 +3,7 @@
 import type { CocoGroundTruth, CocoResult, IouType } from '../coco-json.js';
 import { validateGroundTruth, validateResults } from '../coco-json.js';
 import { annToRLE, type Segmentation } from '../polygon.js';
-import { rleArea, rleStringToCountsInto, rleToBboxInto, type RLE } from '../rle.js';
+import { rleArea, rleStringStats, rleToBboxInto, type RLE } from '../rle.js';
 
 export interface GtTable {
   n: number;
@@ -35,6 +35,8 @@ export interface DtTable {
   score: Float64Array;
   area: Float64Array;
   bbox: Float64Array;
+  /** Box of the mask (rleToBbox) per detection where known from loading, NaN otherwise. */
+  maskBox: Float64Array;
   segm: (Segmentation | undefined)[];
 }
 
@@ -73,17 +75,6 @@ export function prepareGroundTruth(json: unknown, iouType: IouType): GtTable {
   return t;
 }
 
-let scratch = new Uint32Array(1024);
-
-/** Area and box of a compressed RLE string without keeping its counts. */
-function compressedStats(s: string, h: number, w: number, bbox: Float64Array | null, o: number): number {
-  if (scratch.length < s.length) scratch = new Uint32Array(Math.max(s.length, scratch.length * 2));
-  const m = rleStringToCountsInto(s, scratch);
-  const R: RLE = { h, w, counts: scratch.subarray(0, m) };
-  if (bbox) rleToBboxInto(R, bbox, o);
-  return rleArea(R);
-}
-
 /**
  * Builds the detection table from a results list with loadRes semantics: the first record decides
  * the kind. With a non-empty bbox: area = w * h, and a missing segmentation becomes the box polygon.
@@ -94,7 +85,8 @@ export function prepareResults(json: unknown, gt: GtTable): DtTable {
   const n = res.length;
   const t: DtTable = {
     n, id: new Float64Array(n), imageId: new Float64Array(n), categoryId: new Float64Array(n),
-    score: new Float64Array(n), area: new Float64Array(n), bbox: new Float64Array(4 * n), segm: new Array(n),
+    score: new Float64Array(n), area: new Float64Array(n), bbox: new Float64Array(4 * n),
+    maskBox: new Float64Array(4 * n).fill(NaN), segm: new Array(n),
   };
   if (n === 0) return t;
   const b0 = res[0].bbox;
@@ -116,15 +108,15 @@ export function prepareResults(json: unknown, gt: GtTable): DtTable {
       const hasBox = r.bbox !== undefined && !(Array.isArray(r.bbox) && r.bbox.length === 0);
       let area: number;
       if (!Array.isArray(s) && typeof s.counts === 'string') {
-        area = compressedStats(s.counts, s.size[0], s.size[1], hasBox ? null : t.bbox, 4 * i);
+        area = rleStringStats(s.counts, s.size[0], s.size[1], t.maskBox, 4 * i);
       } else {
         const size = gt.imgSize.get(r.image_id)!;
         const R: RLE = annToRLE(s, size.h, size.w);
         area = rleArea(R);
-        if (!hasBox) rleToBboxInto(R, t.bbox, 4 * i);
+        rleToBboxInto(R, t.maskBox, 4 * i);
       }
       t.area[i] = area;
-      if (hasBox) for (let j = 0; j < 4; j++) t.bbox[4 * i + j] = (r.bbox as number[])[j];
+      for (let j = 0; j < 4; j++) t.bbox[4 * i + j] = hasBox ? (r.bbox as number[])[j] : t.maskBox[4 * i + j];
     }
   }
   return t;
