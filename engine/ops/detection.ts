@@ -1,2 +1,204 @@
-// (placeholder: filled in by the kernels work)
-export {};
+// Detection box ops (torchvision.ops.boxes, torchvision's BoxCoder) and NMS. Boxes are float32
+// [N, 4] (x1, y1, x2, y2). None of these carries a gradient: torchvision uses them on detached
+// proposals and targets. Ops whose result size depends on the data (nms, remove_small_boxes) are
+// async: they read a little back from the GPU.
+import { boxIouKernel, encodeKernel, decodeKernel, clipKernel, BBOX_XFORM_CLIP, type BoxWeights } from '../../kernels/boxes.js';
+import { nmsMaskKernel, greedyFromMask, NMS_BLOCK } from '../../kernels/nms.js';
+import { Uniforms, grid, WORKGROUP } from '../../kernels/common.js';
+import { getBackend } from '../backend.js';
+import { Tensor, empty, fromData, shapeStr } from '../tensor.js';
+import { noGrad } from '../autograd.js';
+import { tidy } from '../scope.js';
+import { add, cast, contiguous, elementwise as ew, mul } from './elementwise.js';
+import { reduceRaw } from './reduce.js';
+import { reshape, slice, unsqueeze } from './view.js';
+import { argsort } from './sort.js';
+
+const kernels = new Map<string, { wgsl: string; entry: string }>();
+function cached(key: string, make: () => { wgsl: string; entry: string }) {
+  let k = kernels.get(key);
+  if (!k) kernels.set(key, (k = make()));
+  return k;
+}
+
+function checkBoxes(op: string, b: Tensor, name = 'boxes'): void {
+  if (b.dtype !== 'float32' || b.ndim !== 2 || b.shape[1] !== 4) throw new Error(`${op}: ${name} must be float32 [N,4], got ${b.dtype}${shapeStr(b.shape)}`);
+}
+
+/** Dense view of t (a new view object the caller disposes). */
+function dense(t: Tensor): Tensor {
+  return t.isContiguous ? t.view(t.shape, t.strides, t.offset) : noGrad(() => contiguous(t));
+}
+
+/** torchvision.ops.box_area: (x2 - x1) * (y2 - y1), [N]. */
+export function boxArea(boxes: Tensor): Tensor {
+  checkBoxes('box_area', boxes);
+  return tidy(() => noGrad(() => reshape(mul(ew('sub', [slice(boxes, 1, 2, 3), slice(boxes, 1, 0, 1)]), ew('sub', [slice(boxes, 1, 3, 4), slice(boxes, 1, 1, 2)])), [-1])));
+}
+
+/** torchvision.ops.box_iou: [N, M] IoU matrix (NaN where both boxes have zero area). */
+export function boxIou(boxes1: Tensor, boxes2: Tensor): Tensor {
+  checkBoxes('box_iou', boxes1, 'boxes1');
+  checkBoxes('box_iou', boxes2, 'boxes2');
+  const N = boxes1.shape[0]!, M = boxes2.shape[0]!;
+  const out = empty([N, M]);
+  if (out.size === 0) return out;
+  const a = dense(boxes1), b = dense(boxes2);
+  getBackend().dispatch({
+    kernel: cached('iou', boxIouKernel),
+    buffers: [a.storage.buffer, b.storage.buffer, out.storage.buffer],
+    uniforms: new Uniforms().u(N * M, M, a.offset, b.offset).bytes(),
+    workgroups: grid(Math.ceil((N * M) / WORKGROUP)),
+    label: `box_iou(${shapeStr(boxes1.shape)}, ${shapeStr(boxes2.shape)})`,
+  });
+  a.dispose();
+  b.dispose();
+  return out;
+}
+
+/** torchvision's default box-head weights; the RPN uses (1, 1, 1, 1). */
+export const BOX_HEAD_WEIGHTS: BoxWeights = [10, 10, 5, 5];
+
+/**
+ * BoxCoder.encode_single(reference_boxes, proposals): regression targets [N, 4] of the matched
+ * (ground-truth) boxes relative to the proposals.
+ */
+export function encodeBoxes(referenceBoxes: Tensor, proposals: Tensor, weights: BoxWeights = BOX_HEAD_WEIGHTS): Tensor {
+  checkBoxes('encode_boxes', referenceBoxes, 'reference_boxes');
+  checkBoxes('encode_boxes', proposals, 'proposals');
+  if (referenceBoxes.shape[0] !== proposals.shape[0]) throw new Error(`encode_boxes: ${shapeStr(referenceBoxes.shape)} reference boxes for ${shapeStr(proposals.shape)} proposals`);
+  const N = proposals.shape[0]!;
+  const out = empty([N, 4]);
+  if (N === 0) return out;
+  const g = dense(referenceBoxes), p = dense(proposals);
+  getBackend().dispatch({
+    kernel: cached('encode', encodeKernel),
+    buffers: [g.storage.buffer, p.storage.buffer, out.storage.buffer],
+    uniforms: new Uniforms().u(N, g.offset, p.offset, 0).f(...weights).bytes(),
+    workgroups: grid(Math.ceil(N / WORKGROUP)),
+    label: `encode_boxes(${shapeStr(proposals.shape)})`,
+  });
+  g.dispose();
+  p.dispose();
+  return out;
+}
+
+/**
+ * BoxCoder.decode_single(rel_codes, boxes): rel_codes [N, 4C] (C boxes per row, e.g. one per class)
+ * applied to boxes [N, 4] -> [N, 4C]; dw, dh clamped above at log(1000/16).
+ */
+export function decodeBoxes(relCodes: Tensor, boxes: Tensor, weights: BoxWeights = BOX_HEAD_WEIGHTS, clip = BBOX_XFORM_CLIP): Tensor {
+  checkBoxes('decode_boxes', boxes);
+  if (relCodes.dtype !== 'float32' || relCodes.ndim !== 2 || relCodes.shape[1]! % 4 !== 0 || relCodes.shape[0] !== boxes.shape[0]) {
+    throw new Error(`decode_boxes: rel_codes must be float32 [N,4C] with N = ${boxes.shape[0]} boxes, got ${relCodes.dtype}${shapeStr(relCodes.shape)}`);
+  }
+  const N = boxes.shape[0]!, C = relCodes.shape[1]! / 4;
+  const out = empty([N, 4 * C]);
+  if (out.size === 0) return out;
+  const r = dense(relCodes), b = dense(boxes);
+  getBackend().dispatch({
+    kernel: cached('decode', decodeKernel),
+    buffers: [r.storage.buffer, b.storage.buffer, out.storage.buffer],
+    uniforms: new Uniforms().u(N * C, C, r.offset, b.offset).f(...weights, clip).bytes(),
+    workgroups: grid(Math.ceil((N * C) / WORKGROUP)),
+    label: `decode_boxes(${shapeStr(relCodes.shape)}, ${shapeStr(boxes.shape)})`,
+  });
+  r.dispose();
+  b.dispose();
+  return out;
+}
+
+/** torchvision.ops.clip_boxes_to_image(boxes [..., 2k], size [height, width]). */
+export function clipBoxesToImage(boxes: Tensor, size: readonly [number, number]): Tensor {
+  if (boxes.dtype !== 'float32' || boxes.ndim === 0 || boxes.shape[boxes.ndim - 1]! % 2 !== 0) {
+    throw new Error(`clip_boxes_to_image: boxes must be float32 [..., 2k], got ${boxes.dtype}${shapeStr(boxes.shape)}`);
+  }
+  const out = empty(boxes.shape);
+  if (out.size === 0) return out;
+  const x = dense(boxes);
+  getBackend().dispatch({
+    kernel: cached('clip', clipKernel),
+    buffers: [x.storage.buffer, out.storage.buffer],
+    uniforms: new Uniforms().u(out.size, boxes.shape[boxes.ndim - 1]!, x.offset, 0).f(size[1], size[0]).bytes(),
+    workgroups: grid(Math.ceil(out.size / WORKGROUP)),
+    label: `clip_boxes_to_image(${shapeStr(boxes.shape)}, [${size.join(',')}])`,
+  });
+  x.dispose();
+  return out;
+}
+
+/** torchvision.ops.remove_small_boxes: int32 indices of the boxes with width and height >= minSize. */
+export async function removeSmallBoxes(boxes: Tensor, minSize: number): Promise<Tensor> {
+  checkBoxes('remove_small_boxes', boxes);
+  if (boxes.shape[0] === 0) return empty([0], 'int32');
+  const ok = tidy(() =>
+    noGrad(() => {
+      const ws = ew('sub', [slice(boxes, 1, 2, 3), slice(boxes, 1, 0, 1)]);
+      const hs = ew('sub', [slice(boxes, 1, 3, 4), slice(boxes, 1, 1, 2)]);
+      return ew('logical_and', [ew('ge', [ws, minSize]), ew('ge', [hs, minSize])]);
+    }),
+  );
+  const flags = await ok.data();
+  ok.dispose();
+  const keep: number[] = [];
+  flags.forEach((f, i) => f && keep.push(i));
+  return fromData(keep, [keep.length], 'int32');
+}
+
+/**
+ * torchvision.ops.nms(boxes, scores, iou_threshold): int32 indices of the kept boxes in decreasing
+ * score order (equal scores: lower index first). A box is suppressed by a kept higher-scored box when
+ * their IoU is > iou_threshold (exactly at the threshold is kept).
+ */
+export async function nms(boxes: Tensor, scores: Tensor, iouThreshold: number): Promise<Tensor> {
+  checkBoxes('nms', boxes);
+  if (scores.dtype !== 'float32' || scores.ndim !== 1 || scores.shape[0] !== boxes.shape[0]) {
+    throw new Error(`nms: scores must be float32 [${boxes.shape[0]}], got ${scores.dtype}${shapeStr(scores.shape)}`);
+  }
+  const n = boxes.shape[0]!;
+  if (n === 0) return empty([0], 'int32');
+  const blocks = Math.ceil(n / NMS_BLOCK);
+  const { order, mask } = tidy(() =>
+    noGrad(() => {
+      const order = argsort(scores, 0, true);
+      const b = dense(boxes);
+      const mask = empty([n * blocks * 2], 'int32');
+      getBackend().dispatch({
+        kernel: cached('nms', nmsMaskKernel),
+        buffers: [b.storage.buffer, order.storage.buffer, mask.storage.buffer],
+        uniforms: new Uniforms().u(n, blocks, b.offset).f(iouThreshold).bytes(),
+        workgroups: [blocks, blocks],
+        label: `nms(${shapeStr(boxes.shape)})`,
+      });
+      return { order, mask };
+    }),
+  );
+  const [o, m] = await Promise.all([order.data(), mask.data()]);
+  order.dispose();
+  mask.dispose();
+  const keep = greedyFromMask(new Uint32Array(m.buffer, m.byteOffset, m.length), n).map((pos) => o[pos]!);
+  return fromData(keep, [keep.length], 'int32');
+}
+
+/**
+ * torchvision.ops.batched_nms(boxes, scores, idxs, iou_threshold): NMS within each category idxs
+ * (int32 or float32 [N]), by torchvision's coordinate trick: every box is shifted by
+ * idxs * (max coordinate + 1) so boxes of different categories cannot overlap.
+ */
+export async function batchedNms(boxes: Tensor, scores: Tensor, idxs: Tensor, iouThreshold: number): Promise<Tensor> {
+  checkBoxes('batched_nms', boxes);
+  if (idxs.ndim !== 1 || idxs.shape[0] !== boxes.shape[0]) throw new Error(`batched_nms: idxs must be [${boxes.shape[0]}], got ${idxs.dtype}${shapeStr(idxs.shape)}`);
+  if (boxes.shape[0] === 0) return empty([0], 'int32');
+  const shifted = tidy(() =>
+    noGrad(() => {
+      const maxCoordinate = reduceRaw(boxes, 'max', undefined);
+      const offsets = mul(cast(idxs, 'float32'), add(maxCoordinate, 1));
+      return add(boxes, unsqueeze(offsets, 1));
+    }),
+  );
+  try {
+    return await nms(shifted, scores, iouThreshold);
+  } finally {
+    shifted.dispose();
+  }
+}

@@ -20,6 +20,7 @@ export * from './pool.js';
 export * from './resize.js';
 export * from './roi_align.js';
 export * from './detection.js';
+export * from './sort.js';
 export * from './losses.js';
 
 registerGradMath({ add, onesLike });

@@ -1,0 +1,125 @@
+// torch.sort / argsort / topk on the GPU (stable bitonic sort, kernels/sort.ts). Any dim is moved
+// last and made dense; results come back in the input's layout. Sorted values carry a gradient
+// (scattered back to the positions they came from); indices are int32.
+import { sortInitKernel, sortStepKernel, sortLocalKernel, sortOutputKernel, sortScatterKernel, sortPadded, SORT_BLOCK } from '../../kernels/sort.js';
+import { Uniforms, grid, WORKGROUP } from '../../kernels/common.js';
+import { getBackend } from '../backend.js';
+import { Tensor, empty, shapeStr } from '../tensor.js';
+import { record } from '../autograd.js';
+import { tidy } from '../scope.js';
+import { contiguous } from './elementwise.js';
+import { zeros } from './copy.js';
+import { normDim, permute } from './view.js';
+
+const kernels = new Map<string, { wgsl: string; entry: string }>();
+function cached(key: string, make: () => { wgsl: string; entry: string }) {
+  let k = kernels.get(key);
+  if (!k) kernels.set(key, (k = make()));
+  return k;
+}
+
+/** Sorted (rank, index) pairs of each row of dense [rows, n] x, rows padded to P. No autodiff. */
+function sortPairs(x: Tensor, rows: number, n: number, descending: boolean, label: string): { kv: Tensor; P: number } {
+  const P = sortPadded(n);
+  const kv = empty([rows * P * 2], 'int32');
+  const be = getBackend();
+  be.dispatch({
+    kernel: cached('init', sortInitKernel),
+    buffers: [x.storage.buffer, kv.storage.buffer],
+    uniforms: new Uniforms().u(rows * P, P, n, x.offset, descending ? 1 : 0).bytes(),
+    workgroups: grid(Math.ceil((rows * P) / WORKGROUP)),
+    label: `${label} init`,
+  });
+  const blocks = (rows * P) / SORT_BLOCK;
+  be.dispatch({ kernel: cached('sort', () => sortLocalKernel('sort')), buffers: [kv.storage.buffer], uniforms: new Uniforms().u(P, 0).bytes(), workgroups: grid(blocks), label: `${label} block sort` });
+  for (let k = 2 * SORT_BLOCK; k <= P; k *= 2) {
+    for (let j = k / 2; j >= SORT_BLOCK; j /= 2) {
+      be.dispatch({
+        kernel: cached('step', sortStepKernel),
+        buffers: [kv.storage.buffer],
+        uniforms: new Uniforms().u((rows * P) / 2, P, k, j).bytes(),
+        workgroups: grid(Math.ceil((rows * P) / 2 / WORKGROUP)),
+        label: `${label} step k=${k} j=${j}`,
+      });
+    }
+    be.dispatch({ kernel: cached('merge', () => sortLocalKernel('merge')), buffers: [kv.storage.buffer], uniforms: new Uniforms().u(P, k).bytes(), workgroups: grid(blocks), label: `${label} merge k=${k}` });
+  }
+  return { kv, P };
+}
+
+export interface SortResult {
+  values: Tensor;
+  indices: Tensor;
+}
+
+/** Sort + take the first k of each row along the last dim of a dense float32 [.., n] tensor. */
+function sortLast(x: Tensor, k: number, descending: boolean, op: string): SortResult {
+  const n = x.shape[x.ndim - 1]!;
+  const rows = n === 0 ? 0 : x.size / n;
+  const outShape = [...x.shape.slice(0, -1), k];
+  const values = empty(outShape), indices = empty(outShape, 'int32');
+  const label = `${op}(${x.dtype}${shapeStr(x.shape)})`;
+  if (values.size > 0) {
+    const xd = x.isContiguous ? x : contiguous(x);
+    const { kv, P } = sortPairs(xd, rows, n, descending, label);
+    getBackend().dispatch({
+      kernel: cached('out', sortOutputKernel),
+      buffers: [kv.storage.buffer, xd.storage.buffer, values.storage.buffer, indices.storage.buffer],
+      uniforms: new Uniforms().u(rows * k, k, P, n, xd.offset).bytes(),
+      workgroups: grid(Math.ceil((rows * k) / WORKGROUP)),
+      label: `${label} output`,
+    });
+    kv.dispose();
+    if (xd !== x) xd.dispose();
+  }
+  record(op, [x], values, [indices], (g, [idx]) => {
+    const gx = zeros(x.shape);
+    if (g.size === 0) return [gx];
+    const gd = g.isContiguous && g.offset === 0 ? g : contiguous(g);
+    getBackend().dispatch({
+      kernel: cached('scatter', sortScatterKernel),
+      buffers: [gd.storage.buffer, idx!.storage.buffer, gx.storage.buffer],
+      uniforms: new Uniforms().u(g.size, k, n).bytes(),
+      workgroups: grid(Math.ceil(g.size / WORKGROUP)),
+      label: `${op} backward`,
+    });
+    return [gx];
+  });
+  return { values, indices };
+}
+
+/** Runs fn over x with `dim` moved last, and moves the results' last dim back. */
+function alongDim(x: Tensor, dim: number, op: string, fn: (t: Tensor) => SortResult): SortResult {
+  if (x.dtype !== 'float32') throw new Error(`${op}: needs float32, got ${x.dtype}${shapeStr(x.shape)}`);
+  if (x.ndim === 0) throw new Error(`${op}: needs at least one dimension`);
+  const d = normDim(dim, x.ndim);
+  if (d === x.ndim - 1) return fn(x);
+  const perm = [...x.shape.keys()].filter((i) => i !== d).concat([d]);
+  const inv = perm.map((_, i) => perm.indexOf(i));
+  return tidy(() => {
+    const r = fn(permute(x, perm));
+    return { values: contiguous(permute(r.values, inv)), indices: contiguous(permute(r.indices, inv)) };
+  });
+}
+
+/** torch.sort(x, dim=-1, descending=False, stable=True): values and int32 indices. */
+export function sort(x: Tensor, dim = -1, descending = false): SortResult {
+  return alongDim(x, dim, 'sort', (t) => sortLast(t, t.shape[t.ndim - 1]!, descending, 'sort'));
+}
+
+/** torch.argsort(x, dim=-1, descending=False, stable=True): int32 indices. */
+export function argsort(x: Tensor, dim = -1, descending = false): Tensor {
+  return tidy(() => sort(x, dim, descending).indices);
+}
+
+/**
+ * torch.topk(x, k, dim=-1, largest=True, sorted=True): the k largest (smallest) along dim, in
+ * order; equal values keep the lower index first.
+ */
+export function topk(x: Tensor, k: number, dim = -1, largest = true): SortResult {
+  return alongDim(x, dim, 'topk', (t) => {
+    const n = t.shape[t.ndim - 1]!;
+    if (!Number.isInteger(k) || k < 0 || k > n) throw new Error(`topk: k = ${k} is out of range for a dimension of size ${n} (shape ${shapeStr(x.shape)})`);
+    return sortLast(t, k, largest, 'topk');
+  });
+}

@@ -1,0 +1,180 @@
+// Box ops in (x1, y1, x2, y2) form, as torchvision.ops.boxes and torchvision's BoxCoder compute them
+// (widths are x2 - x1, no +1): pairwise IoU, encode/decode with weights and the dw/dh clamp, clip to
+// the image. Each kernel has a float64 reference next to it. The float32 kernels keep torchvision's
+// expression order so results round like PyTorch's.
+import { F32_BITS, LINEAR_GROUP, WORKGROUP, uniformDecl, uword } from './common.js';
+
+const HEAD = (entry: string, nVec4: number, bindings: string[]): string => `${uniformDecl(nVec4)}
+${bindings.map((b, i) => `@group(0) @binding(${i + 1}) ${b}`).join('\n')}
+${F32_BITS}
+@compute @workgroup_size(${WORKGROUP})
+fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let t = ${LINEAR_GROUP} * ${WORKGROUP}u + lid;
+  if (t >= ${uword(0)}) { return; }`;
+
+/** box_iou: out[i, j] = inter / union of a[i], b[j]. Uniform words: N*M, M, a offset, b offset. */
+export function boxIouKernel(): { wgsl: string; entry: string } {
+  const entry = 'box_iou';
+  return {
+    entry,
+    wgsl: `${HEAD(entry, 1, ['var<storage, read> a: array<f32>;', 'var<storage, read> b: array<f32>;', 'var<storage, read_write> out: array<f32>;'])}
+  let i = t / ${uword(1)};
+  let j = t % ${uword(1)};
+  let p = ${uword(2)} + 4u * i;
+  let q = ${uword(3)} + 4u * j;
+  let area1 = (a[p + 2u] - a[p]) * (a[p + 3u] - a[p + 1u]);
+  let area2 = (b[q + 2u] - b[q]) * (b[q + 3u] - b[q + 1u]);
+  let w = max(min(a[p + 2u], b[q + 2u]) - max(a[p], b[q]), 0.0);
+  let h = max(min(a[p + 3u], b[q + 3u]) - max(a[p + 1u], b[q + 1u]), 0.0);
+  let inter = w * h;
+  let uni = area1 + area2 - inter;
+  // 0 / 0 (two zero-area boxes) is NaN in torch; WGSL does not promise NaN from a division.
+  out[t] = select(inter / uni, f32_bits(0x7fc00000u), uni == 0.0 && inter == 0.0);
+}
+`,
+  };
+}
+
+/**
+ * BoxCoder.encode_single: targets [N,4] of reference (matched gt) boxes relative to proposals.
+ * Uniform words: N, ref offset, proposals offset, pad, wx, wy, ww, wh.
+ */
+export function encodeKernel(): { wgsl: string; entry: string } {
+  const entry = 'box_encode';
+  return {
+    entry,
+    wgsl: `${HEAD(entry, 2, ['var<storage, read> gt: array<f32>;', 'var<storage, read> pr: array<f32>;', 'var<storage, read_write> out: array<f32>;'])}
+  let g = ${uword(1)} + 4u * t;
+  let p = ${uword(2)} + 4u * t;
+  let wx = bitcast<f32>(${uword(4)});
+  let wy = bitcast<f32>(${uword(5)});
+  let ww = bitcast<f32>(${uword(6)});
+  let wh = bitcast<f32>(${uword(7)});
+  let ex_w = pr[p + 2u] - pr[p];
+  let ex_h = pr[p + 3u] - pr[p + 1u];
+  let ex_x = pr[p] + 0.5 * ex_w;
+  let ex_y = pr[p + 1u] + 0.5 * ex_h;
+  let gt_w = gt[g + 2u] - gt[g];
+  let gt_h = gt[g + 3u] - gt[g + 1u];
+  let gt_x = gt[g] + 0.5 * gt_w;
+  let gt_y = gt[g + 1u] + 0.5 * gt_h;
+  out[4u * t] = wx * (gt_x - ex_x) / ex_w;
+  out[4u * t + 1u] = wy * (gt_y - ex_y) / ex_h;
+  out[4u * t + 2u] = ww * log(gt_w / ex_w);
+  out[4u * t + 3u] = wh * log(gt_h / ex_h);
+}
+`,
+  };
+}
+
+/**
+ * BoxCoder.decode_single: rel_codes [N, 4C] applied to boxes [N, 4] -> [N, 4C], with dw, dh
+ * clamped above at `clip` (log(1000/16)). Uniform words: N*C, C, codes offset, boxes offset, wx, wy, ww, wh, clip.
+ */
+export function decodeKernel(): { wgsl: string; entry: string } {
+  const entry = 'box_decode';
+  return {
+    entry,
+    wgsl: `${HEAD(entry, 3, ['var<storage, read> codes: array<f32>;', 'var<storage, read> boxes: array<f32>;', 'var<storage, read_write> out: array<f32>;'])}
+  let n = t / ${uword(1)};
+  let r = ${uword(2)} + 4u * t;
+  let b = ${uword(3)} + 4u * n;
+  let width = boxes[b + 2u] - boxes[b];
+  let height = boxes[b + 3u] - boxes[b + 1u];
+  let ctr_x = boxes[b] + 0.5 * width;
+  let ctr_y = boxes[b + 1u] + 0.5 * height;
+  let dx = codes[r] / bitcast<f32>(${uword(4)});
+  let dy = codes[r + 1u] / bitcast<f32>(${uword(5)});
+  let clip = bitcast<f32>(${uword(8)});
+  let dw = min(codes[r + 2u] / bitcast<f32>(${uword(6)}), clip);
+  let dh = min(codes[r + 3u] / bitcast<f32>(${uword(7)}), clip);
+  let px = dx * width + ctr_x;
+  let py = dy * height + ctr_y;
+  let cw = 0.5 * (exp(dw) * width);
+  let ch = 0.5 * (exp(dh) * height);
+  out[4u * t] = px - cw;
+  out[4u * t + 1u] = py - ch;
+  out[4u * t + 2u] = px + cw;
+  out[4u * t + 3u] = py + ch;
+}
+`,
+  };
+}
+
+/** clip_boxes_to_image: even columns clamped to [0, width], odd to [0, height]. Uniform words: n, cols, offset, pad, width, height. */
+export function clipKernel(): { wgsl: string; entry: string } {
+  const entry = 'box_clip';
+  return {
+    entry,
+    wgsl: `${HEAD(entry, 2, ['var<storage, read> x: array<f32>;', 'var<storage, read_write> out: array<f32>;'])}
+  let hi = select(bitcast<f32>(${uword(5)}), bitcast<f32>(${uword(4)}), (t % ${uword(1)}) % 2u == 0u);
+  out[t] = min(max(x[${uword(2)} + t], 0.0), hi);
+}
+`,
+  };
+}
+
+// ---------------------------------------------------------------- float64 references
+
+export type Box = readonly [number, number, number, number] | readonly number[];
+
+export function boxAreaRef(b: Box): number {
+  return (b[2]! - b[0]!) * (b[3]! - b[1]!);
+}
+
+/** inter / union (NaN for two zero-area boxes, as torch). */
+export function iouRef(a: Box, b: Box): number {
+  const w = Math.max(Math.min(a[2]!, b[2]!) - Math.max(a[0]!, b[0]!), 0);
+  const h = Math.max(Math.min(a[3]!, b[3]!) - Math.max(a[1]!, b[1]!), 0);
+  const inter = w * h;
+  return inter / (boxAreaRef(a) + boxAreaRef(b) - inter);
+}
+
+export function boxIouReference(a: readonly Box[], b: readonly Box[]): number[] {
+  return a.flatMap((p) => b.map((q) => iouRef(p, q)));
+}
+
+export type BoxWeights = readonly [number, number, number, number];
+export const BBOX_XFORM_CLIP = Math.log(1000 / 16);
+
+export function encodeReference(gt: readonly Box[], proposals: readonly Box[], [wx, wy, ww, wh]: BoxWeights): number[] {
+  return gt.flatMap((g, i) => {
+    const p = proposals[i]!;
+    const exW = p[2]! - p[0]!, exH = p[3]! - p[1]!;
+    const exX = p[0]! + 0.5 * exW, exY = p[1]! + 0.5 * exH;
+    const gW = g[2]! - g[0]!, gH = g[3]! - g[1]!;
+    const gX = g[0]! + 0.5 * gW, gY = g[1]! + 0.5 * gH;
+    return [(wx * (gX - exX)) / exW, (wy * (gY - exY)) / exH, ww * Math.log(gW / exW), wh * Math.log(gH / exH)];
+  });
+}
+
+/** codes: N rows of 4C values; boxes: N boxes. Returns N rows of 4C. */
+export function decodeReference(codes: readonly (readonly number[])[], boxes: readonly Box[], [wx, wy, ww, wh]: BoxWeights, clip = BBOX_XFORM_CLIP): number[] {
+  return codes.flatMap((row, n) => {
+    const b = boxes[n]!;
+    const width = b[2]! - b[0]!, height = b[3]! - b[1]!;
+    const cx = b[0]! + 0.5 * width, cy = b[1]! + 0.5 * height;
+    const out: number[] = [];
+    for (let c = 0; c < row.length; c += 4) {
+      const dx = row[c]! / wx, dy = row[c + 1]! / wy;
+      const dw = Math.min(row[c + 2]! / ww, clip), dh = Math.min(row[c + 3]! / wh, clip);
+      const px = dx * width + cx, py = dy * height + cy;
+      const hw = 0.5 * Math.exp(dw) * width, hh = 0.5 * Math.exp(dh) * height;
+      out.push(px - hw, py - hh, px + hw, py + hh);
+    }
+    return out;
+  });
+}
+
+export function clipReference(boxes: readonly Box[], [height, width]: readonly [number, number]): number[] {
+  return boxes.flatMap((b) => b.map((v, i) => Math.min(Math.max(v, 0), i % 2 === 0 ? width : height)));
+}
+
+/** torchvision.ops.remove_small_boxes: indices of boxes with width and height >= minSize. */
+export function removeSmallReference(boxes: readonly Box[], minSize: number): number[] {
+  const keep: number[] = [];
+  boxes.forEach((b, i) => {
+    if (b[2]! - b[0]! >= minSize && b[3]! - b[1]! >= minSize) keep.push(i);
+  });
+  return keep;
+}

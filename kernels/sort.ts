@@ -1,0 +1,198 @@
+// Stable sort along the last dimension of a dense [rows, n] float32 tensor: bitonic sort of
+// (rank, index) pairs over each row padded to a power of two P >= BLOCK. The rank is a u32 that
+// orders floats (descending sorts use its complement), and ties resolve to the lower index, so
+// the result is the stable order (torch.sort(stable=True)); NaN sorts as the largest value, as in
+// torch. Steps with a compare distance below BLOCK run inside one workgroup in shared memory; the
+// longer ones run one dispatch per step.
+import { LINEAR_GROUP, WORKGROUP, uniformDecl, uword } from './common.js';
+
+/** Elements per workgroup block (two per thread). */
+export const SORT_BLOCK = 2 * WORKGROUP;
+
+/** Padded row length for n elements. */
+export function sortPadded(n: number): number {
+  let p = SORT_BLOCK;
+  while (p < n) p *= 2;
+  return p;
+}
+
+// Pairs are ordered by (rank, index) ascending; padding is (0xffffffff, 0xffffffff), always last.
+const LESS = `fn less(a: vec2<u32>, b: vec2<u32>) -> bool { return a.x < b.x || (a.x == b.x && a.y < b.y); }`;
+
+/**
+ * Init: kv[row*P + i] = (rank(x[off + row*n + i]), i), padding beyond n.
+ * Uniform words: rows*P, P, n, x offset, descending.
+ */
+export function sortInitKernel(): { wgsl: string; entry: string } {
+  const entry = 'sort_init';
+  return {
+    entry,
+    wgsl: `${uniformDecl(2)}
+@group(0) @binding(1) var<storage, read> x: array<u32>;
+@group(0) @binding(2) var<storage, read_write> kv: array<vec2<u32>>;
+@compute @workgroup_size(${WORKGROUP})
+fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let t = ${LINEAR_GROUP} * ${WORKGROUP}u + lid;
+  if (t >= ${uword(0)}) { return; }
+  let P = ${uword(1)};
+  let n = ${uword(2)};
+  let row = t / P;
+  let i = t % P;
+  if (i >= n) { kv[t] = vec2<u32>(0xffffffffu, 0xffffffffu); return; }
+  var b = x[${uword(3)} + row * n + i];
+  if ((b & 0x7fffffffu) > 0x7f800000u) { b = 0x7fc00000u; }  // one NaN, the largest
+  if (b == 0x80000000u) { b = 0u; }                         // -0 == +0
+  // Flip so unsigned order is float order: negatives reversed below positives.
+  var r = select(b ^ 0x80000000u, ~b, (b & 0x80000000u) != 0u);
+  if (${uword(4)} != 0u) { r = ~r; }
+  kv[t] = vec2<u32>(r, i);
+}
+`,
+  };
+}
+
+/**
+ * One compare-exchange step (k, j) with j >= BLOCK, one thread per pair.
+ * Uniform words: rows*P/2, P, k, j.
+ */
+export function sortStepKernel(): { wgsl: string; entry: string } {
+  const entry = 'sort_step';
+  return {
+    entry,
+    wgsl: `${uniformDecl(1)}
+@group(0) @binding(1) var<storage, read_write> kv: array<vec2<u32>>;
+${LESS}
+@compute @workgroup_size(${WORKGROUP})
+fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let t = ${LINEAR_GROUP} * ${WORKGROUP}u + lid;
+  if (t >= ${uword(0)}) { return; }
+  let half = ${uword(1)} / 2u;
+  let k = ${uword(2)};
+  let j = ${uword(3)};
+  let row = t / half;
+  let q = t % half;
+  let lo = (q / j) * 2u * j + q % j;
+  let a = row * ${uword(1)} + lo;
+  let ascending = (lo & k) == 0u;
+  let x = kv[a];
+  let y = kv[a + j];
+  if (less(y, x) == ascending) { kv[a] = y; kv[a + j] = x; }
+}
+`,
+  };
+}
+
+/**
+ * In-workgroup steps over a block of BLOCK pairs. mode 'sort': all stages k = 2..BLOCK;
+ * 'merge': stage k (uniform) for j = BLOCK/2 .. 1. Uniform words: P, k.
+ */
+export function sortLocalKernel(mode: 'sort' | 'merge'): { wgsl: string; entry: string } {
+  const entry = `sort_local_${mode}`;
+  const steps =
+    mode === 'sort'
+      ? `for (var k = 2u; k <= ${SORT_BLOCK}u; k = k << 1u) {
+    for (var j = k >> 1u; j > 0u; j = j >> 1u) { step(lid, start, k, j); }
+  }`
+      : `for (var j = ${SORT_BLOCK / 2}u; j > 0u; j = j >> 1u) { step(lid, start, ${uword(1)}, j); }`;
+  return {
+    entry,
+    wgsl: `${uniformDecl(1)}
+@group(0) @binding(1) var<storage, read_write> kv: array<vec2<u32>>;
+var<workgroup> s: array<vec2<u32>, ${SORT_BLOCK}>;
+${LESS}
+fn step(lid: u32, start: u32, k: u32, j: u32) {
+  let lo = (lid / j) * 2u * j + lid % j;
+  // Direction from the position within the row (start is a multiple of BLOCK within the row).
+  let ascending = ((start + lo) & k) == 0u;
+  let x = s[lo];
+  let y = s[lo + j];
+  if (less(y, x) == ascending) { s[lo] = y; s[lo + j] = x; }
+  workgroupBarrier();
+}
+@compute @workgroup_size(${WORKGROUP})
+fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let block = ${LINEAR_GROUP};
+  let base = block * ${SORT_BLOCK}u;
+  let start = base % ${uword(0)};
+  s[lid] = kv[base + lid];
+  s[lid + ${WORKGROUP}u] = kv[base + lid + ${WORKGROUP}u];
+  workgroupBarrier();
+  ${steps}
+  kv[base + lid] = s[lid];
+  kv[base + lid + ${WORKGROUP}u] = s[lid + ${WORKGROUP}u];
+}
+`,
+  };
+}
+
+/**
+ * The first `k` sorted entries of each row: values (gathered from x) and indices (int32).
+ * Uniform words: rows*k, k, P, n, x offset.
+ */
+export function sortOutputKernel(): { wgsl: string; entry: string } {
+  const entry = 'sort_output';
+  return {
+    entry,
+    wgsl: `${uniformDecl(2)}
+@group(0) @binding(1) var<storage, read> kv: array<vec2<u32>>;
+@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(3) var<storage, read_write> values: array<f32>;
+@group(0) @binding(4) var<storage, read_write> indices: array<i32>;
+@compute @workgroup_size(${WORKGROUP})
+fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let t = ${LINEAR_GROUP} * ${WORKGROUP}u + lid;
+  if (t >= ${uword(0)}) { return; }
+  let k = ${uword(1)};
+  let row = t / k;
+  let idx = kv[row * ${uword(2)} + t % k].y;
+  values[t] = x[${uword(4)} + row * ${uword(3)} + idx];
+  indices[t] = i32(idx);
+}
+`,
+  };
+}
+
+/**
+ * Backward of the sorted values: gx[row, idx[row, i]] = g[row, i] (distinct positions; gx zeroed).
+ * Uniform words: rows*k, k, n.
+ */
+export function sortScatterKernel(): { wgsl: string; entry: string } {
+  const entry = 'sort_scatter';
+  return {
+    entry,
+    wgsl: `${uniformDecl(1)}
+@group(0) @binding(1) var<storage, read> g: array<f32>;
+@group(0) @binding(2) var<storage, read> indices: array<i32>;
+@group(0) @binding(3) var<storage, read_write> gx: array<f32>;
+@compute @workgroup_size(${WORKGROUP})
+fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let t = ${LINEAR_GROUP} * ${WORKGROUP}u + lid;
+  if (t >= ${uword(0)}) { return; }
+  let row = t / ${uword(1)};
+  gx[row * ${uword(2)} + u32(indices[t])] = g[t];
+}
+`,
+  };
+}
+
+/** float64 reference: stable sort of each row; NaN largest. Returns [values, indices] rows. */
+export function sortReference(x: ArrayLike<number>, rows: number, n: number, descending: boolean, k = n): { values: number[]; indices: number[] } {
+  const values: number[] = [], indices: number[] = [];
+  const rank = (v: number): number => (Number.isNaN(v) ? Infinity : v);
+  for (let r = 0; r < rows; r++) {
+    const idx = Array.from({ length: n }, (_, i) => i);
+    const v = (i: number): number => x[r * n + i]!;
+    idx.sort((a, b) => {
+      const va = rank(v(a)), vb = rank(v(b));
+      const nanA = Number.isNaN(v(a)), nanB = Number.isNaN(v(b));
+      if (nanA !== nanB) return (nanA ? 1 : -1) * (descending ? -1 : 1);
+      if (va !== vb) return (va < vb ? -1 : 1) * (descending ? -1 : 1);
+      return a - b;
+    });
+    for (const i of idx.slice(0, k)) {
+      values.push(v(i));
+      indices.push(i);
+    }
+  }
+  return { values, indices };
+}
