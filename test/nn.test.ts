@@ -4,7 +4,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ready } from './helpers/gpu.js';
 import { checkOp, ref, gpu, expectRef } from './helpers/check.js';
-import { nn, tensor, tidy, sum, mul, memory, saveSafetensors, loadSafetensors, Rng, zeros, copyInto, type Tensor } from '../engine/index.js';
+import { nn, tensor, tidy, sum, mul, memory, saveSafetensors, loadSafetensors, Rng, zeros, copyInto, noGrad, type Tensor } from '../engine/index.js';
 import type { RefTensor } from '../kernels/common.js';
 
 await ready;
@@ -183,7 +183,10 @@ test('Linear init: torch default bounds U(-1/sqrt(in), 1/sqrt(in)), seeded', asy
   assert.ok(maxB <= bound && maxB > 0.8 * bound, `bias max |b| ${maxB} vs bound ${bound}`);
   assert.ok(Math.abs(mean) < 0.05, `weight mean ${mean}`);
   assert.equal([...(await l2.weight.data())], [...w], 'same seed, same values');
-  assert.is(new nn.Linear(3, 2, { bias: false }).bias, null);
+  const nb = new nn.Linear(3, 2, { bias: false });
+  assert.is(nb.bias, null);
+  assert.equal(nb.namedParameters().map(([n]) => n), ['weight']);
+  nb.dispose();
   l1.dispose();
   l2.dispose();
 });
@@ -217,22 +220,26 @@ test('linear: forward vs float64 reference and gradients of x, W, b vs finite di
   });
 });
 
-test('Linear.forward uses its parameters; Sequential chains; shape errors name the shapes', async () => {
+test('Linear.forward uses its parameters; Sequential chains; shape errors name the shapes; nothing leaks', async () => {
+  const start = memory().liveBytes;
   const l = new nn.Linear(5, 3, { rng: new Rng(9) });
   const xr = ref([4, 5], 7);
   const x = gpu(xr);
   const wr = { shape: [3, 5], data: Float64Array.from(await l.weight.data()) };
   const br = { shape: [3], data: Float64Array.from(await l.bias!.data()) };
-  const y = l.forward(x);
+  // noGrad: with grad on, each output would hold its graph (freed by backward or a scope, not by dispose).
+  const y = noGrad(() => l.forward(x));
   await expectRef(y, linearRef([xr, wr, br]), { atol: 1e-5, rtol: 1e-5 }, 'Linear.forward');
   const seq = new nn.Sequential(l, new nn.ReLU());
-  const z = seq.forward(x);
+  const z = noGrad(() => seq.forward(x));
   const want = linearRef([xr, wr, br]);
   await expectRef(z, { shape: want.shape, data: want.data.map((v) => Math.max(v, 0)) }, { atol: 1e-5, rtol: 1e-5 }, 'Sequential(Linear, ReLU)');
   assert.equal(seq.namedParameters().map(([n]) => n), ['0.weight', '0.bias']);
-  throwsWith(() => l.forward(tensor([[1, 2, 3]])), /linear: input \[1,3\] does not match weight \[3,5\]/);
+  throwsWith(() => tidy(() => l.forward(tensor([[1, 2, 3]]))), /linear: input \[1,3\] does not match weight \[3,5\]/);
   for (const t of [x, y, z]) t.dispose();
   seq.dispose();
+  // Forward outside any tidy() must not leave views of the weights holding their memory.
+  assert.is(memory().liveBytes, start, 'all memory returned');
 });
 
 test('gradients flow through Sequential after it frees intermediates', async () => {

@@ -7,6 +7,7 @@ import { rand } from '../ops/create.js';
 import { add } from '../ops/elementwise.js';
 import { matmul } from '../ops/matmul.js';
 import { transpose } from '../ops/view.js';
+import { tidy } from '../scope.js';
 import { Module } from './module.js';
 
 /** torch.nn.functional.linear: x [..., in] @ weight[out, in]^T + bias[out]. */
@@ -18,11 +19,11 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   if (bias && (bias.ndim !== 1 || bias.shape[0] !== weight.shape[0])) {
     throw new Error(`linear: bias ${shapeStr(bias.shape)} does not match weight ${shapeStr(weight.shape)} (expects [${weight.shape[0]}])`);
   }
-  const y = matmul(x, transpose(weight, 0, 1));
-  if (!bias) return y;
-  const out = add(y, bias);
-  y.dispose();
-  return out;
+  // tidy frees the transposed view and the pre-bias product (views hold their storage alive).
+  return tidy(() => {
+    const y = matmul(x, transpose(weight, 0, 1));
+    return bias ? add(y, bias) : y;
+  });
 }
 
 export interface LinearOptions {
