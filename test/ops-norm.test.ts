@@ -179,4 +179,44 @@ test('clear errors', () => {
   assert.throws(() => F.batchNorm(F.zeros([1, 3, 1, 1]), null, null, null, null, true), /more than 1 value per channel/);
 });
 
+test('nn layers: torch state-dict names, BatchNorm2d counter and running stats, eval vs train', async () => {
+  const bn = new F.nn.BatchNorm2d(3);
+  assert.equal(Object.keys(bn.stateDict()), ['weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked']);
+  const nbt = bn.stateDict()['num_batches_tracked']!;
+  assert.is(nbt.dtype, 'int32');
+  assert.equal([...nbt.shape], []);
+  const x1 = ref([2, 3, 5, 7], 71), x2 = ref([2, 3, 5, 7], 72);
+  const one = { shape: [3], data: new Float64Array(3).fill(1) }, zero = { shape: [3], data: new Float64Array(3) };
+  const s1 = batchNormReference(x1, zero, one, one, zero, true);
+  await expectRef(bn.forward(gpu(x1)), s1.y, FWD, 'train step 1');
+  const s2 = batchNormReference(x2, s1.runningMean, s1.runningVar, one, zero, true);
+  bn.forward(gpu(x2));
+  assert.is(await nbt.item(), 2);
+  await expectRef(bn.stateDict()['running_mean']!, s2.runningMean!, { atol: 1e-6, rtol: 1e-5 }, 'running_mean after 2 steps');
+  await expectRef(bn.stateDict()['running_var']!, s2.runningVar!, { atol: 1e-6, rtol: 1e-5 }, 'running_var after 2 steps');
+  bn.eval();
+  await expectRef(bn.forward(gpu(x1)), batchNormReference(x1, s2.runningMean, s2.runningVar, one, zero, false).y, FWD, 'eval');
+  assert.is(await nbt.item(), 2, 'eval does not count');
+  assert.throws(() => bn.forward(F.zeros([2, 4, 3, 3])), /BatchNorm2d: input \[2,4,3,3\] has 4 channels, the layer expects 3/);
+
+  const frozen = new F.nn.FrozenBatchNorm2d(5);
+  assert.equal(Object.keys(frozen.stateDict()), ['weight', 'bias', 'running_mean', 'running_var']);
+  assert.is(frozen.parameters().length, 0);
+  const w = ref([5], 73, 0.5, 1.5), b = ref([5], 74), { rm, rv } = stats(5, 75);
+  frozen.loadStateDict({ weight: gpu(w), bias: gpu(b), running_mean: gpu(rm), running_var: gpu(rv) });
+  const xf = ref([2, 5, 3, 4], 76);
+  await expectRef(frozen.forward(gpu(xf)), frozenBatchNormReference(xf, w, b, rm, rv), FWD, 'FrozenBatchNorm2d');
+
+  const gn = new F.nn.GroupNorm(2, 6);
+  assert.equal(Object.keys(gn.stateDict()), ['weight', 'bias']);
+  const xg = ref([2, 6, 3, 5], 77);
+  const ones6 = { shape: [6], data: new Float64Array(6).fill(1) };
+  await expectRef(gn.forward(gpu(xg)), groupNormReference(xg, 2, ones6, { shape: [6], data: new Float64Array(6) }), FWD, 'GroupNorm');
+  assert.throws(() => new F.nn.GroupNorm(4, 6), /num_channels=6 must be divisible by num_groups=4/);
+
+  const pool = new F.nn.MaxPool2d(3, { stride: 2, padding: 1 });
+  assert.equal(Object.keys(pool.stateDict()), []);
+  assert.equal([...pool.forward(F.zeros([1, 2, 7, 13])).shape], [1, 2, 4, 7]);
+});
+
 test.run();
