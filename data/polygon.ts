@@ -13,17 +13,28 @@ export type Segmentation = number[][] | CompressedRLE | UncompressedRLE;
  * h x w mask, exactly as maskApi's rleFrPoly: vertices upsampled x5 and rounded with (int)(v+.5),
  * boundary traced per upsampled column, pixels whose centres lie inside the boundary are set.
  */
+// scratch buffers reused across calls (typed-array allocation dominates for small polygons)
+let bufX = new Int32Array(64), bufY = new Int32Array(64), bufU = new Int32Array(1024), bufV = new Int32Array(1024);
+let bufPx = new Int32Array(1024), bufPy = new Int32Array(1024), bufA = new Uint32Array(1024), bufB = new Uint32Array(1024);
+const grow = (n: number, have: number) => Math.max(n, have * 2);
+
 export function rleFrPoly(xy: ArrayLike<number>, h: number, w: number): RLE {
   const k = Math.floor(xy.length / 2);
   const scale = 5;
-  const x = new Int32Array(k + 1), y = new Int32Array(k + 1);
+  if (k + 1 > bufX.length) { bufX = new Int32Array(grow(k + 1, bufX.length)); bufY = new Int32Array(bufX.length); }
+  const x = bufX, y = bufY;
   for (let j = 0; j < k; j++) x[j] = Math.trunc(scale * xy[j * 2] + 0.5);
   x[k] = x[0];
   for (let j = 0; j < k; j++) y[j] = Math.trunc(scale * xy[j * 2 + 1] + 0.5);
   y[k] = y[0];
   let m = 0;
   for (let j = 0; j < k; j++) m += Math.max(Math.abs(x[j] - x[j + 1]), Math.abs(y[j] - y[j + 1])) + 1;
-  const u = new Int32Array(m), v = new Int32Array(m);
+  if (m > bufU.length) {
+    const c = grow(m, bufU.length);
+    bufU = new Int32Array(c); bufV = new Int32Array(c); bufPx = new Int32Array(c); bufPy = new Int32Array(c);
+    bufA = new Uint32Array(c + 1); bufB = new Uint32Array(c + 1);
+  }
+  const u = bufU, v = bufV;
   m = 0;
   for (let j = 0; j < k; j++) {
     let xs = x[j], xe = x[j + 1], ys = y[j], ye = y[j + 1];
@@ -45,7 +56,7 @@ export function rleFrPoly(xy: ArrayLike<number>, h: number, w: number): RLE {
   }
   // points where the upsampled boundary crosses a pixel-centre column, downsampled
   const kk = m;
-  const px = new Int32Array(kk), py = new Int32Array(kk);
+  const px = bufPx, py = bufPy;
   m = 0;
   for (let j = 1; j < kk; j++) {
     if (u[j] === u[j - 1]) continue;
@@ -60,13 +71,13 @@ export function rleFrPoly(xy: ArrayLike<number>, h: number, w: number): RLE {
   }
   // RLE from the sorted boundary positions
   let n = m;
-  const a = new Uint32Array(n + 1);
+  const a = bufA;
   for (let j = 0; j < n; j++) a[j] = px[j] * h + py[j];
   a[n++] = h * w;
-  a.sort();
+  sortU32(a, n);
   let p = 0;
   for (let j = 0; j < n; j++) { const t = a[j]; a[j] -= p; p = t; }
-  const b = new Uint32Array(n);
+  const b = bufB;
   let j = 0;
   m = 0;
   b[m++] = a[j++];
@@ -75,6 +86,34 @@ export function rleFrPoly(xy: ArrayLike<number>, h: number, w: number): RLE {
     else { j++; if (j < n) b[m - 1] += a[j++]; }
   }
   return { h, w, counts: b.slice(0, m) };
+}
+
+/** Sorts a[0..n) ascending (insertion sort for short ranges, quicksort above). */
+function sortU32(a: Uint32Array, n: number): void {
+  const stack: number[] = [0, n - 1];
+  while (stack.length) {
+    let hi = stack.pop()!, lo = stack.pop()!;
+    while (hi - lo > 24) {
+      const mid = (lo + hi) >>> 1;
+      // median of three as pivot
+      let x = a[lo], y = a[mid], z = a[hi];
+      const pivot = x < y ? (y < z ? y : x < z ? z : x) : (x < z ? x : y < z ? z : y);
+      let i = lo, j = hi;
+      while (i <= j) {
+        while (a[i] < pivot) i++;
+        while (a[j] > pivot) j--;
+        if (i <= j) { x = a[i]; a[i] = a[j]; a[j] = x; i++; j--; }
+      }
+      // recurse into the smaller side later, loop on the larger
+      if (j - lo < hi - i) { stack.push(i, hi); hi = j; } else { stack.push(lo, j); lo = i; }
+    }
+    for (let i = lo + 1; i <= hi; i++) {
+      const v = a[i];
+      let j = i - 1;
+      while (j >= lo && a[j] > v) { a[j + 1] = a[j]; j--; }
+      a[j + 1] = v;
+    }
+  }
 }
 
 /** Rasterises a box [x, y, w, h] (maskApi rleFrBbox: the 4-corner polygon through rleFrPoly). */

@@ -346,6 +346,34 @@ export function rleStringToCountsInto(s: string, cnts: Uint32Array): number {
   return m;
 }
 
+function badChar(s: string, p: number): Error {
+  return new Error(`RLE string has an invalid character ${JSON.stringify(s[p])} at ${p}`);
+}
+
+/** Area (rleArea) of a compressed counts string in one pass without storing the counts. */
+export function rleStringArea(s: string): number {
+  const n = s.length;
+  let p = 0, m = 0, c1 = 0, c2 = 0, area = 0;
+  while (p < n) {
+    let c = s.charCodeAt(p++) - 48;
+    if ((c & ~63) !== 0) throw badChar(s, p - 1);
+    let x = c & 0x1f, k = 1;
+    while (c & 0x20) {
+      if (p >= n) throw new Error(`RLE string ends in the middle of a number (length ${n})`);
+      c = s.charCodeAt(p++) - 48;
+      if ((c & ~63) !== 0) throw badChar(s, p - 1);
+      x |= (c & 0x1f) << (5 * k);
+      k++;
+    }
+    if (c & 0x10) x |= -1 << (5 * k);
+    if (m > 2) x += c2;
+    c2 = c1; c1 = x >>> 0;
+    if (m & 1) area += c1;
+    m++;
+  }
+  return area >>> 0;
+}
+
 /**
  * Area and box (exactly rleArea and rleToBbox) of a compressed counts string in one pass without
  * storing the counts. Writes [x, y, w, h] to out[o..o+3] and returns the area.
@@ -354,33 +382,38 @@ export function rleStringStats(s: string, h: number, w: number, out: Float64Arra
   const n = s.length;
   h >>>= 0; w >>>= 0;
   let p = 0, m = 0, c1 = 0, c2 = 0, even = 0, area = 0;
-  let cc = 0, xs = w, ys = h, xe = 0, ye = 0, xp = 0;
+  let px = 0, py = 0, xs = w, ys = h, xe = 0, ye = 0;
   while (p < n) {
-    let x = 0, k = 0, more = 1;
-    while (more) {
+    // one count: 5 bits per char, 0x20 = more chars follow, 0x10 on the last char = negative
+    let c = s.charCodeAt(p++) - 48;
+    if ((c & ~63) !== 0) throw badChar(s, p - 1);
+    let x = c & 0x1f, k = 1;
+    while (c & 0x20) {
       if (p >= n) throw new Error(`RLE string ends in the middle of a number (length ${n})`);
-      const c = s.charCodeAt(p) - 48;
-      if (c < 0 || c > 63) throw new Error(`RLE string has an invalid character ${JSON.stringify(s[p])} at ${p}`);
+      c = s.charCodeAt(p++) - 48;
+      if ((c & ~63) !== 0) throw badChar(s, p - 1);
       x |= (c & 0x1f) << (5 * k);
-      more = c & 0x20; p++; k++;
-      if (!more && (c & 0x10)) x |= -1 << (5 * k);
+      k++;
     }
+    if (c & 0x10) x |= -1 << (5 * k);
     if (m > 2) x += c2;
     const cnt = x >>> 0;
     c2 = c1; c1 = cnt;
     if (m & 1) {
       area += cnt;
       if (h > 0) {
-        // rleToBbox on the pair (m-1, m): an even-indexed last count is never used, as there
-        cc = (cc + even) >>> 0;
-        let y = cc % h, xx = (cc - y) / h;
-        xp = xx;
-        if (xx < xs) xs = xx; if (xx > xe) xe = xx; if (y < ys) ys = y; if (y > ye) ye = y;
-        cc = (cc + cnt) >>> 0;
-        const t = (cc - 1) >>> 0;
-        y = t % h; xx = (t - y) / h;
-        if (xp < xx) { ys = 0; ye = h - 1; }
-        if (xx < xs) xs = xx; if (xx > xe) xe = xx; if (y < ys) ys = y; if (y > ye) ye = y;
+        // rleToBbox on the pair (m-1, m) (an unpaired last count is never used, as there), with the
+        // column/row of the running position tracked incrementally instead of t % h, t / h
+        py += even;
+        while (py >= h) { py -= h; px++; }
+        const xp = px;
+        if (px < xs) xs = px; if (px > xe) xe = px; if (py < ys) ys = py; if (py > ye) ye = py;
+        py += cnt;
+        while (py >= h) { py -= h; px++; }
+        let tx: number, ty: number; // position cc - 1
+        if (py > 0) { tx = px; ty = py - 1; } else if (px > 0) { tx = px - 1; ty = h - 1; } else { const t = 4294967295; ty = t % h; tx = (t - ty) / h; }
+        if (xp < tx) { ys = 0; ye = h - 1; }
+        if (tx < xs) xs = tx; if (tx > xe) xe = tx; if (ty < ys) ys = ty; if (ty > ye) ye = ty;
       }
     } else even = cnt;
     m++;

@@ -38,7 +38,7 @@ export class COCOeval {
   constructor(gtJson: unknown, resultsJson: unknown, iouType: IouType = 'segm') {
     if (iouType !== 'bbox' && iouType !== 'segm') throw new Error(`iouType must be 'bbox' or 'segm' (got ${String(iouType)})`);
     this.gt = prepareGroundTruth(gtJson, iouType);
-    this.dt = prepareResults(resultsJson, this.gt);
+    this.dt = prepareResults(resultsJson, this.gt, iouType);
     this.params = defaultParams(iouType);
     this.params.imgIds = this.gt.imgIds.slice().sort((a, b) => a - b);
     this.params.catIds = this.gt.catIds.slice().sort((a, b) => a - b);

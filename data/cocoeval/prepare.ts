@@ -3,7 +3,7 @@
 import type { CocoGroundTruth, CocoResult, IouType } from '../coco-json.js';
 import { validateGroundTruth, validateResults } from '../coco-json.js';
 import { annToRLE, type Segmentation } from '../polygon.js';
-import { rleArea, rleStringStats, rleToBboxInto, type RLE } from '../rle.js';
+import { rleArea, rleStringArea, rleStringStats, rleToBboxInto, type RLE } from '../rle.js';
 
 export interface GtTable {
   n: number;
@@ -35,7 +35,7 @@ export interface DtTable {
   score: Float64Array;
   area: Float64Array;
   bbox: Float64Array;
-  /** Box of the mask (rleToBbox) per detection where known from loading, NaN otherwise. */
+  /** Box of the mask (rleToBbox) per detection where computed so far, NaN otherwise (evaluate() fills it in when needed). */
   maskBox: Float64Array;
   segm: (Segmentation | undefined)[];
 }
@@ -80,7 +80,7 @@ export function prepareGroundTruth(json: unknown, iouType: IouType): GtTable {
  * the kind. With a non-empty bbox: area = w * h, and a missing segmentation becomes the box polygon.
  * Otherwise (segmentation results): area = mask area and a missing bbox = toBbox(mask).
  */
-export function prepareResults(json: unknown, gt: GtTable): DtTable {
+export function prepareResults(json: unknown, gt: GtTable, iouType: IouType = 'bbox'): DtTable {
   const res: CocoResult[] = validateResults(json, new Set(gt.imgIds));
   const n = res.length;
   const t: DtTable = {
@@ -108,7 +108,10 @@ export function prepareResults(json: unknown, gt: GtTable): DtTable {
       const hasBox = r.bbox !== undefined && !(Array.isArray(r.bbox) && r.bbox.length === 0);
       let area: number;
       if (!Array.isArray(s) && typeof s.counts === 'string') {
-        area = rleStringStats(s.counts, s.size[0], s.size[1], t.maskBox, 4 * i);
+        // the box of a compressed mask is only scanned for when a box is needed (bbox evaluation here,
+        // segm evaluation computes it lazily for detections that meet a gt)
+        if (hasBox || iouType === 'segm') area = rleStringArea(s.counts);
+        else area = rleStringStats(s.counts, s.size[0], s.size[1], t.maskBox, 4 * i);
       } else {
         const size = gt.imgSize.get(r.image_id)!;
         const R: RLE = annToRLE(s, size.h, size.w);
@@ -116,6 +119,7 @@ export function prepareResults(json: unknown, gt: GtTable): DtTable {
         rleToBboxInto(R, t.maskBox, 4 * i);
       }
       t.area[i] = area;
+      // loadRes: bbox = toBbox(segmentation) when absent (NaN until computed when only segm is evaluated)
       for (let j = 0; j < 4; j++) t.bbox[4 * i + j] = hasBox ? (r.bbox as number[])[j] : t.maskBox[4 * i + j];
     }
   }
