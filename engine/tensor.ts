@@ -135,6 +135,12 @@ export class Tensor {
     return arr as TypedArrayFor<this['dtype']>;
   }
 
+  /** The values of a float32 tensor (throws naming the dtype otherwise). */
+  async floatData(): Promise<Float32Array> {
+    if (this.dtype !== 'float32') throw new Error(`floatData(): tensor #${this.id} is ${this.dtype}${shapeStr(this.shape)}, not float32`);
+    return (await this.data()) as Float32Array;
+  }
+
   /** Nested JS arrays of the values (numbers; booleans for bool tensors). */
   async toArray(): Promise<unknown> {
     const flat = Array.from(await this.data(), (v) => (this.dtype === 'bool' ? v !== 0 : v));
