@@ -100,16 +100,22 @@ fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
   let want = ih * i32(${W}) + iw;
   let sh = i32(${sH});
   let sw = i32(${sW});
+  let dh = i32(${dH});
+  let dw = i32(${dW});
+  let th = ih + i32(${pH});
+  let tw = iw + i32(${pW});
+  // Outputs whose window can cover (ih, iw): oh*s in [ih + p - (k-1)*d, ih + p], on the dilation grid.
+  let oh0 = max((th - (i32(${kH}) - 1) * dh + sh - 1), 0) / sh;
+  let oh1 = min(th / sh, i32(${OH}) - 1);
+  let ow0 = max((tw - (i32(${kW}) - 1) * dw + sw - 1), 0) / sw;
+  let ow1 = min(tw / sw, i32(${OW}) - 1);
   let base = plane * ${OH} * ${OW};
   var acc = 0.0;
-  for (var kh = 0; kh < i32(${kH}); kh++) {
-    let th = ih + i32(${pH}) - kh * i32(${dH});
-    if (th < 0 || th % sh != 0 || th / sh >= i32(${OH})) { continue; }
-    let oh = u32(th / sh);
-    for (var kw = 0; kw < i32(${kW}); kw++) {
-      let tw = iw + i32(${pW}) - kw * i32(${dW});
-      if (tw < 0 || tw % sw != 0 || tw / sw >= i32(${OW})) { continue; }
-      let o = base + oh * ${OW} + u32(tw / sw);
+  for (var oh = oh0; oh <= oh1; oh++) {
+    if ((th - oh * sh) % dh != 0) { continue; }
+    for (var ow = ow0; ow <= ow1; ow++) {
+      if ((tw - ow * sw) % dw != 0) { continue; }
+      let o = base + u32(oh) * ${OW} + u32(ow);
       if (idx[${idxOff} + o] == want) { acc += g[${off} + o]; }
     }
   }
