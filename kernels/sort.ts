@@ -17,7 +17,7 @@ export function sortPadded(n: number): number {
 }
 
 // Pairs are ordered by (rank, index) ascending; padding is (0xffffffff, 0xffffffff), always last.
-const LESS = `fn less(a: vec2<u32>, b: vec2<u32>) -> bool { return a.x < b.x || (a.x == b.x && a.y < b.y); }`;
+const LESS = `fn less(a: vec2<u32>, b: vec2<u32>) -> bool { return (a.x < b.x) | ((a.x == b.x) & (a.y < b.y)); }`;
 
 /**
  * Init: kv[row*P + i] = (rank(x[off + row*n + i]), i), padding beyond n.
@@ -70,13 +70,15 @@ fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
   let k = ${uword(2)};
   let j = ${uword(3)};
   let row = t / half;
-  let q = t % half;
-  let lo = (q / j) * 2u * j + q % j;
+  let q = t - row * half;
+  let lo = ((q & ~(j - 1u)) << 1u) | (q & (j - 1u)); // j is a power of two
   let a = row * ${uword(1)} + lo;
   let ascending = (lo & k) == 0u;
   let x = kv[a];
   let y = kv[a + j];
-  if (less(y, x) == ascending) { kv[a] = y; kv[a + j] = x; }
+  let swap = less(y, x) == ascending;
+  kv[a] = select(x, y, swap);
+  kv[a + j] = select(y, x, swap);
 }
 `,
   };
@@ -101,12 +103,15 @@ export function sortLocalKernel(mode: 'sort' | 'merge'): { wgsl: string; entry: 
 var<workgroup> s: array<vec2<u32>, ${SORT_BLOCK}>;
 ${LESS}
 fn step(lid: u32, start: u32, k: u32, j: u32) {
-  let lo = (lid / j) * 2u * j + lid % j;
+  let lo = ((lid & ~(j - 1u)) << 1u) | (lid & (j - 1u)); // (lid / j) * 2j + lid % j, j a power of two
   // Direction from the position within the row (start is a multiple of BLOCK within the row).
   let ascending = ((start + lo) & k) == 0u;
   let x = s[lo];
   let y = s[lo + j];
-  if (less(y, x) == ascending) { s[lo] = y; s[lo + j] = x; }
+  // Branch-free exchange: CPU drivers (lavapipe) run invocations as SIMD lanes.
+  let swap = less(y, x) == ascending;
+  s[lo] = select(x, y, swap);
+  s[lo + j] = select(y, x, swap);
   workgroupBarrier();
 }
 @compute @workgroup_size(${WORKGROUP})
