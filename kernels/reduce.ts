@@ -25,9 +25,12 @@ export function reduceKernel(op: ReduceOp, type: WType, shortRows: boolean): { w
   const entry = `reduce_${op}_${shortRows ? 'short' : 'wg'}`;
   // NaN propagates through max/min as in PyTorch: a NaN candidate always wins.
   const combine = (acc: string, v: string): string =>
-    op === 'sum' ? `${acc} = ${acc} + ${v};` : `if (${v} ${better} ${acc} || ${v} != ${v}) { ${acc} = ${v}; }`;
+    op === 'sum' ? `${acc} = ${acc} + ${v};` : `if (${v} ${better} ${acc} || nan_t(${v})) { ${acc} = ${v}; }`;
+  // NaN test by bits: lavapipe (LLVM) folds v != v to false, which lost NaNs in max/min/argmax.
+  const nanFn = type === 'f32' ? 'return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;' : 'return false;';
   const head = `${uniformDecl(2)}
 ${F32_BITS}
+fn nan_t(v: ${type}) -> bool { ${nanFn} }
 @group(0) @binding(1) var<storage, read> x: array<${type}>;
 @group(0) @binding(2) var<storage, read_write> out: array<${outType}>;`;
   const load = `x[${uword(2)} + row * ${uword(3)} + k * ${uword(4)}]`;
@@ -43,7 +46,7 @@ fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
   var best: i32 = 0;
   for (var k = 0u; k < ${uword(1)}; k++) {
     let v = ${load};
-    ${arg ? `if (v ${better} acc || (v != v && acc == acc)) { acc = v; best = i32(k); }` : combine('acc', 'v')}
+    ${arg ? `if (v ${better} acc || (nan_t(v) && !nan_t(acc))) { acc = v; best = i32(k); }` : combine('acc', 'v')}
   }
   out[row] = ${arg ? 'best' : 'acc'};
 }
@@ -63,7 +66,7 @@ fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
   if (row < ${uword(0)}) {
     for (var k = lid; k < ${uword(1)}; k += ${WORKGROUP}u) {
       let v = ${load};
-      ${arg ? `if (v ${better} acc || (v != v && acc == acc) || best == 2147483647) { acc = v; best = i32(k); }` : combine('acc', 'v')}
+      ${arg ? `if (v ${better} acc || (nan_t(v) && !nan_t(acc)) || best == 2147483647) { acc = v; best = i32(k); }` : combine('acc', 'v')}
     }
   }
   sv[lid] = acc;
@@ -78,7 +81,7 @@ fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
       let a = sv[lid];
       let i = si[lid];
       // Ties and NaNs resolve to the lowest index, as torch.argmax documents.
-      if (j != 2147483647 && (i == 2147483647 || v ${better} a || (v != v && a == a) || ((v == a || (v != v && a != a)) && j < i))) { sv[lid] = v; si[lid] = j; }`
+      if (j != 2147483647 && (i == 2147483647 || v ${better} a || (nan_t(v) && !nan_t(a)) || ((v == a || (nan_t(v) && nan_t(a))) && j < i))) { sv[lid] = v; si[lid] = j; }`
           : combine('sv[lid]', 'v')
       }
     }
