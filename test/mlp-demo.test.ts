@@ -1,11 +1,10 @@
 // The spiral demo's training loop (cli/spiral.ts) learns: the loss goes down and the accuracy is
-// well above chance (1/3) after a few hundred full-batch steps; its memory stays flat meanwhile.
+// well above chance (1/3) after 200 full-batch steps; its memory stays flat meanwhile.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ready } from './helpers/gpu.js';
-import { memory, tensor } from '../engine/index.js';
-import { makeSpiral, trainSpiral, crossEntropy } from '../cli/spiral.js';
-import { checkOp, ref } from './helpers/check.js';
+import { memory } from '../engine/index.js';
+import { makeSpiral, trainSpiral } from '../cli/spiral.js';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
@@ -31,39 +30,12 @@ test('spiral data: seeded, three arms of equal size, radius in [0, 1]', () => {
   for (let i = 0; i < a.n; i++) assert.ok(Math.hypot(a.x[2 * i]!, a.x[2 * i + 1]!) <= 1 + 1e-6);
 });
 
-test('crossEntropy: forward vs float64 log-softmax definition, gradient vs finite differences', async () => {
-  const onehot = { shape: [5, 3], data: Float64Array.from([1, 0, 0, 0, 0, 1, 0, 1, 0, 1, 0, 0, 0, 0, 1]) };
-  await checkOp({
-    name: 'crossEntropy [5,3]',
-    inputs: [ref([5, 3], 8, -4, 4), onehot],
-    differentiable: [true, false],
-    gpu: ([x, t]) => crossEntropy(x!, t!),
-    ref: ([x, t]) => {
-      let s = 0;
-      for (let n = 0; n < 5; n++) {
-        const row = [0, 1, 2].map((c) => x!.data[n * 3 + c]!);
-        const lse = Math.log(row.reduce((a, v) => a + Math.exp(v), 0));
-        for (let c = 0; c < 3; c++) s -= t!.data[n * 3 + c]! * (row[c]! - lse);
-      }
-      return { shape: [], data: Float64Array.from([s / 5]) };
-    },
-  });
-});
-
-test('crossEntropy is stable for large logits', async () => {
-  const x = tensor([[1000, 0, -1000]]);
-  const t = tensor([[0, 1, 0]]);
-  const l = crossEntropy(x, t);
-  assert.ok(Math.abs((await l.item()) - 1000) < 1e-3, 'loss = 1000 - 0');
-  for (const v of [x, t, l]) v.dispose();
-});
-
-test('the spiral MLP loss goes down over 300 steps, with flat memory', async () => {
+test('the spiral MLP loss goes down over 200 steps, with flat memory', async () => {
   await settleGarbage();
   const start = memory().liveBytes;
-  const { history, accuracy } = await trainSpiral({ steps: 300, every: 50, pointsPerClass: 40, seed: 1 });
+  const { history, accuracy } = await trainSpiral({ steps: 200, every: 40, pointsPerClass: 40, seed: 1 });
   const losses = history.map((p) => p.loss);
-  assert.is(history.length, 6);
+  assert.is(history.length, 5);
   for (let i = 1; i < losses.length; i++) assert.ok(losses[i]! < losses[i - 1]!, `loss decreases: ${losses.map((l) => l.toFixed(3)).join(' ')}`);
   assert.ok(losses[losses.length - 1]! < 0.6 * losses[0]!, `loss ${losses[0]} -> ${losses[losses.length - 1]}`);
   assert.ok(accuracy > 0.8, `accuracy ${accuracy}`);
