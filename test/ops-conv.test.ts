@@ -1,0 +1,203 @@
+// conv2d and conv_transpose2d: GPU forward and both gradients vs the float64 direct-loop references
+// on odd shapes (strides, padding, dilation, groups, depthwise, 1x1, a small stem), then finite
+// differences of the reference on small shapes. Tolerances: values in [-1, 1], float32 sums of up
+// to a few hundred terms, so atol/rtol 1e-4 (forward and gradients vs reference) and the checkOp
+// defaults for finite differences.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { ready } from './helpers/gpu.js';
+import { checkOp, ref, gpu, expectRef } from './helpers/check.js';
+import * as F from '../engine/index.js';
+import {
+  conv2dReference, conv2dInputGradReference, conv2dWeightGradReference, convTranspose2dReference,
+  type Conv2dRefParams,
+} from '../kernels/conv.js';
+import type { RefTensor } from '../kernels/common.js';
+
+await ready;
+
+const TOL = { atol: 1e-4, rtol: 1e-4 };
+
+interface Case {
+  name: string;
+  x: number[];
+  w: number[];
+  bias?: boolean;
+  stride?: [number, number];
+  padding?: [number, number] | 'same';
+  dilation?: [number, number];
+  groups?: number;
+  relu?: boolean;
+}
+
+const CASES: Case[] = [
+  { name: '3x3 pad 1, bias', x: [2, 3, 7, 13], w: [5, 3, 3, 3], padding: [1, 1], bias: true },
+  { name: '3x3 stride 2 pad 1', x: [2, 3, 7, 13], w: [4, 3, 3, 3], stride: [2, 2], padding: [1, 1], bias: true },
+  { name: '3x3 dilation 2 pad 2', x: [1, 3, 9, 13], w: [6, 3, 3, 3], padding: [2, 2], dilation: [2, 2] },
+  { name: 'groups 3, stride (2,1), pad (1,0)', x: [2, 6, 7, 13], w: [9, 2, 3, 3], stride: [2, 1], padding: [1, 0], groups: 3, bias: true },
+  { name: 'depthwise 3x3', x: [2, 5, 7, 13], w: [5, 1, 3, 3], padding: [1, 1], groups: 5, bias: true },
+  { name: 'depthwise multiplier 2', x: [1, 3, 7, 13], w: [6, 1, 3, 3], stride: [2, 2], padding: [1, 1], groups: 3 },
+  { name: '1x1', x: [2, 7, 7, 13], w: [11, 7, 1, 1], bias: true },
+  { name: '1x1 stride 2', x: [2, 7, 7, 13], w: [5, 7, 1, 1], stride: [2, 2] },
+  { name: '7x7/2 stem', x: [2, 3, 19, 23], w: [8, 3, 7, 7], stride: [2, 2], padding: [3, 3] },
+  { name: 'wide: 40->70 channels, 3x3', x: [1, 40, 9, 11], w: [70, 40, 3, 3], padding: [1, 1], bias: true },
+  { name: '2x5 kernel, stride (1,2), pad (0,2), dilation (2,1)', x: [2, 3, 7, 13], w: [4, 3, 2, 5], stride: [1, 2], padding: [0, 2], dilation: [2, 1] },
+  { name: "padding 'same' with a 4x4 kernel", x: [1, 3, 7, 13], w: [3, 3, 4, 4], padding: 'same', bias: true },
+  { name: 'fused relu', x: [2, 3, 7, 13], w: [5, 3, 3, 3], padding: [1, 1], bias: true, relu: true },
+  { name: 'long reduction (split-K)', x: [2, 8, 30, 31], w: [16, 8, 3, 3], padding: [1, 1], bias: true },
+  { name: 'many output channels, 1x1, N > tile', x: [1, 20, 5, 7], w: [130, 20, 1, 1] },
+];
+
+function refParams(c: Case, w: number[], x: number[]): Conv2dRefParams {
+  const dil = c.dilation ?? [1, 1];
+  if (c.padding === 'same') {
+    // torch: total padding d*(k-1), floor half before; the output keeps the input size.
+    return { stride: [1, 1], padding: [Math.floor((dil[0] * (w[2]! - 1)) / 2), Math.floor((dil[1] * (w[3]! - 1)) / 2)], dilation: dil, groups: c.groups ?? 1, out: [x[2]!, x[3]!] };
+  }
+  return { stride: c.stride ?? [1, 1], padding: c.padding ?? [0, 0], dilation: dil, groups: c.groups ?? 1 };
+}
+
+const relu = (r: RefTensor): RefTensor => ({ shape: r.shape, data: r.data.map((v) => Math.max(v, 0)) });
+
+CASES.forEach((c, ci) => {
+  test(`conv2d ${c.name}: forward and gradients match the float64 references`, async () => {
+    const xr = ref(c.x, 10 * ci + 1, -1, 1), wr = ref(c.w, 10 * ci + 2, -1, 1);
+    const br = c.bias ? ref([c.w[0]!], 10 * ci + 3, -1, 1) : null;
+    const p = refParams(c, c.w, c.x);
+    let want = conv2dReference(xr, wr, br, p);
+    if (c.relu) want = relu(want);
+    const gyr = ref(want.shape, 10 * ci + 4, -1, 1);
+    const x = gpu(xr, true), w = gpu(wr, true), b = br ? gpu(br, true) : null;
+    const y = F.conv2d(x, w, b, c.stride ?? 1, c.padding ?? 0, c.dilation ?? 1, c.groups ?? 1, { activation: c.relu ? 'relu' : 'none' });
+    await expectRef(y, want, TOL, `${c.name} forward`);
+    F.backward(y, { grad: gpu(gyr) });
+    // Through a fused relu the gradient reaching the convolution is gy where y > 0.
+    const gyEff = c.relu ? { shape: gyr.shape, data: gyr.data.map((v, i) => (want.data[i]! > 0 ? v : 0)) } : gyr;
+    await expectRef(x.grad!, conv2dInputGradReference(gyEff, wr, c.x, p), TOL, `${c.name} grad input`);
+    await expectRef(w.grad!, conv2dWeightGradReference(gyEff, xr, c.w, p), TOL, `${c.name} grad weight`);
+    if (b) {
+      const [N, C, OH, OW] = want.shape as [number, number, number, number];
+      const gb = new Float64Array(C);
+      for (let i = 0; i < N * C * OH * OW; i++) gb[Math.floor(i / (OH * OW)) % C]! += gyEff.data[i]!;
+      await expectRef(b.grad!, { shape: [C], data: gb }, TOL, `${c.name} grad bias`);
+    }
+    [x, w, b, y].forEach((t) => t?.dispose());
+  });
+});
+
+test('conv2d: gradients match finite differences (stride 2, pad 1, bias)', async () => {
+  const p: Conv2dRefParams = { stride: [2, 2], padding: [1, 1], dilation: [1, 1], groups: 1 };
+  await checkOp({
+    name: 'conv2d s2p1',
+    inputs: [ref([2, 3, 5, 6], 1, -1, 1), ref([4, 3, 3, 3], 2, -1, 1), ref([4], 3, -1, 1)],
+    gpu: ([x, w, b]) => F.conv2d(x!, w!, b!, 2, 1),
+    ref: ([x, w, b]) => conv2dReference(x!, w!, b!, p),
+  });
+});
+
+test('conv2d: gradients match finite differences (groups 2, dilation 2, pad 2)', async () => {
+  const p: Conv2dRefParams = { stride: [1, 1], padding: [2, 2], dilation: [2, 2], groups: 2 };
+  await checkOp({
+    name: 'conv2d g2d2',
+    inputs: [ref([1, 4, 6, 7], 4, -1, 1), ref([6, 2, 3, 3], 5, -1, 1), ref([6], 6, -1, 1)],
+    gpu: ([x, w, b]) => F.conv2d(x!, w!, b!, 1, 2, 2, 2),
+    ref: ([x, w, b]) => conv2dReference(x!, w!, b!, p),
+  });
+});
+
+test('conv2d: gradients match finite differences (depthwise, 1x1)', async () => {
+  const dp: Conv2dRefParams = { stride: [1, 1], padding: [1, 1], dilation: [1, 1], groups: 3 };
+  await checkOp({
+    name: 'conv2d depthwise',
+    inputs: [ref([2, 3, 4, 5], 7, -1, 1), ref([3, 1, 3, 3], 8, -1, 1)],
+    gpu: ([x, w]) => F.conv2d(x!, w!, null, 1, 1, 1, 3),
+    ref: ([x, w]) => conv2dReference(x!, w!, null, dp),
+  });
+  const pp: Conv2dRefParams = { stride: [1, 1], padding: [0, 0], dilation: [1, 1], groups: 1 };
+  await checkOp({
+    name: 'conv2d 1x1',
+    inputs: [ref([2, 5, 3, 4], 9, -1, 1), ref([3, 5, 1, 1], 10, -1, 1), ref([3], 11, -1, 1)],
+    gpu: ([x, w, b]) => F.conv2d(x!, w!, b!),
+    ref: ([x, w, b]) => conv2dReference(x!, w!, b!, pp),
+  });
+});
+
+test('conv2d: non-contiguous input and unbatched [C, H, W] input', async () => {
+  const xr = ref([2, 3, 7, 13], 21, -1, 1), wr = ref([4, 3, 3, 3], 22, -1, 1);
+  const p: Conv2dRefParams = { stride: [1, 1], padding: [1, 1], dilation: [1, 1], groups: 1 };
+  // A [2,3,13,7] tensor transposed to [2,3,7,13]: same values, strided.
+  const xt: RefTensor = { shape: [2, 3, 13, 7], data: new Float64Array(xr.data.length) };
+  for (let i = 0; i < 2 * 3; i++) for (let h = 0; h < 7; h++) for (let w = 0; w < 13; w++) xt.data[(i * 13 + w) * 7 + h] = xr.data[(i * 7 + h) * 13 + w]!;
+  const y = F.conv2d(F.transpose(gpu(xt), 2, 3), gpu(wr), null, 1, 1);
+  await expectRef(y, conv2dReference(xr, wr, null, p), TOL, 'strided input');
+  const x1: RefTensor = { shape: [3, 7, 13], data: xr.data.slice(0, 3 * 7 * 13) };
+  const want = conv2dReference({ shape: [1, 3, 7, 13], data: x1.data }, wr, null, p);
+  await expectRef(F.conv2d(gpu(x1), gpu(wr), null, 1, 1), { shape: want.shape.slice(1), data: want.data }, TOL, 'unbatched');
+});
+
+test('conv2d: known answer from the definition (2x2 ones kernel sums 2x2 windows)', async () => {
+  // x = 0..8 as 3x3, kernel of ones, no padding: each output is the sum of a 2x2 window.
+  const y = F.conv2d(F.tensor(Array.from({ length: 9 }, (_, i) => i), [1, 1, 3, 3]), F.ones([1, 1, 2, 2]));
+  assert.equal(Array.from(await y.data()), [0 + 1 + 3 + 4, 1 + 2 + 4 + 5, 3 + 4 + 6 + 7, 4 + 5 + 7 + 8]);
+});
+
+test('conv2d: bad shapes raise errors naming the op and the shapes', () => {
+  const x = F.zeros([2, 3, 7, 13]);
+  assert.throws(() => F.conv2d(x, F.zeros([8, 4, 3, 3])), /conv2d: input \[2,3,7,13\] has 3 channels, weight \[8,4,3,3\]/);
+  assert.throws(() => F.conv2d(x, F.zeros([8, 3, 3, 3]), F.zeros([7])), /conv2d: bias \[7\]/);
+  assert.throws(() => F.conv2d(x, F.zeros([8, 1, 3, 3]), null, 1, 0, 1, 2), /conv2d: input \[2,3,7,13\] has 3 channels/);
+  assert.throws(() => F.conv2d(x, F.zeros([8, 3, 9, 9])), /smaller than the dilated kernel/);
+  assert.throws(() => F.conv2d(x, F.zeros([8, 3, 3, 3]), null, 2, 'same'), /'same'/);
+});
+
+interface TCase {
+  name: string;
+  x: number[];
+  w: number[];
+  bias?: boolean;
+  stride?: [number, number];
+  padding?: [number, number];
+  outputPadding?: [number, number];
+  groups?: number;
+  dilation?: [number, number];
+}
+
+const TCASES: TCase[] = [
+  { name: 'mask head 2x2 stride 2', x: [2, 4, 5, 7], w: [4, 3, 2, 2], stride: [2, 2], bias: true },
+  { name: '3x3 stride 2 pad 1 output_padding 1 groups 3', x: [1, 6, 5, 4], w: [6, 2, 3, 3], stride: [2, 2], padding: [1, 1], outputPadding: [1, 1], groups: 3, bias: true },
+  { name: '3x2 stride (3,1) dilation (2,3) pad (2,1) output_padding (1,0)', x: [2, 3, 4, 5], w: [3, 5, 3, 2], stride: [3, 1], padding: [2, 1], outputPadding: [1, 0], dilation: [2, 3] },
+  { name: '1x1 stride 1', x: [2, 5, 3, 7], w: [5, 4, 1, 1], bias: true },
+];
+
+TCASES.forEach((c, ci) => {
+  const p = {
+    stride: c.stride ?? [1, 1], padding: c.padding ?? [0, 0], outputPadding: c.outputPadding ?? [0, 0],
+    dilation: c.dilation ?? [1, 1], groups: c.groups ?? 1,
+  } as const;
+  const run = (x: F.Tensor, w: F.Tensor, b: F.Tensor | null): F.Tensor =>
+    F.convTranspose2d(x, w, b, p.stride, p.padding, p.outputPadding, p.groups, p.dilation);
+  test(`conv_transpose2d ${c.name}: forward matches the reference, gradients match finite differences`, async () => {
+    const coutTotal = c.w[1]! * (c.groups ?? 1);
+    const inputs = [ref(c.x, 50 + ci, -1, 1), ref(c.w, 60 + ci, -1, 1), ...(c.bias ? [ref([coutTotal], 70 + ci, -1, 1)] : [])];
+    await checkOp({
+      name: `conv_transpose2d ${c.name}`,
+      inputs,
+      gpu: ([x, w, b]) => run(x!, w!, b ?? null),
+      ref: ([x, w, b]) => convTranspose2dReference(x!, w!, b ?? null, { ...p, stride: [...p.stride], padding: [...p.padding], outputPadding: [...p.outputPadding], dilation: [...p.dilation] }),
+      forwardTol: TOL,
+    });
+  });
+});
+
+test('conv_transpose2d: known answer (2x2 stride 2 places each pixel times the kernel in its own 2x2 block)', async () => {
+  const y = F.convTranspose2d(F.tensor([1, 2, 3, 4], [1, 1, 2, 2]), F.tensor([1, 10, 100, 1000], [1, 1, 2, 2]), null, 2);
+  assert.equal([...y.shape], [1, 1, 4, 4]);
+  assert.equal(Array.from(await y.data()), [1, 10, 2, 20, 100, 1000, 200, 2000, 3, 30, 4, 40, 300, 3000, 400, 4000]);
+});
+
+test('conv_transpose2d: bad shapes raise errors naming the op and the shapes', () => {
+  assert.throws(() => F.convTranspose2d(F.zeros([1, 3, 4, 4]), F.zeros([4, 2, 2, 2])), /conv_transpose2d: input \[1,3,4,4\] has 3 channels, weight \[4,2,2,2\]/);
+  assert.throws(() => F.convTranspose2d(F.zeros([1, 4, 4, 4]), F.zeros([4, 2, 2, 2]), null, 2, 0, 2), /output_padding/);
+});
+
+test.run();
