@@ -60,9 +60,11 @@ export function rleFrPoly(xy: ArrayLike<number>, h: number, w: number): RLE {
   m = 0;
   for (let j = 1; j < kk; j++) {
     if (u[j] === u[j - 1]) continue;
-    let xd = u[j] < u[j - 1] ? u[j] : u[j] - 1;
-    xd = (xd + 0.5) / scale - 0.5;
-    if (Math.floor(xd) !== xd || xd < 0 || xd > w - 1) continue;
+    // maskApi: xd = (xr + .5) / 5 - .5, kept when it is an integer in [0, w-1]; that is exactly
+    // xr = 5 * xd + 2 (the other residues land 0.2 or 0.4 away from an integer)
+    const xr = u[j] < u[j - 1] ? u[j] : u[j] - 1;
+    if (xr < 2 || xr > 5 * (w - 1) + 2 || xr % 5 !== 2) continue;
+    const xd = (xr - 2) / 5;
     let yd = v[j] < v[j - 1] ? v[j] : v[j - 1];
     yd = (yd + 0.5) / scale - 0.5;
     if (yd < 0) yd = 0; else if (yd > h) yd = h;
@@ -72,9 +74,8 @@ export function rleFrPoly(xy: ArrayLike<number>, h: number, w: number): RLE {
   // RLE from the sorted boundary positions
   let n = m;
   const a = bufA;
-  for (let j = 0; j < n; j++) a[j] = px[j] * h + py[j];
+  sortedPositions(px, py, n, h, a);
   a[n++] = h * w;
-  sortU32(a, n);
   let p = 0;
   for (let j = 0; j < n; j++) { const t = a[j]; a[j] -= p; p = t; }
   const b = bufB;
@@ -88,31 +89,34 @@ export function rleFrPoly(xy: ArrayLike<number>, h: number, w: number): RLE {
   return { h, w, counts: b.slice(0, m) };
 }
 
-/** Sorts a[0..n) ascending (insertion sort for short ranges, quicksort above). */
-function sortU32(a: Uint32Array, n: number): void {
-  const stack: number[] = [0, n - 1];
-  while (stack.length) {
-    let hi = stack.pop()!, lo = stack.pop()!;
-    while (hi - lo > 24) {
-      const mid = (lo + hi) >>> 1;
-      // median of three as pivot
-      let x = a[lo], y = a[mid], z = a[hi];
-      const pivot = x < y ? (y < z ? y : x < z ? z : x) : (x < z ? x : y < z ? z : y);
-      let i = lo, j = hi;
-      while (i <= j) {
-        while (a[i] < pivot) i++;
-        while (a[j] > pivot) j--;
-        if (i <= j) { x = a[i]; a[i] = a[j]; a[j] = x; i++; j--; }
-      }
-      // recurse into the smaller side later, loop on the larger
-      if (j - lo < hi - i) { stack.push(i, hi); hi = j; } else { stack.push(lo, j); lo = i; }
-    }
-    for (let i = lo + 1; i <= hi; i++) {
+let bucket = new Int32Array(1024);
+
+/**
+ * a[0..n) = the positions x*h + y of the boundary points in ascending order (maskApi: qsort), by a
+ * counting sort on the column then an insertion sort on y within each (tiny) column.
+ */
+function sortedPositions(px: Int32Array, py: Int32Array, n: number, h: number, a: Uint32Array): void {
+  if (n === 0) return;
+  let x0 = px[0], x1 = px[0];
+  for (let j = 1; j < n; j++) { const x = px[j]; if (x < x0) x0 = x; else if (x > x1) x1 = x; }
+  const nb = x1 - x0 + 1;
+  if (nb + 1 > bucket.length) bucket = new Int32Array(Math.max(nb + 1, bucket.length * 2));
+  const start = bucket;
+  start.fill(0, 0, nb + 1);
+  for (let j = 0; j < n; j++) start[px[j] - x0 + 1]++;
+  for (let b = 0; b < nb; b++) start[b + 1] += start[b];
+  for (let j = 0; j < n; j++) a[start[px[j] - x0]++] = px[j] * h + py[j];
+  // start[b] is now the end of column b; sort each column's few entries
+  let s = 0;
+  for (let b = 0; b < nb; b++) {
+    const e = start[b];
+    for (let i = s + 1; i < e; i++) {
       const v = a[i];
       let j = i - 1;
-      while (j >= lo && a[j] > v) { a[j + 1] = a[j]; j--; }
+      while (j >= s && a[j] > v) { a[j + 1] = a[j]; j--; }
       a[j + 1] = v;
     }
+    s = e;
   }
 }
 

@@ -137,7 +137,7 @@ export function evaluate(gt: GtTable, dt: DtTable, params: EvalParams): EvalResu
   for (let q = 0; q < nSel; q++) { dtScore[q] = score[dtSel[q]]; dtArea[q] = dt.area[dtSel[q]]; }
 
   const thr = p.iouThrs.map((t) => Math.min(t, 1 - 1e-10));
-  let dtBox = new Float64Array(4 * 128), gtBox = new Float64Array(4 * 128);
+  let dtBox = new Float64Array(4 * 128), gtBox = new Float64Array(4 * 128), dMax = new Float64Array(128);
   let gCrowd = new Uint8Array(128), gIg = new Uint8Array(128), gOrder = new Int32Array(128);
   let gtm = new Uint8Array(T * 128);
   let iouS = new Float64Array(128 * 128), iouB = new Float64Array(128 * 128);
@@ -153,7 +153,7 @@ export function evaluate(gt: GtTable, dt: DtTable, params: EvalParams): EvalResu
       gtBox = new Float64Array(4 * n); gCrowd = new Uint8Array(n); gIg = new Uint8Array(n); gOrder = new Int32Array(n);
       gtm = new Uint8Array(T * n);
     }
-    if (D * 4 > dtBox.length) dtBox = new Float64Array(8 * D);
+    if (D * 4 > dtBox.length) { dtBox = new Float64Array(8 * D); dMax = new Float64Array(2 * D); }
     if (D * G > iouS.length) iouS = new Float64Array(2 * D * G);
     for (let q = 0; q < G; q++) gCrowd[q] = gt.crowd[gtSel[gs + q]];
     // IoU matrix [d][g] (gt in group order)
@@ -216,19 +216,24 @@ export function evaluate(gt: GtTable, dt: DtTable, params: EvalParams): EvalResu
         // nothing to match: every detection is a FP, or ignored when outside the area range
         for (let d = 0; d < D; d++) {
           const pos = ds + d, ar = dtArea[pos], code = ar < lo || ar > hi ? IGNORED : FP;
-          dtFlags.fill(code, (pos * A + a) * T, (pos * A + a + 1) * T);
+          for (let f = (pos * A + a) * T, fe = f + T; f < fe; f++) dtFlags[f] = code;
           dtKind[pos * A + a] = code;
         }
         continue;
       }
-      for (let d = 0; d < D; d++) for (let q = 0; q < G; q++) iouS[d * G + q] = ious[d * G + gOrder[q]];
+      for (let d = 0; d < D; d++) {
+        let mx = -Infinity;
+        for (let q = 0; q < G; q++) { const v = ious[d * G + gOrder[q]]; iouS[d * G + q] = v; if (v > mx) mx = v; }
+        dMax[d] = mx;
+      }
       gtm.fill(0, 0, T * G);
       for (let t = 0; t < T; t++) {
         const th = thr[t];
         for (let d = 0; d < D; d++) {
           const pos = ds + d, fo = (pos * A + a) * T + t;
           let m = -1, iou = th;
-          for (let q = 0; q < G; q++) {
+          // a match needs an IoU >= th: skip the scan when no gt reaches it
+          if (dMax[d] >= th) for (let q = 0; q < G; q++) {
             const oq = gOrder[q];
             if (gtm[t * G + q] && !gCrowd[oq]) continue;
             if (m > -1 && gIg[gOrder[m]] === 0 && gIg[oq] === 1) break;
