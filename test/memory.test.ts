@@ -4,23 +4,10 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ready } from './helpers/gpu.js';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
+import { settleGarbage } from './helpers/gc.js';
 import { nn, optim, tensor, tidy, noGrad, memory, Rng, mean, square, sub, type Tensor } from '../engine/index.js';
 
 await ready;
-
-// Tensors that other suites in this process leaked are freed by a FinalizationRegistry when JS
-// collects them, which would move liveBytes in the middle of the measurement. A full collection
-// first (and a few turns for the finalizers to run) makes the numbers below ours alone.
-setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
-async function settleGarbage(): Promise<void> {
-  for (let i = 0; i < 3; i++) {
-    gc();
-    await new Promise((r) => setTimeout(r, 0));
-  }
-}
 
 function setup() {
   const rng = new Rng(5);

@@ -3,23 +3,12 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ready } from './helpers/gpu.js';
+import { settleGarbage } from './helpers/gc.js';
 import { memory } from '../engine/index.js';
 import { makeSpiral, trainSpiral } from '../cli/spiral.js';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 
 await ready;
 
-// Other suites' leaked tensors are freed by a FinalizationRegistry when JS collects them: collect
-// first so the flat-memory check below measures this training loop alone.
-setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
-async function settleGarbage(): Promise<void> {
-  for (let i = 0; i < 3; i++) {
-    gc();
-    await new Promise((r) => setTimeout(r, 0));
-  }
-}
 
 test('spiral data: seeded, three arms of equal size, radius in [0, 1]', () => {
   const a = makeSpiral({ pointsPerClass: 20, seed: 3 });

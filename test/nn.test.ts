@@ -3,6 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ready } from './helpers/gpu.js';
+import { settleGarbage } from './helpers/gc.js';
 import { checkOp, ref, gpu, expectRef } from './helpers/check.js';
 import { nn, tensor, tidy, sum, mul, memory, saveSafetensors, loadSafetensors, Rng, zeros, copyInto, noGrad, type Tensor } from '../engine/index.js';
 import type { RefTensor } from '../kernels/common.js';
@@ -149,6 +150,7 @@ test('loadStateDict reports missing, unexpected and mis-shaped keys', async () =
 });
 
 test('zeroGrad frees gradients; dispose frees everything the module held', async () => {
+  await settleGarbage();
   const start = memory().liveBytes;
   const net = new Net(7);
   const x = tensor([[0.1, -0.2, 0.3, 0.4]]);
@@ -221,6 +223,7 @@ test('linear: forward vs float64 reference and gradients of x, W, b vs finite di
 });
 
 test('Linear.forward uses its parameters; Sequential chains; shape errors name the shapes; nothing leaks', async () => {
+  await settleGarbage();
   const start = memory().liveBytes;
   const l = new nn.Linear(5, 3, { rng: new Rng(9) });
   const xr = ref([4, 5], 7);

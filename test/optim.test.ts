@@ -4,6 +4,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ready } from './helpers/gpu.js';
+import { settleGarbage } from './helpers/gc.js';
 import { assertClose, values } from './helpers/check.js';
 import { optim, tensor, keep, memory, saveSafetensors, loadSafetensors, type Tensor } from '../engine/index.js';
 import { sgdReference, type SgdHyper } from '../kernels/optim.js';
@@ -159,7 +160,8 @@ test('bad hyper-parameters and parameter lists are clear errors', () => {
   p.dispose();
 });
 
-test('no leak: steps, stateDict and dispose return live bytes to the start', () => {
+test('no leak: steps, stateDict and dispose return live bytes to the start', async () => {
+  await settleGarbage();
   const start = memory().liveBytes;
   const params = makeParams(4);
   const opt = new optim.SGD(params, { lr: 0.1, momentum: 0.9 });

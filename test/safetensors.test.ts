@@ -5,6 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { ready } from './helpers/gpu.js';
+import { settleGarbage } from './helpers/gc.js';
 import { tensor, saveSafetensors, loadSafetensors, toTensors, encodeSafetensors, memory } from '../engine/index.js';
 
 await ready;
@@ -101,6 +102,7 @@ test('int64 values beyond int32 are a clear error naming the tensor', () => {
 });
 
 test('round trip of our own file: values, shapes, dtypes, metadata, alignment', async () => {
+  await settleGarbage();
   const before = memory().liveBytes;
   const a = tensor(Float32Array.from({ length: 35 }, (_, i) => Math.sin(i) * 1e3), [5, 7]);
   const b = tensor(Int32Array.from([-3, 0, 7, 2147483647, -2147483648]), [5], 'int32');
