@@ -317,10 +317,12 @@ export function rleToString(R: RLE): string {
 }
 
 /** maskApi rleFrString: parses the compressed counts string of an h x w mask. */
+let frScratch = new Uint32Array(4096);
+
 export function rleFrString(s: string, h: number, w: number): RLE {
-  const cnts = new Uint32Array(s.length);
-  const m = rleStringToCountsInto(s, cnts);
-  return { h, w, counts: cnts.slice(0, m) };
+  if (frScratch.length < s.length) frScratch = new Uint32Array(Math.max(s.length, frScratch.length * 2));
+  const m = rleStringToCountsInto(s, frScratch);
+  return { h, w, counts: frScratch.slice(0, m) };
 }
 
 /**

@@ -2,7 +2,7 @@
 // truth, then greedy matching at every IoU threshold for every area range (pycocotools
 // computeIoU + evaluateImg), stored in flat typed arrays for accumulate().
 import { annToRLE } from '../polygon.js';
-import { bboxIouFlat, rleIouPair, rleStringStats, rleToBboxInto, type RLE } from '../rle.js';
+import { bboxIouFlat, rleIouPair, rleToBboxInto, type RLE } from '../rle.js';
 import { copyParams, uniqueSorted, type EvalParams } from './params.js';
 import type { DtTable, GtTable } from './prepare.js';
 
@@ -179,12 +179,9 @@ export function evaluate(gt: GtTable, dt: DtTable, params: EvalParams): EvalResu
         dR.length = D;
         for (let q = 0; q < D; q++) {
           const j = dtSel[ds + q];
-          dR[q] = null;
-          if (Number.isNaN(dt.maskBox[4 * j])) {
-            const sj = dt.segm[j]!;
-            if (!Array.isArray(sj) && typeof sj.counts === 'string') rleStringStats(sj.counts, sj.size[0], sj.size[1], dt.maskBox, 4 * j);
-            else { dR[q] = annToRLE(sj, h, w); rleToBboxInto(dR[q]!, dt.maskBox, 4 * j); }
-          }
+          // decoded once here (most detections of a group with gt overlap one and need it anyway)
+          dR[q] = annToRLE(dt.segm[j]!, h, w);
+          if (Number.isNaN(dt.maskBox[4 * j])) rleToBboxInto(dR[q]!, dt.maskBox, 4 * j);
           for (let c = 0; c < 4; c++) dtBox[4 * q + c] = dt.maskBox[4 * j + c];
         }
         if (iouB.length < D * G) iouB = new Float64Array(2 * D * G);
