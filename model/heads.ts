@@ -1,0 +1,90 @@
+// The RoI heads' networks, named as torchvision 0.14: TwoMLPHead (box_head.fc6/fc7),
+// FastRCNNPredictor (box_predictor.cls_score/bbox_pred), MaskRCNNHeads (mask_head.i.0: 3x3 convs
+// wrapped in Conv2dNormActivation) and MaskRCNNPredictor (mask_predictor.conv5_mask/mask_fcn_logits).
+import type { Tensor } from '../engine/tensor.js';
+import { flatten } from '../engine/ops/view.js';
+import { relu } from '../engine/ops/elementwise.js';
+import { tidy } from '../engine/scope.js';
+import { Module } from '../engine/nn/module.js';
+import { Sequential, type Layer } from '../engine/nn/sequential.js';
+import { Linear } from '../engine/nn/linear.js';
+import { Conv2d, ConvTranspose2d } from '../engine/nn/conv-layers.js';
+import { GroupNorm } from '../engine/nn/norm-layers.js';
+import type { MaskHeadConfig } from './config.js';
+
+// torchvision MaskRCNNHeads / MaskRCNNPredictor: kaiming_normal_(fan_out, relu), bias 0.
+const MASK_INIT = { kind: 'kaiming_normal', mode: 'fan_out' } as const;
+
+/** flatten -> fc6 -> relu -> fc7 -> relu. */
+export class TwoMLPHead extends Module {
+  readonly fc6: Linear;
+  readonly fc7: Linear;
+
+  constructor(inChannels: number, representationSize: number) {
+    super();
+    this.fc6 = this.registerModule('fc6', new Linear(inChannels, representationSize));
+    this.fc7 = this.registerModule('fc7', new Linear(representationSize, representationSize));
+  }
+
+  forward(x: Tensor): Tensor {
+    return tidy(() => relu(this.fc7.forward(relu(this.fc6.forward(flatten(x, 1))))));
+  }
+}
+
+/** Class logits [R, C] and per-class box deltas [R, 4C]. */
+export class FastRCNNPredictor extends Module {
+  readonly clsScore: Linear;
+  readonly bboxPred: Linear;
+
+  constructor(inChannels: number, numClasses: number) {
+    super();
+    this.clsScore = this.registerModule('cls_score', new Linear(inChannels, numClasses));
+    this.bboxPred = this.registerModule('bbox_pred', new Linear(inChannels, numClasses * 4));
+  }
+
+  forward(x: Tensor): { classLogits: Tensor; boxRegression: Tensor } {
+    return { classLogits: this.clsScore.forward(x), boxRegression: this.bboxPred.forward(x) };
+  }
+}
+
+/** One Conv2dNormActivation(3x3, dilation) + ReLU, the conv as child '0' (and GN as '1'). */
+class MaskConv extends Sequential {
+  private readonly withNorm: boolean;
+
+  constructor(inC: number, outC: number, cfg: MaskHeadConfig) {
+    const withNorm = cfg.norm === 'gn';
+    const layers: Layer[] = [new Conv2d(inC, outC, 3, { padding: cfg.dilation, dilation: cfg.dilation, bias: !withNorm, init: MASK_INIT })];
+    if (withNorm) layers.push(new GroupNorm(cfg.gnGroups, outC));
+    super(...layers);
+    this.withNorm = withNorm;
+  }
+
+  override forward(x: Tensor): Tensor {
+    const conv = this.at(0) as Conv2d;
+    if (!this.withNorm) return conv.forward(x, 'relu');
+    return tidy(() => relu(this.at(1).forward(conv.forward(x))));
+  }
+}
+
+/** MaskRCNNHeads: the stack of 3x3 convs over the 14x14 pooled features. */
+export class MaskRCNNHeads extends Sequential {
+  constructor(inChannels: number, cfg: MaskHeadConfig) {
+    super(...cfg.convChannels.map((c, i) => new MaskConv(i === 0 ? inChannels : cfg.convChannels[i - 1]!, c, cfg)));
+  }
+}
+
+/** conv5_mask (2x2 stride-2 deconv) -> relu -> mask_fcn_logits (1x1): [R, C, 28, 28]. */
+export class MaskRCNNPredictor extends Module {
+  readonly conv5Mask: ConvTranspose2d;
+  readonly maskFcnLogits: Conv2d;
+
+  constructor(inChannels: number, dimReduced: number, numClasses: number) {
+    super();
+    this.conv5Mask = this.registerModule('conv5_mask', new ConvTranspose2d(inChannels, dimReduced, 2, { stride: 2, init: MASK_INIT }));
+    this.maskFcnLogits = this.registerModule('mask_fcn_logits', new Conv2d(dimReduced, numClasses, 1, { init: MASK_INIT }));
+  }
+
+  forward(x: Tensor): Tensor {
+    return tidy(() => this.maskFcnLogits.forward(this.conv5Mask.forward(x, 'relu')));
+  }
+}

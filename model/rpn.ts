@@ -1,0 +1,238 @@
+// Region Proposal Network (Ren et al. 2015) as torchvision's rpn.py: a shared head over the pyramid
+// levels predicts an objectness logit and 4 box deltas per anchor; the deltas decode anchors into
+// proposals, which are filtered per level (top-k), clipped, thinned by NMS and cut to the top-N.
+// The filtering is data-dependent, so (as torchvision's CUDA path syncs) it runs on the host.
+import type { Tensor } from '../engine/tensor.js';
+import { tensor } from '../engine/ops/create.js';
+import { cat } from '../engine/ops/copy.js';
+import { permute, reshape } from '../engine/ops/view.js';
+import { indexSelect } from '../engine/ops/indexing.js';
+import { noGrad } from '../engine/autograd.js';
+import { tidy } from '../engine/scope.js';
+import { Module } from '../engine/nn/module.js';
+import { Sequential } from '../engine/nn/sequential.js';
+import { Conv2d } from '../engine/nn/conv-layers.js';
+import type { Rng } from '../engine/random.js';
+import { AnchorCache, anchorsPerLocation, type LevelGrid } from './anchors.js';
+import { batchedNms, boxIou, clipBoxes, decodeBoxes, encodeBoxes, keepLargeBoxes, argsortDesc } from './host-boxes.js';
+import { labelsFromMatches, matchPredictions, sampleBalanced } from './matcher.js';
+import { boxRegressionLoss, binaryCrossEntropyWithLogits } from './losses.js';
+import type { MaskRCNNConfig, RpnConfig } from './config.js';
+
+const RPN_INIT = { kind: 'normal', std: 0.01 } as const;
+
+/** Conv2dNormActivation(in, in, 3, norm_layer=None): a Sequential holding the conv as child '0'. */
+class ConvRelu extends Sequential {
+  constructor(channels: number) {
+    super(new Conv2d(channels, channels, 3, { padding: 1, init: RPN_INIT }));
+  }
+
+  override forward(x: Tensor): Tensor {
+    return (this.at(0) as Conv2d).forward(x, 'relu');
+  }
+}
+
+/** torchvision RPNHead: conv(3x3)+relu, then cls_logits (A) and bbox_pred (4A) 1x1 convs. */
+export class RPNHead extends Module {
+  readonly conv: Sequential;
+  readonly clsLogits: Conv2d;
+  readonly bboxPred: Conv2d;
+
+  constructor(inChannels: number, numAnchors: number, convDepth = 1) {
+    super();
+    this.conv = this.registerModule('conv', new Sequential(...Array.from({ length: convDepth }, () => new ConvRelu(inChannels))));
+    this.clsLogits = this.registerModule('cls_logits', new Conv2d(inChannels, numAnchors, 1, { init: RPN_INIT }));
+    this.bboxPred = this.registerModule('bbox_pred', new Conv2d(inChannels, numAnchors * 4, 1, { init: RPN_INIT }));
+  }
+
+  forward(features: readonly Tensor[]): { objectness: Tensor[]; deltas: Tensor[] } {
+    const objectness: Tensor[] = [];
+    const deltas: Tensor[] = [];
+    for (const f of features) {
+      const t = this.conv.forward(f);
+      objectness.push(this.clsLogits.forward(t));
+      deltas.push(this.bboxPred.forward(t));
+      t.dispose();
+    }
+    return { objectness, deltas };
+  }
+}
+
+/** Objectness [N, A, H, W] per level -> [N, sum(H*W*A)]; deltas [N, 4A, H, W] -> [N, sum, 4]. */
+export function flattenPredictions(objectness: readonly Tensor[], deltas: readonly Tensor[]): { objectness: Tensor; deltas: Tensor } {
+  return tidy(() => {
+    const obj = objectness.map((o) => reshape(permute(o, [0, 2, 3, 1]), [o.shape[0]!, -1]));
+    const del = deltas.map((d) => {
+      const [N, A4, H, W] = d.shape as [number, number, number, number];
+      return reshape(permute(reshape(d, [N, A4 / 4, 4, H, W]), [0, 3, 4, 1, 2]), [N, -1, 4]);
+    });
+    return { objectness: cat(obj, 1), deltas: cat(del, 1) };
+  });
+}
+
+export interface ImageBatchInfo {
+  /** Padded batch size (H, W) of the input tensor. */
+  paddedSize: [number, number];
+  /** Each image's size after resizing, before padding (H, W). */
+  imageSizes: [number, number][];
+}
+
+export interface TrainTarget {
+  /** Ground-truth boxes [G, 4] (x1, y1, x2, y2) in the resized image's coordinates. */
+  boxes: Float32Array;
+  /** Contiguous class labels 1..K, one per box. */
+  labels: Int32Array;
+}
+
+export interface RpnOutput {
+  /** Per image: proposals [P, 4] sorted by objectness, and their probabilities. */
+  proposals: Float32Array[];
+  scores: Float32Array[];
+  losses?: { loss_objectness: Tensor; loss_rpn_box_reg: Tensor };
+}
+
+const sigmoid32 = (x: number): number => Math.fround(1 / (1 + Math.exp(-x)));
+
+export class RegionProposalNetwork extends Module {
+  readonly head: RPNHead;
+  private readonly anchorCache: AnchorCache;
+
+  constructor(private readonly cfg: MaskRCNNConfig) {
+    super();
+    const A = anchorsPerLocation(cfg.anchors)[0]!;
+    this.head = this.registerModule('head', new RPNHead(cfg.fpn.outChannels, A, cfg.rpn.convDepth));
+    this.anchorCache = new AnchorCache(cfg.anchors);
+  }
+
+  /** Anchors [R, 4] for the pyramid levels of a batch (the same for every image of the batch). */
+  anchorsFor(features: readonly Tensor[], info: ImageBatchInfo): { anchors: Float32Array; perLevel: number[] } {
+    const grids: LevelGrid[] = features.map((f) => ({ height: f.shape[2]!, width: f.shape[3]! }));
+    const anchors = this.anchorCache.get(grids, info.paddedSize[0], info.paddedSize[1]);
+    const A = anchorsPerLocation(this.cfg.anchors);
+    return { anchors, perLevel: grids.map((g, l) => g.height * g.width * A[l]!) };
+  }
+
+  /**
+   * Proposals for every image; with `targets` (training) also the two RPN losses. `rng` drives the
+   * anchor sampler. The head's raw outputs are returned through `raw` for inspection/parity.
+   */
+  async forward(
+    features: readonly Tensor[],
+    info: ImageBatchInfo,
+    targets?: TrainTarget[],
+    rng?: Rng,
+    raw?: { objectness?: Tensor[]; deltas?: Tensor[] },
+  ): Promise<RpnOutput> {
+    const r: RpnConfig = this.cfg.rpn;
+    const head = this.head.forward(features);
+    const flat = flattenPredictions(head.objectness, head.deltas);
+    if (raw) {
+      raw.objectness = head.objectness;
+      raw.deltas = head.deltas;
+    } else {
+      head.objectness.forEach((t) => t.dispose());
+      head.deltas.forEach((t) => t.dispose());
+    }
+    const N = info.imageSizes.length;
+    const { anchors, perLevel } = this.anchorsFor(features, info);
+    const R = anchors.length / 4;
+    const [objHost, delHost] = await Promise.all([flat.objectness.floatData(), flat.deltas.floatData()]);
+    const training = targets !== undefined;
+    const preNms = training ? r.preNmsTopNTrain : r.preNmsTopNTest;
+    const postNms = training ? r.postNmsTopNTrain : r.postNmsTopNTest;
+    const weights = { wx: r.boxCoderWeights[0], wy: r.boxCoderWeights[1], ww: r.boxCoderWeights[2], wh: r.boxCoderWeights[3] };
+
+    const proposals: Float32Array[] = [];
+    const scores: Float32Array[] = [];
+    for (let n = 0; n < N; n++) {
+      const obj = objHost.subarray(n * R, (n + 1) * R);
+      const boxes = clipBoxes(decodeBoxes(delHost.subarray(n * R * 4, (n + 1) * R * 4), anchors, weights), ...info.imageSizes[n]!);
+      // Per level: the pre-NMS top-k by objectness logit.
+      const candidates: number[] = [];
+      const level = new Int32Array(R);
+      let start = 0;
+      perLevel.forEach((count, l) => {
+        const idx = Array.from({ length: count }, (_, i) => start + i);
+        for (const i of idx) level[i] = l;
+        candidates.push(...argsortDesc(obj, idx).slice(0, Math.min(preNms, count)));
+        start += count;
+      });
+      const prob = new Float32Array(R);
+      for (const i of candidates) prob[i] = sigmoid32(obj[i]!);
+      const large = new Set(keepLargeBoxes(boxes, r.minSize));
+      const kept = candidates.filter((i) => large.has(i) && prob[i]! >= r.scoreThresh);
+      const keep = batchedNms(boxes, prob, level, r.nmsThresh, kept).slice(0, postNms);
+      const p = new Float32Array(keep.length * 4);
+      const s = new Float32Array(keep.length);
+      keep.forEach((i, k) => {
+        p.set(boxes.subarray(4 * i, 4 * i + 4), 4 * k);
+        s[k] = prob[i]!;
+      });
+      proposals.push(p);
+      scores.push(s);
+    }
+
+    let losses: RpnOutput['losses'];
+    if (targets) losses = this.losses(flat.objectness, flat.deltas, anchors, targets, rng);
+    flat.objectness.dispose();
+    flat.deltas.dispose();
+    return { proposals, scores, losses };
+  }
+
+  /** torchvision RegionProposalNetwork.compute_loss over sampled anchors of every image. */
+  private losses(objectness: Tensor, deltas: Tensor, anchors: Float32Array, targets: TrainTarget[], rng?: Rng): NonNullable<RpnOutput['losses']> {
+    const r = this.cfg.rpn;
+    const R = anchors.length / 4;
+    const weights = { wx: r.boxCoderWeights[0], wy: r.boxCoderWeights[1], ww: r.boxCoderWeights[2], wh: r.boxCoderWeights[3] };
+    const sampled: number[] = [];
+    const sampledLabels: number[] = [];
+    const positive: number[] = [];
+    const regTargets: number[] = [];
+    targets.forEach((t, n) => {
+      const G = t.boxes.length / 4;
+      let labels: Int32Array;
+      let matches: Int32Array | null = null;
+      if (G === 0) {
+        labels = new Int32Array(R); // all background
+      } else {
+        matches = matchPredictions(boxIou(t.boxes, anchors), G, R, {
+          high: r.fgIouThresh,
+          low: r.bgIouThresh,
+          allowLowQualityMatches: true,
+          style: this.cfg.anchors.style,
+        });
+        labels = labelsFromMatches(matches);
+      }
+      if (!rng && r.batchSizePerImage < R) throw new Error('RPN loss: a random generator is needed to sample anchors');
+      const s = sampleBalanced(labels, r.batchSizePerImage, r.positiveFraction, rng!);
+      const all = [...s.positive, ...s.negative].sort((a, b) => a - b);
+      for (const i of all) {
+        sampled.push(n * R + i);
+        sampledLabels.push(labels[i]! >= 1 ? 1 : 0);
+      }
+      if (s.positive.length && matches) {
+        const gt = new Float32Array(s.positive.length * 4);
+        const ref = new Float32Array(s.positive.length * 4);
+        s.positive.forEach((i, k) => {
+          gt.set(t.boxes.subarray(4 * matches![i]!, 4 * matches![i]! + 4), 4 * k);
+          ref.set(anchors.subarray(4 * i, 4 * i + 4), 4 * k);
+          positive.push(n * R + i);
+        });
+        regTargets.push(...encodeBoxes(gt, ref, weights));
+      }
+    });
+    return tidy(() => {
+      const objFlat = reshape(objectness, [-1]);
+      const delFlat = reshape(deltas, [-1, 4]);
+      const idx = tensor(Int32Array.from(sampled), [sampled.length], 'int32');
+      const logits = indexSelect(objFlat, 0, idx);
+      const labels = tensor(Float32Array.from(sampledLabels), [sampledLabels.length]);
+      const loss_objectness = binaryCrossEntropyWithLogits(logits, labels, 'mean');
+      const posIdx = tensor(Int32Array.from(positive), [positive.length], 'int32');
+      const pred = indexSelect(delFlat, 0, posIdx);
+      const target = noGrad(() => tensor(Float32Array.from(regTargets), [positive.length, 4]));
+      const loss_rpn_box_reg = boxRegressionLoss(pred, target, r.boxLoss, Math.max(sampled.length, 1));
+      return { loss_objectness, loss_rpn_box_reg };
+    });
+  }
+}
