@@ -326,11 +326,12 @@ export function rleFrString(s: string, h: number, w: number): RLE {
 }
 
 /**
- * Parses a compressed counts string into `cnts` (length >= s.length) and returns the number of
- * counts, allocating nothing (for scanning many strings with one scratch buffer).
+ * Parses a compressed counts string into `cnts` from `offset` (room for s.length values) and returns
+ * the number of counts, allocating nothing (for scanning many strings with one scratch buffer).
  */
-export function rleStringToCountsInto(s: string, cnts: Uint32Array): number {
+export function rleStringToCountsInto(s: string, cnts: Uint32Array, offset = 0): number {
   const n = s.length;
+  if (offset) cnts = cnts.subarray(offset);
   let m = 0, p = 0;
   while (p < n) {
     let x = 0, k = 0, more = 1;

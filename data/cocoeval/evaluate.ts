@@ -2,7 +2,7 @@
 // truth, then greedy matching at every IoU threshold for every area range (pycocotools
 // computeIoU + evaluateImg), stored in flat typed arrays for accumulate().
 import { annToRLE } from '../polygon.js';
-import { bboxIouFlat, rleIouPair, rleToBboxInto, type RLE } from '../rle.js';
+import { bboxIouFlat, rleIouPair, rleStringToCountsInto, rleToBboxInto, type RLE } from '../rle.js';
 import { copyParams, uniqueSorted, type EvalParams } from './params.js';
 import type { DtTable, GtTable } from './prepare.js';
 
@@ -142,11 +142,13 @@ export function evaluate(gt: GtTable, dt: DtTable, params: EvalParams): EvalResu
   let gtm = new Uint8Array(T * 128);
   let iouS = new Float64Array(128 * 128), iouB = new Float64Array(128 * 128);
   const dR: (RLE | null)[] = [];
+  let arena = new Uint32Array(1 << 20), arenaUsed = 0;
 
   for (let g = 0; g < NG; g++) {
     const gs = gtStart[g], G = gtStart[g + 1] - gs, ds = dtStart[g], D = dtStart[g + 1] - ds;
     if (G === 0 && D === 0) continue;
     hasEval[g] = 1;
+    arenaUsed = 0;
     const k = (g / I) | 0, i = g - k * I;
     if (G > gCrowd.length) {
       const n = G * 2;
@@ -180,7 +182,14 @@ export function evaluate(gt: GtTable, dt: DtTable, params: EvalParams): EvalResu
         for (let q = 0; q < D; q++) {
           const j = dtSel[ds + q];
           // decoded once here (most detections of a group with gt overlap one and need it anyway)
-          dR[q] = annToRLE(dt.segm[j]!, h, w);
+          const sj = dt.segm[j]!;
+          if (!Array.isArray(sj) && typeof sj.counts === 'string') {
+            // compressed counts into a reused arena (views, no per-mask backing store)
+            if (arenaUsed + sj.counts.length > arena.length) { arena = new Uint32Array(Math.max(1 << 20, 2 * sj.counts.length)); arenaUsed = 0; }
+            const m = rleStringToCountsInto(sj.counts, arena, arenaUsed);
+            dR[q] = { h: sj.size[0], w: sj.size[1], counts: arena.subarray(arenaUsed, arenaUsed + m) };
+            arenaUsed += m;
+          } else dR[q] = annToRLE(sj, h, w);
           if (Number.isNaN(dt.maskBox[4 * j])) rleToBboxInto(dR[q]!, dt.maskBox, 4 * j);
           for (let c = 0; c < 4; c++) dtBox[4 * q + c] = dt.maskBox[4 * j + c];
         }
