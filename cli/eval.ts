@@ -97,6 +97,8 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
     const args = parseArgs(argv, EVAL_OPTIONS);
     if (args.values.help) { console.log(formatHelp(EVAL_USAGE, EVAL_OPTIONS)); return 0; }
     if (args.positionals.length) throw new ArgsError(`unexpected argument '${args.positionals[0]}'`);
+    // further modes (e.g. evaluating a checkpoint: --weights/--images/--ann) branch here on their
+    // options, produce a results list and call evaluateJson(); the default mode reads --gt/--dt files
     return await runFileEval(args);
   } catch (e) {
     if (e instanceof ArgsError) {
