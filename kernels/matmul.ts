@@ -1,47 +1,86 @@
-// Batched matrix multiply C[b] = A[b] @ B[b] with any strides for A and B (so transposed and
-// broadcast operands are read in place). Each workgroup computes a TILE_M x TILE_N block of C;
-// each thread a THREAD_M x THREAD_N register block, reading A and B tiles staged in workgroup
-// memory. The float64 reference is the plain triple loop.
+// Batched matrix multiply C[b] = A[b] @ B[b], generated from parameters into two kernel families:
+//  - 'tiled': a workgroup stages TILE_M x tk and tk x TILE_N slices of A and B in workgroup memory,
+//    each thread accumulates a tm x tn register block. Reads A and B with any strides, so it is the
+//    general path (transposed, broadcast, odd offsets).
+//  - 'direct': no workgroup memory; each thread reads its A rows and B columns straight from the
+//    storage buffers into a tm x tn register block; optionally B is read (and C written) as vec4
+//    along N when B's rows are contiguous. This is the fast family on CPU WebGPU (lavapipe): there
+//    the CPU caches do what workgroup memory does on a GPU, barriers cost coroutine switches, and
+//    every divergent load is a per-lane loop of scalar loads (~15 FMAs' worth each), so the largest
+//    register block that still compiles well (16 x 8 per invocation) wins.
+// The float64 reference is the plain triple loop.
 import { uniformDecl, uword, type RefTensor } from './common.js';
 
-export interface MatmulConfig {
+export interface MatmulVariant {
+  name: string;
+  kind: 'tiled' | 'direct';
   /** Threads per workgroup along N and M. */
   wgN: number;
   wgM: number;
-  /** Outputs per thread along M and N. */
+  /** Outputs per thread along M and N (tn counts scalars; a multiple of 4 when vecB). */
   tm: number;
   tn: number;
-  /** K-slice staged per step. */
-  tk: number;
+  /** 'tiled': K-slice staged per step. */
+  tk?: number;
+  /** 'direct': B read / C written as vec4 along N (needs bN = 1 and N, B offsets, bK divisible by 4). */
+  vecB?: boolean;
 }
 
-export const DEFAULT_MATMUL: MatmulConfig = { wgN: 16, wgM: 16, tm: 4, tn: 4, tk: 16 };
+/** Operand layout in elements, as passed in the uniforms. */
+export interface MatmulLayout {
+  M: number;
+  N: number;
+  K: number;
+  aOff: number;
+  aBatch: number;
+  aM: number;
+  aK: number;
+  bOff: number;
+  bBatch: number;
+  bK: number;
+  bN: number;
+}
+
+/** Whether a variant can compute this layout (the 'tiled' ones take anything). */
+export function variantFits(v: MatmulVariant, l: MatmulLayout): boolean {
+  const by4 = (...xs: number[]) => xs.every((x) => x % 4 === 0);
+  if (v.vecB && !(l.bN === 1 && by4(l.N, l.bOff, l.bBatch, l.bK))) return false;
+  return true;
+}
+
+export function variantTile(v: MatmulVariant): { tileM: number; tileN: number } {
+  return { tileM: v.wgM * v.tm, tileN: v.wgN * v.tn };
+}
 
 /**
- * Uniform words: M, N, K, batch, aOff, aBatch, aM, aK, bOff, bBatch, bK, bN, cBatch.
+ * Uniform words: M, N, K, batch, aOff, aBatch, aM, aK, bOff, bBatch, bK, bN, cBatch (elements).
  * C is dense [batch, M, N]. Workgroups: (ceil(N/tileN), ceil(M/tileM), batch).
  */
-export function matmulKernel(cfg: MatmulConfig = DEFAULT_MATMUL): { wgsl: string; entry: string } {
-  const { wgN, wgM, tm, tn, tk } = cfg;
-  const TM = wgM * tm;
-  const TN = wgN * tn;
-  const threads = wgN * wgM;
-  const aLoads = Math.ceil((TM * tk) / threads);
-  const bLoads = Math.ceil((tk * TN) / threads);
-  const entry = 'matmul';
-  const wgsl = `${uniformDecl(4)}
+export function matmulKernel(v: MatmulVariant): { wgsl: string; entry: string } {
+  return { wgsl: v.kind === 'tiled' ? tiledWgsl(v) : directWgsl(v), entry: `matmul_${v.name}` };
+}
+
+const PRELUDE = `  let M = ${uword(0)}; let N = ${uword(1)}; let K = ${uword(2)};
+  let batch = wid.z;
+  let aBase = ${uword(4)} + batch * ${uword(5)};
+  let bBase = ${uword(8)} + batch * ${uword(9)};
+  let aM = ${uword(6)}; let aK = ${uword(7)}; let bK = ${uword(10)}; let bN = ${uword(11)};
+  let cBase = batch * ${uword(12)};`;
+
+function tiledWgsl(v: MatmulVariant): string {
+  const { wgN, wgM, tm, tn } = v;
+  const tk = v.tk ?? 16;
+  const TM = wgM * tm, TN = wgN * tn, threads = wgN * wgM;
+  const aLoads = Math.ceil((TM * tk) / threads), bLoads = Math.ceil((tk * TN) / threads);
+  return `${uniformDecl(4)}
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
 var<workgroup> As: array<f32, ${TM * tk}>;
 var<workgroup> Bs: array<f32, ${tk * TN}>;
 @compute @workgroup_size(${wgN}, ${wgM})
-fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let M = ${uword(0)}; let N = ${uword(1)}; let K = ${uword(2)};
-  let batch = wid.z;
-  let aBase = ${uword(4)} + batch * ${uword(5)};
-  let bBase = ${uword(8)} + batch * ${uword(9)};
-  let aM = ${uword(6)}; let aK = ${uword(7)}; let bK = ${uword(10)}; let bN = ${uword(11)};
+fn matmul_${v.name}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+${PRELUDE}
   let row0 = wid.y * ${TM}u;
   let col0 = wid.x * ${TN}u;
   var acc: array<f32, ${tm * tn}>;
@@ -75,7 +114,6 @@ fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id)
     }
     workgroupBarrier();
   }
-  let cBase = batch * ${uword(12)};
   for (var i = 0u; i < ${tm}u; i++) {
     let r = row0 + lid3.y + i * ${wgM}u;
     if (r >= M) { continue; }
@@ -86,11 +124,50 @@ fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id)
   }
 }
 `;
-  return { wgsl, entry };
 }
 
-export function matmulTile(cfg: MatmulConfig = DEFAULT_MATMUL): { tileM: number; tileN: number } {
-  return { tileM: cfg.wgM * cfg.tm, tileN: cfg.wgN * cfg.tn };
+const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
+
+/** Register-blocked, no workgroup memory. Statements are unrolled in the generator (named registers). */
+function directWgsl(v: MatmulVariant): string {
+  const { wgN, wgM, tm, vecB = false } = v;
+  const w = vecB ? 4 : 1;
+  const tnv = v.tn / w; // B/C reads per row per thread
+  const T = vecB ? 'vec4<f32>' : 'f32';
+  const ly = wgM === 1 ? '' : ' + lid.y';
+  const lines: string[] = [];
+  const emit = (s: string) => lines.push(`  ${s}`);
+  emit(`let row0 = wid.y * ${wgM * tm}u${ly};`);
+  emit(`let colv0 = wid.x * ${wgN * tnv}u + lid.x;`);
+  emit(vecB ? 'let Nv = N / 4u;' : 'let Nv = N;');
+  // Out-of-range rows/columns read the last valid one (no branches in the loop) and are not stored.
+  for (const i of range(tm)) emit(`let ar${i} = aBase + min(row0 + ${i * wgM}u, M - 1u) * aM;`);
+  for (const j of range(tnv)) emit(`let bc${j} = ${vecB ? 'bBase / 4u + ' : 'bBase + '}min(colv0 + ${j * wgN}u, Nv - 1u)${vecB ? '' : ' * bN'};`);
+  emit(vecB ? 'let bKv = bK / 4u;' : 'let bKv = bK;');
+  for (const i of range(tm)) for (const j of range(tnv)) emit(`var acc${i}_${j} = ${T}(0.0);`);
+  emit('for (var k = 0u; k < K; k++) {');
+  for (const j of range(tnv)) emit(`  let b${j} = b[bc${j} + k * bKv];`);
+  for (const i of range(tm)) emit(`  let a${i} = a[ar${i} + k * aK];`);
+  for (const i of range(tm)) for (const j of range(tnv)) emit(`  acc${i}_${j} = fma(${T}(a${i}), b${j}, acc${i}_${j});`);
+  emit('}');
+  for (const i of range(tm)) {
+    emit(`if (row0 + ${i * wgM}u < M) {`);
+    for (const j of range(tnv)) {
+      const col = `colv0 + ${j * wgN}u`;
+      emit(`  if (${col} < Nv) { c[${vecB ? 'cBase / 4u' : 'cBase'} + (row0 + ${i * wgM}u) * Nv + ${col}] = acc${i}_${j}; }`);
+    }
+    emit('}');
+  }
+  return `${uniformDecl(4)}
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<${T}>;
+@group(0) @binding(3) var<storage, read_write> c: array<${T}>;
+@compute @workgroup_size(${wgN}, ${wgM})
+fn matmul_${v.name}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+${PRELUDE}
+${lines.join('\n')}
+}
+`;
 }
 
 /** float64 reference: a [..., M, K] @ b [..., K, N] with broadcast batch dims. */

@@ -1,8 +1,10 @@
-// torch.matmul: 1-D operands, batch broadcasting, transposed views read in place.
-import { matmulKernel, matmulTile, DEFAULT_MATMUL } from '../../kernels/matmul.js';
+// torch.matmul: 1-D operands, batch broadcasting, transposed views read in place. The kernel
+// variant is chosen per call from the operands' shapes and strides (see MATMUL_VARIANTS).
+import { matmulKernel, variantFits, variantTile, type MatmulLayout, type MatmulVariant } from '../../kernels/matmul.js';
 import { Uniforms } from '../../kernels/common.js';
 import { broadcastShapes } from '../../kernels/elementwise.js';
 import { getBackend } from '../backend.js';
+import { adapterReport } from '../device.js';
 import { Tensor, empty, shapeStr, sizeOf } from '../tensor.js';
 import { noGrad, record } from '../autograd.js';
 import { tidy } from '../scope.js';
@@ -11,8 +13,51 @@ import { expand, reshape, transpose, squeeze, unsqueeze } from './view.js';
 import { sumToShape } from './reduce.js';
 import { fillInPlace } from './copy.js';
 
-const kernel = matmulKernel(DEFAULT_MATMUL);
-const tile = matmulTile(DEFAULT_MATMUL);
+/**
+ * The kernel variants. On CPU adapters (lavapipe, SwiftShader) the 'direct' family is 4-5x faster
+ * than 'tiled' (see bench/RESULTS.md); on GPUs workgroup-memory tiling is the standard choice.
+ * Both orders end with a variant that reads any strides.
+ */
+export const MATMUL_VARIANTS: readonly MatmulVariant[] = [
+  // B rows contiguous and N, offsets divisible by 4: vec4 reads of B, vec4 writes of C.
+  { name: 'direct_v4_16x8', kind: 'direct', wgN: 8, wgM: 1, tm: 16, tn: 8, vecB: true },
+  // Any strides.
+  { name: 'direct_8x8', kind: 'direct', wgN: 8, wgM: 1, tm: 8, tn: 8 },
+  { name: 'tiled_64x64', kind: 'tiled', wgN: 16, wgM: 16, tm: 4, tn: 4, tk: 16 },
+];
+const CPU_ORDER = ['direct_v4_16x8', 'direct_8x8'];
+const GPU_ORDER = ['tiled_64x64'];
+
+function isCpuAdapter(): boolean {
+  return /llvmpipe|lavapipe|swiftshader/i.test(adapterReport?.description ?? '');
+}
+
+const kernels = new Map(MATMUL_VARIANTS.map((v) => [v.name, matmulKernel(v)]));
+let forced: string | null = null;
+
+/** The variants, for tests and benchmarks. */
+export function matmulVariants(): readonly MatmulVariant[] {
+  return MATMUL_VARIANTS;
+}
+
+/**
+ * Forces one variant for every matmul (tests and benchmarks; null restores the automatic choice).
+ * A forced variant that cannot compute a layout makes that matmul throw rather than fall back.
+ */
+export function setMatmulVariant(name: string | null): void {
+  if (name !== null && !kernels.has(name)) throw new Error(`setMatmulVariant: unknown variant '${name}' (have ${[...kernels.keys()].join(', ')})`);
+  forced = name;
+}
+
+function pickVariant(l: MatmulLayout, label: string): MatmulVariant {
+  if (forced !== null) {
+    const v = MATMUL_VARIANTS.find((x) => x.name === forced)!;
+    if (!variantFits(v, l)) throw new Error(`${label}: forced matmul variant '${v.name}' cannot handle layout ${JSON.stringify(l)}`);
+    return v;
+  }
+  const order = isCpuAdapter() ? CPU_ORDER : GPU_ORDER;
+  return order.map((n) => MATMUL_VARIANTS.find((v) => v.name === n)!).find((v) => variantFits(v, l))!;
+}
 
 /** Batch dims of t (all but the last two) as one (count, stride), copying when they do not fold. */
 function foldBatch(t: Tensor): { t: Tensor; stride: number } {
@@ -32,24 +77,45 @@ function bmm(a: Tensor, b: Tensor): Tensor {
   if (out.size === 0) return out;
   if (K === 0) return fillInPlace(out, 0);
   return tidy(() => {
-    const fa = foldBatch(expand(a, [...batch, M, K]));
-    const fb = foldBatch(expand(b, [...batch, K, N]));
+    const { fa, fb, layout } = prepare(a, b, batch);
     const nb = sizeOf(batch);
-    const u = new Uniforms().u(
-      M, N, K, nb,
-      fa.t.offset, fa.stride, fa.t.strides[fa.t.ndim - 2]!, fa.t.strides[fa.t.ndim - 1]!,
-      fb.t.offset, fb.stride, fb.t.strides[fb.t.ndim - 2]!, fb.t.strides[fb.t.ndim - 1]!,
-      M * N,
-    );
+    const label = `matmul(${shapeStr(a.shape)}, ${shapeStr(b.shape)})`;
+    const v = pickVariant(layout, label);
+    const tile = variantTile(v);
+    const l = layout;
+    const u = new Uniforms().u(l.M, l.N, l.K, nb, l.aOff, l.aBatch, l.aM, l.aK, l.bOff, l.bBatch, l.bK, l.bN, M * N);
     getBackend().dispatch({
-      kernel,
-      buffers: [fa.t.storage.buffer, fb.t.storage.buffer, out.storage.buffer],
+      kernel: kernels.get(v.name)!,
+      buffers: [fa.storage.buffer, fb.storage.buffer, out.storage.buffer],
       uniforms: u.bytes(),
       workgroups: [Math.ceil(N / tile.tileN), Math.ceil(M / tile.tileM), nb],
-      label: `matmul(${shapeStr(a.shape)}, ${shapeStr(b.shape)})`,
+      label,
     });
     return out;
   });
+}
+
+/** Operands with their batch dims folded, and the layout the kernels read them with. */
+function prepare(a: Tensor, b: Tensor, batch: number[]): { fa: Tensor; fb: Tensor; layout: MatmulLayout } {
+  const M = a.shape[a.ndim - 2]!, K = a.shape[a.ndim - 1]!, N = b.shape[b.ndim - 1]!;
+  const fa = foldBatch(expand(a, [...batch, M, K]));
+  const fb = foldBatch(expand(b, [...batch, K, N]));
+  const layout: MatmulLayout = {
+    M, N, K,
+    aOff: fa.t.offset, aBatch: fa.stride, aM: fa.t.strides[fa.t.ndim - 2]!, aK: fa.t.strides[fa.t.ndim - 1]!,
+    bOff: fb.t.offset, bBatch: fb.stride, bK: fb.t.strides[fb.t.ndim - 2]!, bN: fb.t.strides[fb.t.ndim - 1]!,
+  };
+  return { fa: fa.t, fb: fb.t, layout };
+}
+
+/** The variant torch.matmul-style operands of rank >= 2 would run with (benchmarks report it). */
+export function chooseMatmulVariant(a: Tensor, b: Tensor): MatmulVariant {
+  return noGrad(() => tidy(() => {
+    const batch = broadcastShapes([a.shape.slice(0, -2), b.shape.slice(0, -2)]);
+    while (a.ndim < b.ndim) a = unsqueeze(a, 0);
+    while (b.ndim < a.ndim) b = unsqueeze(b, 0);
+    return pickVariant(prepare(a, b, batch).layout, 'chooseMatmulVariant');
+  }));
 }
 
 /** torch.matmul semantics (vectors are promoted and the added dim removed). */
@@ -72,9 +138,10 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
     // Work in >= 2-D: vectors become rows/columns again.
     const A = as!.ndim === 1 ? unsqueeze(as!, 0) : as!;
     const B = bs!.ndim === 1 ? unsqueeze(bs!, 1) : bs!;
+    // Restore the removed dims, the trailing one first (for a dot product g is 0-d).
     let G = g;
-    if (a.ndim === 1) G = unsqueeze(G, -2);
     if (b.ndim === 1) G = unsqueeze(G, -1);
+    if (a.ndim === 1) G = unsqueeze(G, -2);
     const ga = bmmBroadcast(G, transpose(B, -1, -2));
     const gb = bmmBroadcast(transpose(A, -1, -2), G);
     return [reshape(sumToShape(ga, padLeft(A.shape, ga.ndim)), a.shape), reshape(sumToShape(gb, padLeft(B.shape, gb.ndim)), b.shape)];

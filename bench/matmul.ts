@@ -1,0 +1,78 @@
+// Matmul and a large elementwise add: our engine vs TF.js's WebGPU backend on the same adapter,
+// plus the adapter's measured FMA peak. Run: npm run bench -- matmul (or node bench/run.js matmul).
+// BENCH_QUICK=1 shortens every measurement (for smoke runs); MATMUL_VARIANTS=1 also times each of
+// our kernel variants forced on every shape (for tuning).
+import { setupPeer } from './peer.js';
+import { timeOurs, timeTfjs, printTable, markdownTable, machineInfo, measurePeak, type TimeOpts, type Cell } from './harness.js';
+import * as F from '../engine/index.js';
+import { matmulVariants, setMatmulVariant, chooseMatmulVariant } from '../engine/ops/matmul.js';
+
+const peer = await setupPeer();
+const { tf } = peer;
+const quick = !!process.env.BENCH_QUICK;
+const opts: TimeOpts = quick ? { warmup: 1, targetS: 0.2, repeats: 1 } : { warmup: 2, targetS: 1.5, repeats: 3 };
+
+const info = machineInfo(peer);
+console.log(Object.entries(info).map(([k, v]) => `${k}: ${v}`).join('\n') + `\ntfjs backend: ${tf.getBackend()}\n`);
+
+const peak = await measurePeak(opts);
+printTable('FMA peak (GFLOP/s)', ['variant', 'GFLOP/s'], peak.variants.map((v) => [`vec${v.config.vec} x${v.config.regs} regs, unroll ${v.config.unroll}, wg ${v.config.wg}`, v.gflops]));
+
+// [M, K, N, label]
+const SHAPES: [number, number, number, string][] = [
+  [256, 256, 256, '256^3'],
+  [512, 512, 512, '512^3'],
+  [1024, 1024, 1024, '1024^3'],
+  [3136, 576, 64, '3136x576x64 (ResNet conv2 as GEMM)'],
+];
+
+const rng = new F.Rng(1);
+const rows: Cell[][] = [];
+const variantRows: Cell[][] = [];
+for (const [M, K, N, label] of SHAPES) {
+  const flops = 2 * M * N * K;
+  const aData = Float32Array.from({ length: M * K }, () => rng.uniform() - 0.5);
+  const bData = Float32Array.from({ length: K * N }, () => rng.uniform() - 0.5);
+  const a = F.tensor(aData, [M, K]), b = F.tensor(bData, [K, N]);
+  const ta = tf.tensor2d(aData, [M, K]), tb = tf.tensor2d(bData, [K, N]);
+  // Sanity: both engines agree before anything is timed.
+  const ours = await F.matmul(a, b).data();
+  const theirs = await tf.matMul(ta, tb).data();
+  let maxDiff = 0;
+  for (let i = 0; i < ours.length; i++) maxDiff = Math.max(maxDiff, Math.abs(ours[i]! - theirs[i]!));
+  if (maxDiff > 1e-3 * Math.sqrt(K)) throw new Error(`matmul ${label}: ours and tfjs differ by ${maxDiff}`);
+
+  const sOurs = await timeOurs(() => F.matmul(a, b), opts);
+  const sTf = await timeTfjs(tf, () => tf.matMul(ta, tb), opts);
+  const gOurs = flops / sOurs / 1e9, gTf = flops / sTf / 1e9;
+  rows.push([label, chooseMatmulVariant(a, b).name, gOurs, gTf, gOurs / gTf, (100 * gOurs) / peak.gflops]);
+  if (process.env.MATMUL_VARIANTS) {
+    for (const v of matmulVariants()) {
+      setMatmulVariant(v.name);
+      const s = await timeOurs(() => F.matmul(a, b), { ...opts, repeats: 1 });
+      variantRows.push([label, v.name, flops / s / 1e9]);
+    }
+    setMatmulVariant(null);
+  }
+  a.dispose(); b.dispose(); ta.dispose(); tb.dispose();
+}
+const headers = ['shape (MxKxN)', 'our kernel', 'ours GFLOP/s', 'TF.js GFLOP/s', 'ours/TF.js', '% of peak'];
+printTable(`matmul, float32 (peak ${peak.gflops.toFixed(1)} GFLOP/s)`, headers, rows);
+if (variantRows.length) printTable('our matmul variants (forced)', ['shape', 'variant', 'GFLOP/s'], variantRows);
+
+// Elementwise add of two 4M-element tensors: bandwidth-bound, 12 bytes moved per element.
+const n = 4 * 1024 * 1024;
+const xData = Float32Array.from({ length: n }, () => rng.uniform());
+const x = F.tensor(xData, [n]), y = F.tensor(xData, [n]);
+const tx = tf.tensor1d(xData), ty = tf.tensor1d(xData);
+const sAddOurs = await timeOurs(() => F.add(x, y), opts);
+const sAddTf = await timeTfjs(tf, () => tf.add(tx, ty), opts);
+const gb = (s: number) => (12 * n) / s / 1e9;
+const addRows: Cell[][] = [['add 4M + 4M', gb(sAddOurs), gb(sAddTf), sAddTf / sAddOurs, sAddOurs * 1e3, sAddTf * 1e3]];
+printTable('elementwise', ['op', 'ours GB/s', 'TF.js GB/s', 'ours/TF.js', 'ours ms', 'TF.js ms'], addRows);
+
+console.log('Markdown:\n');
+console.log(markdownTable(headers, rows) + '\n');
+console.log(markdownTable(['op', 'ours GB/s', 'TF.js GB/s', 'ours/TF.js', 'ours ms', 'TF.js ms'], addRows) + '\n');
+console.log(`measured FMA peak: ${peak.gflops.toFixed(2)} GFLOP/s`);
+process.exit(0);
