@@ -223,20 +223,35 @@ function flattenBoxes(b: readonly ArrayLike<number>[]): Float64Array {
   return f;
 }
 
-/** Exact IoU of two masks of the same size (the inner loop of maskApi's rleIou). */
-export function rleIouPair(dt: RLE, gt: RLE, crowd: boolean): number {
-  const A = dt.counts, B = gt.counts, ka = A.length, kb = B.length;
-  let ca = A[0], cb = B[0], va = 0, vb = 0, a = 1, b = 1, i = 0, u = 0, ct = 1;
-  while (ct > 0) {
+/** Number of pixels set in both masks (same size); stops once either has no foreground left. */
+export function rleIntersection(A: Uint32Array, B: Uint32Array): number {
+  const ka = A.length, kb = B.length;
+  if (ka < 2 || kb < 2) return 0;
+  const lastA = (ka - 1) % 2 === 1 ? ka - 1 : ka - 2, lastB = (kb - 1) % 2 === 1 ? kb - 1 : kb - 2;
+  let ca = A[0], cb = B[0], va = 0, vb = 0, a = 1, b = 1, i = 0;
+  for (;;) {
     const c = ca < cb ? ca : cb;
-    if (va || vb) { u += c; if (va && vb) i += c; }
-    ct = 0;
-    ca -= c; if (!ca && a < ka) { ca = A[a++]; va = va ? 0 : 1; } ct += ca;
-    cb -= c; if (!cb && b < kb) { cb = B[b++]; vb = vb ? 0 : 1; } ct += cb;
+    if (va && vb) i += c;
+    ca -= c;
+    if (!ca) { if (a > lastA) break; ca = A[a++]; va ^= 1; }
+    cb -= c;
+    if (!cb) { if (b > lastB) break; cb = B[b++]; vb ^= 1; }
   }
-  if (i === 0) u = 1;
-  else if (crowd) u = rleArea(dt);
-  return i / u;
+  return i;
+}
+
+/**
+ * Exact IoU of two masks of the same size (the inner loop of maskApi's rleIou): intersection over
+ * union, or over the detection's area for a crowd gt; 0 when they do not intersect. The masks'
+ * areas may be passed when known (the union is |dt| + |gt| - intersection, as the loop counts it).
+ */
+export function rleIouPair(dt: RLE, gt: RLE, crowd: boolean, dtArea = -1, gtArea = -1): number {
+  const i = rleIntersection(dt.counts, gt.counts);
+  if (i === 0) return 0;
+  const ad = dtArea >= 0 ? dtArea : rleArea(dt);
+  if (crowd) return i / ad;
+  const ag = gtArea >= 0 ? gtArea : rleArea(gt);
+  return i / (ad + ag - i);
 }
 
 /**

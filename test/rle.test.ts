@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import {
   bboxIou, bboxNms, rleArea, rleDecode, rleDecodeRowMajor, rleEncode, rleEncodeRowMajor, rleFrString,
-  rleFrUncompressed, rleFromJson, rleInvert, rleStringStats, rleIou, rleMerge, rleToBbox, rleToCompressed, rleToString, type RLE,
+  rleFrUncompressed, rleFromJson, rleInvert, rleIouPair, rleStringStats, rleIou, rleMerge, rleToBbox, rleToCompressed, rleToString, type RLE,
 } from '../data/rle.js';
 
 const arr = (c: Uint32Array) => Array.from(c);
@@ -125,6 +125,25 @@ test('string round trips on random masks and on real COCO results', () => {
     const box = new Float64Array(4);
     assert.is(rleStringStats(r.segmentation.counts, R.h, R.w, box, 0), rleArea(R));
     assert.equal(Array.from(box), rleToBbox(R));
+  }
+});
+
+test('mask IoU equals pixel counting on random masks (plain and crowd)', () => {
+  let seed = 777;
+  const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+  for (let it = 0; it < 300; it++) {
+    const h = 1 + Math.floor(rnd() * 20), w = 1 + Math.floor(rnd() * 20);
+    const pa = rnd(), pb = rnd();
+    const ma = new Uint8Array(h * w), mb = new Uint8Array(h * w);
+    let inter = 0, uni = 0, areaA = 0;
+    for (let i = 0; i < h * w; i++) {
+      ma[i] = rnd() < pa ? 1 : 0; mb[i] = rnd() < pb ? 1 : 0;
+      inter += ma[i] & mb[i]; uni += ma[i] | mb[i]; areaA += ma[i];
+    }
+    const A = rleEncode(ma, h, w), B = rleEncode(mb, h, w);
+    assert.is(rleIouPair(A, B, false), inter === 0 ? 0 : inter / uni);
+    assert.is(rleIouPair(A, B, true), inter === 0 ? 0 : inter / areaA);
+    assert.is(rleIou([A], [B], [0])[0], inter === 0 ? 0 : inter / uni);
   }
 });
 

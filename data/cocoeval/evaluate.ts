@@ -2,7 +2,7 @@
 // truth, then greedy matching at every IoU threshold for every area range (pycocotools
 // computeIoU + evaluateImg), stored in flat typed arrays for accumulate().
 import { annToRLE } from '../polygon.js';
-import { bboxIouFlat, rleIouPair, rleStringToCountsInto, rleToBboxInto, type RLE } from '../rle.js';
+import { bboxIouFlat, rleArea, rleIouPair, rleStringToCountsInto, rleToBboxInto, type RLE } from '../rle.js';
 import { copyParams, uniqueSorted, type EvalParams } from './params.js';
 import type { DtTable, GtTable } from './prepare.js';
 
@@ -138,6 +138,7 @@ export function evaluate(gt: GtTable, dt: DtTable, params: EvalParams): EvalResu
 
   const thr = p.iouThrs.map((t) => Math.min(t, 1 - 1e-10));
   let dtBox = new Float64Array(4 * 128), gtBox = new Float64Array(4 * 128), dMax = new Float64Array(128);
+  let dA = new Float64Array(128), gA = new Float64Array(128);
   let gCrowd = new Uint8Array(128), gIg = new Uint8Array(128), gOrder = new Int32Array(128);
   let gtm = new Uint8Array(T * 128);
   let iouS = new Float64Array(128 * 128), iouB = new Float64Array(128 * 128);
@@ -155,7 +156,8 @@ export function evaluate(gt: GtTable, dt: DtTable, params: EvalParams): EvalResu
       gtBox = new Float64Array(4 * n); gCrowd = new Uint8Array(n); gIg = new Uint8Array(n); gOrder = new Int32Array(n);
       gtm = new Uint8Array(T * n);
     }
-    if (D * 4 > dtBox.length) { dtBox = new Float64Array(8 * D); dMax = new Float64Array(2 * D); }
+    if (D * 4 > dtBox.length) { dtBox = new Float64Array(8 * D); dMax = new Float64Array(2 * D); dA = new Float64Array(2 * D); }
+    if (G > gA.length) gA = new Float64Array(2 * G);
     if (D * G > iouS.length) iouS = new Float64Array(2 * D * G);
     for (let q = 0; q < G; q++) gCrowd[q] = gt.crowd[gtSel[gs + q]];
     // IoU matrix [d][g] (gt in group order)
@@ -195,13 +197,17 @@ export function evaluate(gt: GtTable, dt: DtTable, params: EvalParams): EvalResu
         }
         if (iouB.length < D * G) iouB = new Float64Array(2 * D * G);
         ious = bboxIouFlat(dtBox, gtBox, D, G, gCrowd, iouB);
+        dA.fill(-1, 0, D); gA.fill(-1, 0, G);
         for (let d = 0; d < D; d++) {
           for (let q = 0; q < G; q++) {
             const o = d * G + q;
             if (!(ious[o] > 0)) continue;
             const Rd = dR[d] ?? (dR[d] = annToRLE(dt.segm[dtSel[ds + d]]!, h, w));
             const Rg = gR[q];
-            ious[o] = Rd.h !== Rg.h || Rd.w !== Rg.w ? -1 : rleIouPair(Rd, Rg, gCrowd[q] !== 0);
+            if (Rd.h !== Rg.h || Rd.w !== Rg.w) { ious[o] = -1; continue; }
+            if (dA[d] < 0) dA[d] = rleArea(Rd);
+            if (gA[q] < 0) gA[q] = rleArea(Rg);
+            ious[o] = rleIouPair(Rd, Rg, gCrowd[q] !== 0, dA[d], gA[q]);
           }
         }
       }
