@@ -38,20 +38,10 @@ async function setup(): Promise<Peer> {
   // Dynamic imports: tfjs-backend-webgpu checks navigator.gpu when its module is evaluated.
   const tf = (await import('@tensorflow/tfjs-core')) as TF;
   await import('@tensorflow/tfjs-backend-webgpu');
-  await import('@tensorflow/tfjs-core/dist/register_all_gradients.js');
-  silenceDawnWarnings();
+  // (tfjs-core's Node build registers all its gradients itself; these benchmarks time forwards.)
   if (!(await tf.setBackend('webgpu'))) throw new Error('peer: tf.setBackend("webgpu") failed');
   await tf.ready();
   if (tf.getBackend() !== 'webgpu') throw new Error(`peer: tfjs runs on ${tf.getBackend()}, not webgpu`);
   const tfDevice = (tf.backend() as unknown as { device: GPUDevice }).device;
   return { tf, gpu, tfDevice, ourDevice: backend.device, adapter: adapterReport?.description ?? 'unknown' };
-}
-
-// tfjs asks for the adapter's full limits, and Dawn prints a warning about two of them each time.
-function silenceDawnWarnings(): void {
-  const orig = console.warn;
-  console.warn = (...args: unknown[]) => {
-    if (typeof args[0] === 'string' && args[0].includes('artificially reduced')) return;
-    orig(...args);
-  };
 }
