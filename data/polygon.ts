@@ -149,7 +149,8 @@ export function frPolygons(polys: readonly ArrayLike<number>[], h: number, w: nu
 export function annToRLE(segm: Segmentation, h: number, w: number): RLE {
   if (Array.isArray(segm)) {
     if (segm.length === 0) return { h, w, counts: new Uint32Array([h * w]) }; // nothing drawn
-    return rleMerge(frPolygons(segm, h, w), false);
+    const parts = frPolygons(segm, h, w);
+    return parts.length === 1 ? parts[0] : rleMerge(parts, false);
   }
   if (segm == null || typeof segm !== 'object' || !Array.isArray(segm.size)) {
     throw new Error('segmentation must be a list of polygons or an RLE object {size, counts}');

@@ -143,12 +143,12 @@ export function rleMerge(R: readonly RLE[], intersect = false): RLE {
   let h = R[0].h, w = R[0].w;
   if (n === 1) return { h, w, counts: R[0].counts.slice() };
   let A = R[0].counts.slice();
-  let cnts = new Uint32Array(h * w + 1);
   let m = A.length;
   for (let i = 1; i < n; i++) {
     const B = R[i];
     if (B.h !== h || B.w !== w) { h = w = m = 0; break; }
     const Bc = B.counts, Am = A.length, Bm = Bc.length;
+    const cnts = new Uint32Array(Am + Bm + 1); // every output run ends where a run of A or B ends
     let ca = A[0], cb = Bc[0];
     let v = 0, va = 0, vb = 0, a = 1, b = 1, cc = 0, ct = 1;
     m = 0;

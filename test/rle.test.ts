@@ -147,6 +147,20 @@ test('mask IoU equals pixel counting on random masks (plain and crowd)', () => {
   }
 });
 
+test('merge equals pixelwise OR / AND on random masks', () => {
+  let seed = 4242;
+  const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+  for (let it = 0; it < 200; it++) {
+    const h = 1 + Math.floor(rnd() * 15), w = 1 + Math.floor(rnd() * 15), n = 2 + Math.floor(rnd() * 3);
+    const ms = Array.from({ length: n }, () => { const p = rnd(); return Uint8Array.from({ length: h * w }, () => (rnd() < p ? 1 : 0)); });
+    const or = new Uint8Array(h * w), and = new Uint8Array(h * w).fill(1);
+    for (const m of ms) for (let i = 0; i < h * w; i++) { or[i] |= m[i]; and[i] &= m[i]; }
+    const rs = ms.map((m) => rleEncode(m, h, w));
+    assert.equal(arr(rleMerge(rs).counts), arr(rleEncode(or, h, w).counts));
+    assert.equal(arr(rleMerge(rs, true).counts), arr(rleEncode(and, h, w).counts));
+  }
+});
+
 test('uncompressed RLE input', () => {
   const R = rleFrUncompressed([2, 3, 1], 3, 2);
   assert.is(rleArea(R), 3);
