@@ -20,6 +20,8 @@ import { BackboneWithFPN, FEATURE_NAMES } from '../model/backbone.js';
 import { getPreset } from '../model/presets.js';
 import { fixtureStateDict } from '../model/fixture-weights.js';
 import { headStateShapes } from '../tools/fixture-weights.js';
+import { RegionProposalNetwork } from '../model/rpn.js';
+import { RoIHeads } from '../model/roi-heads.js';
 
 await ready;
 
@@ -134,6 +136,21 @@ test('state dict: torchvision resnet50-FPN keys and shapes', () => {
   // Names the brief and the fixture spell out.
   for (const k of ['backbone.body.conv1.weight', 'backbone.body.bn1.running_var', 'backbone.body.layer1.0.downsample.1.weight', 'backbone.fpn.inner_blocks.0.0.weight', 'backbone.fpn.layer_blocks.3.0.bias']) {
     assert.ok(got.has(k), k);
+  }
+});
+
+test('state dict: the heads of MaskRCNN have torchvision 0.14 keys and shapes (as tools/fixture-weights lists them)', () => {
+  for (const name of ['torchvision-r50-fpn', 'tiny']) {
+    const cfg = getPreset(name, { numClasses: 5 });
+    const rpn = new RegionProposalNetwork(cfg);
+    const heads = new RoIHeads(cfg);
+    const got = [
+      ...Object.entries(rpn.stateDict()).map(([k, t]) => [`rpn.${k}`, [...t.shape]]),
+      ...Object.entries(heads.stateDict()).map(([k, t]) => [`roi_heads.${k}`, [...t.shape]]),
+    ].sort();
+    assert.equal(got, headStateShapes(cfg).sort(), name);
+    rpn.dispose();
+    heads.dispose();
   }
 });
 

@@ -4,16 +4,16 @@
 //
 //   node dist/tools/fixture-weights.js --preset torchvision-r50-fpn --out W.safetensors [--seed 0] [--num-classes 91]
 //
-// The backbone's (name, shape) pairs come from our BackboneWithFPN module itself; the detection
-// heads' are listed from the config below, following torchvision 0.14's RPNHead, TwoMLPHead /
-// FastRCNNConvFCHead, FastRCNNPredictor, MaskRCNNHeads and MaskRCNNPredictor.
+// The (name, shape) pairs come from our MaskRCNN module itself. headStateShapes() lists the heads'
+// keys independently, from torchvision 0.14's RPNHead, TwoMLPHead / FastRCNNConvFCHead,
+// FastRCNNPredictor, MaskRCNNHeads and MaskRCNNPredictor, so tests can hold the modules to them.
 import { writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import '../cli/node-gpu.js';
 import { init, setQuiet } from '../engine/index.js';
 import { encodeSafetensors } from '../engine/safetensors.js';
 import { parseArgs, ArgsError, type OptionSpec } from '../cli/args.js';
-import { BackboneWithFPN } from '../model/backbone.js';
+import { MaskRCNN } from '../model/maskrcnn.js';
 import { anchorsPerLocation } from '../model/anchors.js';
 import { getPreset, presetNames } from '../model/presets.js';
 import type { MaskRCNNConfig } from '../model/config.js';
@@ -73,12 +73,12 @@ export function headStateShapes(cfg: MaskRCNNConfig): Shapes {
   return s;
 }
 
-/** (name, shape) of every state-dict tensor of a preset's model (backbone built on the GPU). */
+/** (name, shape) of every state-dict tensor of a preset's model (built on the GPU, then freed). */
 export function presetStateShapes(cfg: MaskRCNNConfig): Shapes {
-  const backbone = new BackboneWithFPN(cfg);
-  const s: Shapes = Object.entries(backbone.stateDict()).map(([k, t]) => [`backbone.${k}`, [...t.shape]]);
-  backbone.dispose();
-  return [...s, ...headStateShapes(cfg)];
+  const model = new MaskRCNN(cfg);
+  const s: Shapes = Object.entries(model.stateDict()).map(([k, t]) => [k, [...t.shape]]);
+  model.dispose();
+  return s;
 }
 
 const SPECS: OptionSpec[] = [
