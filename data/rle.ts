@@ -346,22 +346,24 @@ export function rleFrString(s: string, h: number, w: number): RLE {
  */
 export function rleStringToCountsInto(s: string, cnts: Uint32Array, offset = 0): number {
   const n = s.length;
-  if (offset) cnts = cnts.subarray(offset);
-  let m = 0, p = 0;
+  let m = offset, p = 0;
   while (p < n) {
-    let x = 0, k = 0, more = 1;
-    while (more) {
+    // one count: 5 bits per char, 0x20 = more chars follow, 0x10 on the last char = negative
+    let c = s.charCodeAt(p++) - 48;
+    if ((c & ~63) !== 0) throw badChar(s, p - 1);
+    let x = c & 0x1f, k = 1;
+    while (c & 0x20) {
       if (p >= n) throw new Error(`RLE string ends in the middle of a number (length ${n})`);
-      const c = s.charCodeAt(p) - 48;
-      if (c < 0 || c > 63) throw new Error(`RLE string has an invalid character ${JSON.stringify(s[p])} at ${p}`);
+      c = s.charCodeAt(p++) - 48;
+      if ((c & ~63) !== 0) throw badChar(s, p - 1);
       x |= (c & 0x1f) << (5 * k);
-      more = c & 0x20; p++; k++;
-      if (!more && (c & 0x10)) x |= -1 << (5 * k);
+      k++;
     }
-    if (m > 2) x += cnts[m - 2];
+    if (c & 0x10) x |= -1 << (5 * k);
+    if (m - offset > 2) x += cnts[m - 2];
     cnts[m++] = x; // Uint32Array stores modulo 2^32, like the (uint) cast
   }
-  return m;
+  return m - offset;
 }
 
 function badChar(s: string, p: number): Error {
