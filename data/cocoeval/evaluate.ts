@@ -1,8 +1,7 @@
 // COCOeval.evaluate(): per image and category, IoUs between the top detections and the ground
 // truth, then greedy matching at every IoU threshold for every area range (pycocotools
 // computeIoU + evaluateImg), stored in flat typed arrays for accumulate().
-import { annToRLE } from '../polygon.js';
-import { bboxIouFlat, rleArea, rleIouPair, rleStringToCountsInto, rleToBboxInto, type RLE } from '../rle.js';
+import { GroupIou } from './iou.js';
 import { copyParams, uniqueSorted, type EvalParams } from './params.js';
 import type { DtTable, GtTable } from './prepare.js';
 
@@ -137,81 +136,27 @@ export function evaluate(gt: GtTable, dt: DtTable, params: EvalParams): EvalResu
   for (let q = 0; q < nSel; q++) { dtScore[q] = score[dtSel[q]]; dtArea[q] = dt.area[dtSel[q]]; }
 
   const thr = p.iouThrs.map((t) => Math.min(t, 1 - 1e-10));
-  let dtBox = new Float64Array(4 * 128), gtBox = new Float64Array(4 * 128), dMax = new Float64Array(128);
-  let dA = new Float64Array(128), gA = new Float64Array(128);
+  const iou = new GroupIou(gt, dt, p.iouType);
+  let dMax = new Float64Array(128);
   let gCrowd = new Uint8Array(128), gIg = new Uint8Array(128), gOrder = new Int32Array(128);
   let gtm = new Uint8Array(T * 128);
-  let iouS = new Float64Array(128 * 128), iouB = new Float64Array(128 * 128);
-  const dR: (RLE | null)[] = [];
-  let arena = new Uint32Array(1 << 20), arenaUsed = 0;
+  let iouS = new Float64Array(128 * 128);
 
   for (let g = 0; g < NG; g++) {
     const gs = gtStart[g], G = gtStart[g + 1] - gs, ds = dtStart[g], D = dtStart[g + 1] - ds;
     if (G === 0 && D === 0) continue;
     hasEval[g] = 1;
-    arenaUsed = 0;
     const k = (g / I) | 0, i = g - k * I;
     if (G > gCrowd.length) {
       const n = G * 2;
-      gtBox = new Float64Array(4 * n); gCrowd = new Uint8Array(n); gIg = new Uint8Array(n); gOrder = new Int32Array(n);
+      gCrowd = new Uint8Array(n); gIg = new Uint8Array(n); gOrder = new Int32Array(n);
       gtm = new Uint8Array(T * n);
     }
-    if (D * 4 > dtBox.length) { dtBox = new Float64Array(8 * D); dMax = new Float64Array(2 * D); dA = new Float64Array(2 * D); }
-    if (G > gA.length) gA = new Float64Array(2 * G);
+    if (D > dMax.length) dMax = new Float64Array(2 * D);
     if (D * G > iouS.length) iouS = new Float64Array(2 * D * G);
     for (let q = 0; q < G; q++) gCrowd[q] = gt.crowd[gtSel[gs + q]];
-    // IoU matrix [d][g] (gt in group order)
-    let ious: Float64Array | null = null;
-    if (D > 0 && G > 0) {
-      if (p.iouType === 'bbox') {
-        for (let q = 0; q < G; q++) for (let c = 0; c < 4; c++) gtBox[4 * q + c] = gt.bbox[4 * gtSel[gs + q] + c];
-        for (let q = 0; q < D; q++) for (let c = 0; c < 4; c++) dtBox[4 * q + c] = dt.bbox[4 * dtSel[ds + q] + c];
-        ious = bboxIouFlat(dtBox, gtBox, D, G, gCrowd, iouB.length >= D * G ? iouB : (iouB = new Float64Array(2 * D * G)));
-      } else {
-        // maskApi rleIou: box IoU (crowd rule) on the masks' boxes first, exact mask IoU where > 0
-        const size = gt.imgSize.get(p.imgIds[i]);
-        const h = size ? size.h : 0, w = size ? size.w : 0;
-        const gR: RLE[] = [];
-        for (let q = 0; q < G; q++) {
-          const j = gtSel[gs + q], s = gt.segm[j];
-          if (s === undefined) throw new Error(`ground-truth annotation id ${gt.id[j]} has no segmentation`);
-          if (!size && Array.isArray(s)) throw new Error(`image ${p.imgIds[i]} of annotation id ${gt.id[j]} is not in images`);
-          const R = annToRLE(s, h, w);
-          gR.push(R);
-          rleToBboxInto(R, gtBox, 4 * q);
-        }
-        dR.length = D;
-        for (let q = 0; q < D; q++) {
-          const j = dtSel[ds + q];
-          // decoded once here (most detections of a group with gt overlap one and need it anyway)
-          const sj = dt.segm[j]!;
-          if (!Array.isArray(sj) && typeof sj.counts === 'string') {
-            // compressed counts into a reused arena (views, no per-mask backing store)
-            if (arenaUsed + sj.counts.length > arena.length) { arena = new Uint32Array(Math.max(1 << 20, 2 * sj.counts.length)); arenaUsed = 0; }
-            const m = rleStringToCountsInto(sj.counts, arena, arenaUsed);
-            dR[q] = { h: sj.size[0], w: sj.size[1], counts: arena.subarray(arenaUsed, arenaUsed + m) };
-            arenaUsed += m;
-          } else dR[q] = annToRLE(sj, h, w);
-          if (Number.isNaN(dt.maskBox[4 * j])) rleToBboxInto(dR[q]!, dt.maskBox, 4 * j);
-          for (let c = 0; c < 4; c++) dtBox[4 * q + c] = dt.maskBox[4 * j + c];
-        }
-        if (iouB.length < D * G) iouB = new Float64Array(2 * D * G);
-        ious = bboxIouFlat(dtBox, gtBox, D, G, gCrowd, iouB);
-        dA.fill(-1, 0, D); gA.fill(-1, 0, G);
-        for (let d = 0; d < D; d++) {
-          for (let q = 0; q < G; q++) {
-            const o = d * G + q;
-            if (!(ious[o] > 0)) continue;
-            const Rd = dR[d] ?? (dR[d] = annToRLE(dt.segm[dtSel[ds + d]]!, h, w));
-            const Rg = gR[q];
-            if (Rd.h !== Rg.h || Rd.w !== Rg.w) { ious[o] = -1; continue; }
-            if (dA[d] < 0) dA[d] = rleArea(Rd);
-            if (gA[q] < 0) gA[q] = rleArea(Rg);
-            ious[o] = rleIouPair(Rd, Rg, gCrowd[q] !== 0, dA[d], gA[q]);
-          }
-        }
-      }
-    }
+    // IoU matrix [d][g] (gt in group order), as pycocotools' computeIoU
+    const ious = D > 0 && G > 0 ? iou.compute(p.imgIds[i], gtSel, gs, G, dtSel, ds, D, gCrowd) : null;
     for (let a = 0; a < A; a++) {
       const lo = p.areaRng[a][0], hi = p.areaRng[a][1];
       // gt ignore flags; order non-ignored first (stable)
