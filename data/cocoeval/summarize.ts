@@ -67,9 +67,9 @@ export function summarizeOne(acc: Accumulated, p: EvalParams, ap: boolean, iouTh
   const vals: number[] = [];
   // numpy advanced indexing s[..., aind, mind] pairs aind[j] with mind[j] (broadcast when one has length 1)
   const pairs: [number, number][] = [];
-  const np = Math.max(aIdx.length, mIdx.length);
+  const nPairs = Math.max(aIdx.length, mIdx.length);
   if (aIdx.length && mIdx.length && (aIdx.length === mIdx.length || aIdx.length === 1 || mIdx.length === 1)) {
-    for (let j = 0; j < np; j++) pairs.push([aIdx[aIdx.length === 1 ? 0 : j], mIdx[mIdx.length === 1 ? 0 : j]]);
+    for (let j = 0; j < nPairs; j++) pairs.push([aIdx[aIdx.length === 1 ? 0 : j], mIdx[mIdx.length === 1 ? 0 : j]]);
   }
   const k0 = k === null ? 0 : k, k1 = k === null ? K : k + 1;
   if (ap) {
