@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { cocoEvaluate, defaultParams } from '../data/cocoeval/index.js';
+import { cocoEvaluate, defaultParams, pairwiseSum, pyFixed } from '../data/cocoeval/index.js';
 
 const FIX = '../shared/fixtures/cocoeval';
 const CASES: { name: string; gt: string }[] = [
@@ -22,6 +22,17 @@ test('thresholds are numpy linspace values', () => {
   assert.is(p.recThrs[0], 0); assert.is(p.recThrs[100], 1);
   for (let r = 0; r < 100; r++) assert.is(p.recThrs[r], r * 0.01);
   assert.equal(p.areaRng, [[0, 1e10], [0, 1024], [1024, 9216], [9216, 1e10]]);
+});
+
+test("numpy's pairwise sum and Python's {:0.3f}", () => {
+  // reference values printed by numpy 2.4 / Python 3 for the same inputs
+  const a = Array.from({ length: 1013 }, (_, i) => (i * 0.37) % 1.1);
+  assert.is(pairwiseSum(a), 558.3599999999822); // a plain left-to-right sum gives 558.3599999999825
+  assert.is(pyFixed(0.0625, 3), '0.062'); // exact ties round half to even
+  assert.is(pyFixed(0.1875, 3), '0.188');
+  assert.is(pyFixed(0.125, 2), '0.12');
+  assert.is(pyFixed(0.0005, 3), '0.001'); // not a tie in binary
+  assert.is(pyFixed(-1, 3), '-1.000');
 });
 
 for (const c of CASES) {
