@@ -1,0 +1,133 @@
+// Training checkpoints: ONE safetensors file holding the model's state dict under its own names
+// (so a checkpoint is also a weights file for --weights / eval), the optimizer's momentum buffers
+// under `optimizer.momentum.<flat param index>`, and everything else (iteration, data-loader
+// position, RNG state, optimizer hyper-parameters, model config, categories) as JSON in the
+// safetensors metadata. One file written through FileIO.writeBytes (temp file + fsync + rename)
+// means a kill at any moment leaves either the previous checkpoint or the new one, never a mix.
+import type { FileIO } from '../data/io.js';
+import type { LoaderPosition } from '../data/loader.js';
+import type { Module } from '../engine/nn/module.js';
+import type { SGD, SGDState } from '../engine/optim/sgd.js';
+import type { Tensor } from '../engine/tensor.js';
+import { encodeSafetensors, loadSafetensors, type HostTensor } from '../engine/safetensors.js';
+import type { MaskRCNNConfig } from '../model/config.js';
+
+export const CHECKPOINT_FORMAT = 'maskrcnn-webgpu-checkpoint-v1';
+const MOMENTUM_PREFIX = 'optimizer.momentum.';
+
+/** A dataset category, so a checkpoint maps its contiguous labels back to COCO category ids. */
+export interface CheckpointCategory {
+  id: number;
+  name: string;
+}
+
+/** The non-tensor part of a checkpoint. */
+export interface TrainingState {
+  /** Iterations completed (the next one to run is iter + 1, counting from 1). */
+  iter: number;
+  /** Where the training data loader resumes. */
+  loader: LoaderPosition;
+  /** State of the generator that drives anchor / proposal sampling. */
+  rngState: number;
+  /** Optimizer step count and group hyper-parameters (momentum buffers are tensors in the file). */
+  optimizer: Omit<SGDState, 'momentumBuffers'>;
+  /** The model's full configuration, so the checkpoint can be evaluated without naming a preset. */
+  model: MaskRCNNConfig;
+  /** categories[label - 1] is contiguous label `label`. */
+  categories: CheckpointCategory[];
+}
+
+export interface LoadedCheckpoint {
+  /** Null for a plain weights file (no training state). */
+  state: TrainingState | null;
+  /** Model tensors by state-dict name. */
+  model: Record<string, HostTensor>;
+  /** Momentum buffers by flat parameter index (as SGDState.momentumBuffers). */
+  momentum: Record<string, HostTensor>;
+  metadata: Record<string, string>;
+}
+
+async function host(t: Tensor): Promise<HostTensor> {
+  if (t.isDisposed) throw new Error('checkpoint: a tensor to save was disposed');
+  return { dtype: t.dtype, shape: [...t.shape], data: await t.data() };
+}
+
+/**
+ * Serialises model + optimizer + state into checkpoint bytes. All GPU reads happen before any byte
+ * is written, so the caller may keep training right after this resolves.
+ */
+export async function encodeCheckpoint(model: Module, optimizer: SGD | null, state: Omit<TrainingState, 'optimizer'> & { optimizer?: TrainingState['optimizer'] }): Promise<Uint8Array> {
+  const named: Record<string, HostTensor> = {};
+  for (const [k, t] of Object.entries(model.stateDict())) {
+    if (k.startsWith(MOMENTUM_PREFIX)) throw new Error(`checkpoint: model tensor name '${k}' collides with the optimizer's prefix`);
+    named[k] = await host(t);
+  }
+  let optState = state.optimizer;
+  if (optimizer) {
+    const { momentumBuffers, ...rest } = optimizer.stateDict();
+    for (const [i, b] of Object.entries(momentumBuffers)) named[MOMENTUM_PREFIX + i] = await host(b as Tensor);
+    optState = rest;
+  }
+  if (!optState) throw new Error('checkpoint: no optimizer state given');
+  const full: TrainingState = { ...state, optimizer: optState };
+  return encodeSafetensors(named, { format: CHECKPOINT_FORMAT, state: JSON.stringify(full) });
+}
+
+/** Writes a checkpoint atomically (io.writeBytes renames a fully written temp file into place). */
+export async function saveCheckpoint(io: FileIO, path: string, model: Module, optimizer: SGD | null, state: Omit<TrainingState, 'optimizer'>): Promise<void> {
+  const bytes = await encodeCheckpoint(model, optimizer, state);
+  await io.writeBytes(path, bytes);
+}
+
+/** Writes model weights only (plus the config and categories, for evaluation) atomically. */
+export async function saveWeights(io: FileIO, path: string, model: Module, info: { model: MaskRCNNConfig; categories: CheckpointCategory[]; iter: number }): Promise<void> {
+  const named: Record<string, HostTensor> = {};
+  for (const [k, t] of Object.entries(model.stateDict())) named[k] = await host(t);
+  await io.writeBytes(path, encodeSafetensors(named, { format: 'maskrcnn-webgpu-weights-v1', info: JSON.stringify(info) }));
+}
+
+/** Parses checkpoint or weights bytes; errors name the file. */
+export function decodeCheckpoint(bytes: Uint8Array, source = '<checkpoint>'): LoadedCheckpoint {
+  let file;
+  try {
+    file = loadSafetensors(bytes);
+  } catch (e) {
+    throw new Error(`${source}: not a readable safetensors file: ${(e as Error).message}`);
+  }
+  const model: Record<string, HostTensor> = {};
+  const momentum: Record<string, HostTensor> = {};
+  for (const [k, t] of Object.entries(file.tensors)) {
+    if (k.startsWith(MOMENTUM_PREFIX)) momentum[k.slice(MOMENTUM_PREFIX.length)] = t;
+    else model[k] = t;
+  }
+  let state: TrainingState | null = null;
+  if (file.metadata.state !== undefined) {
+    if (file.metadata.format !== CHECKPOINT_FORMAT) throw new Error(`${source}: checkpoint format '${file.metadata.format}' is not ${CHECKPOINT_FORMAT}`);
+    try {
+      state = JSON.parse(file.metadata.state) as TrainingState;
+    } catch (e) {
+      throw new Error(`${source}: checkpoint state is not valid JSON: ${(e as Error).message}`);
+    }
+  }
+  return { state, model, momentum, metadata: file.metadata };
+}
+
+export async function loadCheckpoint(io: FileIO, path: string): Promise<LoadedCheckpoint> {
+  return decodeCheckpoint(await io.readBytes(path), path);
+}
+
+/** The model config and categories stored in a checkpoint or a saveWeights() file, if any. */
+export function checkpointInfo(c: LoadedCheckpoint): { model: MaskRCNNConfig; categories: CheckpointCategory[]; iter: number } | null {
+  if (c.state) return { model: c.state.model, categories: c.state.categories, iter: c.state.iter };
+  if (c.metadata.info) return JSON.parse(c.metadata.info) as { model: MaskRCNNConfig; categories: CheckpointCategory[]; iter: number };
+  return null;
+}
+
+/** Restores model tensors (strict) and, when given, the optimizer's buffers and hyper-parameters. */
+export function restoreCheckpoint(c: LoadedCheckpoint, model: Module, optimizer?: SGD): void {
+  model.loadStateDict(c.model);
+  if (optimizer) {
+    if (!c.state) throw new Error('restoreCheckpoint: this file holds weights only, no optimizer state');
+    optimizer.loadStateDict({ ...c.state.optimizer, momentumBuffers: c.momentum });
+  }
+}

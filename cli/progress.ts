@@ -1,0 +1,147 @@
+// Training progress: one console line per interval (iteration/total, each loss term averaged over
+// the interval, learning rate, images/s, GPU memory, ETA) and a JSONL metrics log in the run folder
+// with one record per iteration and one per evaluation. On resume the log is cut back to the
+// checkpoint's iteration, so the records of iterations that are re-run appear once.
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+
+export const LOSS_TERMS = ['loss_objectness', 'loss_rpn_box_reg', 'loss_classifier', 'loss_box_reg', 'loss_mask'] as const;
+export type LossTerm = (typeof LOSS_TERMS)[number];
+
+const SHORT: Record<LossTerm, string> = {
+  loss_objectness: 'obj',
+  loss_rpn_box_reg: 'rpn_box',
+  loss_classifier: 'cls',
+  loss_box_reg: 'box',
+  loss_mask: 'mask',
+};
+
+/** One iteration's record in metrics.jsonl. */
+export interface IterRecord {
+  type: 'iter';
+  /** 1-based iteration number. */
+  iter: number;
+  losses: Record<LossTerm, number>;
+  total: number;
+  lr: number;
+  /** Seconds this iteration took (data wait included). */
+  seconds: number;
+  images: number;
+}
+
+/** An evaluation's record in metrics.jsonl. */
+export interface EvalRecord {
+  type: 'eval';
+  iter: number;
+  bboxAP: number;
+  segmAP: number;
+  bboxStats: number[];
+  segmStats: number[];
+  seconds: number;
+  images: number;
+}
+
+export type MetricsRecord = IterRecord | EvalRecord;
+
+export function formatDuration(s: number): string {
+  if (!Number.isFinite(s)) return '?';
+  if (s < 60) return `${s.toFixed(0)}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+const fmtLoss = (v: number): string => (Math.abs(v) >= 100 || (v !== 0 && Math.abs(v) < 1e-3) ? v.toExponential(2) : v.toFixed(4));
+
+/** Reads metrics.jsonl (missing file: empty); a torn last line from a kill is ignored. */
+export function readMetrics(path: string): MetricsRecord[] {
+  if (!existsSync(path)) return [];
+  const out: MetricsRecord[] = [];
+  for (const line of readFileSync(path, 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      out.push(JSON.parse(line) as MetricsRecord);
+    } catch {
+      // A line cut short by SIGKILL: everything after it would be re-run anyway.
+    }
+  }
+  return out;
+}
+
+export interface ProgressOptions {
+  /** metrics.jsonl path (null: no log). */
+  logPath: string | null;
+  totalIters: number;
+  /** Print a line every this many iterations (and at the last). */
+  every: number;
+  /** Where lines go (default console.log). */
+  print?: (line: string) => void;
+  /** GPU bytes in use, for the line. */
+  memory?: () => { liveBytes: number; peakLiveBytes: number };
+}
+
+export class ProgressReporter {
+  private readonly print: (line: string) => void;
+  private interval: IterRecord[] = [];
+  /** Iterations and seconds since the run (or resume) began, for the ETA; the first iteration
+   *  compiles every kernel's pipeline and is left out once there are others. */
+  private timed: { iters: number; seconds: number; first: number | null } = { iters: 0, seconds: 0, first: null };
+
+  constructor(private readonly opts: ProgressOptions) {
+    this.print = opts.print ?? ((l) => console.log(l));
+  }
+
+  /** Starts (fresh: empties the log) or resumes (keeps only records up to `fromIter`). */
+  start(fromIter: number): void {
+    const p = this.opts.logPath;
+    if (!p) return;
+    if (fromIter === 0) {
+      writeFileSync(p, '');
+      return;
+    }
+    const kept = readMetrics(p).filter((r) => r.iter <= fromIter);
+    writeFileSync(p, kept.map((r) => JSON.stringify(r) + '\n').join(''));
+  }
+
+  /** Records one iteration; prints the interval's line when due. */
+  iteration(r: Omit<IterRecord, 'type'>): void {
+    const rec: IterRecord = { type: 'iter', ...r };
+    if (this.opts.logPath) appendFileSync(this.opts.logPath, JSON.stringify(rec) + '\n');
+    this.interval.push(rec);
+    if (this.timed.first === null) this.timed.first = r.seconds;
+    else {
+      this.timed.iters++;
+      this.timed.seconds += r.seconds;
+    }
+    if (r.iter % this.opts.every === 0 || r.iter === this.opts.totalIters) this.flush();
+  }
+
+  evaluation(r: Omit<EvalRecord, 'type'>): void {
+    const rec: EvalRecord = { type: 'eval', ...r };
+    if (this.opts.logPath) appendFileSync(this.opts.logPath, JSON.stringify(rec) + '\n');
+    this.print(`eval @ iter ${r.iter}: box AP ${(100 * r.bboxAP).toFixed(1)}  mask AP ${(100 * r.segmAP).toFixed(1)}  (${r.images} images, ${formatDuration(r.seconds)})`);
+  }
+
+  /** Seconds per iteration so far (steady state when available). */
+  secondsPerIter(): number {
+    if (this.timed.iters > 0) return this.timed.seconds / this.timed.iters;
+    return this.timed.first ?? NaN;
+  }
+
+  private flush(): void {
+    const recs = this.interval;
+    if (recs.length === 0) return;
+    this.interval = [];
+    const last = recs[recs.length - 1]!;
+    const mean = (f: (r: IterRecord) => number): number => recs.reduce((a, r) => a + f(r), 0) / recs.length;
+    const secs = recs.reduce((a, r) => a + r.seconds, 0);
+    const imgs = recs.reduce((a, r) => a + r.images, 0);
+    const width = String(this.opts.totalIters).length;
+    const terms = LOSS_TERMS.map((k) => `${SHORT[k]} ${fmtLoss(mean((r) => r.losses[k]))}`).join(' ');
+    const mem = this.opts.memory?.();
+    const memStr = mem ? `  mem ${(mem.liveBytes / 2 ** 20).toFixed(0)} MiB (peak ${(mem.peakLiveBytes / 2 ** 20).toFixed(0)})` : '';
+    const eta = (this.opts.totalIters - last.iter) * this.secondsPerIter();
+    this.print(
+      `iter ${String(last.iter).padStart(width)}/${this.opts.totalIters}  loss ${fmtLoss(mean((r) => r.total))} (${terms})  ` +
+        `lr ${last.lr.toPrecision(3)}  ${(imgs / secs).toFixed(2)} img/s${memStr}  ETA ${formatDuration(eta)}`,
+    );
+  }
+}

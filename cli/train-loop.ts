@@ -1,0 +1,131 @@
+// The training iteration: K micro-batches (gradient accumulation), each running the model's five
+// losses and accumulating the gradient of their sum / K, then one SGD step at the scheduled
+// learning rate. Loss values are read back once per micro-batch (one stacked readback) and checked
+// before the step: a NaN or infinite term stops training without touching the weights, naming the
+// iteration and the term, as Detectron2's FloatingPointError does.
+import type { Batch, DataLoader } from '../data/loader.js';
+import type { Rng } from '../engine/random.js';
+import type { SGD, ParamGroupInput } from '../engine/optim/sgd.js';
+import type { Tensor } from '../engine/tensor.js';
+import { tensor } from '../engine/ops/create.js';
+import { mul, add } from '../engine/ops/elementwise.js';
+import { reshape } from '../engine/ops/view.js';
+import { stack } from '../engine/ops/join.js';
+import { tidyAsync } from '../engine/scope.js';
+import { GroupNorm, BatchNorm2d } from '../engine/nn/norm-layers.js';
+import type { MaskRCNN, PreparedBatch } from '../model/maskrcnn.js';
+import type { MaskTarget } from '../model/roi-heads.js';
+import { LOSS_TERMS, type LossTerm } from './progress.js';
+
+/** Thrown when a loss term is NaN or infinite; the weights are left as they were before the step. */
+export class NonFiniteLossError extends Error {
+  constructor(
+    readonly iter: number,
+    readonly term: LossTerm,
+    readonly losses: Record<LossTerm, number>,
+  ) {
+    const v = losses[term];
+    super(
+      `loss became ${Number.isNaN(v) ? 'NaN' : 'infinite'} at iteration ${iter} in ${term} ` +
+        `(${LOSS_TERMS.map((k) => `${k}=${losses[k]}`).join(', ')})`,
+    );
+    this.name = 'NonFiniteLossError';
+  }
+}
+
+/**
+ * SGD parameter groups: trainable parameters of norm layers (GroupNorm / BatchNorm2d scale and shift)
+ * get no weight decay, as Detectron2's WEIGHT_DECAY_NORM = 0; everything else trainable gets it.
+ * Frozen parameters (requiresGrad false) are left out.
+ */
+export function paramGroups(model: MaskRCNN, weightDecay: number): ParamGroupInput[] {
+  const norm = new Set<Tensor>();
+  for (const [, m] of model.namedModules()) {
+    if (m instanceof GroupNorm || m instanceof BatchNorm2d) for (const [, p] of m.namedParameters()) norm.add(p);
+  }
+  const decay: Tensor[] = [];
+  const noDecay: Tensor[] = [];
+  for (const p of model.parameters()) {
+    if (!p.requiresGrad) continue;
+    (norm.has(p) ? noDecay : decay).push(p);
+  }
+  const groups: ParamGroupInput[] = [{ params: decay, weightDecay }];
+  if (noDecay.length) groups.push({ params: noDecay, weightDecay: 0 });
+  return groups;
+}
+
+/** The model's training input and targets for a loader batch (targets at the resized size). */
+export function batchToModelInput(b: Batch): { batch: PreparedBatch; targets: MaskTarget[] } {
+  return {
+    batch: {
+      images: tensor(b.images, b.shape),
+      info: { paddedSize: [b.shape[2], b.shape[3]], imageSizes: b.imageSizes },
+      originalSizes: b.samples.map((s) => [s.origHeight, s.origWidth]),
+    },
+    targets: b.samples.map((s) => {
+      const g = s.labels.length;
+      if (s.masks.length !== g * s.height * s.width) throw new Error(`train: sample ${s.imageId} has no instance masks (${s.masks.length} mask bytes for ${g} instances)`);
+      return { boxes: s.boxes, labels: s.labels, masks: tensor(Float32Array.from(s.masks), [g, s.height, s.width]) };
+    }),
+  };
+}
+
+export interface StepResult {
+  losses: Record<LossTerm, number>;
+  total: number;
+  images: number;
+}
+
+export interface StepOptions {
+  model: MaskRCNN;
+  optimizer: SGD;
+  loader: DataLoader;
+  rng: Rng;
+  /** 1-based number of this iteration (for messages). */
+  iter: number;
+  accumulate: number;
+  /** Learning-rate factor of this iteration (schedule). */
+  lrFactor: number;
+  /** Test hook: multiply this term by NaN at this iteration. */
+  injectNaN?: { iter: number; term: LossTerm };
+}
+
+/** One optimisation step over `accumulate` micro-batches. Throws NonFiniteLossError before stepping. */
+export async function trainStep(o: StepOptions): Promise<StepResult> {
+  const sums = Object.fromEntries(LOSS_TERMS.map((k) => [k, 0])) as Record<LossTerm, number>;
+  let images = 0;
+  o.optimizer.zeroGrad();
+  for (let micro = 0; micro < o.accumulate; micro++) {
+    const b = await o.loader.next();
+    if (!b) throw new Error('train: the data loader ran out of batches');
+    images += b.samples.length;
+    const stacked = await tidyAsync(async () => {
+      const { batch, targets } = batchToModelInput(b);
+      const losses = await o.model.losses(batch, targets, o.rng);
+      const terms = LOSS_TERMS.map((k) => {
+        const t = reshape(losses[k], [1]);
+        return o.injectNaN && o.injectNaN.iter === o.iter && o.injectNaN.term === k ? mul(t, NaN) : t;
+      });
+      const all = stack(terms.map((t) => reshape(t, [])));
+      const total = terms.reduce((a, t) => add(a, t));
+      mul(total, 1 / o.accumulate).backward();
+      return all;
+    });
+    const vals = await stacked.floatData();
+    stacked.dispose();
+    LOSS_TERMS.forEach((k, i) => {
+      sums[k] += vals[i]! / o.accumulate;
+    });
+  }
+  for (const k of LOSS_TERMS) {
+    if (!Number.isFinite(sums[k])) {
+      o.optimizer.zeroGrad();
+      throw new NonFiniteLossError(o.iter, k, sums);
+    }
+  }
+  o.optimizer.scaleLr(o.lrFactor);
+  o.optimizer.step();
+  o.optimizer.zeroGrad();
+  const total = LOSS_TERMS.reduce((a, k) => a + sums[k], 0);
+  return { losses: sums, total, images };
+}

@@ -1,0 +1,211 @@
+// One training run from a resolved TrainConfig: data (the cached synthetic dataset or COCO files),
+// model (preset + overrides + optional initial weights), optimizer with norm-free weight decay,
+// resume from the run folder's checkpoint, the loop with periodic checkpoints / evaluation / plot,
+// and the final evaluation. Stops cleanly on request (Ctrl-C) after saving a checkpoint, and on a
+// non-finite loss without overwriting the last good checkpoint.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import type { FileIO } from '../data/io.js';
+import { CocoDataset } from '../data/coco.js';
+import { CocoSampleSource, type SampleSource } from '../data/coco-source.js';
+import { DataLoader } from '../data/loader.js';
+import { generateShapesDataset, shapesDatasetPaths, shapesDatasetReady, DEFAULT_SHAPES_OPTIONS } from '../data/synthetic.js';
+import { mixSeed } from '../data/rng.js';
+import { Rng, manualSeed } from '../engine/random.js';
+import { SGD } from '../engine/optim/sgd.js';
+import { warmupMultiStep } from '../engine/optim/schedule.js';
+import { describeLoadReport } from '../engine/nn/module.js';
+import { memory } from '../engine/index.js';
+import { MaskRCNN } from '../model/maskrcnn.js';
+import { getPreset } from '../model/presets.js';
+import { withOverrides } from '../model/config.js';
+import { WorkerPoolSource } from './worker-loader.js';
+import { loadCheckpoint, restoreCheckpoint, saveCheckpoint, saveWeights, type CheckpointCategory } from './checkpoint.js';
+import { evaluateModel, type EvaluationResult } from './evaluate.js';
+import { ProgressReporter, readMetrics, formatDuration, type LossTerm } from './progress.js';
+import { plotMetrics } from './plot.js';
+import { NonFiniteLossError, paramGroups, trainStep } from './train-loop.js';
+import { milestones, type TrainConfig } from './train-config.js';
+
+export interface RunOptions {
+  io: FileIO;
+  /** Continue from `cfg.out`'s checkpoint. */
+  resume?: boolean;
+  /** Folder holding cached generated datasets. */
+  cacheDir: string;
+  print?: (line: string) => void;
+  /** Set `stop` to end the run after the current iteration with a checkpoint (Ctrl-C). */
+  control?: { stop: boolean };
+  /** Test hook: a NaN in this loss term at this iteration. */
+  injectNaN?: { iter: number; term: LossTerm };
+}
+
+export interface RunOutcome {
+  status: 'done' | 'interrupted' | 'diverged';
+  /** Iterations completed. */
+  iter: number;
+  message?: string;
+  final?: EvaluationResult;
+  /** Training images per second over the run (first iteration excluded). */
+  imagesPerSecond: number;
+}
+
+export const CHECKPOINT_FILE = 'checkpoint.safetensors';
+export const FINAL_WEIGHTS_FILE = 'model_final.safetensors';
+export const METRICS_FILE = 'metrics.jsonl';
+export const CONFIG_FILE = 'train-config.json';
+
+interface Data {
+  train: CocoDataset;
+  trainImages: string;
+  val: CocoDataset | null;
+  valImages: string;
+}
+
+async function loadData(cfg: TrainConfig, io: FileIO, cacheDir: string, print: (l: string) => void): Promise<Data> {
+  if (cfg.data === 'synthetic') {
+    const opts = { ...DEFAULT_SHAPES_OPTIONS, ...cfg.synthetic };
+    const tag = `shapes-s${opts.seed}-n${opts.trainCount}-${opts.valCount}-${opts.size}px`;
+    const dir = io.join(cacheDir, tag);
+    if (!(await shapesDatasetReady(opts, io, dir))) {
+      const t0 = performance.now();
+      print(`generating the synthetic shapes dataset (${opts.trainCount} train + ${opts.valCount} val images, ${opts.size} px) in ${dir} ...`);
+      await generateShapesDataset(opts, io, dir);
+      print(`  done in ${formatDuration((performance.now() - t0) / 1000)}`);
+    }
+    const p = shapesDatasetPaths(io, dir);
+    return {
+      train: await CocoDataset.load(io, p.trainAnnotations),
+      trainImages: p.trainImages,
+      val: await CocoDataset.load(io, p.valAnnotations),
+      valImages: p.valImages,
+    };
+  }
+  return {
+    train: await CocoDataset.load(io, cfg.trainAnn!),
+    trainImages: cfg.trainImages!,
+    val: cfg.valAnn ? await CocoDataset.load(io, cfg.valAnn) : null,
+    valImages: cfg.valImages ?? '',
+  };
+}
+
+export async function runTraining(cfg: TrainConfig, o: RunOptions): Promise<RunOutcome> {
+  const { io } = o;
+  const print = o.print ?? ((l: string) => console.log(l));
+  const control = o.control ?? { stop: false };
+  mkdirSync(cfg.out, { recursive: true });
+  const ckptPath = io.join(cfg.out, CHECKPOINT_FILE);
+  const metricsPath = io.join(cfg.out, METRICS_FILE);
+  if (!o.resume) writeFileSync(io.join(cfg.out, CONFIG_FILE), JSON.stringify(cfg, null, 1) + '\n');
+
+  const data = await loadData(cfg, io, o.cacheDir, print);
+  const categories: CheckpointCategory[] = data.train.categories.map((c) => ({ id: c.id, name: c.name }));
+  const modelCfg = withOverrides(getPreset(cfg.preset, cfg.model), { numClasses: data.train.numCategories + 1 });
+  manualSeed(cfg.seed);
+  const model = new MaskRCNN(modelCfg);
+  model.train();
+  const optimizer = new SGD(paramGroups(model, cfg.weightDecay), { lr: cfg.lr, momentum: cfg.momentum });
+  const rng = new Rng(mixSeed(cfg.seed, 0x5a3));
+  let start = 0;
+  let loaderStart = { epoch: 0, index: 0 };
+  let source: SampleSource | null = null;
+  let loader: DataLoader | null = null;
+  try {
+    if (o.resume) {
+      const ck = await loadCheckpoint(io, ckptPath);
+      if (!ck.state) throw new Error(`${ckptPath} holds no training state`);
+      restoreCheckpoint(ck, model, optimizer);
+      start = ck.state.iter;
+      rng.setState(ck.state.rngState);
+      loaderStart = ck.state.loader;
+      print(`resuming ${cfg.out} from iteration ${start}`);
+    } else if (cfg.weights) {
+      const ck = await loadCheckpoint(io, cfg.weights);
+      const report = model.loadStateDict(ck.model, { strict: false });
+      print(`initial weights ${cfg.weights}: ${report.loaded.length} tensors loaded; ${describeLoadReport(report)}`);
+    }
+    const transform = model.transformConfig(true);
+    source = cfg.workers > 0
+      ? await WorkerPoolSource.create({ annotationFile: data.train === null ? '' : (cfg.data === 'coco' ? cfg.trainAnn! : shapesAnn(io, data)), imageDir: data.trainImages, transform, filterEmpty: true }, cfg.workers)
+      : new CocoSampleSource(data.train, io, { imageDir: data.trainImages, transform, filterEmpty: true });
+    loader = new DataLoader(source, { batchSize: cfg.batch, seed: cfg.seed, start: loaderStart, sizeDivisible: modelCfg.input.sizeDivisible });
+    const schedule = warmupMultiStep({ warmupIters: cfg.warmupIters, warmupFactor: cfg.warmupFactor, milestones: milestones(cfg), gamma: cfg.gamma });
+    const progress = new ProgressReporter({ logPath: metricsPath, totalIters: cfg.iters, every: cfg.logEvery, print, memory: () => memory() });
+    progress.start(start);
+    const nParams = model.parameters().filter((p) => p.requiresGrad).reduce((a, p) => a + p.size, 0);
+    print(
+      `training ${modelCfg.name} (${(nParams / 1e6).toFixed(2)}M trainable parameters, ${modelCfg.numClasses - 1} classes) on ${source.size} images: ` +
+        `${cfg.iters} iterations x ${cfg.batch * cfg.accumulate} images, lr ${cfg.lr}, steps [${milestones(cfg).join(', ')}], run folder ${cfg.out}`,
+    );
+
+    const save = async (iter: number): Promise<void> => {
+      await saveCheckpoint(io, ckptPath, model, optimizer, { iter, loader: loader!.position, rngState: rng.getState(), model: modelCfg, categories });
+    };
+    const evaluate = async (iter: number): Promise<EvaluationResult | undefined> => {
+      if (!data.val) return undefined;
+      const r = await evaluateModel(model, data.val, io, { imageDir: data.valImages, batchSize: cfg.batch, maxImages: cfg.evalImages || undefined });
+      await io.writeText(io.join(cfg.out, `results-iter${iter}.json`), JSON.stringify(r.results));
+      progress.evaluation({ iter, bboxAP: r.bboxAP, segmAP: r.segmAP, bboxStats: r.bboxStats, segmStats: r.segmStats, seconds: r.seconds, images: r.images });
+      return r;
+    };
+    const plot = async (): Promise<void> => {
+      await io.writeBytes(io.join(cfg.out, 'plot.png'), plotMetrics(readMetrics(metricsPath)));
+    };
+
+    let lastSaved = start;
+    for (let it = start; it < cfg.iters; it++) {
+      const t0 = performance.now();
+      let step;
+      try {
+        step = await trainStep({
+          model, optimizer, loader, rng, iter: it + 1, accumulate: cfg.accumulate, lrFactor: schedule(it),
+          injectNaN: o.injectNaN,
+        });
+      } catch (e) {
+        if (!(e instanceof NonFiniteLossError)) throw e;
+        const kept = lastSaved > 0 ? `the last good checkpoint (iteration ${lastSaved}) is kept in ${ckptPath}` : 'no checkpoint had been written yet';
+        const message = `${e.message}; training stopped, ${kept}`;
+        print(`error: ${message}`);
+        await plot();
+        return { status: 'diverged', iter: it, message, imagesPerSecond: cfg.batch * cfg.accumulate / progress.secondsPerIter() };
+      }
+      const done = it + 1;
+      progress.iteration({ iter: done, losses: step.losses, total: step.total, lr: optimizer.lr, seconds: (performance.now() - t0) / 1000, images: step.images });
+      const last = done === cfg.iters;
+      if (done % cfg.checkpointEvery === 0 || last || control.stop) {
+        await save(done);
+        lastSaved = done;
+      }
+      if (control.stop && !last) {
+        await plot();
+        const message = `interrupted at iteration ${done}/${cfg.iters}; checkpoint saved, continue with --resume ${cfg.out}`;
+        print(message);
+        return { status: 'interrupted', iter: done, message, imagesPerSecond: cfg.batch * cfg.accumulate / progress.secondsPerIter() };
+      }
+      if (cfg.evalEvery > 0 && done % cfg.evalEvery === 0 && !last) {
+        await evaluate(done);
+        await plot();
+      }
+    }
+    const imagesPerSecond = cfg.batch * cfg.accumulate / progress.secondsPerIter();
+    await saveWeights(io, io.join(cfg.out, FINAL_WEIGHTS_FILE), model, { model: modelCfg, categories, iter: cfg.iters });
+    const final = await evaluate(cfg.iters);
+    await plot();
+    if (final) {
+      for (const [name, lines] of [['bbox', final.bboxLines], ['segm', final.segmLines]] as const) {
+        print(`${name}:`);
+        for (const l of lines) print(l);
+      }
+    }
+    return { status: 'done', iter: cfg.iters, final, imagesPerSecond };
+  } finally {
+    await loader?.close();
+    if (!loader) await source?.close?.();
+    optimizer.dispose();
+    model.dispose();
+  }
+}
+
+function shapesAnn(io: FileIO, data: Data): string {
+  // The worker threads re-read the annotation file; the synthetic one sits next to its image folder.
+  return io.join(data.trainImages, '..', 'annotations', 'instances_train.json');
+}

@@ -1,0 +1,194 @@
+// Mask R-CNN training from the command line.
+//   node cli/train.js                        synthetic shapes, `tiny` preset, prints box and mask AP
+//   node cli/train.js --preset detectron2-r50-fpn --train-images DIR --train-ann ANN.json \
+//        --val-images DIR --val-ann ANN.json [--weights INIT.safetensors] [--schedule 1x|3x] ...
+//   node cli/train.js --resume RUN_DIR       continue a run exactly where its checkpoint left it
+// A JSON config file (--config) holds the same settings (camelCase or the flags' names); flags
+// override it. Ctrl-C saves a checkpoint and exits (code 130); a NaN/inf loss exits with code 1.
+import './node-gpu.js';
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import * as path from 'node:path';
+import { init, shutdown, setQuiet } from '../engine/index.js';
+import { presetNames } from '../model/presets.js';
+import { ArgsError, formatHelp, parseArgs, type OptionSpec, type OptionValue } from './args.js';
+import { nodeIO } from './node-io.js';
+import { resolveConfig, type TrainConfig } from './train-config.js';
+import { CONFIG_FILE, runTraining, type RunOptions } from './train-run.js';
+import { formatDuration, LOSS_TERMS, type LossTerm } from './progress.js';
+
+export const TRAIN_USAGE = 'node cli/train.js [--preset NAME --train-images DIR --train-ann ANN.json --val-images DIR --val-ann ANN.json] [options]';
+
+/** Flag name -> TrainConfig field; every flag also works as a key of the config file. */
+const FIELDS: Record<string, keyof TrainConfig> = {
+  preset: 'preset', 'train-images': 'trainImages', 'train-ann': 'trainAnn', 'val-images': 'valImages', 'val-ann': 'valAnn',
+  weights: 'weights', iters: 'iters', batch: 'batch', accumulate: 'accumulate', lr: 'lr', momentum: 'momentum',
+  'weight-decay': 'weightDecay', 'warmup-iters': 'warmupIters', schedule: 'schedule', out: 'out', seed: 'seed',
+  'checkpoint-every': 'checkpointEvery', 'eval-every': 'evalEvery', 'eval-images': 'evalImages', 'log-every': 'logEvery',
+  workers: 'workers',
+};
+
+export const TRAIN_OPTIONS: OptionSpec[] = [
+  { name: 'preset', type: 'string', metavar: 'NAME', help: `model preset: ${presetNames().join(', ')} (default tiny; detectron2-r50-fpn with real data)` },
+  { name: 'train-images', type: 'string', metavar: 'DIR', help: 'training images (real data)' },
+  { name: 'train-ann', type: 'string', metavar: 'ANN.json', help: 'training COCO instances file (real data)' },
+  { name: 'val-images', type: 'string', metavar: 'DIR', help: 'validation images' },
+  { name: 'val-ann', type: 'string', metavar: 'ANN.json', help: 'validation COCO instances file' },
+  { name: 'weights', type: 'string', metavar: 'FILE', help: 'initial weights (.safetensors, torchvision names; a checkpoint works too)' },
+  { name: 'iters', type: 'number', metavar: 'N', help: 'training iterations (default 1500 synthetic; schedule length with --schedule)' },
+  { name: 'batch', type: 'number', metavar: 'B', help: 'images per micro-batch (default 4 synthetic, 2 real data)' },
+  { name: 'accumulate', type: 'number', metavar: 'K', help: 'micro-batches per step (gradient accumulation; default 1)' },
+  { name: 'lr', type: 'number', metavar: 'LR', help: 'base learning rate (default 0.02; 0.02 x batch/16 with --schedule)' },
+  { name: 'momentum', type: 'number', metavar: 'M', help: 'SGD momentum (default 0.9)' },
+  { name: 'weight-decay', type: 'number', metavar: 'WD', help: 'weight decay, none on norm parameters (default 1e-4)' },
+  { name: 'warmup-iters', type: 'number', metavar: 'N', help: 'linear warmup from 0.001 (default 100 synthetic, 1000 real)' },
+  { name: 'schedule', type: 'string', choices: ['1x', '3x'], help: 'Detectron2 schedule: 90k/270k iterations at batch 16 scaled to the batch, LR steps, warmup 1000' },
+  { name: 'out', type: 'string', metavar: 'RUN_DIR', help: 'run folder (default runs/<preset>-<time>)' },
+  { name: 'resume', type: 'string', metavar: 'RUN_DIR', help: 'continue the run in RUN_DIR from its checkpoint (its config; flags override)' },
+  { name: 'config', type: 'string', metavar: 'FILE', help: 'JSON file with any of these settings (flags override it)' },
+  { name: 'seed', type: 'number', metavar: 'N', help: 'seed of initialisation, sampling and data order (default 0)' },
+  { name: 'checkpoint-every', type: 'number', metavar: 'N', help: 'checkpoint every N iterations (and at the end, and on Ctrl-C)' },
+  { name: 'eval-every', type: 'number', metavar: 'K', help: 'evaluate on the validation set every K iterations (default: only at the end)' },
+  { name: 'eval-images', type: 'number', metavar: 'N', help: 'evaluate on the first N validation images only (default all)' },
+  { name: 'log-every', type: 'number', metavar: 'N', help: 'progress line every N iterations (default 20)' },
+  { name: 'workers', type: 'number', metavar: 'N', help: 'data-loading threads (0: main thread; default 0 synthetic, 1 real)' },
+  { name: 'synthetic-train', type: 'number', metavar: 'N', help: 'synthetic training images (default 1000)' },
+  { name: 'synthetic-val', type: 'number', metavar: 'N', help: 'synthetic validation images (default 100)' },
+  { name: 'cache-dir', type: 'string', metavar: 'DIR', help: 'where generated datasets are cached (default .cache/ in the repository)' },
+  { name: 'inject-nan', type: 'string', metavar: 'ITER:TERM', help: 'testing: make loss TERM NaN at iteration ITER' },
+  { name: 'help', type: 'boolean', short: 'h', help: 'show this help' },
+];
+
+const camel = (k: string): string => k.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+
+/** Reads a JSON config file; keys may be TrainConfig fields or flag names. */
+export function readConfigFile(file: string): Partial<TrainConfig> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new ArgsError(`--config ${file}: ${(e as Error).message}`);
+  }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new ArgsError(`--config ${file}: expected a JSON object`);
+  const out: Record<string, unknown> = {};
+  const known = new Set<string>([...Object.values(FIELDS), 'model', 'synthetic', 'stepFractions', 'steps', 'gamma', 'warmupFactor', 'data']);
+  for (const [k, v] of Object.entries(raw)) {
+    const field = FIELDS[k] ?? camel(k);
+    if (!known.has(field)) throw new ArgsError(`--config ${file}: unknown setting '${k}'`);
+    out[field] = v;
+  }
+  return out as Partial<TrainConfig>;
+}
+
+/** Settings given as flags (only those present). */
+function flagSettings(values: Record<string, OptionValue | undefined>): Partial<TrainConfig> {
+  const out: Record<string, unknown> = {};
+  for (const [flag, field] of Object.entries(FIELDS)) if (values[flag] !== undefined) out[field] = values[flag];
+  const synth: Record<string, number> = {};
+  if (values['synthetic-train'] !== undefined) synth.trainCount = values['synthetic-train'] as number;
+  if (values['synthetic-val'] !== undefined) synth.valCount = values['synthetic-val'] as number;
+  if (Object.keys(synth).length) out.synthetic = synth;
+  return out as Partial<TrainConfig>;
+}
+
+function parseInjectNaN(v: string | undefined): RunOptions['injectNaN'] {
+  if (v === undefined) return undefined;
+  const m = /^(\d+):(\w+)$/.exec(v);
+  if (!m || !(LOSS_TERMS as readonly string[]).includes(m[2]!)) throw new ArgsError(`--inject-nan must be ITER:TERM with TERM one of ${LOSS_TERMS.join(', ')}`);
+  return { iter: Number(m[1]), term: m[2] as LossTerm };
+}
+
+const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+function timestamp(): string {
+  const d = new Date();
+  const p = (n: number): string => String(n).padStart(2, '0');
+  return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
+}
+
+/** The resolved configuration and run options for argv (throws ArgsError on bad input). */
+export function configFromArgs(values: Record<string, OptionValue | undefined>): { cfg: TrainConfig; resume: boolean } {
+  const flags = flagSettings(values);
+  if (flags.synthetic && flags.trainAnn) throw new ArgsError('--synthetic-* options are for the synthetic dataset, not with --train-ann');
+  let cfg: TrainConfig;
+  const resumeDir = values.resume as string | undefined;
+  try {
+    if (resumeDir) {
+      const saved = path.join(resumeDir, CONFIG_FILE);
+      if (!existsSync(saved)) throw new ArgsError(`--resume ${resumeDir}: no ${CONFIG_FILE} there (not a run folder)`);
+      const base = JSON.parse(readFileSync(saved, 'utf8')) as TrainConfig;
+      cfg = resolveConfig({ ...flags, out: resumeDir }, base);
+    } else {
+      const file = values.config ? readConfigFile(values.config as string) : {};
+      const user = { ...file, ...flags };
+      if (user.synthetic && file.synthetic && flags.synthetic) user.synthetic = { ...file.synthetic, ...flags.synthetic };
+      cfg = resolveConfig(user);
+      if (!cfg.out) cfg.out = path.join('runs', `${cfg.preset}-${timestamp()}`);
+    }
+  } catch (e) {
+    if (e instanceof ArgsError) throw e;
+    throw new ArgsError((e as Error).message);
+  }
+  return { cfg, resume: !!resumeDir };
+}
+
+export async function main(argv: readonly string[] = process.argv.slice(2)): Promise<number> {
+  let cfg: TrainConfig, resume: boolean, injectNaN: RunOptions['injectNaN'], cacheDir: string;
+  try {
+    const args = parseArgs(argv, TRAIN_OPTIONS);
+    if (args.values.help) {
+      console.log(formatHelp(TRAIN_USAGE, TRAIN_OPTIONS));
+      return 0;
+    }
+    if (args.positionals.length) throw new ArgsError(`unexpected argument '${args.positionals[0]}'`);
+    ({ cfg, resume } = configFromArgs(args.values));
+    injectNaN = parseInjectNaN(args.values['inject-nan'] as string | undefined);
+    cacheDir = (args.values['cache-dir'] as string | undefined) ?? path.join(REPO_ROOT, '.cache');
+  } catch (e) {
+    if (!(e instanceof ArgsError)) throw e;
+    console.error(`error: ${e.message}\n\n${formatHelp(TRAIN_USAGE, TRAIN_OPTIONS)}`);
+    return 2;
+  }
+  const control = { stop: false };
+  const onSignal = (sig: string): void => {
+    if (control.stop) {
+      console.error(`\n${sig} again: exiting without a checkpoint`);
+      process.exit(130);
+    }
+    control.stop = true;
+    console.error(`\n${sig}: stopping after this iteration and saving a checkpoint (again to quit at once)`);
+  };
+  const onInt = (): void => onSignal('SIGINT');
+  const onTerm = (): void => onSignal('SIGTERM');
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onTerm);
+  const t0 = performance.now();
+  try {
+    setQuiet(true);
+    await init();
+    const out = await runTraining(cfg, { io: nodeIO, resume, cacheDir, control, injectNaN });
+    if (out.status === 'diverged') return 1;
+    if (out.status === 'interrupted') return 130;
+    const took = formatDuration((performance.now() - t0) / 1000);
+    const speed = `${out.imagesPerSecond.toFixed(2)} training images/s`;
+    if (out.final) {
+      console.log(`box AP ${(100 * out.final.bboxAP).toFixed(1)}  mask AP ${(100 * out.final.segmAP).toFixed(1)}  on ${out.final.images} validation images ` +
+        `(${out.iter} iterations, ${took} in all, ${speed}); run folder ${cfg.out}`);
+    } else {
+      console.log(`trained ${out.iter} iterations in ${took} (${speed}); no validation set given; run folder ${cfg.out}`);
+    }
+    return 0;
+  } catch (e) {
+    console.error(`error: ${(e as Error).message}`);
+    if (process.env.DEBUG) console.error((e as Error).stack);
+    return 1;
+  } finally {
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
+    shutdown();
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().then((code) => { process.exitCode = code; });
+}
