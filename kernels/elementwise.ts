@@ -7,7 +7,10 @@ export type WType = 'f32' | 'i32' | 'u32';
 
 export interface EwOp {
   arity: 1 | 2 | 3;
-  /** WGSL expression over operands a, b, c, params p0, p1, with T the operand type. */
+  /**
+   * WGSL expression over operands a, b, c and params p0, p1. T( converts to the operand type,
+   * F( I( U( to the f32/i32/u32 of the same width: scalars, or vec4s in the 4-wide form.
+   */
   wgsl: string;
   /** float64 reference of the same formula. */
   ref: (a: number, b: number, c: number, p: readonly number[]) => number;
@@ -17,6 +20,8 @@ export interface EwOp {
   floatOnly?: boolean;
   /** Number of f32 parameters (p0, p1) the op takes. */
   params?: number;
+  /** Has no 4-wide form (its helper is scalar). */
+  scalarOnly?: boolean;
 }
 
 const sigmoid = (x: number): number => (x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x)));
@@ -50,49 +55,52 @@ export const EW_OPS = {
   ceil: { arity: 1, wgsl: 'ceil(a)', ref: (a) => Math.ceil(a), floatOnly: true },
   clamp: { arity: 1, wgsl: 'min(max(a, T(p0)), T(p1))', ref: (a, _b, _c, p) => Math.min(Math.max(a, p[0]!), p[1]!), params: 2 },
   copy: { arity: 1, wgsl: 'a', ref: (a) => a },
-  to_f32: { arity: 1, wgsl: 'f32(a)', ref: (a) => a, out: 'f32' },
-  to_i32: { arity: 1, wgsl: 'i32(a)', ref: (a) => Math.trunc(a), out: 'i32' },
-  to_bool: { arity: 1, wgsl: 'select(0u, 1u, a != T(0))', ref: (a) => cmp(a !== 0), out: 'bool' },
-  logical_not: { arity: 1, wgsl: 'select(1u, 0u, a != T(0))', ref: (a) => cmp(a === 0), out: 'bool' },
+  to_f32: { arity: 1, wgsl: 'F(a)', ref: (a) => a, out: 'f32' },
+  to_i32: { arity: 1, wgsl: 'I(a)', ref: (a) => Math.trunc(a), out: 'i32' },
+  to_bool: { arity: 1, wgsl: 'select(U(0), U(1), a != T(0))', ref: (a) => cmp(a !== 0), out: 'bool' },
+  logical_not: { arity: 1, wgsl: 'select(U(1), U(0), a != T(0))', ref: (a) => cmp(a === 0), out: 'bool' },
   // binary
   add: { arity: 2, wgsl: 'a + b', ref: (a, b) => a + b },
   sub: { arity: 2, wgsl: 'a - b', ref: (a, b) => a - b },
   mul: { arity: 2, wgsl: 'a * b', ref: (a, b) => a * b },
   div: { arity: 2, wgsl: 'a / b', ref: (a, b) => a / b, floatOnly: true },
-  pow: { arity: 2, wgsl: 'pow_t(a, b)', ref: (a, b) => Math.pow(a, b), floatOnly: true },
+  pow: { arity: 2, wgsl: 'pow_t(a, b)', ref: (a, b) => Math.pow(a, b), floatOnly: true, scalarOnly: true },
   minimum: { arity: 2, wgsl: 'min(a, b)', ref: (a, b) => Math.min(a, b) },
   maximum: { arity: 2, wgsl: 'max(a, b)', ref: (a, b) => Math.max(a, b) },
-  eq: { arity: 2, wgsl: 'select(0u, 1u, a == b)', ref: (a, b) => cmp(a === b), out: 'bool' },
-  ne: { arity: 2, wgsl: 'select(0u, 1u, a != b)', ref: (a, b) => cmp(a !== b), out: 'bool' },
-  lt: { arity: 2, wgsl: 'select(0u, 1u, a < b)', ref: (a, b) => cmp(a < b), out: 'bool' },
-  le: { arity: 2, wgsl: 'select(0u, 1u, a <= b)', ref: (a, b) => cmp(a <= b), out: 'bool' },
-  gt: { arity: 2, wgsl: 'select(0u, 1u, a > b)', ref: (a, b) => cmp(a > b), out: 'bool' },
-  ge: { arity: 2, wgsl: 'select(0u, 1u, a >= b)', ref: (a, b) => cmp(a >= b), out: 'bool' },
-  logical_and: { arity: 2, wgsl: 'select(0u, 1u, a != T(0) && b != T(0))', ref: (a, b) => cmp(a !== 0 && b !== 0), out: 'bool' },
-  logical_or: { arity: 2, wgsl: 'select(0u, 1u, a != T(0) || b != T(0))', ref: (a, b) => cmp(a !== 0 || b !== 0), out: 'bool' },
+  eq: { arity: 2, wgsl: 'select(U(0), U(1), a == b)', ref: (a, b) => cmp(a === b), out: 'bool' },
+  ne: { arity: 2, wgsl: 'select(U(0), U(1), a != b)', ref: (a, b) => cmp(a !== b), out: 'bool' },
+  lt: { arity: 2, wgsl: 'select(U(0), U(1), a < b)', ref: (a, b) => cmp(a < b), out: 'bool' },
+  le: { arity: 2, wgsl: 'select(U(0), U(1), a <= b)', ref: (a, b) => cmp(a <= b), out: 'bool' },
+  gt: { arity: 2, wgsl: 'select(U(0), U(1), a > b)', ref: (a, b) => cmp(a > b), out: 'bool' },
+  ge: { arity: 2, wgsl: 'select(U(0), U(1), a >= b)', ref: (a, b) => cmp(a >= b), out: 'bool' },
+  logical_and: { arity: 2, wgsl: 'select(U(0), U(1), (a != T(0)) & (b != T(0)))', ref: (a, b) => cmp(a !== 0 && b !== 0), out: 'bool' },
+  logical_or: { arity: 2, wgsl: 'select(U(0), U(1), (a != T(0)) | (b != T(0)))', ref: (a, b) => cmp(a !== 0 || b !== 0), out: 'bool' },
   // backward helpers, fused so a backward rule is one kernel: a is the incoming gradient
   relu_grad: { arity: 2, wgsl: 'select(T(0), a, b > T(0))', ref: (g, x) => (x > 0 ? g : 0) },
   sigmoid_grad: { arity: 2, wgsl: 'a * b * (1.0 - b)', ref: (g, y) => g * y * (1 - y), floatOnly: true },
   tanh_grad: { arity: 2, wgsl: 'a * (1.0 - b * b)', ref: (g, y) => g * (1 - y * y), floatOnly: true },
-  clamp_grad: { arity: 2, wgsl: 'select(T(0), a, b >= T(p0) && b <= T(p1))', ref: (g, x, _c, p) => (x >= p[0]! && x <= p[1]! ? g : 0), params: 2 },
+  clamp_grad: { arity: 2, wgsl: 'select(T(0), a, (b >= T(p0)) & (b <= T(p1)))', ref: (g, x, _c, p) => (x >= p[0]! && x <= p[1]! ? g : 0), params: 2 },
   // ternary
-  where: { arity: 3, wgsl: 'select(c, b, a != 0u)', ref: (a, b, c) => (a !== 0 ? b : c) },
+  where: { arity: 3, wgsl: 'select(c, b, a != U(0))', ref: (a, b, c) => (a !== 0 ? b : c) },
   // a*b + c, the multiply-add many updates use
   fma: { arity: 3, wgsl: 'a * b + c', ref: (a, b, c) => a * b + c },
 } satisfies Record<string, EwOp>;
 
 export type EwOpName = keyof typeof EW_OPS;
 
-const HELPERS = `${F32_BITS}
-fn sigmoid_t(x: f32) -> f32 {
+/** Helper functions for element type T (f32 or vec4<f32>); pow_t exists only in scalar form. */
+function helpers(T: string): string {
+  return `${F32_BITS}
+fn sigmoid_t(x: ${T}) -> ${T} {
   let e = exp(-abs(x));
-  return select(e / (1.0 + e), 1.0 / (1.0 + e), x >= 0.0);
+  return select(e / (1.0 + e), 1.0 / (1.0 + e), x >= ${T}(0.0));
 }
-fn tanh_t(x: f32) -> f32 {
+fn tanh_t(x: ${T}) -> ${T} {
   let e = exp(-2.0 * abs(x));
   return sign(x) * (1.0 - e) / (1.0 + e);
 }
-${POW_WGSL}`;
+${T === 'f32' ? POW_WGSL : ''}`;
+}
 
 export interface EwOperand {
   /** A tensor read with strides (after dimension collapsing), or a scalar from the uniforms. */
@@ -102,6 +110,11 @@ export interface EwOperand {
   dense?: boolean;
 }
 
+/** True when the op has a 4-wide form (the engine also needs dense, 4-aligned operands). */
+export function ewHasVec4(name: EwOpName): boolean {
+  return !(EW_OPS[name] as EwOp).scalarOnly;
+}
+
 export function ewResultType(op: EwOp, operands: readonly EwOperand[]): WType {
   const out = op.out ?? 'same';
   if (out === 'same') return operands[operands.length - 1]!.type;
@@ -109,10 +122,14 @@ export function ewResultType(op: EwOp, operands: readonly EwOperand[]): WType {
 }
 
 /**
- * Uniform layout (u32 words): n, shape[ndim], then per tensor operand offset and (unless dense)
- * strides[ndim], then each scalar operand, then the op's params.
+ * Uniform layout (u32 words): n (in vec4s for the 4-wide form), shape[ndim], then per tensor operand
+ * offset and (unless dense) strides[ndim], then each scalar operand, then the op's params.
  */
-export function ewKernel(name: EwOpName, operands: readonly EwOperand[], ndim: number): { wgsl: string; entry: string } {
+export function ewKernel(name: EwOpName, operands: readonly EwOperand[], ndim: number, vec4 = false): { wgsl: string; entry: string } {
+  // The 4-wide form: every tensor operand dense and 4-aligned; each invocation does 4 elements with
+  // vector loads (CPU drivers such as lavapipe pay per load, not per element).
+  if (vec4 && (ndim > 1 || operands.some((o) => o.kind === 'tensor' && !o.dense))) throw new Error('internal: ewKernel vec4 needs dense operands');
+  const V = (t: string): string => (vec4 ? `vec4<${t}>` : t);
   const op: EwOp = EW_OPS[name];
   const outType = ewResultType(op, operands);
   const letters = ['a', 'b', 'c'];
@@ -134,24 +151,30 @@ export function ewKernel(name: EwOpName, operands: readonly EwOperand[], ndim: n
     const v = letters[k]!;
     if (o.kind === 'scalar') {
       const w = uword(word++);
-      lines.push(`let ${v} = ${o.type === 'f32' ? `bitcast<f32>(${w})` : o.type === 'i32' ? `bitcast<i32>(${w})` : w};`);
+      const value = o.type === 'f32' ? `bitcast<f32>(${w})` : o.type === 'i32' ? `bitcast<i32>(${w})` : w;
+      lines.push(`let ${v} = ${vec4 ? `${V(o.type)}(${value})` : value};`);
       return;
     }
-    decls.push(`@group(0) @binding(${binding}) var<storage, read> in${k}: array<${o.type}>;`);
+    decls.push(`@group(0) @binding(${binding}) var<storage, read> in${k}: array<${V(o.type)}>;`);
     binding++;
     let index = `${uword(word++)}`;
-    if (o.dense) index += ' + i';
+    if (vec4) index = `${index} / 4u + i`;
+    else if (o.dense) index += ' + i';
     else for (let d = 0; d < ndim; d++) index += ` + ${coord[d]} * ${uword(word++)}`;
     lines.push(`let ${v} = in${k}[${index}];`);
   });
   for (let p = 0; p < (op.params ?? 0); p++) lines.push(`let p${p} = bitcast<f32>(${uword(word++)});`);
   const T = operands[operands.length - 1]!.type;
-  const expr = op.wgsl.replace(/\bT\(/g, `${T}(`);
-  const entry = `ew_${name}`;
+  const expr = op.wgsl
+    .replace(/\bT\(/g, `${V(T)}(`)
+    .replace(/\bF\(/g, `${V('f32')}(`)
+    .replace(/\bI\(/g, `${V('i32')}(`)
+    .replace(/\bU\(/g, `${V('u32')}(`);
+  const entry = vec4 ? `ew4_${name}` : `ew_${name}`;
   const wgsl = `${uniformDecl(Math.ceil(word / 4))}
 ${decls.join('\n')}
-@group(0) @binding(${binding}) var<storage, read_write> out: array<${outType}>;
-${HELPERS}
+@group(0) @binding(${binding}) var<storage, read_write> out: array<${V(outType)}>;
+${helpers(V('f32'))}
 @compute @workgroup_size(${WORKGROUP})
 fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let i = ${LINEAR_GROUP} * ${WORKGROUP}u + lid;

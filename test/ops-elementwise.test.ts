@@ -48,11 +48,12 @@ const DIFFERENTIABLE: Partial<Record<EwOpName, Fn>> = {
 };
 const PARAMS: Partial<Record<EwOpName, number[]>> = { clamp: [-0.5, 0.7], clamp_grad: [-0.5, 0.7] };
 
-// Shapes per arity: odd sizes, broadcasting both ways, a rank-0 operand.
+// Shapes per arity: odd sizes, broadcasting both ways, a rank-0 operand, and dense sizes that are
+// a multiple of 4 (the 4-wide kernel form).
 const SHAPES: Record<number, number[][][]> = {
-  1: [[[7, 13]], [[3, 5, 9]], [[1]], [[]]],
-  2: [[[7, 13], [7, 13]], [[5, 1], [1, 11]], [[3, 1, 9], [4, 1]], [[6, 5], []]],
-  3: [[[7, 13], [7, 13], [7, 13]], [[5, 1], [1, 3], [5, 3]]],
+  1: [[[7, 13]], [[3, 5, 9]], [[1]], [[]], [[4, 6]]],
+  2: [[[7, 13], [7, 13]], [[5, 1], [1, 11]], [[3, 1, 9], [4, 1]], [[6, 5], []], [[4, 6], [4, 6]]],
+  3: [[[7, 13], [7, 13], [7, 13]], [[5, 1], [1, 3], [5, 3]], [[2, 10], [2, 10], [2, 10]]],
 };
 
 for (const [name, op] of Object.entries(EW_OPS) as [EwOpName, (typeof EW_OPS)[EwOpName]][]) {
@@ -84,6 +85,30 @@ for (const [name, op] of Object.entries(EW_OPS) as [EwOpName, (typeof EW_OPS)[Ew
     });
   }
 }
+
+test('JS-number operands (uniforms) with dense and strided tensors, both kernel widths', async () => {
+  for (const [name, op] of Object.entries(EW_OPS) as [EwOpName, (typeof EW_OPS)[EwOpName]][]) {
+    if (op.arity !== 2 || name === 'pow') continue;
+    for (const shape of [[4, 6], [5, 3]]) {
+      const x = ref(shape, 7, 0.5, 2);
+      for (const [a, b] of [[x, 1.25], [0.75, x]] as const) {
+        const want = ewReference(name, [a, b], PARAMS[name] ?? []);
+        const out = F.elementwise(name, [typeof a === 'number' ? a : gpu(a), typeof b === 'number' ? b : gpu(b)], PARAMS[name] ?? []);
+        const isBool = (op as { out?: string }).out === 'bool';
+        await expectRef(isBool ? F.cast(out, 'float32') : out, want, { atol: 1e-6, rtol: 2e-6 }, `${name}(${typeof a === 'number' ? a : shape}, ${typeof b === 'number' ? b : shape})`);
+      }
+    }
+  }
+});
+
+test('the 4-wide form reads offset views that are 4-aligned, and not others', async () => {
+  const x = ref([3, 8], 21);
+  const rows = F.slice(gpu(x), 0, 1, 3); // offset 8: aligned
+  const sliceRef = { shape: [2, 8], data: x.data.slice(8) };
+  await expectRef(F.exp(rows), ewReference('exp', [sliceRef]), { atol: 1e-6, rtol: 2e-6 }, 'exp of aligned rows');
+  const flat = F.slice(F.reshape(gpu(x), [24]), 0, 2, 22); // offset 2, 20 elements: scalar form
+  await expectRef(F.neg(flat), ewReference('neg', [{ shape: [20], data: x.data.slice(2, 22) }]), { atol: 0, rtol: 0 }, 'neg of unaligned slice');
+});
 
 test('scalar operands and strided views are read in place', async () => {
   const x = ref([4, 6], 1);
@@ -124,6 +149,7 @@ test('clear errors: mismatched shapes, dtypes, disposed tensors', () => {
   assert.throws(() => F.add(F.zeros([3, 4]), F.zeros([5])), /\[3,4\] and \[5\] do not broadcast/);
   assert.throws(() => F.add(F.zeros([3]), F.zeros([3], 'int32')), /different dtypes \(float32, int32\)/);
   assert.throws(() => F.log(F.zeros([3], 'int32')), /log\(int32\[3\]\): defined for float32 only/);
+  assert.throws(() => F.elementwise('clamp', [F.zeros([3])]), /expects 2 parameters, got 0/);
   const t = F.ones([2]);
   t.dispose();
   assert.throws(() => F.exp(t), /was disposed/);

@@ -1,6 +1,6 @@
 // Elementwise ops: broadcasting, dimension collapsing and dispatch of the generated kernels, and
 // each op's backward rule next to it. Scalars (JS numbers) travel in the uniforms, never as buffers.
-import { EW_OPS, ewKernel, ewResultType, broadcastShapes, type EwOpName, type EwOperand, type WType } from '../../kernels/elementwise.js';
+import { EW_OPS, ewHasVec4, ewKernel, ewResultType, broadcastShapes, type EwOpName, type EwOperand, type WType } from '../../kernels/elementwise.js';
 import { Uniforms, grid, WORKGROUP } from '../../kernels/common.js';
 import { getBackend } from '../backend.js';
 import { Tensor, empty, shapeStr, WGSL_TYPE, type DType } from '../tensor.js';
@@ -47,6 +47,8 @@ export function elementwise(name: EwOpName, operands: readonly Operand[], params
   const op = EW_OPS[name] as (typeof EW_OPS)[EwOpName] & { floatOnly?: boolean };
   const label = describe(name, operands);
   if (operands.length !== op.arity) throw new Error(`${label}: expects ${op.arity} operands`);
+  const nParams = (op as { params?: number }).params ?? 0;
+  if (params.length !== nParams) throw new Error(`${label}: expects ${nParams} parameters, got ${params.length}`);
   const tensors = operands.filter((o): o is Tensor => typeof o !== 'number');
   if (tensors.length === 0) throw new Error(`${label}: needs at least one tensor operand`);
   for (const t of tensors) void t.storage; // throws a clear error for disposed inputs
@@ -72,13 +74,17 @@ export function elementwise(name: EwOpName, operands: readonly Operand[], params
     if (typeof o === 'number') return { kind: 'scalar', type: name === 'where' && k === 0 ? 'u32' : T };
     return { kind: 'tensor', type: WGSL_TYPE[o.dtype], dense: dense(cstrides[ti++]!) };
   });
-  const key = `${name}|${ndim}|${kinds.map((k) => `${k.kind[0]}${k.type}${k.dense ? 'd' : ''}`).join(',')}`;
+  // 4-wide form when every tensor operand is dense and 4-aligned (offsets and length).
+  const size = shape.reduce((a, b) => a * b, 1);
+  const vec4 = ewHasVec4(name) && size % 4 === 0 && size > 0 && kinds.every((k) => k.kind === 'scalar' || k.dense) && tensors.every((t) => t.offset % 4 === 0);
+  const key = `${name}|${ndim}|${vec4 ? 'v4' : 's'}|${kinds.map((k) => `${k.kind[0]}${k.type}${k.dense ? 'd' : ''}`).join(',')}`;
   let kernel = kernelCache.get(key);
-  if (!kernel) kernelCache.set(key, (kernel = ewKernel(name, kinds, ndim)));
+  if (!kernel) kernelCache.set(key, (kernel = ewKernel(name, kinds, ndim, vec4)));
 
   const out = empty(shape, DTYPE_OF[ewResultType(op, kinds)]);
   if (out.size === 0) return out;
-  const u = new Uniforms().u(out.size, ...cshape);
+  const lanes = vec4 ? 4 : 1;
+  const u = new Uniforms().u(out.size / lanes, ...cshape);
   // Same order as the kernel generator assigns uniform words: operand by operand.
   ti = 0;
   operands.forEach((o, k) => {
@@ -96,7 +102,7 @@ export function elementwise(name: EwOpName, operands: readonly Operand[], params
     kernel,
     buffers: [...tensors.map((t) => t.storage.buffer), out.storage.buffer],
     uniforms: u.bytes(),
-    workgroups: grid(Math.ceil(out.size / WORKGROUP)),
+    workgroups: grid(Math.ceil(out.size / lanes / WORKGROUP)),
     label,
   });
   return out;
