@@ -138,4 +138,17 @@ test('mask loss: per-RoI class channel selection then BCE, with gradients', asyn
   });
 });
 
+test('losses free their intermediates (no GPU memory left behind outside tidy)', () => {
+  const x = F.randn([5, 7]);
+  const t = F.tensor(Int32Array.from([1, 2, 3, -100, 0]), [5], 'int32');
+  const y = F.rand([5, 7]);
+  const before = F.memory().liveBytes;
+  for (const reduction of ['mean', 'sum', 'none'] as const) {
+    F.crossEntropy(x, t, reduction).dispose();
+    F.binaryCrossEntropyWithLogits(x, y, reduction).dispose();
+    F.smoothL1Loss(x, y, reduction, 0.5).dispose();
+  }
+  assert.is(F.memory().liveBytes, before);
+});
+
 test.run();

@@ -6,6 +6,7 @@ import { pointLossKernel, crossEntropyKernel, crossEntropyGradKernel, selectChan
 import { Uniforms, grid, WORKGROUP } from '../../kernels/common.js';
 import { getBackend } from '../backend.js';
 import { Tensor, empty, shapeStr } from '../tensor.js';
+import { tidy } from '../scope.js';
 import { record } from '../autograd.js';
 import { contiguous, elementwise as ew } from './elementwise.js';
 import { reduceRaw } from './reduce.js';
@@ -136,22 +137,15 @@ export function crossEntropy(input: Tensor, target: Tensor, reduction: Reduction
       label: `${op}(${shapeStr(input.shape)})`,
     });
   }
-  const rowLoss = reshape(slice(fwd, 0, 0, 1), [N]);
-  let out: Tensor;
-  let count: Tensor | null = null;
-  if (reduction === 'none') out = ew('copy', [rowLoss]);
-  else {
+  // Row losses and (for 'mean') the count of rows not ignored; the views made here die with the scope.
+  const { out, count } = tidy(() => {
+    const rowLoss = reshape(slice(fwd, 0, 0, 1), [N]);
+    if (reduction === 'none') return { out: ew('copy', [rowLoss]), count: null };
     const s = reduceRaw(rowLoss, 'sum', undefined);
-    if (reduction === 'sum') out = s;
-    else {
-      const valid = reshape(slice(fwd, 0, 2, 3), [N]);
-      count = reduceRaw(valid, 'sum', undefined);
-      valid.dispose();
-      out = ew('div', [s, count]);
-      s.dispose();
-    }
-  }
-  rowLoss.dispose();
+    if (reduction === 'sum') return { out: s, count: null };
+    const c = reduceRaw(reshape(slice(fwd, 0, 2, 3), [N]), 'sum', undefined);
+    return { out: ew('div', [s, c]), count: c };
+  });
   record(op, [input], out, count ? [x, t, fwd, count] : [x, t, fwd], (g, [xs, ts, fs, cnt]) => {
     const scale = reduction === 'none' ? dense(g) : cnt ? ew('div', [g, cnt]) : ew('copy', [g]);
     const gx = empty(input.shape);
