@@ -48,6 +48,19 @@ install_lavapipe() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q -t bookworm-backports mesa-vulkan-drivers
 }
 
+# Debian's Chromium for the browser tests (npm run test:browser drives /usr/bin/chromium with
+# playwright-core, which never downloads a browser). Installed when root with apt; otherwise a note.
+install_chromium() {
+  [ -x /usr/bin/chromium ] && return 0
+  if [ "$(uname -s)" = "Linux" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing Debian's chromium for the browser tests"
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+  else
+    echo "setup: /usr/bin/chromium is missing; the browser tests need it: as root, apt-get install -y chromium" >&2
+  fi
+}
+
 # Debian 12's own Mesa 22 lavapipe is too old for core WebGPU: treat it as "no driver".
 old_mesa() { dpkg-query -W -f='${Version}' mesa-vulkan-drivers 2>/dev/null | grep -q '^22\.'; }
 
@@ -68,5 +81,6 @@ MSG
   exit 1
 fi
 
+install_chromium
 npm run build
 echo "setup: done."
