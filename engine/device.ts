@@ -82,7 +82,8 @@ async function createDevice(): Promise<GPUDevice> {
 }
 
 function guessBackend(info: GPUAdapterInfo): string {
-  const d = `${info.description} ${info.vendor}`.toLowerCase();
+  // Chromium reports SwiftShader as vendor 'google', architecture 'swiftshader', empty description.
+  const d = `${info.description} ${info.vendor} ${info.architecture}`.toLowerCase();
   if (d.includes('llvmpipe') || d.includes('lavapipe')) return 'vulkan (lavapipe, CPU)';
   if (d.includes('swiftshader')) return 'swiftshader (CPU)';
   return 'native';
