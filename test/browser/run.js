@@ -1,0 +1,213 @@
+#!/usr/bin/env node
+// The browser tests: Debian's Chromium, driven by playwright-core (which never downloads a browser
+// here: we always pass executablePath), WebGPU on Chromium's SwiftShader, pages served over
+// http://127.0.0.1 by the demo server. Runs, in order:
+//   1. web/tests.html: the engine's own test files, a representative subset (test/browser/suites.ts)
+//   2. web/index.html: the demo loads without console errors; its self-test panel passes; the op mix
+//      runs; a screenshot goes to the output folder ($ARTIFACTS_DIR, else test-output/)
+//   3. the same op mix in Node (Dawn), to print browser vs Node time (measured, never asserted)
+// Ends with "N passed, N failed, N skipped" like test/run.js. Needs `npm run build` first.
+// Usage: node test/browser/run.js [--dist DIR] [--only REGEX] [--no-node-timing]
+import { existsSync, mkdirSync } from 'node:fs';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { tmpdir } from 'node:os';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const argv = process.argv.slice(2);
+const opt = (name) => {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1] : undefined;
+};
+const distName = opt('--dist') ?? process.env.TEST_DIST ?? 'dist';
+const dist = resolve(root, distName);
+const only = opt('--only');
+const nodeTiming = !argv.includes('--no-node-timing');
+const outDir = resolve(process.env.ARTIFACTS_DIR ?? join(root, 'test-output'));
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+// Flags that work on CPU-only machines: WebGPU then runs on SwiftShader.
+const CHROMIUM_ARGS = ['--no-sandbox', '--no-first-run', '--disable-background-networking', '--disable-component-update',
+  '--disable-sync', '--disable-quic', '--enable-unsafe-webgpu'];
+// SwiftShader compiles each pipeline on the CPU: generous limits, well under the 5-minute budget.
+const TESTS_TIMEOUT_MS = 240_000;
+const DEMO_TIMEOUT_MS = 120_000;
+
+if (!process.env.XDG_RUNTIME_DIR) {
+  const dir = join(tmpdir(), `xdg-runtime-${process.getuid?.() ?? 'user'}`);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  process.env.XDG_RUNTIME_DIR = dir;
+}
+
+function fail(msg) {
+  console.error(`test:browser: ${msg}`);
+  console.log('0 passed, 1 failed, 0 skipped');
+  process.exit(1);
+}
+
+if (!existsSync(CHROMIUM)) {
+  fail(`${CHROMIUM} is missing. Install Debian's Chromium: as root, \`apt-get install -y chromium\` (npm run setup does it when run as root).`);
+}
+for (const f of ['cli/demo-server.js', 'web/demo.js', 'web/engine.js', 'web/tests.js']) {
+  if (!existsSync(join(dist, f))) fail(`${join(distName, f)} is missing; run npm run build first`);
+}
+
+const { chromium } = await import('playwright-core');
+const { startDemoServer } = await import(pathToFileURL(join(dist, 'cli', 'demo-server.js')).href);
+
+const results = []; // { name, ok, ms, error }
+const record = (name, ok, ms, error) => {
+  results.push({ name, ok, ms, error });
+  console.log(`${ok ? '  ok  ' : '  FAIL'} ${name} (${(ms / 1000).toFixed(1)} s)${ok ? '' : `\n        ${String(error).replace(/\n/g, '\n        ')}`}`);
+};
+const since = (t) => Date.now() - t;
+
+const server = await startDemoServer({ port: 0, root, dist: distName });
+const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: 60_000 });
+console.log(`test:browser: ${browser.version ? `Chromium ${browser.version()}` : 'Chromium'} at ${server.url}`);
+mkdirSync(outDir, { recursive: true });
+let browserMix, nodeMix;
+
+try {
+  // 1. The engine's test files in the page.
+  {
+    const page = await browser.newPage();
+    page.on('console', (m) => {
+      const text = m.text();
+      if (text.startsWith('[case]')) return; // collected from the results below, in order
+      if (m.type() === 'error' || m.type() === 'warning') console.log(`  [page ${m.type()}] ${text}`);
+    });
+    let pageError;
+    page.on('pageerror', (e) => {
+      console.log(`  [page error] ${e.message}`);
+      pageError ??= e;
+    });
+    const t0 = Date.now();
+    const query = only ? `?only=${encodeURIComponent(only)}` : '';
+    let state;
+    try {
+      await page.goto(`${server.url}web/tests.html${query}`);
+      let shown = 0;
+      const deadline = Date.now() + TESTS_TIMEOUT_MS;
+      for (;;) {
+        state = await page.evaluate(() => globalThis.__browserTests && { done: globalThis.__browserTests.done, results: globalThis.__browserTests.results, skipped: globalThis.__browserTests.skipped, adapter: globalThis.__browserTests.adapter, totalMs: globalThis.__browserTests.totalMs });
+        for (; state && shown < state.results.length; shown++) {
+          const r = state.results[shown];
+          record(`page: ${r.file} > ${r.name}`, r.ok, r.ms, r.error);
+        }
+        if (state?.done) break;
+        // An error while the bundle loads (a test file throwing at import) means no results will come.
+        if (pageError && !state) throw new Error(`the test page failed while loading: ${pageError.message}`);
+        if (Date.now() > deadline) throw new Error(`the in-page tests did not finish in ${TESTS_TIMEOUT_MS / 1000} s`);
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      results.skipped = state.skipped;
+      if (state.results.length === 0) throw new Error(`no test ran${only ? ` (--only ${only} matched nothing)` : ''}`);
+      const a = state.adapter;
+      console.log(`test:browser: in-page tests took ${(state.totalMs / 1000).toFixed(1)} s on ${a ? a.description : 'unknown adapter'}`);
+    } catch (e) {
+      record('page: engine tests', false, since(t0), e?.message ?? e);
+    }
+    await page.close();
+  }
+
+  // 2. The demo page.
+  if (!only) {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const problems = [];
+    page.on('console', (m) => {
+      if (m.type() === 'error') problems.push(`console error: ${m.text()}`);
+    });
+    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    page.on('requestfailed', (r) => problems.push(`request failed: ${r.url()} ${r.failure()?.errorText ?? ''}`));
+    page.on('response', (r) => {
+      if (r.status() >= 400) problems.push(`HTTP ${r.status()}: ${r.url()}`);
+    });
+    const demoState = () => page.evaluate(() => globalThis.__demo);
+    let t0 = Date.now();
+    try {
+      await page.goto(server.url);
+      await page.waitForFunction(() => globalThis.__demo?.ready, null, { timeout: DEMO_TIMEOUT_MS });
+      const s = await demoState();
+      if (!s.adapter) throw new Error('the demo found no WebGPU adapter');
+      const errorBox = await page.locator('#error').isVisible();
+      if (errorBox) problems.push(`the page shows an error: ${await page.locator('#error').textContent()}`);
+      if (problems.length) throw new Error(problems.join('\n'));
+      record('demo: loads without console errors', true, since(t0));
+    } catch (e) {
+      record('demo: loads without console errors', false, since(t0), e?.message ?? e);
+    }
+
+    t0 = Date.now();
+    try {
+      await page.click('nav [data-tab=engine]');
+      await page.click('#self-test');
+      await page.waitForFunction(() => globalThis.__demo?.selfTest, null, { timeout: DEMO_TIMEOUT_MS });
+      const bad = (await demoState()).selfTest.filter((r) => !r.ok);
+      if (bad.length) throw new Error(bad.map((r) => `${r.name}: ${r.detail}`).join('\n'));
+      record('demo: engine self-test panel passes', true, since(t0));
+    } catch (e) {
+      record('demo: engine self-test panel passes', false, since(t0), e?.message ?? e);
+    }
+
+    t0 = Date.now();
+    try {
+      await page.click('#op-mix');
+      await page.waitForFunction(() => globalThis.__demo?.opMix, null, { timeout: DEMO_TIMEOUT_MS });
+      browserMix = (await demoState()).opMix;
+      if (!(browserMix.lastLoss < browserMix.firstLoss)) throw new Error(`op mix: loss ${browserMix.firstLoss} -> ${browserMix.lastLoss} did not drop`);
+      await page.screenshot({ path: join(outDir, 'demo-engine.png'), fullPage: true });
+      record('demo: op mix trains (loss drops)', true, since(t0));
+    } catch (e) {
+      record('demo: op mix trains (loss drops)', false, since(t0), e?.message ?? e);
+    }
+
+    t0 = Date.now();
+    try {
+      await page.click('nav [data-tab=detect]');
+      await page.click('#add-synthetic');
+      await page.waitForFunction(() => globalThis.__demo?.images > 0, null, { timeout: DEMO_TIMEOUT_MS });
+      const caption = await page.locator('#view-caption').textContent();
+      if (!/ground truth/.test(caption ?? '')) throw new Error(`caption '${caption}' does not mention the drawn ground truth`);
+      const s = await demoState();
+      if (!s.modelAvailable) {
+        const note = await page.locator('#tab-detect .unavailable').textContent();
+        if (!/model not available/.test(note ?? '')) throw new Error('the Detect button is not marked "model not available"');
+      }
+      await page.screenshot({ path: join(outDir, 'demo-detect.png'), fullPage: true });
+      if (problems.length) throw new Error(problems.join('\n'));
+      record('demo: image drawn with its overlay; screenshot saved', true, since(t0));
+    } catch (e) {
+      record('demo: image drawn with its overlay; screenshot saved', false, since(t0), e?.message ?? e);
+    }
+    await page.close();
+    console.log(`test:browser: screenshots in ${outDir}`);
+  }
+} finally {
+  await browser.close();
+  await server.close();
+}
+
+// 3. The op mix in Node, on Dawn, for the timing line.
+if (browserMix && nodeTiming) {
+  try {
+    await import(pathToFileURL(join(dist, 'cli', 'node-gpu.js')).href);
+    const T = await import(pathToFileURL(join(dist, 'engine', 'index.js')).href);
+    const { runOpMix } = await import(pathToFileURL(join(dist, 'web', 'opmix.js')).href);
+    T.setQuiet(true);
+    await T.init();
+    nodeMix = await runOpMix();
+    const nodeAdapter = T.adapterReport?.description ?? 'unknown';
+    console.log(
+      `test:browser: op mix (conv2d features + MLP training step), median of ${browserMix.steps} steps: ` +
+        `browser ${browserMix.medianMs.toFixed(1)} ms (warm-up ${(browserMix.warmupMs / 1000).toFixed(1)} s), ` +
+        `Node ${nodeMix.medianMs.toFixed(1)} ms (warm-up ${(nodeMix.warmupMs / 1000).toFixed(1)} s, ${nodeAdapter})`,
+    );
+    await T.shutdown?.();
+  } catch (e) {
+    console.log(`test:browser: Node op-mix timing skipped: ${e?.message ?? e}`);
+  }
+}
+
+const failed = results.filter((r) => !r.ok).length;
+console.log(`${results.length - failed} passed, ${failed} failed, ${results.skipped ?? 0} skipped`);
+process.exit(failed ? 1 : 0);
