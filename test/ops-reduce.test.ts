@@ -80,6 +80,18 @@ test('argmax/argmin: first index on ties, over a dim or flattened', async () => 
   }
 });
 
+test('NaN propagates through max/min and wins argmax, as in torch (short and long rows)', async () => {
+  for (const n of [5, 700]) {
+    const v = new Float32Array(n).fill(1);
+    v[3] = NaN;
+    v[4] = 9;
+    const x = F.tensor(v, [1, n]);
+    assert.ok(Number.isNaN(await F.max(x, 1).item()), `max, ${n}`);
+    assert.ok(Number.isNaN(await F.min(x, 1).item()), `min, ${n}`);
+    assert.is(await F.argmax(x, 1).item(), 3, `argmax, ${n}`);
+  }
+});
+
 test('int32 and bool sums', async () => {
   assert.equal(await F.sum(F.tensor(Int32Array.from([1, -2, 30]), [3])).item(), 29);
   assert.equal(await F.sum(F.gt(F.tensor([1, -2, 3]), 0)).item(), 2);
