@@ -37,16 +37,6 @@ class Net extends nn.Module {
   }
 }
 
-function throwsWith(fn: () => unknown, re: RegExp): void {
-  try {
-    fn();
-  } catch (e) {
-    assert.match((e as Error).message, re);
-    return;
-  }
-  assert.unreachable(`expected an error matching ${re}`);
-}
-
 test('dotted names follow PyTorch: own parameters first, then children in registration order', () => {
   const net = new Net(1);
   assert.equal(net.namedParameters().map(([n]) => n), [
@@ -81,9 +71,9 @@ test('shared submodules are listed once; bad names and kind clashes are errors',
   }
   const t = new Tied();
   assert.equal(t.namedParameters().map(([n]) => n), ['a.weight', 'a.bias']);
-  throwsWith(() => t.registerParameter('x.y', zeros([1])), /'x\.y' must be non-empty and contain no '\.'/);
-  throwsWith(() => t.registerBuffer('a', zeros([1])), /'a' is already registered as a module/);
-  throwsWith(() => t.registerParameter('i', tensor([1, 2], [2], 'int32')), /parameter 'i' must be float32/);
+  assert.throws(() => t.registerParameter('x.y', zeros([1])), /'x\.y' must be non-empty and contain no '\.'/);
+  assert.throws(() => t.registerBuffer('a', zeros([1])), /'a' is already registered as a module/);
+  assert.throws(() => t.registerParameter('i', tensor([1, 2], [2], 'int32')), /parameter 'i' must be float32/);
   t.dispose();
 });
 
@@ -132,7 +122,7 @@ test('loadStateDict reports missing, unexpected and mis-shaped keys', async () =
   sd['fc.bias'] = tensor([9, 9], [2]);
   sd['fc.weight'] = zeros([3, 4]);
   // strict (default): one error naming every problem, and nothing is copied.
-  throwsWith(
+  assert.throws(
     () => net.loadStateDict(sd),
     /1 missing key\(s\): layer1\.1\.conv1\.weight; 1 unexpected key\(s\): extra\.weight; 1 shape mismatch\(es\): fc\.weight \(checkpoint \[3,4\], model \[2,4\]\)/,
   );
@@ -238,7 +228,7 @@ test('Linear.forward uses its parameters; Sequential chains; shape errors name t
   const want = linearRef([xr, wr, br]);
   await expectRef(z, { shape: want.shape, data: want.data.map((v) => Math.max(v, 0)) }, { atol: 1e-5, rtol: 1e-5 }, 'Sequential(Linear, ReLU)');
   assert.equal(seq.namedParameters().map(([n]) => n), ['0.weight', '0.bias']);
-  throwsWith(() => tidy(() => l.forward(tensor([[1, 2, 3]]))), /linear: input \[1,3\] does not match weight \[3,5\]/);
+  assert.throws(() => tidy(() => l.forward(tensor([[1, 2, 3]]))), /linear: input \[1,3\] does not match weight \[3,5\]/);
   for (const t of [x, y, z]) t.dispose();
   seq.dispose();
   // Forward outside any tidy() must not leave views of the weights holding their memory.
