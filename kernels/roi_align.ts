@@ -3,11 +3,14 @@
 // (csrc/ops/cpu/roi_align_kernel.cpp: bilinear_interpolate and its y < -1 / y > H cut-offs,
 // the 0.5 offset when aligned, the 1x1 minimum RoI size when not, adaptive sampling grids).
 //
-// GPU layout: one thread per pooled output element (k, c, ph, pw). A multi-level pooler binds every
-// level's feature map and reads each box's level from a level buffer, so pooling all boxes of all
-// levels is one dispatch and the output is in the original box order. The backward scatters the
-// bilinear weights into the input gradient with a float atomic add (compare-exchange loop on the
-// bit pattern), since many output bins read the same input pixels.
+// GPU layout: one invocation per (box, output bin, block of ROI_CHANNELS channels), channel blocks
+// fastest, so the lanes of a SIMD group share the box and the bin (no divergence) and the geometry is
+// computed once per block. The bilinear weights are separable, so each bin walks the distinct rows and
+// columns of its sampling grid and loads each pixel of its footprint once (see levelBody). A
+// multi-level pooler binds every level's feature map and reads each box's level from a level buffer,
+// so pooling all boxes of all levels is one dispatch and the output is in the original box order. The
+// backward scatters the merged weights into the input gradient with a float atomic add
+// (compare-exchange loop on the bit pattern), since bins of different boxes read the same pixels.
 import { F32_BITS, LINEAR_GROUP, WORKGROUP, uniformDecl, uword, type RefTensor } from './common.js';
 
 /** Uniform words before the per-level block. */
@@ -30,7 +33,7 @@ export interface RoiLevel {
   offset: number;
 }
 
-/** Uniform words: n, K, C, PH, PW, sampling (i32), aligned, boxes offset, then per level H, W, scale, offset. */
+/** Uniform words: invocations, K, C, PH, PW, sampling (i32), aligned, boxes offset, then per level H, W, scale, offset. */
 export function roiAlignUniformWords(n: number, K: number, C: number, p: RoiAlignParams, boxesOffset: number, levels: readonly RoiLevel[]): { u: number[]; f: Set<number> } {
   const u = [n, K, C, p.pooledH, p.pooledW, p.samplingRatio | 0, p.aligned ? 1 : 0, boxesOffset];
   const f = new Set<number>();
@@ -41,7 +44,15 @@ export function roiAlignUniformWords(n: number, K: number, C: number, p: RoiAlig
   return { u, f };
 }
 
-// Per-box geometry, shared by forward and backward (the same float32 expression order as torchvision).
+/**
+ * Channels per invocation. Lanes of a SIMD group are consecutive invocations, i.e. consecutive
+ * channel blocks of one (box, bin): they share every trip count and branch of the sampling loops,
+ * and the geometry (box loads, taps) is computed once per block of channels.
+ */
+export const ROI_CHANNELS = 4;
+
+// Per-box geometry, shared by forward and backward (the same float32 expression order as torchvision),
+// and the sampling taps along one axis.
 const GEOMETRY = `struct Geom { sw: f32, sh: f32, bw: f32, bh: f32, gh: i32, gw: i32, count: f32, batch: u32 }
 fn roi_geom(k: u32, scale: f32) -> Geom {
   let b = ${uword(7)} + k * 5u;
@@ -63,102 +74,126 @@ fn roi_geom(k: u32, scale: f32) -> Geom {
   let count = f32(max(gh * gw, 1));
   return Geom(sw, sh, bw, bh, gh, gw, count, u32(boxes[b]));
 }
-// Bilinear corner offsets (y_low*W + x_low, ...) and weights at (y, x); all-zero weights when the
-// point is outside [-1, H] x [-1, W].
-struct Bil { p: vec4<u32>, w: vec4<f32> }
-fn bilinear(y0: f32, x0: f32, H: u32, W: u32) -> Bil {
-  if (!(y0 >= -1.0 && y0 <= f32(H) && x0 >= -1.0 && x0 <= f32(W))) { return Bil(vec4<u32>(0u), vec4<f32>(0.0)); }
-  var y = max(y0, 0.0);
-  var x = max(x0, 0.0);
-  var yl = u32(y);
-  var xl = u32(x);
-  var yh: u32;
-  var xh: u32;
-  if (yl >= H - 1u) { yl = H - 1u; yh = yl; y = f32(yl); } else { yh = yl + 1u; }
-  if (xl >= W - 1u) { xl = W - 1u; xh = xl; x = f32(xl); } else { xh = xl + 1u; }
-  let ly = y - f32(yl);
-  let lx = x - f32(xl);
-  let hy = 1.0 - ly;
-  let hx = 1.0 - lx;
-  return Bil(vec4<u32>(yl * W + xl, yl * W + xh, yh * W + xl, yh * W + xh), vec4<f32>(hy * hx, hy * lx, ly * hx, ly * lx));
+// Bilinear interpolation is separable: a sample's four corner weights are products of one weight per
+// axis, and torchvision's cut-off (sample outside [-1, H] x [-1, W] counts 0) is "either axis outside".
+// So a bin is sum over rows r and columns q of wy(r) * wx(q) * f(r, q), where wy(r) sums the weights
+// that the bin's samples give row r (likewise wx). Tap e of an axis is sample e / 2's low (e even) or
+// high (e odd) neighbour with its weight, as torchvision's bilinear_interpolate computes them: index -1
+// (weight 0) outside [-1, n], coordinates below 0 clamp to 0, at or past n - 1 to n - 1. Taps come in
+// ascending index order (for bins of positive size), so equal neighbours are adjacent and merge.
+struct Tap { i: i32, w: f32 }
+fn tap(lo: f32, bin: f32, g: i32, e: i32, n: u32) -> Tap {
+  let v0 = lo + (f32(e >> 1u) + 0.5) * bin / f32(g);
+  if (!(v0 >= -1.0 && v0 <= f32(n))) { return Tap(-1, 0.0); }
+  var v = max(v0, 0.0);
+  var l = i32(v);
+  var h = l + 1;
+  if (l >= i32(n) - 1) { l = i32(n) - 1; h = l; v = f32(l); }
+  let frac = v - f32(l);
+  if ((e & 1) == 0) { return Tap(l, 1.0 - frac); }
+  return Tap(h, frac);
 }`;
 
 function levelWord(l: number, k: number): string {
   return uword(HEAD + l * PER_LEVEL + k);
 }
 
-/** Loop over the sampling grid of bin (ph, pw) of box k at level l; `body` sees g (Geom) and bl (Bil). */
-function sampleLoop(l: number, body: string): string {
+const range = (n: number): number[] => Array.from({ length: n }, (_, j) => j);
+
+/**
+ * One (box, bin, channel block) at level l: walks the distinct rows of the bin's sampling grid and,
+ * for each, the distinct columns, merging the taps that land on the same pixel, and hands `visit`
+ * the pixel offset p and weight w. Each pixel of the bin's footprint is loaded once per channel:
+ * (gh + 1) x (gw + 1) loads for a dense grid instead of 4 gh gw (on lavapipe every buffer load is a
+ * loop over the SIMD lanes, so loads set the speed).
+ */
+function levelBody(l: number, backward: boolean, cb: number): string {
+  const visit = range(cb)
+    .map((j) => (backward ? `add${l}(b${j} + p, w * go${j});` : `a${j} += w * f${l}[b${j} + p];`))
+    .join('\n              ');
   return `let g = roi_geom(k, bitcast<f32>(${levelWord(l, 2)}));
     let H = ${levelWord(l, 0)};
     let W = ${levelWord(l, 1)};
-    let base = ${levelWord(l, 3)} + (g.batch * C + c) * H * W;
-    for (var iy = 0; iy < g.gh; iy++) {
-      let y = g.sh + f32(ph) * g.bh + (f32(iy) + 0.5) * g.bh / f32(g.gh);
-      for (var ix = 0; ix < g.gw; ix++) {
-        let x = g.sw + f32(pw) * g.bw + (f32(ix) + 0.5) * g.bw / f32(g.gw);
-        let bl = bilinear(y, x, H, W);
-        ${body}
+    let plane = H * W;
+    let base = ${levelWord(l, 3)} + g.batch * C * plane;
+    ${range(cb).map((j) => `let b${j} = base + ch${j} * plane;`).join(' ')}
+    ${backward ? range(cb).map((j) => `let go${j} = gv${j} / g.count;`).join(' ') : 'cnt = g.count;'}
+    let ylo = g.sh + f32(ph) * g.bh;
+    let xlo = g.sw + f32(pw) * g.bw;
+    let ny = 2 * g.gh;
+    let nx = 2 * g.gw;
+    if (g.gh > 0 && g.gw > 0) {
+      var ry = tap(ylo, g.bh, g.gh, 0, H);
+      var wy = ry.w;
+      for (var ey = 1; ey <= ny; ey++) {
+        var ty = Tap(-2, 0.0);
+        if (ey < ny) { ty = tap(ylo, g.bh, g.gh, ey, H); }
+        if (ty.i == ry.i) { wy += ty.w; continue; }
+        if (ry.i >= 0 && wy != 0.0) {
+          let row = u32(ry.i) * W;
+          var rx = tap(xlo, g.bw, g.gw, 0, W);
+          var wx = rx.w;
+          for (var ex = 1; ex <= nx; ex++) {
+            var tx = Tap(-2, 0.0);
+            if (ex < nx) { tx = tap(xlo, g.bw, g.gw, ex, W); }
+            if (tx.i == rx.i) { wx += tx.w; continue; }
+            if (rx.i >= 0 && wx != 0.0) {
+              let p = row + u32(rx.i);
+              let w = wy * wx;
+              ${visit}
+            }
+            rx = tx;
+            wx = tx.w;
+          }
+        }
+        ry = ty;
+        wy = ty.w;
       }
     }`;
 }
 
 /**
  * Forward (`backward` false): out[k,c,ph,pw] from the box's level. Backward: grad_in[level] +=
- * weights * grad_out / count. Bindings: boxes, [levels when nLevels > 1], features or grad inputs
- * (one per level), then out (forward) / grad_out (backward, read before the grad inputs).
+ * weights * grad_out / count. One invocation per (box, bin, block of `cb` channels), the channel
+ * block fastest. Bindings: boxes, [levels when nLevels > 1], grad_out (backward), features or grad
+ * inputs (one per level), then out (forward). Uniform word 0 is the invocation count.
  */
-export function roiAlignKernel(nLevels: number, backward: boolean): { wgsl: string; entry: string } {
+export function roiAlignKernel(nLevels: number, backward: boolean, cb = ROI_CHANNELS): { wgsl: string; entry: string } {
   const decls: string[] = ['@group(0) @binding(1) var<storage, read> boxes: array<f32>;'];
   let binding = 2;
   if (nLevels > 1) decls.push(`@group(0) @binding(${binding++}) var<storage, read> lvl: array<i32>;`);
   if (backward) decls.push(`@group(0) @binding(${binding++}) var<storage, read> gout: array<f32>;`);
-  const perLevel: string[] = [];
+  const adds: string[] = [];
   for (let l = 0; l < nLevels; l++) {
     if (backward) {
       decls.push(`@group(0) @binding(${binding++}) var<storage, read_write> gin${l}: array<atomic<u32>>;`);
-      // One add function per binding: WGSL pointers to storage cannot be passed to functions.
-      perLevel.push(`fn add${l}(i: u32, v: f32) {
+      // Float atomic add as a compare-exchange loop on the bit pattern; one function per binding
+      // (WGSL pointers to storage cannot be passed to functions). Concurrent lanes hold different
+      // channels, so they never hit the same address.
+      adds.push(`fn add${l}(i: u32, v: f32) {
   var old = atomicLoad(&gin${l}[i]);
   loop {
     let r = atomicCompareExchangeWeak(&gin${l}[i], old, bitcast<u32>(bitcast<f32>(old) + v));
     if (r.exchanged) { break; }
     old = r.old_value;
   }
-}
-fn level${l}(k: u32, c: u32, ph: u32, pw: u32, C: u32, go: f32) {
-    ${sampleLoop(
-      l,
-      `let v = bl.w * (go / g.count);
-        if (v.x != 0.0) { add${l}(base + bl.p.x, v.x); }
-        if (v.y != 0.0) { add${l}(base + bl.p.y, v.y); }
-        if (v.z != 0.0) { add${l}(base + bl.p.z, v.z); }
-        if (v.w != 0.0) { add${l}(base + bl.p.w, v.w); }`,
-    )}
 }`);
-    } else {
-      decls.push(`@group(0) @binding(${binding++}) var<storage, read> f${l}: array<f32>;`);
-      perLevel.push(`fn level${l}(k: u32, c: u32, ph: u32, pw: u32, C: u32) -> f32 {
-    var acc = 0.0;
-    ${sampleLoop(l, 'acc += bl.w.x * f' + l + '[base + bl.p.x] + bl.w.y * f' + l + '[base + bl.p.y] + bl.w.z * f' + l + '[base + bl.p.z] + bl.w.w * f' + l + '[base + bl.p.w];')}
-    return acc / g.count;
-}`);
-    }
+    } else decls.push(`@group(0) @binding(${binding++}) var<storage, read> f${l}: array<f32>;`);
   }
   if (!backward) decls.push(`@group(0) @binding(${binding++}) var<storage, read_write> out: array<f32>;`);
-  const call = (l: number): string => (backward ? `level${l}(k, c, ph, pw, C, go);` : `v = level${l}(k, c, ph, pw, C);`);
   let dispatchLevel: string;
-  if (nLevels === 1) dispatchLevel = call(0);
+  if (nLevels === 1) dispatchLevel = `{\n    ${levelBody(0, backward, cb)}\n  }`;
   else {
-    const cases = Array.from({ length: nLevels }, (_, l) => `case ${l}: { ${call(l)} }`);
-    dispatchLevel = `switch (lvl[k]) {\n    ${cases.join('\n    ')}\n    default: {}\n  }`;
+    const cases = range(nLevels).map((l) => `case ${l}: {\n    ${levelBody(l, backward, cb)}\n  }`);
+    dispatchLevel = `switch (lvl[k]) {\n  ${cases.join('\n  ')}\n  default: {}\n  }`;
   }
-  const entry = `roi_align_${backward ? 'backward' : 'forward'}_l${nLevels}`;
+  const js = range(cb);
+  const entry = `roi_align_${backward ? 'backward' : 'forward'}_l${nLevels}_c${cb}`;
   const wgsl = `${uniformDecl(Math.ceil((HEAD + nLevels * PER_LEVEL) / 4))}
 ${decls.join('\n')}
 ${F32_BITS}
 ${GEOMETRY}
-${perLevel.join('\n')}
+${adds.join('\n')}
 @compute @workgroup_size(${WORKGROUP})
 fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let i = ${LINEAR_GROUP} * ${WORKGROUP}u + lid;
@@ -166,16 +201,32 @@ fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
   let C = ${uword(2)};
   let PH = ${uword(3)};
   let PW = ${uword(4)};
-  let pw = i % PW;
-  let ph = (i / PW) % PH;
-  let c = (i / (PW * PH)) % C;
-  let k = i / (PW * PH * C);
-  ${backward ? `let go = gout[i];\n  if (go == 0.0) { return; }` : 'var v = 0.0;'}
+  let nb = (C + ${cb - 1}u) / ${cb}u;
+  let c0 = (i % nb) * ${cb}u;
+  let t = i / nb;
+  let pw = t % PW;
+  let ph = (t / PW) % PH;
+  let k = t / (PW * PH);
+  // Channels past C (the last block) read channel C - 1 and store nothing.
+  ${js.map((j) => `let ch${j} = min(c0 + ${j}u, C - 1u);`).join(' ')}
+  ${js.map((j) => `let o${j} = ((k * C + ch${j}) * PH + ph) * PW + pw;`).join('\n  ')}
+  ${
+    backward
+      ? `${js.map((j) => `let gv${j} = select(0.0, gout[o${j}], c0 + ${j}u < C);`).join(' ')}
+  if (${js.map((j) => `gv${j} == 0.0`).join(' && ')}) { return; }`
+      : `${js.map((j) => `var a${j} = 0.0;`).join(' ')}
+  var cnt = 1.0;`
+  }
   ${dispatchLevel}
-  ${backward ? '' : 'out[i] = v;'}
+  ${backward ? '' : js.map((j) => `if (c0 + ${j}u < C) { out[o${j}] = a${j} / cnt; }`).join('\n  ')}
 }
 `;
   return { wgsl, entry };
+}
+
+/** Invocations of roiAlignKernel for K boxes, C channels, PH x PW bins (uniform word 0). */
+export function roiAlignInvocations(K: number, C: number, p: RoiAlignParams, cb = ROI_CHANNELS): number {
+  return K * p.pooledH * p.pooledW * Math.ceil(C / cb);
 }
 
 /** FPN level mapper: lvl = clamp(floor(...), kMin, kMax) - kMin, torchvision's or Detectron2's formula. */

@@ -80,7 +80,7 @@ test('batch index selects the image; list-of-boxes input; empty box lists', asyn
   assert.throws(() => F.roiAlign(two, F.zeros([3, 4]), { outputSize: 2 }), /roi_align: boxes must be float32 \[K,5\].*\[3,4\]/);
 });
 
-/** Random rois on an HxW map (image coordinates = map / scale), some partly outside, one zero-area. */
+/** Random rois on an HxW map (image coordinates = map / scale), some partly outside, one zero-area, one flipped. */
 function randomRois(K: number, N: number, H: number, W: number, scale: number, seed: number, sizeLo = 0.5, sizeHi = 8): RefTensor {
   const rng = new Rng(seed);
   const data: number[] = [];
@@ -88,7 +88,10 @@ function randomRois(K: number, N: number, H: number, W: number, scale: number, s
     const x1 = (-2 + (W + 2) * rng.uniform()) / scale, y1 = (-2 + (H + 2) * rng.uniform()) / scale;
     const w = k === 1 ? 0 : (sizeLo + (sizeHi - sizeLo) * rng.uniform()) / scale;
     const h = k === 1 ? 0 : (sizeLo + (sizeHi - sizeLo) * rng.uniform()) / scale;
-    data.push(k % N, x1, y1, x1 + w, y1 + h);
+    // Box 2 is flipped (x2 < x1, y2 < y1): torchvision forces it to 1x1 when not aligned; aligned, its
+    // adaptive grid is empty and a fixed grid samples backwards from (x1, y1).
+    if (k === 2) data.push(k % N, x1 + w, y1 + h, x1, y1);
+    else data.push(k % N, x1, y1, x1 + w, y1 + h);
   }
   return { shape: [K, 5], data: Float64Array.from(data, (v) => Math.fround(v)) };
 }
@@ -97,10 +100,11 @@ for (const aligned of [false, true]) {
   for (const samplingRatio of [0, 2]) {
     test(`GPU vs float64 reference and gradient: aligned=${aligned}, sampling_ratio=${samplingRatio}`, async () => {
       const p: RoiAlignParams = { pooledH: 3, pooledW: 2, samplingRatio, aligned };
-      // 7x13 map, 2 images, 3 channels, scale 1/2: boxes in a 14x26 image frame.
+      // 7x13 map, 2 images, 5 channels (a full block of ROI_CHANNELS = 4 and a partial one), scale 1/2:
+      // boxes in a 14x26 image frame.
       await checkOp({
         name: `roi_align aligned=${aligned} sr=${samplingRatio}`,
-        inputs: [ref([2, 3, 7, 13], 11), randomRois(6, 2, 7, 13, 0.5, 5 + samplingRatio)],
+        inputs: [ref([2, 5, 7, 13], 11), randomRois(6, 2, 7, 13, 0.5, 5 + samplingRatio)],
         differentiable: [true, false],
         gpu: ([x, b]) => F.roiAlign(x!, b!, { outputSize: [3, 2], spatialScale: 0.5, samplingRatio, aligned }),
         ref: ([x, b]) => roiAlignReference([x!], b!, [0.5], p),
@@ -136,10 +140,10 @@ test('level mapper: known levels from floor(4 + log2(sqrt(area)/224)), clamped t
 
 test('multi-level pooler: GPU vs reference in box order, and gradients to every level', async () => {
   // Three levels at scales 1/2, 1/4, 1/8 (kMin 1, kMax 3) with canonical size 8 so small boxes
-  // spread over all levels: floor(4 + log2(s / 8)) with s in [2, 40).
+  // spread over all levels: floor(4 + log2(s / 8)) with s in [1, 8) image pixels.
   const feats = [ref([2, 2, 12, 10], 21), ref([2, 2, 6, 5], 22), ref([2, 2, 3, 3], 23)];
   const scales = [1 / 2, 1 / 4, 1 / 8];
-  const rois = randomRois(9, 2, 12, 10, 0.5, 31, 1, 20);
+  const rois = randomRois(9, 2, 12, 10, 0.5, 31, 0.5, 4);
   const mp: LevelMapperParams = { kMin: 1, kMax: 3, canonicalScale: 8, canonicalLevel: 4, eps: 1e-6, variant: 'torchvision' };
   const levels = mapLevelsReference(rois.data, 5, 1, mp);
   assert.ok(new Set(levels).size === 3, `boxes cover all levels: ${levels}`);
@@ -152,8 +156,15 @@ test('multi-level pooler: GPU vs reference in box order, and gradients to every 
     ref: ([a, b, c, r]) => roiAlignReference([a!, b!, c!], r!, scales, p, mapLevelsReference(r!.data, 5, 1, mp)),
     forwardTol: TOL,
   });
-  assert.equal(F.inferScales([[2, 256, 200, 304], [2, 256, 100, 152]], [800, 1216]), [1 / 4, 1 / 8]);
   assert.throws(() => F.multiScaleRoiAlign([F.zeros([1, 2, 4, 4])], F.zeros([0, 5]), { outputSize: 2, scales: [1, 2] }), /1 feature maps but 2 scales/);
+});
+
+test('inferScales: torchvision _infer_scale (h-based, float32 log2, round half to even)', () => {
+  assert.equal(F.inferScales([[2, 256, 200, 304], [2, 256, 100, 152]], [800, 1216]), [1 / 4, 1 / 8]);
+  // h and w scales differ (1/8 vs 1/16): torchvision returns possible_scales[0], the h-based one.
+  assert.equal(F.inferScales([[1, 256, 100, 50]], [800, 800]), [1 / 8]);
+  // float32(1189 / 3363) has float32 log2 exactly -1.5: torch.round gives -2 (half to even), not -1.
+  assert.equal(F.inferScales([[1, 1, 1189, 7]], [3363, 7]), [1 / 4]);
 });
 
 test.run();

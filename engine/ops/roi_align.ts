@@ -2,7 +2,7 @@
 // LevelMapper, or Detectron2's level formula). Boxes are [K, 5] rows (batch index, x1, y1, x2, y2)
 // in image coordinates, or a list of per-image [L_i, 4] tensors. Gradients flow to the feature maps
 // (not to the boxes, as in torchvision).
-import { roiAlignKernel, levelMapperKernel, roiAlignUniformWords, type RoiAlignParams, type LevelMapperParams } from '../../kernels/roi_align.js';
+import { roiAlignKernel, roiAlignInvocations, levelMapperKernel, roiAlignUniformWords, type RoiAlignParams, type LevelMapperParams } from '../../kernels/roi_align.js';
 import { Uniforms, grid, WORKGROUP } from '../../kernels/common.js';
 import { getBackend } from '../backend.js';
 import { Tensor, empty, shapeStr } from '../tensor.js';
@@ -85,11 +85,12 @@ function poolLevels(op: string, features: readonly Tensor[], rois: Tensor, level
     return b.bytes();
   };
   const lv = levels ? [levels.storage.buffer] : [];
+  const n = roiAlignInvocations(K, C, p);
   getBackend().dispatch({
     kernel: cached(`f${L}`, () => roiAlignKernel(L, false)),
     buffers: [r.storage.buffer, ...lv, ...feats.map((t) => t.storage.buffer), out.storage.buffer],
-    uniforms: uniforms(out.size, r.offset, feats.map((t) => t.offset)),
-    workgroups: grid(Math.ceil(out.size / WORKGROUP)),
+    uniforms: uniforms(n, r.offset, feats.map((t) => t.offset)),
+    workgroups: grid(Math.ceil(n / WORKGROUP)),
     label: `${op}(${feats.map((t) => shapeStr(t.shape)).join(', ')}, rois ${shapeStr(rois.shape)})`,
   });
   feats.forEach((t) => t.dispose());
@@ -100,8 +101,8 @@ function poolLevels(op: string, features: readonly Tensor[], rois: Tensor, level
     getBackend().dispatch({
       kernel: cached(`b${L}`, () => roiAlignKernel(L, true)),
       buffers: [rs!.storage.buffer, ...(ls ? [ls.storage.buffer] : []), gd.storage.buffer, ...grads.map((t) => t.storage.buffer)],
-      uniforms: uniforms(g.size, rs!.offset, grads.map(() => 0)),
-      workgroups: grid(Math.ceil(g.size / WORKGROUP)),
+      uniforms: uniforms(n, rs!.offset, grads.map(() => 0)),
+      workgroups: grid(Math.ceil(n / WORKGROUP)),
       label: `${op} backward (rois ${shapeStr(rois.shape)})`,
     });
     if (gd !== g) gd.dispose();
@@ -206,12 +207,16 @@ export function multiScaleRoiAlign(features: readonly Tensor[], boxes: Tensor | 
   return out;
 }
 
-/** torchvision's scale inference: 2 ** round(log2(feature_size / image_size)) per feature map. */
+/**
+ * torchvision's MultiScaleRoIAlign scale inference (_infer_scale): per feature map, 2 ** round(log2(size /
+ * image size)) for h and for w, in float32 with round-half-to-even as torch does, and the h-based scale
+ * is used (torchvision does not check that the w-based one agrees).
+ */
 export function inferScales(featureShapes: readonly (readonly number[])[], imageSize: readonly [number, number]): number[] {
   return featureShapes.map((s) => {
-    const sh = 2 ** Math.round(Math.log2(s[s.length - 2]! / imageSize[0]));
-    const sw = 2 ** Math.round(Math.log2(s[s.length - 1]! / imageSize[1]));
-    if (sh !== sw) throw new Error(`inferScales: feature ${shapeStr(s)} has different scales in h and w for image [${imageSize.join(',')}]`);
-    return sh;
+    const l = Math.fround(Math.log2(Math.fround(s[s.length - 2]! / imageSize[0])));
+    const r = Math.round(l);
+    // Math.round rounds halves up; torch.round rounds them to even.
+    return 2 ** (r - l === 0.5 && r % 2 !== 0 ? r - 1 : r);
   });
 }
