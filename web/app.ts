@@ -120,7 +120,8 @@ function redraw(): void {
     const minScore = Number($<HTMLInputElement>('min-score').value);
     const names = p.overlay.names;
     const n = drawOverlay(view, p.overlay.o, (l) => names[l] ?? `class ${l}`, minScore);
-    caption += `, ${n} ${p.overlay.kind}`;
+    const total = p.overlay.o.labels.length;
+    caption += p.overlay.o.scores ? `, ${n} of ${total} ${p.overlay.kind} with score >= ${minScore.toFixed(2)}` : `, ${n} ${p.overlay.kind}`;
   }
   $('view-caption').textContent = caption;
 }
@@ -134,8 +135,8 @@ async function addFiles(files: FileList | null): Promise<void> {
 
 let syntheticIndex = 0;
 function addSynthetic(): void {
-  const opts = { ...L.shapes.DEFAULT_SHAPES_OPTIONS, size: 256 };
-  const s = L.shapes.renderShapesImage(opts, 1, syntheticIndex);
+  // The dataset's own size (128 px, what the tiny preset trains on); the canvas is scaled up by CSS.
+  const s = L.shapes.renderShapesImage(L.shapes.DEFAULT_SHAPES_OPTIONS, 1, syntheticIndex);
   addPicture({
     name: `shapes val #${syntheticIndex++}`,
     image: { width: s.width, height: s.height, data: s.rgb },
@@ -168,7 +169,7 @@ async function detect(): Promise<void> {
   const ms = performance.now() - t0;
   p.overlay = { o: o!, names: detector.classNames, kind: 'detections' };
   state.lastDetection = { ms, count: o!.labels.length };
-  status.textContent = `${o!.labels.length} detections in ${ms.toFixed(0)} ms`;
+  status.textContent = `${o!.labels.length} detections in ${ms.toFixed(0)} ms (${detector.weights})`;
   redraw();
 }
 

@@ -6,6 +6,8 @@ import * as L from './lib.js';
 export interface LoadedCheckpoint {
   source: string;
   bytes: number;
+  /** The file's bytes (the model adapter decodes checkpoints with cli/checkpoint.ts from them). */
+  raw: Uint8Array;
   file: L.Safetensors;
   tensors: number;
   /** Total element count over all tensors. */
@@ -24,7 +26,7 @@ export function parseCheckpoint(bytes: Uint8Array, source: string): LoadedCheckp
     dtypes[key] = (dtypes[key] ?? 0) + 1;
     values += t.data.length;
   }
-  return { source, bytes: bytes.length, file, tensors: Object.keys(file.tensors).length, values, dtypes, ms: performance.now() - t0 };
+  return { source, bytes: bytes.length, raw: bytes, file, tensors: Object.keys(file.tensors).length, values, dtypes, ms: performance.now() - t0 };
 }
 
 export async function checkpointFromFile(f: File): Promise<LoadedCheckpoint> {

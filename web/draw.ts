@@ -22,6 +22,11 @@ const COLORS: [number, number, number][] = [
   [166, 86, 40], [247, 129, 191], [27, 158, 119], [217, 95, 2], [117, 112, 179],
 ];
 
+/** The 2-D context, always asked with the same options (the overlay reads pixels back). */
+function ctx2d(canvas: HTMLCanvasElement): CanvasRenderingContext2D {
+  return canvas.getContext('2d', { willReadFrequently: true })!;
+}
+
 export function colorOf(i: number): [number, number, number] {
   return COLORS[i % COLORS.length]!;
 }
@@ -30,7 +35,7 @@ export function colorOf(i: number): [number, number, number] {
 export function drawImage(canvas: HTMLCanvasElement, img: L.image.RgbImage): void {
   canvas.width = img.width;
   canvas.height = img.height;
-  const ctx = canvas.getContext('2d')!;
+  const ctx = ctx2d(canvas);
   const data = ctx.createImageData(img.width, img.height);
   const n = img.width * img.height;
   for (let p = 0; p < n; p++) {
@@ -65,7 +70,7 @@ export function rgbFromBitmap(bitmap: ImageBitmap | HTMLImageElement): L.image.R
  * blended at 45%, boxes, and "label score" tags. Instances below `minScore` are skipped.
  */
 export function drawOverlay(canvas: HTMLCanvasElement, o: Overlay, names: (label: number) => string, minScore = 0): number {
-  const ctx = canvas.getContext('2d')!;
+  const ctx = ctx2d(canvas);
   const D = o.labels.length;
   const keep: number[] = [];
   for (let d = 0; d < D; d++) if (!o.scores || o.scores[d]! >= minScore) keep.push(d);
@@ -118,7 +123,7 @@ export function shapesOverlay(s: L.shapes.RenderedShapes): Overlay {
 
 /** A line plot of loss against step, autoscaled, with the last value printed. */
 export function drawLossPlot(canvas: HTMLCanvasElement, points: { step: number; loss: number }[]): void {
-  const ctx = canvas.getContext('2d')!;
+  const ctx = ctx2d(canvas);
   const { width: W, height: H } = canvas;
   const pad = { l: 48, r: 12, t: 12, b: 28 };
   ctx.clearRect(0, 0, W, H);

@@ -5,3 +5,10 @@ export * from '../engine/index.js';
 export * as image from '../data/image.js';
 export * as shapes from '../data/synthetic.js';
 export * as rle from '../data/rle.js';
+export * as transforms from '../data/transforms.js';
+export { MaskRCNN, type Detection, type PreparedBatch, type LossDict } from '../model/maskrcnn.js';
+export type { MaskTarget } from '../model/roi-heads.js';
+export { getPreset, presetNames } from '../model/presets.js';
+export type { MaskRCNNConfig } from '../model/config.js';
+// Checkpoint files written by `node cli/train.js` (pure TypeScript: no file access in it).
+export { decodeCheckpoint, checkpointInfo, type CheckpointCategory } from '../cli/checkpoint.js';
