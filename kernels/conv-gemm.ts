@@ -1,33 +1,30 @@
-// Convolution as implicit GEMM: the patch matrix is never stored; each workgroup gathers the
-// TM x TK and TK x TN operand tiles it needs straight from the tensors into workgroup memory,
-// then every thread accumulates a tm x tn register block (same tiling as kernels/matmul.ts).
-// One generator, three GEMMs (conv2d naming: x [N,Cin,H,W], w [Cout,Cin_g,KH,KW], y [N,Cout,OH,OW]):
-//   fwd        y  = x * w        M = N*OH*OW (output pixels), N = Cout_g, K = Cin_g*KH*KW
-//   bwdInput   dx = dy *^T w     M = N*H*W (input pixels),    N = Cin_g,  K = Cout_g*KH*KW
-//              (a transposed convolution: also conv_transpose2d's forward)
-//   bwdWeight  dw = dy^T x       M = Cout_g, N = Cin_g*KH*KW, K = N*OH*OW, split-K partial sums
-// The kernel geometry (KH, KW, stride, padding, dilation) is baked in as constants, so index
-// arithmetic divides by constants (3x3 and 7x7 get their own pipelines), and 1x1/stride-1/no-padding
-// takes a pointwise path with no bounds arithmetic at all: a plain batched matmul over channels.
-// Sizes (N, C, H, W, ...) travel in the uniforms. Threads along x (SIMD lanes on lavapipe) walk the
-// M dimension, which is the contiguous pixel axis for both the gathers and the NCHW stores.
+// Convolution as implicit GEMM with register blocking and no workgroup memory: the patch matrix is
+// never stored; each invocation gathers the operand values it needs straight from the tensors and
+// accumulates a block of outputs in registers. (On lavapipe, the CPU WebGPU this project runs on,
+// every non-uniform load is a per-lane scalar loop worth ~15 FMAs and barriers are coroutine
+// switches, so speed is set by FMAs per loaded value: see bench/RESULTS.md. Workgroup-memory tiles
+// only add loads there; the CPU caches already do their job.)
+//
+// Two generators, in conv2d naming (x [N,Cin,H,W], w [Cout,Cin_g,KH,KW], y [N,Cout,OH,OW]):
+//  - spatialKernel, GEMM M = output pixels, N = output channels, K = (channel, kh, kw):
+//      'fwd'      y  = x * w.
+//      'bwdInput' dx = dy *^T w, the transposed convolution (also conv_transpose2d's forward), run
+//                 once per stride phase (ih mod sh, iw mod sw): within a phase the contributing
+//                 taps are fixed, so it is a stride-1 gather with no wasted multiplies.
+//    An invocation owns tm consecutive output columns of one row and tn channels. Per (channel,
+//    kernel row) it loads one input row segment and reuses it for every kw (sliding window): a 3x3
+//    block of 14 pixels x 8 channels loads 16 + 24 values for 336 FMAs instead of 3 x (14 + 8).
+//  - weightGradKernel, dw = sum over images and pixels of dy x patches: an invocation owns tm
+//    output channels x tc input channels x one kernel row, all kw; it walks a range of (image, row)
+//    pairs (split-K: partial sums per range, reduced by the op) R columns at a time, again reusing
+//    each input row segment across kw.
+// Kernel geometry (KH, KW, stride, padding, dilation, phase) is baked in as constants, so the kw
+// loops unroll onto named registers; 1x1, 3x3 and 7x7 each get their own pipelines. Sizes travel in
+// the uniforms.
 import { uniformDecl, uword } from './common.js';
 
-export type ConvMode = 'fwd' | 'bwdInput' | 'bwdWeight';
-
-export interface ConvTile {
-  /** Threads per workgroup along M (x) and N (y). */
-  wgM: number;
-  wgN: number;
-  /** Outputs per thread along M and N. */
-  tm: number;
-  tn: number;
-  /** K-slice staged per step. */
-  tk: number;
-}
-
-export interface ConvKernelSpec {
-  mode: ConvMode;
+export interface SpatialSpec {
+  mode: 'fwd' | 'bwdInput';
   KH: number;
   KW: number;
   sh: number;
@@ -36,200 +33,212 @@ export interface ConvKernelSpec {
   pw: number;
   dh: number;
   dw: number;
-  /** Adds bias[channel] in the epilogue (fwd / bwdInput). */
+  /** bwdInput: the output phase (ih mod sh, iw mod sw) this kernel computes. */
+  phase: [number, number];
+  /** Output columns and channels per invocation. */
+  tm: number;
+  tn: number;
   bias: boolean;
-  /** Applies max(0, .) in the epilogue (fwd / bwdInput). */
   relu: boolean;
-  tile: ConvTile;
+}
+
+export const SPATIAL_WG = 64;
+
+/** Taps along one axis: kernel index k, and the source coordinate offset (affine in k's position). */
+interface Taps {
+  ks: number[];
+  /** source coordinate = dst-grid index * srcMul + off[i] (+ t * srcMul along columns). */
+  off: number[];
 }
 
 /**
- * Uniform words (all u32): 0 N, 1 Cin, 2 H, 3 W, 4 Cout, 5 OH, 6 OW, 7 Cin_g, 8 Cout_g, 9 M, 10 GEMM-N,
- * 11 K, 12 splits, 13 tiles per split, 14 K-tiles per image, 15 total K-tiles (the last four: bwdWeight).
- * Workgroups: (ceil(M/TM), ceil(GEMM-N/TN), groups * splits).
+ * Taps of one axis. fwd: src = o*s - p + k*d (srcMul s). bwdInput, phase r: dst i = r + s*a receives
+ * from src o = (i + p - k*d)/s = a + (r + p - k*d)/s for the k that make it divisible (srcMul 1).
  */
-export const CONV_UNIFORM_WORDS = 16;
-
-export function convTileSize(t: ConvTile): { TM: number; TN: number } {
-  return { TM: t.wgM * t.tm, TN: t.wgN * t.tn };
-}
-
-export function convKernelKey(s: ConvKernelSpec): string {
-  const t = s.tile;
-  return `${s.mode}|${s.KH}x${s.KW}|s${s.sh},${s.sw}|p${s.ph},${s.pw}|d${s.dh},${s.dw}|b${+s.bias}r${+s.relu}|${t.wgM},${t.wgN},${t.tm},${t.tn},${t.tk}`;
-}
-
-/** Per-thread loads of one operand tile: (fast, slow) coordinates of element lid + l*T. */
-function tileLoads(size: number, fastDim: number, threads: number): { l: number; fast: string; slow: string; guard: string | null }[] {
-  const out = [];
-  for (let l = 0; l * threads < size; l++) {
-    const e = `(lid + ${l * threads}u)`;
-    out.push({ l, fast: `${e} % ${fastDim}u`, slow: `${e} / ${fastDim}u`, guard: (l + 1) * threads > size ? `${e} < ${size}u` : null });
+function axisTaps(mode: SpatialSpec['mode'], K: number, s: number, p: number, d: number, r: number): Taps {
+  const ks: number[] = [], off: number[] = [];
+  for (let k = 0; k < K; k++) {
+    if (mode === 'fwd') {
+      ks.push(k);
+      off.push(k * d - p);
+    } else if ((((r + p - k * d) % s) + s) % s === 0) {
+      ks.push(k);
+      off.push((r + p - k * d) / s);
+    }
   }
-  return out;
+  return { ks, off };
 }
 
-export function convKernel(s: ConvKernelSpec): { wgsl: string; entry: string } {
-  const { wgM, wgN, tm, tn, tk } = s.tile;
-  const T = wgM * wgN;
-  const { TM, TN } = convTileSize(s.tile);
+/**
+ * Uniform words: 0 N, 1 srcC, 2 srcH, 3 srcW, 4 dstC, 5 dstH, 6 dstW, 7 kc (source channels per
+ * group), 8 nc (output channels per group), 9 rows (dst-grid rows), 10 colBlocks, 11 cols (dst-grid
+ * columns), 12 channel blocks. Workgroups: (ceil(N*rows*colBlocks / 64), channel blocks, groups).
+ */
+export function spatialKernel(s: SpatialSpec): { wgsl: string; entry: string } {
+  const { tm, tn } = s;
+  const fwd = s.mode === 'fwd';
+  const th = axisTaps(s.mode, s.KH, s.sh, s.ph, s.dh, s.phase[0]);
+  const tw = axisTaps(s.mode, s.KW, s.sw, s.pw, s.dw, s.phase[1]);
+  const srcMulH = fwd ? s.sh : 1, srcMulW = fwd ? s.sw : 1;
+  const [rowOff, rowMul] = fwd ? [0, 1] : [s.phase[0], s.sh];
+  const [colOff, colMul] = fwd ? [0, 1] : [s.phase[1], s.sw];
   const KHW = s.KH * s.KW;
-  const pointwise = s.KH === 1 && s.KW === 1 && s.sh === 1 && s.sw === 1 && s.ph === 0 && s.pw === 0;
-  const epilogueBias = s.bias && s.mode !== 'bwdWeight';
-  const U = (k: number): string => uword(k);
-  const lines: string[] = [];
-  const emit = (x: string): void => void lines.push(x);
-  // k -> (c, kh, kw) with constant divisors.
-  const splitK = (k: string, c: string, rr: string, kh: string, kw: string): string =>
-    `let ${c} = ${k} / ${KHW}u; let ${rr} = ${k} - ${c} * ${KHW}u; let ${kh} = ${rr} / ${s.KW}u; let ${kw} = ${rr} - ${kh} * ${s.KW}u;`;
-
-  // ---- operand tiles: which coordinate is fast (consecutive threads) and how an element is read ----
-  const kFast = s.mode === 'bwdWeight';
-  const aLoads = tileLoads(TM * tk, kFast ? tk : TM, T).map((e) => ({ ...e, r: kFast ? e.slow : e.fast, kk: kFast ? e.fast : e.slow }));
-  const bLoads = tileLoads(TN * tk, tk, T).map((e) => ({ ...e, c: e.slow, kk: e.fast }));
-  const pre: string[] = [];
-  const step: string[] = [];
-  const wrap = (guard: string | null, body: string): string => (guard ? `if (${guard}) { ${body} }` : `{ ${body} }`);
-
-  for (const { l, r, kk, guard } of aLoads) {
-    pre.push(`let ar${l} = ${r}; let ak${l} = ${kk}; let am${l} = m0 + ar${l}; let aok${l} = am${l} < M;`);
-    let read: string;
-    if (s.mode === 'fwd') {
-      pre.push(`let an${l} = am${l} / OHW; let apix${l} = am${l} - an${l} * OHW;`);
-      if (pointwise) {
-        pre.push(`let abase${l} = (an${l} * Cin + g * cinG) * HW + apix${l};`);
-        read = `let k = k0 + ak${l}; if (aok${l} && k < K) { v = abuf[abase${l} + k * HW]; }`;
-      } else {
-        pre.push(`let aoh${l} = apix${l} / OW; let aow${l} = apix${l} - aoh${l} * OW; let abase${l} = (an${l} * Cin + g * cinG) * HW;`);
-        pre.push(`let aih${l} = i32(aoh${l} * ${s.sh}u) - ${s.ph}; let aiw${l} = i32(aow${l} * ${s.sw}u) - ${s.pw};`);
-        read = `let k = k0 + ak${l}; ${splitK('k', 'ci', 'rr', 'kh', 'kw')}
-        let ih = aih${l} + i32(kh * ${s.dh}u); let iw = aiw${l} + i32(kw * ${s.dw}u);
-        if (aok${l} && k < K && u32(ih) < H && u32(iw) < W) { v = abuf[abase${l} + ci * HW + u32(ih) * W + u32(iw)]; }`;
-      }
-    } else if (s.mode === 'bwdInput') {
-      // dx[n,ci,ih,iw] gathers dy[n,co,oh,ow] where oh*sh - ph + kh*dh = ih (stride must divide).
-      pre.push(`let an${l} = am${l} / HW; let apix${l} = am${l} - an${l} * HW; let abase${l} = (an${l} * Cout + g * coutG) * OHW;`);
-      if (pointwise) {
-        pre.push(`let aoff${l} = abase${l} + apix${l};`);
-        read = `let k = k0 + ak${l}; if (aok${l} && k < K) { v = abuf[aoff${l} + k * OHW]; }`;
-      } else {
-        pre.push(`let aih${l} = apix${l} / W; let aiw${l} = apix${l} - aih${l} * W;`);
-        pre.push(`let ath${l} = i32(aih${l}) + ${s.ph}; let atw${l} = i32(aiw${l}) + ${s.pw};`);
-        const divH = s.sh === 1 ? '' : ` && oh * ${s.sh}u == u32(th)`;
-        const divW = s.sw === 1 ? '' : ` && ow * ${s.sw}u == u32(tw)`;
-        read = `let k = k0 + ak${l}; ${splitK('k', 'co', 'rr', 'kh', 'kw')}
-        let th = ath${l} - i32(kh * ${s.dh}u); let tw = atw${l} - i32(kw * ${s.dw}u);
-        let oh = u32(th) / ${s.sh}u; let ow = u32(tw) / ${s.sw}u;
-        if (aok${l} && k < K && th >= 0 && tw >= 0 && oh < OH && ow < OW${divH}${divW}) { v = abuf[abase${l} + co * OHW + oh * OW + ow]; }`;
-      }
-    } else {
-      pre.push(`let abase${l} = (g * coutG + am${l}) * OHW;`);
-      read = `let pix = p0 + ak${l}; if (aok${l} && pix < OHW) { v = abuf[nb * Cout * OHW + abase${l} + pix]; }`;
-    }
-    step.push(wrap(guard, `var v = 0.0; ${read}\n        As[ak${l} * ${TM}u + ar${l}] = v;`));
+  const L: string[] = [];
+  const e = (x: string): void => void L.push(x);
+  e(uniformDecl(4));
+  e('@group(0) @binding(1) var<storage, read> src: array<f32>;');
+  e('@group(0) @binding(2) var<storage, read> wt: array<f32>;');
+  if (s.bias) e('@group(0) @binding(3) var<storage, read> bias: array<f32>;');
+  e(`@group(0) @binding(${s.bias ? 4 : 3}) var<storage, read_write> dst: array<f32>;`);
+  e(`@compute @workgroup_size(${SPATIAL_WG})`);
+  e(`fn conv_${s.mode}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {`);
+  e(`  let Nb = ${uword(0)}; let srcC = ${uword(1)}; let srcH = ${uword(2)}; let srcW = ${uword(3)};`);
+  e(`  let dstC = ${uword(4)}; let dstH = ${uword(5)}; let dstW = ${uword(6)}; let kc = ${uword(7)}; let nc = ${uword(8)};`);
+  e(`  let rows = ${uword(9)}; let blocks = ${uword(10)}; let cols = ${uword(11)};`);
+  e(`  let id = wid.x * ${SPATIAL_WG}u + lid.x;`);
+  // Phases with no taps (1x1 stride 2) read nothing, but their bindings must stay in the layout.
+  e(`  if (id >= Nb * rows * blocks) { _ = src[0]; _ = wt[0]; return; }`);
+  e(`  let g = wid.z; let j0 = wid.y * ${tn}u;`);
+  e(`  let blk = id % blocks; let rest = id / blocks; let a = rest % rows; let nb = rest / rows;`);
+  e(`  let b0 = blk * ${tm}u;`);
+  // Source columns of this invocation: b0*srcMulW + t*srcMulW + off[kw]; one segment covers all.
+  const offMin = tw.off.length ? Math.min(...tw.off) : 0, offMax = tw.off.length ? Math.max(...tw.off) : 0;
+  const segLen = tw.ks.length ? (tm - 1) * srcMulW + offMax - offMin + 1 : 0;
+  e(`  let seg0 = i32(b0 * ${srcMulW}u) + ${offMin};`);
+  for (let q = 0; q < segLen; q++) e(`  let cok${q} = u32(seg0 + ${q}) < srcW;`);
+  e(`  let srcBase = (nb * srcC + g * kc) * srcH * srcW;`);
+  // Weights: fwd w[((g*nc + j)*kc + c)*KHW + kh*KW + kw]; bwdInput w[((g*kc + c)*nc + j)*KHW + ...].
+  for (let j = 0; j < tn; j++) {
+    const jj = `min(j0 + ${j}u, nc - 1u)`;
+    e(`  let wb${j} = ${fwd ? `((g * nc + ${jj}) * kc) * ${KHW}u` : `((g * kc) * nc + ${jj}) * ${KHW}u`};`);
   }
-
-  for (const { l, c, kk, guard } of bLoads) {
-    pre.push(`let bc${l} = ${c}; let bk${l} = ${kk}; let bn${l} = n0 + bc${l}; let bok${l} = bn${l} < NC;`);
-    let read: string;
-    if (s.mode === 'fwd') {
-      pre.push(`let bbase${l} = (g * coutG + bn${l}) * K;`);
-      read = `let k = k0 + bk${l}; if (bok${l} && k < K) { v = bbuf[bbase${l} + k]; }`;
-    } else if (s.mode === 'bwdInput') {
-      pre.push(`let boff${l} = g * coutG * cinG * ${KHW}u + bn${l} * ${KHW}u;`);
-      read = `let k = k0 + bk${l}; let co = k / ${KHW}u; let rr = k - co * ${KHW}u;
-        if (bok${l} && k < K) { v = bbuf[boff${l} + co * cinG * ${KHW}u + rr]; }`;
-    } else {
-      pre.push(`${splitK(`bn${l}`, `bci${l}`, `brr${l}`, `bkh${l}`, `bkw${l}`)} let bxo${l} = (g * cinG + bci${l}) * HW;`);
-      if (pointwise) {
-        read = `let pix = p0 + bk${l}; if (bok${l} && pix < OHW) { v = bbuf[nb * Cin * HW + bxo${l} + pix]; }`;
-      } else {
-        pre.push(`let bdh${l} = i32(bkh${l} * ${s.dh}u) - ${s.ph}; let bdw${l} = i32(bkw${l} * ${s.dw}u) - ${s.pw};`);
-        read = `let pix = p0 + bk${l}; let oh = udivf(pix, OW); let ow = pix - oh * OW;
-        let ih = i32(oh * ${s.sh}u) + bdh${l}; let iw = i32(ow * ${s.sw}u) + bdw${l};
-        if (bok${l} && pix < OHW && u32(ih) < H && u32(iw) < W) { v = bbuf[nb * Cin * HW + bxo${l} + u32(ih) * W + u32(iw)]; }`;
-      }
+  e(`  let wcs = ${fwd ? `${KHW}u` : `nc * ${KHW}u`};`);
+  for (let i = 0; i < tm; i++) e(`  ${Array.from({ length: tn }, (_, j) => `var c${i}_${j} = 0.0;`).join(' ')}`);
+  if (th.ks.length && tw.ks.length) {
+    e(`  for (var c = 0u; c < kc; c++) {`);
+    e(`    let plane = srcBase + c * srcH * srcW; let wc = c * wcs;`);
+    // Kernel rows: an arithmetic progression in both the kernel index and the source offset.
+    const khStep = th.ks.length > 1 ? th.ks[1]! - th.ks[0]! : 1;
+    const offStep = th.off.length > 1 ? th.off[1]! - th.off[0]! : 0;
+    e(`    for (var m = 0u; m < ${th.ks.length}u; m++) {`);
+    e(`      let kh = ${th.ks[0]}u + m * ${khStep}u;`);
+    e(`      let r = i32(a * ${srcMulH}u) + ${th.off[0]} + i32(m) * ${offStep};`);
+    e(`      let rok = u32(r) < srcH;`);
+    e(`      let rowBase = plane + select(0u, u32(r), rok) * srcW;`);
+    for (let q = 0; q < segLen; q++) {
+      e(`      let ok${q} = rok && cok${q}; let x${q} = select(0.0, src[select(0u, rowBase + u32(seg0 + ${q}), ok${q})], ok${q});`);
     }
-    step.push(wrap(guard, `var v = 0.0; ${read}\n        Bs[bk${l} * ${TN}u + bc${l}] = v;`));
-  }
-
-  // ---- the kernel ----
-  const bindings = ['abuf', 'bbuf', ...(epilogueBias ? ['bias'] : [])];
-  emit(uniformDecl(CONV_UNIFORM_WORDS / 4));
-  bindings.forEach((b, i) => emit(`@group(0) @binding(${i + 1}) var<storage, read> ${b}: array<f32>;`));
-  emit(`@group(0) @binding(${bindings.length + 1}) var<storage, read_write> outbuf: array<f32>;`);
-  emit(`var<workgroup> As: array<f32, ${TM * tk}>;`);
-  emit(`var<workgroup> Bs: array<f32, ${TN * tk}>;`);
-  // floor(a / d) for a < 2^24 through one f32 division (vectorises; integer division does not):
-  // the rounded quotient is never below the true floor and at most one above it.
-  emit(`fn udivf(a: u32, d: u32) -> u32 { var q = u32(f32(a) / f32(d)); if (q * d > a) { q = q - 1u; } return q; }`);
-  emit(`@compute @workgroup_size(${wgM}, ${wgN})`);
-  emit(`fn conv_${s.mode}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>, @builtin(local_invocation_index) lid: u32) {`);
-  emit(`  let Nb = ${U(0)}; let Cin = ${U(1)}; let H = ${U(2)}; let W = ${U(3)}; let Cout = ${U(4)}; let OH = ${U(5)}; let OW = ${U(6)};`);
-  emit(`  let cinG = ${U(7)}; let coutG = ${U(8)}; let M = ${U(9)}; let NC = ${U(10)}; let K = ${U(11)};`);
-  emit(`  let HW = H * W; let OHW = OH * OW;`);
-  if (s.mode === 'bwdWeight') emit(`  let splits = ${U(12)}; let g = wid.z / splits; let split = wid.z - g * splits;`);
-  else emit(`  let g = wid.z;`);
-  emit(`  let m0 = wid.x * ${TM}u; let n0 = wid.y * ${TN}u;`);
-  emit(`  _ = Nb;`);
-  for (const p of pre) emit(`  ${p}`);
-  for (let i = 0; i < tm; i++) emit(`  ${Array.from({ length: tn }, (_, j) => `var c${i}_${j} = 0.0;`).join(' ')}`);
-  if (s.mode === 'bwdWeight') {
-    // K runs over (image, pixel tile) pairs so a tile never straddles two images.
-    emit(`  let tpi = ${U(14)}; let t0 = split * ${U(13)}; let t1 = min(t0 + ${U(13)}, ${U(15)});`);
-    emit(`  for (var t = t0; t < t1; t++) {`);
-    emit(`    let nb = t / tpi; let p0 = (t - nb * tpi) * ${tk}u;`);
-  } else {
-    emit(`  for (var k0 = 0u; k0 < K; k0 += ${tk}u) {`);
-  }
-  for (const st of step) emit(`    ${st}`);
-  emit(`    workgroupBarrier();`);
-  emit(`    for (var kk = 0u; kk < ${tk}u; kk++) {`);
-  emit(`      let ab = kk * ${TM}u + lid3.x; let bb = kk * ${TN}u + lid3.y;`);
-  emit(`      ${Array.from({ length: tm }, (_, i) => `let a${i} = As[ab + ${i * wgM}u];`).join(' ')}`);
-  emit(`      ${Array.from({ length: tn }, (_, j) => `let b${j} = Bs[bb + ${j * wgN}u];`).join(' ')}`);
-  for (let i = 0; i < tm; i++) emit(`      ${Array.from({ length: tn }, (_, j) => `c${i}_${j} = fma(a${i}, b${j}, c${i}_${j});`).join(' ')}`);
-  emit(`    }`);
-  emit(`    workgroupBarrier();`);
-  emit(`  }`);
-
-  // ---- epilogue ----
-  if (s.mode === 'bwdWeight') {
-    // Partial sums [splits, Cout, Cin_g*KH*KW]; the op reduces over splits when there are several.
-    for (let i = 0; i < tm; i++) emit(`  let r${i} = m0 + lid3.x + ${i * wgM}u; let ob${i} = (split * Cout + g * coutG + r${i}) * NC;`);
-    for (let j = 0; j < tn; j++) {
-      emit(`  { let n = n0 + lid3.y + ${j * wgN}u; if (n < NC) {`);
-      for (let i = 0; i < tm; i++) emit(`    if (r${i} < M) { outbuf[ob${i} + n] = c${i}_${j}; }`);
-      emit(`  } }`);
-    }
-  } else {
-    const P = s.mode === 'fwd' ? 'OHW' : 'HW';
-    const Ctot = s.mode === 'fwd' ? 'Cout' : 'Cin';
-    const NCg = s.mode === 'fwd' ? 'coutG' : 'cinG';
-    for (let i = 0; i < tm; i++) {
-      emit(`  let r${i} = m0 + lid3.x + ${i * wgM}u; let rn${i} = r${i} / ${P}; let ob${i} = rn${i} * ${Ctot} * ${P} + (r${i} - rn${i} * ${P});`);
-    }
-    for (let j = 0; j < tn; j++) {
-      emit(`  { let ch = g * ${NCg} + n0 + lid3.y + ${j * wgN}u; if (n0 + lid3.y + ${j * wgN}u < NC) {`);
-      emit(`    let bv = ${epilogueBias ? 'bias[ch]' : '0.0'};`);
+    tw.ks.forEach((kw, n) => {
+      e(`      { let wo = wc + kh * ${s.KW}u + ${kw}u;`);
+      e(`        ${Array.from({ length: tn }, (_, j) => `let w${j} = wt[wb${j} + wo];`).join(' ')}`);
       for (let i = 0; i < tm; i++) {
-        const val = s.relu ? `max(c${i}_${j} + bv, 0.0)` : `c${i}_${j} + bv`;
-        emit(`    if (r${i} < M) { outbuf[ob${i} + ch * ${P}] = ${val}; }`);
+        const q = i * srcMulW + tw.off[n]! - offMin;
+        e(`        ${Array.from({ length: tn }, (_, j) => `c${i}_${j} = fma(x${q}, w${j}, c${i}_${j});`).join(' ')}`);
       }
-      emit(`  } }`);
-    }
+      e(`      }`);
+    });
+    e(`    }`);
+    e(`  }`);
   }
-  emit(`}`);
-  return { wgsl: lines.join('\n'), entry: `conv_${s.mode}` };
+  // Store: dst[((nb*dstC + g*nc + j)*dstH + rowOff + rowMul*a)*dstW + colOff + colMul*(b0 + t)].
+  e(`  let drow = ${rowOff}u + ${rowMul}u * a;`);
+  for (let j = 0; j < tn; j++) {
+    e(`  if (j0 + ${j}u < nc) {`);
+    e(`    let ch = g * nc + j0 + ${j}u; let bv = ${s.bias ? 'bias[ch]' : '0.0'};`);
+    e(`    let ob = ((nb * dstC + ch) * dstH + drow) * dstW + ${colOff}u;`);
+    for (let i = 0; i < tm; i++) {
+      const v = s.relu ? `max(c${i}_${j} + bv, 0.0)` : `c${i}_${j} + bv`;
+      e(`    if (b0 + ${i}u < cols) { dst[ob + (b0 + ${i}u) * ${colMul}u] = ${v}; }`);
+    }
+    e(`  }`);
+  }
+  e(`}`);
+  return { wgsl: L.join('\n'), entry: `conv_${s.mode}` };
 }
 
-/** Tile shapes, picked by the GEMM's N (output channels per group): wide N gets square tiles. */
-export function pickTile(mode: ConvMode, M: number, N: number): ConvTile {
-  if (mode === 'bwdWeight') {
-    if (N >= 64 && M >= 64) return { wgM: 16, wgN: 16, tm: 4, tn: 4, tk: 16 };
-    return { wgM: 8, wgN: 8, tm: 2, tn: 4, tk: 16 };
+export interface WeightGradSpec {
+  KW: number;
+  sh: number;
+  sw: number;
+  ph: number;
+  pw: number;
+  dh: number;
+  dw: number;
+  /** Output channels, input channels per invocation; columns per step. */
+  tm: number;
+  tc: number;
+  R: number;
+}
+
+/**
+ * Uniform words: 0 N, 1 Cin, 2 H, 3 W, 4 Cout, 5 OH, 6 OW, 7 Cin_g, 8 Cout_g, 9 KH, 10 splits,
+ * 11 rows per split, 12 coBlocks, 13 ciBlocks. Partial output [splits, Cout, Cin_g, KH, KW].
+ * Workgroups: (ceil(coBlocks*ciBlocks*KH / 64), 1, groups*splits).
+ */
+export function weightGradKernel(s: WeightGradSpec): { wgsl: string; entry: string } {
+  const { tm, tc, R, KW } = s;
+  const segLen = (R - 1) * s.sw + (KW - 1) * s.dw + 1;
+  const L: string[] = [];
+  const e = (x: string): void => void L.push(x);
+  e(uniformDecl(4));
+  e('@group(0) @binding(1) var<storage, read> dy: array<f32>;');
+  e('@group(0) @binding(2) var<storage, read> x: array<f32>;');
+  e('@group(0) @binding(3) var<storage, read_write> dw: array<f32>;');
+  e(`@compute @workgroup_size(${SPATIAL_WG})`);
+  e(`fn conv_bwdWeight(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {`);
+  e(`  let Nb = ${uword(0)}; let Cin = ${uword(1)}; let H = ${uword(2)}; let W = ${uword(3)}; let Cout = ${uword(4)};`);
+  e(`  let OH = ${uword(5)}; let OW = ${uword(6)}; let cinG = ${uword(7)}; let coutG = ${uword(8)}; let KH = ${uword(9)};`);
+  e(`  let splits = ${uword(10)}; let perSplit = ${uword(11)}; let coBlocks = ${uword(12)}; let ciBlocks = ${uword(13)};`);
+  e(`  let id = wid.x * ${SPATIAL_WG}u + lid.x;`);
+  e(`  if (id >= coBlocks * ciBlocks * KH) { return; }`);
+  e(`  let g = wid.z / splits; let split = wid.z - g * splits;`);
+  e(`  let kh = id % KH; let rest = id / KH; let cib = rest % ciBlocks; let cob = rest / ciBlocks;`);
+  e(`  let co0 = cob * ${tm}u; let ci0 = cib * ${tc}u;`);
+  e(`  let HW = H * W; let OHW = OH * OW;`);
+  for (let i = 0; i < tm; i++) e(`  let dyc${i} = (g * coutG + min(co0 + ${i}u, coutG - 1u)) * OHW;`);
+  for (let c = 0; c < tc; c++) e(`  let xc${c} = (g * cinG + min(ci0 + ${c}u, cinG - 1u)) * HW;`);
+  for (let i = 0; i < tm; i++) for (let c = 0; c < tc; c++) e(`  ${Array.from({ length: KW }, (_, k) => `var a${i}_${c}_${k} = 0.0;`).join(' ')}`);
+  e(`  let r0 = split * perSplit; let r1 = min(r0 + perSplit, Nb * OH);`);
+  e(`  for (var row = r0; row < r1; row++) {`);
+  e(`    let nb = row / OH; let oh = row - nb * OH;`);
+  e(`    let ih = i32(oh * ${s.sh}u) - ${s.ph} + i32(kh * ${s.dh}u);`);
+  e(`    if (u32(ih) >= H) { continue; }`);
+  e(`    let dyRow = nb * Cout * OHW + oh * OW; let xRow = nb * Cin * HW + u32(ih) * W;`);
+  e(`    for (var ow0 = 0u; ow0 < OW; ow0 += ${R}u) {`);
+  for (let t = 0; t < R; t++) e(`      let tok${t} = ow0 + ${t}u < OW; let tcol${t} = min(ow0 + ${t}u, OW - 1u);`);
+  for (let i = 0; i < tm; i++) {
+    e(`      ${Array.from({ length: R }, (_, t) => `let d${i}_${t} = select(0.0, dy[dyRow + dyc${i} + tcol${t}], tok${t});`).join(' ')}`);
   }
-  if (N <= 4) return { wgM: 64, wgN: 1, tm: 2, tn: N <= 2 ? N : 4, tk: 8 };
-  if (N <= 16) return { wgM: 32, wgN: 4, tm: 2, tn: 4, tk: 8 };
-  return { wgM: 16, wgN: 16, tm: 4, tn: 4, tk: 16 };
+  e(`      let seg0 = i32(ow0 * ${s.sw}u) - ${s.pw};`);
+  for (let q = 0; q < segLen; q++) e(`      let sok${q} = u32(seg0 + ${q}) < W; let scol${q} = select(0u, u32(seg0 + ${q}), sok${q});`);
+  for (let c = 0; c < tc; c++) {
+    e(`      {`);
+    for (let q = 0; q < segLen; q++) e(`        let v${q} = select(0.0, x[xRow + xc${c} + scol${q}], sok${q});`);
+    for (let i = 0; i < tm; i++) {
+      for (let k = 0; k < KW; k++) {
+        const terms = Array.from({ length: R }, (_, t) => `d${i}_${t} * v${t * s.sw + k * s.dw}`);
+        e(`        a${i}_${c}_${k} += ${terms.join(' + ')};`);
+      }
+    }
+    e(`      }`);
+  }
+  e(`    }`);
+  e(`  }`);
+  e(`  let KHW = KH * ${KW}u;`);
+  for (let i = 0; i < tm; i++) {
+    for (let c = 0; c < tc; c++) {
+      e(`  if (co0 + ${i}u < coutG && ci0 + ${c}u < cinG) {`);
+      e(`    let o = ((split * Cout + g * coutG + co0 + ${i}u) * cinG + ci0 + ${c}u) * KHW + kh * ${KW}u;`);
+      e(`    ${Array.from({ length: KW }, (_, k) => `dw[o + ${k}u] = a${i}_${c}_${k};`).join(' ')}`);
+      e(`  }`);
+    }
+  }
+  e(`}`);
+  return { wgsl: L.join('\n'), entry: 'conv_bwdWeight' };
+}
+
+/** Output columns per invocation: at most 16, spread so the last block of a row is nearly full. */
+export function pickColumns(cols: number): number {
+  const blocks = Math.ceil(cols / 16);
+  return Math.max(1, Math.ceil(cols / blocks));
 }

@@ -2,7 +2,7 @@
 // kernels/conv-gemm.ts. Three raw dispatchers (forward, input gradient = transposed convolution,
 // weight gradient = split-K GEMM) serve both ops: conv_transpose2d's forward is conv2d's input
 // gradient and its input gradient is conv2d's forward.
-import { convKernel, convKernelKey, convTileSize, pickTile, CONV_UNIFORM_WORDS, type ConvMode, type ConvTile } from '../../kernels/conv-gemm.js';
+import { spatialKernel, weightGradKernel, pickColumns, SPATIAL_WG, type SpatialSpec, type WeightGradSpec } from '../../kernels/conv-gemm.js';
 import { convOutSize, convTransposeOutSize, type ConvGeom } from '../../kernels/conv.js';
 import { Uniforms } from '../../kernels/common.js';
 import { getBackend } from '../backend.js';
@@ -24,8 +24,14 @@ export interface ConvOptions {
 
 const kernels = new Map<string, { wgsl: string; entry: string }>();
 
-/** Beyond this many elements the f32 index tricks in the kernels are no longer exact. */
-const MAX_INDEX = 1 << 24;
+function cached(key: string, make: () => { wgsl: string; entry: string }): { wgsl: string; entry: string } {
+  let k = kernels.get(key);
+  if (!k) kernels.set(key, (k = make()));
+  return k;
+}
+
+/** Beyond this many elements the u32 index arithmetic in the kernels could overflow. */
+const MAX_INDEX = 2 ** 31;
 
 function pair(v: IntPair, what: string, op: string): [number, number] {
   const p = typeof v === 'number' ? [v, v] : [...v];
@@ -39,86 +45,97 @@ function dense(t: Tensor): Tensor {
   return t.isContiguous && t.offset === 0 ? t : ew('copy', [t]);
 }
 
-function dispatchConv(mode: ConvMode, g: ConvGeom, a: Tensor, b: Tensor, bias: Tensor | null, relu: boolean, out: Tensor, splits = 1, tile?: ConvTile): void {
-  const cinG = g.Cin / g.groups, coutG = g.Cout / g.groups, KHW = g.KH * g.KW;
-  const dims = {
-    fwd: { M: g.N * g.OH * g.OW, N: coutG, K: cinG * KHW },
-    bwdInput: { M: g.N * g.H * g.W, N: cinG, K: coutG * KHW },
-    bwdWeight: { M: coutG, N: cinG * KHW, K: g.N * g.OH * g.OW },
-  }[mode];
-  const t = tile ?? pickTile(mode, dims.M, dims.N);
-  const spec = { mode, KH: g.KH, KW: g.KW, sh: g.sh, sw: g.sw, ph: g.ph, pw: g.pw, dh: g.dh, dw: g.dw, bias: !!bias, relu, tile: t };
-  const key = convKernelKey(spec);
-  let kernel = kernels.get(key);
-  if (!kernel) kernels.set(key, (kernel = convKernel(spec)));
-  const { TM, TN } = convTileSize(t);
-  const tpi = Math.ceil((g.OH * g.OW) / t.tk);
-  const totalTiles = g.N * tpi;
-  const perSplit = Math.ceil(totalTiles / splits);
-  const u = new Uniforms().u(g.N, g.Cin, g.H, g.W, g.Cout, g.OH, g.OW, cinG, coutG, dims.M, dims.N, dims.K, splits, perSplit, tpi, totalTiles);
-  if (u.length !== CONV_UNIFORM_WORDS) throw new Error('internal: conv uniform layout');
+const describe = (g: ConvGeom): string => `x[${g.N},${g.Cin},${g.H},${g.W}] w[${g.Cout},${g.Cin / g.groups},${g.KH},${g.KW}] -> [${g.OH},${g.OW}]`;
+
+/**
+ * One spatial-kernel dispatch: dst pixels on the grid (rowOff + rowMul*a, colOff + colMul*b) of one
+ * output phase, from src. fwd: src x, dst y. bwdInput: src dy, dst dx.
+ */
+function dispatchSpatial(mode: 'fwd' | 'bwdInput', g: ConvGeom, src: Tensor, w: Tensor, bias: Tensor | null, relu: boolean, dst: Tensor, phase: [number, number]): void {
+  const fwd = mode === 'fwd';
+  const [srcC, srcH, srcW] = fwd ? [g.Cin, g.H, g.W] : [g.Cout, g.OH, g.OW];
+  const [dstC, dstH, dstW] = fwd ? [g.Cout, g.OH, g.OW] : [g.Cin, g.H, g.W];
+  const kc = srcC / g.groups, nc = dstC / g.groups;
+  const rows = fwd ? dstH : Math.ceil((dstH - phase[0]) / g.sh);
+  const cols = fwd ? dstW : Math.ceil((dstW - phase[1]) / g.sw);
+  if (rows <= 0 || cols <= 0) return;
+  const tm = pickColumns(cols), tn = Math.min(8, nc);
+  const spec: SpatialSpec = { mode, KH: g.KH, KW: g.KW, sh: g.sh, sw: g.sw, ph: g.ph, pw: g.pw, dh: g.dh, dw: g.dw, phase: fwd ? [0, 0] : phase, tm, tn, bias: !!bias, relu };
+  const kernel = cached(JSON.stringify(spec), () => spatialKernel(spec));
+  const blocks = Math.ceil(cols / tm), chBlocks = Math.ceil(nc / tn);
+  const u = new Uniforms().u(g.N, srcC, srcH, srcW, dstC, dstH, dstW, kc, nc, rows, blocks, cols, chBlocks);
   getBackend().dispatch({
     kernel,
-    buffers: [a.storage.buffer, b.storage.buffer, ...(bias ? [bias.storage.buffer] : []), out.storage.buffer],
+    buffers: [src.storage.buffer, w.storage.buffer, ...(bias ? [bias.storage.buffer] : []), dst.storage.buffer],
     uniforms: u.bytes(),
-    workgroups: [Math.ceil(dims.M / TM), Math.ceil(dims.N / TN), g.groups * splits],
-    label: `conv ${mode} x[${g.N},${g.Cin},${g.H},${g.W}] w[${g.Cout},${cinG},${g.KH},${g.KW}] -> [${g.OH},${g.OW}]`,
+    workgroups: [Math.ceil((g.N * rows * blocks) / SPATIAL_WG), chBlocks, g.groups],
+    label: `conv ${mode} ${describe(g)}`,
   });
 }
 
 /** y = conv2d(x, w) + bias (then relu), all dense. */
-export function conv2dForwardRaw(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeom, relu = false, tile?: ConvTile): Tensor {
+export function conv2dForwardRaw(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeom, relu = false): Tensor {
   const y = empty([g.N, g.Cout, g.OH, g.OW]);
   if (y.size === 0) return y;
-  if (g.Cin === 0 || g.KH * g.KW === 0) return fillInPlace(y, 0);
-  dispatchConv('fwd', g, x, w, bias, relu, y, 1, tile);
+  dispatchSpatial('fwd', g, x, w, bias, relu, y, [0, 0]);
   return y;
 }
 
-/** dx = the transposed convolution of dy with w (+ bias over dx's channels, for conv_transpose2d). */
-export function conv2dInputGradRaw(dy: Tensor, w: Tensor, g: ConvGeom, bias: Tensor | null = null, relu = false, tile?: ConvTile): Tensor {
+/** dx = the transposed convolution of dy with w (+ bias over dx's channels, for conv_transpose2d): one dispatch per stride phase. */
+export function conv2dInputGradRaw(dy: Tensor, w: Tensor, g: ConvGeom, bias: Tensor | null = null, relu = false): Tensor {
   const dx = empty([g.N, g.Cin, g.H, g.W]);
   if (dx.size === 0) return dx;
-  dispatchConv('bwdInput', g, dy, w, bias, relu, dx, 1, tile);
+  for (let rh = 0; rh < g.sh; rh++) for (let rw = 0; rw < g.sw; rw++) dispatchSpatial('bwdInput', g, dy, w, bias, relu, dx, [rh, rw]);
   return dx;
 }
 
-/** Split count for the weight gradient: enough workgroups to fill the device, each with a long K run. */
-function weightGradSplits(g: ConvGeom, tile: ConvTile): number {
-  const { TM, TN } = convTileSize(tile);
-  const cinG = g.Cin / g.groups, coutG = g.Cout / g.groups;
-  const base = Math.ceil(coutG / TM) * Math.ceil((cinG * g.KH * g.KW) / TN) * g.groups;
-  const tiles = g.N * Math.ceil((g.OH * g.OW) / tile.tk);
-  const want = Math.ceil(WEIGHT_GRAD_TARGET_GROUPS / base);
-  return Math.max(1, Math.min(want, Math.floor(tiles / MIN_TILES_PER_SPLIT), Math.floor(65535 / g.groups)));
-}
-const WEIGHT_GRAD_TARGET_GROUPS = 64;
-const MIN_TILES_PER_SPLIT = 8;
+/** Invocations to aim for in the weight gradient (split-K adds (image,row) ranges until there are this many). */
+const WEIGHT_GRAD_TARGET = 2048;
 
 /** dw = sum over images and output pixels of dy x patches: [Cout, Cin/groups, KH, KW]. */
-export function conv2dWeightGradRaw(dy: Tensor, x: Tensor, g: ConvGeom, tile?: ConvTile, splits?: number): Tensor {
-  const cinG = g.Cin / g.groups;
+export function conv2dWeightGradRaw(dy: Tensor, x: Tensor, g: ConvGeom, splitsOverride?: number): Tensor {
+  const cinG = g.Cin / g.groups, coutG = g.Cout / g.groups;
   const shape = [g.Cout, cinG, g.KH, g.KW];
   if (g.Cout * cinG * g.KH * g.KW === 0) return empty(shape);
   if (g.N * g.OH * g.OW === 0) return fillInPlace(empty(shape), 0);
-  const t = tile ?? pickTile('bwdWeight', g.Cout / g.groups, cinG * g.KH * g.KW);
-  const s = splits ?? weightGradSplits(g, t);
-  if (s === 1) {
+  // Register block tm x tc x KW (at most ~128 accumulators); 1x1 gets the widest channel block.
+  const tc = Math.min(cinG, g.KW === 1 ? 8 : 4);
+  let tm = 16;
+  while (tm > 1 && tm * tc * g.KW > 128) tm /= 2;
+  tm = Math.min(tm, coutG);
+  const R = 4;
+  const spec: WeightGradSpec = { KW: g.KW, sh: g.sh, sw: g.sw, ph: g.ph, pw: g.pw, dh: g.dh, dw: g.dw, tm, tc, R };
+  const kernel = cached(`wg${JSON.stringify(spec)}`, () => weightGradKernel(spec));
+  const coBlocks = Math.ceil(coutG / tm), ciBlocks = Math.ceil(cinG / tc);
+  const base = coBlocks * ciBlocks * g.KH;
+  const rowsTotal = g.N * g.OH;
+  const splits = splitsOverride ?? Math.max(1, Math.min(Math.ceil(WEIGHT_GRAD_TARGET / (base * g.groups)), Math.ceil(rowsTotal / 2), Math.floor(65535 / g.groups)));
+  const perSplit = Math.ceil(rowsTotal / splits);
+  const run = (out: Tensor): void => {
+    const u = new Uniforms().u(g.N, g.Cin, g.H, g.W, g.Cout, g.OH, g.OW, cinG, coutG, g.KH, splits, perSplit, coBlocks, ciBlocks);
+    getBackend().dispatch({
+      kernel,
+      buffers: [dy.storage.buffer, x.storage.buffer, out.storage.buffer],
+      uniforms: u.bytes(),
+      workgroups: [Math.ceil(base / SPATIAL_WG), 1, g.groups * splits],
+      label: `conv weight grad ${describe(g)}`,
+    });
+  };
+  if (splits === 1) {
     const dw = empty(shape);
-    dispatchConv('bwdWeight', g, dy, x, null, false, dw, 1, t);
+    run(dw);
     return dw;
   }
   return tidy(() => {
-    const partial = empty([s, ...shape]);
-    dispatchConv('bwdWeight', g, dy, x, null, false, partial, s, t);
+    const partial = empty([splits, ...shape]);
+    run(partial);
     return noGrad(() => sum(partial, 0));
   });
 }
 
 function checkIndexRange(op: string, g: ConvGeom): void {
   const big = Math.max(g.N * g.Cin * g.H * g.W, g.N * g.Cout * g.OH * g.OW);
-  if (big >= MAX_INDEX * 64) throw new Error(`${op}: tensors of ${big} elements are beyond this kernel's index range`);
-  if (g.OH * g.OW >= MAX_INDEX) throw new Error(`${op}: ${g.OH}x${g.OW} output pixels per image exceed 2^24`);
+  if (big >= MAX_INDEX) throw new Error(`${op}: tensors of ${big} elements are beyond this kernel's u32 index range`);
 }
 
 function checkFloat(op: string, ...ts: (Tensor | null)[]): void {
