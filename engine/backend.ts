@@ -32,6 +32,7 @@ const MAX_BATCH = 256;
 export class WebGPUBackend {
   readonly pool: BufferPool;
   private pipelines = new Map<string, GPUComputePipeline>();
+  private layouts = new Map<string, GPUBindGroupLayout>();
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
   private arena: GPUBuffer;
@@ -103,7 +104,7 @@ export class WebGPUBackend {
     if (!p) {
       this.device.pushErrorScope('validation');
       const module = this.device.createShaderModule({ code: kernel.wgsl, label: kernel.entry });
-      p = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: kernel.entry }, label: kernel.entry });
+      p = this.device.createComputePipeline({ layout: this.layoutFor(kernel), compute: { module, entryPoint: kernel.entry }, label: kernel.entry });
       this.device.popErrorScope().then((err) => {
         if (err) {
           this.pendingErrors.unshift(`WGSL kernel '${kernel.entry}' failed to compile: ${err.message}\n${numbered(kernel.wgsl)}`);
@@ -112,6 +113,23 @@ export class WebGPUBackend {
       this.pipelines.set(kernel.wgsl, p);
     }
     return p;
+  }
+
+  /**
+   * An explicit pipeline layout from the kernel's own declarations. With layout 'auto' a compiler
+   * drops bindings it proves unused (Chromium's Tint and Dawn's differ in what they prove), and
+   * binding the buffer the op passes then fails; declared bindings are always kept here.
+   */
+  private layoutFor(kernel: Kernel): GPUPipelineLayout {
+    const entries: GPUBindGroupLayoutEntry[] = [];
+    const decl = /@group\(0\)\s*@binding\((\d+)\)\s*var<\s*(uniform|storage)\s*(?:,\s*(read_write|read))?\s*>/g;
+    for (const m of kernel.wgsl.matchAll(decl)) {
+      const type: GPUBufferBindingType = m[2] === 'uniform' ? 'uniform' : m[3] === 'read_write' ? 'storage' : 'read-only-storage';
+      entries.push({ binding: Number(m[1]), visibility: 0x4 /* COMPUTE */, buffer: { type } });
+    }
+    const bindGroupLayout = this.device.createBindGroupLayout({ entries, label: kernel.entry });
+    this.layouts.set(kernel.wgsl, bindGroupLayout);
+    return this.device.createPipelineLayout({ bindGroupLayouts: [bindGroupLayout], label: kernel.entry });
   }
 
   dispatch(d: DispatchDesc): void {
@@ -128,7 +146,7 @@ export class WebGPUBackend {
     const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.arena, offset, size: Math.max(bytes, 16) } }];
     d.buffers.forEach((buffer, i) => entries.push({ binding: i + 1, resource: { buffer } }));
     if (this.debug) this.device.pushErrorScope('validation');
-    const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+    const bindGroup = this.device.createBindGroup({ layout: this.layouts.get(d.kernel.wgsl)!, entries });
     const pass = this.ensurePass();
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);
