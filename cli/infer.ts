@@ -1,0 +1,271 @@
+// Mask R-CNN inference from the command line:
+//   node cli/infer.js --preset NAME --weights W.safetensors IMAGE_OR_DIR... [--out DIR]
+//        [--score-thresh T] [--min-size S --max-size M] [--json RESULTS.json] [--classes coco|FILE.json]
+//        [--dump OUT.safetensors] [--no-draw]
+// Writes COCO results (bbox xywh, score, category_id, segmentation as compressed RLE of mask > 0.5)
+// and, per image, a PNG with masks, boxes and "class score" labels drawn over the photo. Folders are
+// read non-recursively (.jpg/.jpeg/.png). User errors print one line (no stack; DEBUG=1 shows it).
+import './node-gpu.js';
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { init, setQuiet, shutdown } from '../engine/index.js';
+import { Rng } from '../engine/random.js';
+import { encodeSafetensors, type HostTensor } from '../engine/safetensors.js';
+import { describeLoadReport } from '../engine/nn/module.js';
+import { decodeImage, encodePng, ImageDecodeError } from '../data/image.js';
+import { drawDetections } from '../data/draw.js';
+import type { CocoResult } from '../data/coco-json.js';
+import { MaskRCNN, type Detection } from '../model/maskrcnn.js';
+import { getPreset, presetNames } from '../model/presets.js';
+import { validateConfig, withOverrides, type DeepPartial, type MaskRCNNConfig } from '../model/config.js';
+import { ArgsError, formatHelp, parseArgs, type OptionSpec, type ParsedArgs } from './args.js';
+import { checkpointInfo, decodeCheckpoint, type LoadedCheckpoint } from './checkpoint.js';
+import { detectionsToResults } from './evaluate.js';
+import { detectWithDump } from './infer-dump.js';
+import { imageIdsFor, resolveLabelTable, UserError } from './infer-inputs.js';
+
+export { UserError };
+import { nodeIO } from './node-io.js';
+
+export const INFER_USAGE = 'node cli/infer.js --preset NAME --weights W.safetensors IMAGE_OR_DIR... [options]';
+
+export const INFER_OPTIONS: OptionSpec[] = [
+  { name: 'preset', type: 'string', metavar: 'NAME', help: `model preset: ${presetNames().join(', ')} (optional when the weights file stores its config)` },
+  { name: 'weights', type: 'string', metavar: 'W.safetensors', help: 'model weights (torchvision names) or a training checkpoint' },
+  { name: 'out', type: 'string', metavar: 'DIR', default: 'infer-out', help: 'folder for the drawn PNGs (and results.json unless --json)' },
+  { name: 'json', type: 'string', metavar: 'RESULTS.json', help: 'COCO results file (default DIR/results.json)' },
+  { name: 'score-thresh', type: 'number', metavar: 'T', help: "keep detections scoring above T (default: the preset's, 0.05)" },
+  { name: 'min-size', type: 'number', metavar: 'S', help: "resize the shorter side to S (default: the preset's)" },
+  { name: 'max-size', type: 'number', metavar: 'M', help: "cap the longer side at M (default: the preset's)" },
+  { name: 'classes', type: 'string', metavar: 'coco|FILE.json', help: 'class names / category ids: coco (torchvision 91-index), a COCO annotation file, or a JSON list of names (default: the checkpoint\'s, else coco for 91 classes)' },
+  { name: 'dump', type: 'string', metavar: 'OUT.safetensors', help: "the first image's intermediate tensors under the parity fixture's names" },
+  { name: 'draw', type: 'boolean', default: true, help: 'write the PNGs (--no-draw: results only)' },
+  { name: 'quiet', type: 'boolean', short: 'q', help: 'no per-image progress lines' },
+  { name: 'help', type: 'boolean', short: 'h', help: 'show this help' },
+];
+
+const IMAGE_EXT = /\.(jpe?g|png)$/i;
+
+/** Expands the positional arguments to image files; every problem is collected into one error. */
+export async function listImages(inputs: readonly string[]): Promise<string[]> {
+  if (inputs.length === 0) throw new ArgsError('no images given (IMAGE_OR_DIR...)');
+  const files: string[] = [];
+  const problems: string[] = [];
+  for (const p of inputs) {
+    let st;
+    try {
+      st = await fs.stat(p);
+    } catch {
+      problems.push(`${p}: no such file or folder`);
+      continue;
+    }
+    if (st.isDirectory()) {
+      const names = (await fs.readdir(p)).filter((n) => IMAGE_EXT.test(n)).sort();
+      if (names.length === 0) problems.push(`${p}: folder has no .jpg/.jpeg/.png images`);
+      files.push(...names.map((n) => path.join(p, n)));
+    } else {
+      files.push(p);
+    }
+  }
+  if (problems.length) throw new UserError(problems.join('\n       '));
+  return files;
+}
+
+/** Reads the weights file (plain safetensors or a training checkpoint). */
+async function readWeights(file: string): Promise<LoadedCheckpoint> {
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(await fs.readFile(file));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new UserError(`--weights ${file}: ${code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+  }
+  try {
+    return decodeCheckpoint(bytes, `--weights ${file}`);
+  } catch (e) {
+    throw new UserError((e as Error).message);
+  }
+}
+
+/** The model configuration: the one stored in a checkpoint, else the preset; plus the CLI overrides. */
+function resolveConfig(values: ParsedArgs['values'], ckpt: LoadedCheckpoint, log: (s: string) => void): MaskRCNNConfig {
+  const weights = String(values.weights);
+  const preset = values.preset as string | undefined;
+  const stored = checkpointInfo(ckpt)?.model;
+  let base: MaskRCNNConfig;
+  if (stored) {
+    if (preset && preset !== stored.name) log(`note: using the model configuration stored in ${weights} (${stored.name}), not --preset ${preset}`);
+    base = stored;
+  } else {
+    if (!preset) throw new ArgsError(`--preset is needed: ${weights} stores no model configuration`);
+    if (!presetNames().includes(preset)) throw new ArgsError(`unknown preset '${preset}'; available: ${presetNames().join(', ')}`);
+    base = getPreset(preset);
+    // A fine-tuned torchvision-format file may have another number of classes: follow the file.
+    const cls = ckpt.model['roi_heads.box_predictor.cls_score.weight'];
+    if (cls && cls.shape.length === 2 && cls.shape[0] !== base.numClasses) {
+      log(`note: ${weights} has ${cls.shape[0]} classes (preset ${preset}: ${base.numClasses}); using ${cls.shape[0]}`);
+      base = withOverrides(base, { numClasses: cls.shape[0] });
+    }
+  }
+  const o: DeepPartial<MaskRCNNConfig> = { input: {}, roiHeads: {} };
+  const num = (k: string): number | undefined => values[k] as number | undefined;
+  if (num('min-size') !== undefined) o.input!.minSizeTest = num('min-size');
+  if (num('max-size') !== undefined) o.input!.maxSize = num('max-size');
+  if (num('score-thresh') !== undefined) o.roiHeads!.scoreThresh = num('score-thresh');
+  const cfg = withOverrides(base, o);
+  try {
+    validateConfig(cfg);
+  } catch (e) {
+    throw new ArgsError((e as Error).message);
+  }
+  return cfg;
+}
+
+/** Loads the tensors, refusing a file that does not fit the model (naming the keys). */
+function loadWeights(model: MaskRCNN, ckpt: LoadedCheckpoint, file: string): void {
+  const report = model.loadStateDict(ckpt.model, { strict: false });
+  const problem = describeLoadReport(report);
+  if (!problem) return;
+  const made = ckpt.metadata.preset ? ` (the file says it was made for preset ${ckpt.metadata.preset})` : '';
+  throw new UserError(`--weights ${file} does not fit model ${model.cfg.name}${made}: ${problem}`);
+}
+
+/** PNG names from the images' base names; repeated names get a numeric suffix. */
+function pngNames(files: readonly string[]): string[] {
+  const seen = new Map<string, number>();
+  return files.map((f) => {
+    const stem = path.basename(f).replace(/\.[^.]*$/, '');
+    const n = (seen.get(stem) ?? 0) + 1;
+    seen.set(stem, n);
+    return `${n === 1 ? stem : `${stem}_${n}`}.png`;
+  });
+}
+
+export interface InferSummary {
+  images: number;
+  failed: number;
+  detections: number;
+  /** Wall milliseconds per image (decode, detect, results, drawing) in processing order. */
+  msPerImage: number[];
+  cpuSeconds: number;
+}
+
+/** Runs inference on parsed arguments (after init()); returns the exit code. */
+export async function runInfer(args: ParsedArgs, log: (s: string) => void = (s) => process.stderr.write(s + '\n')): Promise<InferSummary> {
+  const v = args.values;
+  if (typeof v.weights !== 'string') throw new ArgsError('--weights W.safetensors is needed');
+  const files = await listImages(args.positionals);
+  const ckpt = await readWeights(v.weights);
+  const cfg = resolveConfig(v, ckpt, log);
+  const table = await resolveLabelTable(v.classes as string | undefined, checkpointInfo(ckpt)?.categories, cfg.numClasses, nodeIO);
+  const ids = imageIdsFor(files);
+  if (!ids.fromNames) log('note: image file names are not all distinct COCO names (digits); image_id is the image\'s position, 1..n');
+
+  const model = new MaskRCNN(cfg);
+  const outDir = String(v.out);
+  const resultsPath = typeof v.json === 'string' ? v.json : path.join(outDir, 'results.json');
+  const pngs = pngNames(files);
+  const results: CocoResult[] = [];
+  const summary: InferSummary = { images: files.length, failed: 0, detections: 0, msPerImage: [], cpuSeconds: 0 };
+  const cpu0 = process.cpuUsage();
+  try {
+    loadWeights(model, ckpt, v.weights);
+    model.eval();
+    const quiet = !!v.quiet;
+    log(`model ${cfg.name} (${cfg.numClasses} classes, test size ${cfg.input.minSizeTest}/${cfg.input.maxSize}, score > ${cfg.roiHeads.scoreThresh}); classes: ${table.source}; ${files.length} image(s)`);
+    const rng = new Rng(0);
+    for (let i = 0; i < files.length; i++) {
+      const file = files[i]!;
+      const t0 = performance.now();
+      let image;
+      try {
+        image = decodeImage(await nodeIO.readBytes(file), file);
+      } catch (e) {
+        summary.failed++;
+        log(`[${i + 1}/${files.length}] error: ${e instanceof ImageDecodeError ? e.message : (e as Error).message}`);
+        continue;
+      }
+      const batch = model.prepare([image], rng);
+      let det: Detection;
+      const td = performance.now();
+      try {
+        if (i === 0 && typeof v.dump === 'string') {
+          const dumped = await detectWithDump(model, batch);
+          det = dumped.det;
+          const meta = { preset: cfg.name, image: file, min_size: String(cfg.input.minSizeTest), max_size: String(cfg.input.maxSize), score_thresh: String(cfg.roiHeads.scoreThresh) };
+          await nodeIO.writeBytes(v.dump, encodeSafetensors(dumped.tensors as Record<string, HostTensor>, meta));
+          log(`wrote ${Object.keys(dumped.tensors).length} tensors of ${file} to ${v.dump}`);
+        } else {
+          [det] = (await model.detect(batch)) as [Detection];
+        }
+      } finally {
+        batch.images.dispose();
+      }
+      const detectMs = performance.now() - td;
+      results.push(...detectionsToResults(det, ids.ids[i]!, table.catIds, cfg.roiHeads.maskThreshold));
+      summary.detections += det.scores.length;
+      if (v.draw) {
+        const drawn = drawDetections(image, det, { className: (l) => table.names[l] ?? `class ${l}`, maskThreshold: cfg.roiHeads.maskThreshold });
+        await nodeIO.writeBytes(path.join(outDir, pngs[i]!), encodePng(drawn.data, drawn.width, drawn.height));
+      }
+      const ms = performance.now() - t0;
+      summary.msPerImage.push(ms);
+      if (!quiet) {
+        log(`[${i + 1}/${files.length}] ${file} ${image.width}x${image.height} (image_id ${ids.ids[i]}): ${det.scores.length} detections, ` +
+          `${ms.toFixed(0)} ms (detect ${detectMs.toFixed(0)} ms)`);
+      }
+    }
+  } finally {
+    model.dispose();
+  }
+  await nodeIO.writeText(resultsPath, JSON.stringify(results));
+  const cpu = process.cpuUsage(cpu0);
+  summary.cpuSeconds = (cpu.user + cpu.system) / 1e6;
+  const done = summary.msPerImage.length;
+  const total = summary.msPerImage.reduce((a, b) => a + b, 0);
+  const later = summary.msPerImage.slice(1);
+  const steady = later.length ? ` (${(later.reduce((a, b) => a + b, 0) / later.length).toFixed(0)} ms after the first)` : '';
+  log(`${done} image(s) in ${(total / 1000).toFixed(1)} s: ${done ? (total / done).toFixed(0) : 0} ms per image${steady}, ` +
+    `${summary.cpuSeconds.toFixed(1)} CPU s; ${summary.detections} detections -> ${resultsPath}${v.draw ? `, PNGs in ${outDir}` : ''}`);
+  if (summary.failed) log(`${summary.failed} of ${files.length} image(s) could not be read`);
+  return summary;
+}
+
+/** Entry point: parses argv, runs, returns the exit code (user errors print one line). */
+export async function main(argv: readonly string[] = process.argv.slice(2)): Promise<number> {
+  let args: ParsedArgs;
+  try {
+    args = parseArgs(argv, INFER_OPTIONS);
+    if (args.values.help) {
+      console.log(formatHelp(INFER_USAGE, INFER_OPTIONS));
+      return 0;
+    }
+  } catch (e) {
+    if (!(e instanceof ArgsError)) throw e;
+    console.error(`error: ${e.message}\n\n${formatHelp(INFER_USAGE, INFER_OPTIONS)}`);
+    return 2;
+  }
+  try {
+    setQuiet(true);
+    await init();
+    const s = await runInfer(args);
+    return s.failed ? 1 : 0;
+  } catch (e) {
+    if (e instanceof ArgsError) {
+      console.error(`error: ${e.message}\n\nusage: ${INFER_USAGE} (--help for options)`);
+      return 2;
+    }
+    console.error(`error: ${(e as Error).message}`);
+    // A stack only for what looks like a bug (not a user error or a file-system refusal).
+    const userError = e instanceof UserError || e instanceof ImageDecodeError || typeof (e as NodeJS.ErrnoException).code === 'string';
+    if (process.env.DEBUG || !userError) console.error((e as Error).stack);
+    return 1;
+  } finally {
+    shutdown();
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().then((code) => { process.exitCode = code; });
+}
