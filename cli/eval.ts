@@ -9,7 +9,7 @@ import type { FileIO } from '../data/io.js';
 import { ArgsError, formatHelp, parseArgs, type OptionSpec, type ParsedArgs } from './args.js';
 import { nodeIO } from './node-io.js';
 
-export const EVAL_USAGE = 'node cli/eval.js --gt ANN.json --dt RESULTS.json [--iou-type bbox|segm] [--json] [--per-class]';
+export const EVAL_USAGE = 'node cli/eval.js --gt ANN.json --dt RESULTS.json [--iou-type bbox|segm] [--json] [--per-class]\n       node cli/eval.js --weights CKPT --images DIR --ann ANN.json [--dt OUT.json] [--preset NAME]';
 
 export const EVAL_OPTIONS: OptionSpec[] = [
   { name: 'gt', type: 'string', metavar: 'ANN.json', help: 'ground-truth COCO instances file' },
@@ -18,6 +18,12 @@ export const EVAL_OPTIONS: OptionSpec[] = [
   { name: 'json', type: 'boolean', help: 'end with one line {"stats":[12 numbers]} at full precision' },
   { name: 'per-class', type: 'boolean', help: 'print the per-category AP table' },
   { name: 'quiet', type: 'boolean', short: 'q', help: 'no progress lines (stderr)' },
+  { name: 'weights', type: 'string', metavar: 'CKPT', help: 'model mode: evaluate this checkpoint / weights file (--dt then names where results are written)' },
+  { name: 'images', type: 'string', metavar: 'DIR', help: 'model mode: image folder' },
+  { name: 'ann', type: 'string', metavar: 'ANN.json', help: 'model mode: COCO instances file' },
+  { name: 'preset', type: 'string', metavar: 'NAME', help: "model mode: model preset when the file has no config (default detectron2-r50-fpn)" },
+  { name: 'batch', type: 'number', metavar: 'B', help: 'model mode: images per batch (default 2)' },
+  { name: 'max-images', type: 'number', metavar: 'N', help: 'model mode: only the first N images' },
   { name: 'help', type: 'boolean', short: 'h', help: 'show this help' },
 ];
 
@@ -99,6 +105,10 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
     if (args.positionals.length) throw new ArgsError(`unexpected argument '${args.positionals[0]}'`);
     // further modes (e.g. evaluating a checkpoint: --weights/--images/--ann) branch here on their
     // options, produce a results list and call evaluateJson(); the default mode reads --gt/--dt files
+    if (args.values.weights !== undefined) {
+      const { runModelEval } = await import('./eval-model.js');
+      return await runModelEval(args, nodeIO);
+    }
     return await runFileEval(args);
   } catch (e) {
     if (e instanceof ArgsError) {

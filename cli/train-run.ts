@@ -56,6 +56,7 @@ export const CONFIG_FILE = 'train-config.json';
 
 interface Data {
   train: CocoDataset;
+  trainAnn: string;
   trainImages: string;
   val: CocoDataset | null;
   valImages: string;
@@ -75,6 +76,7 @@ async function loadData(cfg: TrainConfig, io: FileIO, cacheDir: string, print: (
     const p = shapesDatasetPaths(io, dir);
     return {
       train: await CocoDataset.load(io, p.trainAnnotations),
+      trainAnn: p.trainAnnotations,
       trainImages: p.trainImages,
       val: await CocoDataset.load(io, p.valAnnotations),
       valImages: p.valImages,
@@ -82,6 +84,7 @@ async function loadData(cfg: TrainConfig, io: FileIO, cacheDir: string, print: (
   }
   return {
     train: await CocoDataset.load(io, cfg.trainAnn!),
+    trainAnn: cfg.trainAnn!,
     trainImages: cfg.trainImages!,
     val: cfg.valAnn ? await CocoDataset.load(io, cfg.valAnn) : null,
     valImages: cfg.valImages ?? '',
@@ -125,7 +128,7 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions): Promise<RunO
     }
     const transform = model.transformConfig(true);
     source = cfg.workers > 0
-      ? await WorkerPoolSource.create({ annotationFile: data.train === null ? '' : (cfg.data === 'coco' ? cfg.trainAnn! : shapesAnn(io, data)), imageDir: data.trainImages, transform, filterEmpty: true }, cfg.workers)
+      ? await WorkerPoolSource.create({ annotationFile: data.trainAnn, imageDir: data.trainImages, transform, filterEmpty: true }, cfg.workers)
       : new CocoSampleSource(data.train, io, { imageDir: data.trainImages, transform, filterEmpty: true });
     loader = new DataLoader(source, { batchSize: cfg.batch, seed: cfg.seed, start: loaderStart, sizeDivisible: modelCfg.input.sizeDivisible });
     const schedule = warmupMultiStep({ warmupIters: cfg.warmupIters, warmupFactor: cfg.warmupFactor, milestones: milestones(cfg), gamma: cfg.gamma });
@@ -203,9 +206,4 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions): Promise<RunO
     optimizer.dispose();
     model.dispose();
   }
-}
-
-function shapesAnn(io: FileIO, data: Data): string {
-  // The worker threads re-read the annotation file; the synthetic one sits next to its image folder.
-  return io.join(data.trainImages, '..', 'annotations', 'instances_train.json');
 }
