@@ -1,5 +1,5 @@
 // The whole Mask R-CNN against torchvision 0.14 (shared/fixtures/torchvision-maskrcnn): with the
-// fixture's formula weights, our RPN head outputs, proposals (as a matched set), box-branch outputs
+// fixture's formula weights, our FPN features, RPN head outputs, proposals (as a matched set), box-branch outputs
 // for torchvision's own proposals, detections, mask logits, pasted masks, the five training losses
 // (deterministic sampling) and the listed parameter gradients. Tolerances are stated per check.
 import { test } from 'uvu';
@@ -96,9 +96,13 @@ test('the model has torchvision 0.14 state-dict keys (307 tensors)', () => {
   }
 });
 
-test('RPN head outputs, proposals and box-branch outputs match torchvision', async () => {
+test('FPN features, RPN head outputs, proposals and box-branch outputs match torchvision', async () => {
   const b = batch();
   const features = noGrad(() => model.features(b.images));
+  for (const [l, name] of ['0', '1', '2', '3', 'pool'].entries()) {
+    assert.equal([...features[l]!.shape], get(`fpn.${name}`).shape, `fpn.${name} shape`);
+    expectScaled(`fpn.${name}`, await features[l]!.floatData(), f32(`fpn.${name}`), 1e-4);
+  }
   const raw: { objectness?: Tensor[]; deltas?: Tensor[] } = {};
   const rpn = await noGrad(() => model.rpn.forward(features, b.info, undefined, undefined, raw));
   for (let l = 0; l < 5; l++) {
