@@ -38,8 +38,6 @@ export interface SpatialSpec {
   /** Output columns and channels per invocation. */
   tm: number;
   tn: number;
-  bias: boolean;
-  relu: boolean;
 }
 
 export const SPATIAL_WG = 64;
@@ -72,7 +70,7 @@ function axisTaps(mode: SpatialSpec['mode'], K: number, s: number, p: number, d:
 /**
  * Uniform words: 0 N, 1 srcC, 2 srcH, 3 srcW, 4 dstC, 5 dstH, 6 dstW, 7 kc (source channels per
  * group), 8 nc (output channels per group), 9 rows (dst-grid rows), 10 colBlocks, 11 cols (dst-grid
- * columns), 12 channel blocks. Workgroups: (ceil(N*rows*colBlocks / 64), channel blocks, groups).
+ * columns), 12 channel blocks, 13 flags (1: add bias, 2: relu). Workgroups: (ceil(N*rows*colBlocks / 64), channel blocks, groups).
  */
 export function spatialKernel(s: SpatialSpec): { wgsl: string; entry: string } {
   const { tm, tn } = s;
@@ -88,16 +86,17 @@ export function spatialKernel(s: SpatialSpec): { wgsl: string; entry: string } {
   e(uniformDecl(4));
   e('@group(0) @binding(1) var<storage, read> src: array<f32>;');
   e('@group(0) @binding(2) var<storage, read> wt: array<f32>;');
-  if (s.bias) e('@group(0) @binding(3) var<storage, read> bias: array<f32>;');
-  e(`@group(0) @binding(${s.bias ? 4 : 3}) var<storage, read_write> dst: array<f32>;`);
+  // Bias and relu are uniform flags (fewer pipelines to compile); without a bias any buffer is bound.
+  e('@group(0) @binding(3) var<storage, read> bias: array<f32>;');
+  e('@group(0) @binding(4) var<storage, read_write> dst: array<f32>;');
   e(`@compute @workgroup_size(${SPATIAL_WG})`);
   e(`fn conv_${s.mode}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {`);
   e(`  let Nb = ${uword(0)}; let srcC = ${uword(1)}; let srcH = ${uword(2)}; let srcW = ${uword(3)};`);
   e(`  let dstC = ${uword(4)}; let dstH = ${uword(5)}; let dstW = ${uword(6)}; let kc = ${uword(7)}; let nc = ${uword(8)};`);
-  e(`  let rows = ${uword(9)}; let blocks = ${uword(10)}; let cols = ${uword(11)};`);
+  e(`  let rows = ${uword(9)}; let blocks = ${uword(10)}; let cols = ${uword(11)}; let flags = ${uword(13)};`);
   e(`  let id = wid.x * ${SPATIAL_WG}u + lid.x;`);
   // Phases with no taps (1x1 stride 2) read nothing, but their bindings must stay in the layout.
-  e(`  if (id >= Nb * rows * blocks) { _ = src[0]; _ = wt[0]; return; }`);
+  e(`  if (id >= Nb * rows * blocks) { _ = src[0]; _ = wt[0]; _ = bias[0]; return; }`);
   e(`  let g = wid.z; let j0 = wid.y * ${tn}u;`);
   e(`  let blk = id % blocks; let rest = id / blocks; let a = rest % rows; let nb = rest / rows;`);
   e(`  let b0 = blk * ${tm}u;`);
@@ -144,11 +143,10 @@ export function spatialKernel(s: SpatialSpec): { wgsl: string; entry: string } {
   e(`  let drow = ${rowOff}u + ${rowMul}u * a;`);
   for (let j = 0; j < tn; j++) {
     e(`  if (j0 + ${j}u < nc) {`);
-    e(`    let ch = g * nc + j0 + ${j}u; let bv = ${s.bias ? 'bias[ch]' : '0.0'};`);
+    e(`    let ch = g * nc + j0 + ${j}u; var bv = 0.0; if ((flags & 1u) != 0u) { bv = bias[ch]; }`);
     e(`    let ob = ((nb * dstC + ch) * dstH + drow) * dstW + ${colOff}u;`);
     for (let i = 0; i < tm; i++) {
-      const v = s.relu ? `max(c${i}_${j} + bv, 0.0)` : `c${i}_${j} + bv`;
-      e(`    if (b0 + ${i}u < cols) { dst[ob + (b0 + ${i}u) * ${colMul}u] = ${v}; }`);
+      e(`    if (b0 + ${i}u < cols) { let v = c${i}_${j} + bv; dst[ob + (b0 + ${i}u) * ${colMul}u] = select(v, max(v, 0.0), (flags & 2u) != 0u); }`);
     }
     e(`  }`);
   }
@@ -237,8 +235,12 @@ export function weightGradKernel(s: WeightGradSpec): { wgsl: string; entry: stri
   return { wgsl: L.join('\n'), entry: 'conv_bwdWeight' };
 }
 
-/** Output columns per invocation: at most 16, spread so the last block of a row is nearly full. */
-export function pickColumns(cols: number): number {
-  const blocks = Math.ceil(cols / 16);
-  return Math.max(1, Math.ceil(cols / blocks));
+/**
+ * Register block of the spatial kernel: output columns (4, 8 or 16: few sizes, so few pipelines to
+ * compile; 16 wastes at most 3/16 of a block on rows wider than 12) and channels (1, 2, 4 or 8).
+ */
+export function pickBlock(cols: number, channels: number): { tm: number; tn: number } {
+  const tm = cols <= 4 ? 4 : cols <= 8 ? 8 : 16;
+  const tn = channels >= 8 ? 8 : channels >= 3 ? 4 : channels;
+  return { tm, tn };
 }

@@ -1,6 +1,7 @@
 // conv2d and conv_transpose2d: GPU forward and both gradients vs the float64 direct-loop references
 // on odd shapes (strides, padding, dilation, groups, depthwise, 1x1, a small stem), then finite
-// differences of the reference on small shapes. Tolerances: values in [-1, 1], float32 sums of up
+// differences of the reference on small shapes. Every kernel geometry is its own pipeline and
+// lavapipe takes seconds to compile one, so the cases are chosen to cover features, not to repeat. Tolerances: values in [-1, 1], float32 sums of up
 // to a few hundred terms, so atol/rtol 1e-4 (forward and gradients vs reference) and the checkOp
 // defaults for finite differences.
 import { test } from 'uvu';
@@ -33,19 +34,16 @@ interface Case {
 const CASES: Case[] = [
   { name: '3x3 pad 1, bias', x: [2, 3, 7, 13], w: [5, 3, 3, 3], padding: [1, 1], bias: true },
   { name: '3x3 stride 2 pad 1', x: [2, 3, 7, 13], w: [4, 3, 3, 3], stride: [2, 2], padding: [1, 1], bias: true },
-  { name: '3x3 dilation 2 pad 2', x: [1, 3, 9, 13], w: [6, 3, 3, 3], padding: [2, 2], dilation: [2, 2] },
   { name: 'groups 3, stride (2,1), pad (1,0)', x: [2, 6, 7, 13], w: [9, 2, 3, 3], stride: [2, 1], padding: [1, 0], groups: 3, bias: true },
-  { name: 'depthwise 3x3', x: [2, 5, 7, 13], w: [5, 1, 3, 3], padding: [1, 1], groups: 5, bias: true },
   { name: 'depthwise multiplier 2', x: [1, 3, 7, 13], w: [6, 1, 3, 3], stride: [2, 2], padding: [1, 1], groups: 3 },
-  { name: '1x1', x: [2, 7, 7, 13], w: [11, 7, 1, 1], bias: true },
+  { name: '1x1, several channel blocks', x: [2, 7, 7, 13], w: [19, 7, 1, 1], bias: true },
   { name: '1x1 stride 2', x: [2, 7, 7, 13], w: [5, 7, 1, 1], stride: [2, 2] },
-  { name: '7x7/2 stem', x: [2, 3, 19, 23], w: [8, 3, 7, 7], stride: [2, 2], padding: [3, 3] },
+  { name: '7x7/2 stem', x: [1, 3, 13, 15], w: [8, 3, 7, 7], stride: [2, 2], padding: [3, 3] },
   { name: 'wide: 40->70 channels, 3x3', x: [1, 40, 9, 11], w: [70, 40, 3, 3], padding: [1, 1], bias: true },
   { name: '2x5 kernel, stride (1,2), pad (0,2), dilation (2,1)', x: [2, 3, 7, 13], w: [4, 3, 2, 5], stride: [1, 2], padding: [0, 2], dilation: [2, 1] },
   { name: "padding 'same' with a 4x4 kernel", x: [1, 3, 7, 13], w: [3, 3, 4, 4], padding: 'same', bias: true },
   { name: 'fused relu', x: [2, 3, 7, 13], w: [5, 3, 3, 3], padding: [1, 1], bias: true, relu: true },
   { name: 'long reduction (split-K)', x: [2, 8, 30, 31], w: [16, 8, 3, 3], padding: [1, 1], bias: true },
-  { name: 'many output channels, 1x1, N > tile', x: [1, 20, 5, 7], w: [130, 20, 1, 1] },
 ];
 
 function refParams(c: Case, w: number[], x: number[]): Conv2dRefParams {
@@ -89,7 +87,8 @@ test('conv2d: gradients match finite differences (stride 2, pad 1, bias)', async
   const p: Conv2dRefParams = { stride: [2, 2], padding: [1, 1], dilation: [1, 1], groups: 1 };
   await checkOp({
     name: 'conv2d s2p1',
-    inputs: [ref([2, 3, 5, 6], 1, -1, 1), ref([4, 3, 3, 3], 2, -1, 1), ref([4], 3, -1, 1)],
+    // 13 columns: the same pipelines as the stride-2 case above.
+    inputs: [ref([1, 3, 5, 13], 1, -1, 1), ref([4, 3, 3, 3], 2, -1, 1), ref([4], 3, -1, 1)],
     gpu: ([x, w, b]) => F.conv2d(x!, w!, b!, 2, 1),
     ref: ([x, w, b]) => conv2dReference(x!, w!, b!, p),
   });

@@ -2,7 +2,7 @@
 // kernels/conv-gemm.ts. Three raw dispatchers (forward, input gradient = transposed convolution,
 // weight gradient = split-K GEMM) serve both ops: conv_transpose2d's forward is conv2d's input
 // gradient and its input gradient is conv2d's forward.
-import { spatialKernel, weightGradKernel, pickColumns, SPATIAL_WG, type SpatialSpec, type WeightGradSpec } from '../../kernels/conv-gemm.js';
+import { spatialKernel, weightGradKernel, pickBlock, SPATIAL_WG, type SpatialSpec, type WeightGradSpec } from '../../kernels/conv-gemm.js';
 import { convOutSize, convTransposeOutSize, type ConvGeom } from '../../kernels/conv.js';
 import { Uniforms } from '../../kernels/common.js';
 import { getBackend } from '../backend.js';
@@ -59,14 +59,14 @@ function dispatchSpatial(mode: 'fwd' | 'bwdInput', g: ConvGeom, src: Tensor, w: 
   const rows = fwd ? dstH : Math.ceil((dstH - phase[0]) / g.sh);
   const cols = fwd ? dstW : Math.ceil((dstW - phase[1]) / g.sw);
   if (rows <= 0 || cols <= 0) return;
-  const tm = pickColumns(cols), tn = Math.min(8, nc);
-  const spec: SpatialSpec = { mode, KH: g.KH, KW: g.KW, sh: g.sh, sw: g.sw, ph: g.ph, pw: g.pw, dh: g.dh, dw: g.dw, phase: fwd ? [0, 0] : phase, tm, tn, bias: !!bias, relu };
+  const { tm, tn } = pickBlock(cols, nc);
+  const spec: SpatialSpec = { mode, KH: g.KH, KW: g.KW, sh: g.sh, sw: g.sw, ph: g.ph, pw: g.pw, dh: g.dh, dw: g.dw, phase: fwd ? [0, 0] : phase, tm, tn };
   const kernel = cached(JSON.stringify(spec), () => spatialKernel(spec));
   const blocks = Math.ceil(cols / tm), chBlocks = Math.ceil(nc / tn);
-  const u = new Uniforms().u(g.N, srcC, srcH, srcW, dstC, dstH, dstW, kc, nc, rows, blocks, cols, chBlocks);
+  const u = new Uniforms().u(g.N, srcC, srcH, srcW, dstC, dstH, dstW, kc, nc, rows, blocks, cols, chBlocks, (bias ? 1 : 0) | (relu ? 2 : 0));
   getBackend().dispatch({
     kernel,
-    buffers: [src.storage.buffer, w.storage.buffer, ...(bias ? [bias.storage.buffer] : []), dst.storage.buffer],
+    buffers: [src.storage.buffer, w.storage.buffer, (bias ?? w).storage.buffer, dst.storage.buffer],
     uniforms: u.bytes(),
     workgroups: [Math.ceil((g.N * rows * blocks) / SPATIAL_WG), chBlocks, g.groups],
     label: `conv ${mode} ${describe(g)}`,
@@ -102,7 +102,7 @@ export function conv2dWeightGradRaw(dy: Tensor, x: Tensor, g: ConvGeom, splitsOv
   const tc = Math.min(cinG, g.KW === 1 ? 8 : 4);
   let tm = 16;
   while (tm > 1 && tm * tc * g.KW > 128) tm /= 2;
-  tm = Math.min(tm, coutG);
+  while (tm > 1 && tm / 2 >= coutG) tm /= 2; // powers of two only: fewer pipelines
   const R = 4;
   const spec: WeightGradSpec = { KW: g.KW, sh: g.sh, sw: g.sw, ph: g.ph, pw: g.pw, dh: g.dh, dw: g.dw, tm, tc, R };
   const kernel = cached(`wg${JSON.stringify(spec)}`, () => weightGradKernel(spec));
