@@ -96,15 +96,18 @@ function randomRois(K: number, N: number, H: number, W: number, scale: number, s
   return { shape: [K, 5], data: Float64Array.from(data, (v) => Math.fround(v)) };
 }
 
+// The kernel walks sampling grids in chunks of 4 x 4 samples: sampling_ratio 0 (bins up to 4 map
+// pixels here) and 2 take one chunk, sampling_ratio 5 and the large-bin test below several.
 for (const aligned of [false, true]) {
-  for (const samplingRatio of [0, 2]) {
+  for (const samplingRatio of [0, 2, 5]) {
     test(`GPU vs float64 reference and gradient: aligned=${aligned}, sampling_ratio=${samplingRatio}`, async () => {
       const p: RoiAlignParams = { pooledH: 3, pooledW: 2, samplingRatio, aligned };
-      // 7x13 map, 2 images, 5 channels (a full block of ROI_CHANNELS = 4 and a partial one), scale 1/2:
+      // 7x13 map, 2 images, 11 channels (a full and a partial block of 8 in the backward, a partial
+      // block of 16 in the forward), scale 1/2:
       // boxes in a 14x26 image frame.
       await checkOp({
         name: `roi_align aligned=${aligned} sr=${samplingRatio}`,
-        inputs: [ref([2, 5, 7, 13], 11), randomRois(6, 2, 7, 13, 0.5, 5 + samplingRatio)],
+        inputs: [ref([2, 11, 7, 13], 11), randomRois(6, 2, 7, 13, 0.5, 5 + samplingRatio)],
         differentiable: [true, false],
         gpu: ([x, b]) => F.roiAlign(x!, b!, { outputSize: [3, 2], spatialScale: 0.5, samplingRatio, aligned }),
         ref: ([x, b]) => roiAlignReference([x!], b!, [0.5], p),
@@ -114,8 +117,21 @@ for (const aligned of [false, true]) {
   }
 }
 
+test('large bins (adaptive grids of 5..15 samples per side): GPU vs reference and gradient', async () => {
+  const p: RoiAlignParams = { pooledH: 2, pooledW: 2, samplingRatio: 0, aligned: false };
+  await checkOp({
+    name: 'roi_align large bins',
+    inputs: [ref([1, 3, 9, 11], 12), randomRois(4, 1, 9, 11, 1, 13, 20, 30)],
+    differentiable: [true, false],
+    gpu: ([x, b]) => F.roiAlign(x!, b!, { outputSize: 2, samplingRatio: 0 }),
+    ref: ([x, b]) => roiAlignReference([x!], b!, [1], p),
+    forwardTol: TOL,
+  });
+});
+
 test('larger odd case vs reference (forward only): 17 boxes, 5x5 output, adaptive', async () => {
-  const x = ref([2, 5, 9, 11], 3);
+  // 19 channels: a full and a partial forward block of 16.
+  const x = ref([2, 19, 9, 11], 3);
   const b = randomRois(17, 2, 9, 11, 0.25, 9, 0.2, 12);
   const p: RoiAlignParams = { pooledH: 5, pooledW: 5, samplingRatio: 0, aligned: true };
   const out = F.roiAlign(F.tensor(Float32Array.from(x.data), x.shape), F.tensor(Float32Array.from(b.data), b.shape), { outputSize: 5, spatialScale: 0.25, aligned: true });

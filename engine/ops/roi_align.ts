@@ -2,7 +2,7 @@
 // LevelMapper, or Detectron2's level formula). Boxes are [K, 5] rows (batch index, x1, y1, x2, y2)
 // in image coordinates, or a list of per-image [L_i, 4] tensors. Gradients flow to the feature maps
 // (not to the boxes, as in torchvision).
-import { roiAlignKernel, roiAlignInvocations, levelMapperKernel, roiAlignUniformWords, type RoiAlignParams, type LevelMapperParams } from '../../kernels/roi_align.js';
+import { roiAlignKernel, roiAlignInvocations, roiChannels, levelMapperKernel, roiAlignUniformWords, type RoiAlignParams, type LevelMapperParams } from '../../kernels/roi_align.js';
 import { Uniforms, grid, WORKGROUP } from '../../kernels/common.js';
 import { getBackend } from '../backend.js';
 import { Tensor, empty, shapeStr } from '../tensor.js';
@@ -85,24 +85,25 @@ function poolLevels(op: string, features: readonly Tensor[], rois: Tensor, level
     return b.bytes();
   };
   const lv = levels ? [levels.storage.buffer] : [];
-  const n = roiAlignInvocations(K, C, p);
+  const nf = roiAlignInvocations(K, C, p, roiChannels(false));
   getBackend().dispatch({
     kernel: cached(`f${L}`, () => roiAlignKernel(L, false)),
     buffers: [r.storage.buffer, ...lv, ...feats.map((t) => t.storage.buffer), out.storage.buffer],
-    uniforms: uniforms(n, r.offset, feats.map((t) => t.offset)),
-    workgroups: grid(Math.ceil(n / WORKGROUP)),
+    uniforms: uniforms(nf, r.offset, feats.map((t) => t.offset)),
+    workgroups: grid(Math.ceil(nf / WORKGROUP)),
     label: `${op}(${feats.map((t) => shapeStr(t.shape)).join(', ')}, rois ${shapeStr(rois.shape)})`,
   });
   feats.forEach((t) => t.dispose());
   const saved = levels ? [r, levels] : [r];
   record(op, [...features], out, saved, (g, [rs, ls]) => {
     const grads = features.map((f) => zeros(f.shape));
+    const nb = roiAlignInvocations(K, C, p, roiChannels(true));
     const gd = g.isContiguous && g.offset === 0 ? g : contiguous(g);
     getBackend().dispatch({
       kernel: cached(`b${L}`, () => roiAlignKernel(L, true)),
       buffers: [rs!.storage.buffer, ...(ls ? [ls.storage.buffer] : []), gd.storage.buffer, ...grads.map((t) => t.storage.buffer)],
-      uniforms: uniforms(n, rs!.offset, grads.map(() => 0)),
-      workgroups: grid(Math.ceil(n / WORKGROUP)),
+      uniforms: uniforms(nb, rs!.offset, grads.map(() => 0)),
+      workgroups: grid(Math.ceil(nb / WORKGROUP)),
       label: `${op} backward (rois ${shapeStr(rois.shape)})`,
     });
     if (gd !== g) gd.dispose();
