@@ -3,10 +3,10 @@
 // (csrc/ops/cpu/roi_align_kernel.cpp: bilinear_interpolate and its y < -1 / y > H cut-offs,
 // the 0.5 offset when aligned, the 1x1 minimum RoI size when not, adaptive sampling grids).
 //
-// GPU layout: one invocation per (box, output bin, block of ROI_CHANNELS channels), channel blocks
+// GPU layout: one invocation per (box, output bin, block of roiChannels() channels), channel blocks
 // fastest, so the lanes of a SIMD group share the box and the bin (no divergence) and the geometry is
 // computed once per block. The bilinear weights are separable, so each bin walks the distinct rows and
-// columns of its sampling grid and loads each pixel of its footprint once (see levelBody). A
+// columns its samples touch and loads each pixel once per 4x4-sample chunk (see taps, levelBody). A
 // multi-level pooler binds every level's feature map and reads each box's level from a level buffer,
 // so pooling all boxes of all levels is one dispatch and the output is in the original box order. The
 // backward scatters the merged weights into the input gradient with a float atomic add
