@@ -16,19 +16,14 @@ export interface Overlay {
   width: number;
 }
 
-// Distinct hues for instances (ColorBrewer Set1/Dark2-like, readable on photos).
-const COLORS: [number, number, number][] = [
-  [228, 26, 28], [55, 126, 184], [77, 175, 74], [152, 78, 163], [255, 127, 0],
-  [166, 86, 40], [247, 129, 191], [27, 158, 119], [217, 95, 2], [117, 112, 179],
-];
-
 /** The 2-D context, always asked with the same options (the overlay reads pixels back). */
 function ctx2d(canvas: HTMLCanvasElement): CanvasRenderingContext2D {
   return canvas.getContext('2d', { willReadFrequently: true })!;
 }
 
+/** Instance colours: the library's palette, so the page and cli/infer.js's PNGs agree. */
 export function colorOf(i: number): [number, number, number] {
-  return COLORS[i % COLORS.length]!;
+  return [...L.draw.instanceColor(i)] as [number, number, number];
 }
 
 /** Puts an RGB (HWC) image on the canvas at its own size. */

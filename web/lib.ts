@@ -5,6 +5,7 @@ export * from '../engine/index.js';
 export * as image from '../data/image.js';
 export * as shapes from '../data/synthetic.js';
 export * as rle from '../data/rle.js';
+export * as draw from '../data/draw.js';
 export * as transforms from '../data/transforms.js';
 export { MaskRCNN, type Detection, type PreparedBatch, type LossDict } from '../model/maskrcnn.js';
 export type { MaskTarget } from '../model/roi-heads.js';
