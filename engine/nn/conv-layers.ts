@@ -77,7 +77,8 @@ function initParams(shape: number[], fanIn: number, fanOut: number, biasLen: num
   }
 }
 
-export class Conv2d extends Module {
+/** torch's _ConvNd: the fields, checks and initialisation that Conv2d and ConvTranspose2d share. */
+abstract class ConvNd extends Module {
   readonly weight: Tensor;
   readonly bias: Tensor | null;
   readonly kernelSize: [number, number];
@@ -86,9 +87,16 @@ export class Conv2d extends Module {
   readonly dilation: [number, number];
   readonly groups: number;
 
-  constructor(readonly inChannels: number, readonly outChannels: number, kernelSize: Pair, opts: Conv2dOptions = {}) {
+  constructor(
+    private readonly layerName: string,
+    readonly inChannels: number,
+    readonly outChannels: number,
+    kernelSize: Pair,
+    opts: Conv2dOptions,
+    transposed: boolean,
+  ) {
     super();
-    const name = 'Conv2d';
+    const name = layerName;
     this.groups = opts.groups ?? 1;
     checkChannels(name, inChannels, outChannels, this.groups);
     this.kernelSize = pairOf(kernelSize, 'kernel_size', name);
@@ -97,55 +105,44 @@ export class Conv2d extends Module {
     this.padding = pairOf(opts.padding ?? 0, 'padding', name);
     this.dilation = pairOf(opts.dilation ?? 1, 'dilation', name);
     const [kh, kw] = this.kernelSize;
-    const shape = [outChannels, inChannels / this.groups, kh, kw];
-    const [w, b] = initParams(shape, (inChannels / this.groups) * kh * kw, outChannels * kh * kw, opts.bias === false ? 0 : outChannels, opts.init ?? { kind: 'default' }, opts.rng ?? defaultRng());
+    // Weight [out, in/groups, kh, kw], or [in, out/groups, kh, kw] when transposed; torch takes
+    // fan_in = size(1) * kernel area and fan_out = size(0) * kernel area either way.
+    const shape = transposed ? [inChannels, outChannels / this.groups, kh, kw] : [outChannels, inChannels / this.groups, kh, kw];
+    const [w, b] = initParams(shape, shape[1]! * kh * kw, shape[0]! * kh * kw, opts.bias === false ? 0 : outChannels, opts.init ?? { kind: 'default' }, opts.rng ?? defaultRng());
     this.weight = this.registerParameter('weight', w);
     this.bias = b ? this.registerParameter('bias', b) : null;
+  }
+
+  protected checkInput(x: Tensor): void {
+    if (x.ndim !== 4 || x.shape[1] !== this.inChannels) {
+      throw new Error(`${this.layerName}: input ${shapeStr(x.shape)} should be [N, ${this.inChannels}, H, W] (weight ${shapeStr(this.weight.shape)})`);
+    }
+  }
+}
+
+export class Conv2d extends ConvNd {
+  constructor(inChannels: number, outChannels: number, kernelSize: Pair, opts: Conv2dOptions = {}) {
+    super('Conv2d', inChannels, outChannels, kernelSize, opts, false);
   }
 
   /** x [N, in, H, W] -> [N, out, OH, OW]; `activation: 'relu'` fuses the ReLU that usually follows. */
   forward(x: Tensor, activation: Activation = 'none'): Tensor {
-    if (x.ndim !== 4 || x.shape[1] !== this.inChannels) {
-      throw new Error(`Conv2d: input ${shapeStr(x.shape)} should be [N, ${this.inChannels}, H, W] (weight ${shapeStr(this.weight.shape)})`);
-    }
+    this.checkInput(x);
     return conv2d(x, this.weight, this.bias, this.stride, this.padding, this.dilation, this.groups, { activation });
   }
 }
 
-export class ConvTranspose2d extends Module {
-  readonly weight: Tensor;
-  readonly bias: Tensor | null;
-  readonly kernelSize: [number, number];
-  readonly stride: [number, number];
-  readonly padding: [number, number];
+export class ConvTranspose2d extends ConvNd {
   readonly outputPadding: [number, number];
-  readonly dilation: [number, number];
-  readonly groups: number;
 
-  constructor(readonly inChannels: number, readonly outChannels: number, kernelSize: Pair, opts: ConvTranspose2dOptions = {}) {
-    super();
-    const name = 'ConvTranspose2d';
-    this.groups = opts.groups ?? 1;
-    checkChannels(name, inChannels, outChannels, this.groups);
-    this.kernelSize = pairOf(kernelSize, 'kernel_size', name);
-    if (this.kernelSize[0] < 1 || this.kernelSize[1] < 1) throw new Error(`${name}: kernel_size must be >= 1, got ${JSON.stringify(kernelSize)}`);
-    this.stride = pairOf(opts.stride ?? 1, 'stride', name);
-    this.padding = pairOf(opts.padding ?? 0, 'padding', name);
-    this.outputPadding = pairOf(opts.outputPadding ?? 0, 'output_padding', name);
-    this.dilation = pairOf(opts.dilation ?? 1, 'dilation', name);
-    const [kh, kw] = this.kernelSize;
-    const shape = [inChannels, outChannels / this.groups, kh, kw];
-    // torch's fan_in is weight.size(1) * kernel area = (out/groups)*kh*kw; fan_out = size(0) * area.
-    const [w, b] = initParams(shape, (outChannels / this.groups) * kh * kw, inChannels * kh * kw, opts.bias === false ? 0 : outChannels, opts.init ?? { kind: 'default' }, opts.rng ?? defaultRng());
-    this.weight = this.registerParameter('weight', w);
-    this.bias = b ? this.registerParameter('bias', b) : null;
+  constructor(inChannels: number, outChannels: number, kernelSize: Pair, opts: ConvTranspose2dOptions = {}) {
+    super('ConvTranspose2d', inChannels, outChannels, kernelSize, opts, true);
+    this.outputPadding = pairOf(opts.outputPadding ?? 0, 'output_padding', 'ConvTranspose2d');
   }
 
   /** x [N, in, H, W] -> [N, out, (H-1)*s - 2p + d(k-1) + op + 1, ...]. */
   forward(x: Tensor, activation: Activation = 'none'): Tensor {
-    if (x.ndim !== 4 || x.shape[1] !== this.inChannels) {
-      throw new Error(`ConvTranspose2d: input ${shapeStr(x.shape)} should be [N, ${this.inChannels}, H, W] (weight ${shapeStr(this.weight.shape)})`);
-    }
+    this.checkInput(x);
     return convTranspose2d(x, this.weight, this.bias, this.stride, this.padding, this.outputPadding, this.groups, this.dilation, { activation });
   }
 }
