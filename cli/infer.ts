@@ -11,12 +11,13 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { init, setQuiet, shutdown } from '../engine/index.js';
 import { Rng } from '../engine/random.js';
-import { encodeSafetensors, type HostTensor } from '../engine/safetensors.js';
+import { encodeSafetensors, loadSafetensors, type HostTensor } from '../engine/safetensors.js';
+import { tensor } from '../engine/ops/create.js';
 import { describeLoadReport } from '../engine/nn/module.js';
 import { decodeImage, encodePng, ImageDecodeError } from '../data/image.js';
 import { drawDetections } from '../data/draw.js';
 import type { CocoResult } from '../data/coco-json.js';
-import { MaskRCNN, type Detection } from '../model/maskrcnn.js';
+import { MaskRCNN, type Detection, type PreparedBatch } from '../model/maskrcnn.js';
 import { getPreset, presetNames } from '../model/presets.js';
 import { validateConfig, withOverrides, type DeepPartial, type MaskRCNNConfig } from '../model/config.js';
 import { ArgsError, formatHelp, parseArgs, type OptionSpec, type ParsedArgs } from './args.js';
@@ -40,6 +41,7 @@ export const INFER_OPTIONS: OptionSpec[] = [
   { name: 'max-size', type: 'number', metavar: 'M', help: "cap the longer side at M (default: the preset's)" },
   { name: 'classes', type: 'string', metavar: 'coco|FILE.json', help: 'class names / category ids: coco (torchvision 91-index), a COCO annotation file, or a JSON list of names (default: the checkpoint\'s, else coco for 91 classes)' },
   { name: 'dump', type: 'string', metavar: 'OUT.safetensors', help: "the first image's intermediate tensors under the parity fixture's names" },
+  { name: 'dump-input', type: 'string', metavar: 'CASE.safetensors', help: "with --dump: feed the first image's input.tensor / input.image_size from a fixture case instead of our decoding and resizing (compares the model alone)" },
   { name: 'draw', type: 'boolean', default: true, help: 'write the PNGs (--no-draw: results only)' },
   { name: 'quiet', type: 'boolean', short: 'q', help: 'no per-image progress lines' },
   { name: 'help', type: 'boolean', short: 'h', help: 'show this help' },
@@ -131,6 +133,25 @@ function loadWeights(model: MaskRCNN, ckpt: LoadedCheckpoint, file: string): voi
   throw new UserError(`--weights ${file} does not fit model ${model.cfg.name}${made}: ${problem}`);
 }
 
+/** A batch from a fixture case's input.tensor and input.image_size (the image's own size kept). */
+async function fixtureInput(file: string, origH: number, origW: number): Promise<PreparedBatch> {
+  let t: Record<string, HostTensor>;
+  try {
+    t = loadSafetensors(new Uint8Array(await fs.readFile(file))).tensors;
+  } catch (e) {
+    throw new UserError(`--dump-input ${file}: ${(e as Error).message}`);
+  }
+  const input = t['input.tensor'], size = t['input.image_size'];
+  if (!input || input.shape.length !== 4 || input.shape[0] !== 1 || !size || size.data.length !== 2) {
+    throw new UserError(`--dump-input ${file}: needs input.tensor [1, 3, H, W] and input.image_size [2]`);
+  }
+  return {
+    images: tensor(Float32Array.from(input.data), input.shape),
+    info: { paddedSize: [input.shape[2]!, input.shape[3]!], imageSizes: [[size.data[0]!, size.data[1]!]] },
+    originalSizes: [[origH, origW]],
+  };
+}
+
 /** PNG names from the images' base names; repeated names get a numeric suffix. */
 function pngNames(files: readonly string[]): string[] {
   const seen = new Map<string, number>();
@@ -155,6 +176,7 @@ export interface InferSummary {
 export async function runInfer(args: ParsedArgs, log: (s: string) => void = (s) => process.stderr.write(s + '\n')): Promise<InferSummary> {
   const v = args.values;
   if (typeof v.weights !== 'string') throw new ArgsError('--weights W.safetensors is needed');
+  if (v['dump-input'] !== undefined && v.dump === undefined) throw new ArgsError('--dump-input needs --dump OUT.safetensors');
   const files = await listImages(args.positionals);
   const ckpt = await readWeights(v.weights);
   const cfg = resolveConfig(v, ckpt, log);
@@ -178,6 +200,7 @@ export async function runInfer(args: ParsedArgs, log: (s: string) => void = (s) 
     for (let i = 0; i < files.length; i++) {
       const file = files[i]!;
       const t0 = performance.now();
+      const c0 = process.cpuUsage();
       let image;
       try {
         image = decodeImage(await nodeIO.readBytes(file), file);
@@ -186,14 +209,15 @@ export async function runInfer(args: ParsedArgs, log: (s: string) => void = (s) 
         log(`[${i + 1}/${files.length}] error: ${e instanceof ImageDecodeError ? e.message : (e as Error).message}`);
         continue;
       }
-      const batch = model.prepare([image], rng);
+      const dumpInput = i === 0 && typeof v.dump === 'string' && typeof v['dump-input'] === 'string';
+      const batch = dumpInput ? await fixtureInput(v['dump-input'] as string, image.height, image.width) : model.prepare([image], rng);
       let det: Detection;
       const td = performance.now();
       try {
         if (i === 0 && typeof v.dump === 'string') {
           const dumped = await detectWithDump(model, batch);
           det = dumped.det;
-          const meta = { preset: cfg.name, image: file, min_size: String(cfg.input.minSizeTest), max_size: String(cfg.input.maxSize), score_thresh: String(cfg.roiHeads.scoreThresh) };
+          const meta = { preset: cfg.name, image: file, input: dumpInput ? `input.tensor of ${v['dump-input']}` : 'decoded and resized here', min_size: String(cfg.input.minSizeTest), max_size: String(cfg.input.maxSize), score_thresh: String(cfg.roiHeads.scoreThresh) };
           await nodeIO.writeBytes(v.dump, encodeSafetensors(dumped.tensors as Record<string, HostTensor>, meta));
           log(`wrote ${Object.keys(dumped.tensors).length} tensors of ${file} to ${v.dump}`);
         } else {
@@ -210,10 +234,11 @@ export async function runInfer(args: ParsedArgs, log: (s: string) => void = (s) 
         await nodeIO.writeBytes(path.join(outDir, pngs[i]!), encodePng(drawn.data, drawn.width, drawn.height));
       }
       const ms = performance.now() - t0;
+      const c = process.cpuUsage(c0);
       summary.msPerImage.push(ms);
       if (!quiet) {
         log(`[${i + 1}/${files.length}] ${file} ${image.width}x${image.height} (image_id ${ids.ids[i]}): ${det.scores.length} detections, ` +
-          `${ms.toFixed(0)} ms (detect ${detectMs.toFixed(0)} ms)`);
+          `${ms.toFixed(0)} ms (detect ${detectMs.toFixed(0)} ms), ${((c.user + c.system) / 1e6).toFixed(1)} CPU s`);
       }
     }
   } finally {

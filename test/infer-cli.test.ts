@@ -22,6 +22,9 @@ import { rleArea, rleFrString } from '../data/rle.js';
 import { COCOeval } from '../data/cocoeval/index.js';
 import type { CocoResult } from '../data/coco-json.js';
 import { compareDumps, matchedBoxes, scaledError } from '../tools/compare-dump.js';
+import { COCO_91_NAMES } from '../data/coco-categories.js';
+import { cocoImageId, imageIdsFor, resolveLabelTable } from '../cli/infer-inputs.js';
+import { nodeIO } from '../cli/node-io.js';
 
 await ready;
 
@@ -41,6 +44,17 @@ function run(script: string, args: string[]): Promise<{ code: number | null; std
     child.on('error', reject);
     child.on('exit', (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+async function rejects(p: Promise<unknown>, re: RegExp): Promise<void> {
+  let error: Error | null = null;
+  try {
+    await p;
+  } catch (e) {
+    error = e as Error;
+  }
+  assert.ok(error, `expected a rejection matching ${re}`);
+  assert.match(error!.message, re);
 }
 
 /** stderr without Dawn's adapter warnings. */
@@ -186,6 +200,41 @@ test('compare-dump: scaled error max|a-b|/max|b|, boxes matched as sets, shape d
   assert.is(byName['det.boxes']!.matched, 0.5);
   assert.equal(onlyA, ['a']);
   assert.equal(onlyB, ['b']);
+});
+
+test('label tables: COCO 91-index names agree with the annotation file; --classes files; checkpoint categories', async () => {
+  const gt = JSON.parse(readFileSync(join(DATA, 'annotations/instances_val2017.json'), 'utf8')) as { categories: { id: number; name: string }[] };
+  assert.is(COCO_91_NAMES.length, 91);
+  for (const c of gt.categories) assert.is(COCO_91_NAMES[c.id], c.name, `category ${c.id}`);
+  assert.is(COCO_91_NAMES.filter((n) => n === 'N/A').length, 91 - 1 - 80);
+
+  const coco = await resolveLabelTable(undefined, undefined, 91, nodeIO);
+  assert.is(coco.catIds[18], 18);
+  assert.is(coco.names[18], 'dog');
+  await rejects(resolveLabelTable('coco', undefined, 5, nodeIO), /90 classes \(\+ background\), but the model has 4/);
+  // a training checkpoint's categories: categories[label - 1]
+  const stored = await resolveLabelTable(undefined, [{ id: 3, name: 'car' }, { id: 18, name: 'dog' }], 3, nodeIO);
+  assert.equal([stored.names[2], stored.catIds[2]], ['dog', 18]);
+  // an annotation file's categories are numbered in id order, whatever order the file lists them
+  const ann = join(dir, 'cats.json');
+  writeFileSync(ann, JSON.stringify({ categories: [{ id: 7, name: 'b' }, { id: 2, name: 'a' }] }));
+  const fromAnn = await resolveLabelTable(ann, undefined, 3, nodeIO);
+  assert.equal([...fromAnn.catIds], [0, 2, 7]);
+  assert.equal(fromAnn.names, ['__background__', 'a', 'b']);
+  const list = join(dir, 'names.json');
+  writeFileSync(list, JSON.stringify(['x', 'y']));
+  assert.equal((await resolveLabelTable(list, undefined, 3, nodeIO)).names, ['__background__', 'x', 'y']);
+  await rejects(resolveLabelTable(list, undefined, 5, nodeIO), /2 classes/);
+  assert.equal((await resolveLabelTable(undefined, undefined, 3, nodeIO)).names, ['__background__', 'class 1', 'class 2']);
+});
+
+test('image ids: COCO file names give their number, anything else the position', () => {
+  assert.is(cocoImageId('a/b/000000555705.jpg'), 555705);
+  assert.is(cocoImageId('COCO_val2014_000000000042.jpg'), 42);
+  assert.is(cocoImageId('photo.jpg'), null);
+  assert.equal(imageIdsFor(['x/000000000007.jpg', 'y/000000000003.png']), { ids: [7, 3], fromNames: true });
+  assert.equal(imageIdsFor(['000000000007.jpg', 'cat.png']), { ids: [1, 2], fromNames: false });
+  assert.equal(imageIdsFor(['a/000000000007.jpg', 'b/000000000007.jpg']), { ids: [1, 2], fromNames: false });
 });
 
 test.run();
