@@ -200,6 +200,14 @@ test('compare-dump: scaled error max|a-b|/max|b|, boxes matched as sets, shape d
   assert.is(byName['det.boxes']!.matched, 0.5);
   assert.equal(onlyA, ['a']);
   assert.equal(onlyB, ['b']);
+  // Rows that follow the proposals are compared through the proposal matching: the same rows in
+  // the other order give 0 error there, while the plain row-by-row error is large.
+  const paired = compareDumps(
+    { 'rpn.proposals': t([5, 5, 9, 9, 0, 0, 1, 1], [2, 4]), 'box.class_logits': t([7, 8, 1, 2], [2, 2]) },
+    { 'rpn.proposals': t([0, 0, 1, 1, 5, 5, 9, 9], [2, 4]), 'box.class_logits': t([1, 2, 7, 8], [2, 2]) },
+  ).rows.find((r) => r.name === 'box.class_logits')!;
+  assert.is(paired.scaled, 6 / 8);
+  assert.equal(paired.paired, { scaled: 0, maxAbs: 0, rows: 2, of: 2, via: 'rpn.proposals' });
 });
 
 test('label tables: COCO 91-index names agree with the annotation file; --classes files; checkpoint categories', async () => {
