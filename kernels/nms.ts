@@ -91,15 +91,7 @@ export function greedyFromMask(mask: Uint32Array, n: number): number[] {
  * lower index first); a box is dropped when its IoU with a kept box is > thr.
  */
 export function nmsReference(boxes: readonly Box[], scores: readonly number[], thr: number): number[] {
-  const order = scores.map((_, i) => i).sort((a, b) => (scores[b]! !== scores[a]! ? scores[b]! - scores[a]! : a - b));
-  const keep: number[] = [];
-  const suppressed = new Set<number>();
-  for (const i of order) {
-    if (suppressed.has(i)) continue;
-    keep.push(i);
-    for (const j of order) if (!suppressed.has(j) && j !== i && iouRef(boxes[i]!, boxes[j]!) > thr) suppressed.add(j);
-  }
-  return keep;
+  return batchedNmsReference(boxes, scores, new Array<number>(boxes.length).fill(0), thr);
 }
 
 /** float64 batched NMS: boxes of different categories never suppress each other. */
