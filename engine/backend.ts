@@ -3,7 +3,8 @@
 // go into one arena written right before the submit; pipelines are cached by their WGSL source.
 // Nothing is read back unless asked.
 import { BufferPool, type PoolStats } from './pool.js';
-import { getDevice, releaseDevice } from './device.js';
+import { getDevice, releaseDevice, hostPause } from './device.js';
+import { KernelProfiler, type ProfileRow } from './profiler.js';
 
 export interface Kernel {
   /** Unique WGSL source; the pipeline cache key. */
@@ -47,6 +48,7 @@ export class WebGPUBackend {
   isShutDown = false;
   private lost: string | null = null;
   submitCount = 0;
+  private profiler: KernelProfiler | null = null;
 
   constructor(readonly device: GPUDevice) {
     this.pool = new BufferPool(device);
@@ -82,7 +84,7 @@ export class WebGPUBackend {
     this.recordCopy(buffer, byteOffset, staging, 0, size);
     this.flush();
     try {
-      await staging.mapAsync(MAP_MODE_READ);
+      await waitForGPU(staging.mapAsync(MAP_MODE_READ));
       return staging.getMappedRange().slice(0, byteLength);
     } finally {
       staging.destroy();
@@ -147,6 +149,10 @@ export class WebGPUBackend {
     d.buffers.forEach((buffer, i) => entries.push({ binding: i + 1, resource: { buffer } }));
     if (this.debug) this.device.pushErrorScope('validation');
     const bindGroup = this.device.createBindGroup({ layout: this.layouts.get(d.kernel.wgsl)!, entries });
+    if (this.profiler) {
+      this.endPass();
+      this.pass = this.ensureEncoder().beginComputePass(this.profiler.passFor(d.label, d.kernel.entry));
+    }
     const pass = this.ensurePass();
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);
@@ -156,6 +162,7 @@ export class WebGPUBackend {
       throw new Error(`${d.label}: ${x}x${y}x${z} workgroups exceed the device limit ${maxDim} per dimension (${d.kernel.entry})`);
     }
     pass.dispatchWorkgroups(x, y, z);
+    if (this.profiler) this.endPass();
     this.lastLabel = `${d.label} [${d.kernel.entry}]`;
     this.batchLabels.push(this.lastLabel);
     this.dispatchCount++;
@@ -176,6 +183,7 @@ export class WebGPUBackend {
     this.endPass();
     if (this.arenaUsed > 0) this.device.queue.writeBuffer(this.arena, 0, this.arenaCpu.buffer, 0, this.arenaUsed);
     const labels = this.batchLabels;
+    this.profiler?.resolve(this.encoder);
     this.device.pushErrorScope('validation');
     this.device.queue.submit([this.encoder.finish()]);
     this.device.popErrorScope().then((err) => {
@@ -196,8 +204,24 @@ export class WebGPUBackend {
   /** Resolves when the GPU has finished all submitted work. */
   async sync(): Promise<void> {
     this.flush();
-    await this.device.queue.onSubmittedWorkDone();
+    await waitForGPU(this.device.queue.onSubmittedWorkDone());
     this.throwPending();
+  }
+
+  /** Starts timing every dispatch on the GPU (needs 'timestamp-query'; see engine/profiler.ts). */
+  startProfile(): void {
+    this.flush();
+    this.profiler = new KernelProfiler(this.device, MAX_BATCH);
+  }
+
+  /** Stops timing and returns the GPU time per kernel and op (or whole label), slowest first. */
+  async stopProfile(byLabel = false): Promise<ProfileRow[]> {
+    this.flush();
+    const p = this.profiler;
+    this.profiler = null;
+    if (!p) throw new Error('stopProfile: no profile was started');
+    await waitForGPU(this.device.queue.onSubmittedWorkDone());
+    return p.collect(byLabel);
   }
 
   memory(): PoolStats {
@@ -229,6 +253,18 @@ export class WebGPUBackend {
       throw new Error(msg);
     }
   }
+}
+
+/** Awaits GPU work, pausing the host between polls where a pause is registered (see HostPause). */
+async function waitForGPU<T>(work: Promise<T>): Promise<T> {
+  const pause = hostPause;
+  if (!pause) return work;
+  let settled = false;
+  const done = work.finally(() => {
+    settled = true;
+  });
+  while (!settled) await pause();
+  return done;
 }
 
 function numbered(src: string): string {

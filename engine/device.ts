@@ -15,6 +15,20 @@ export function setGPUProvider(p: GPUProvider): void {
   provider = p;
 }
 
+/**
+ * How the host waits for the GPU. Dawn's Node binding polls for finished work from the event loop
+ * without pause, so a plain `await` of a readback keeps one CPU core busy -- on a CPU driver such as
+ * lavapipe that core is taken from the shader threads doing the work. A provider may register a
+ * pause (cli/node-gpu.ts: a short blocking sleep, then one event-loop turn) that the backend runs
+ * between polls instead. Browsers need none.
+ */
+export type HostPause = () => Promise<void>;
+export let hostPause: HostPause | undefined;
+
+export function setHostPause(p: HostPause | undefined): void {
+  hostPause = p;
+}
+
 /** Silences the one-line adapter report printed at start-up. */
 export function setQuiet(q: boolean): void {
   quiet = q;
@@ -62,7 +76,9 @@ async function createDevice(): Promise<GPUDevice> {
   }
   const requiredLimits: Record<string, number> = {};
   for (const name of WANTED_LIMITS) requiredLimits[name] = adapter.limits[name] as number;
-  const device = await adapter.requestDevice({ requiredLimits });
+  // Timestamp queries serve the kernel profiler (backend.startProfile); asked for where offered.
+  const requiredFeatures: GPUFeatureName[] = adapter.features.has('timestamp-query') ? ['timestamp-query'] : [];
+  const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
   const info = adapter.info;
   adapterReport = {
     description: info.description || [info.vendor, info.architecture, info.device].filter(Boolean).join(' ') || 'unknown',

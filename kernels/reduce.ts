@@ -6,8 +6,20 @@ import type { WType } from './elementwise.js';
 
 export type ReduceOp = 'sum' | 'max' | 'min' | 'argmax' | 'argmin';
 
-/** Rows at most this long are reduced by a single thread. */
-export const SHORT_ROW = 16;
+/** Rows at most this long are reduced by a single thread each. */
+export const SHORT_ROW = 256;
+/** With at least this many rows, rows up to LONG_ROW are a thread each too. */
+export const MANY_ROWS = 4096;
+export const LONG_ROW = 4096;
+
+/**
+ * Thread per row, or workgroup per row? A workgroup per row of 256 lanes only pays when rows are
+ * long and few: for short rows most lanes idle, and a split-K partial sum (thousands of rows of a
+ * few dozen) launched thousands of mostly idle workgroups (3 ms each on lavapipe).
+ */
+export function reduceShortRows(rows: number, rowLength: number): boolean {
+  return rowLength <= SHORT_ROW || (rows >= MANY_ROWS && rowLength <= LONG_ROW);
+}
 
 const INIT: Record<ReduceOp, (t: WType) => string> = {
   sum: (t) => `${t}(0)`,

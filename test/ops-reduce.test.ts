@@ -32,6 +32,9 @@ const CASES: { shape: number[]; axes: number[] }[] = [
   { shape: [3, 5, 9], axes: [1] },
   { shape: [2, 3, 4, 5], axes: [0, 1, 2, 3] },
   { shape: [5, 300], axes: [1] }, // long rows: workgroup tree
+  { shape: [37, 3], axes: [0] }, // rows of 37 with stride 3: thread per row
+  { shape: [2, 4100], axes: [0, 1] }, // one long row: workgroup tree
+  { shape: [301, 4099], axes: [0] }, // many rows of 301: thread per row (split-K partial sums)
   { shape: [1031], axes: [0] },
 ];
 

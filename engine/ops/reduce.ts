@@ -1,6 +1,6 @@
 // Reductions over any set of axes, lowered to the row-reduction kernel: the reduced axes are
 // permuted last and, when the memory layout allows, read with strides instead of copied.
-import { reduceKernel, SHORT_ROW, type ReduceOp } from '../../kernels/reduce.js';
+import { reduceKernel, reduceShortRows, type ReduceOp } from '../../kernels/reduce.js';
 import { Uniforms, grid, WORKGROUP } from '../../kernels/common.js';
 import { getBackend } from '../backend.js';
 import { Tensor, empty, shapeStr, sizeOf, WGSL_TYPE } from '../tensor.js';
@@ -52,7 +52,7 @@ export function reduceRaw(x: Tensor, op: ReduceOp, dims: Dims, keepdim = false):
     rows = { n: out.size, stride: R };
     elems = { n: R, stride: 1 };
   }
-  const short = R <= SHORT_ROW;
+  const short = reduceShortRows(out.size, R);
   const type = WGSL_TYPE[x.dtype];
   const key = `${op}|${type}|${short}`;
   let kernel = kernels.get(key);

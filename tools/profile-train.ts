@@ -1,0 +1,99 @@
+// Where a training iteration's time goes: dispatches, submits and readbacks per iteration, the
+// time the host spends waiting for readbacks (the device's share, roughly) and the rest (JS +
+// Dawn encoding: the host's share), for the default synthetic configuration or a --config file.
+// A dev tool for speed work; not run by tests.
+// Usage: node dist/tools/profile-train.js [--iters N] [--warmup N] [--config FILE] [--top N] [--by-label]
+import '../cli/node-gpu.js';
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { init, getBackend, shutdown } from '../engine/index.js';
+import { manualSeed, Rng } from '../engine/random.js';
+import { SGD } from '../engine/optim/sgd.js';
+import { MaskRCNN } from '../model/maskrcnn.js';
+import { getPreset } from '../model/presets.js';
+import { withOverrides } from '../model/config.js';
+import { CocoDataset } from '../data/coco.js';
+import { CocoSampleSource } from '../data/coco-source.js';
+import { DataLoader } from '../data/loader.js';
+import { generateShapesDataset, shapesDatasetPaths, shapesDatasetReady, DEFAULT_SHAPES_OPTIONS } from '../data/synthetic.js';
+import { nodeIO } from '../cli/node-io.js';
+import { SYNTHETIC_DEFAULTS, type TrainConfig } from '../cli/train-config.js';
+import { paramGroups, trainStep } from '../cli/train-loop.js';
+
+const argv = process.argv.slice(2);
+const flag = (name: string, d: string): string => {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1]! : d;
+};
+const iters = Number(flag('--iters', '20'));
+const warmup = Number(flag('--warmup', '5'));
+const configFile = flag('--config', '');
+const cfg: TrainConfig = configFile ? { ...SYNTHETIC_DEFAULTS, ...JSON.parse(readFileSync(configFile, 'utf8')) } : SYNTHETIC_DEFAULTS;
+
+await init();
+const backend = getBackend();
+const opts = { ...DEFAULT_SHAPES_OPTIONS, ...cfg.synthetic };
+const dir = path.join(process.cwd(), '.cache', `shapes-s${opts.seed}-n${opts.trainCount}-${opts.valCount}-${opts.size}px`);
+if (!(await shapesDatasetReady(opts, nodeIO, dir))) await generateShapesDataset(opts, nodeIO, dir);
+const paths = shapesDatasetPaths(nodeIO, dir);
+const train = await CocoDataset.load(nodeIO, paths.trainAnnotations);
+const modelCfg = withOverrides(getPreset(cfg.preset, cfg.model), { numClasses: train.numCategories + 1 });
+manualSeed(cfg.seed);
+const model = new MaskRCNN(modelCfg);
+model.train();
+const optimizer = new SGD(paramGroups(model, cfg.weightDecay), { lr: cfg.lr, momentum: cfg.momentum });
+const rng = new Rng(1);
+const source = new CocoSampleSource(train, nodeIO, { imageDir: paths.trainImages, transform: model.transformConfig(true), filterEmpty: true });
+const loader = new DataLoader(source, { batchSize: cfg.batch, seed: 0, sizeDivisible: modelCfg.input.sizeDivisible });
+
+// Count readbacks and the time spent awaiting them.
+let reads = 0, readMs = 0;
+const read = backend.read.bind(backend);
+backend.read = async (...a: Parameters<typeof read>) => {
+  reads++;
+  const t = performance.now();
+  try {
+    return await read(...a);
+  } finally {
+    readMs += performance.now() - t;
+  }
+};
+let loadMs = 0;
+const next = loader.next.bind(loader);
+loader.next = async () => {
+  const t = performance.now();
+  try {
+    return await next();
+  } finally {
+    loadMs += performance.now() - t;
+  }
+};
+
+const step = (i: number) => trainStep({ model, optimizer, loader, rng, iter: i, accumulate: cfg.accumulate, lrFactor: 1 });
+for (let i = 0; i < warmup; i++) await step(i + 1);
+await backend.sync();
+const d0 = backend.dispatchCount, s0 = backend.submitCount;
+reads = 0; readMs = 0; loadMs = 0;
+const t0 = performance.now();
+for (let i = 0; i < iters; i++) await step(warmup + i + 1);
+await backend.sync();
+const wall = (performance.now() - t0) / iters;
+const per = (x: number) => (x / iters).toFixed(1);
+console.log(`${modelCfg.name} batch ${cfg.batch} at ${modelCfg.input.minSizesTrain.join('/')} px, mean of ${iters} iterations after ${warmup}:`);
+console.log(`  ${wall.toFixed(1)} ms per iteration (${((cfg.batch * 1000) / wall).toFixed(2)} images/s)`);
+console.log(`  ${per(backend.dispatchCount - d0)} dispatches, ${per(backend.submitCount - s0)} submits, ${per(reads)} readbacks per iteration`);
+console.log(`  awaiting readbacks ${per(readMs)} ms, loading data ${per(loadMs)} ms, the rest (host: JS + encoding) ${(wall - readMs / iters - loadMs / iters).toFixed(1)} ms`);
+// Where the device time goes: GPU timestamps around every dispatch of a few more iterations.
+backend.startProfile();
+const profiled = Math.min(iters, 5);
+for (let i = 0; i < profiled; i++) await step(warmup + iters + i + 1);
+const rows = await backend.stopProfile(argv.includes('--by-label'));
+const gpuMs = rows.reduce((a, r) => a + r.ms, 0) / profiled;
+console.log(`  GPU time per iteration (timestamps, ${profiled} iterations): ${gpuMs.toFixed(1)} ms in kernels; slowest kernels:`);
+for (const r of rows.slice(0, Number(flag('--top', '30')))) {
+  console.log(`  ${(r.ms / profiled).toFixed(2).padStart(8)} ms ${((100 * r.ms) / profiled / gpuMs).toFixed(1).padStart(5)}%  ${String(r.count / profiled).padStart(5)}x  ${r.op} [${r.entry}]`);
+}
+await loader.close();
+optimizer.dispose();
+model.dispose();
+shutdown();
