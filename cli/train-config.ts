@@ -50,25 +50,17 @@ export interface TrainConfig {
 }
 
 /**
- * The default run: the shapes dataset at 64 px and the `tiny` preset shrunk to what this engine
- * trains at about 1 image/s on a 2-core CPU under lavapipe (8-64 channel backbone, 32-channel FPN,
- * 1-conv 16-channel mask head, 32 RoIs per image). The full `tiny` (128 px, 16-128 channels) runs
- * at about 0.1 image/s there; pass --config with `"model": {}` and `"synthetic": {"size": 128}`
- * for it on a faster machine.
+ * The default run: the shapes dataset at 64 px and the `tiny-64` preset (model/presets.ts), sized
+ * for a 2-core CPU under lavapipe. The 128 px `tiny` preset learns more per image but is about 4x
+ * slower: `--preset tiny` with a config file `{"synthetic": {"size": 128}}` runs it.
  */
 export const SYNTHETIC_DEFAULTS: TrainConfig = {
-  preset: 'tiny',
-  model: {
-    backbone: { stemChannels: 8, stageWidths: [8, 16, 32, 64], gnGroups: 4 },
-    fpn: { outChannels: 32 },
-    input: { minSizesTrain: [64], minSizeTest: 64, maxSize: 64 },
-    rpn: { batchSizePerImage: 64, preNmsTopNTrain: 200, postNmsTopNTrain: 100, preNmsTopNTest: 200, postNmsTopNTest: 50 },
-    roiHeads: { batchSizePerImage: 32, boxHead: { kind: 'two_mlp', representationSize: 128 }, maskHead: { convChannels: [16], predictorChannels: 16, gnGroups: 4 } },
-  },
+  preset: 'tiny-64',
+  model: {},
   data: 'synthetic',
   synthetic: { size: 64 },
-  iters: 600,
-  batch: 2,
+  iters: 2500,
+  batch: 4,
   accumulate: 1,
   lr: 0.02,
   momentum: 0.9,

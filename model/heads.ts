@@ -1,5 +1,6 @@
 // The RoI heads' networks, named as torchvision 0.14: TwoMLPHead (box_head.fc6/fc7),
-// FastRCNNPredictor (box_predictor.cls_score/bbox_pred), MaskRCNNHeads (mask_head.i.0: 3x3 convs
+// FastRCNNConvFCHead (box_head.i.0/.1 convs with norm, then Linear layers after a Flatten: the
+// Detectron2 "4conv1fc" head of the GN recipes), FastRCNNPredictor (box_predictor.cls_score/bbox_pred), MaskRCNNHeads (mask_head.i.0: 3x3 convs
 // wrapped in Conv2dNormActivation) and MaskRCNNPredictor (mask_predictor.conv5_mask/mask_fcn_logits).
 import type { Tensor } from '../engine/tensor.js';
 import { flatten } from '../engine/ops/view.js';
@@ -10,7 +11,7 @@ import { Sequential, type Layer } from '../engine/nn/sequential.js';
 import { Linear } from '../engine/nn/linear.js';
 import { Conv2d, ConvTranspose2d } from '../engine/nn/conv-layers.js';
 import { GroupNorm } from '../engine/nn/norm-layers.js';
-import type { MaskHeadConfig } from './config.js';
+import type { BoxHeadConfig, MaskHeadConfig } from './config.js';
 
 // torchvision MaskRCNNHeads / MaskRCNNPredictor: kaiming_normal_(fan_out, relu), bias 0.
 const MASK_INIT = { kind: 'kaiming_normal', mode: 'fan_out' } as const;
@@ -31,6 +32,47 @@ export class TwoMLPHead extends Module {
   }
 }
 
+type ConvFcConfig = Extract<BoxHeadConfig, { kind: 'conv_fc' }>;
+
+/** 1024-d RoI features from either box head. */
+export interface BoxHead extends Module {
+  forward(x: Tensor): Tensor;
+}
+
+/**
+ * torchvision FastRCNNConvFCHead: numConvs x Conv2dNormActivation(3x3, GN or bias) at children
+ * 0..numConvs-1, Flatten at numConvs, then numFcs x (Linear, ReLU) at numConvs+1, +3, ...
+ * Convs use kaiming_normal_(fan_out, relu) with zero bias; the Linears torch's default init.
+ */
+export class FastRCNNConvFCHead extends Module {
+  private readonly convs: ConvNormReLU[] = [];
+  private readonly fcs: Linear[] = [];
+
+  constructor(inChannels: number, resolution: number, cfg: ConvFcConfig) {
+    super();
+    let c = inChannels;
+    for (let i = 0; i < cfg.numConvs; i++) {
+      this.convs.push(this.registerModule(String(i), new ConvNormReLU(c, cfg.convChannels, { dilation: 1, norm: cfg.norm, gnGroups: cfg.gnGroups })));
+      c = cfg.convChannels;
+    }
+    let f = c * resolution * resolution;
+    for (let j = 0; j < cfg.numFcs; j++) {
+      this.fcs.push(this.registerModule(String(cfg.numConvs + 1 + 2 * j), new Linear(f, cfg.representationSize)));
+      f = cfg.representationSize;
+    }
+  }
+
+  forward(x: Tensor): Tensor {
+    return tidy(() => {
+      let y = x;
+      for (const conv of this.convs) y = conv.forward(y);
+      y = flatten(y, 1);
+      for (const fc of this.fcs) y = relu(fc.forward(y));
+      return y;
+    });
+  }
+}
+
 /** Class logits [R, C] and per-class box deltas [R, 4C]. */
 export class FastRCNNPredictor extends Module {
   readonly clsScore: Linear;
@@ -48,10 +90,10 @@ export class FastRCNNPredictor extends Module {
 }
 
 /** One Conv2dNormActivation(3x3, dilation) + ReLU, the conv as child '0' (and GN as '1'). */
-class MaskConv extends Sequential {
+class ConvNormReLU extends Sequential {
   private readonly withNorm: boolean;
 
-  constructor(inC: number, outC: number, cfg: MaskHeadConfig) {
+  constructor(inC: number, outC: number, cfg: Pick<MaskHeadConfig, 'dilation' | 'norm' | 'gnGroups'>) {
     const withNorm = cfg.norm === 'gn';
     const layers: Layer[] = [new Conv2d(inC, outC, 3, { padding: cfg.dilation, dilation: cfg.dilation, bias: !withNorm, init: MASK_INIT })];
     if (withNorm) layers.push(new GroupNorm(cfg.gnGroups, outC));
@@ -69,7 +111,7 @@ class MaskConv extends Sequential {
 /** MaskRCNNHeads: the stack of 3x3 convs over the 14x14 pooled features. */
 export class MaskRCNNHeads extends Sequential {
   constructor(inChannels: number, cfg: MaskHeadConfig) {
-    super(...cfg.convChannels.map((c, i) => new MaskConv(i === 0 ? inChannels : cfg.convChannels[i - 1]!, c, cfg)));
+    super(...cfg.convChannels.map((c, i) => new ConvNormReLU(i === 0 ? inChannels : cfg.convChannels[i - 1]!, c, cfg)));
   }
 }
 

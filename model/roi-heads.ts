@@ -17,7 +17,7 @@ import { Module } from '../engine/nn/module.js';
 import type { Rng } from '../engine/random.js';
 import { batchedNms, boxIou, clipBoxes, decodeBoxes, encodeBoxes, keepLargeBoxes } from './host-boxes.js';
 import { BELOW_LOW_THRESHOLD, labelsFromMatches, matchPredictions, sampleBalanced } from './matcher.js';
-import { FastRCNNPredictor, MaskRCNNHeads, MaskRCNNPredictor, TwoMLPHead } from './heads.js';
+import { FastRCNNConvFCHead, FastRCNNPredictor, MaskRCNNHeads, MaskRCNNPredictor, TwoMLPHead, type BoxHead } from './heads.js';
 import { boxRegressionLoss, binaryCrossEntropyWithLogits, crossEntropy } from './losses.js';
 import type { MaskRCNNConfig, PoolerConfig } from './config.js';
 import type { TrainTarget } from './rpn.js';
@@ -41,7 +41,7 @@ export interface Detections {
 const coderWeights = (w: readonly number[]) => ({ wx: w[0]!, wy: w[1]!, ww: w[2]!, wh: w[3]! });
 
 export class RoIHeads extends Module {
-  readonly boxHead: TwoMLPHead;
+  readonly boxHead: BoxHead;
   readonly boxPredictor: FastRCNNPredictor;
   readonly maskHead: MaskRCNNHeads;
   readonly maskPredictor: MaskRCNNPredictor;
@@ -50,9 +50,11 @@ export class RoIHeads extends Module {
     super();
     const h = cfg.roiHeads;
     const C = cfg.fpn.outChannels;
-    if (h.boxHead.kind !== 'two_mlp') throw new Error(`roiHeads.boxHead.kind '${h.boxHead.kind}' is not implemented yet (only 'two_mlp')`);
     const res = h.boxPooler.outputSize;
-    this.boxHead = this.registerModule('box_head', new TwoMLPHead(C * res * res, h.boxHead.representationSize));
+    const boxHead = h.boxHead.kind === 'two_mlp'
+      ? new TwoMLPHead(C * res * res, h.boxHead.representationSize)
+      : new FastRCNNConvFCHead(C, res, h.boxHead);
+    this.boxHead = this.registerModule('box_head', boxHead);
     this.boxPredictor = this.registerModule('box_predictor', new FastRCNNPredictor(h.boxHead.representationSize, cfg.numClasses));
     this.maskHead = this.registerModule('mask_head', new MaskRCNNHeads(C, h.maskHead));
     const last = h.maskHead.convChannels[h.maskHead.convChannels.length - 1]!;

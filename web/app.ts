@@ -5,7 +5,7 @@
 import * as L from './lib.js';
 import { drawImage, drawOverlay, drawLossPlot, shapesOverlay, rgbFromBitmap, type Overlay } from './draw.js';
 import { checkpointFromFile, checkpointFromUrl, describeCheckpoint, downloadBytes, type LoadedCheckpoint } from './checkpoint.js';
-import { demoModel, MODEL_MISSING, type DemoDetector, type DemoTrainer } from './model-adapter.js';
+import { demoModel, MODEL_MISSING, TRAIN_PRESET, type DemoDetector, type DemoTrainer } from './model-adapter.js';
 import { runSelfTest, type CheckResult } from './selftest.js';
 import { runOpMix, type OpMixResult } from './opmix.js';
 
@@ -18,8 +18,14 @@ interface DemoState {
   opMix?: OpMixResult;
   images: number;
   lastDetection?: { ms: number; count: number };
+  /** The last detection itself, for the page-equals-Node test. */
+  lastOverlay?: Overlay;
+  /** The source of the loaded checkpoint, once loaded. */
+  checkpoint?: string;
+  /** Total loss of each training step taken in the Train tab. */
+  trainLosses: number[];
 }
-const state: DemoState = { ready: false, modelAvailable: demoModel !== null, images: 0 };
+const state: DemoState = { ready: false, modelAvailable: demoModel !== null, images: 0, trainLosses: [] };
 (globalThis as { __demo?: DemoState }).__demo = state;
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string): T => {
@@ -80,6 +86,8 @@ interface Picture {
 const pictures: Picture[] = [];
 let current = -1;
 let checkpoint: LoadedCheckpoint | null = null;
+/** The shapes model `node cli/train.js` trained by default, shipped with the page (web/models/). */
+const SHAPES_MODEL_URL = '/web/models/shapes-tiny-64.safetensors';
 let detector: DemoDetector | null = null;
 const shapeNames = ['background', ...L.shapes.SHAPES_CATEGORIES.map((c) => c.name)];
 
@@ -150,6 +158,7 @@ async function setCheckpoint(p: Promise<LoadedCheckpoint>): Promise<void> {
   try {
     checkpoint = await p;
     info.textContent = describeCheckpoint(checkpoint);
+    state.checkpoint = checkpoint.source;
     detector?.dispose();
     detector = null;
   } catch (e) {
@@ -168,6 +177,7 @@ async function detect(): Promise<void> {
   const [o] = await detector.detect([p.image]);
   const ms = performance.now() - t0;
   p.overlay = { o: o!, names: detector.classNames, kind: 'detections' };
+  state.lastOverlay = o!;
   state.lastDetection = { ms, count: o!.labels.length };
   status.textContent = `${o!.labels.length} detections in ${ms.toFixed(0)} ms (${detector.weights})`;
   redraw();
@@ -185,6 +195,7 @@ function wireDetect(): void {
     const url = $<HTMLInputElement>('ckpt-url').value.trim();
     if (url) action(() => setCheckpoint(checkpointFromUrl(url)))();
   });
+  $('ckpt-shapes').addEventListener('click', action(() => setCheckpoint(checkpointFromUrl(SHAPES_MODEL_URL))));
   const slider = $<HTMLInputElement>('min-score');
   slider.addEventListener('input', () => {
     $('min-score-out').textContent = Number(slider.value).toFixed(2);
@@ -231,12 +242,13 @@ function showSample(): void {
 
 async function trainLoop(): Promise<void> {
   if (!demoModel) return;
-  trainer ??= await demoModel.createTrainer('tiny', 0);
+  trainer ??= await demoModel.createTrainer(TRAIN_PRESET, 0);
   const status = $('train-status');
   while (training) {
     const t0 = performance.now();
     const loss = await trainer.step();
     losses.push({ step: losses.length + 1, loss });
+    state.trainLosses.push(loss);
     drawLossPlot($<HTMLCanvasElement>('loss-plot'), losses);
     status.textContent = `step ${losses.length}: loss ${loss.toFixed(4)} (${(performance.now() - t0).toFixed(0)} ms/step)`;
     if (losses.length % 10 === 0) {
@@ -275,7 +287,7 @@ function wireTrain(): void {
     training = false;
   });
   download!.addEventListener('click', action(async () => {
-    if (trainer) downloadBytes(await trainer.checkpoint(), `tiny-step${losses.length}.safetensors`);
+    if (trainer) downloadBytes(await trainer.checkpoint(), `${TRAIN_PRESET}-step${losses.length}.safetensors`);
   }));
 }
 

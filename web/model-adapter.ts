@@ -65,9 +65,12 @@ function configFor(preset: string, ck: LoadedCheckpoint | null): { cfg: L.MaskRC
   return { cfg: L.getPreset(preset, { numClasses }), names, weights: decoded.model };
 }
 
-/** Synthetic shapes image `index` of `split` as a raw training sample (xyxy boxes, 0/1 masks). */
-export function shapesSample(split: number, index: number, seed = 0): { raw: L.transforms.RawSample; rendered: L.shapes.RenderedShapes } {
-  const s = L.shapes.renderShapesImage({ ...L.shapes.DEFAULT_SHAPES_OPTIONS, seed }, split, index);
+/** The preset the training tab trains: the same model as `node cli/train.js` by default. */
+export const TRAIN_PRESET = 'tiny-64';
+
+/** Synthetic shapes image `index` of `split` (size px) as a raw training sample (xyxy boxes, 0/1 masks). */
+export function shapesSample(split: number, index: number, seed = 0, size = L.shapes.DEFAULT_SHAPES_OPTIONS.size): { raw: L.transforms.RawSample; rendered: L.shapes.RenderedShapes } {
+  const s = L.shapes.renderShapesImage({ ...L.shapes.DEFAULT_SHAPES_OPTIONS, seed, size }, split, index);
   const n = s.objects.length, hw = s.width * s.height;
   const boxes = new Float32Array(4 * n), labels = new Int32Array(n), masks = new Uint8Array(n * hw);
   s.objects.forEach((o, i) => {
@@ -103,10 +106,12 @@ export const demoModel: DemoModel | null = {
     const params = model.parameters().filter((p) => p.requiresGrad);
     const opt = new L.optim.SGD(params, { lr: 0.01, momentum: 0.9, weightDecay: 1e-4 });
     const rng = new L.Rng(seed);
+    // Images rendered at the size the preset trains at (the shapes scale with the image).
+    const size = cfg.input.minSizesTrain[0]!;
     let index = 0, iter = 0;
     return {
       async step() {
-        const { raw } = shapesSample(0, index++, seed);
+        const { raw } = shapesSample(0, index++, seed, size);
         const s = L.transforms.transformSample(raw, model.transformConfig(true), rng);
         const b = L.transforms.batchImages([s], cfg.input.sizeDivisible);
         opt.zeroGrad();
@@ -130,7 +135,7 @@ export const demoModel: DemoModel | null = {
         return v;
       },
       async preview() {
-        const { raw } = shapesSample(1, iter % 100, seed);
+        const { raw } = shapesSample(1, iter % 100, seed, size);
         model.eval();
         try {
           const [o] = await detectWith(model, [raw.image]);

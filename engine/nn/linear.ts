@@ -1,12 +1,14 @@
 // nn.Linear: y = x @ W^T + b with W stored [out, in] as torch does, and torch's default
 // initialisation: kaiming_uniform_(a = sqrt(5)) gives bound = gain * sqrt(3 / fan_in) with
 // gain = sqrt(2 / (1 + 5)), i.e. U(-1/sqrt(in), 1/sqrt(in)); the bias uses the same bound.
-import { shapeStr, type Tensor } from '../tensor.js';
+import { shapeStr, sizeOf, type Tensor } from '../tensor.js';
+import { noGrad, record } from '../autograd.js';
 import { defaultRng, type Rng } from '../random.js';
 import { rand } from '../ops/create.js';
 import { add } from '../ops/elementwise.js';
 import { matmul } from '../ops/matmul.js';
-import { transpose } from '../ops/view.js';
+import { reshape, transpose } from '../ops/view.js';
+import { sum } from '../ops/reduce.js';
 import { tidy } from '../scope.js';
 import { Module } from './module.js';
 
@@ -19,11 +21,24 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   if (bias && (bias.ndim !== 1 || bias.shape[0] !== weight.shape[0])) {
     throw new Error(`linear: bias ${shapeStr(bias.shape)} does not match weight ${shapeStr(weight.shape)} (expects [${weight.shape[0]}])`);
   }
+  const outF = weight.shape[0]!;
+  const lead = x.shape.slice(0, -1);
   // tidy frees the transposed view and the pre-bias product (views hold their storage alive).
-  return tidy(() => {
-    const y = matmul(x, transpose(weight, 0, 1));
-    return bias ? add(y, bias) : y;
+  const y = noGrad(() =>
+    tidy(() => {
+      const p = matmul(reshape(x, [sizeOf(lead), inF]), transpose(weight, 0, 1));
+      return reshape(bias ? add(p, bias) : p, [...lead, outF]);
+    }),
+  );
+  // One node with torch's addmm gradients. The weight gradient g^T x comes out in W's own [out, in]
+  // layout; through matmul's generic rule it came out transposed and cost a strided copy.
+  record('linear', bias ? [x, weight, bias] : [x, weight], y, [x, weight], (g, [xs, ws]) => {
+    const g2 = reshape(g, [sizeOf(lead), outF]);
+    const gx = reshape(matmul(g2, ws!), x.shape);
+    const gw = matmul(transpose(g2, 0, 1), reshape(xs!, [sizeOf(lead), inF]));
+    return bias ? [gx, gw, sum(g2, 0)] : [gx, gw];
   });
+  return y;
 }
 
 export interface LinearOptions {

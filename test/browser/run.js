@@ -4,12 +4,14 @@
 // http://127.0.0.1 by the demo server. Runs, in order:
 //   1. web/tests.html: the engine's own test files, a representative subset (test/browser/suites.ts)
 //   2. web/index.html: the demo loads without console errors; its self-test panel passes; the op mix
-//      runs; a screenshot goes to the output folder ($ARTIFACTS_DIR, else test-output/)
+//      runs; the tiny model detects; the trained shapes model (web/models/) detects the same as in
+//      Node; training steps lower the loss; screenshots go to the output folder ($ARTIFACTS_DIR,
+//      else test-output/)
 //   3. with --node-timing: the op mix and the tiny preset's inference in Node (Dawn) too, to print
 //      browser vs Node times (measured, never asserted)
 // Ends with "N passed, N failed, N skipped" like test/run.js. Needs `npm run build` first.
 // Usage: node test/browser/run.js [--dist DIR] [--only REGEX] [--node-timing]
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { tmpdir } from 'node:os';
@@ -36,6 +38,11 @@ const TESTS_TIMEOUT_MS = 240_000;
 const DEMO_TIMEOUT_MS = 120_000;
 // The first tiny-model detection compiles every pipeline of the model (about a minute on SwiftShader).
 const DETECT_TIMEOUT_MS = 240_000;
+// Training compiles the backward pipelines too; then each step takes about a second.
+const TRAIN_STEPS = 20;
+const TRAIN_TIMEOUT_MS = 420_000;
+// The model the page's "Load the trained shapes model" button loads.
+const SHAPES_MODEL = join(root, 'web', 'models', 'shapes-tiny-64.safetensors');
 
 if (!process.env.XDG_RUNTIME_DIR) {
   const dir = join(tmpdir(), `xdg-runtime-${process.getuid?.() ?? 'user'}`);
@@ -61,6 +68,66 @@ if (!existsSync(join(dist, 'web', 'tests.js'))) {
 
 const { chromium } = await import('playwright-core');
 const { startDemoServer } = await import(pathToFileURL(join(dist, 'cli', 'demo-server.js')).href);
+
+/** The trained shapes model on synthetic validation image #0 (what the page's first "Add" draws), in Node. */
+async function nodeShapesDetection() {
+  await import(pathToFileURL(join(dist, 'cli', 'node-gpu.js')).href);
+  const T = await import(pathToFileURL(join(dist, 'engine', 'index.js')).href);
+  const { demoModel } = await import(pathToFileURL(join(dist, 'web', 'model-adapter.js')).href);
+  const { parseCheckpoint } = await import(pathToFileURL(join(dist, 'web', 'checkpoint.js')).href);
+  const { renderShapesImage, DEFAULT_SHAPES_OPTIONS } = await import(pathToFileURL(join(dist, 'data', 'synthetic.js')).href);
+  T.setQuiet(true);
+  await T.init();
+  const ck = parseCheckpoint(new Uint8Array(readFileSync(SHAPES_MODEL)), SHAPES_MODEL);
+  const det = await demoModel.createDetector('tiny-64', ck);
+  try {
+    const s = renderShapesImage(DEFAULT_SHAPES_OPTIONS, 1, 0);
+    const [o] = await det.detect([{ width: s.width, height: s.height, data: s.rgb }]);
+    return o;
+  } finally {
+    det.dispose();
+  }
+}
+
+/**
+ * Page and Node detections agree: every detection scoring >= 0.1 on one side has one on the other
+ * with the same label, box corners within 0.05 px and score within 1e-3, and their mask
+ * probabilities differ by at most 2e-3 anywhere. (Below 0.1, near-ties at the score threshold or in
+ * NMS may order or cut differently.) Returns a summary line; throws naming the first mismatch.
+ */
+function compareDetections(a, b) {
+  if (a.height !== b.height || a.width !== b.width) throw new Error(`image sizes differ: page ${a.width}x${a.height}, Node ${b.width}x${b.height}`);
+  const hw = a.height * a.width;
+  let maxBox = 0, maxScore = 0, maxMask = 0, compared = 0;
+  const match = (x, y, xName, yName) => {
+    for (let i = 0; i < x.scores.length; i++) {
+      if (x.scores[i] < 0.1) continue;
+      let best = -1, bestDiff = Infinity;
+      for (let j = 0; j < y.scores.length; j++) {
+        if (y.labels[j] !== x.labels[i]) continue;
+        let d = 0;
+        for (let k = 0; k < 4; k++) d = Math.max(d, Math.abs(x.boxes[4 * i + k] - y.boxes[4 * j + k]));
+        if (d < bestDiff) [best, bestDiff] = [j, d];
+      }
+      const what = `${xName} detection ${i} (label ${x.labels[i]}, score ${Number(x.scores[i]).toFixed(4)}, box ${Array.from(x.boxes.slice(4 * i, 4 * i + 4), (v) => v.toFixed(2)).join(',')})`;
+      if (best < 0 || bestDiff > 0.05) throw new Error(`${what} has no match in ${yName} (nearest box off by ${bestDiff.toFixed(3)} px)`);
+      const ds = Math.abs(x.scores[i] - y.scores[best]);
+      if (ds > 1e-3) throw new Error(`${what}: score ${yName} ${y.scores[best]}`);
+      let dm = 0;
+      for (let p = 0; p < hw; p++) dm = Math.max(dm, Math.abs(x.masks[i * hw + p] - y.masks[best * hw + p]));
+      if (dm > 2e-3) throw new Error(`${what}: mask probabilities differ by up to ${dm}`);
+      maxBox = Math.max(maxBox, bestDiff);
+      maxScore = Math.max(maxScore, ds);
+      maxMask = Math.max(maxMask, dm);
+      compared++;
+    }
+  };
+  match(a, b, 'page', 'Node');
+  match(b, a, 'Node', 'page');
+  if (compared === 0) throw new Error('no detection scored >= 0.1 (is web/models/shapes-tiny-64.safetensors a trained model?)');
+  return `trained shapes model, page vs Node: ${compared / 2} detections >= 0.1 matched (of ${a.scores.length} / ${b.scores.length}); ` +
+    `max |diff|: box ${maxBox.toExponential(1)} px, score ${maxScore.toExponential(1)}, mask ${maxMask.toExponential(1)}`;
+}
 
 const results = []; // { name, ok, ms, error }
 const record = (name, ok, ms, error) => {
@@ -208,7 +275,54 @@ try {
         record('demo: tiny model detects in the page (untrained weights), drawn over the image', false, since(t0), e?.message ?? e);
       }
     }
+    // The trained shapes model (web/models/) in the page and in Node: the same detections.
+    if ((await demoState()).modelAvailable) {
+      t0 = Date.now();
+      const name = 'demo: trained shapes model detects the same in the page as in Node (same weights, same image)';
+      try {
+        await page.click('#ckpt-shapes');
+        await page.waitForFunction(() => globalThis.__demo?.checkpoint, null, { timeout: DEMO_TIMEOUT_MS });
+        await page.evaluate(() => { globalThis.__demo.lastDetection = undefined; });
+        await page.click('#detect');
+        await page.waitForFunction(() => globalThis.__demo?.lastDetection || !document.getElementById('error').hidden, null, { timeout: DETECT_TIMEOUT_MS });
+        const inPage = await page.evaluate(() => {
+          const o = globalThis.__demo.lastOverlay;
+          return o && { boxes: Array.from(o.boxes), labels: Array.from(o.labels), scores: Array.from(o.scores), masks: Array.from(o.masks), height: o.height, width: o.width };
+        });
+        if (!inPage) throw new Error(`detection failed: ${await page.locator('#error').textContent()}`);
+        const inNode = await nodeShapesDetection();
+        const summary = compareDetections(inPage, inNode);
+        console.log(`test:browser: ${summary}`);
+        record(name, true, since(t0));
+      } catch (e) {
+        record(name, false, since(t0), e?.message ?? e);
+      }
+    }
     await page.screenshot({ path: join(outDir, 'demo-detect.png'), fullPage: true });
+
+    // A few training steps of the Train tab lower the loss.
+    if ((await demoState()).modelAvailable) {
+      t0 = Date.now();
+      const name = `demo: ${TRAIN_STEPS} training steps in the page lower the loss`;
+      try {
+        await page.click('nav [data-tab=train]');
+        await page.click('#train-start');
+        await page.waitForFunction((n) => globalThis.__demo?.trainLosses.length >= n || !document.getElementById('error').hidden, TRAIN_STEPS, { timeout: TRAIN_TIMEOUT_MS });
+        await page.click('#train-pause');
+        const losses = (await demoState()).trainLosses;
+        if (losses.length < TRAIN_STEPS) throw new Error(`training failed after ${losses.length} steps: ${await page.locator('#error').textContent()}`);
+        const mean = (a) => a.reduce((x, y) => x + y, 0) / a.length;
+        // Each step draws a new image, so single losses jump: compare means (first 3, last 5).
+        const first = mean(losses.slice(0, 3)), last = mean(losses.slice(TRAIN_STEPS - 5, TRAIN_STEPS));
+        console.log(`test:browser: training in the page: loss ${losses.slice(0, TRAIN_STEPS).map((l) => l.toFixed(3)).join(' ')}`);
+        if (!(last < 0.8 * first)) throw new Error(`the mean loss of the last 5 steps (${last.toFixed(4)}) is not below 0.8x that of the first 3 (${first.toFixed(4)})`);
+        await page.screenshot({ path: join(outDir, 'demo-train.png'), fullPage: true });
+        if (problems.length) throw new Error(problems.join('\n'));
+        record(name, true, since(t0));
+      } catch (e) {
+        record(name, false, since(t0), e?.message ?? e);
+      }
+    }
     await page.close();
     console.log(`test:browser: screenshots in ${outDir}`);
   }
