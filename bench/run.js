@@ -8,7 +8,7 @@ import { mkdirSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-const HELPERS = new Set(['harness.js', 'peer.js']);
+const HELPERS = new Set(['harness.js', 'peer.js', 'train-session.js']);
 if (!process.env.XDG_RUNTIME_DIR) {
   const dir = join(tmpdir(), `xdg-runtime-${process.getuid?.() ?? 'user'}`);
   mkdirSync(dir, { recursive: true, mode: 0o700 });

@@ -49,7 +49,7 @@ export async function runModelEval(args: ParsedArgs, io: FileIO): Promise<number
       console.log(`${name}:`);
       for (const l of lines) console.log(l);
     }
-    console.log(`box AP ${(100 * r.bboxAP).toFixed(1)}  mask AP ${(100 * r.segmAP).toFixed(1)}  (${r.images} images, ${r.seconds.toFixed(1)} s)`);
+    console.log(`box AP ${r.bboxAP.toFixed(3)}  mask AP ${r.segmAP.toFixed(3)}  (${r.images} images, ${r.seconds.toFixed(1)} s)`);
     if (v.json) console.log(JSON.stringify({ byIouType: { bbox: r.bboxStats, segm: r.segmStats } }));
     return 0;
   } finally {

@@ -44,9 +44,11 @@ export type MetricsRecord = IterRecord | EvalRecord;
 
 export function formatDuration(s: number): string {
   if (!Number.isFinite(s)) return '?';
-  if (s < 60) return `${s.toFixed(0)}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, '0')}s`;
-  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+  // Round to whole seconds first, so 419.6 s reads 7m00s rather than 6m60s.
+  const t = Math.round(s);
+  if (t < 60) return `${t}s`;
+  if (t < 3600) return `${Math.floor(t / 60)}m${String(t % 60).padStart(2, '0')}s`;
+  return `${Math.floor(t / 3600)}h${String(Math.floor((t % 3600) / 60)).padStart(2, '0')}m`;
 }
 
 const fmtLoss = (v: number): string => (Math.abs(v) >= 100 || (v !== 0 && Math.abs(v) < 1e-3) ? v.toExponential(2) : v.toFixed(4));
@@ -117,7 +119,7 @@ export class ProgressReporter {
   evaluation(r: Omit<EvalRecord, 'type'>): void {
     const rec: EvalRecord = { type: 'eval', ...r };
     if (this.opts.logPath) appendFileSync(this.opts.logPath, JSON.stringify(rec) + '\n');
-    this.print(`eval @ iter ${r.iter}: box AP ${(100 * r.bboxAP).toFixed(1)}  mask AP ${(100 * r.segmAP).toFixed(1)}  (${r.images} images, ${formatDuration(r.seconds)})`);
+    this.print(`eval @ iter ${r.iter}: box AP ${r.bboxAP.toFixed(3)}  mask AP ${r.segmAP.toFixed(3)}  (${r.images} images, ${formatDuration(r.seconds)})`);
   }
 
   /** Seconds per iteration so far (steady state when available). */

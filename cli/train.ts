@@ -172,7 +172,7 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
     const took = formatDuration((performance.now() - t0) / 1000);
     const speed = `${out.imagesPerSecond.toFixed(2)} training images/s`;
     if (out.final) {
-      console.log(`box AP ${(100 * out.final.bboxAP).toFixed(1)}  mask AP ${(100 * out.final.segmAP).toFixed(1)}  on ${out.final.images} validation images ` +
+      console.log(`box AP ${out.final.bboxAP.toFixed(3)}  mask AP ${out.final.segmAP.toFixed(3)}  on ${out.final.images} validation images ` +
         `(${out.iter} iterations, ${took} in all, ${speed}); run folder ${cfg.out}`);
     } else {
       console.log(`trained ${out.iter} iterations in ${took} (${speed}); no validation set given; run folder ${cfg.out}`);

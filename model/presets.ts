@@ -131,16 +131,18 @@ const TINY: DeepPartial<MaskRCNNConfig> = {
 };
 
 /**
- * `tiny` shrunk to what trains at several images per second on a 2-core CPU under lavapipe:
- * 64 px images, an 8-64 channel backbone, a 32-channel FPN, a 1-conv 16-channel mask head and 32
- * RoIs per image. What `node cli/train.js` trains by default, and the demo page's training tab.
+ * `tiny` shrunk to what trains at several images per second on a 2-core CPU under lavapipe: 96 px
+ * images, an 8-64 channel backbone, a 32-channel FPN with anchors 12..192 (the shapes span about
+ * 15-50 px at this size), 32 RoIs per image, a 2x256 box head and a 1-conv 32-channel mask head.
+ * What `node cli/train.js` trains by default, and the demo page's training tab.
  */
-const TINY_64: DeepPartial<MaskRCNNConfig> = {
+const TINY_CPU: DeepPartial<MaskRCNNConfig> = {
   backbone: { stemChannels: 8, stageWidths: [8, 16, 32, 64], gnGroups: 4 },
   fpn: { outChannels: 32 },
-  input: { minSizesTrain: [64], minSizeTest: 64, maxSize: 64 },
+  anchors: { sizes: LEVEL_SIZES(12) },
+  input: { minSizesTrain: [96], minSizeTest: 96, maxSize: 96 },
   rpn: { batchSizePerImage: 64, preNmsTopNTrain: 200, postNmsTopNTrain: 100, preNmsTopNTest: 200, postNmsTopNTest: 50 },
-  roiHeads: { batchSizePerImage: 32, boxHead: { kind: 'two_mlp', representationSize: 128 }, maskHead: { convChannels: [16], predictorChannels: 16, gnGroups: 4 } },
+  roiHeads: { batchSizePerImage: 32, boxHead: { kind: 'two_mlp', representationSize: 256 }, maskHead: { convChannels: [32], predictorChannels: 32, gnGroups: 4 } },
 };
 
 const BUILDERS: Record<string, () => MaskRCNNConfig> = {
@@ -152,7 +154,7 @@ const BUILDERS: Record<string, () => MaskRCNNConfig> = {
   'detectron2-r101-fpn-gn-scratch': () =>
     withOverrides(withOverrides(withOverrides(torchvisionR50(), DETECTRON2), GN_SCRATCH), { name: 'detectron2-r101-fpn-gn-scratch', backbone: { depth: 101 } }),
   tiny: () => withOverrides(torchvisionR50(), { ...TINY, name: 'tiny' }),
-  'tiny-64': () => withOverrides(withOverrides(torchvisionR50(), TINY), { ...TINY_64, name: 'tiny-64' }),
+  'tiny-cpu': () => withOverrides(withOverrides(torchvisionR50(), TINY), { ...TINY_CPU, name: 'tiny-cpu' }),
   'tiny-bn': () => withOverrides(withOverrides(torchvisionR50(), TINY), { name: 'tiny-bn', backbone: { norm: 'bn' } }),
 };
 

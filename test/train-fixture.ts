@@ -17,11 +17,11 @@ export const MICRO_MODEL: DeepPartial<MaskRCNNConfig> = {
   roiHeads: { batchSizePerImage: 32, boxHead: { kind: 'two_mlp', representationSize: 128 }, maskHead: { convChannels: [16], predictorChannels: 16, gnGroups: 4 } },
 };
 
-/** A temp folder with `count` synthetic 64 px training images (1-2 shapes each) in COCO layout. */
-export async function microDataset(count: number, seed = 0): Promise<{ dir: string; images: string; ann: string }> {
+/** A temp folder with `count` synthetic training images (1-2 shapes each, 64 px unless `size`) in COCO layout. */
+export async function microDataset(count: number, seed = 0, size = 64): Promise<{ dir: string; images: string; ann: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'train-test-'));
   const data = join(dir, 'data');
-  await generateShapesDataset({ seed, size: 64, trainCount: count, valCount: 1, minObjects: 1, maxObjects: 2 }, nodeIO, data);
+  await generateShapesDataset({ seed, size, trainCount: count, valCount: 1, minObjects: 1, maxObjects: 2 }, nodeIO, data);
   const p = shapesDatasetPaths(nodeIO, data);
   return { dir, images: p.trainImages, ann: p.trainAnnotations };
 }

@@ -5,20 +5,8 @@
 // Usage: node dist/tools/profile-train.js [--iters N] [--warmup N] [--config FILE] [--top N] [--by-label]
 import '../cli/node-gpu.js';
 import { readFileSync } from 'node:fs';
-import * as path from 'node:path';
 import { init, getBackend, shutdown } from '../engine/index.js';
-import { manualSeed, Rng } from '../engine/random.js';
-import { SGD } from '../engine/optim/sgd.js';
-import { MaskRCNN } from '../model/maskrcnn.js';
-import { getPreset } from '../model/presets.js';
-import { withOverrides } from '../model/config.js';
-import { CocoDataset } from '../data/coco.js';
-import { CocoSampleSource } from '../data/coco-source.js';
-import { DataLoader } from '../data/loader.js';
-import { generateShapesDataset, shapesDatasetPaths, shapesDatasetReady, DEFAULT_SHAPES_OPTIONS } from '../data/synthetic.js';
-import { nodeIO } from '../cli/node-io.js';
-import { SYNTHETIC_DEFAULTS, type TrainConfig } from '../cli/train-config.js';
-import { paramGroups, trainStep } from '../cli/train-loop.js';
+import { trainSession } from '../bench/train-session.js';
 
 const argv = process.argv.slice(2);
 const flag = (name: string, d: string): string => {
@@ -28,23 +16,12 @@ const flag = (name: string, d: string): string => {
 const iters = Number(flag('--iters', '20'));
 const warmup = Number(flag('--warmup', '5'));
 const configFile = flag('--config', '');
-const cfg: TrainConfig = configFile ? { ...SYNTHETIC_DEFAULTS, ...JSON.parse(readFileSync(configFile, 'utf8')) } : SYNTHETIC_DEFAULTS;
 
 await init();
 const backend = getBackend();
-const opts = { ...DEFAULT_SHAPES_OPTIONS, ...cfg.synthetic };
-const dir = path.join(process.cwd(), '.cache', `shapes-s${opts.seed}-n${opts.trainCount}-${opts.valCount}-${opts.size}px`);
-if (!(await shapesDatasetReady(opts, nodeIO, dir))) await generateShapesDataset(opts, nodeIO, dir);
-const paths = shapesDatasetPaths(nodeIO, dir);
-const train = await CocoDataset.load(nodeIO, paths.trainAnnotations);
-const modelCfg = withOverrides(getPreset(cfg.preset, cfg.model), { numClasses: train.numCategories + 1 });
-manualSeed(cfg.seed);
-const model = new MaskRCNN(modelCfg);
-model.train();
-const optimizer = new SGD(paramGroups(model, cfg.weightDecay), { lr: cfg.lr, momentum: cfg.momentum });
-const rng = new Rng(1);
-const source = new CocoSampleSource(train, nodeIO, { imageDir: paths.trainImages, transform: model.transformConfig(true), filterEmpty: true });
-const loader = new DataLoader(source, { batchSize: cfg.batch, seed: 0, sizeDivisible: modelCfg.input.sizeDivisible });
+const session = await trainSession(configFile ? JSON.parse(readFileSync(configFile, 'utf8')) : {});
+const { cfg, loader } = session;
+const modelCfg = session.model.cfg;
 
 // Count readbacks and the time spent awaiting them.
 let reads = 0, readMs = 0;
@@ -69,13 +46,12 @@ loader.next = async () => {
   }
 };
 
-const step = (i: number) => trainStep({ model, optimizer, loader, rng, iter: i, accumulate: cfg.accumulate, lrFactor: 1 });
-for (let i = 0; i < warmup; i++) await step(i + 1);
+for (let i = 0; i < warmup; i++) await session.step();
 await backend.sync();
 const d0 = backend.dispatchCount, s0 = backend.submitCount;
 reads = 0; readMs = 0; loadMs = 0;
 const t0 = performance.now();
-for (let i = 0; i < iters; i++) await step(warmup + i + 1);
+for (let i = 0; i < iters; i++) await session.step();
 await backend.sync();
 const wall = (performance.now() - t0) / iters;
 const per = (x: number) => (x / iters).toFixed(1);
@@ -86,14 +62,12 @@ console.log(`  awaiting readbacks ${per(readMs)} ms, loading data ${per(loadMs)}
 // Where the device time goes: GPU timestamps around every dispatch of a few more iterations.
 backend.startProfile();
 const profiled = Math.min(iters, 5);
-for (let i = 0; i < profiled; i++) await step(warmup + iters + i + 1);
+for (let i = 0; i < profiled; i++) await session.step();
 const rows = await backend.stopProfile(argv.includes('--by-label'));
 const gpuMs = rows.reduce((a, r) => a + r.ms, 0) / profiled;
 console.log(`  GPU time per iteration (timestamps, ${profiled} iterations): ${gpuMs.toFixed(1)} ms in kernels; slowest kernels:`);
 for (const r of rows.slice(0, Number(flag('--top', '30')))) {
   console.log(`  ${(r.ms / profiled).toFixed(2).padStart(8)} ms ${((100 * r.ms) / profiled / gpuMs).toFixed(1).padStart(5)}%  ${String(r.count / profiled).padStart(5)}x  ${r.op} [${r.entry}]`);
 }
-await loader.close();
-optimizer.dispose();
-model.dispose();
+await session.dispose();
 shutdown();

@@ -87,7 +87,7 @@ const pictures: Picture[] = [];
 let current = -1;
 let checkpoint: LoadedCheckpoint | null = null;
 /** The shapes model `node cli/train.js` trained by default, shipped with the page (web/models/). */
-const SHAPES_MODEL_URL = '/web/models/shapes-tiny-64.safetensors';
+const SHAPES_MODEL_URL = '/web/models/shapes-tiny-cpu.safetensors';
 let detector: DemoDetector | null = null;
 const shapeNames = ['background', ...L.shapes.SHAPES_CATEGORIES.map((c) => c.name)];
 

@@ -66,7 +66,7 @@ function configFor(preset: string, ck: LoadedCheckpoint | null): { cfg: L.MaskRC
 }
 
 /** The preset the training tab trains: the same model as `node cli/train.js` by default. */
-export const TRAIN_PRESET = 'tiny-64';
+export const TRAIN_PRESET = 'tiny-cpu';
 
 /** Synthetic shapes image `index` of `split` (size px) as a raw training sample (xyxy boxes, 0/1 masks). */
 export function shapesSample(split: number, index: number, seed = 0, size = L.shapes.DEFAULT_SHAPES_OPTIONS.size): { raw: L.transforms.RawSample; rendered: L.shapes.RenderedShapes } {

@@ -42,7 +42,7 @@ const DETECT_TIMEOUT_MS = 240_000;
 const TRAIN_STEPS = 20;
 const TRAIN_TIMEOUT_MS = 420_000;
 // The model the page's "Load the trained shapes model" button loads.
-const SHAPES_MODEL = join(root, 'web', 'models', 'shapes-tiny-64.safetensors');
+const SHAPES_MODEL = join(root, 'web', 'models', 'shapes-tiny-cpu.safetensors');
 
 if (!process.env.XDG_RUNTIME_DIR) {
   const dir = join(tmpdir(), `xdg-runtime-${process.getuid?.() ?? 'user'}`);
@@ -79,7 +79,7 @@ async function nodeShapesDetection() {
   T.setQuiet(true);
   await T.init();
   const ck = parseCheckpoint(new Uint8Array(readFileSync(SHAPES_MODEL)), SHAPES_MODEL);
-  const det = await demoModel.createDetector('tiny-64', ck);
+  const det = await demoModel.createDetector('tiny-cpu', ck);
   try {
     const s = renderShapesImage(DEFAULT_SHAPES_OPTIONS, 1, 0);
     const [o] = await det.detect([{ width: s.width, height: s.height, data: s.rgb }]);
@@ -124,7 +124,7 @@ function compareDetections(a, b) {
   };
   match(a, b, 'page', 'Node');
   match(b, a, 'Node', 'page');
-  if (compared === 0) throw new Error('no detection scored >= 0.1 (is web/models/shapes-tiny-64.safetensors a trained model?)');
+  if (compared === 0) throw new Error('no detection scored >= 0.1 (is web/models/shapes-tiny-cpu.safetensors a trained model?)');
   return `trained shapes model, page vs Node: ${compared / 2} detections >= 0.1 matched (of ${a.scores.length} / ${b.scores.length}); ` +
     `max |diff|: box ${maxBox.toExponential(1)} px, score ${maxScore.toExponential(1)}, mask ${maxMask.toExponential(1)}`;
 }
@@ -312,10 +312,11 @@ try {
         const losses = (await demoState()).trainLosses;
         if (losses.length < TRAIN_STEPS) throw new Error(`training failed after ${losses.length} steps: ${await page.locator('#error').textContent()}`);
         const mean = (a) => a.reduce((x, y) => x + y, 0) / a.length;
-        // Each step draws a new image, so single losses jump: compare means (first 3, last 5).
-        const first = mean(losses.slice(0, 3)), last = mean(losses.slice(TRAIN_STEPS - 5, TRAIN_STEPS));
-        console.log(`test:browser: training in the page: loss ${losses.slice(0, TRAIN_STEPS).map((l) => l.toFixed(3)).join(' ')}`);
-        if (!(last < 0.8 * first)) throw new Error(`the mean loss of the last 5 steps (${last.toFixed(4)}) is not below 0.8x that of the first 3 (${first.toFixed(4)})`);
+        // Each step draws a new image, so single losses jump by 2x after the first few steps: compare
+        // the untrained model's loss (step 1, about 4.8) with the mean of the last 5 steps (measured
+        // 2.5-2.7, so 0.7x leaves room for that noise while still needing real learning).
+        const first = losses[0], last = mean(losses.slice(TRAIN_STEPS - 5, TRAIN_STEPS));
+        if (!(last < 0.7 * first)) throw new Error(`the mean loss of the last 5 steps (${last.toFixed(4)}) is not below 0.7x the first step's (${first.toFixed(4)})`);
         await page.screenshot({ path: join(outDir, 'demo-train.png'), fullPage: true });
         if (problems.length) throw new Error(problems.join('\n'));
         record(name, true, since(t0));

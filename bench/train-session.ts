@@ -1,0 +1,54 @@
+// A training session for measurements (bench/train.ts, tools/profile-train.ts): the model, SGD and a
+// data loader over the cached synthetic shapes dataset, built as `node cli/train.js` builds them,
+// without checkpoints, logs or evaluation. step() runs one iteration.
+import * as path from 'node:path';
+import { manualSeed, Rng } from '../engine/random.js';
+import { SGD } from '../engine/optim/sgd.js';
+import { MaskRCNN } from '../model/maskrcnn.js';
+import { getPreset } from '../model/presets.js';
+import { withOverrides } from '../model/config.js';
+import { CocoDataset } from '../data/coco.js';
+import { CocoSampleSource } from '../data/coco-source.js';
+import { DataLoader } from '../data/loader.js';
+import { generateShapesDataset, shapesDatasetPaths, shapesDatasetReady, DEFAULT_SHAPES_OPTIONS } from '../data/synthetic.js';
+import { nodeIO } from '../cli/node-io.js';
+import { resolveConfig, type TrainConfig } from '../cli/train-config.js';
+import { paramGroups, trainStep, type StepResult } from '../cli/train-loop.js';
+
+export interface TrainSession {
+  cfg: TrainConfig;
+  model: MaskRCNN;
+  loader: DataLoader;
+  step(): Promise<StepResult>;
+  dispose(): Promise<void>;
+}
+
+/** A session for a (partial) training config over the synthetic shapes dataset (cached under .cache/). */
+export async function trainSession(user: Partial<TrainConfig>): Promise<TrainSession> {
+  const cfg = resolveConfig({ ...user, data: 'synthetic' });
+  const opts = { ...DEFAULT_SHAPES_OPTIONS, ...cfg.synthetic };
+  const dir = path.join(process.cwd(), '.cache', `shapes-s${opts.seed}-n${opts.trainCount}-${opts.valCount}-${opts.size}px`);
+  if (!(await shapesDatasetReady(opts, nodeIO, dir))) await generateShapesDataset(opts, nodeIO, dir);
+  const paths = shapesDatasetPaths(nodeIO, dir);
+  const train = await CocoDataset.load(nodeIO, paths.trainAnnotations);
+  const modelCfg = withOverrides(getPreset(cfg.preset, cfg.model), { numClasses: train.numCategories + 1 });
+  manualSeed(cfg.seed);
+  const model = new MaskRCNN(modelCfg);
+  model.train();
+  const optimizer = new SGD(paramGroups(model, cfg.weightDecay), { lr: cfg.lr, momentum: cfg.momentum });
+  const rng = new Rng(1);
+  const source = new CocoSampleSource(train, nodeIO, { imageDir: paths.trainImages, transform: model.transformConfig(true), filterEmpty: true });
+  const loader = new DataLoader(source, { batchSize: cfg.batch, seed: cfg.seed, sizeDivisible: modelCfg.input.sizeDivisible });
+  let iter = 0;
+  return {
+    cfg,
+    model,
+    loader,
+    step: () => trainStep({ model, optimizer, loader, rng, iter: ++iter, accumulate: cfg.accumulate, lrFactor: 1 }),
+    async dispose() {
+      await loader.close();
+      optimizer.dispose();
+      model.dispose();
+    },
+  };
+}
