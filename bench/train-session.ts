@@ -12,6 +12,7 @@ import { CocoSampleSource } from '../data/coco-source.js';
 import { DataLoader } from '../data/loader.js';
 import { generateShapesDataset, shapesDatasetPaths, shapesDatasetReady, DEFAULT_SHAPES_OPTIONS } from '../data/synthetic.js';
 import { nodeIO } from '../cli/node-io.js';
+import { fixtureStateDict } from '../model/fixture-weights.js';
 import { resolveConfig, type TrainConfig } from '../cli/train-config.js';
 import { paramGroups, trainStep, type StepResult } from '../cli/train-loop.js';
 
@@ -23,8 +24,12 @@ export interface TrainSession {
   dispose(): Promise<void>;
 }
 
-/** A session for a (partial) training config over the synthetic shapes dataset (cached under .cache/). */
-export async function trainSession(user: Partial<TrainConfig>): Promise<TrainSession> {
+/**
+ * A session for a (partial) training config over the synthetic shapes dataset (cached under .cache/).
+ * `formulaWeights` loads the parity fixture's formula weights (model/fixture-weights.ts), which keep
+ * R50-FPN's activations in range where a random init with identity-frozen BN diverges.
+ */
+export async function trainSession(user: Partial<TrainConfig>, opt: { formulaWeights?: boolean } = {}): Promise<TrainSession> {
   const cfg = resolveConfig({ ...user, data: 'synthetic' });
   const opts = { ...DEFAULT_SHAPES_OPTIONS, ...cfg.synthetic };
   const dir = path.join(process.cwd(), '.cache', `shapes-s${opts.seed}-n${opts.trainCount}-${opts.valCount}-${opts.size}px`);
@@ -34,6 +39,10 @@ export async function trainSession(user: Partial<TrainConfig>): Promise<TrainSes
   const modelCfg = withOverrides(getPreset(cfg.preset, cfg.model), { numClasses: train.numCategories + 1 });
   manualSeed(cfg.seed);
   const model = new MaskRCNN(modelCfg);
+  if (opt.formulaWeights) {
+    const shapes = Object.entries(model.stateDict()).map(([k, t]) => [k, t.shape] as const);
+    model.loadStateDict(fixtureStateDict(shapes), { strict: false });
+  }
   model.train();
   const optimizer = new SGD(paramGroups(model, cfg.weightDecay), { lr: cfg.lr, momentum: cfg.momentum });
   const rng = new Rng(1);

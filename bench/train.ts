@@ -1,10 +1,12 @@
 // Training speed: images per second of full Mask R-CNN training iterations (data loading, forward,
 // the five losses, backward, SGD step) on the synthetic shapes data, after warm-up iterations that
 // compile the pipelines. Cases:
-//   tiny-cpu at 96 px, batch 4    the default `node cli/train.js` run
+//   tiny-cpu at 128 px, batch 4   the default `node cli/train.js` run
 //   tiny at 128 px, batch 4       the `tiny` preset
 //   R50-FPN at 512 px, batch 2    with --r50 (minutes per iteration on a CPU adapter)
-//   R50-FPN at 800x1333, batch 2  with --r50-full (for a real GPU; Detectron2 reports ~7.6 img/s per V100)
+//   R50-FPN at 800 px, batch 2    with --r50-full (for a real GPU): Detectron2's input sizes (short side
+//                                 800, long side <= 1333) on square 800x800 synthetic images, so about
+//                                 2/3 of a typical COCO image's pixels; Detectron2 reports ~7.6 img/s per V100
 // R50-FPN is torchvision's maskrcnn_resnet50_fpn (frozen BN) with the parity fixture's formula
 // weights, which keep activations in range (a random init with identity-frozen BN diverges).
 // No peer: TensorFlow.js has no Mask R-CNN training to compare with, so this prints plain rates
@@ -12,7 +14,6 @@
 // Usage: node dist/bench/train.js [--r50] [--r50-full] [--iters N]
 import '../cli/node-gpu.js';
 import { init, setQuiet, adapterReport, shutdown } from '../engine/index.js';
-import { fixtureStateDict } from '../model/fixture-weights.js';
 import type { TrainConfig } from '../cli/train-config.js';
 import { printTable } from './harness.js';
 import { trainSession } from './train-session.js';
@@ -34,22 +35,18 @@ const r50 = (size: number, maxSize: number): Partial<TrainConfig> => ({
   model: { input: { minSizesTrain: [size], minSizeTest: size, maxSize } },
 });
 const cases: Case[] = [
-  { name: 'tiny-cpu, 96 px, batch 4 (default run)', config: {}, warmup: 3, iters: 20 },
+  { name: 'tiny-cpu, 128 px, batch 4 (default run)', config: {}, warmup: 3, iters: 20 },
   { name: 'tiny, 128 px, batch 4', config: { preset: 'tiny', synthetic: { size: 128 } }, warmup: 2, iters: 6 },
 ];
 if (argv.includes('--r50')) cases.push({ name: 'torchvision-r50-fpn, 512 px, batch 2', config: r50(512, 512), warmup: 1, iters: 2, formulaWeights: true });
-if (argv.includes('--r50-full')) cases.push({ name: 'torchvision-r50-fpn, 800x1333, batch 2', config: r50(800, 1333), warmup: 2, iters: 10, formulaWeights: true });
+if (argv.includes('--r50-full')) cases.push({ name: 'torchvision-r50-fpn, 800x800 (min 800, max 1333), batch 2', config: r50(800, 1333), warmup: 2, iters: 10, formulaWeights: true });
 
 setQuiet(true);
 await init();
 console.log(`adapter: ${adapterReport?.description ?? 'unknown'}`);
 const rows: (string | number)[][] = [];
 for (const c of cases) {
-  const session = await trainSession(c.config);
-  if (c.formulaWeights) {
-    const shapes = Object.entries(session.model.stateDict()).map(([k, t]) => [k, t.shape] as const);
-    session.model.loadStateDict(fixtureStateDict(shapes), { strict: false });
-  }
+  const session = await trainSession(c.config, { formulaWeights: c.formulaWeights });
   for (let i = 0; i < c.warmup; i++) await session.step();
   const n = itersFlag || c.iters;
   const cpu0 = process.cpuUsage();

@@ -9,7 +9,7 @@ import type { FileIO } from '../data/io.js';
 import { MaskRCNN } from '../model/maskrcnn.js';
 import { getPreset } from '../model/presets.js';
 import { withOverrides } from '../model/config.js';
-import { checkpointInfo, loadCheckpoint } from './checkpoint.js';
+import { checkpointInfo, loadCheckpoint } from '../model/checkpoint.js';
 import { evaluateModel } from './evaluate.js';
 import { ArgsError, type ParsedArgs } from './args.js';
 

@@ -21,7 +21,7 @@ import { MaskRCNN, type Detection, type PreparedBatch } from '../model/maskrcnn.
 import { getPreset, presetNames } from '../model/presets.js';
 import { validateConfig, withOverrides, type DeepPartial, type MaskRCNNConfig } from '../model/config.js';
 import { ArgsError, formatHelp, parseArgs, type OptionSpec, type ParsedArgs } from './args.js';
-import { checkpointInfo, decodeCheckpoint, type LoadedCheckpoint } from './checkpoint.js';
+import { checkpointInfo, decodeCheckpoint, type LoadedCheckpoint } from '../model/checkpoint.js';
 import { detectionsToResults } from './evaluate.js';
 import { detectWithDump } from './infer-dump.js';
 import { imageIdsFor, resolveLabelTable, UserError } from './infer-inputs.js';

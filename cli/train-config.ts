@@ -50,17 +50,16 @@ export interface TrainConfig {
 }
 
 /**
- * The default run: the shapes dataset at 96 px and the `tiny-cpu` preset (model/presets.ts), sized
- * to finish in under 20 minutes on a 2-core CPU under lavapipe. The 128 px `tiny` preset learns
- * more per image but is about 4x slower: `--preset tiny` with a config file
- * `{"synthetic": {"size": 128}}` runs it.
+ * The default run: the shapes dataset at 128 px and the `tiny-cpu` preset (model/presets.ts), sized
+ * to finish in under 20 minutes on a 2-core CPU under lavapipe. The wider `tiny` preset learns more
+ * per image but is about 3x slower: `--preset tiny` runs it.
  */
 export const SYNTHETIC_DEFAULTS: TrainConfig = {
   preset: 'tiny-cpu',
   model: {},
   data: 'synthetic',
-  synthetic: { size: 96 },
-  iters: 1800,
+  synthetic: { size: 128 },
+  iters: 1500,
   batch: 4,
   accumulate: 1,
   lr: 0.02,

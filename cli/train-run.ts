@@ -19,7 +19,7 @@ import { MaskRCNN } from '../model/maskrcnn.js';
 import { getPreset } from '../model/presets.js';
 import { withOverrides } from '../model/config.js';
 import { WorkerPoolSource } from './worker-loader.js';
-import { loadCheckpoint, restoreCheckpoint, saveCheckpoint, saveWeights, type CheckpointCategory } from './checkpoint.js';
+import { loadCheckpoint, restoreCheckpoint, saveCheckpoint, saveWeights, type CheckpointCategory } from '../model/checkpoint.js';
 import { evaluateModel, type EvaluationResult } from './evaluate.js';
 import { ProgressReporter, readMetrics, formatDuration, type LossTerm } from './progress.js';
 import { plotMetrics } from './plot.js';

@@ -13,7 +13,7 @@ import { init, shutdown, setQuiet } from '../engine/index.js';
 import { presetNames } from '../model/presets.js';
 import { ArgsError, formatHelp, parseArgs, type OptionSpec, type OptionValue } from './args.js';
 import { nodeIO } from './node-io.js';
-import { resolveConfig, type TrainConfig } from './train-config.js';
+import { COCO_DEFAULTS, SYNTHETIC_DEFAULTS, resolveConfig, type TrainConfig } from './train-config.js';
 import { CONFIG_FILE, runTraining, type RunOptions } from './train-run.js';
 import { formatDuration, LOSS_TERMS, type LossTerm } from './progress.js';
 
@@ -29,14 +29,14 @@ const FIELDS: Record<string, keyof TrainConfig> = {
 };
 
 export const TRAIN_OPTIONS: OptionSpec[] = [
-  { name: 'preset', type: 'string', metavar: 'NAME', help: `model preset: ${presetNames().join(', ')} (default tiny; detectron2-r50-fpn with real data)` },
+  { name: 'preset', type: 'string', metavar: 'NAME', help: `model preset: ${presetNames().join(', ')} (default ${SYNTHETIC_DEFAULTS.preset}; detectron2-r50-fpn with real data)` },
   { name: 'train-images', type: 'string', metavar: 'DIR', help: 'training images (real data)' },
   { name: 'train-ann', type: 'string', metavar: 'ANN.json', help: 'training COCO instances file (real data)' },
   { name: 'val-images', type: 'string', metavar: 'DIR', help: 'validation images' },
   { name: 'val-ann', type: 'string', metavar: 'ANN.json', help: 'validation COCO instances file' },
   { name: 'weights', type: 'string', metavar: 'FILE', help: 'initial weights (.safetensors, torchvision names; a checkpoint works too)' },
-  { name: 'iters', type: 'number', metavar: 'N', help: 'training iterations (default 600 synthetic; the schedule length with --schedule)' },
-  { name: 'batch', type: 'number', metavar: 'B', help: 'images per micro-batch (default 2)' },
+  { name: 'iters', type: 'number', metavar: 'N', help: `training iterations (default ${SYNTHETIC_DEFAULTS.iters} synthetic; the schedule length with --schedule)` },
+  { name: 'batch', type: 'number', metavar: 'B', help: `images per micro-batch (default ${SYNTHETIC_DEFAULTS.batch} synthetic, ${COCO_DEFAULTS.batch} real)` },
   { name: 'accumulate', type: 'number', metavar: 'K', help: 'micro-batches per step (gradient accumulation; default 1)' },
   { name: 'lr', type: 'number', metavar: 'LR', help: 'base learning rate (default 0.02; 0.02 x batch/16 with --schedule)' },
   { name: 'momentum', type: 'number', metavar: 'M', help: 'SGD momentum (default 0.9)' },

@@ -1,6 +1,9 @@
 // GPU buffer pool by size class. Requests round up to one of 8 classes per power of two (at most
 // ~9% waste), freed buffers wait in their class for reuse, and unlike TF.js's pool this one shrinks:
-// when idle buffers exceed `maxIdleBytes` the oldest are destroyed, and `trim()` empties it.
+// when idle buffers exceed the idle limit the oldest are destroyed, and `trim()` empties it. The
+// limit is `maxIdleBytes` or the largest working set seen (live bytes at their highest), whichever
+// is larger: a training step frees most of its working set at the end and needs it all again at the
+// next step, and a fixed cap below that destroys buffers the next step must create again.
 
 const USAGE = 0x80 /* STORAGE */ | 0x04 /* COPY_SRC */ | 0x08; /* COPY_DST */
 const MIN_BYTES = 256;
@@ -27,7 +30,10 @@ export interface PoolStats {
 
 export class BufferPool {
   private idle = new Map<number, GPUBuffer[]>();
-  private idleOrder: GPUBuffer[] = [];
+  /** Idle buffers, oldest first (a Set keeps insertion order and deletes in O(1)). */
+  private idleOrder = new Set<GPUBuffer>();
+  /** The most live bytes ever held at once (not reset by resetPeak; trim() resets it). */
+  private workingSetBytes = 0;
   // A released buffer may still be used by recorded but unsubmitted work, so buffers leaving the
   // pool are destroyed only by destroyRetired(), which the backend calls after a submit.
   private retired: GPUBuffer[] = [];
@@ -41,7 +47,7 @@ export class BufferPool {
     const list = this.idle.get(size);
     let buffer = list?.pop();
     if (buffer) {
-      this.idleOrder.splice(this.idleOrder.indexOf(buffer), 1);
+      this.idleOrder.delete(buffer);
       this.stats.idleBytes -= size;
       this.stats.reused++;
     } else {
@@ -54,6 +60,7 @@ export class BufferPool {
     this.stats.liveBytes += size;
     this.stats.liveBuffers++;
     this.stats.peakLiveBytes = Math.max(this.stats.peakLiveBytes, this.stats.liveBytes);
+    this.workingSetBytes = Math.max(this.workingSetBytes, this.stats.liveBytes);
     return buffer;
   }
 
@@ -64,18 +71,21 @@ export class BufferPool {
     let list = this.idle.get(size);
     if (!list) this.idle.set(size, (list = []));
     list.push(buffer);
-    this.idleOrder.push(buffer);
+    this.idleOrder.add(buffer);
     this.stats.idleBytes += size;
-    while (this.stats.idleBytes > this.maxIdleBytes && this.idleOrder.length > 0) this.destroyOldest();
+    const limit = Math.max(this.maxIdleBytes, this.workingSetBytes);
+    while (this.stats.idleBytes > limit && this.idleOrder.size > 0) this.destroyOldest();
   }
 
-  /** Retires every idle buffer (live ones are untouched); they are destroyed at the next flush. */
+  /** Retires every idle buffer (live ones are untouched; destroyed at the next flush) and forgets the working set. */
   trim(): void {
-    while (this.idleOrder.length > 0) this.destroyOldest();
+    while (this.idleOrder.size > 0) this.destroyOldest();
+    this.workingSetBytes = this.stats.liveBytes;
   }
 
   private destroyOldest(): void {
-    const buffer = this.idleOrder.shift()!;
+    const buffer = this.idleOrder.values().next().value as GPUBuffer;
+    this.idleOrder.delete(buffer);
     const list = this.idle.get(buffer.size)!;
     list.splice(list.indexOf(buffer), 1);
     this.stats.idleBytes -= buffer.size;

@@ -14,7 +14,7 @@ import { Sequential } from '../engine/nn/sequential.js';
 import { Conv2d } from '../engine/nn/conv-layers.js';
 import type { Rng } from '../engine/random.js';
 import { AnchorCache, anchorsPerLocation, type LevelGrid } from './anchors.js';
-import { batchedNms, boxIou, clipBoxes, decodeBoxes, encodeBoxes, keepLargeBoxes, argsortDesc } from './host-boxes.js';
+import { batchedNms, boxIou, clipBoxes, decodeBoxes, encodeBoxes, keepLargeBoxes, topKDesc } from './host-boxes.js';
 import { labelsFromMatches, matchPredictions, sampleBalanced } from './matcher.js';
 import { boxRegressionLoss, binaryCrossEntropyWithLogits } from './losses.js';
 import type { MaskRCNNConfig, RpnConfig } from './config.js';
@@ -146,27 +146,37 @@ export class RegionProposalNetwork extends Module {
     const scores: Float32Array[] = [];
     for (let n = 0; n < N; n++) {
       const obj = objHost.subarray(n * R, (n + 1) * R);
-      const boxes = clipBoxes(decodeBoxes(delHost.subarray(n * R * 4, (n + 1) * R * 4), anchors, weights), ...info.imageSizes[n]!);
-      // Per level: the pre-NMS top-k by objectness logit.
+      const deltas = delHost.subarray(n * R * 4, (n + 1) * R * 4);
+      // Per level: the pre-NMS top-k by objectness logit (candidate c is anchor candidates[c]).
       const candidates: number[] = [];
-      const level = new Int32Array(R);
+      const candidateLevel: number[] = [];
       let start = 0;
       perLevel.forEach((count, l) => {
-        const idx = Array.from({ length: count }, (_, i) => start + i);
-        for (const i of idx) level[i] = l;
-        candidates.push(...argsortDesc(obj, idx).slice(0, Math.min(preNms, count)));
+        for (const i of topKDesc(obj, start, count, preNms)) {
+          candidates.push(i);
+          candidateLevel.push(l);
+        }
         start += count;
       });
-      const prob = new Float32Array(R);
-      for (const i of candidates) prob[i] = sigmoid32(obj[i]!);
-      const large = new Set(keepLargeBoxes(boxes, r.minSize));
-      const kept = candidates.filter((i) => large.has(i) && prob[i]! >= r.scoreThresh);
-      const keep = batchedNms(boxes, prob, level, r.nmsThresh, kept).slice(0, postNms);
+      // Decode and clip only the candidates: torchvision decodes every anchor, but each box is
+      // decoded on its own, so the candidates' boxes are the same numbers.
+      const C = candidates.length;
+      const candDeltas = new Float32Array(C * 4);
+      const candAnchors = new Float32Array(C * 4);
+      candidates.forEach((i, c) => {
+        candDeltas.set(deltas.subarray(4 * i, 4 * i + 4), 4 * c);
+        candAnchors.set(anchors.subarray(4 * i, 4 * i + 4), 4 * c);
+      });
+      const boxes = clipBoxes(decodeBoxes(candDeltas, candAnchors, weights), ...info.imageSizes[n]!);
+      const prob = Float32Array.from(candidates, (i) => sigmoid32(obj[i]!));
+      const kept = keepLargeBoxes(boxes, r.minSize).filter((c) => prob[c]! >= r.scoreThresh);
+      // Equal probabilities keep the candidates' (logit) order, as torchvision's stable sort in nms does.
+      const keep = batchedNms(boxes, prob, candidateLevel, r.nmsThresh, kept).slice(0, postNms);
       const p = new Float32Array(keep.length * 4);
       const s = new Float32Array(keep.length);
-      keep.forEach((i, k) => {
-        p.set(boxes.subarray(4 * i, 4 * i + 4), 4 * k);
-        s[k] = prob[i]!;
+      keep.forEach((c, k) => {
+        p.set(boxes.subarray(4 * c, 4 * c + 4), 4 * k);
+        s[k] = prob[c]!;
       });
       proposals.push(p);
       scores.push(s);

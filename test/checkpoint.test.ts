@@ -16,12 +16,12 @@ import { SGD } from '../engine/optim/sgd.js';
 import { Linear } from '../engine/nn/linear.js';
 import { Rng } from '../engine/random.js';
 import { nodeIO } from '../cli/node-io.js';
-import { decodeCheckpoint, encodeCheckpoint, loadCheckpoint, restoreCheckpoint } from '../cli/checkpoint.js';
+import { decodeCheckpoint, encodeCheckpoint, loadCheckpoint, restoreCheckpoint } from '../model/checkpoint.js';
 import { getPreset } from '../model/presets.js';
 
 await ready;
 
-const CKPT_MODULE = fileURLToPath(new URL('../cli/checkpoint.js', import.meta.url));
+const CKPT_MODULE = fileURLToPath(new URL('../model/checkpoint.js', import.meta.url));
 const IO_MODULE = fileURLToPath(new URL('../cli/node-io.js', import.meta.url));
 
 test('checkpoint round trip: model, momentum buffers, state', async () => {

@@ -2,7 +2,7 @@
 // from torchvision's definitions.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { boxIou, encodeBoxes, decodeBoxes, nms, batchedNms, keepLargeBoxes, clipBoxes, BBOX_XFORM_CLIP } from '../model/host-boxes.js';
+import { boxIou, encodeBoxes, decodeBoxes, nms, batchedNms, keepLargeBoxes, clipBoxes, argsortDesc, topKDesc, BBOX_XFORM_CLIP } from '../model/host-boxes.js';
 import { matchPredictions, labelsFromMatches, sampleBalanced, BELOW_LOW_THRESHOLD, BETWEEN_THRESHOLDS } from '../model/matcher.js';
 import { Rng } from '../engine/random.js';
 
@@ -37,6 +37,60 @@ test('nms: IoU exactly at the threshold is kept; ties keep the lower index first
 test('batched nms: groups never suppress each other; result by descending score', () => {
   const boxes = B(0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1);
   assert.equal(batchedNms(boxes, [0.3, 0.9, 0.5], [0, 1, 0], 0.5), [1, 2]);
+});
+
+test('topKDesc is the first k of argsortDesc over the range (ties, odd sizes, k >= count, NaN)', () => {
+  const rng = new Rng(7);
+  for (let trial = 0; trial < 40; trial++) {
+    const n = 1 + Math.floor(rng.uniform(0, 3000));
+    // Quantised scores: many ties, so the tie order (ascending index) is exercised.
+    const scores = Float32Array.from({ length: n }, () => Math.round(rng.uniform(-4, 4) * 8) / 8);
+    const start = Math.floor(rng.uniform(0, n));
+    const count = Math.floor(rng.uniform(0, n - start + 1));
+    const k = Math.floor(rng.uniform(0, count * 1.2 + 2));
+    const idx = Array.from({ length: count }, (_, i) => start + i);
+    assert.equal(topKDesc(scores, start, count, k), argsortDesc(scores, idx).slice(0, k), `trial ${trial}: n ${n} start ${start} count ${count} k ${k}`);
+  }
+  const withNaN = Float32Array.from([0.5, NaN, 0.7, 0.1, NaN, 0.9]);
+  assert.equal(argsortDesc(withNaN), [1, 4, 5, 2, 0, 3]);
+  for (let k = 0; k <= 6; k++) assert.equal(topKDesc(withNaN, 0, 6, k), argsortDesc(withNaN).slice(0, k), `NaN case, k ${k}`);
+  assert.equal(topKDesc(Float32Array.from([0, -0, 0]), 0, 3, 2), [0, 1]);
+});
+
+test('nms equals a plain greedy NMS on random overlapping boxes (thresholds 0, 0.3, 0.7, 1)', () => {
+  // The textbook loop over the original arrays, as torchvision's CPU kernel runs it.
+  const naive = (boxes: Float32Array, scores: Float32Array, thr: number): number[] => {
+    const f = Math.fround;
+    const order = argsortDesc(scores);
+    const removed = new Uint8Array(scores.length);
+    const keep: number[] = [];
+    const area = (i: number): number => f(f(boxes[4 * i + 2]! - boxes[4 * i]!) * f(boxes[4 * i + 3]! - boxes[4 * i + 1]!));
+    for (let a = 0; a < order.length; a++) {
+      const i = order[a]!;
+      if (removed[i]) continue;
+      keep.push(i);
+      for (let b = a + 1; b < order.length; b++) {
+        const j = order[b]!;
+        const w = Math.max(f(Math.min(boxes[4 * i + 2]!, boxes[4 * j + 2]!) - Math.max(boxes[4 * i]!, boxes[4 * j]!)), 0);
+        const h = Math.max(f(Math.min(boxes[4 * i + 3]!, boxes[4 * j + 3]!) - Math.max(boxes[4 * i + 1]!, boxes[4 * j + 1]!)), 0);
+        const inter = f(w * h);
+        if (f(inter / f(f(area(i) + area(j)) - inter)) > thr) removed[j] = 1;
+      }
+    }
+    return keep;
+  };
+  const rng = new Rng(11);
+  for (const n of [1, 2, 37, 301, 1000]) {
+    const boxes = new Float32Array(4 * n);
+    for (let i = 0; i < n; i++) {
+      const x = rng.uniform(0, 100), y = rng.uniform(0, 100);
+      // Some boxes are empty (zero width or height), like clipped proposals.
+      const w = rng.uniform(0, 1) < 0.05 ? 0 : rng.uniform(1, 40), h = rng.uniform(1, 40);
+      boxes.set([x, y, x + w, y + h], 4 * i);
+    }
+    const scores = Float32Array.from({ length: n }, () => Math.round(rng.uniform(0, 1) * 50) / 50);
+    for (const thr of [0, 0.3, 0.7, 1]) assert.equal(nms(boxes, scores, thr), naive(boxes, scores, thr), `n ${n} threshold ${thr}`);
+  }
 });
 
 test('clip and small-box removal', () => {

@@ -82,4 +82,29 @@ test('the pool reuses buffers by size class and trim() empties it', () => {
   assert.is(F.memory().idleBytes, 0);
 });
 
+test('the idle limit grows to the working set: a repeated step reuses every buffer', () => {
+  const pool = backend.pool;
+  const saved = pool.maxIdleBytes;
+  pool.trim();
+  pool.maxIdleBytes = 4096; // far below one step's working set (3 x 40 kB)
+  try {
+    const step = (): void => {
+      F.tidy(() => {
+        const a = F.ones([10000]);
+        F.exp(F.add(a, 1));
+      });
+    };
+    step();
+    const created = F.memory().created;
+    assert.ok(F.memory().idleBytes > 4096, `idle ${F.memory().idleBytes} bytes`);
+    step();
+    step();
+    assert.is(F.memory().created, created, 'buffers were recreated');
+  } finally {
+    pool.maxIdleBytes = saved;
+    pool.trim();
+  }
+  assert.is(F.memory().idleBytes, 0);
+});
+
 test.run();

@@ -6,7 +6,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ready } from './helpers/gpu.js';
 import { nodeIO } from '../cli/node-io.js';
-import { loadCheckpoint } from '../cli/checkpoint.js';
+import { loadCheckpoint } from '../model/checkpoint.js';
 import { readMetrics } from '../cli/progress.js';
 import { runTraining, CHECKPOINT_FILE, METRICS_FILE } from '../cli/train-run.js';
 import { microConfig, microDataset } from './train-fixture.js';

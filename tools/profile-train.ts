@@ -2,7 +2,7 @@
 // time the host spends waiting for readbacks (the device's share, roughly) and the rest (JS +
 // Dawn encoding: the host's share), for the default synthetic configuration or a --config file.
 // A dev tool for speed work; not run by tests.
-// Usage: node dist/tools/profile-train.js [--iters N] [--warmup N] [--config FILE] [--top N] [--by-label]
+// Usage: node dist/tools/profile-train.js [--iters N] [--warmup N] [--config FILE] [--top N] [--by-label] [--formula-weights]
 import '../cli/node-gpu.js';
 import { readFileSync } from 'node:fs';
 import { init, getBackend, shutdown } from '../engine/index.js';
@@ -19,7 +19,7 @@ const configFile = flag('--config', '');
 
 await init();
 const backend = getBackend();
-const session = await trainSession(configFile ? JSON.parse(readFileSync(configFile, 'utf8')) : {});
+const session = await trainSession(configFile ? JSON.parse(readFileSync(configFile, 'utf8')) : {}, { formulaWeights: argv.includes('--formula-weights') });
 const { cfg, loader } = session;
 const modelCfg = session.model.cfg;
 
@@ -48,7 +48,7 @@ loader.next = async () => {
 
 for (let i = 0; i < warmup; i++) await session.step();
 await backend.sync();
-const d0 = backend.dispatchCount, s0 = backend.submitCount;
+const d0 = backend.dispatchCount, s0 = backend.submitCount, c0 = backend.pool.getStats().created;
 reads = 0; readMs = 0; loadMs = 0;
 const t0 = performance.now();
 for (let i = 0; i < iters; i++) await session.step();
@@ -57,7 +57,7 @@ const wall = (performance.now() - t0) / iters;
 const per = (x: number) => (x / iters).toFixed(1);
 console.log(`${modelCfg.name} batch ${cfg.batch} at ${modelCfg.input.minSizesTrain.join('/')} px, mean of ${iters} iterations after ${warmup}:`);
 console.log(`  ${wall.toFixed(1)} ms per iteration (${((cfg.batch * 1000) / wall).toFixed(2)} images/s)`);
-console.log(`  ${per(backend.dispatchCount - d0)} dispatches, ${per(backend.submitCount - s0)} submits, ${per(reads)} readbacks per iteration`);
+console.log(`  ${per(backend.dispatchCount - d0)} dispatches, ${per(backend.submitCount - s0)} submits, ${per(reads)} readbacks, ${per(backend.pool.getStats().created - c0)} new buffers per iteration`);
 console.log(`  awaiting readbacks ${per(readMs)} ms, loading data ${per(loadMs)} ms, the rest (host: JS + encoding) ${(wall - readMs / iters - loadMs / iters).toFixed(1)} ms`);
 // Where the device time goes: GPU timestamps around every dispatch of a few more iterations.
 backend.startProfile();

@@ -6,7 +6,7 @@ import * as L from './lib.js';
 export interface LoadedCheckpoint {
   source: string;
   bytes: number;
-  /** The file's bytes (the model adapter decodes checkpoints with cli/checkpoint.ts from them). */
+  /** The file's bytes (the model adapter decodes checkpoints with model/checkpoint.ts from them). */
   raw: Uint8Array;
   file: L.Safetensors;
   tensors: number;

@@ -316,6 +316,7 @@ try {
         // the untrained model's loss (step 1, about 4.8) with the mean of the last 5 steps (measured
         // 2.5-2.7, so 0.7x leaves room for that noise while still needing real learning).
         const first = losses[0], last = mean(losses.slice(TRAIN_STEPS - 5, TRAIN_STEPS));
+        console.log(`test:browser: training in the page: loss ${losses.map((v) => v.toFixed(3)).join(' ')}`);
         if (!(last < 0.7 * first)) throw new Error(`the mean loss of the last 5 steps (${last.toFixed(4)}) is not below 0.7x the first step's (${first.toFixed(4)})`);
         await page.screenshot({ path: join(outDir, 'demo-train.png'), fullPage: true });
         if (problems.length) throw new Error(problems.join('\n'));
