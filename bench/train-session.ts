@@ -7,14 +7,13 @@ import { SGD } from '../engine/optim/sgd.js';
 import { MaskRCNN } from '../model/maskrcnn.js';
 import { getPreset } from '../model/presets.js';
 import { withOverrides } from '../model/config.js';
-import { CocoDataset } from '../data/coco.js';
 import { CocoSampleSource } from '../data/coco-source.js';
 import { DataLoader } from '../data/loader.js';
-import { generateShapesDataset, shapesDatasetPaths, shapesDatasetReady, DEFAULT_SHAPES_OPTIONS } from '../data/synthetic.js';
 import { nodeIO } from '../cli/node-io.js';
 import { fixtureStateDict } from '../model/fixture-weights.js';
 import { resolveConfig, type TrainConfig } from '../cli/train-config.js';
 import { paramGroups, trainStep, type StepResult } from '../cli/train-loop.js';
+import { loadTrainingData } from '../cli/train-run.js';
 
 export interface TrainSession {
   cfg: TrainConfig;
@@ -31,11 +30,7 @@ export interface TrainSession {
  */
 export async function trainSession(user: Partial<TrainConfig>, opt: { formulaWeights?: boolean } = {}): Promise<TrainSession> {
   const cfg = resolveConfig({ ...user, data: 'synthetic' });
-  const opts = { ...DEFAULT_SHAPES_OPTIONS, ...cfg.synthetic };
-  const dir = path.join(process.cwd(), '.cache', `shapes-s${opts.seed}-n${opts.trainCount}-${opts.valCount}-${opts.size}px`);
-  if (!(await shapesDatasetReady(opts, nodeIO, dir))) await generateShapesDataset(opts, nodeIO, dir);
-  const paths = shapesDatasetPaths(nodeIO, dir);
-  const train = await CocoDataset.load(nodeIO, paths.trainAnnotations);
+  const { train, trainImages } = await loadTrainingData(cfg, nodeIO, path.join(process.cwd(), '.cache'), (l) => console.log(l));
   const modelCfg = withOverrides(getPreset(cfg.preset, cfg.model), { numClasses: train.numCategories + 1 });
   manualSeed(cfg.seed);
   const model = new MaskRCNN(modelCfg);
@@ -46,7 +41,7 @@ export async function trainSession(user: Partial<TrainConfig>, opt: { formulaWei
   model.train();
   const optimizer = new SGD(paramGroups(model, cfg.weightDecay), { lr: cfg.lr, momentum: cfg.momentum });
   const rng = new Rng(1);
-  const source = new CocoSampleSource(train, nodeIO, { imageDir: paths.trainImages, transform: model.transformConfig(true), filterEmpty: true });
+  const source = new CocoSampleSource(train, nodeIO, { imageDir: trainImages, transform: model.transformConfig(true), filterEmpty: true });
   const loader = new DataLoader(source, { batchSize: cfg.batch, seed: cfg.seed, sizeDivisible: modelCfg.input.sizeDivisible });
   let iter = 0;
   return {

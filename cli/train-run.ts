@@ -54,7 +54,7 @@ export const FINAL_WEIGHTS_FILE = 'model_final.safetensors';
 export const METRICS_FILE = 'metrics.jsonl';
 export const CONFIG_FILE = 'train-config.json';
 
-interface Data {
+export interface TrainingData {
   train: CocoDataset;
   trainAnn: string;
   trainImages: string;
@@ -62,7 +62,8 @@ interface Data {
   valImages: string;
 }
 
-async function loadData(cfg: TrainConfig, io: FileIO, cacheDir: string, print: (l: string) => void): Promise<Data> {
+/** The run's datasets: the synthetic shapes (generated into `cacheDir` once) or the given COCO files. */
+export async function loadTrainingData(cfg: TrainConfig, io: FileIO, cacheDir: string, print: (l: string) => void): Promise<TrainingData> {
   if (cfg.data === 'synthetic') {
     const opts = { ...DEFAULT_SHAPES_OPTIONS, ...cfg.synthetic };
     const tag = `shapes-s${opts.seed}-n${opts.trainCount}-${opts.valCount}-${opts.size}px`;
@@ -100,7 +101,7 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions): Promise<RunO
   const metricsPath = io.join(cfg.out, METRICS_FILE);
   if (!o.resume) writeFileSync(io.join(cfg.out, CONFIG_FILE), JSON.stringify(cfg, null, 1) + '\n');
 
-  const data = await loadData(cfg, io, o.cacheDir, print);
+  const data = await loadTrainingData(cfg, io, o.cacheDir, print);
   const categories: CheckpointCategory[] = data.train.categories.map((c) => ({ id: c.id, name: c.name }));
   const modelCfg = withOverrides(getPreset(cfg.preset, cfg.model), { numClasses: data.train.numCategories + 1 });
   manualSeed(cfg.seed);

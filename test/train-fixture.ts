@@ -26,7 +26,7 @@ export async function microDataset(count: number, seed = 0, size = 64): Promise<
   return { dir, images: p.trainImages, ann: p.trainAnnotations };
 }
 
-/** A training config over that dataset and model (no validation set unless `evalOnTrain`). */
+/** A training config over that dataset and model (no validation set unless `evalOnTrain`); `over` may also replace the preset and model. */
 export function microConfig(d: { dir: string; images: string; ann: string }, over: Partial<TrainConfig> = {}, evalOnTrain = false): TrainConfig {
   return resolveConfig({
     preset: 'tiny',

@@ -8,12 +8,10 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { ready } from './helpers/gpu.js';
 import { nodeIO } from '../cli/node-io.js';
-import { resolveConfig } from '../cli/train-config.js';
 import { runTraining } from '../cli/train-run.js';
-import { microDataset } from './train-fixture.js';
+import { microConfig, microDataset } from './train-fixture.js';
 
 await ready;
 
@@ -23,24 +21,19 @@ const SIZE = 96;
 test(`tiny-cpu Mask R-CNN learns 2 images in ${ITERS} iterations (box AP >= 0.9, mask AP >= 0.75)`, async () => {
   const d = await microDataset(2, 0, SIZE);
   try {
-    const cfg = resolveConfig({
-      preset: 'tiny-cpu',
-      model: { input: { minSizesTrain: [SIZE], minSizeTest: SIZE, maxSize: SIZE, flipProb: 0 } },
-      trainImages: d.images,
-      trainAnn: d.ann,
-      valImages: d.images,
-      valAnn: d.ann,
-      batch: 2,
-      lr: 0.02,
-      warmupIters: 50,
-      stepFractions: [0.8],
-      iters: ITERS,
-      seed: 0,
-      logEvery: 1000,
-      checkpointEvery: 1000,
-      workers: 0,
-      out: join(d.dir, 'run'),
-    });
+    const cfg = microConfig(
+      d,
+      {
+        preset: 'tiny-cpu',
+        model: { input: { minSizesTrain: [SIZE], minSizeTest: SIZE, maxSize: SIZE, flipProb: 0 } },
+        iters: ITERS,
+        warmupIters: 50,
+        stepFractions: [0.8],
+        lr: 0.02,
+        seed: 0,
+      },
+      true,
+    );
     const t0 = performance.now();
     const out = await runTraining(cfg, { io: nodeIO, cacheDir: d.dir, print: () => {} });
     assert.is(out.status, 'done');
