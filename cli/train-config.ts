@@ -150,7 +150,7 @@ export function validateTrainConfig(c: TrainConfig): void {
   if ((c.valAnn === undefined) !== (c.valImages === undefined)) throw new Error('train config: --val-images and --val-ann go together');
   if (c.schedule !== undefined && c.schedule !== '1x' && c.schedule !== '3x') throw new Error(`train config: schedule must be 1x or 3x, got '${String(c.schedule)}'`);
   const m = milestones(c);
-  for (let i = 1; i < m.length; i++) if (!(m[i]! > m[i - 1]!)) throw new Error(`train config: LR steps must increase, got [${m.join(', ')}]`);
+  for (let i = 1; i < m.length; i++) if (!(m[i]! >= m[i - 1]!)) throw new Error(`train config: LR steps must not decrease, got [${m.join(', ')}]`);
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

@@ -42,6 +42,15 @@ export interface AdapterReport {
 
 export let adapterReport: AdapterReport | undefined;
 
+/**
+ * Whether the adapter is a CPU implementation (lavapipe/llvmpipe, SwiftShader). Kernels are shaped
+ * differently there: invocations run as SIMD lanes of a CPU thread, a workgroup barrier is a
+ * coroutine switch of every lane group, and per-lane gathers are scalar loops.
+ */
+export function adapterIsCpu(): boolean {
+  return /llvmpipe|lavapipe|swiftshader/i.test(adapterReport?.description ?? '');
+}
+
 async function findGPU(): Promise<GPU> {
   if (provider) return provider();
   const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;

@@ -54,12 +54,15 @@ const decode = (e: string): string => `let c = (${e} / ${uword(NW.L)}) % ${uword
  * Row reduction kernels. 'stats': out[r] = mean, out[R + r] = biased variance, out[2R + r] = rstd
  * (two passes: the mean, then the sum of squared deviations with the rounding correction of the
  * corrected two-pass algorithm). 'grad': out[r] = sum(g*w[c]), out[R + r] = sum(g*w[c]*xhat) with
- * xhat = (x - mean[s]) * rstd[s]; w is left out when `weight` is false.
+ * xhat = (x - mean[s]) * rstd[s]; w is left out when `weight` is false. One workgroup of `wg`
+ * invocations per row (a power of two): 256 on GPUs; CPU adapters run 16 faster (each barrier of
+ * the tree reduction costs a coroutine switch per group of SIMD lanes; GroupNorm's rows took 2x).
  */
-export function normRowsKernel(mode: 'stats' | 'grad', weight: boolean): { wgsl: string; entry: string; inputs: NormInput[] } {
+export function normRowsKernel(mode: 'stats' | 'grad', weight: boolean, wg: number = WORKGROUP): { wgsl: string; entry: string; inputs: NormInput[] } {
+  if (!(wg >= 2 && (wg & (wg - 1)) === 0)) throw new Error(`normRowsKernel: workgroup size ${wg} is not a power of two >= 2`);
   const inputs: NormInput[] = mode === 'stats' ? ['x'] : ['x', 'g', 'mean', 'rstd', ...(weight ? (['w'] as const) : [])];
   const entry = `norm_rows_${mode}${weight ? '_w' : ''}`;
-  const loop = (body: string): string => `for (var j = lid; j < count; j += ${WORKGROUP}u) {
+  const loop = (body: string): string => `for (var j = lid; j < count; j += ${wg}u) {
     let o = j / ${uword(NW.K)};
     let e = row * ${uword(NW.rowStride)} + o * ${uword(NW.outerStride)} + (j - o * ${uword(NW.K)});
     ${body}
@@ -90,11 +93,11 @@ export function normRowsKernel(mode: 'stats' | 'grad', weight: boolean): { wgsl:
     out[${uword(NW.n)} + row] = t.y;
   }`;
   const wgsl = `${header(inputs)}
-var<workgroup> red: array<vec2<f32>, ${WORKGROUP}>;
+var<workgroup> red: array<vec2<f32>, ${wg}>;
 fn wg_sum(v: vec2<f32>, lid: u32) -> vec2<f32> {
   red[lid] = v;
   workgroupBarrier();
-  for (var k = ${WORKGROUP / 2}u; k > 0u; k = k >> 1u) {
+  for (var k = ${wg / 2}u; k > 0u; k = k >> 1u) {
     if (lid < k) { red[lid] = red[lid] + red[lid + k]; }
     workgroupBarrier();
   }
@@ -103,7 +106,7 @@ fn wg_sum(v: vec2<f32>, lid: u32) -> vec2<f32> {
   workgroupBarrier();
   return r;
 }
-@compute @workgroup_size(${WORKGROUP})
+@compute @workgroup_size(${wg})
 fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let row = ${LINEAR_GROUP};
   if (row >= ${uword(NW.n)}) { return; }

@@ -10,6 +10,7 @@ import { checkOp, ref, gpu, expectRef, assertClose } from './helpers/check.js';
 import * as F from '../engine/index.js';
 import { batchNormReference, frozenBatchNormReference, groupNormReference } from '../kernels/norm.js';
 import type { RefTensor } from '../kernels/common.js';
+import { setNormRowWorkgroup } from '../engine/ops/norm.js';
 
 await ready;
 
@@ -153,6 +154,36 @@ for (const [shape, G] of [[[2, 6, 7, 13], 3], [[2, 5, 3, 7], 5], [[2, 3, 7, 13],
       ref: ([xr, wr, br]) => groupNormReference(xr!, G, wr!, br!),
       forwardTol: FWD,
     });
+  });
+}
+
+// The row reductions run 16-wide on CPU adapters and 256-wide on GPUs: check both (and a width
+// below the smallest row) on rows shorter and longer than the workgroup.
+for (const wg of [2, 16, 256]) {
+  test(`batch_norm and group_norm with ${wg}-wide row reductions`, async () => {
+    setNormRowWorkgroup(wg);
+    try {
+      for (const [shape, G] of [[[2, 6, 7, 13], 3], [[3, 4, 5], 2]] as [number[], number][]) {
+        const C = shape[1]!;
+        const x = ref(shape, 71, -1, 3), w = ref([C], 72, 0.5, 1.5), b = ref([C], 73);
+        await checkOp({
+          name: `group_norm ${JSON.stringify(shape)} G=${G} wg=${wg}`,
+          inputs: [x, w, b],
+          gpu: ([xt, wt, bt]) => F.groupNorm(xt!, G, wt!, bt!),
+          ref: ([xr, wr, br]) => groupNormReference(xr!, G, wr!, br!),
+          forwardTol: FWD,
+        });
+        await checkOp({
+          name: `batch_norm training ${JSON.stringify(shape)} wg=${wg}`,
+          inputs: [x, w, b],
+          gpu: ([xt, wt, bt]) => F.batchNorm(xt!, null, null, wt!, bt!, true),
+          ref: ([xr, wr, br]) => batchNormReference(xr!, null, null, wr!, br!, true).y,
+          forwardTol: FWD,
+        });
+      }
+    } finally {
+      setNormRowWorkgroup(null);
+    }
   });
 }
 

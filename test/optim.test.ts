@@ -182,7 +182,10 @@ test("schedules: Detectron2's WarmupMultiStepLR factors", () => {
   const sched = warmupMultiStep({ ...w, milestones: [2000, 3000], gamma: 0.5 });
   assert.ok(Math.abs(sched(250) - (0.001 * 0.75 + 0.25)) < 1e-15);
   assert.is(sched(2500), 0.5);
-  assert.throws(() => warmupMultiStep({ ...w, milestones: [3000, 2000] }), /milestones must increase/);
+  assert.throws(() => warmupMultiStep({ ...w, milestones: [3000, 2000] }), /milestones must not decrease/);
+  // Equal milestones (a short run's rounded fractions) both count, as in MultiStepLR.
+  assert.ok(Math.abs(multiStepFactorAt(2, [2, 2]) - 0.01) < 1e-15);
+  assert.is(multiStepFactorAt(1, [2, 2]), 1);
 });
 
 test.run();

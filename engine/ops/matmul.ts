@@ -4,7 +4,7 @@ import { matmulKernel, variantFits, variantTile, type MatmulLayout, type MatmulV
 import { Uniforms } from '../../kernels/common.js';
 import { broadcastShapes } from '../../kernels/elementwise.js';
 import { getBackend } from '../backend.js';
-import { adapterReport } from '../device.js';
+import { adapterIsCpu } from '../device.js';
 import { Tensor, empty, shapeStr, sizeOf } from '../tensor.js';
 import { noGrad, record } from '../autograd.js';
 import { tidy } from '../scope.js';
@@ -27,10 +27,6 @@ export const MATMUL_VARIANTS: readonly MatmulVariant[] = [
 ];
 const CPU_ORDER = ['direct_v4_16x8', 'direct_8x8'];
 const GPU_ORDER = ['tiled_64x64'];
-
-function isCpuAdapter(): boolean {
-  return /llvmpipe|lavapipe|swiftshader/i.test(adapterReport?.description ?? '');
-}
 
 const kernels = new Map(MATMUL_VARIANTS.map((v) => [v.name, matmulKernel(v)]));
 let forced: string | null = null;
@@ -55,7 +51,7 @@ function pickVariant(l: MatmulLayout, label: string): MatmulVariant {
     if (!variantFits(v, l)) throw new Error(`${label}: forced matmul variant '${v.name}' cannot handle layout ${JSON.stringify(l)}`);
     return v;
   }
-  const order = isCpuAdapter() ? CPU_ORDER : GPU_ORDER;
+  const order = adapterIsCpu() ? CPU_ORDER : GPU_ORDER;
   return order.map((n) => MATMUL_VARIANTS.find((v) => v.name === n)!).find((v) => variantFits(v, l))!;
 }
 

@@ -20,10 +20,11 @@ export function warmupFactorAt(iter: number, opts: WarmupOptions): number {
   return warmupFactor * (1 - alpha) + alpha;
 }
 
-/** gamma ** (number of milestones <= iter), as MultiStepLR (bisect_right). */
+/** gamma ** (number of milestones <= iter), as MultiStepLR (bisect_right). Equal milestones are
+ *  allowed (as in Detectron2 and PyTorch): a short run's fractional steps may round together. */
 export function multiStepFactorAt(iter: number, milestones: readonly number[], gamma = 0.1): number {
   for (let i = 1; i < milestones.length; i++) {
-    if (!(milestones[i]! > milestones[i - 1]!)) throw new Error(`multiStep: milestones must increase, got [${milestones.join(', ')}]`);
+    if (!(milestones[i]! >= milestones[i - 1]!)) throw new Error(`multiStep: milestones must not decrease, got [${milestones.join(', ')}]`);
   }
   let passed = 0;
   for (const m of milestones) if (m <= iter) passed++;
