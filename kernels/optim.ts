@@ -17,6 +17,9 @@ export interface SgdVariant {
 
 export const SGD_UNIFORM_WORDS = 9;
 
+/** Consecutive elements each invocation updates (dispatch ceil(n / (WORKGROUP * SGD_PER_THREAD))). */
+export const SGD_PER_THREAD = 4;
+
 /**
  * Uniform words: n, pOffset, gOffset, bufOffset, lr (f32), momentum (f32), 1 - dampening (f32),
  * weightDecay (f32), first (u32: 1 when the momentum buffer is initialised from d).
@@ -45,9 +48,10 @@ export function sgdKernel(v: SgdVariant): { wgsl: string; entry: string } {
 ${v.momentum ? '@group(0) @binding(3) var<storage, read_write> buf: array<f32>;' : ''}
 @compute @workgroup_size(${WORKGROUP})
 fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let i = ${LINEAR_GROUP} * ${WORKGROUP}u + lid;
-  if (i >= ${uword(0)}) { return; }
-  ${body.join('\n  ')}
+  let i0 = (${LINEAR_GROUP} * ${WORKGROUP}u + lid) * ${SGD_PER_THREAD}u;
+  for (var i = i0; i < min(i0 + ${SGD_PER_THREAD}u, ${uword(0)}); i++) {
+    ${body.join('\n    ')}
+  }
 }
 `;
   return { wgsl, entry };

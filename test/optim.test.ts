@@ -12,7 +12,8 @@ import { sgdReference, type SgdHyper } from '../kernels/optim.js';
 await ready;
 
 const TOL = { atol: 1e-6, rtol: 1e-5 };
-const SHAPES = [[7, 13], [5], [3, 1, 9]];
+// [37, 61]: 2,257 elements, more than one workgroup of 256 invocations x 4 elements each.
+const SHAPES = [[7, 13], [5], [3, 1, 9], [37, 61]];
 
 const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
 

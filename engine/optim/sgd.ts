@@ -1,6 +1,6 @@
 // torch.optim.SGD: the same update rule, parameter groups and state dict, with each parameter's
 // update done by one fused kernel (kernels/optim.ts) that changes p and its momentum buffer in place.
-import { sgdKernel, type SgdVariant } from '../../kernels/optim.js';
+import { sgdKernel, SGD_PER_THREAD, type SgdVariant } from '../../kernels/optim.js';
 import { Uniforms, grid, WORKGROUP } from '../../kernels/common.js';
 import { getBackend } from '../backend.js';
 import { Tensor, empty, fromData, shapeStr } from '../tensor.js';
@@ -143,7 +143,7 @@ export class SGD {
       kernel,
       buffers: [p.storage.buffer, g.storage.buffer, ...(useMomentum ? [buf!.storage.buffer] : [])],
       uniforms: u.bytes(),
-      workgroups: grid(Math.ceil(p.size / WORKGROUP)),
+      workgroups: grid(Math.ceil(p.size / (WORKGROUP * SGD_PER_THREAD))),
       label: `sgd(${shapeStr(p.shape)})`,
     });
     if (g !== grad) g.dispose();
