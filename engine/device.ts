@@ -51,6 +51,23 @@ export function adapterIsCpu(): boolean {
   return /llvmpipe|lavapipe|swiftshader/i.test(adapterReport?.description ?? '');
 }
 
+let forcedReductionWorkgroup: number | null = null;
+
+/**
+ * Invocations of a workgroup that reduces one row in workgroup memory (GroupNorm statistics, long
+ * sums): 256 on GPUs; 16 on CPU adapters, where each barrier of the tree costs a coroutine switch
+ * per group of SIMD lanes (GroupNorm's row kernels ran 2x faster, long sums 3x).
+ */
+export function reductionWorkgroup(): number {
+  return forcedReductionWorkgroup ?? (adapterIsCpu() ? 16 : 256);
+}
+
+/** Forces reductionWorkgroup() (tests cover every adapter's choice); null restores it. */
+export function setReductionWorkgroup(wg: number | null): void {
+  if (wg !== null && !(wg >= 2 && wg <= 256 && (wg & (wg - 1)) === 0)) throw new Error(`setReductionWorkgroup: ${wg} is not a power of two in [2, 256]`);
+  forcedReductionWorkgroup = wg;
+}
+
 async function findGPU(): Promise<GPU> {
   if (provider) return provider();
   const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;

@@ -55,8 +55,7 @@ const decode = (e: string): string => `let c = (${e} / ${uword(NW.L)}) % ${uword
  * (two passes: the mean, then the sum of squared deviations with the rounding correction of the
  * corrected two-pass algorithm). 'grad': out[r] = sum(g*w[c]), out[R + r] = sum(g*w[c]*xhat) with
  * xhat = (x - mean[s]) * rstd[s]; w is left out when `weight` is false. One workgroup of `wg`
- * invocations per row (a power of two): 256 on GPUs; CPU adapters run 16 faster (each barrier of
- * the tree reduction costs a coroutine switch per group of SIMD lanes; GroupNorm's rows took 2x).
+ * invocations (a power of two) per row: the engine's reductionWorkgroup().
  */
 export function normRowsKernel(mode: 'stats' | 'grad', weight: boolean, wg: number = WORKGROUP): { wgsl: string; entry: string; inputs: NormInput[] } {
   if (!(wg >= 2 && (wg & (wg - 1)) === 0)) throw new Error(`normRowsKernel: workgroup size ${wg} is not a power of two >= 2`);

@@ -29,8 +29,8 @@ const INIT: Record<ReduceOp, (t: WType) => string> = {
   argmin: (t) => INIT.min(t),
 };
 
-/** Uniform words: M, R, offset, rowStride, elemStride. */
-export function reduceKernel(op: ReduceOp, type: WType, shortRows: boolean): { wgsl: string; entry: string } {
+/** Uniform words: M, R, offset, rowStride, elemStride. Long rows: a workgroup of `wg` invocations each. */
+export function reduceKernel(op: ReduceOp, type: WType, shortRows: boolean, wg: number = WORKGROUP): { wgsl: string; entry: string } {
   const arg = op === 'argmax' || op === 'argmin';
   const better = op === 'argmax' || op === 'max' ? '>' : '<';
   const outType = arg ? 'i32' : type;
@@ -68,15 +68,15 @@ fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
   return {
     entry,
     wgsl: `${head}
-var<workgroup> sv: array<${type}, ${WORKGROUP}>;
-var<workgroup> si: array<i32, ${WORKGROUP}>;
-@compute @workgroup_size(${WORKGROUP})
+var<workgroup> sv: array<${type}, ${wg}>;
+var<workgroup> si: array<i32, ${wg}>;
+@compute @workgroup_size(${wg})
 fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let row = ${LINEAR_GROUP};
   var acc: ${type} = ${INIT[op](type)};
   var best: i32 = 2147483647;
   if (row < ${uword(0)}) {
-    for (var k = lid; k < ${uword(1)}; k += ${WORKGROUP}u) {
+    for (var k = lid; k < ${uword(1)}; k += ${wg}u) {
       let v = ${load};
       ${arg ? `if (v ${better} acc || (nan_t(v) && !nan_t(acc)) || best == 2147483647) { acc = v; best = i32(k); }` : combine('acc', 'v')}
     }
@@ -84,7 +84,7 @@ fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
   sv[lid] = acc;
   si[lid] = best;
   workgroupBarrier();
-  for (var s = ${WORKGROUP / 2}u; s > 0u; s = s >> 1u) {
+  for (var s = ${wg / 2}u; s > 0u; s = s >> 1u) {
     if (lid < s) {
       let v = sv[lid + s];
       ${

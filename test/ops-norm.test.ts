@@ -10,7 +10,7 @@ import { checkOp, ref, gpu, expectRef, assertClose } from './helpers/check.js';
 import * as F from '../engine/index.js';
 import { batchNormReference, frozenBatchNormReference, groupNormReference } from '../kernels/norm.js';
 import type { RefTensor } from '../kernels/common.js';
-import { setNormRowWorkgroup } from '../engine/ops/norm.js';
+import { setReductionWorkgroup } from '../engine/device.js';
 
 await ready;
 
@@ -161,7 +161,7 @@ for (const [shape, G] of [[[2, 6, 7, 13], 3], [[2, 5, 3, 7], 5], [[2, 3, 7, 13],
 // below the smallest row) on rows shorter and longer than the workgroup.
 for (const wg of [2, 16, 256]) {
   test(`batch_norm and group_norm with ${wg}-wide row reductions`, async () => {
-    setNormRowWorkgroup(wg);
+    setReductionWorkgroup(wg);
     try {
       for (const [shape, G] of [[[2, 6, 7, 13], 3], [[3, 4, 5], 2]] as [number[], number][]) {
         const C = shape[1]!;
@@ -182,7 +182,7 @@ for (const wg of [2, 16, 256]) {
         });
       }
     } finally {
-      setNormRowWorkgroup(null);
+      setReductionWorkgroup(null);
     }
   });
 }

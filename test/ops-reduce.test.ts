@@ -4,6 +4,7 @@ import * as assert from 'uvu/assert';
 import { ready } from './helpers/gpu.js';
 import { checkOp, ref, gpu, expectRef } from './helpers/check.js';
 import * as F from '../engine/index.js';
+import { setReductionWorkgroup } from '../engine/device.js';
 import { reduceRowsReference, type ReduceOp } from '../kernels/reduce.js';
 import type { RefTensor } from '../kernels/common.js';
 import { permuteRef } from './helpers/refs.js';
@@ -30,6 +31,8 @@ const CASES: { shape: number[]; axes: number[] }[] = [
   { shape: [7, 13], axes: [0] },
   { shape: [3, 5, 9], axes: [0, 2] },
   { shape: [3, 5, 9], axes: [1] },
+  { shape: [3, 5, 4, 3], axes: [0, 2, 3] }, // a conv bias gradient: trailing axes first, then axis 0
+  { shape: [3, 4, 5, 2], axes: [0, 1, 3] },
   { shape: [2, 3, 4, 5], axes: [0, 1, 2, 3] },
   { shape: [5, 300], axes: [1] }, // long rows: workgroup tree
   { shape: [37, 3], axes: [0] }, // rows of 37 with stride 3: thread per row
@@ -94,6 +97,33 @@ test('NaN propagates through max/min and wins argmax, as in torch (short and lon
     assert.is(await F.argmax(x, 1).item(), 3, `argmax, ${n}`);
   }
 });
+
+// Long rows reduce in a workgroup tree 256 wide on GPUs and 16 wide on CPU adapters: check both,
+// and 2, on every long-row case, argmax ties and NaN included.
+for (const wg of [2, 16, 256]) {
+  test(`long rows with ${wg}-wide workgroup trees`, async () => {
+    setReductionWorkgroup(wg);
+    try {
+      for (const [k, c] of CASES.entries()) {
+        const x = ref(c.shape, 90 + k);
+        for (const op of ['sum', 'max', 'min'] as const) {
+          await expectRef(F[op](gpu(x), c.axes), reduceRef(op, x, c.axes, false), { atol: 2e-5, rtol: 1e-5 }, `${op} ${JSON.stringify(c)} wg=${wg}`);
+        }
+        if (c.axes.length === 1) {
+          await expectRef(F.cast(F.argmax(gpu(x), c.axes[0]), 'float32'), reduceRef('argmax', x, c.axes, false), { atol: 0, rtol: 0 }, `argmax ${JSON.stringify(c)} wg=${wg}`);
+        }
+      }
+      const long = new Float32Array(1000).fill(2);
+      long[700] = 3;
+      long[900] = 3;
+      assert.equal(await F.argmax(F.tensor(long, [1000])).item(), 700, `argmax tie wg=${wg}`);
+      long[800] = NaN;
+      assert.ok(Number.isNaN(await F.max(F.tensor(long, [1000])).item()), `max NaN wg=${wg}`);
+    } finally {
+      setReductionWorkgroup(null);
+    }
+  });
+}
 
 test('int32 and bool sums', async () => {
   assert.equal(await F.sum(F.tensor(Int32Array.from([1, -2, 30]), [3])).item(), 29);

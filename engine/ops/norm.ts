@@ -5,7 +5,7 @@
 import { normApplyKernel, normGradInputKernel, normRowsKernel, NW, NORM_WORDS, type ApplySpec, type NormInput } from '../../kernels/norm.js';
 import { Uniforms, grid, WORKGROUP } from '../../kernels/common.js';
 import { getBackend } from '../backend.js';
-import { adapterIsCpu } from '../device.js';
+import { reductionWorkgroup } from '../device.js';
 import { Tensor, empty, shapeStr } from '../tensor.js';
 import { record } from '../autograd.js';
 import { tidy } from '../scope.js';
@@ -68,14 +68,6 @@ function run(kernel: Kernel, bound: Partial<Record<NormInput, Tensor>>, out: Ten
   });
 }
 
-/** Invocations per row reduction (see normRowsKernel): 16 on CPU adapters, 256 on GPUs. */
-let forcedRowWorkgroup: number | null = null;
-const rowWorkgroup = (): number => forcedRowWorkgroup ?? (adapterIsCpu() ? 16 : WORKGROUP);
-
-/** Forces the row-reduction workgroup size (tests cover both adapters' choice); null restores it. */
-export function setNormRowWorkgroup(wg: number | null): void {
-  forcedRowWorkgroup = wg;
-}
 
 const layoutWords = (l: Layout): Words => ({ L: l.L, C: l.C, nStat: l.nStat, cPerStat: l.cPerStat });
 const rowWords = (r: Rows): Words => ({ n: r.R, O: r.O, K: r.K, rowStride: r.rowStride, outerStride: r.outerStride });
@@ -83,14 +75,14 @@ const rowWords = (r: Rows): Words => ({ n: r.R, O: r.O, K: r.K, rowStride: r.row
 /** [3 * R]: mean, biased variance, rstd = 1/sqrt(var + eps) of each row of dense x. */
 function stats(x: Tensor, l: Layout, rows: Rows, eps: number, label: string): Tensor {
   const out = empty([3 * rows.R]);
-  run(cached(`stats|${rowWorkgroup()}`, () => normRowsKernel('stats', false, rowWorkgroup())), { x }, out, { ...rowWords(rows), ...layoutWords(l), eps }, grid(rows.R), `${label} statistics`);
+  run(cached(`stats|${reductionWorkgroup()}`, () => normRowsKernel('stats', false, reductionWorkgroup())), { x }, out, { ...rowWords(rows), ...layoutWords(l), eps }, grid(rows.R), `${label} statistics`);
   return out;
 }
 
 /** [2 * R]: sum(g * w[c]) and sum(g * w[c] * xhat) of each row (w left out when null). */
 function gradSums(x: Tensor, g: Tensor, mean: Tensor, rstd: Tensor, w: Tensor | null, l: Layout, rows: Rows, label: string): Tensor {
   const out = empty([2 * rows.R]);
-  const kernel = cached(`grad|${!!w}|${rowWorkgroup()}`, () => normRowsKernel('grad', !!w, rowWorkgroup()));
+  const kernel = cached(`grad|${!!w}|${reductionWorkgroup()}`, () => normRowsKernel('grad', !!w, reductionWorkgroup()));
   run(kernel, { x, g, mean, rstd, ...(w ? { w } : {}) }, out, { ...rowWords(rows), ...layoutWords(l) }, grid(rows.R), `${label} backward sums`);
   return out;
 }

@@ -3,7 +3,8 @@
 import { reduceKernel, reduceShortRows, type ReduceOp } from '../../kernels/reduce.js';
 import { Uniforms, grid, WORKGROUP } from '../../kernels/common.js';
 import { getBackend } from '../backend.js';
-import { Tensor, empty, shapeStr, sizeOf, WGSL_TYPE } from '../tensor.js';
+import { reductionWorkgroup } from '../device.js';
+import { Tensor, contiguousStrides, empty, shapeStr, sizeOf, WGSL_TYPE } from '../tensor.js';
 import { record } from '../autograd.js';
 import { tidy } from '../scope.js';
 import { contiguous, elementwise as ew } from './elementwise.js';
@@ -42,11 +43,27 @@ export function reduceRaw(x: Tensor, op: ReduceOp, dims: Dims, keepdim = false):
   if (x.dtype === 'bool' && op !== 'sum') throw new Error(`${op}: not defined for bool tensors`);
   const R = sizeOf(axes.map((a) => x.shape[a]!));
   if ((op !== 'sum') && R === 0) throw new Error(`${op}: cannot reduce an empty dimension of ${shapeStr(x.shape)}`);
+  let rows = asOneDim(kept.map((i) => x.shape[i]!), kept.map((i) => x.strides[i]!));
+  let elems = asOneDim(axes.map((i) => x.shape[i]!), axes.map((i) => x.strides[i]!));
+  if ((!rows || !elems) && (op === 'sum' || op === 'max' || op === 'min') && x.isContiguous && sizeOf(outShape) > 0) {
+    // E.g. a conv bias gradient, dy [N, C, H, W] summed over [0, 2, 3]: reduce the trailing run of
+    // reduced axes first (dense rows), then the others, instead of a permuted copy of all of x.
+    let k = x.ndim;
+    while (k > 0 && axes.includes(k - 1)) k--;
+    const inner = axes.filter((a) => a >= k), outer = axes.filter((a) => a < k);
+    if (inner.length > 0 && outer.length > 0) {
+      const partial = reduceRaw(x, op, inner);
+      const y = reduceRaw(partial, op, outer);
+      partial.dispose();
+      if (!keepdim) return y;
+      const shaped = y.view(outShape, contiguousStrides(outShape), 0);
+      y.dispose();
+      return shaped;
+    }
+  }
   const out = empty(outShape, outDtype);
   if (out.size === 0) return out;
   let src = x;
-  let rows = asOneDim(kept.map((i) => x.shape[i]!), kept.map((i) => x.strides[i]!));
-  let elems = asOneDim(axes.map((i) => x.shape[i]!), axes.map((i) => x.strides[i]!));
   if (!rows || !elems) {
     src = contiguous(permute(x, [...kept, ...axes]));
     rows = { n: out.size, stride: R };
@@ -54,9 +71,10 @@ export function reduceRaw(x: Tensor, op: ReduceOp, dims: Dims, keepdim = false):
   }
   const short = reduceShortRows(out.size, R);
   const type = WGSL_TYPE[x.dtype];
-  const key = `${op}|${type}|${short}`;
+  const wg = reductionWorkgroup();
+  const key = `${op}|${type}|${short}|${wg}`;
   let kernel = kernels.get(key);
-  if (!kernel) kernels.set(key, (kernel = reduceKernel(op, type, short)));
+  if (!kernel) kernels.set(key, (kernel = reduceKernel(op, type, short, wg)));
   getBackend().dispatch({
     kernel,
     buffers: [src.storage.buffer, out.storage.buffer],
