@@ -3,10 +3,13 @@
 // Dawn encoding: the host's share), for the default synthetic configuration or a --config file.
 // A dev tool for speed work; not run by tests.
 // Usage: node dist/tools/profile-train.js [--iters N] [--warmup N] [--config FILE] [--top N] [--by-label] [--formula-weights]
+//        [--weights FILE]   start from trained weights (e.g. a run's model_final.safetensors): late in
+//                           training more sampled RoIs are positive, so the mask head costs more
 import '../cli/node-gpu.js';
 import { readFileSync } from 'node:fs';
 import { init, getBackend, shutdown } from '../engine/index.js';
 import { trainSession } from '../bench/train-session.js';
+import { loadSafetensors, toTensors } from '../engine/safetensors.js';
 
 const argv = process.argv.slice(2);
 const flag = (name: string, d: string): string => {
@@ -21,6 +24,8 @@ await init();
 const backend = getBackend();
 const session = await trainSession(configFile ? JSON.parse(readFileSync(configFile, 'utf8')) : {}, { formulaWeights: argv.includes('--formula-weights') });
 const { cfg, loader } = session;
+const weightsFile = flag('--weights', '');
+if (weightsFile) session.model.loadStateDict(toTensors(loadSafetensors(readFileSync(weightsFile))), { strict: false });
 const modelCfg = session.model.cfg;
 
 // Count readbacks and the time spent awaiting them.
