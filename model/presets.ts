@@ -137,7 +137,7 @@ const TINY: DeepPartial<MaskRCNNConfig> = {
  * quarter; with 1-4 objects an image, half gives the box and mask heads twice the examples: mask AP
  * 0.508 against 0.481, mean of 4 seeds on an H200), a 2x256 box head and a 1-conv 32-channel mask head.
  * (At 96 px it runs 15% faster but reaches less: mask AP 0.43 after 1,800 iterations against 0.50
- * after 1,500 at 128 px; the heads' cost does not grow with the image.)
+ * after 1,500 at 128 px, both with a quarter positive; the heads' cost does not grow with the image.)
  * What `node cli/train.js` trains by default, and the demo page's training tab.
  */
 const TINY_CPU: DeepPartial<MaskRCNNConfig> = {
