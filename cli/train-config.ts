@@ -3,6 +3,7 @@
 // defaults < schedule < config file < command-line flags. Pure data, no I/O.
 import type { DeepPartial, MaskRCNNConfig } from '../model/config.js';
 import type { ShapesOptions } from '../data/synthetic.js';
+import { checkMilestones } from '../engine/optim/schedule.js';
 
 export interface TrainConfig {
   /** Model preset name (model/presets.ts) and overrides merged into it (numClasses comes from the
@@ -149,8 +150,7 @@ export function validateTrainConfig(c: TrainConfig): void {
   if (c.data === 'coco' && (!c.trainAnn || !c.trainImages)) throw new Error('train config: real data needs both --train-images DIR and --train-ann ANN.json');
   if ((c.valAnn === undefined) !== (c.valImages === undefined)) throw new Error('train config: --val-images and --val-ann go together');
   if (c.schedule !== undefined && c.schedule !== '1x' && c.schedule !== '3x') throw new Error(`train config: schedule must be 1x or 3x, got '${String(c.schedule)}'`);
-  const m = milestones(c);
-  for (let i = 1; i < m.length; i++) if (!(m[i]! >= m[i - 1]!)) throw new Error(`train config: LR steps must not decrease, got [${m.join(', ')}]`);
+  checkMilestones(milestones(c), 'train config: LR steps');
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

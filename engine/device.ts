@@ -1,5 +1,6 @@
 // Getting a GPUDevice. In a browser we use navigator.gpu; in Node the caller registers a GPU
 // provider (cli/node-gpu.ts wraps Dawn's `webgpu` package) so that engine/ imports no Node code.
+import { WORKGROUP, isTreeWidth } from '../kernels/common.js';
 
 export type GPUProvider = () => GPU | Promise<GPU>;
 
@@ -59,12 +60,12 @@ let forcedReductionWorkgroup: number | null = null;
  * per group of SIMD lanes (GroupNorm's row kernels ran 2x faster, long sums 3x).
  */
 export function reductionWorkgroup(): number {
-  return forcedReductionWorkgroup ?? (adapterIsCpu() ? 16 : 256);
+  return forcedReductionWorkgroup ?? (adapterIsCpu() ? 16 : WORKGROUP);
 }
 
 /** Forces reductionWorkgroup() (tests cover every adapter's choice); null restores it. */
 export function setReductionWorkgroup(wg: number | null): void {
-  if (wg !== null && !(wg >= 2 && wg <= 256 && (wg & (wg - 1)) === 0)) throw new Error(`setReductionWorkgroup: ${wg} is not a power of two in [2, 256]`);
+  if (wg !== null && !isTreeWidth(wg)) throw new Error(`setReductionWorkgroup: ${wg} is not a power of two in [2, 256]`);
   forcedReductionWorkgroup = wg;
 }
 

@@ -15,6 +15,11 @@ export function refTensor(shape: readonly number[], data?: ArrayLike<number>): R
 }
 
 export const WORKGROUP = 256;
+
+/** Whether `wg` can be the width of a workgroup-memory tree reduction (halving to 1: a power of two >= 2, at most 256). */
+export function isTreeWidth(wg: number): boolean {
+  return Number.isInteger(wg) && wg >= 2 && wg <= 256 && (wg & (wg - 1)) === 0;
+}
 export const MAX_GROUPS_PER_DIM = 65535;
 
 /** Workgroup counts covering `groups` workgroups, folded into 2D when over the per-dimension limit. */

@@ -9,7 +9,7 @@
 // covers the elements r*rowStride + o*outerStride + k for o < O, k < K: a channel is N strided
 // chunks of L (O = N, K = L), a (n, group) is one contiguous chunk of (C/G)*L (O = 1).
 // Elementwise kernels (one thread per element) apply the normalisation and the input gradient.
-import { LINEAR_GROUP, WORKGROUP, uniformDecl, uword, type RefTensor } from './common.js';
+import { LINEAR_GROUP, WORKGROUP, isTreeWidth, uniformDecl, uword, type RefTensor } from './common.js';
 
 /** Word index of every uniform of the family (one layout for all norm kernels). */
 export const NW = {
@@ -58,7 +58,7 @@ const decode = (e: string): string => `let c = (${e} / ${uword(NW.L)}) % ${uword
  * invocations (a power of two) per row: the engine's reductionWorkgroup().
  */
 export function normRowsKernel(mode: 'stats' | 'grad', weight: boolean, wg: number = WORKGROUP): { wgsl: string; entry: string; inputs: NormInput[] } {
-  if (!(wg >= 2 && (wg & (wg - 1)) === 0)) throw new Error(`normRowsKernel: workgroup size ${wg} is not a power of two >= 2`);
+  if (!isTreeWidth(wg)) throw new Error(`normRowsKernel: workgroup size ${wg} is not a power of two in [2, 256]`);
   const inputs: NormInput[] = mode === 'stats' ? ['x'] : ['x', 'g', 'mean', 'rstd', ...(weight ? (['w'] as const) : [])];
   const entry = `norm_rows_${mode}${weight ? '_w' : ''}`;
   const loop = (body: string): string => `for (var j = lid; j < count; j += ${wg}u) {

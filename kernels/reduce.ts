@@ -1,7 +1,7 @@
 // Row reductions: out[r] = reduce_k x[offset + r*rowStride + k*elemStride] for r < M, k < R.
 // Any-axes reductions are lowered to this by permuting the reduced axes last (engine/ops/reduce.ts).
 // Long rows get a workgroup each (tree in workgroup memory); short rows get one thread each.
-import { F32_BITS, LINEAR_GROUP, WORKGROUP, uniformDecl, uword, type RefTensor } from './common.js';
+import { F32_BITS, LINEAR_GROUP, WORKGROUP, isTreeWidth, uniformDecl, uword, type RefTensor } from './common.js';
 import type { WType } from './elementwise.js';
 
 export type ReduceOp = 'sum' | 'max' | 'min' | 'argmax' | 'argmin';
@@ -31,6 +31,7 @@ const INIT: Record<ReduceOp, (t: WType) => string> = {
 
 /** Uniform words: M, R, offset, rowStride, elemStride. Long rows: a workgroup of `wg` invocations each. */
 export function reduceKernel(op: ReduceOp, type: WType, shortRows: boolean, wg: number = WORKGROUP): { wgsl: string; entry: string } {
+  if (!shortRows && !isTreeWidth(wg)) throw new Error(`reduceKernel: workgroup size ${wg} is not a power of two in [2, 256]`);
   const arg = op === 'argmax' || op === 'argmin';
   const better = op === 'argmax' || op === 'max' ? '>' : '<';
   const outType = arg ? 'i32' : type;

@@ -68,7 +68,6 @@ function run(kernel: Kernel, bound: Partial<Record<NormInput, Tensor>>, out: Ten
   });
 }
 
-
 const layoutWords = (l: Layout): Words => ({ L: l.L, C: l.C, nStat: l.nStat, cPerStat: l.cPerStat });
 const rowWords = (r: Rows): Words => ({ n: r.R, O: r.O, K: r.K, rowStride: r.rowStride, outerStride: r.outerStride });
 

@@ -20,12 +20,17 @@ export function warmupFactorAt(iter: number, opts: WarmupOptions): number {
   return warmupFactor * (1 - alpha) + alpha;
 }
 
+/** Throws unless the milestones never decrease; `what` names them in the message. */
+export function checkMilestones(milestones: readonly number[], what = 'multiStep: milestones'): void {
+  for (let i = 1; i < milestones.length; i++) {
+    if (!(milestones[i]! >= milestones[i - 1]!)) throw new Error(`${what} must not decrease, got [${milestones.join(', ')}]`);
+  }
+}
+
 /** gamma ** (number of milestones <= iter), as MultiStepLR (bisect_right). Equal milestones are
  *  allowed (as in Detectron2 and PyTorch): a short run's fractional steps may round together. */
 export function multiStepFactorAt(iter: number, milestones: readonly number[], gamma = 0.1): number {
-  for (let i = 1; i < milestones.length; i++) {
-    if (!(milestones[i]! >= milestones[i - 1]!)) throw new Error(`multiStep: milestones must not decrease, got [${milestones.join(', ')}]`);
-  }
+  checkMilestones(milestones);
   let passed = 0;
   for (const m of milestones) if (m <= iter) passed++;
   return gamma ** passed;
