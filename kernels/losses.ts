@@ -1,7 +1,7 @@
 // Loss kernels: the elementwise losses (binary_cross_entropy_with_logits, smooth_l1, l1) as one
 // generator over a table of (loss, d/dinput, d/dtarget) expressions, cross_entropy as a row kernel
-// (stable logsumexp per row, ignore_index) with its elementwise backward, and the per-RoI class
-// channel selection of the mask loss. Each has a float64 reference. Formulas follow PyTorch:
+// (stable logsumexp per row, ignore_index) with its elementwise backward. Each has a float64
+// reference. Formulas follow PyTorch:
 //   bce:       max(x,0) - x*y + log1p(exp(-|x|)),   d/dx = sigmoid(x) - y,   d/dy = -x
 //   smooth_l1: |z| < beta ? 0.5 z^2 / beta : |z| - beta/2 (z = x - y),  d/dx = |z| < beta ? z/beta : sign(z)
 //   l1:        |z|,  d/dx = sign(z)  (smooth_l1 with beta = 0 is l1, as in torch)
@@ -161,31 +161,6 @@ fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
   let p = exp(x[${uword(2)} + i] - fwd[N + r]);
   let scale = s[${uword(4)} + select(0u, r, ${uword(5)} != 0u)];
   gx[i] = (p - select(0.0, 1.0, i32(c) == t)) * scale;
-}
-`,
-  };
-}
-
-/**
- * out[r, k] = x[r, idx[r], k] for x [R, C, K] (mask_logits[arange(R), labels]); backward scatters
- * into the selected channel. Uniform words: R*K, C, K, src offset (forward), idx offset.
- */
-export function selectChannelKernel(backward: boolean): { wgsl: string; entry: string } {
-  const entry = backward ? 'select_channel_grad' : 'select_channel';
-  return {
-    entry,
-    wgsl: `${uniformDecl(2)}
-@group(0) @binding(1) var<storage, read> src: array<f32>;
-@group(0) @binding(2) var<storage, read> idx: array<i32>;
-@group(0) @binding(3) var<storage, read_write> dst: array<f32>;
-@compute @workgroup_size(${WORKGROUP})
-fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let i = ${LINEAR_GROUP} * ${WORKGROUP}u + lid;
-  if (i >= ${uword(0)}) { return; }
-  let K = ${uword(2)};
-  let r = i / K;
-  let pos = (r * ${uword(1)} + u32(idx[${uword(4)} + r])) * K + i % K;
-  ${backward ? 'dst[pos] = src[i];' : `dst[i] = src[${uword(3)} + pos];`}
 }
 `,
   };

@@ -1,9 +1,7 @@
 // torchvision BackboneWithFPN: `body` (the ResNet trunk up to layer4, IntermediateLayerGetter) and
 // `fpn` (FeaturePyramidNetwork over C2..C5 + LastLevelMaxPool), so the state dict keys come out as
 // `backbone.body.*` / `backbone.fpn.*` once the detector registers this module as 'backbone'.
-import type { Tensor } from '../engine/tensor.js';
-import { tidy } from '../engine/scope.js';
-import { Module } from '../engine/nn/module.js';
+import { tidy, nn, type Tensor } from '../engine/index.js';
 import { ResNetBody } from './resnet.js';
 import { FeaturePyramidNetwork } from './fpn.js';
 import type { MaskRCNNConfig } from './config.js';
@@ -11,7 +9,7 @@ import type { MaskRCNNConfig } from './config.js';
 /** Names of the pyramid levels in output order (P2..P5, P6). */
 export const FEATURE_NAMES = ['0', '1', '2', '3', 'pool'] as const;
 
-export class BackboneWithFPN extends Module {
+export class BackboneWithFPN extends nn.Module {
   readonly body: ResNetBody;
   readonly fpn: FeaturePyramidNetwork;
   /** Channels of every output level. */

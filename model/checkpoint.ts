@@ -4,12 +4,9 @@
 // position, RNG state, optimizer hyper-parameters, model config, categories) as JSON in the
 // safetensors metadata. One file written through FileIO.writeBytes (temp file + fsync + rename)
 // means a kill at any moment leaves either the previous checkpoint or the new one, never a mix.
+import { encodeSafetensors, loadSafetensors, nn, optim, type HostTensor, type Tensor } from '../engine/index.js';
 import type { FileIO } from '../data/io.js';
 import type { LoaderPosition } from '../data/loader.js';
-import type { Module } from '../engine/nn/module.js';
-import type { SGD, SGDState } from '../engine/optim/sgd.js';
-import type { Tensor } from '../engine/tensor.js';
-import { encodeSafetensors, loadSafetensors, type HostTensor } from '../engine/safetensors.js';
 import type { MaskRCNNConfig } from '../model/config.js';
 
 export const CHECKPOINT_FORMAT = 'maskrcnn-webgpu-checkpoint-v1';
@@ -30,7 +27,7 @@ export interface TrainingState {
   /** State of the generator that drives anchor / proposal sampling. */
   rngState: number;
   /** Optimizer step count and group hyper-parameters (momentum buffers are tensors in the file). */
-  optimizer: Omit<SGDState, 'momentumBuffers'>;
+  optimizer: Omit<optim.SGDState, 'momentumBuffers'>;
   /** The model's full configuration, so the checkpoint can be evaluated without naming a preset. */
   model: MaskRCNNConfig;
   /** categories[label - 1] is contiguous label `label`. */
@@ -56,7 +53,7 @@ async function host(t: Tensor): Promise<HostTensor> {
  * Serialises model + optimizer + state into checkpoint bytes. All GPU reads happen before any byte
  * is written, so the caller may keep training right after this resolves.
  */
-export async function encodeCheckpoint(model: Module, optimizer: SGD | null, state: Omit<TrainingState, 'optimizer'> & { optimizer?: TrainingState['optimizer'] }): Promise<Uint8Array> {
+export async function encodeCheckpoint(model: nn.Module, optimizer: optim.SGD | null, state: Omit<TrainingState, 'optimizer'> & { optimizer?: TrainingState['optimizer'] }): Promise<Uint8Array> {
   const named: Record<string, HostTensor> = {};
   for (const [k, t] of Object.entries(model.stateDict())) {
     if (k.startsWith(MOMENTUM_PREFIX)) throw new Error(`checkpoint: model tensor name '${k}' collides with the optimizer's prefix`);
@@ -74,13 +71,13 @@ export async function encodeCheckpoint(model: Module, optimizer: SGD | null, sta
 }
 
 /** Writes a checkpoint atomically (io.writeBytes renames a fully written temp file into place). */
-export async function saveCheckpoint(io: FileIO, path: string, model: Module, optimizer: SGD | null, state: Omit<TrainingState, 'optimizer'>): Promise<void> {
+export async function saveCheckpoint(io: FileIO, path: string, model: nn.Module, optimizer: optim.SGD | null, state: Omit<TrainingState, 'optimizer'>): Promise<void> {
   const bytes = await encodeCheckpoint(model, optimizer, state);
   await io.writeBytes(path, bytes);
 }
 
 /** Writes model weights only (plus the config and categories, for evaluation) atomically. */
-export async function saveWeights(io: FileIO, path: string, model: Module, info: { model: MaskRCNNConfig; categories: CheckpointCategory[]; iter: number }): Promise<void> {
+export async function saveWeights(io: FileIO, path: string, model: nn.Module, info: { model: MaskRCNNConfig; categories: CheckpointCategory[]; iter: number }): Promise<void> {
   const named: Record<string, HostTensor> = {};
   for (const [k, t] of Object.entries(model.stateDict())) named[k] = await host(t);
   await io.writeBytes(path, encodeSafetensors(named, { format: 'maskrcnn-webgpu-weights-v1', info: JSON.stringify(info) }));
@@ -124,7 +121,7 @@ export function checkpointInfo(c: LoadedCheckpoint): { model: MaskRCNNConfig; ca
 }
 
 /** Restores model tensors (strict) and, when given, the optimizer's buffers and hyper-parameters. */
-export function restoreCheckpoint(c: LoadedCheckpoint, model: Module, optimizer?: SGD): void {
+export function restoreCheckpoint(c: LoadedCheckpoint, model: nn.Module, optimizer?: optim.SGD): void {
   model.loadStateDict(c.model);
   if (optimizer) {
     if (!c.state) throw new Error('restoreCheckpoint: this file holds weights only, no optimizer state');

@@ -1,11 +1,12 @@
+import type { HostTensor } from '../engine/index.js';
 // The parity fixture's weight formula (shared/fixtures/torchvision-maskrcnn/README.md): every
 // state-dict tensor is a pure function of its name, so torchvision's reference outputs can be
 // reproduced without shipping a weight file. Element i of tensor `name` gets u_i in [-1, 1) from a
 // 32-bit hash mix of (i, FNV-1a(name), seed); the kind of tensor (frozen BN statistic, bias,
 // weight) decides how u is scaled. All integer arithmetic is mod 2^32 (Math.imul + >>> 0), and u is
 // scaled in float64 then rounded once to float32, as numpy would.
-import type { HostTensor } from '../engine/safetensors.js';
-import { sizeOf } from '../engine/tensor.js';
+
+const numel = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
 
 const FNV_OFFSET = 0x811c9dc5;
 const FNV_PRIME = 0x01000193;
@@ -60,7 +61,7 @@ export function fixtureTensorKind(name: string): FixtureTensorKind {
 
 /** The formula's values for one tensor (row-major, float32). */
 export function fixtureValues(name: string, shape: readonly number[], seed = 0): Float32Array {
-  const n = sizeOf(shape);
+  const n = numel(shape);
   const kind = fixtureTensorKind(name);
   if (kind === 'counter') return new Float32Array(n);
   const u = formulaUniform(name, n, seed);
@@ -75,7 +76,7 @@ export function fixtureValues(name: string, shape: readonly number[], seed = 0):
     case 'bias': f = (v) => 0.01 * v; break;
     case 'weight': {
       if (shape.length === 0) throw new Error(`fixture weights: weight '${name}' is a scalar; the formula needs a shape [out, ...]`);
-      const fanIn = sizeOf(shape.slice(1));
+      const fanIn = numel(shape.slice(1));
       const scale = Math.sqrt(3 / fanIn);
       f = (v) => v * scale;
       break;

@@ -4,33 +4,25 @@
 // any, child '1'), hence the `inner_blocks.0.0.weight` keys. Top-down: the coarser merged map is
 // nearest-upsampled to the lateral's exact size (not x2, so odd sizes work) and added. Extra block
 // LastLevelMaxPool: P6 = max_pool2d(P5, kernel 1, stride 2), named 'pool'.
-import type { Tensor } from '../engine/tensor.js';
-import { tidy } from '../engine/scope.js';
-import { add } from '../engine/ops/elementwise.js';
-import { maxPool2d } from '../engine/ops/pool.js';
-import { interpolate } from '../engine/ops/resize.js';
-import { Module } from '../engine/nn/module.js';
-import { Sequential, type Layer } from '../engine/nn/sequential.js';
-import { Conv2d, type ConvInit } from '../engine/nn/conv-layers.js';
-import { GroupNorm } from '../engine/nn/norm-layers.js';
+import { add, interpolate, maxPool2d, tidy, nn, type Tensor } from '../engine/index.js';
 import type { FpnConfig } from './config.js';
 
 // torchvision FPN.__init__: kaiming_uniform_(weight, a=1), bias 0, for every conv.
-const FPN_INIT: ConvInit = { kind: 'kaiming_uniform', a: 1 };
+const FPN_INIT: nn.ConvInit = { kind: 'kaiming_uniform', a: 1 };
 
 /** torchvision Conv2dNormActivation(in, out, k, norm_layer=None|GN, activation_layer=None). */
-function convNorm(inC: number, outC: number, k: number, cfg: FpnConfig): Sequential {
+function convNorm(inC: number, outC: number, k: number, cfg: FpnConfig): nn.Sequential {
   const withNorm = cfg.norm === 'gn';
   // torchvision: bias defaults to (norm_layer is None).
-  const layers: Layer[] = [new Conv2d(inC, outC, k, { padding: (k - 1) >> 1, bias: !withNorm, init: FPN_INIT })];
-  if (withNorm) layers.push(new GroupNorm(cfg.gnGroups, outC));
-  return new Sequential(...layers);
+  const layers: nn.Layer[] = [new nn.Conv2d(inC, outC, k, { padding: (k - 1) >> 1, bias: !withNorm, init: FPN_INIT })];
+  if (withNorm) layers.push(new nn.GroupNorm(cfg.gnGroups, outC));
+  return new nn.Sequential(...layers);
 }
 
-export class FeaturePyramidNetwork extends Module {
+export class FeaturePyramidNetwork extends nn.Module {
   /** ModuleLists in torchvision: Sequentials here, used only as indexed containers. */
-  readonly innerBlocks: Sequential;
-  readonly layerBlocks: Sequential;
+  readonly innerBlocks: nn.Sequential;
+  readonly layerBlocks: nn.Sequential;
   readonly outChannels: number;
 
   constructor(readonly inChannelsList: readonly number[], cfg: FpnConfig) {
@@ -38,8 +30,8 @@ export class FeaturePyramidNetwork extends Module {
     if (inChannelsList.length === 0) throw new Error('FeaturePyramidNetwork: in_channels_list is empty');
     for (const c of inChannelsList) if (!Number.isInteger(c) || c <= 0) throw new Error(`FeaturePyramidNetwork: in_channels must be positive integers, got ${inChannelsList.join(', ')}`);
     this.outChannels = cfg.outChannels;
-    this.innerBlocks = this.registerModule('inner_blocks', new Sequential(...inChannelsList.map((c) => convNorm(c, cfg.outChannels, 1, cfg))));
-    this.layerBlocks = this.registerModule('layer_blocks', new Sequential(...inChannelsList.map(() => convNorm(cfg.outChannels, cfg.outChannels, 3, cfg))));
+    this.innerBlocks = this.registerModule('inner_blocks', new nn.Sequential(...inChannelsList.map((c) => convNorm(c, cfg.outChannels, 1, cfg))));
+    this.layerBlocks = this.registerModule('layer_blocks', new nn.Sequential(...inChannelsList.map(() => convNorm(cfg.outChannels, cfg.outChannels, 3, cfg))));
   }
 
   /**

@@ -2,29 +2,21 @@
 // FastRCNNConvFCHead (box_head.i.0/.1 convs with norm, then Linear layers after a Flatten: the
 // Detectron2 "4conv1fc" head of the GN recipes), FastRCNNPredictor (box_predictor.cls_score/bbox_pred), MaskRCNNHeads (mask_head.i.0: 3x3 convs
 // wrapped in Conv2dNormActivation) and MaskRCNNPredictor (mask_predictor.conv5_mask/mask_fcn_logits).
-import type { Tensor } from '../engine/tensor.js';
-import { flatten } from '../engine/ops/view.js';
-import { relu } from '../engine/ops/elementwise.js';
-import { tidy } from '../engine/scope.js';
-import { Module } from '../engine/nn/module.js';
-import { Sequential, type Layer } from '../engine/nn/sequential.js';
-import { Linear } from '../engine/nn/linear.js';
-import { Conv2d, ConvTranspose2d } from '../engine/nn/conv-layers.js';
-import { GroupNorm } from '../engine/nn/norm-layers.js';
+import { flatten, relu, tidy, nn, type Tensor } from '../engine/index.js';
 import type { BoxHeadConfig, MaskHeadConfig } from './config.js';
 
 // torchvision MaskRCNNHeads / MaskRCNNPredictor: kaiming_normal_(fan_out, relu), bias 0.
 const MASK_INIT = { kind: 'kaiming_normal', mode: 'fan_out' } as const;
 
 /** flatten -> fc6 -> relu -> fc7 -> relu. */
-export class TwoMLPHead extends Module {
-  readonly fc6: Linear;
-  readonly fc7: Linear;
+export class TwoMLPHead extends nn.Module {
+  readonly fc6: nn.Linear;
+  readonly fc7: nn.Linear;
 
   constructor(inChannels: number, representationSize: number) {
     super();
-    this.fc6 = this.registerModule('fc6', new Linear(inChannels, representationSize));
-    this.fc7 = this.registerModule('fc7', new Linear(representationSize, representationSize));
+    this.fc6 = this.registerModule('fc6', new nn.Linear(inChannels, representationSize));
+    this.fc7 = this.registerModule('fc7', new nn.Linear(representationSize, representationSize));
   }
 
   forward(x: Tensor): Tensor {
@@ -35,7 +27,7 @@ export class TwoMLPHead extends Module {
 type ConvFcConfig = Extract<BoxHeadConfig, { kind: 'conv_fc' }>;
 
 /** 1024-d RoI features from either box head. */
-export interface BoxHead extends Module {
+export interface BoxHead extends nn.Module {
   forward(x: Tensor): Tensor;
 }
 
@@ -44,9 +36,9 @@ export interface BoxHead extends Module {
  * 0..numConvs-1, Flatten at numConvs, then numFcs x (Linear, ReLU) at numConvs+1, +3, ...
  * Convs use kaiming_normal_(fan_out, relu) with zero bias; the Linears torch's default init.
  */
-export class FastRCNNConvFCHead extends Module {
+export class FastRCNNConvFCHead extends nn.Module {
   private readonly convs: ConvNormReLU[] = [];
-  private readonly fcs: Linear[] = [];
+  private readonly fcs: nn.Linear[] = [];
 
   constructor(inChannels: number, resolution: number, cfg: ConvFcConfig) {
     super();
@@ -57,7 +49,7 @@ export class FastRCNNConvFCHead extends Module {
     }
     let f = c * resolution * resolution;
     for (let j = 0; j < cfg.numFcs; j++) {
-      this.fcs.push(this.registerModule(String(cfg.numConvs + 1 + 2 * j), new Linear(f, cfg.representationSize)));
+      this.fcs.push(this.registerModule(String(cfg.numConvs + 1 + 2 * j), new nn.Linear(f, cfg.representationSize)));
       f = cfg.representationSize;
     }
   }
@@ -74,14 +66,14 @@ export class FastRCNNConvFCHead extends Module {
 }
 
 /** Class logits [R, C] and per-class box deltas [R, 4C]. */
-export class FastRCNNPredictor extends Module {
-  readonly clsScore: Linear;
-  readonly bboxPred: Linear;
+export class FastRCNNPredictor extends nn.Module {
+  readonly clsScore: nn.Linear;
+  readonly bboxPred: nn.Linear;
 
   constructor(inChannels: number, numClasses: number) {
     super();
-    this.clsScore = this.registerModule('cls_score', new Linear(inChannels, numClasses));
-    this.bboxPred = this.registerModule('bbox_pred', new Linear(inChannels, numClasses * 4));
+    this.clsScore = this.registerModule('cls_score', new nn.Linear(inChannels, numClasses));
+    this.bboxPred = this.registerModule('bbox_pred', new nn.Linear(inChannels, numClasses * 4));
   }
 
   forward(x: Tensor): { classLogits: Tensor; boxRegression: Tensor } {
@@ -90,40 +82,40 @@ export class FastRCNNPredictor extends Module {
 }
 
 /** One Conv2dNormActivation(3x3, dilation) + ReLU, the conv as child '0' (and GN as '1'). */
-class ConvNormReLU extends Sequential {
+class ConvNormReLU extends nn.Sequential {
   private readonly withNorm: boolean;
 
   constructor(inC: number, outC: number, cfg: Pick<MaskHeadConfig, 'dilation' | 'norm' | 'gnGroups'>) {
     const withNorm = cfg.norm === 'gn';
-    const layers: Layer[] = [new Conv2d(inC, outC, 3, { padding: cfg.dilation, dilation: cfg.dilation, bias: !withNorm, init: MASK_INIT })];
-    if (withNorm) layers.push(new GroupNorm(cfg.gnGroups, outC));
+    const layers: nn.Layer[] = [new nn.Conv2d(inC, outC, 3, { padding: cfg.dilation, dilation: cfg.dilation, bias: !withNorm, init: MASK_INIT })];
+    if (withNorm) layers.push(new nn.GroupNorm(cfg.gnGroups, outC));
     super(...layers);
     this.withNorm = withNorm;
   }
 
   override forward(x: Tensor): Tensor {
-    const conv = this.at(0) as Conv2d;
+    const conv = this.at(0) as nn.Conv2d;
     if (!this.withNorm) return conv.forward(x, 'relu');
     return tidy(() => relu(this.at(1).forward(conv.forward(x))));
   }
 }
 
 /** MaskRCNNHeads: the stack of 3x3 convs over the 14x14 pooled features. */
-export class MaskRCNNHeads extends Sequential {
+export class MaskRCNNHeads extends nn.Sequential {
   constructor(inChannels: number, cfg: MaskHeadConfig) {
     super(...cfg.convChannels.map((c, i) => new ConvNormReLU(i === 0 ? inChannels : cfg.convChannels[i - 1]!, c, cfg)));
   }
 }
 
 /** conv5_mask (2x2 stride-2 deconv) -> relu -> mask_fcn_logits (1x1): [R, C, 28, 28]. */
-export class MaskRCNNPredictor extends Module {
-  readonly conv5Mask: ConvTranspose2d;
-  readonly maskFcnLogits: Conv2d;
+export class MaskRCNNPredictor extends nn.Module {
+  readonly conv5Mask: nn.ConvTranspose2d;
+  readonly maskFcnLogits: nn.Conv2d;
 
   constructor(inChannels: number, dimReduced: number, numClasses: number) {
     super();
-    this.conv5Mask = this.registerModule('conv5_mask', new ConvTranspose2d(inChannels, dimReduced, 2, { stride: 2, init: MASK_INIT }));
-    this.maskFcnLogits = this.registerModule('mask_fcn_logits', new Conv2d(dimReduced, numClasses, 1, { init: MASK_INIT }));
+    this.conv5Mask = this.registerModule('conv5_mask', new nn.ConvTranspose2d(inChannels, dimReduced, 2, { stride: 2, init: MASK_INIT }));
+    this.maskFcnLogits = this.registerModule('mask_fcn_logits', new nn.Conv2d(dimReduced, numClasses, 1, { init: MASK_INIT }));
   }
 
   forward(x: Tensor): Tensor {

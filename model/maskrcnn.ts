@@ -2,12 +2,7 @@
 // with the state-dict layout `backbone.*`, `rpn.*`, `roi_heads.*`. Images are prepared on the host
 // (data/transforms: normalise, resize, pad to a multiple of 32); training returns the five losses,
 // inference returns detections in the original image's coordinates with pasted masks.
-import type { Tensor } from '../engine/tensor.js';
-import { tensor } from '../engine/ops/create.js';
-import { inferScales } from '../engine/ops/roi_align.js';
-import { noGrad } from '../engine/autograd.js';
-import { Module } from '../engine/nn/module.js';
-import type { Rng } from '../engine/random.js';
+import { inferScales, noGrad, tensor, nn, type Rng, type Tensor } from '../engine/index.js';
 import type { RgbImage } from '../data/image.js';
 import { batchImages, transformSample, type TransformConfig } from '../data/transforms.js';
 import { BackboneWithFPN, FEATURE_NAMES } from './backbone.js';
@@ -44,7 +39,7 @@ export type LossDict = {
   loss_mask: Tensor;
 };
 
-export class MaskRCNN extends Module {
+export class MaskRCNN extends nn.Module {
   readonly backbone: BackboneWithFPN;
   readonly rpn: RegionProposalNetwork;
   readonly roiHeads: RoIHeads;

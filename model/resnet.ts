@@ -3,14 +3,7 @@
 // torchvision's state dict: conv1, bn1, layer1..layer4, each block conv1/bn1/conv2/bn2[/conv3/bn3]
 // and downsample.0 (1x1 conv) / downsample.1 (norm). The norm is selectable (FrozenBatchNorm2d for
 // imported weights, BatchNorm2d, GroupNorm), as is Detectron2's "stride in the 1x1" Bottleneck.
-import type { Tensor } from '../engine/tensor.js';
-import { tidy } from '../engine/scope.js';
-import { add, relu } from '../engine/ops/elementwise.js';
-import { maxPool2d } from '../engine/ops/pool.js';
-import { Module } from '../engine/nn/module.js';
-import { Sequential, type Layer } from '../engine/nn/sequential.js';
-import { Conv2d, type ConvInit } from '../engine/nn/conv-layers.js';
-import { BatchNorm2d, FrozenBatchNorm2d, GroupNorm } from '../engine/nn/norm-layers.js';
+import { add, maxPool2d, relu, tidy, nn, type Tensor } from '../engine/index.js';
 import { blockExpansion, stageBlocks, type BackboneConfig, type NormKind } from './config.js';
 
 export interface NormSpec {
@@ -20,38 +13,38 @@ export interface NormSpec {
 }
 
 /** The norm layer after a conv with `channels` outputs (torchvision's norm_layer(channels)). */
-export function makeNorm(spec: NormSpec, channels: number): Layer {
+export function makeNorm(spec: NormSpec, channels: number): nn.Layer {
   switch (spec.kind) {
-    case 'frozen_bn': return new FrozenBatchNorm2d(channels, spec.eps);
-    case 'bn': return new BatchNorm2d(channels, { eps: spec.eps });
-    case 'gn': return new GroupNorm(spec.gnGroups, channels, { eps: spec.eps });
+    case 'frozen_bn': return new nn.FrozenBatchNorm2d(channels, spec.eps);
+    case 'bn': return new nn.BatchNorm2d(channels, { eps: spec.eps });
+    case 'gn': return new nn.GroupNorm(spec.gnGroups, channels, { eps: spec.eps });
   }
 }
 
 // torchvision ResNet.__init__ re-initialises every conv with kaiming_normal_(fan_out, relu)
 // (norm layers start at weight 1, bias 0, which their constructors already do).
-const RESNET_INIT: ConvInit = { kind: 'kaiming_normal', mode: 'fan_out' };
+const RESNET_INIT: nn.ConvInit = { kind: 'kaiming_normal', mode: 'fan_out' };
 
-function conv(inC: number, outC: number, k: number, stride = 1): Conv2d {
-  return new Conv2d(inC, outC, k, { stride, padding: (k - 1) >> 1, bias: false, init: RESNET_INIT });
+function conv(inC: number, outC: number, k: number, stride = 1): nn.Conv2d {
+  return new nn.Conv2d(inC, outC, k, { stride, padding: (k - 1) >> 1, bias: false, init: RESNET_INIT });
 }
 
 /** A residual block: forward(x) = relu(branch(x) + shortcut(x)). */
-export interface Block extends Layer {
+export interface Block extends nn.Layer {
   readonly outChannels: number;
 }
 
 /** torchvision BasicBlock (ResNet-18/34): 3x3 (stride) -> norm -> relu -> 3x3 -> norm, + shortcut. */
-export class BasicBlock extends Module implements Block {
+export class BasicBlock extends nn.Module implements Block {
   static readonly expansion = 1;
-  readonly conv1: Conv2d;
-  readonly bn1: Layer;
-  readonly conv2: Conv2d;
-  readonly bn2: Layer;
-  readonly downsample: Sequential | null;
+  readonly conv1: nn.Conv2d;
+  readonly bn1: nn.Layer;
+  readonly conv2: nn.Conv2d;
+  readonly bn2: nn.Layer;
+  readonly downsample: nn.Sequential | null;
   readonly outChannels: number;
 
-  constructor(inplanes: number, planes: number, stride: number, norm: NormSpec, downsample: Sequential | null) {
+  constructor(inplanes: number, planes: number, stride: number, norm: NormSpec, downsample: nn.Sequential | null) {
     super();
     this.outChannels = planes;
     this.conv1 = this.registerModule('conv1', conv(inplanes, planes, 3, stride));
@@ -76,18 +69,18 @@ export class BasicBlock extends Module implements Block {
  * followed by a norm, relu between; with strideIn1x1 the stride sits in the first 1x1 instead
  * (the original MSRA / Detectron2 layout).
  */
-export class Bottleneck extends Module implements Block {
+export class Bottleneck extends nn.Module implements Block {
   static readonly expansion = 4;
-  readonly conv1: Conv2d;
-  readonly bn1: Layer;
-  readonly conv2: Conv2d;
-  readonly bn2: Layer;
-  readonly conv3: Conv2d;
-  readonly bn3: Layer;
-  readonly downsample: Sequential | null;
+  readonly conv1: nn.Conv2d;
+  readonly bn1: nn.Layer;
+  readonly conv2: nn.Conv2d;
+  readonly bn2: nn.Layer;
+  readonly conv3: nn.Conv2d;
+  readonly bn3: nn.Layer;
+  readonly downsample: nn.Sequential | null;
   readonly outChannels: number;
 
-  constructor(inplanes: number, planes: number, stride: number, norm: NormSpec, downsample: Sequential | null, strideIn1x1 = false) {
+  constructor(inplanes: number, planes: number, stride: number, norm: NormSpec, downsample: nn.Sequential | null, strideIn1x1 = false) {
     super();
     const width = planes; // groups = 1, base_width = 64
     this.outChannels = planes * Bottleneck.expansion;
@@ -116,10 +109,10 @@ export class Bottleneck extends Module implements Block {
  * The ResNet trunk: stem (conv1 7x7/2, bn1, relu, maxpool 3x3/2) and layer1..layer4. forward()
  * returns [C2, C3, C4, C5] (strides 4, 8, 16, 32), the outputs of layer1..layer4.
  */
-export class ResNetBody extends Module {
-  readonly conv1: Conv2d;
-  readonly bn1: Layer;
-  readonly layers: Sequential[];
+export class ResNetBody extends nn.Module {
+  readonly conv1: nn.Conv2d;
+  readonly bn1: nn.Layer;
+  readonly layers: nn.Sequential[];
   /** Channels of C2..C5. */
   readonly outChannels: number[];
 
@@ -128,7 +121,7 @@ export class ResNetBody extends Module {
     const norm: NormSpec = { kind: cfg.norm, gnGroups: cfg.gnGroups, eps: cfg.normEps };
     const blocks = stageBlocks(cfg.depth);
     const expansion = blockExpansion(cfg.depth);
-    this.conv1 = this.registerModule('conv1', new Conv2d(3, cfg.stemChannels, 7, { stride: 2, padding: 3, bias: false, init: RESNET_INIT }));
+    this.conv1 = this.registerModule('conv1', new nn.Conv2d(3, cfg.stemChannels, 7, { stride: 2, padding: 3, bias: false, init: RESNET_INIT }));
     this.bn1 = this.registerModule('bn1', makeNorm(norm, cfg.stemChannels));
     let inplanes = cfg.stemChannels;
     this.layers = [];
@@ -141,11 +134,11 @@ export class ResNetBody extends Module {
         const st = i === 0 ? stride : 1;
         // torchvision _make_layer: a projection shortcut when the shape changes.
         const needsProj = i === 0 && (st !== 1 || inplanes !== planes * expansion);
-        const down = needsProj ? new Sequential(conv(inplanes, planes * expansion, 1, st), makeNorm(norm, planes * expansion)) : null;
+        const down = needsProj ? new nn.Sequential(conv(inplanes, planes * expansion, 1, st), makeNorm(norm, planes * expansion)) : null;
         list.push(expansion === 4 ? new Bottleneck(inplanes, planes, st, norm, down, cfg.strideIn1x1) : new BasicBlock(inplanes, planes, st, norm, down));
         inplanes = planes * expansion;
       }
-      this.layers.push(this.registerModule(`layer${s + 1}`, new Sequential(...list)));
+      this.layers.push(this.registerModule(`layer${s + 1}`, new nn.Sequential(...list)));
       this.outChannels.push(inplanes);
     }
     freezeLayers(this, cfg.trainableLayers);
@@ -170,7 +163,7 @@ export class ResNetBody extends Module {
  * torchvision _resnet_fpn_extractor: of layer4, layer3, layer2, layer1, conv1 the first
  * `trainable` train (5 adds the stem norm bn1); every other parameter gets requiresGrad false.
  */
-export function freezeLayers(body: Module, trainable: number): void {
+export function freezeLayers(body: nn.Module, trainable: number): void {
   if (!Number.isInteger(trainable) || trainable < 0 || trainable > 5) throw new Error(`ResNet: trainable layers must be in 0..5, got ${trainable}`);
   const train = ['layer4', 'layer3', 'layer2', 'layer1', 'conv1'].slice(0, trainable);
   if (trainable === 5) train.push('bn1');

@@ -3,22 +3,11 @@
 // branch (classification + class-specific regression) and mask branch (per-class 28x28 logits on
 // positive RoIs) give three losses; in inference, boxes are decoded per class, thresholded and
 // NMS-ed, and masks are predicted for the kept detections.
-import type { Tensor } from '../engine/tensor.js';
-import { tensor } from '../engine/ops/create.js';
-import { reshape } from '../engine/ops/view.js';
-import { cat } from '../engine/ops/copy.js';
-import { indexSelect } from '../engine/ops/indexing.js';
-import { sigmoid } from '../engine/ops/elementwise.js';
-import { softmax } from '../engine/ops/softmax.js';
-import { multiScaleRoiAlign, roiAlign } from '../engine/ops/roi_align.js';
-import { noGrad } from '../engine/autograd.js';
-import { tidy } from '../engine/scope.js';
-import { Module } from '../engine/nn/module.js';
-import type { Rng } from '../engine/random.js';
+import { cat, indexSelect, multiScaleRoiAlign, noGrad, reshape, roiAlign, sigmoid, softmax, tensor, tidy, nn, type Rng, type Tensor } from '../engine/index.js';
 import { batchedNms, boxIou, clipBoxes, decodeBoxes, encodeBoxes, keepLargeBoxes } from './host-boxes.js';
 import { BELOW_LOW_THRESHOLD, labelsFromMatches, matchPredictions, sampleBalanced } from './matcher.js';
 import { FastRCNNConvFCHead, FastRCNNPredictor, MaskRCNNHeads, MaskRCNNPredictor, TwoMLPHead, type BoxHead } from './heads.js';
-import { boxRegressionLoss, binaryCrossEntropyWithLogits, crossEntropy } from './losses.js';
+import { boxRegressionLoss, binaryCrossEntropyWithLogits, crossEntropy, selectClassChannel } from './losses.js';
 import type { MaskRCNNConfig, PoolerConfig } from './config.js';
 import type { TrainTarget } from './rpn.js';
 
@@ -40,7 +29,7 @@ export interface Detections {
 
 const coderWeights = (w: readonly number[]) => ({ wx: w[0]!, wy: w[1]!, ww: w[2]!, wh: w[3]! });
 
-export class RoIHeads extends Module {
+export class RoIHeads extends nn.Module {
   readonly boxHead: BoxHead;
   readonly boxPredictor: FastRCNNPredictor;
   readonly maskHead: MaskRCNNHeads;
@@ -147,8 +136,7 @@ export class RoIHeads extends Module {
     const logits = this.maskBranch(features, boxes, scales);
     const M = logits.shape[3]!;
     if (P === 0) return tidy(() => reshape(logits, [-1]).sum().mul(0));
-    const C = this.cfg.numClasses;
-    const picked = indexSelect(reshape(logits, [P * C, M, M]), 0, tensor(Int32Array.from(labels.map((l, r) => r * C + l)), [P], 'int32'));
+    const picked = selectClassChannel(logits, labels);
     // torchvision project_masks_on_boxes: roi_align over the gt masks with the matched gt as batch index.
     const mt = noGrad(() =>
       tidy(() => {

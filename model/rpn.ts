@@ -2,17 +2,7 @@
 // levels predicts an objectness logit and 4 box deltas per anchor; the deltas decode anchors into
 // proposals, which are filtered per level (top-k), clipped, thinned by NMS and cut to the top-N.
 // The filtering is data-dependent, so (as torchvision's CUDA path syncs) it runs on the host.
-import type { Tensor } from '../engine/tensor.js';
-import { tensor } from '../engine/ops/create.js';
-import { cat } from '../engine/ops/copy.js';
-import { permute, reshape } from '../engine/ops/view.js';
-import { indexSelect } from '../engine/ops/indexing.js';
-import { noGrad } from '../engine/autograd.js';
-import { tidy } from '../engine/scope.js';
-import { Module } from '../engine/nn/module.js';
-import { Sequential } from '../engine/nn/sequential.js';
-import { Conv2d } from '../engine/nn/conv-layers.js';
-import type { Rng } from '../engine/random.js';
+import { cat, indexSelect, noGrad, permute, reshape, tensor, tidy, nn, type Rng, type Tensor } from '../engine/index.js';
 import { AnchorCache, anchorsPerLocation, type LevelGrid } from './anchors.js';
 import { batchedNms, boxIou, clipBoxes, decodeBoxes, encodeBoxes, keepLargeBoxes, topKDesc } from './host-boxes.js';
 import { labelsFromMatches, matchPredictions, sampleBalanced } from './matcher.js';
@@ -22,27 +12,27 @@ import type { MaskRCNNConfig, RpnConfig } from './config.js';
 const RPN_INIT = { kind: 'normal', std: 0.01 } as const;
 
 /** Conv2dNormActivation(in, in, 3, norm_layer=None): a Sequential holding the conv as child '0'. */
-class ConvRelu extends Sequential {
+class ConvRelu extends nn.Sequential {
   constructor(channels: number) {
-    super(new Conv2d(channels, channels, 3, { padding: 1, init: RPN_INIT }));
+    super(new nn.Conv2d(channels, channels, 3, { padding: 1, init: RPN_INIT }));
   }
 
   override forward(x: Tensor): Tensor {
-    return (this.at(0) as Conv2d).forward(x, 'relu');
+    return (this.at(0) as nn.Conv2d).forward(x, 'relu');
   }
 }
 
 /** torchvision RPNHead: conv(3x3)+relu, then cls_logits (A) and bbox_pred (4A) 1x1 convs. */
-export class RPNHead extends Module {
-  readonly conv: Sequential;
-  readonly clsLogits: Conv2d;
-  readonly bboxPred: Conv2d;
+export class RPNHead extends nn.Module {
+  readonly conv: nn.Sequential;
+  readonly clsLogits: nn.Conv2d;
+  readonly bboxPred: nn.Conv2d;
 
   constructor(inChannels: number, numAnchors: number, convDepth = 1) {
     super();
-    this.conv = this.registerModule('conv', new Sequential(...Array.from({ length: convDepth }, () => new ConvRelu(inChannels))));
-    this.clsLogits = this.registerModule('cls_logits', new Conv2d(inChannels, numAnchors, 1, { init: RPN_INIT }));
-    this.bboxPred = this.registerModule('bbox_pred', new Conv2d(inChannels, numAnchors * 4, 1, { init: RPN_INIT }));
+    this.conv = this.registerModule('conv', new nn.Sequential(...Array.from({ length: convDepth }, () => new ConvRelu(inChannels))));
+    this.clsLogits = this.registerModule('cls_logits', new nn.Conv2d(inChannels, numAnchors, 1, { init: RPN_INIT }));
+    this.bboxPred = this.registerModule('bbox_pred', new nn.Conv2d(inChannels, numAnchors * 4, 1, { init: RPN_INIT }));
   }
 
   forward(features: readonly Tensor[]): { objectness: Tensor[]; deltas: Tensor[] } {
@@ -93,7 +83,7 @@ export interface RpnOutput {
 
 const sigmoid32 = (x: number): number => Math.fround(1 / (1 + Math.exp(-x)));
 
-export class RegionProposalNetwork extends Module {
+export class RegionProposalNetwork extends nn.Module {
   readonly head: RPNHead;
   private readonly anchorCache: AnchorCache;
 

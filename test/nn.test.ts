@@ -5,7 +5,8 @@ import * as assert from 'uvu/assert';
 import { ready } from './helpers/gpu.js';
 import { settleGarbage } from './helpers/gc.js';
 import { checkOp, ref, gpu, expectRef } from './helpers/check.js';
-import { nn, tensor, tidy, sum, mul, memory, saveSafetensors, loadSafetensors, Rng, zeros, copyInto, noGrad, type Tensor } from '../engine/index.js';
+import { nn, tensor, tidy, sum, mul, memory, saveSafetensors, loadSafetensors, Rng, zeros, noGrad, type Tensor } from '../engine/index.js';
+import { copyInto } from '../engine/ops/copy.js'; // internal: the in-place copy behind loadStateDict
 import type { RefTensor } from '../kernels/common.js';
 
 await ready;

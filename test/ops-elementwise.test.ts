@@ -5,6 +5,7 @@ import * as assert from 'uvu/assert';
 import { ready } from './helpers/gpu.js';
 import { checkOp, ref, gpu, expectRef, assertClose } from './helpers/check.js';
 import * as F from '../engine/index.js';
+import { elementwise } from '../engine/ops/elementwise.js'; // internal: the op dispatcher by name
 import { EW_OPS, ewReference, type EwOpName } from '../kernels/elementwise.js';
 import type { RefTensor } from '../kernels/common.js';
 
@@ -64,7 +65,7 @@ for (const [name, op] of Object.entries(EW_OPS) as [EwOpName, (typeof EW_OPS)[Ew
       if (name === 'where') inputs[0] = { shape: inputs[0]!.shape, data: inputs[0]!.data.map((v) => (v > 0 ? 1 : 0)) };
       const want = ewReference(name, inputs, PARAMS[name] ?? []);
       const ts = inputs.map((r, i) => (name === 'where' && i === 0 ? F.cast(gpu(r), 'bool') : gpu(r)));
-      const out = F.elementwise(name, ts, PARAMS[name] ?? []);
+      const out = elementwise(name, ts, PARAMS[name] ?? []);
       const isBool = (op as { out?: string }).out === 'bool';
       await expectRef(isBool ? F.cast(out, 'float32') : out, want, { atol: 1e-6, rtol: 2e-6 }, `${name} ${JSON.stringify(shapes)}`);
     }
@@ -93,7 +94,7 @@ test('JS-number operands (uniforms) with dense and strided tensors, both kernel 
       const x = ref(shape, 7, 0.5, 2);
       for (const [a, b] of [[x, 1.25], [0.75, x]] as const) {
         const want = ewReference(name, [a, b], PARAMS[name] ?? []);
-        const out = F.elementwise(name, [typeof a === 'number' ? a : gpu(a), typeof b === 'number' ? b : gpu(b)], PARAMS[name] ?? []);
+        const out = elementwise(name, [typeof a === 'number' ? a : gpu(a), typeof b === 'number' ? b : gpu(b)], PARAMS[name] ?? []);
         const isBool = (op as { out?: string }).out === 'bool';
         await expectRef(isBool ? F.cast(out, 'float32') : out, want, { atol: 1e-6, rtol: 2e-6 }, `${name}(${typeof a === 'number' ? a : shape}, ${typeof b === 'number' ? b : shape})`);
       }
@@ -149,7 +150,7 @@ test('clear errors: mismatched shapes, dtypes, disposed tensors', () => {
   assert.throws(() => F.add(F.zeros([3, 4]), F.zeros([5])), /\[3,4\] and \[5\] do not broadcast/);
   assert.throws(() => F.add(F.zeros([3]), F.zeros([3], 'int32')), /different dtypes \(float32, int32\)/);
   assert.throws(() => F.log(F.zeros([3], 'int32')), /log\(int32\[3\]\): defined for float32 only/);
-  assert.throws(() => F.elementwise('clamp', [F.zeros([3])]), /expects 2 parameters, got 0/);
+  assert.throws(() => elementwise('clamp', [F.zeros([3])]), /expects 2 parameters, got 0/);
   const t = F.ones([2]);
   t.dispose();
   assert.throws(() => F.exp(t), /was disposed/);

@@ -115,29 +115,6 @@ test('l1_loss gradient, and strided (transposed) inputs', async () => {
   });
 });
 
-test('mask loss: per-RoI class channel selection then BCE, with gradients', async () => {
-  // x [R=3, C=4, 2, 2]; labels pick channel 2, 0, 3.
-  const labels: RefTensor = { shape: [3], data: Float64Array.from([2, 0, 3]) };
-  const select = (x: RefTensor, l: RefTensor): number[] => {
-    const out: number[] = [];
-    for (let r = 0; r < 3; r++) for (let k = 0; k < 4; k++) out.push(x.data[(r * 4 + l.data[r]!) * 4 + k]!);
-    return out;
-  };
-  const xr = ref([3, 4, 2, 2], 9, -3, 3);
-  const picked = F.selectClassChannel(F.tensor(Float32Array.from(xr.data), xr.shape), F.tensor(Int32Array.from([2, 0, 3]), [3]));
-  assert.equal([...picked.shape], [3, 2, 2]);
-  assertClose(await picked.data(), select(xr, labels), { atol: 0, rtol: 0 }, 'selection');
-  const targets = ref([3, 2, 2], 10, 0, 1).data.map((v) => (v > 0.5 ? 1 : 0));
-  await checkOp({
-    name: 'mask loss',
-    inputs: [xr, labels],
-    differentiable: [true, false],
-    gpu: ([x, l]) => F.binaryCrossEntropyWithLogits(F.selectClassChannel(x!, F.cast(l!, 'int32')), F.tensor(Float32Array.from(targets), [3, 2, 2])),
-    ref: ([x, l]) => asRef(pointLossReference('bce', select(x!, l!), targets, 'mean'), [], 'mean'),
-    forwardTol: TOL,
-  });
-});
-
 test('losses free their intermediates (no GPU memory left behind outside tidy)', () => {
   const x = F.randn([5, 7]);
   const t = F.tensor(Int32Array.from([1, 2, 3, -100, 0]), [5], 'int32');

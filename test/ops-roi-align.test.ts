@@ -7,6 +7,7 @@ import * as assert from 'uvu/assert';
 import { ready } from './helpers/gpu.js';
 import { checkOp, ref, assertClose, expectRef } from './helpers/check.js';
 import * as F from '../engine/index.js';
+import { mapLevels } from '../engine/ops/roi_align.js'; // internal: MultiScaleRoIAlign's LevelMapper
 import { roiAlignReference, mapLevelsReference, type RoiAlignParams, type LevelMapperParams } from '../kernels/roi_align.js';
 import type { RefTensor } from '../kernels/common.js';
 import { Rng } from '../engine/random.js';
@@ -146,12 +147,12 @@ test('level mapper: known levels from floor(4 + log2(sqrt(area)/224)), clamped t
   const want = [4, 3, 2, 5, 5, 2, 2, 4].map((l) => l - 2);
   const boxes = sizes.map((s) => [5, 7, 5 + s, 7 + s]);
   for (const variant of ['torchvision', 'detectron2'] as const) {
-    const got = Array.from(await F.mapLevels(F.tensor(boxes), { kMin: 2, kMax: 5, variant }).data());
+    const got = Array.from(await mapLevels(F.tensor(boxes), { kMin: 2, kMax: 5, variant }).data());
     assert.equal(got, want, variant);
     assert.equal(mapLevelsReference(boxes.flat(), 4, 0, { ...MAPPER, variant, eps: variant === 'torchvision' ? 1e-6 : 1e-8 }), want, `${variant} reference`);
   }
   // Rectangles use sqrt(area): 112 x 448 has sqrt(area) 224 -> level 4; rois [K,5] skip the batch column.
-  assert.equal(Array.from(await F.mapLevels(F.tensor([[1, 0, 0, 112, 448]]), { kMin: 2, kMax: 5 }).data()), [2]);
+  assert.equal(Array.from(await mapLevels(F.tensor([[1, 0, 0, 112, 448]]), { kMin: 2, kMax: 5 }).data()), [2]);
 });
 
 test('multi-level pooler: GPU vs reference in box order, and gradients to every level', async () => {

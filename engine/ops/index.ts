@@ -1,10 +1,5 @@
-// The functional API, PyTorch names and argument order. Also wires the pieces that lower layers
-// need from ops (gradient arithmetic, dense copies) without import cycles.
-import { registerGradMath } from '../autograd.js';
-import { registerContiguousCopy } from '../tensor.js';
-import { add, elementwise } from './elementwise.js';
-import { onesLike } from './copy.js';
-
+// Every op module in one internal namespace, for the Tensor-method installers (tensor-methods*.ts)
+// and for tests that reach internals. Not public: engine/index.ts lists the public ops by name.
 export * from './elementwise.js';
 export * from './view.js';
 export * from './reduce.js';
@@ -22,6 +17,3 @@ export * from './roi_align.js';
 export * from './detection.js';
 export * from './sort.js';
 export * from './losses.js';
-
-registerGradMath({ add, onesLike });
-registerContiguousCopy((t) => elementwise('copy', [t]));

@@ -1,16 +1,14 @@
 // Losses with PyTorch's names, formulas and reductions (torch.nn.functional): binary_cross_entropy_with_logits,
-// cross_entropy (ignore_index), smooth_l1_loss (beta; beta = 0 is l1), l1_loss, plus the per-RoI class
-// channel selection of Mask R-CNN's mask loss. Each is one fused kernel forward and one backward, and
-// stays finite for logits of any size (|x| = 100 and beyond).
-import { pointLossKernel, crossEntropyKernel, crossEntropyGradKernel, selectChannelKernel, type PointLoss, type Reduction } from '../../kernels/losses.js';
+// cross_entropy (ignore_index), smooth_l1_loss (beta; beta = 0 is l1), l1_loss. Each is one fused
+// kernel forward and one backward, and stays finite for logits of any size (|x| = 100 and beyond).
+import { pointLossKernel, crossEntropyKernel, crossEntropyGradKernel, type PointLoss, type Reduction } from '../../kernels/losses.js';
 import { Uniforms, grid, WORKGROUP } from '../../kernels/common.js';
 import { getBackend } from '../backend.js';
 import { Tensor, empty, shapeStr } from '../tensor.js';
 import { tidy } from '../scope.js';
 import { record } from '../autograd.js';
-import { contiguous, elementwise as ew } from './elementwise.js';
+import { elementwise as ew } from './elementwise.js';
 import { reduceRaw } from './reduce.js';
-import { zeros } from './copy.js';
 import { reshape, slice } from './view.js';
 
 export type { Reduction } from '../../kernels/losses.js';
@@ -164,49 +162,5 @@ export function crossEntropy(input: Tensor, target: Tensor, reduction: Reduction
   t.dispose();
   fwd.dispose();
   count?.dispose();
-  return out;
-}
-
-/**
- * x[arange(R), labels] for x [R, C, ...]: each RoI's channel of its class, [R, ...] (the selection in
- * torchvision's maskrcnn_loss before binary_cross_entropy_with_logits). Labels int32 in [0, C).
- */
-export function selectClassChannel(x: Tensor, labels: Tensor): Tensor {
-  const op = 'select_class_channel';
-  if (x.dtype !== 'float32' || x.ndim < 2) throw new Error(`${op}: x must be float32 [R,C,...], got ${x.dtype}${shapeStr(x.shape)}`);
-  if (labels.dtype !== 'int32' || labels.ndim !== 1 || labels.shape[0] !== x.shape[0]) {
-    throw new Error(`${op}: labels must be int32 [${x.shape[0]}], got ${labels.dtype}${shapeStr(labels.shape)}`);
-  }
-  const [R, C] = x.shape as [number, number];
-  const K = x.size / Math.max(R * C, 1);
-  const outShape = [R, ...x.shape.slice(2)];
-  const out = empty(outShape);
-  const xd = dense(x), ld = dense(labels);
-  const be = getBackend();
-  if (out.size > 0) {
-    be.dispatch({
-      kernel: cached('sel', () => selectChannelKernel(false)),
-      buffers: [xd.storage.buffer, ld.storage.buffer, out.storage.buffer],
-      uniforms: new Uniforms().u(R * K, C, K, xd.offset, ld.offset).bytes(),
-      workgroups: grid(Math.ceil((R * K) / WORKGROUP)),
-      label: `${op}(${shapeStr(x.shape)})`,
-    });
-  }
-  xd.dispose();
-  record(op, [x], out, [ld], (g, [ls]) => {
-    const gx = zeros(x.shape);
-    if (g.size > 0) {
-      const gd = g.isContiguous && g.offset === 0 ? g : contiguous(g);
-      be.dispatch({
-        kernel: cached('sel_grad', () => selectChannelKernel(true)),
-        buffers: [gd.storage.buffer, ls!.storage.buffer, gx.storage.buffer],
-        uniforms: new Uniforms().u(R * K, C, K, 0, ls!.offset).bytes(),
-        workgroups: grid(Math.ceil((R * K) / WORKGROUP)),
-        label: `${op} backward`,
-      });
-    }
-    return [gx];
-  });
-  ld.dispose();
   return out;
 }
