@@ -1,8 +1,10 @@
 // Box ops in (x1, y1, x2, y2) form, as torchvision.ops.boxes and torchvision's BoxCoder compute them
 // (widths are x2 - x1, no +1): pairwise IoU, encode/decode with weights and the dw/dh clamp, clip to
-// the image. Each kernel has a float64 reference next to it. The float32 kernels keep torchvision's
-// expression order so results round like PyTorch's.
+// the image. Their float64 reference is box-math.ts's boxes64 (the host box math the detector runs
+// in float32). The float32 kernels keep torchvision's expression order so results round like PyTorch's.
 import { F32_BITS, LINEAR_GROUP, WORKGROUP, uniformDecl, uword } from './common.js';
+
+export { BBOX_XFORM_CLIP, type BoxWeights } from './box-math.js';
 
 const HEAD = (entry: string, nVec4: number, bindings: string[]): string => `${uniformDecl(nVec4)}
 ${bindings.map((b, i) => `@group(0) @binding(${i + 1}) ${b}`).join('\n')}
@@ -112,69 +114,4 @@ export function clipKernel(): { wgsl: string; entry: string } {
 }
 `,
   };
-}
-
-// ---------------------------------------------------------------- float64 references
-
-export type Box = readonly [number, number, number, number] | readonly number[];
-
-export function boxAreaRef(b: Box): number {
-  return (b[2]! - b[0]!) * (b[3]! - b[1]!);
-}
-
-/** inter / union (NaN for two zero-area boxes, as torch). */
-export function iouRef(a: Box, b: Box): number {
-  const w = Math.max(Math.min(a[2]!, b[2]!) - Math.max(a[0]!, b[0]!), 0);
-  const h = Math.max(Math.min(a[3]!, b[3]!) - Math.max(a[1]!, b[1]!), 0);
-  const inter = w * h;
-  return inter / (boxAreaRef(a) + boxAreaRef(b) - inter);
-}
-
-export function boxIouReference(a: readonly Box[], b: readonly Box[]): number[] {
-  return a.flatMap((p) => b.map((q) => iouRef(p, q)));
-}
-
-export type BoxWeights = readonly [number, number, number, number];
-export const BBOX_XFORM_CLIP = Math.log(1000 / 16);
-
-export function encodeReference(gt: readonly Box[], proposals: readonly Box[], [wx, wy, ww, wh]: BoxWeights): number[] {
-  return gt.flatMap((g, i) => {
-    const p = proposals[i]!;
-    const exW = p[2]! - p[0]!, exH = p[3]! - p[1]!;
-    const exX = p[0]! + 0.5 * exW, exY = p[1]! + 0.5 * exH;
-    const gW = g[2]! - g[0]!, gH = g[3]! - g[1]!;
-    const gX = g[0]! + 0.5 * gW, gY = g[1]! + 0.5 * gH;
-    return [(wx * (gX - exX)) / exW, (wy * (gY - exY)) / exH, ww * Math.log(gW / exW), wh * Math.log(gH / exH)];
-  });
-}
-
-/** codes: N rows of 4C values; boxes: N boxes. Returns N rows of 4C. */
-export function decodeReference(codes: readonly (readonly number[])[], boxes: readonly Box[], [wx, wy, ww, wh]: BoxWeights, clip = BBOX_XFORM_CLIP): number[] {
-  return codes.flatMap((row, n) => {
-    const b = boxes[n]!;
-    const width = b[2]! - b[0]!, height = b[3]! - b[1]!;
-    const cx = b[0]! + 0.5 * width, cy = b[1]! + 0.5 * height;
-    const out: number[] = [];
-    for (let c = 0; c < row.length; c += 4) {
-      const dx = row[c]! / wx, dy = row[c + 1]! / wy;
-      const dw = Math.min(row[c + 2]! / ww, clip), dh = Math.min(row[c + 3]! / wh, clip);
-      const px = dx * width + cx, py = dy * height + cy;
-      const hw = 0.5 * Math.exp(dw) * width, hh = 0.5 * Math.exp(dh) * height;
-      out.push(px - hw, py - hh, px + hw, py + hh);
-    }
-    return out;
-  });
-}
-
-export function clipReference(boxes: readonly Box[], [height, width]: readonly [number, number]): number[] {
-  return boxes.flatMap((b) => b.map((v, i) => Math.min(Math.max(v, 0), i % 2 === 0 ? width : height)));
-}
-
-/** torchvision.ops.remove_small_boxes: indices of boxes with width and height >= minSize. */
-export function removeSmallReference(boxes: readonly Box[], minSize: number): number[] {
-  const keep: number[] = [];
-  boxes.forEach((b, i) => {
-    if (b[2]! - b[0]! >= minSize && b[3]! - b[1]! >= minSize) keep.push(i);
-  });
-  return keep;
 }

@@ -1,9 +1,8 @@
 // Non-maximum suppression as torchvision's CUDA nms does it: boxes in descending score order, a
 // suppression bitmask (bit j of row i set when sorted box i overlaps sorted box j > i by IoU >
 // threshold; 64-bit masks as pairs of u32 per block of 64 boxes), then a greedy pass over the
-// mask. The float64 reference is plain greedy NMS.
+// mask. The float64 reference is box-math.ts's boxes64.nms / batchedNms (plain greedy NMS).
 import { uniformDecl, uword } from './common.js';
-import { iouRef, type Box } from './boxes.js';
 
 export const NMS_BLOCK = 64;
 
@@ -82,27 +81,6 @@ export function greedyFromMask(mask: Uint32Array, n: number): number[] {
     keep.push(i);
     const row = i * colBlocks * 2;
     for (let w = block * 2; w < colBlocks * 2; w++) removed[w]! |= mask[row + w]!;
-  }
-  return keep;
-}
-
-/**
- * float64 greedy NMS: indices into `boxes` in decreasing score order (stable: equal scores keep the
- * lower index first); a box is dropped when its IoU with a kept box is > thr.
- */
-export function nmsReference(boxes: readonly Box[], scores: readonly number[], thr: number): number[] {
-  return batchedNmsReference(boxes, scores, new Array<number>(boxes.length).fill(0), thr);
-}
-
-/** float64 batched NMS: boxes of different categories never suppress each other. */
-export function batchedNmsReference(boxes: readonly Box[], scores: readonly number[], idxs: readonly number[], thr: number): number[] {
-  const order = scores.map((_, i) => i).sort((a, b) => (scores[b]! !== scores[a]! ? scores[b]! - scores[a]! : a - b));
-  const keep: number[] = [];
-  const suppressed = new Set<number>();
-  for (const i of order) {
-    if (suppressed.has(i)) continue;
-    keep.push(i);
-    for (const j of order) if (!suppressed.has(j) && j !== i && idxs[j] === idxs[i] && iouRef(boxes[i]!, boxes[j]!) > thr) suppressed.add(j);
   }
   return keep;
 }

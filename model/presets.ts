@@ -6,6 +6,9 @@
 import { NORMALIZE_DETECTRON2, NORMALIZE_TORCHVISION } from '../data/transforms.js';
 import { withOverrides, validateConfig, type DeepPartial, type MaskRCNNConfig } from './config.js';
 
+/** torchvision's box-head BoxCoder weights (roi_heads.py); its RPN uses (1, 1, 1, 1). */
+export const BOX_HEAD_WEIGHTS: [number, number, number, number] = [10, 10, 5, 5];
+
 const LEVEL_SIZES = (base: number): number[][] => [0, 1, 2, 3, 4].map((i) => [base * 2 ** i]);
 const RATIOS: number[][] = [0, 1, 2, 3, 4].map(() => [0.5, 1, 2]);
 
@@ -53,7 +56,7 @@ function torchvisionR50(): MaskRCNNConfig {
       batchSizePerImage: 512,
       positiveFraction: 0.25,
       addGtAsProposals: true,
-      boxCoderWeights: [10, 10, 5, 5],
+      boxCoderWeights: [...BOX_HEAD_WEIGHTS],
       boxLoss: { kind: 'smooth_l1', beta: 1 / 9 },
       scoreThresh: 0.05,
       nmsThresh: 0.5,

@@ -4,12 +4,15 @@
 // positive RoIs) give three losses; in inference, boxes are decoded per class, thresholded and
 // NMS-ed, and masks are predicted for the kept detections.
 import { cat, indexSelect, multiScaleRoiAlign, noGrad, reshape, roiAlign, sigmoid, softmax, tensor, tidy, nn, type Rng, type Tensor } from '../engine/index.js';
-import { batchedNms, boxIou, clipBoxes, decodeBoxes, encodeBoxes, keepLargeBoxes } from './host-boxes.js';
+import { boxes32 } from '../kernels/box-math.js';
 import { BELOW_LOW_THRESHOLD, labelsFromMatches, matchPredictions, sampleBalanced } from './matcher.js';
 import { FastRCNNConvFCHead, FastRCNNPredictor, MaskRCNNHeads, MaskRCNNPredictor, TwoMLPHead, type BoxHead } from './heads.js';
 import { boxRegressionLoss, binaryCrossEntropyWithLogits, crossEntropy, selectClassChannel } from './losses.js';
 import type { MaskRCNNConfig, PoolerConfig } from './config.js';
 import type { TrainTarget } from './rpn.js';
+
+// The host box math in float32, as torchvision computes it (kernels/box-math.ts).
+const { batchedNms, boxIou, clipBoxes, decodeBoxes, encodeBoxes, keepLargeBoxes } = boxes32;
 
 export interface MaskTarget extends TrainTarget {
   /** Binary instance masks [G, H, W] at the resized image size (H, W), as float32 0/1. */
@@ -27,7 +30,6 @@ export interface Detections {
   maskSize: number;
 }
 
-const coderWeights = (w: readonly number[]) => ({ wx: w[0]!, wy: w[1]!, ww: w[2]!, wh: w[3]! });
 
 export class RoIHeads extends nn.Module {
   readonly boxHead: BoxHead;
@@ -76,7 +78,7 @@ export class RoIHeads extends nn.Module {
   /** The three training losses (torchvision fastrcnn_loss and maskrcnn_loss). */
   losses(features: readonly Tensor[], proposals: Float32Array[], targets: MaskTarget[], scales: number[], rng?: Rng) {
     const h = this.cfg.roiHeads;
-    const w = coderWeights(h.boxCoderWeights);
+    const w = h.boxCoderWeights;
     const sampledBoxes: Float32Array[] = [];
     const labels: number[] = [];
     const regTargets: number[] = [];
@@ -156,7 +158,7 @@ export class RoIHeads extends nn.Module {
   async detect(features: readonly Tensor[], proposals: Float32Array[], imageSizes: [number, number][], scales: number[]): Promise<Detections[]> {
     const h = this.cfg.roiHeads;
     const C = this.cfg.numClasses;
-    const w = coderWeights(h.boxCoderWeights);
+    const w = h.boxCoderWeights;
     const { probs, regression } = noGrad(() =>
       tidy(() => {
         const { classLogits, boxRegression } = this.boxBranch(features, proposals, scales);

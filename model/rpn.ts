@@ -4,10 +4,13 @@
 // The filtering is data-dependent, so (as torchvision's CUDA path syncs) it runs on the host.
 import { cat, indexSelect, noGrad, permute, reshape, tensor, tidy, nn, type Rng, type Tensor } from '../engine/index.js';
 import { AnchorCache, anchorsPerLocation, type LevelGrid } from './anchors.js';
-import { batchedNms, boxIou, clipBoxes, decodeBoxes, encodeBoxes, keepLargeBoxes, topKDesc } from './host-boxes.js';
+import { boxes32, topKDesc } from '../kernels/box-math.js';
 import { labelsFromMatches, matchPredictions, sampleBalanced } from './matcher.js';
 import { boxRegressionLoss, binaryCrossEntropyWithLogits } from './losses.js';
 import type { MaskRCNNConfig, RpnConfig } from './config.js';
+
+// The host box math in float32, as torchvision computes it (kernels/box-math.ts).
+const { batchedNms, boxIou, clipBoxes, decodeBoxes, encodeBoxes, keepLargeBoxes } = boxes32;
 
 const RPN_INIT = { kind: 'normal', std: 0.01 } as const;
 
@@ -130,7 +133,7 @@ export class RegionProposalNetwork extends nn.Module {
     const training = targets !== undefined;
     const preNms = training ? r.preNmsTopNTrain : r.preNmsTopNTest;
     const postNms = training ? r.postNmsTopNTrain : r.postNmsTopNTest;
-    const weights = { wx: r.boxCoderWeights[0], wy: r.boxCoderWeights[1], ww: r.boxCoderWeights[2], wh: r.boxCoderWeights[3] };
+    const weights = r.boxCoderWeights;
 
     const proposals: Float32Array[] = [];
     const scores: Float32Array[] = [];
@@ -183,7 +186,7 @@ export class RegionProposalNetwork extends nn.Module {
   private losses(objectness: Tensor, deltas: Tensor, anchors: Float32Array, targets: TrainTarget[], rng?: Rng): NonNullable<RpnOutput['losses']> {
     const r = this.cfg.rpn;
     const R = anchors.length / 4;
-    const weights = { wx: r.boxCoderWeights[0], wy: r.boxCoderWeights[1], ww: r.boxCoderWeights[2], wh: r.boxCoderWeights[3] };
+    const weights = r.boxCoderWeights;
     const sampled: number[] = [];
     const sampledLabels: number[] = [];
     const positive: number[] = [];

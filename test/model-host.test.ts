@@ -1,13 +1,14 @@
-// Host-side detection glue: box arithmetic, NMS, matcher and sampler, on cases worked by hand
-// from torchvision's definitions.
+// Host-side detection glue: box arithmetic and NMS in float32 (kernels/box-math.ts's boxes32),
+// matcher and sampler, on cases worked by hand from torchvision's definitions.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { boxIou, encodeBoxes, decodeBoxes, nms, batchedNms, keepLargeBoxes, clipBoxes, argsortDesc, topKDesc, BBOX_XFORM_CLIP } from '../model/host-boxes.js';
+import { boxes32, argsortDesc, topKDesc, BBOX_XFORM_CLIP } from '../kernels/box-math.js';
 import { matchPredictions, labelsFromMatches, sampleBalanced, BELOW_LOW_THRESHOLD, BETWEEN_THRESHOLDS } from '../model/matcher.js';
 import { Rng } from '../engine/random.js';
 
 const B = (...v: number[]): Float32Array => Float32Array.from(v);
-const W = { wx: 10, wy: 10, ww: 5, wh: 5 };
+const W = [10, 10, 5, 5] as const;
+const { boxIou, encodeBoxes, decodeBoxes, nms, batchedNms, keepLargeBoxes, clipBoxes } = boxes32;
 
 test('box IoU: overlap 1 of union 7; disjoint 0; identical 1', () => {
   const iou = boxIou(B(0, 0, 2, 2), B(1, 1, 3, 3, 5, 5, 6, 6, 0, 0, 2, 2));

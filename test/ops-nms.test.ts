@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert';
 import { ready } from './helpers/gpu.js';
 import { checkOp, ref } from './helpers/check.js';
 import * as F from '../engine/index.js';
-import { nmsReference, batchedNmsReference } from '../kernels/nms.js';
+import { boxes64 } from '../kernels/box-math.js';
 import { sortReference } from '../kernels/sort.js';
 import { Rng } from '../engine/random.js';
 
@@ -64,7 +64,7 @@ function randomBoxes(n: number, seed: number, span = 60, maxSize = 20): { boxes:
 test('nms: random cases (several 64-box blocks) vs float64 greedy NMS', async () => {
   for (const [n, thr, seed] of [[1, 0.5, 1], [63, 0.5, 2], [200, 0.7, 3], [333, 0.3, 4]] as const) {
     const { boxes, scores } = randomBoxes(n, seed);
-    const want = nmsReference(boxes, scores, thr);
+    const want = boxes64.nms(boxes.flat(), scores, thr);
     assert.equal(await keep(boxes, scores, thr), want, `n=${n} thr=${thr}`);
   }
 });
@@ -75,7 +75,7 @@ test('batched_nms: categories do not suppress each other (coordinate trick) vs f
   assert.equal(Array.from(await got.data()), [0, 1]);
   const { boxes, scores } = randomBoxes(250, 7);
   const idxs = boxes.map((_, i) => (i * 7) % 5);
-  const want = batchedNmsReference(boxes, scores, idxs, 0.5);
+  const want = boxes64.batchedNms(boxes.flat(), scores, idxs, 0.5);
   const res = await F.batchedNms(F.tensor(boxes), F.tensor(scores), F.tensor(Int32Array.from(idxs), [idxs.length]), 0.5);
   assert.equal(Array.from(await res.data()), want);
   assert.equal((await F.batchedNms(F.zeros([0, 4]), F.zeros([0]), F.zeros([0], 'int32'), 0.5)).shape, [0]);

@@ -56,14 +56,11 @@ export function boxIou(boxes1: Tensor, boxes2: Tensor): Tensor {
   return out;
 }
 
-/** torchvision's default box-head weights; the RPN uses (1, 1, 1, 1). */
-export const BOX_HEAD_WEIGHTS: BoxWeights = [10, 10, 5, 5];
-
 /**
- * BoxCoder.encode_single(reference_boxes, proposals): regression targets [N, 4] of the matched
- * (ground-truth) boxes relative to the proposals.
+ * BoxCoder(weights).encode_single(reference_boxes, proposals): regression targets [N, 4] of the
+ * matched (ground-truth) boxes relative to the proposals.
  */
-export function encodeBoxes(referenceBoxes: Tensor, proposals: Tensor, weights: BoxWeights = BOX_HEAD_WEIGHTS): Tensor {
+export function encodeBoxes(referenceBoxes: Tensor, proposals: Tensor, weights: BoxWeights): Tensor {
   checkBoxes('encode_boxes', referenceBoxes, 'reference_boxes');
   checkBoxes('encode_boxes', proposals, 'proposals');
   if (referenceBoxes.shape[0] !== proposals.shape[0]) throw new Error(`encode_boxes: ${shapeStr(referenceBoxes.shape)} reference boxes for ${shapeStr(proposals.shape)} proposals`);
@@ -84,10 +81,10 @@ export function encodeBoxes(referenceBoxes: Tensor, proposals: Tensor, weights: 
 }
 
 /**
- * BoxCoder.decode_single(rel_codes, boxes): rel_codes [N, 4C] (C boxes per row, e.g. one per class)
+ * BoxCoder(weights).decode_single(rel_codes, boxes): rel_codes [N, 4C] (C boxes per row, e.g. one per class)
  * applied to boxes [N, 4] -> [N, 4C]; dw, dh clamped above at log(1000/16).
  */
-export function decodeBoxes(relCodes: Tensor, boxes: Tensor, weights: BoxWeights = BOX_HEAD_WEIGHTS, clip = BBOX_XFORM_CLIP): Tensor {
+export function decodeBoxes(relCodes: Tensor, boxes: Tensor, weights: BoxWeights, clip = BBOX_XFORM_CLIP): Tensor {
   checkBoxes('decode_boxes', boxes);
   if (relCodes.dtype !== 'float32' || relCodes.ndim !== 2 || relCodes.shape[1]! % 4 !== 0 || relCodes.shape[0] !== boxes.shape[0]) {
     throw new Error(`decode_boxes: rel_codes must be float32 [N,4C] with N = ${boxes.shape[0]} boxes, got ${relCodes.dtype}${shapeStr(relCodes.shape)}`);
