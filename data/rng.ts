@@ -1,6 +1,6 @@
-import { mixSeed, Rng } from '../engine/index.js';
 // Data-side randomness: the project's generator (engine/random.ts) and the per-epoch permutation
 // that lets a loader resume mid-epoch from {seed, epoch, index} alone.
+import { mixSeed, Rng } from '../engine/index.js';
 
 export { Rng, mixSeed };
 

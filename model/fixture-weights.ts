@@ -1,10 +1,10 @@
-import type { HostTensor } from '../engine/index.js';
 // The parity fixture's weight formula (shared/fixtures/torchvision-maskrcnn/README.md): every
 // state-dict tensor is a pure function of its name, so torchvision's reference outputs can be
 // reproduced without shipping a weight file. Element i of tensor `name` gets u_i in [-1, 1) from a
 // 32-bit hash mix of (i, FNV-1a(name), seed); the kind of tensor (frozen BN statistic, bias,
 // weight) decides how u is scaled. All integer arithmetic is mod 2^32 (Math.imul + >>> 0), and u is
 // scaled in float64 then rounded once to float32, as numpy would.
+import type { HostTensor } from '../engine/index.js';
 
 const numel = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
 

@@ -1,7 +1,7 @@
-import { type Rng } from '../engine/index.js';
 // Matching predictions (anchors or proposals) to ground truth by IoU, and the balanced
 // positive/negative sampler: torchvision's det_utils.Matcher / BalancedPositiveNegativeSampler,
 // with Detectron2's low-quality rule as an option. Host-side, on IoU matrices [G, P].
+import type { Rng } from '../engine/index.js';
 
 export const BELOW_LOW_THRESHOLD = -1;
 export const BETWEEN_THRESHOLDS = -2;
