@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { generateShapesDataset, shapesDatasetPaths } from '../data/synthetic.js';
 import { nodeIO } from '../cli/node-io.js';
 import type { DeepPartial, MaskRCNNConfig } from '../model/config.js';
-import { resolveConfig, type TrainConfig } from '../cli/train-config.js';
+import { resolveConfig, type TrainConfig } from '../train/config.js';
 
 export const MICRO_MODEL: DeepPartial<MaskRCNNConfig> = {
   backbone: { stemChannels: 8, stageWidths: [8, 16, 32, 64], gnGroups: 4 },

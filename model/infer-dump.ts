@@ -7,8 +7,8 @@
 import type { Tensor } from '../engine/tensor.js';
 import { noGrad } from '../engine/autograd.js';
 import type { HostTensor } from '../engine/safetensors.js';
-import type { Detection, MaskRCNN, PreparedBatch } from '../model/maskrcnn.js';
-import { pasteMasks, rescaleBoxes } from '../model/postprocess.js';
+import type { Detection, MaskRCNN, PreparedBatch } from './maskrcnn.js';
+import { pasteMasks, rescaleBoxes } from './postprocess.js';
 
 /** How many detections' mask logits and pasted masks are kept (the fixture's [0:5]). */
 export const DUMP_FIRST = 5;
