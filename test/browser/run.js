@@ -352,9 +352,11 @@ if (browserMix && nodeTiming) {
         `Node ${nodeMix.medianMs.toFixed(1)} ms (warm-up ${(nodeMix.warmupMs / 1000).toFixed(1)} s, ${nodeAdapter})`,
     );
     if (pageDetectMs.length === 2) {
-      const { demoModel, shapesSample } = await import(pathToFileURL(join(dist, 'web', 'model-adapter.js')).href);
+      const { demoModel } = await import(pathToFileURL(join(dist, 'web', 'model-adapter.js')).href);
+      const { shapesRawSample } = await import(pathToFileURL(join(dist, 'data', 'shapes-source.js')).href);
+      const { DEFAULT_SHAPES_OPTIONS } = await import(pathToFileURL(join(dist, 'data', 'synthetic.js')).href);
       const det = await demoModel.createDetector('tiny', null);
-      const image = shapesSample(1, 0).raw.image;
+      const image = shapesRawSample(DEFAULT_SHAPES_OPTIONS, 1, 0).raw.image;
       const nodeMs = [];
       for (let run = 0; run < 2; run++) {
         const s = performance.now();
