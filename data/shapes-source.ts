@@ -7,9 +7,8 @@ import { rleDecodeRowMajor, rleFrString } from './rle.js';
 import { renderShapesImage, type RenderedShapes, type ShapesOptions } from './synthetic.js';
 import { transformSample, type RawSample, type Sample, type TransformConfig } from './transforms.js';
 
-/** Image `index` of split 0 (train) or 1 (val) as a raw sample: xyxy boxes, labels, 0/1 masks. */
-export function shapesRawSample(opts: ShapesOptions, split: 0 | 1, index: number): { raw: RawSample; rendered: RenderedShapes } {
-  const s = renderShapesImage(opts, split, index);
+/** A rendered image's annotations as targets: xyxy boxes, labels, n*h*w 0/1 masks (row-major). */
+export function shapesTargets(s: RenderedShapes): { boxes: Float32Array; labels: Int32Array; masks: Uint8Array } {
   const n = s.objects.length, hw = s.width * s.height;
   const boxes = new Float32Array(4 * n), labels = new Int32Array(n), masks = new Uint8Array(n * hw);
   s.objects.forEach((o, i) => {
@@ -19,7 +18,13 @@ export function shapesRawSample(opts: ShapesOptions, split: 0 | 1, index: number
     labels[i] = o.categoryId;
     masks.set(rleDecodeRowMajor(rleFrString(o.segmentation.counts, s.height, s.width)), i * hw);
   });
-  return { raw: { imageId: index + 1, image: { width: s.width, height: s.height, data: s.rgb }, boxes, labels, masks }, rendered: s };
+  return { boxes, labels, masks };
+}
+
+/** Image `index` of split 0 (train) or 1 (val) as a raw sample: xyxy boxes, labels, 0/1 masks. */
+export function shapesRawSample(opts: ShapesOptions, split: 0 | 1, index: number): { raw: RawSample; rendered: RenderedShapes } {
+  const s = renderShapesImage(opts, split, index);
+  return { raw: { imageId: index + 1, image: { width: s.width, height: s.height, data: s.rgb }, ...shapesTargets(s) }, rendered: s };
 }
 
 export class ShapesSampleSource implements SampleSource {

@@ -4,25 +4,16 @@
 // corrupt train-config.json on --resume is named in the error.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { MICRO_MODEL, microDataset } from './train-fixture.js';
+import { runScript, type ScriptResult } from './helpers/run-script.js';
+import { microDataset, writeMicroConfig } from './train-fixture.js';
 
 const TRAIN = fileURLToPath(new URL('../cli/train.js', import.meta.url));
 
-function train(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [TRAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '', stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const train = (args: string[]): Promise<ScriptResult> => runScript(TRAIN, args);
 
 test('an unknown preset is refused before the dataset is generated or the run folder made', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'train-cli-'));
@@ -47,8 +38,7 @@ test('a folder holding a run is refused (suggesting --resume and --overwrite) an
     const before = '{"marker": "an earlier run"}\n';
     writeFileSync(join(out, 'train-config.json'), before);
     writeFileSync(join(out, 'metrics.jsonl'), '');
-    const config = join(d.dir, 'config.json');
-    writeFileSync(config, JSON.stringify({ preset: 'tiny', model: MICRO_MODEL, trainImages: d.images, trainAnn: d.ann, iters: 1, batch: 2, workers: 0 }));
+    const config = writeMicroConfig(d, { iters: 1, batch: 2 });
     const r = await train(['--config', config, '--out', out, '--cache-dir', cache]);
     assert.is(r.code, 2, r.stderr);
     assert.match(r.stderr, `${out} already holds a run (train-config.json, metrics.jsonl)`);

@@ -9,7 +9,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ready } from './helpers/gpu.js';
@@ -17,7 +17,7 @@ import { nodeIO } from '../cli/node-io.js';
 import { readMetrics, type IterRecord } from '../train/progress.js';
 import { LOSS_TERMS } from '../model/maskrcnn.js';
 import { loadCheckpoint } from '../model/checkpoint.js';
-import { MICRO_MODEL, microDataset } from './train-fixture.js';
+import { microDataset, writeMicroConfig } from './train-fixture.js';
 
 await ready;
 
@@ -63,11 +63,7 @@ const losses = async (out: string): Promise<IterRecord[]> => (await readMetrics(
 test('a run killed with SIGKILL and resumed gives the same loss curve as an uninterrupted run', async () => {
   const d = await microDataset(4);
   try {
-    const config = join(d.dir, 'config.json');
-    writeFileSync(config, JSON.stringify({
-      preset: 'tiny', model: MICRO_MODEL, trainImages: d.images, trainAnn: d.ann,
-      iters: ITERS, batch: 2, lr: 0.02, warmupIters: 2, stepFractions: [0.5], checkpointEvery: CKPT_EVERY, workers: 0, seed: 7,
-    }));
+    const config = writeMicroConfig(d, { iters: ITERS, batch: 2, lr: 0.02, warmupIters: 2, stepFractions: [0.5], checkpointEvery: CKPT_EVERY, seed: 7 });
     const full = join(d.dir, 'full');
     const r1 = await train(['--config', config, '--out', full], full);
     assert.is(r1.code, 0, r1.stderr);
@@ -119,11 +115,7 @@ test('a run killed with SIGKILL and resumed gives the same loss curve as an unin
 test('--resume with --lr and --iters: the flags override the saved config, each change printed once, and the optimizer uses the new lr', async () => {
   const d = await microDataset(2);
   try {
-    const config = join(d.dir, 'config.json');
-    writeFileSync(config, JSON.stringify({
-      preset: 'tiny', model: MICRO_MODEL, trainImages: d.images, trainAnn: d.ann,
-      iters: 2, batch: 2, lr: 0.02, warmupIters: 1, stepFractions: [], checkpointEvery: 2, workers: 0, seed: 3,
-    }));
+    const config = writeMicroConfig(d, { iters: 2, batch: 2, lr: 0.02, warmupIters: 1, stepFractions: [], checkpointEvery: 2, seed: 3 });
     const out = join(d.dir, 'run');
     const r1 = await train(['--config', config, '--out', out], out);
     assert.is(r1.code, 0, r1.stderr);

@@ -15,7 +15,7 @@ export type { MaskRCNNConfig } from '../model/config.js';
 export { decodeCheckpoint, checkpointInfo, encodeWeights, type CheckpointCategory } from '../model/checkpoint.js';
 // Training, as `node cli/train.js` does it (train/), on shapes rendered in memory.
 export { DataLoader } from '../data/loader.js';
-export { ShapesSampleSource, shapesRawSample } from '../data/shapes-source.js';
+export { ShapesSampleSource, shapesRawSample, shapesTargets } from '../data/shapes-source.js';
 export { BROWSER_DEFAULTS, resolveConfig, type TrainConfig } from '../train/config.js';
 export { buildTraining } from '../train/trainer.js';
 export { trainStep, NonFiniteLossError, type StepResult } from '../train/step.js';

@@ -41,6 +41,10 @@ const DETECT_TIMEOUT_MS = 240_000;
 // Training compiles the backward pipelines too; then each step takes about a second.
 const TRAIN_STEPS = 20;
 const TRAIN_TIMEOUT_MS = 420_000;
+// The page's first steps are compared with Node's (same code, seed and data): every loss term within
+// this relative difference.
+const TRAIN_COMPARE_STEPS = 3;
+const TRAIN_REL_TOL = 1e-3;
 // The model the page's "Load the trained shapes model" button loads.
 const SHAPES_MODEL = join(root, 'web', 'models', 'shapes-tiny-cpu.safetensors');
 
@@ -87,6 +91,46 @@ async function nodeShapesDetection() {
   } finally {
     det.dispose();
   }
+}
+
+/** The first `n` steps of the Train tab's trainer (the page's code, train/'s step) in Node, on Dawn. */
+async function nodeTrainSteps(n) {
+  await import(pathToFileURL(join(dist, 'cli', 'node-gpu.js')).href);
+  const T = await import(pathToFileURL(join(dist, 'engine', 'index.js')).href);
+  const { demoModel, TRAIN_PRESET } = await import(pathToFileURL(join(dist, 'web', 'model-adapter.js')).href);
+  T.setQuiet(true);
+  await T.init();
+  const trainer = await demoModel.createTrainer(TRAIN_PRESET);
+  try {
+    const out = [];
+    for (let i = 0; i < n; i++) {
+      const r = await trainer.step();
+      out.push({ losses: r.losses, total: r.total, lr: r.lr });
+    }
+    return out;
+  } finally {
+    trainer.dispose();
+  }
+}
+
+/**
+ * Page and Node training agree: the same learning rate at each step, and every loss term of each
+ * of the first steps within TRAIN_REL_TOL relative (SwiftShader and lavapipe round differently,
+ * and RoIAlign's backward adds with float atomics in either order, so steps after the first start
+ * from weights that differ in the last bits). Returns a summary line; throws naming the first miss.
+ */
+function compareTrainSteps(page, node) {
+  let maxRel = 0;
+  for (let i = 0; i < node.length; i++) {
+    if (page[i].lr !== node[i].lr) throw new Error(`step ${i + 1}: lr ${page[i].lr} in the page, ${node[i].lr} in Node`);
+    for (const [k, v] of Object.entries(node[i].losses)) {
+      const rel = Math.abs(page[i].losses[k] - v) / Math.max(Math.abs(v), 1e-3);
+      if (!(rel <= TRAIN_REL_TOL)) throw new Error(`step ${i + 1} ${k}: page ${page[i].losses[k]}, Node ${v} (relative ${rel.toExponential(2)} > ${TRAIN_REL_TOL})`);
+      maxRel = Math.max(maxRel, rel);
+    }
+  }
+  return `Train tab, page vs Node, first ${node.length} steps: max relative loss-term difference ${maxRel.toExponential(2)}; ` +
+    `totals page ${page.slice(0, node.length).map((r) => r.total.toFixed(6)).join(' ')}, Node ${node.map((r) => r.total.toFixed(6)).join(' ')}`;
 }
 
 /**
@@ -282,6 +326,8 @@ try {
       try {
         await page.click('#ckpt-shapes');
         await page.waitForFunction(() => globalThis.__demo?.checkpoint, null, { timeout: DEMO_TIMEOUT_MS });
+        const preset = await page.locator('#preset').inputValue();
+        if (preset !== 'tiny-cpu') throw new Error(`the preset selector reads '${preset}' with a tiny-cpu checkpoint loaded`);
         await page.evaluate(() => { globalThis.__demo.lastDetection = undefined; });
         await page.click('#detect');
         await page.waitForFunction(() => globalThis.__demo?.lastDetection || !document.getElementById('error').hidden, null, { timeout: DETECT_TIMEOUT_MS });
@@ -307,6 +353,8 @@ try {
       try {
         await page.click('nav [data-tab=train]');
         await page.click('#train-start');
+        // While the first step compiles the pipelines, the status says so.
+        await page.waitForFunction(() => /compiling kernels/.test(document.getElementById('train-status')?.textContent ?? ''), null, { timeout: DEMO_TIMEOUT_MS });
         await page.waitForFunction((n) => globalThis.__demo?.trainLosses.length >= n || !document.getElementById('error').hidden, TRAIN_STEPS, { timeout: TRAIN_TIMEOUT_MS });
         await page.click('#train-pause');
         const losses = (await demoState()).trainLosses;
@@ -323,6 +371,18 @@ try {
         record(name, true, since(t0));
       } catch (e) {
         record(name, false, since(t0), e?.message ?? e);
+      }
+      // The same steps in Node: the page trains as the library does there.
+      t0 = Date.now();
+      const same = `demo: the Train tab's first ${TRAIN_COMPARE_STEPS} steps give Node's losses (same code, seed and data)`;
+      try {
+        const inPage = (await demoState()).trainSteps;
+        if (inPage.length < TRAIN_COMPARE_STEPS) throw new Error(`only ${inPage.length} steps ran in the page`);
+        const summary = compareTrainSteps(inPage, await nodeTrainSteps(TRAIN_COMPARE_STEPS));
+        console.log(`test:browser: ${summary}`);
+        record(same, true, since(t0));
+      } catch (e) {
+        record(same, false, since(t0), e?.message ?? e);
       }
     }
     await page.close();
