@@ -42,9 +42,9 @@ const DETECT_TIMEOUT_MS = 240_000;
 const TRAIN_STEPS = 20;
 const TRAIN_TIMEOUT_MS = 420_000;
 // The page's first steps are compared with Node's (same code, seed and data): every loss term within
-// this relative difference.
+// this relative difference (measured: 2.4e-7 over 3 steps, SwiftShader against lavapipe).
 const TRAIN_COMPARE_STEPS = 3;
-const TRAIN_REL_TOL = 1e-3;
+const TRAIN_REL_TOL = 1e-5;
 // The model the page's "Load the trained shapes model" button loads.
 const SHAPES_MODEL = join(root, 'web', 'models', 'shapes-tiny-cpu.safetensors');
 
@@ -361,8 +361,9 @@ try {
         if (losses.length < TRAIN_STEPS) throw new Error(`training failed after ${losses.length} steps: ${await page.locator('#error').textContent()}`);
         const mean = (a) => a.reduce((x, y) => x + y, 0) / a.length;
         // Each step draws a new image, so single losses jump by 2x after the first few steps: compare
-        // the untrained model's loss (step 1, about 4.8) with the mean of the last 5 steps (measured
-        // 2.5-2.7, so 0.7x leaves room for that noise while still needing real learning).
+        // the untrained model's loss (step 1, 5.57) with the mean of the last 5 steps (measured 1.76
+        // with train/'s warmup and schedule, so 0.7x leaves room for that noise while still needing
+        // real learning).
         const first = losses[0], last = mean(losses.slice(TRAIN_STEPS - 5, TRAIN_STEPS));
         console.log(`test:browser: training in the page: loss ${losses.map((v) => v.toFixed(3)).join(' ')}`);
         if (!(last < 0.7 * first)) throw new Error(`the mean loss of the last 5 steps (${last.toFixed(4)}) is not below 0.7x the first step's (${first.toFixed(4)})`);
