@@ -2,18 +2,15 @@
 // data loader over the cached synthetic shapes dataset, built as `node cli/train.js` builds them,
 // without checkpoints, logs or evaluation. step() runs one iteration.
 import * as path from 'node:path';
-import { manualSeed, Rng } from '../engine/random.js';
-import { SGD } from '../engine/optim/sgd.js';
-import { MaskRCNN } from '../model/maskrcnn.js';
-import { getPreset } from '../model/presets.js';
-import { withOverrides } from '../model/config.js';
+import type { MaskRCNN } from '../model/maskrcnn.js';
 import { CocoSampleSource } from '../data/coco-source.js';
 import { DataLoader } from '../data/loader.js';
 import { nodeIO } from '../cli/node-io.js';
 import { fixtureStateDict } from '../model/fixture-weights.js';
-import { resolveConfig, type TrainConfig } from '../cli/train-config.js';
-import { paramGroups, trainStep, type StepResult } from '../cli/train-loop.js';
-import { loadTrainingData } from '../cli/train-run.js';
+import { resolveConfig, type TrainConfig } from '../train/config.js';
+import { trainStep, type StepResult } from '../train/step.js';
+import { buildTraining } from '../train/trainer.js';
+import { loadTrainingData } from '../train/run.js';
 
 export interface TrainSession {
   cfg: TrainConfig;
@@ -31,16 +28,12 @@ export interface TrainSession {
 export async function trainSession(user: Partial<TrainConfig>, opt: { formulaWeights?: boolean } = {}): Promise<TrainSession> {
   const cfg = resolveConfig({ ...user, data: 'synthetic' });
   const { train, trainImages } = await loadTrainingData(cfg, nodeIO, path.join(process.cwd(), '.cache'), (l) => console.log(l));
-  const modelCfg = withOverrides(getPreset(cfg.preset, cfg.model), { numClasses: train.numCategories + 1 });
-  manualSeed(cfg.seed);
-  const model = new MaskRCNN(modelCfg);
+  const parts = buildTraining(cfg, train.numCategories + 1);
+  const { model, modelCfg, optimizer, rng, schedule } = parts;
   if (opt.formulaWeights) {
     const shapes = Object.entries(model.stateDict()).map(([k, t]) => [k, t.shape] as const);
     model.loadStateDict(fixtureStateDict(shapes), { strict: false });
   }
-  model.train();
-  const optimizer = new SGD(paramGroups(model, cfg.weightDecay), { lr: cfg.lr, momentum: cfg.momentum });
-  const rng = new Rng(1);
   const source = new CocoSampleSource(train, nodeIO, { imageDir: trainImages, transform: model.transformConfig(true), filterEmpty: true });
   const loader = new DataLoader(source, { batchSize: cfg.batch, seed: cfg.seed, sizeDivisible: modelCfg.input.sizeDivisible });
   let iter = 0;
@@ -48,11 +41,10 @@ export async function trainSession(user: Partial<TrainConfig>, opt: { formulaWei
     cfg,
     model,
     loader,
-    step: () => trainStep({ model, optimizer, loader, rng, iter: ++iter, accumulate: cfg.accumulate, lrFactor: 1 }),
+    step: () => trainStep({ model, optimizer, loader, rng, iter: iter + 1, accumulate: cfg.accumulate, lrFactor: schedule(iter++) }),
     async dispose() {
       await loader.close();
-      optimizer.dispose();
-      model.dispose();
+      parts.dispose();
     },
   };
 }

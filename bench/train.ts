@@ -14,7 +14,7 @@
 // Usage: node dist/bench/train.js [--r50] [--r50-full] [--iters N]
 import '../cli/node-gpu.js';
 import { init, setQuiet, adapterReport, shutdown } from '../engine/index.js';
-import type { TrainConfig } from '../cli/train-config.js';
+import type { TrainConfig } from '../train/config.js';
 import { printTable } from './harness.js';
 import { trainSession } from './train-session.js';
 

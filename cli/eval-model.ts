@@ -10,7 +10,7 @@ import { MaskRCNN } from '../model/maskrcnn.js';
 import { getPreset } from '../model/presets.js';
 import { withOverrides } from '../model/config.js';
 import { checkpointInfo, loadCheckpoint } from '../model/checkpoint.js';
-import { evaluateModel } from './evaluate.js';
+import { evaluateModel } from '../train/evaluate.js';
 import { ArgsError, type ParsedArgs } from './args.js';
 
 export async function runModelEval(args: ParsedArgs, io: FileIO): Promise<number> {

@@ -22,8 +22,8 @@ import { getPreset, presetNames } from '../model/presets.js';
 import { validateConfig, withOverrides, type DeepPartial, type MaskRCNNConfig } from '../model/config.js';
 import { ArgsError, formatHelp, parseArgs, type OptionSpec, type ParsedArgs } from './args.js';
 import { checkpointInfo, decodeCheckpoint, type LoadedCheckpoint } from '../model/checkpoint.js';
-import { detectionsToResults } from './evaluate.js';
-import { detectWithDump } from './infer-dump.js';
+import { detectionsToResults } from '../train/evaluate.js';
+import { detectWithDump } from '../model/infer-dump.js';
 import { imageIdsFor, resolveLabelTable, UserError } from './infer-inputs.js';
 
 export { UserError };

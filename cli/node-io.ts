@@ -36,6 +36,10 @@ export const nodeIO: FileIO = {
   async writeText(p, text) {
     await nodeIO.writeBytes(p, new TextEncoder().encode(text));
   },
+  async appendText(p, text) {
+    await fs.mkdir(path.dirname(p), { recursive: true });
+    await fs.appendFile(p, text);
+  },
   async exists(p) {
     try {
       await fs.access(p);

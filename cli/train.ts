@@ -4,7 +4,12 @@
 //        --val-images DIR --val-ann ANN.json [--weights INIT.safetensors] [--schedule 1x|3x] ...
 //   node cli/train.js --resume RUN_DIR       continue a run exactly where its checkpoint left it
 // A JSON config file (--config) holds the same settings (camelCase or the flags' names); flags
-// override it. Ctrl-C saves a checkpoint and exits (code 130); a NaN/inf loss exits with code 1.
+// override it. With --resume, flags override the run's saved train-config.json (each change is
+// printed once: "lr 0.02 -> 0.005 from the command line"); the checkpoint gives the state (weights,
+// momentum buffers, iteration, loader position, RNG), the configuration the hyper-parameters.
+// A fresh run refuses a folder that already holds one unless --overwrite. Ctrl-C saves a
+// checkpoint and exits (code 130); a NaN/inf loss exits with code 1.
+// This file is the Node adapter (argv, signals, files, worker threads); the run is train/run.ts.
 import './node-gpu.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -13,9 +18,11 @@ import { init, shutdown, setQuiet } from '../engine/index.js';
 import { presetNames } from '../model/presets.js';
 import { ArgsError, formatHelp, parseArgs, type OptionSpec, type OptionValue } from './args.js';
 import { nodeIO } from './node-io.js';
-import { COCO_DEFAULTS, SYNTHETIC_DEFAULTS, resolveConfig, type TrainConfig } from './train-config.js';
-import { CONFIG_FILE, runTraining, type RunOptions } from './train-run.js';
-import { formatDuration, LOSS_TERMS, type LossTerm } from './progress.js';
+import { LOSS_TERMS, type LossTerm } from '../model/maskrcnn.js';
+import { COCO_DEFAULTS, SYNTHETIC_DEFAULTS, resolveConfig, type TrainConfig } from '../train/config.js';
+import { CONFIG_FILE, RunSetupError, runTraining, type RunOptions } from '../train/run.js';
+import { formatDuration } from '../train/progress.js';
+import { WorkerPoolSource } from './worker-loader.js';
 
 export const TRAIN_USAGE = 'node cli/train.js [--preset NAME --train-images DIR --train-ann ANN.json --val-images DIR --val-ann ANN.json] [options]';
 
@@ -44,7 +51,8 @@ export const TRAIN_OPTIONS: OptionSpec[] = [
   { name: 'warmup-iters', type: 'number', metavar: 'N', help: 'linear warmup from 0.001 (default 50 synthetic, 1000 real)' },
   { name: 'schedule', type: 'string', choices: ['1x', '3x'], help: 'Detectron2 schedule: 90k/270k iterations at batch 16 scaled to the batch, LR steps, warmup 1000' },
   { name: 'out', type: 'string', metavar: 'RUN_DIR', help: 'run folder (default runs/<preset>-<time>)' },
-  { name: 'resume', type: 'string', metavar: 'RUN_DIR', help: 'continue the run in RUN_DIR from its checkpoint (its config; flags override)' },
+  { name: 'resume', type: 'string', metavar: 'RUN_DIR', help: 'continue the run in RUN_DIR from its checkpoint, with its saved config; flags given with it override that config (each change is printed) and decide lr, momentum and weight decay' },
+  { name: 'overwrite', type: 'boolean', help: 'start a fresh run in an --out folder that already holds one, replacing its files (without it, such a folder is refused)' },
   { name: 'config', type: 'string', metavar: 'FILE', help: 'JSON file with any of these settings (flags override it)' },
   { name: 'seed', type: 'number', metavar: 'N', help: 'seed of initialisation, sampling and data order (default 0)' },
   { name: 'checkpoint-every', type: 'number', metavar: 'N', help: 'checkpoint every N iterations (and at the end, and on Ctrl-C; default 100 synthetic, 5000 real)' },
@@ -106,18 +114,49 @@ function timestamp(): string {
   return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
 }
 
+/** One line per setting a flag changes in a resumed run's saved config ("lr 0.02 -> 0.005 from the command line"). */
+export function overrideLines(saved: TrainConfig, resolved: TrainConfig, flags: Partial<TrainConfig>): string[] {
+  const lines: string[] = [];
+  for (const k of Object.keys(flags) as (keyof TrainConfig)[]) {
+    if (k === 'out') continue;
+    const [a, b] = [JSON.stringify(saved[k]), JSON.stringify(resolved[k])];
+    if (a !== b) lines.push(`${k} ${a ?? 'unset'} -> ${b} from the command line`);
+  }
+  return lines;
+}
+
+/** A resumed run's saved config (train-config.json), or an error naming the file. */
+function readSavedConfig(resumeDir: string): TrainConfig {
+  const saved = path.join(resumeDir, CONFIG_FILE);
+  if (!existsSync(saved)) throw new ArgsError(`--resume ${resumeDir}: no ${CONFIG_FILE} there (not a run folder)`);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(saved, 'utf8'));
+  } catch (e) {
+    throw new ArgsError(`--resume ${resumeDir}: ${saved} is not valid JSON (${(e as Error).message}); the run's settings cannot be read`);
+  }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new ArgsError(`--resume ${resumeDir}: ${saved} does not hold a JSON object`);
+  return raw as TrainConfig;
+}
+
 /** The resolved configuration and run options for argv (throws ArgsError on bad input). */
-export function configFromArgs(values: Record<string, OptionValue | undefined>): { cfg: TrainConfig; resume: boolean } {
+export function configFromArgs(values: Record<string, OptionValue | undefined>): { cfg: TrainConfig; resume: boolean; overrides: string[] } {
   const flags = flagSettings(values);
   if (flags.synthetic && flags.trainAnn) throw new ArgsError('--synthetic-* options are for the synthetic dataset, not with --train-ann');
   let cfg: TrainConfig;
+  let overrides: string[] = [];
   const resumeDir = values.resume as string | undefined;
+  if (resumeDir && values.config) throw new ArgsError('--config starts a new run; with --resume the run\'s saved config is used (give changes as flags)');
+  if (resumeDir && values.out !== undefined && path.resolve(values.out as string) !== path.resolve(resumeDir)) throw new ArgsError('--out and --resume name different folders: a resumed run stays in its folder');
   try {
     if (resumeDir) {
-      const saved = path.join(resumeDir, CONFIG_FILE);
-      if (!existsSync(saved)) throw new ArgsError(`--resume ${resumeDir}: no ${CONFIG_FILE} there (not a run folder)`);
-      const base = JSON.parse(readFileSync(saved, 'utf8')) as TrainConfig;
-      cfg = resolveConfig({ ...flags, out: resumeDir }, base);
+      const base = readSavedConfig(resumeDir);
+      try {
+        cfg = resolveConfig({ ...flags, out: resumeDir }, base);
+      } catch (e) {
+        throw new ArgsError(`--resume ${resumeDir}: ${(e as Error).message} (settings from ${path.join(resumeDir, CONFIG_FILE)} and the flags)`);
+      }
+      overrides = overrideLines(base, cfg, flags);
     } else {
       const file = values.config ? readConfigFile(values.config as string) : {};
       const user = { ...file, ...flags };
@@ -129,11 +168,11 @@ export function configFromArgs(values: Record<string, OptionValue | undefined>):
     if (e instanceof ArgsError) throw e;
     throw new ArgsError((e as Error).message);
   }
-  return { cfg, resume: !!resumeDir };
+  return { cfg, resume: !!resumeDir, overrides };
 }
 
 export async function main(argv: readonly string[] = process.argv.slice(2)): Promise<number> {
-  let cfg: TrainConfig, resume: boolean, injectNaN: RunOptions['injectNaN'], cacheDir: string;
+  let cfg: TrainConfig, resume: boolean, overrides: string[], injectNaN: RunOptions['injectNaN'], cacheDir: string, overwrite: boolean;
   try {
     const args = parseArgs(argv, TRAIN_OPTIONS);
     if (args.values.help) {
@@ -141,9 +180,11 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
       return 0;
     }
     if (args.positionals.length) throw new ArgsError(`unexpected argument '${args.positionals[0]}'`);
-    ({ cfg, resume } = configFromArgs(args.values));
+    ({ cfg, resume, overrides } = configFromArgs(args.values));
     injectNaN = parseInjectNaN(args.values['inject-nan'] as string | undefined);
     cacheDir = (args.values['cache-dir'] as string | undefined) ?? path.join(REPO_ROOT, '.cache');
+    overwrite = args.values.overwrite === true;
+    if (overwrite && resume) throw new ArgsError('--overwrite starts a fresh run; it does not go with --resume');
   } catch (e) {
     if (!(e instanceof ArgsError)) throw e;
     console.error(`error: ${e.message}\n\n${formatHelp(TRAIN_USAGE, TRAIN_OPTIONS)}`);
@@ -164,9 +205,13 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
   process.on('SIGTERM', onTerm);
   const t0 = performance.now();
   try {
+    for (const l of overrides) console.log(l);
     setQuiet(true);
     await init();
-    const out = await runTraining(cfg, { io: nodeIO, resume, cacheDir, control, injectNaN });
+    const makeSource: RunOptions['makeSource'] = cfg.workers > 0
+      ? (data, transform, c) => WorkerPoolSource.create({ annotationFile: data.trainAnn, imageDir: data.trainImages, transform, filterEmpty: true }, c.workers)
+      : undefined;
+    const out = await runTraining(cfg, { io: nodeIO, resume, overwrite, cacheDir, control, injectNaN, makeSource });
     if (out.status === 'diverged') return 1;
     if (out.status === 'interrupted') return 130;
     const took = formatDuration((performance.now() - t0) / 1000);
@@ -180,6 +225,7 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
     return 0;
   } catch (e) {
     console.error(`error: ${(e as Error).message}`);
+    if (e instanceof RunSetupError) return 2;
     if (process.env.DEBUG) console.error((e as Error).stack);
     return 1;
   } finally {

@@ -8,6 +8,8 @@ export interface FileIO {
   /** Writes a file atomically where the platform can (temp file + rename), creating parent folders. */
   writeBytes(path: string, data: Uint8Array): Promise<void>;
   writeText(path: string, text: string): Promise<void>;
+  /** Appends UTF-8 text to a file (creating it and its parent folders), for logs written line by line. */
+  appendText(path: string, text: string): Promise<void>;
   /** True when the path exists. */
   exists(path: string): Promise<boolean>;
   /** Names (not paths) of the entries of a folder, sorted. */

@@ -21,6 +21,9 @@ export const SHAPES_CATEGORIES: CocoCategory[] = [
   { id: 4, name: 'star', supercategory: 'shape' },
 ];
 
+/** Class names by contiguous label (0 = background), as a model trained on the shapes names them. */
+export const SHAPES_CLASS_NAMES: string[] = ['background', ...SHAPES_CATEGORIES.map((c) => c.name)];
+
 export interface ShapesOptions {
   seed: number;
   trainCount: number;

@@ -4,6 +4,7 @@
 // position, RNG state, optimizer hyper-parameters, model config, categories) as JSON in the
 // safetensors metadata. One file written through FileIO.writeBytes (temp file + fsync + rename)
 // means a kill at any moment leaves either the previous checkpoint or the new one, never a mix.
+// This file is the format (encode / decode); saving and restoring a training run is train/checkpoint.ts.
 import { encodeSafetensors, loadSafetensors, nn, optim, type HostTensor, type Tensor } from '../engine/index.js';
 import type { FileIO } from '../data/io.js';
 import type { LoaderPosition } from '../data/loader.js';
@@ -70,17 +71,13 @@ export async function encodeCheckpoint(model: nn.Module, optimizer: optim.SGD | 
   return encodeSafetensors(named, { format: CHECKPOINT_FORMAT, state: JSON.stringify(full) });
 }
 
-/** Writes a checkpoint atomically (io.writeBytes renames a fully written temp file into place). */
-export async function saveCheckpoint(io: FileIO, path: string, model: nn.Module, optimizer: optim.SGD | null, state: Omit<TrainingState, 'optimizer'>): Promise<void> {
-  const bytes = await encodeCheckpoint(model, optimizer, state);
-  await io.writeBytes(path, bytes);
-}
+export const WEIGHTS_FORMAT = 'maskrcnn-webgpu-weights-v1';
 
-/** Writes model weights only (plus the config and categories, for evaluation) atomically. */
-export async function saveWeights(io: FileIO, path: string, model: nn.Module, info: { model: MaskRCNNConfig; categories: CheckpointCategory[]; iter: number }): Promise<void> {
+/** Model weights only, plus the config and categories (for evaluation and the demo page), as bytes. */
+export async function encodeWeights(model: nn.Module, info: { model: MaskRCNNConfig; categories: CheckpointCategory[]; iter: number }): Promise<Uint8Array> {
   const named: Record<string, HostTensor> = {};
   for (const [k, t] of Object.entries(model.stateDict())) named[k] = await host(t);
-  await io.writeBytes(path, encodeSafetensors(named, { format: 'maskrcnn-webgpu-weights-v1', info: JSON.stringify(info) }));
+  return encodeSafetensors(named, { format: WEIGHTS_FORMAT, info: JSON.stringify(info) });
 }
 
 /** Parses checkpoint or weights bytes; errors name the file. */
@@ -118,13 +115,4 @@ export function checkpointInfo(c: LoadedCheckpoint): { model: MaskRCNNConfig; ca
   if (c.state) return { model: c.state.model, categories: c.state.categories, iter: c.state.iter };
   if (c.metadata.info) return JSON.parse(c.metadata.info) as { model: MaskRCNNConfig; categories: CheckpointCategory[]; iter: number };
   return null;
-}
-
-/** Restores model tensors (strict) and, when given, the optimizer's buffers and hyper-parameters. */
-export function restoreCheckpoint(c: LoadedCheckpoint, model: nn.Module, optimizer?: optim.SGD): void {
-  model.loadStateDict(c.model);
-  if (optimizer) {
-    if (!c.state) throw new Error('restoreCheckpoint: this file holds weights only, no optimizer state');
-    optimizer.loadStateDict({ ...c.state.optimizer, momentumBuffers: c.momentum });
-  }
 }

@@ -31,13 +31,10 @@ export interface Detection {
   width: number;
 }
 
-export type LossDict = {
-  loss_objectness: Tensor;
-  loss_rpn_box_reg: Tensor;
-  loss_classifier: Tensor;
-  loss_box_reg: Tensor;
-  loss_mask: Tensor;
-};
+/** The five training losses, in torchvision's order (the order they are logged and summed in). */
+export const LOSS_TERMS = ['loss_objectness', 'loss_rpn_box_reg', 'loss_classifier', 'loss_box_reg', 'loss_mask'] as const;
+export type LossTerm = (typeof LOSS_TERMS)[number];
+export type LossDict = Record<LossTerm, Tensor>;
 
 export class MaskRCNN extends nn.Module {
   readonly backbone: BackboneWithFPN;

@@ -7,11 +7,11 @@
 // with one clear line and no stack trace. Also tools/compare-dump's error measures.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runScript } from './helpers/run-script.js';
 import { ready } from './helpers/gpu.js';
 import { encodeSafetensors, loadSafetensors } from '../engine/safetensors.js';
 import { MaskRCNN } from '../model/maskrcnn.js';
@@ -35,16 +35,7 @@ const IMAGES = ['000000017627.jpg', '000000025560.jpg'].map((f) => join(DATA, 'v
 const FIXTURE = '../shared/fixtures/torchvision-maskrcnn/case-000000555705/expected.safetensors';
 const dir = mkdtempSync(join(tmpdir(), 'infer-test-'));
 
-function run(script: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '', stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const run = runScript;
 
 async function rejects(p: Promise<unknown>, re: RegExp): Promise<void> {
   let error: Error | null = null;

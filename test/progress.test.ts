@@ -1,7 +1,7 @@
 // The progress line's pieces: durations (ETA) read as people write them, with no "6m60s".
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { formatDuration } from '../cli/progress.js';
+import { formatDuration } from '../train/progress.js';
 
 test('formatDuration: seconds, minutes with two-digit seconds, hours; rounding carries', () => {
   assert.is(formatDuration(0), '0s');

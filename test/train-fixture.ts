@@ -1,13 +1,13 @@
 // Shared by the training tests: a very small Mask R-CNN (the `tiny` preset shrunk to 8-64 backbone
 // channels, a 32-channel FPN, a 1-conv 16-channel mask head, 64 px input) that runs an iteration in
 // about a second on lavapipe, and a synthetic shapes dataset of a few 64 px images on disk.
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateShapesDataset, shapesDatasetPaths } from '../data/synthetic.js';
 import { nodeIO } from '../cli/node-io.js';
 import type { DeepPartial, MaskRCNNConfig } from '../model/config.js';
-import { resolveConfig, type TrainConfig } from '../cli/train-config.js';
+import { resolveConfig, type TrainConfig } from '../train/config.js';
 
 export const MICRO_MODEL: DeepPartial<MaskRCNNConfig> = {
   backbone: { stemChannels: 8, stageWidths: [8, 16, 32, 64], gnGroups: 4 },
@@ -44,4 +44,11 @@ export function microConfig(d: { dir: string; images: string; ann: string }, ove
     out: join(d.dir, 'run'),
     ...over,
   });
+}
+
+/** A `--config` file for `node cli/train.js` over that dataset and model (main-thread loading); returns its path. */
+export function writeMicroConfig(d: { dir: string; images: string; ann: string }, over: Record<string, unknown>): string {
+  const file = join(d.dir, 'config.json');
+  writeFileSync(file, JSON.stringify({ preset: 'tiny', model: MICRO_MODEL, trainImages: d.images, trainAnn: d.ann, workers: 0, ...over }));
+  return file;
 }

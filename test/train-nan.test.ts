@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import { ready } from './helpers/gpu.js';
 import { nodeIO } from '../cli/node-io.js';
 import { loadCheckpoint } from '../model/checkpoint.js';
-import { readMetrics } from '../cli/progress.js';
-import { runTraining, CHECKPOINT_FILE, METRICS_FILE } from '../cli/train-run.js';
+import { readMetrics } from '../train/progress.js';
+import { runTraining, CHECKPOINT_FILE, METRICS_FILE } from '../train/run.js';
 import { microConfig, microDataset } from './train-fixture.js';
 
 await ready;
@@ -30,7 +30,7 @@ test('an injected NaN stops training at that iteration, naming the term; the las
     assert.is(ck.state!.iter, 2);
     assert.is(ck.state!.optimizer.step, 2, 'the optimizer did not step on the NaN iteration');
     for (const t of Object.values(ck.model)) assert.ok(Array.from(t.data).every(Number.isFinite), 'checkpoint weights are finite');
-    const iters = readMetrics(join(cfg.out, METRICS_FILE)).filter((r) => r.type === 'iter').map((r) => r.iter);
+    const iters = (await readMetrics(nodeIO, join(cfg.out, METRICS_FILE))).filter((r) => r.type === 'iter').map((r) => r.iter);
     assert.equal(iters, [1, 2]);
     assert.ok(readFileSync(join(cfg.out, 'plot.png')).length > 100, 'plot written');
   } finally {

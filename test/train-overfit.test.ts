@@ -10,7 +10,7 @@ import * as assert from 'uvu/assert';
 import { rmSync } from 'node:fs';
 import { ready } from './helpers/gpu.js';
 import { nodeIO } from '../cli/node-io.js';
-import { runTraining } from '../cli/train-run.js';
+import { runTraining } from '../train/run.js';
 import { microConfig, microDataset } from './train-fixture.js';
 
 await ready;

@@ -13,9 +13,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ready } from './helpers/gpu.js';
 import { nodeIO } from '../cli/node-io.js';
-import { readMetrics } from '../cli/progress.js';
-import { runTraining, METRICS_FILE } from '../cli/train-run.js';
-import { resolveConfig } from '../cli/train-config.js';
+import { readMetrics } from '../train/progress.js';
+import { runTraining, METRICS_FILE } from '../train/run.js';
+import { resolveConfig } from '../train/config.js';
 
 await ready;
 
@@ -52,7 +52,7 @@ test('detectron2-r50-fpn-gn-scratch: a few iterations on tiny_coco train2017 run
     const out = await runTraining(cfg, { io: nodeIO, cacheDir: dir, print: (l) => lines.push(l) });
     for (const l of lines) console.log(`    ${l}`);
     assert.is(out.status, 'done');
-    const totals = readMetrics(join(cfg.out, METRICS_FILE)).filter((r) => r.type === 'iter').map((r) => r.total as number);
+    const totals = (await readMetrics(nodeIO, join(cfg.out, METRICS_FILE))).filter((r) => r.type === 'iter').map((r) => r.total as number);
     assert.is(totals.length, 3);
     assert.ok(totals.every(Number.isFinite), `finite losses: ${totals.join(', ')}`);
     // The first iteration's classifier loss is about ln(81) = 4.4 (uniform over 81 classes); a

@@ -24,8 +24,12 @@ interface DemoState {
   checkpoint?: string;
   /** Total loss of each training step taken in the Train tab. */
   trainLosses: number[];
+  /** Each step's loss terms and learning rate (the page-equals-Node training test reads them). */
+  trainSteps: { losses: Record<string, number>; total: number; lr: number }[];
+  /** The Detect tab's preset selector's value (follows a loaded checkpoint's preset). */
+  preset?: string;
 }
-const state: DemoState = { ready: false, modelAvailable: demoModel !== null, images: 0, trainLosses: [] };
+const state: DemoState = { ready: false, modelAvailable: demoModel !== null, images: 0, trainLosses: [], trainSteps: [] };
 (globalThis as { __demo?: DemoState }).__demo = state;
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string): T => {
@@ -89,7 +93,7 @@ let checkpoint: LoadedCheckpoint | null = null;
 /** The shapes model `node cli/train.js` trained by default, shipped with the page (web/models/). */
 const SHAPES_MODEL_URL = '/web/models/shapes-tiny-cpu.safetensors';
 let detector: DemoDetector | null = null;
-const shapeNames = ['background', ...L.shapes.SHAPES_CATEGORIES.map((c) => c.name)];
+const shapeNames = L.shapes.SHAPES_CLASS_NAMES;
 
 async function decodeFile(f: File): Promise<L.image.RgbImage> {
   const bytes = new Uint8Array(await f.arrayBuffer());
@@ -158,6 +162,12 @@ async function setCheckpoint(p: Promise<LoadedCheckpoint>): Promise<void> {
   try {
     checkpoint = await p;
     info.textContent = describeCheckpoint(checkpoint);
+    // The selector shows the preset the checkpoint was trained with (its stored config names it).
+    const preset = demoModel?.checkpointPreset(checkpoint);
+    if (preset) {
+      $<HTMLSelectElement>('preset').value = preset;
+      state.preset = preset;
+    }
     state.checkpoint = checkpoint.source;
     detector?.dispose();
     detector = null;
@@ -216,6 +226,12 @@ function wireDetect(): void {
     const sel = $<HTMLSelectElement>('preset');
     for (const name of demoModel.presets) sel.add(new Option(name, name, name === 'tiny', name === 'tiny'));
     sel.disabled = false;
+    state.preset = sel.value;
+    sel.addEventListener('change', () => {
+      state.preset = sel.value;
+      detector?.dispose();
+      detector = null;
+    });
     $<HTMLButtonElement>('detect').disabled = false;
     $('detect').addEventListener('click', action(detect));
   } else {
@@ -242,15 +258,23 @@ function showSample(): void {
 
 async function trainLoop(): Promise<void> {
   if (!demoModel) return;
-  trainer ??= await demoModel.createTrainer(TRAIN_PRESET, 0);
   const status = $('train-status');
+  if (!trainer) {
+    status.textContent = `building the ${TRAIN_PRESET} model...`;
+    trainer = await demoModel.createTrainer(TRAIN_PRESET);
+  }
   while (training) {
     const t0 = performance.now();
-    const loss = await trainer.step();
-    losses.push({ step: losses.length + 1, loss });
+    const n = losses.length + 1;
+    // The first step compiles every forward and backward pipeline (a minute or more on a CPU adapter).
+    status.textContent = n === 1 ? 'step 1: compiling kernels (the first step builds every GPU pipeline)...' : `step ${n}...`;
+    const r = await trainer.step();
+    const loss = r.total;
+    losses.push({ step: n, loss });
     state.trainLosses.push(loss);
+    state.trainSteps.push({ losses: r.losses, total: r.total, lr: r.lr });
     drawLossPlot($<HTMLCanvasElement>('loss-plot'), losses);
-    status.textContent = `step ${losses.length}: loss ${loss.toFixed(4)} (${(performance.now() - t0).toFixed(0)} ms/step)`;
+    status.textContent = `step ${n}: loss ${loss.toFixed(4)}, lr ${r.lr.toPrecision(3)} (${(performance.now() - t0).toFixed(0)} ms/step)`;
     if (losses.length % 10 === 0) {
       const p = await trainer.preview();
       const canvas = $<HTMLCanvasElement>('train-view');

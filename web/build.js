@@ -5,7 +5,7 @@
 //   <dist>/web/demo.js     the demo page's code, importing ./engine.js (not a second engine copy)
 //   <dist>/web/tests.js    the in-page test harness with the engine's own test files
 // Everything is bundled for the browser platform, so an import of a Node built-in anywhere in
-// engine/, kernels/, model/ or data/ fails the build here, naming the importer.
+// engine/, kernels/, model/, data/ or train/ fails the build here, naming the importer.
 // Usage: node web/build.js [--dist DIR]   (default dist)
 import { build } from 'esbuild';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';

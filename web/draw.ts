@@ -105,15 +105,7 @@ export function drawOverlay(canvas: HTMLCanvasElement, o: Overlay, names: (label
 
 /** Ground truth of a rendered synthetic image as an overlay (COCO xywh boxes, RLE masks). */
 export function shapesOverlay(s: L.shapes.RenderedShapes): Overlay {
-  const D = s.objects.length, hw = s.width * s.height;
-  const boxes = new Float32Array(4 * D), labels = new Int32Array(D), masks = new Uint8Array(D * hw);
-  s.objects.forEach((o, d) => {
-    const [x, y, w, h] = o.bbox;
-    boxes.set([x, y, x + w, y + h], 4 * d);
-    labels[d] = o.categoryId;
-    masks.set(L.rle.rleDecodeRowMajor(L.rle.rleFrString(o.segmentation.counts, s.height, s.width)), d * hw);
-  });
-  return { boxes, labels, masks, height: s.height, width: s.width };
+  return { ...L.shapesTargets(s), height: s.height, width: s.width };
 }
 
 /** A line plot of loss against step, autoscaled, with the last value printed. */

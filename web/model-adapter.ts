@@ -1,7 +1,8 @@
 // The one place the demo meets the Mask R-CNN model (model/maskrcnn.ts): building a preset,
 // loading checkpoint weights (plain weights, or `node cli/train.js` checkpoints with their config
-// and categories), detection in original image coordinates, and training the tiny preset on
-// synthetic shapes rendered in memory (data/synthetic.ts), the same data `cli/train.js` uses.
+// and categories), detection in original image coordinates, and training on synthetic shapes
+// rendered in memory (data/shapes-source.ts) with train/'s step, schedule, norm weight-decay rule and
+// NaN stop: the code `node cli/train.js` runs, with the page's smaller defaults (BROWSER_DEFAULTS).
 import * as L from './lib.js';
 import type { LoadedCheckpoint } from './checkpoint.js';
 import type { Overlay } from './draw.js';
@@ -16,8 +17,12 @@ export interface DemoDetector {
 }
 
 export interface DemoTrainer {
-  /** One optimisation step on a fresh synthetic image; resolves with the total loss. */
-  step(): Promise<number>;
+  /** The training configuration (train/config.ts's BROWSER_DEFAULTS unless overridden). */
+  cfg: L.TrainConfig;
+  /** Steps taken. */
+  iter: number;
+  /** One optimisation step (train/step.ts) on the next batch; throws NonFiniteLossError on a NaN loss. */
+  step(): Promise<L.StepResult & { lr: number }>;
   /** Predictions of the current weights on a synthetic validation image. */
   preview(): Promise<{ image: L.image.RgbImage; overlay: Overlay; classNames: string[] }>;
   /** The weights as safetensors bytes (with the config and categories, like cli/train.js writes). */
@@ -28,13 +33,15 @@ export interface DemoTrainer {
 export interface DemoModel {
   presets: string[];
   createDetector(preset: string, checkpoint: LoadedCheckpoint | null): Promise<DemoDetector>;
-  createTrainer(preset: string, seed: number): Promise<DemoTrainer>;
+  /** A trainer; `over` changes the page's training config (e.g. the seed, the batch). */
+  createTrainer(preset: string, over?: Partial<L.TrainConfig>): Promise<DemoTrainer>;
+  /** The preset a checkpoint was trained with (its stored config's name), if it names one. */
+  checkpointPreset(checkpoint: LoadedCheckpoint): string | null;
 }
 
 export const MODEL_MISSING = 'model not available in this build';
 
-const SHAPE_NAMES = ['background', ...L.shapes.SHAPES_CATEGORIES.map((c) => c.name)];
-const LOSS_TERMS = ['loss_objectness', 'loss_rpn_box_reg', 'loss_classifier', 'loss_box_reg', 'loss_mask'] as const;
+const SHAPE_NAMES = L.shapes.SHAPES_CLASS_NAMES;
 
 function toOverlay(d: L.Detection): Overlay {
   return { boxes: d.boxes, labels: d.labels, scores: d.scores, masks: d.masks, height: d.height, width: d.width };
@@ -68,20 +75,6 @@ function configFor(preset: string, ck: LoadedCheckpoint | null): { cfg: L.MaskRC
 /** The preset the training tab trains: the same model as `node cli/train.js` by default. */
 export const TRAIN_PRESET = 'tiny-cpu';
 
-/** Synthetic shapes image `index` of `split` (size px) as a raw training sample (xyxy boxes, 0/1 masks). */
-export function shapesSample(split: number, index: number, seed = 0, size = L.shapes.DEFAULT_SHAPES_OPTIONS.size): { raw: L.transforms.RawSample; rendered: L.shapes.RenderedShapes } {
-  const s = L.shapes.renderShapesImage({ ...L.shapes.DEFAULT_SHAPES_OPTIONS, seed, size }, split, index);
-  const n = s.objects.length, hw = s.width * s.height;
-  const boxes = new Float32Array(4 * n), labels = new Int32Array(n), masks = new Uint8Array(n * hw);
-  s.objects.forEach((o, i) => {
-    const [x, y, w, h] = o.bbox;
-    boxes.set([x, y, x + w, y + h], 4 * i);
-    labels[i] = o.categoryId;
-    masks.set(L.rle.rleDecodeRowMajor(L.rle.rleFrString(o.segmentation.counts, s.height, s.width)), i * hw);
-  });
-  return { raw: { imageId: index, image: { width: s.width, height: s.height, data: s.rgb }, boxes, labels, masks }, rendered: s };
-}
-
 export const demoModel: DemoModel | null = {
   presets: L.presetNames(),
 
@@ -98,44 +91,28 @@ export const demoModel: DemoModel | null = {
     };
   },
 
-  async createTrainer(preset, seed) {
-    const cfg = L.getPreset(preset, { numClasses: SHAPE_NAMES.length });
-    L.manualSeed(seed);
-    const model = new L.MaskRCNN(cfg);
-    model.train();
-    const params = model.parameters().filter((p) => p.requiresGrad);
-    const opt = new L.optim.SGD(params, { lr: 0.01, momentum: 0.9, weightDecay: 1e-4 });
-    const rng = new L.Rng(seed);
-    // Images rendered at the size the preset trains at (the shapes scale with the image).
-    const size = cfg.input.minSizesTrain[0]!;
-    let index = 0, iter = 0;
-    return {
+  checkpointPreset(checkpoint) {
+    const info = L.checkpointInfo(L.decodeCheckpoint(checkpoint.raw, checkpoint.source));
+    return info && L.presetNames().includes(info.model.name) ? info.model.name : null;
+  },
+
+  async createTrainer(preset, over = {}) {
+    const cfg = L.resolveConfig({ ...over, preset }, L.BROWSER_DEFAULTS);
+    const shapes = { ...L.shapes.DEFAULT_SHAPES_OPTIONS, ...cfg.synthetic };
+    const { model, modelCfg, optimizer, rng, schedule, dispose } = L.buildTraining(cfg, SHAPE_NAMES.length);
+    const source = new L.ShapesSampleSource(shapes, 0, model.transformConfig(true));
+    const loader = new L.DataLoader(source, { batchSize: cfg.batch, seed: cfg.seed, sizeDivisible: modelCfg.input.sizeDivisible });
+    const trainer: DemoTrainer = {
+      cfg,
+      iter: 0,
       async step() {
-        const { raw } = shapesSample(0, index++, seed, size);
-        const s = L.transforms.transformSample(raw, model.transformConfig(true), rng);
-        const b = L.transforms.batchImages([s], cfg.input.sizeDivisible);
-        opt.zeroGrad();
-        const total = await L.tidyAsync(async () => {
-          const batch: L.PreparedBatch = {
-            images: L.tensor(b.images, b.shape),
-            info: { paddedSize: [b.shape[2], b.shape[3]], imageSizes: b.imageSizes },
-            originalSizes: [[s.origHeight, s.origWidth]],
-          };
-          const targets: L.MaskTarget[] = [{ boxes: s.boxes, labels: s.labels, masks: L.tensor(Float32Array.from(s.masks), [s.labels.length, s.height, s.width]) }];
-          const losses = await model.losses(batch, targets, rng);
-          const sum = LOSS_TERMS.map((k) => L.reshape(losses[k], [])).reduce((a, t) => L.add(a, t));
-          sum.backward();
-          return sum;
-        });
-        const v = await total.item();
-        total.dispose();
-        if (Number.isFinite(v)) opt.step();
-        opt.zeroGrad();
-        iter++;
-        return v;
+        const it = trainer.iter;
+        const r = await L.trainStep({ model, optimizer, loader, rng, iter: it + 1, accumulate: cfg.accumulate, lrFactor: schedule(it) });
+        trainer.iter++;
+        return { ...r, lr: optimizer.lr };
       },
       async preview() {
-        const { raw } = shapesSample(1, iter % 100, seed, size);
+        const { raw } = L.shapesRawSample(shapes, 1, trainer.iter % shapes.valCount);
         model.eval();
         try {
           const [o] = await detectWith(model, [raw.image]);
@@ -145,14 +122,14 @@ export const demoModel: DemoModel | null = {
         }
       },
       async checkpoint() {
-        const named: Record<string, L.HostTensor> = {};
-        for (const [k, t] of Object.entries(model.stateDict())) {
-          named[k] = { dtype: t.dtype, shape: [...t.shape], data: (await t.data()) as Float32Array | Int32Array | Uint32Array };
-        }
         const categories = L.shapes.SHAPES_CATEGORIES.map((c) => ({ id: c.id, name: c.name }));
-        return L.encodeSafetensors(named, { format: 'maskrcnn-webgpu-weights-v1', info: JSON.stringify({ model: cfg, categories, iter }) });
+        return L.encodeWeights(model, { model: modelCfg, categories, iter: trainer.iter });
       },
-      dispose: () => model.dispose(),
+      dispose() {
+        void loader.close();
+        dispose();
+      },
     };
+    return trainer;
   },
 };

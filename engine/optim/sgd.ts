@@ -167,8 +167,14 @@ export class SGD {
     return { step: this.stepCount, groups, momentumBuffers };
   }
 
-  /** Restores a stateDict() (possibly read back from a file) into an optimizer over the same parameters. */
-  loadStateDict(s: SGDState): void {
+  /**
+   * Restores a stateDict() (possibly read back from a file) into an optimizer over the same
+   * parameters. As torch, the groups' hyper-parameters (lr, momentum, weightDecay, ...) come from the
+   * state too, unless `keepHyperParameters`: then only the step count and momentum buffers are
+   * restored, and the hyper-parameters the optimizer was built with stay (a resumed training run
+   * whose configuration decides them).
+   */
+  loadStateDict(s: SGDState, opts: { keepHyperParameters?: boolean } = {}): void {
     if (s.groups.length !== this.paramGroups.length) {
       throw new Error(`SGD.loadStateDict: state has ${s.groups.length} parameter groups, optimizer has ${this.paramGroups.length}`);
     }
@@ -186,10 +192,12 @@ export class SGD {
       }
     }
     // Validated: now replace the state.
-    s.groups.forEach((sg, i) => {
-      const { params: _ignored, ...h } = sg;
-      Object.assign(this.paramGroups[i]!, h);
-    });
+    if (!opts.keepHyperParameters) {
+      s.groups.forEach((sg, i) => {
+        const { params: _ignored, ...h } = sg;
+        Object.assign(this.paramGroups[i]!, h);
+      });
+    }
     // Copy into fresh buffers before freeing the old ones: s may hold this optimizer's own buffers.
     const fresh = new Map<Tensor, Tensor>();
     noGrad(() => {

@@ -4,11 +4,9 @@
 // MaskRCNN.detect() (features, RPN, RoI heads, rescale, paste) and returns that detection too.
 // Differences from the fixture: integer tensors are int32 (the fixture's are int64), and
 // box.* / mask.logits are computed for OUR proposals / detections (the fixture's for torchvision's).
-import type { Tensor } from '../engine/tensor.js';
-import { noGrad } from '../engine/autograd.js';
-import type { HostTensor } from '../engine/safetensors.js';
-import type { Detection, MaskRCNN, PreparedBatch } from '../model/maskrcnn.js';
-import { pasteMasks, rescaleBoxes } from '../model/postprocess.js';
+import { noGrad, type HostTensor, type Tensor } from '../engine/index.js';
+import type { Detection, MaskRCNN, PreparedBatch } from './maskrcnn.js';
+import { pasteMasks, rescaleBoxes } from './postprocess.js';
 
 /** How many detections' mask logits and pasted masks are kept (the fixture's [0:5]). */
 export const DUMP_FIRST = 5;

@@ -1,21 +1,13 @@
-// The training iteration: K micro-batches (gradient accumulation), each running the model's five
+// The training iteration (the one step `node cli/train.js`, the demo page's Train tab, bench/ and
+// tools/ all run): K micro-batches (gradient accumulation), each running the model's five
 // losses and accumulating the gradient of their sum / K, then one SGD step at the scheduled
 // learning rate. Loss values are read back once per micro-batch (one stacked readback) and checked
 // before the step: a NaN or infinite term stops training without touching the weights, naming the
 // iteration and the term, as Detectron2's FloatingPointError does.
-import type { Batch, DataLoader } from '../data/loader.js';
-import type { Rng } from '../engine/random.js';
-import type { SGD, ParamGroupInput } from '../engine/optim/sgd.js';
-import type { Tensor } from '../engine/tensor.js';
-import { tensor } from '../engine/ops/create.js';
-import { mul, add } from '../engine/ops/elementwise.js';
-import { reshape } from '../engine/ops/view.js';
-import { stack } from '../engine/ops/join.js';
-import { tidyAsync } from '../engine/scope.js';
-import { GroupNorm, BatchNorm2d } from '../engine/nn/norm-layers.js';
-import type { MaskRCNN, PreparedBatch } from '../model/maskrcnn.js';
-import type { MaskTarget } from '../model/roi-heads.js';
-import { LOSS_TERMS, type LossTerm } from './progress.js';
+import type { DataLoader } from '../data/loader.js';
+import { mul, add, reshape, stack, tidyAsync, nn, optim, type Rng, type Tensor } from '../engine/index.js';
+import { LOSS_TERMS, type LossTerm, type MaskRCNN } from '../model/maskrcnn.js';
+import { batchToModelInput } from './batch.js';
 
 /** Thrown when a loss term is NaN or infinite; the weights are left as they were before the step. */
 export class NonFiniteLossError extends Error {
@@ -38,10 +30,10 @@ export class NonFiniteLossError extends Error {
  * get no weight decay, as Detectron2's WEIGHT_DECAY_NORM = 0; everything else trainable gets it.
  * Frozen parameters (requiresGrad false) are left out.
  */
-export function paramGroups(model: MaskRCNN, weightDecay: number): ParamGroupInput[] {
+export function paramGroups(model: MaskRCNN, weightDecay: number): optim.ParamGroupInput[] {
   const norm = new Set<Tensor>();
   for (const [, m] of model.namedModules()) {
-    if (m instanceof GroupNorm || m instanceof BatchNorm2d) for (const [, p] of m.namedParameters()) norm.add(p);
+    if (m instanceof nn.GroupNorm || m instanceof nn.BatchNorm2d) for (const [, p] of m.namedParameters()) norm.add(p);
   }
   const decay: Tensor[] = [];
   const noDecay: Tensor[] = [];
@@ -49,25 +41,9 @@ export function paramGroups(model: MaskRCNN, weightDecay: number): ParamGroupInp
     if (!p.requiresGrad) continue;
     (norm.has(p) ? noDecay : decay).push(p);
   }
-  const groups: ParamGroupInput[] = [{ params: decay, weightDecay }];
+  const groups: optim.ParamGroupInput[] = [{ params: decay, weightDecay }];
   if (noDecay.length) groups.push({ params: noDecay, weightDecay: 0 });
   return groups;
-}
-
-/** The model's training input and targets for a loader batch (targets at the resized size). */
-export function batchToModelInput(b: Batch): { batch: PreparedBatch; targets: MaskTarget[] } {
-  return {
-    batch: {
-      images: tensor(b.images, b.shape),
-      info: { paddedSize: [b.shape[2], b.shape[3]], imageSizes: b.imageSizes },
-      originalSizes: b.samples.map((s) => [s.origHeight, s.origWidth]),
-    },
-    targets: b.samples.map((s) => {
-      const g = s.labels.length;
-      if (s.masks.length !== g * s.height * s.width) throw new Error(`train: sample ${s.imageId} has no instance masks (${s.masks.length} mask bytes for ${g} instances)`);
-      return { boxes: s.boxes, labels: s.labels, masks: tensor(Float32Array.from(s.masks), [g, s.height, s.width]) };
-    }),
-  };
 }
 
 export interface StepResult {
@@ -78,7 +54,7 @@ export interface StepResult {
 
 export interface StepOptions {
   model: MaskRCNN;
-  optimizer: SGD;
+  optimizer: optim.SGD;
   loader: DataLoader;
   rng: Rng;
   /** 1-based number of this iteration (for messages). */

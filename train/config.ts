@@ -1,9 +1,10 @@
 // The training configuration: its fields, the built-in defaults (one set for the synthetic shapes
 // run, one for real COCO-format data), the paper's 1x / 3x schedules, and how the layers combine:
 // defaults < schedule < config file < command-line flags. Pure data, no I/O.
-import type { DeepPartial, MaskRCNNConfig } from '../model/config.js';
+import { withOverrides, type DeepPartial, type MaskRCNNConfig } from '../model/config.js';
+import { getPreset } from '../model/presets.js';
 import type { ShapesOptions } from '../data/synthetic.js';
-import { checkMilestones } from '../engine/optim/schedule.js';
+import { optim } from '../engine/index.js';
 
 export interface TrainConfig {
   /** Model preset name (model/presets.ts) and overrides merged into it (numClasses comes from the
@@ -79,6 +80,20 @@ export const SYNTHETIC_DEFAULTS: TrainConfig = {
   workers: 0,
 };
 
+/**
+ * The demo page's Train tab: the same model, step, warmup, LR steps, norm weight-decay rule and NaN
+ * stop as the default run, smaller for a page on a CPU adapter: one image per step, a short warmup,
+ * and a length the page is not expected to reach (it trains until paused).
+ */
+export const BROWSER_DEFAULTS: TrainConfig = {
+  ...SYNTHETIC_DEFAULTS,
+  batch: 1,
+  lr: 0.01,
+  warmupIters: 10,
+  iters: 2000,
+  checkpointEvery: 2000,
+};
+
 /** Real data: Detectron2's defaults at batch 16 scaled to the batch, 1x length unless told. */
 export const COCO_DEFAULTS: TrainConfig = {
   ...SYNTHETIC_DEFAULTS,
@@ -150,7 +165,18 @@ export function validateTrainConfig(c: TrainConfig): void {
   if (c.data === 'coco' && (!c.trainAnn || !c.trainImages)) throw new Error('train config: real data needs both --train-images DIR and --train-ann ANN.json');
   if ((c.valAnn === undefined) !== (c.valImages === undefined)) throw new Error('train config: --val-images and --val-ann go together');
   if (c.schedule !== undefined && c.schedule !== '1x' && c.schedule !== '3x') throw new Error(`train config: schedule must be 1x or 3x, got '${String(c.schedule)}'`);
-  checkMilestones(milestones(c), 'train config: LR steps');
+  optim.lrSchedules.checkMilestones(milestones(c), 'train config: LR steps');
+  // The preset and its overrides: an unknown name or a bad override is an error before any work.
+  try {
+    withOverrides(getPreset(c.preset), c.model);
+  } catch (e) {
+    throw new Error(`train config: ${(e as Error).message}`);
+  }
+}
+
+/** The model configuration a run trains: its preset, the config's overrides and the data's classes. */
+export function modelConfigFor(c: TrainConfig, numClasses: number): MaskRCNNConfig {
+  return withOverrides(getPreset(c.preset, c.model), { numClasses });
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

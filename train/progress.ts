@@ -1,11 +1,10 @@
 // Training progress: one console line per interval (iteration/total, each loss term averaged over
 // the interval, learning rate, images/s, GPU memory, ETA) and a JSONL metrics log in the run folder
 // with one record per iteration and one per evaluation. On resume the log is cut back to the
-// checkpoint's iteration, so the records of iterations that are re-run appear once.
-import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
-
-export const LOSS_TERMS = ['loss_objectness', 'loss_rpn_box_reg', 'loss_classifier', 'loss_box_reg', 'loss_mask'] as const;
-export type LossTerm = (typeof LOSS_TERMS)[number];
+// checkpoint's iteration, so the records of iterations that are re-run appear once. File access goes
+// through FileIO (data/io.ts), so this runs in a page too (with no log, or a page's own FileIO).
+import type { FileIO } from '../data/io.js';
+import { LOSS_TERMS, type LossTerm } from '../model/maskrcnn.js';
 
 const SHORT: Record<LossTerm, string> = {
   loss_objectness: 'obj',
@@ -54,10 +53,10 @@ export function formatDuration(s: number): string {
 const fmtLoss = (v: number): string => (Math.abs(v) >= 100 || (v !== 0 && Math.abs(v) < 1e-3) ? v.toExponential(2) : v.toFixed(4));
 
 /** Reads metrics.jsonl (missing file: empty); a torn last line from a kill is ignored. */
-export function readMetrics(path: string): MetricsRecord[] {
-  if (!existsSync(path)) return [];
+export async function readMetrics(io: FileIO, path: string): Promise<MetricsRecord[]> {
+  if (!(await io.exists(path))) return [];
   const out: MetricsRecord[] = [];
-  for (const line of readFileSync(path, 'utf8').split('\n')) {
+  for (const line of (await io.readText(path)).split('\n')) {
     if (!line.trim()) continue;
     try {
       out.push(JSON.parse(line) as MetricsRecord);
@@ -69,8 +68,9 @@ export function readMetrics(path: string): MetricsRecord[] {
 }
 
 export interface ProgressOptions {
-  /** metrics.jsonl path (null: no log). */
+  /** metrics.jsonl path (null: no log) and the FileIO that writes it. */
   logPath: string | null;
+  io?: FileIO;
   totalIters: number;
   /** Print a line every this many iterations (and at the last). */
   every: number;
@@ -89,24 +89,30 @@ export class ProgressReporter {
 
   constructor(private readonly opts: ProgressOptions) {
     this.print = opts.print ?? ((l) => console.log(l));
+    if (opts.logPath && !opts.io) throw new Error('ProgressReporter: a log path needs a FileIO');
   }
 
   /** Starts (fresh: empties the log) or resumes (keeps only records up to `fromIter`). */
-  start(fromIter: number): void {
+  async start(fromIter: number): Promise<void> {
     const p = this.opts.logPath;
     if (!p) return;
+    const io = this.opts.io!;
     if (fromIter === 0) {
-      writeFileSync(p, '');
+      await io.writeText(p, '');
       return;
     }
-    const kept = readMetrics(p).filter((r) => r.iter <= fromIter);
-    writeFileSync(p, kept.map((r) => JSON.stringify(r) + '\n').join(''));
+    const kept = (await readMetrics(io, p)).filter((r) => r.iter <= fromIter);
+    await io.writeText(p, kept.map((r) => JSON.stringify(r) + '\n').join(''));
+  }
+
+  private async log(rec: MetricsRecord): Promise<void> {
+    if (this.opts.logPath) await this.opts.io!.appendText(this.opts.logPath, JSON.stringify(rec) + '\n');
   }
 
   /** Records one iteration; prints the interval's line when due. */
-  iteration(r: Omit<IterRecord, 'type'>): void {
+  async iteration(r: Omit<IterRecord, 'type'>): Promise<void> {
     const rec: IterRecord = { type: 'iter', ...r };
-    if (this.opts.logPath) appendFileSync(this.opts.logPath, JSON.stringify(rec) + '\n');
+    await this.log(rec);
     this.interval.push(rec);
     if (this.timed.first === null) this.timed.first = r.seconds;
     else {
@@ -116,9 +122,9 @@ export class ProgressReporter {
     if (r.iter % this.opts.every === 0 || r.iter === this.opts.totalIters) this.flush();
   }
 
-  evaluation(r: Omit<EvalRecord, 'type'>): void {
+  async evaluation(r: Omit<EvalRecord, 'type'>): Promise<void> {
     const rec: EvalRecord = { type: 'eval', ...r };
-    if (this.opts.logPath) appendFileSync(this.opts.logPath, JSON.stringify(rec) + '\n');
+    await this.log(rec);
     this.print(`eval @ iter ${r.iter}: box AP ${r.bboxAP.toFixed(3)}  mask AP ${r.segmAP.toFixed(3)}  (${r.images} images, ${formatDuration(r.seconds)})`);
   }
 

@@ -2,29 +2,26 @@
 // model (preset + overrides + optional initial weights), optimizer with norm-free weight decay,
 // resume from the run folder's checkpoint, the loop with periodic checkpoints / evaluation / plot,
 // and the final evaluation. Stops cleanly on request (Ctrl-C) after saving a checkpoint, and on a
-// non-finite loss without overwriting the last good checkpoint.
-import { mkdirSync, writeFileSync } from 'node:fs';
+// non-finite loss without overwriting the last good checkpoint. No Node built-ins: files go
+// through FileIO, and a Node caller may inject its own sample source (cli/'s worker threads).
+// Everything that can be checked (the run folder, the files named) is checked before anything is
+// written or generated.
 import type { FileIO } from '../data/io.js';
 import { CocoDataset } from '../data/coco.js';
 import { CocoSampleSource, type SampleSource } from '../data/coco-source.js';
 import { DataLoader } from '../data/loader.js';
+import type { TransformConfig } from '../data/transforms.js';
 import { generateShapesDataset, shapesDatasetPaths, shapesDatasetReady, DEFAULT_SHAPES_OPTIONS } from '../data/synthetic.js';
-import { mixSeed } from '../data/rng.js';
-import { Rng, manualSeed } from '../engine/random.js';
-import { SGD } from '../engine/optim/sgd.js';
-import { warmupMultiStep } from '../engine/optim/schedule.js';
-import { describeLoadReport } from '../engine/nn/module.js';
-import { memory } from '../engine/index.js';
-import { MaskRCNN } from '../model/maskrcnn.js';
-import { getPreset } from '../model/presets.js';
-import { withOverrides } from '../model/config.js';
-import { WorkerPoolSource } from './worker-loader.js';
-import { loadCheckpoint, restoreCheckpoint, saveCheckpoint, saveWeights, type CheckpointCategory } from '../model/checkpoint.js';
+import { memory, nn } from '../engine/index.js';
+import type { LossTerm } from '../model/maskrcnn.js';
+import { loadCheckpoint, type CheckpointCategory } from '../model/checkpoint.js';
+import { restoreCheckpoint, saveCheckpoint, saveWeights } from './checkpoint.js';
 import { evaluateModel, type EvaluationResult } from './evaluate.js';
-import { ProgressReporter, readMetrics, formatDuration, type LossTerm } from './progress.js';
+import { ProgressReporter, readMetrics, formatDuration } from './progress.js';
 import { plotMetrics } from './plot.js';
-import { NonFiniteLossError, paramGroups, trainStep } from './train-loop.js';
-import { milestones, type TrainConfig } from './train-config.js';
+import { NonFiniteLossError, trainStep } from './step.js';
+import { buildTraining } from './trainer.js';
+import { milestones, type TrainConfig } from './config.js';
 
 export interface RunOptions {
   io: FileIO;
@@ -37,6 +34,10 @@ export interface RunOptions {
   control?: { stop: boolean };
   /** Test hook: a NaN in this loss term at this iteration. */
   injectNaN?: { iter: number; term: LossTerm };
+  /** Start a fresh run in a folder that already holds one (its files are replaced). */
+  overwrite?: boolean;
+  /** The training sample source (default: CocoSampleSource on this thread); cli/ passes worker threads. */
+  makeSource?: (data: TrainingData, transform: TransformConfig, cfg: TrainConfig) => Promise<SampleSource>;
 }
 
 export interface RunOutcome {
@@ -53,6 +54,38 @@ export const CHECKPOINT_FILE = 'checkpoint.safetensors';
 export const FINAL_WEIGHTS_FILE = 'model_final.safetensors';
 export const METRICS_FILE = 'metrics.jsonl';
 export const CONFIG_FILE = 'train-config.json';
+/** Files whose presence means a folder holds a run. */
+export const RUN_FILES = [CONFIG_FILE, CHECKPOINT_FILE, METRICS_FILE, FINAL_WEIGHTS_FILE];
+
+/** Thrown before anything is written when the run cannot start as asked. */
+export class RunSetupError extends Error {
+  override name = 'RunSetupError';
+}
+
+/**
+ * Checks a run can start without harming anything: a fresh run refuses a folder that already holds
+ * a run (unless `overwrite`), a resume needs the checkpoint, and the files the config names exist.
+ */
+export async function checkRunSetup(cfg: TrainConfig, io: FileIO, o: { resume?: boolean; overwrite?: boolean }): Promise<void> {
+  if (!cfg.out) throw new RunSetupError('no run folder given (cfg.out)');
+  if (o.resume) {
+    const ckpt = io.join(cfg.out, CHECKPOINT_FILE);
+    if (!(await io.exists(ckpt))) throw new RunSetupError(`cannot resume ${cfg.out}: it has no ${CHECKPOINT_FILE} (the run saved none yet)`);
+  } else if (!o.overwrite) {
+    const found: string[] = [];
+    for (const f of RUN_FILES) if (await io.exists(io.join(cfg.out, f))) found.push(f);
+    if (found.length) {
+      throw new RunSetupError(
+        `${cfg.out} already holds a run (${found.join(', ')}): continue it with --resume ${cfg.out}, ` +
+          'start over in it with --overwrite (its files are replaced), or choose another --out',
+      );
+    }
+  }
+  const named: [string, string | undefined][] = [['--weights', cfg.weights], ['--train-ann', cfg.trainAnn], ['--train-images', cfg.trainImages], ['--val-ann', cfg.valAnn], ['--val-images', cfg.valImages]];
+  for (const [flag, p] of named) {
+    if (p !== undefined && !(await io.exists(p))) throw new RunSetupError(`${flag} ${p}: no such file or folder`);
+  }
+}
 
 export interface TrainingData {
   train: CocoDataset;
@@ -96,19 +129,15 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions): Promise<RunO
   const { io } = o;
   const print = o.print ?? ((l: string) => console.log(l));
   const control = o.control ?? { stop: false };
-  mkdirSync(cfg.out, { recursive: true });
+  await checkRunSetup(cfg, io, o);
   const ckptPath = io.join(cfg.out, CHECKPOINT_FILE);
   const metricsPath = io.join(cfg.out, METRICS_FILE);
-  if (!o.resume) writeFileSync(io.join(cfg.out, CONFIG_FILE), JSON.stringify(cfg, null, 1) + '\n');
+  // On resume too: the settings flags changed are the run's from now on (a later --resume keeps them).
+  await io.writeText(io.join(cfg.out, CONFIG_FILE), JSON.stringify(cfg, null, 1) + '\n');
 
   const data = await loadTrainingData(cfg, io, o.cacheDir, print);
   const categories: CheckpointCategory[] = data.train.categories.map((c) => ({ id: c.id, name: c.name }));
-  const modelCfg = withOverrides(getPreset(cfg.preset, cfg.model), { numClasses: data.train.numCategories + 1 });
-  manualSeed(cfg.seed);
-  const model = new MaskRCNN(modelCfg);
-  model.train();
-  const optimizer = new SGD(paramGroups(model, cfg.weightDecay), { lr: cfg.lr, momentum: cfg.momentum });
-  const rng = new Rng(mixSeed(cfg.seed, 0x5a3));
+  const { modelCfg, model, optimizer, rng, schedule, dispose } = buildTraining(cfg, data.train.numCategories + 1);
   let start = 0;
   let loaderStart = { epoch: 0, index: 0 };
   let source: SampleSource | null = null;
@@ -125,16 +154,15 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions): Promise<RunO
     } else if (cfg.weights) {
       const ck = await loadCheckpoint(io, cfg.weights);
       const report = model.loadStateDict(ck.model, { strict: false });
-      print(`initial weights ${cfg.weights}: ${report.loaded.length} tensors loaded; ${describeLoadReport(report)}`);
+      print(`initial weights ${cfg.weights}: ${report.loaded.length} tensors loaded; ${nn.describeLoadReport(report)}`);
     }
     const transform = model.transformConfig(true);
-    source = cfg.workers > 0
-      ? await WorkerPoolSource.create({ annotationFile: data.trainAnn, imageDir: data.trainImages, transform, filterEmpty: true }, cfg.workers)
+    source = o.makeSource
+      ? await o.makeSource(data, transform, cfg)
       : new CocoSampleSource(data.train, io, { imageDir: data.trainImages, transform, filterEmpty: true });
     loader = new DataLoader(source, { batchSize: cfg.batch, seed: cfg.seed, start: loaderStart, sizeDivisible: modelCfg.input.sizeDivisible });
-    const schedule = warmupMultiStep({ warmupIters: cfg.warmupIters, warmupFactor: cfg.warmupFactor, milestones: milestones(cfg), gamma: cfg.gamma });
-    const progress = new ProgressReporter({ logPath: metricsPath, totalIters: cfg.iters, every: cfg.logEvery, print, memory: () => memory() });
-    progress.start(start);
+    const progress = new ProgressReporter({ logPath: metricsPath, io, totalIters: cfg.iters, every: cfg.logEvery, print, memory: () => memory() });
+    await progress.start(start);
     const nParams = model.parameters().filter((p) => p.requiresGrad).reduce((a, p) => a + p.size, 0);
     print(
       `training ${modelCfg.name} (${(nParams / 1e6).toFixed(2)}M trainable parameters, ${modelCfg.numClasses - 1} classes) on ${source.size} images: ` +
@@ -148,11 +176,11 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions): Promise<RunO
       if (!data.val) return undefined;
       const r = await evaluateModel(model, data.val, io, { imageDir: data.valImages, batchSize: cfg.batch, maxImages: cfg.evalImages || undefined });
       await io.writeText(io.join(cfg.out, `results-iter${iter}.json`), JSON.stringify(r.results));
-      progress.evaluation({ iter, bboxAP: r.bboxAP, segmAP: r.segmAP, bboxStats: r.bboxStats, segmStats: r.segmStats, seconds: r.seconds, images: r.images });
+      await progress.evaluation({ iter, bboxAP: r.bboxAP, segmAP: r.segmAP, bboxStats: r.bboxStats, segmStats: r.segmStats, seconds: r.seconds, images: r.images });
       return r;
     };
     const plot = async (): Promise<void> => {
-      await io.writeBytes(io.join(cfg.out, 'plot.png'), plotMetrics(readMetrics(metricsPath)));
+      await io.writeBytes(io.join(cfg.out, 'plot.png'), plotMetrics(await readMetrics(io, metricsPath)));
     };
 
     let lastSaved = start;
@@ -173,7 +201,7 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions): Promise<RunO
         return { status: 'diverged', iter: it, message, imagesPerSecond: cfg.batch * cfg.accumulate / progress.secondsPerIter() };
       }
       const done = it + 1;
-      progress.iteration({ iter: done, losses: step.losses, total: step.total, lr: optimizer.lr, seconds: (performance.now() - t0) / 1000, images: step.images });
+      await progress.iteration({ iter: done, losses: step.losses, total: step.total, lr: optimizer.lr, seconds: (performance.now() - t0) / 1000, images: step.images });
       const last = done === cfg.iters;
       if (done % cfg.checkpointEvery === 0 || last || control.stop) {
         await save(done);
@@ -204,7 +232,6 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions): Promise<RunO
   } finally {
     await loader?.close();
     if (!loader) await source?.close?.();
-    optimizer.dispose();
-    model.dispose();
+    dispose();
   }
 }

@@ -2,7 +2,8 @@
 // training losses per iteration on a log scale (total in black, each term in its colour, smoothed
 // over a window), on the right box and mask AP at each evaluation. Labels use a 3x5 pixel font.
 import { encodePng } from '../data/image.js';
-import { LOSS_TERMS, type EvalRecord, type IterRecord, type MetricsRecord } from './progress.js';
+import { LOSS_TERMS } from '../model/maskrcnn.js';
+import type { EvalRecord, IterRecord, MetricsRecord } from './progress.js';
 
 type Rgb = readonly [number, number, number];
 

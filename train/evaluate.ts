@@ -9,9 +9,9 @@ import { DataLoader } from '../data/loader.js';
 import { rleEncodeRowMajor, rleToString } from '../data/rle.js';
 import { COCOeval } from '../data/cocoeval/index.js';
 import type { CocoResult } from '../data/coco-json.js';
-import { tensor } from '../engine/ops/create.js';
-import { tidyAsync } from '../engine/scope.js';
+import { tidyAsync } from '../engine/index.js';
 import type { MaskRCNN, Detection } from '../model/maskrcnn.js';
+import { batchInput } from './batch.js';
 
 export interface EvaluateOptions {
   imageDir: string;
@@ -86,13 +86,7 @@ export async function evaluateModel(model: MaskRCNN, dataset: CocoDataset, io: F
   let done = 0;
   try {
     for await (const b of loader) {
-      const dets = await tidyAsync(() =>
-        model.detect({
-          images: tensor(b.images, b.shape),
-          info: { paddedSize: [b.shape[2], b.shape[3]], imageSizes: b.imageSizes },
-          originalSizes: b.samples.map((s) => [s.origHeight, s.origWidth]),
-        }),
-      );
+      const dets = await tidyAsync(() => model.detect(batchInput(b)));
       dets.forEach((d, k) => results.push(...detectionsToResults(d, b.samples[k]!.imageId, labelToCatId, model.cfg.roiHeads.maskThreshold)));
       done += b.samples.length;
       opts.onProgress?.(done, ids.length);
