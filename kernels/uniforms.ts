@@ -15,6 +15,8 @@ export type UniformSpec = Readonly<Record<string, UniformField>>;
 type FieldValue<F> = F extends readonly [UniformScalar, number] ? ArrayLike<number> : number;
 /** The values pack() takes: a number per scalar field, `length` numbers per array field. */
 export type UniformValues<S extends UniformSpec> = { readonly [K in keyof S]: FieldValue<S[K]> };
+/** The values a block's pack() takes. */
+export type BlockValues<B> = B extends UniformBlock<infer S> ? UniformValues<S> : never;
 
 const KIND = { u32: 0, i32: 1, f32: 2 } as const;
 const LANES = ['x', 'y', 'z', 'w'];
@@ -27,12 +29,15 @@ export class UniformBlock<S extends UniformSpec = UniformSpec> {
   readonly wgsl: string;
   /** Packed size in 32-bit words (a multiple of 4). */
   readonly words: number;
-  private readonly names: string[] = [];
+  /** Field names in declaration order. */
+  readonly names: string[] = [];
   private readonly kinds: number[] = [];
   private readonly offsets: number[] = [];
   /** Element count of each field; -1 for a scalar. */
   private readonly lengths: number[] = [];
   private readonly fields: Map<string, number> = new Map();
+  /** WGSL expression of each scalar field (`u.name`), for generators that splice many of them. */
+  readonly ref = {} as { readonly [K in keyof S]: string };
 
   constructor(
     readonly name: string,
@@ -48,6 +53,7 @@ export class UniformBlock<S extends UniformSpec = UniformSpec> {
       this.names.push(field);
       this.kinds.push(KIND[type]);
       if (typeof decl === 'string') {
+        (this.ref as Record<string, string>)[field] = `u.${field}`;
         this.offsets.push(word++);
         this.lengths.push(-1);
         members.push(`${field}: ${type}`);
