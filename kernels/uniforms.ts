@@ -60,11 +60,11 @@ export class UniformBlock<S extends UniformSpec = UniformSpec> {
       } else {
         const n = decl[1];
         if (!Number.isInteger(n) || n < 0) throw new Error(`uniforms ${name}: field '${field}' has length ${n}`);
-        word = Math.ceil(word / 4) * 4;
+        // A zero-length array has no WGSL member (WGSL has no empty arrays) and takes no space.
+        if (n > 0) word = Math.ceil(word / 4) * 4;
         this.offsets.push(word);
         this.lengths.push(n);
         word += 4 * Math.ceil(n / 4);
-        // A zero-length array has no WGSL member (WGSL has no empty arrays); nothing can read it.
         if (n > 0) members.push(`${field}: array<vec4<${type}>, ${Math.ceil(n / 4)}>`);
       }
     }
