@@ -103,7 +103,7 @@ export class UniformBlock<S extends UniformSpec = UniformSpec> {
         const got = typeof value === 'object' && value !== null && typeof arr.length === 'number' ? `${arr.length} values` : String(value);
         throw new Error(`uniforms ${this.name}: field '${name}' needs ${len} values, got ${got}`);
       }
-      for (let k = 0; k < len; k++) this.write(out, this.offsets[f]! + k, this.kinds[f]!, arr[k], `${name}[${k}]`);
+      for (let k = 0; k < len; k++) this.write(out, this.offsets[f]! + k, this.kinds[f]!, arr[k], name, k);
     }
     for (const key in v) {
       if (!this.fields.has(key)) throw new Error(`uniforms ${this.name}: '${key}' is not a field (fields: ${this.names.join(', ')})`);
@@ -111,16 +111,22 @@ export class UniformBlock<S extends UniformSpec = UniformSpec> {
     return out;
   }
 
-  private write(out: Uint32Array, word: number, kind: number, value: unknown, field: string): void {
-    if (typeof value !== 'number') throw new Error(`uniforms ${this.name}: field '${field}' must be a number, got ${String(value)}`);
+  /** Writes one scalar (element `index` of an array field, or -1). */
+  private write(out: Uint32Array, word: number, kind: number, value: unknown, name: string, index = -1): void {
+    if (typeof value !== 'number') this.fail(name, index, `must be a number, got ${String(value)}`);
     if (kind === KIND.f32) {
-      F32[0] = value;
+      F32[0] = value as number;
       out[word] = F32_AS_U32[0]!;
       return;
     }
-    const ok = Number.isInteger(value) && (kind === KIND.u32 ? value >= 0 && value <= 0xffffffff : value >= -0x80000000 && value <= 0x7fffffff);
-    if (!ok) throw new Error(`uniforms ${this.name}: field '${field}' must be ${kind === KIND.u32 ? 'a u32' : 'an i32'}, got ${value}`);
-    out[word] = value; // a negative i32 wraps to its two's-complement bits
+    const x = value as number;
+    const ok = Number.isInteger(x) && (kind === KIND.u32 ? x >= 0 && x <= 0xffffffff : x >= -0x80000000 && x <= 0x7fffffff);
+    if (!ok) this.fail(name, index, `must be ${kind === KIND.u32 ? 'a u32' : 'an i32'}, got ${x}`);
+    out[word] = x; // a negative i32 wraps to its two's-complement bits
+  }
+
+  private fail(name: string, index: number, problem: string): never {
+    throw new Error(`uniforms ${this.name}: field '${index < 0 ? name : `${name}[${index}]`}' ${problem}`);
   }
 }
 
