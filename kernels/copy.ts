@@ -6,14 +6,7 @@ import type { WType } from './elementwise.js';
 
 /** The strided copy's uniforms for rank `ndim`. */
 export const copyUniforms = blockVariants((ndim: number) =>
-  uniformBlock(`copy${ndim}`, {
-    n: 'u32',
-    shape: ['u32', ndim],
-    srcOffset: 'u32',
-    srcStrides: ['u32', ndim],
-    dstOffset: 'u32',
-    dstStrides: ['u32', ndim],
-  }),
+  uniformBlock(`copy${ndim}`, { n: 'u32', shape: ['u32', ndim], srcOffset: 'u32', srcStrides: ['u32', ndim], dstOffset: 'u32', dstStrides: ['u32', ndim] }),
 );
 
 /** The fill's uniforms for element type `type`. */

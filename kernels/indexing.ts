@@ -15,22 +15,9 @@ import { LINEAR_GROUP, WORKGROUP, type RefTensor } from './common.js';
 import { blockVariants, uniformBlock, type UniformBlock } from './uniforms.js';
 import type { WType } from './elementwise.js';
 
-/** out[c] = x[c with c[dim] = index[c]] over the output's shape; dimSize: x's size along dim. */
-export const gatherUniforms = blockVariants((ndim: number) =>
-  uniformBlock(`gather${ndim}`, {
-    n: 'u32',
-    shape: ['u32', ndim],
-    xOffset: 'u32',
-    xStrides: ['u32', ndim],
-    idxOffset: 'u32',
-    idxStrides: ['u32', ndim],
-    dimSize: 'u32',
-  }),
-);
-
-/** out[c with c[dim] = index[c]] += src[c] over the iteration shape; dimSize: out's size along dim. */
-export const scatterAddUniforms = blockVariants((ndim: number) =>
-  uniformBlock(`scatter_add${ndim}`, {
+/** The fields both kernels read: n positions over `shape`, the read operand and the index (strided), dimSize along dim. */
+const stridedFields = (ndim: number) =>
+  ({
     n: 'u32',
     shape: ['u32', ndim],
     srcOffset: 'u32',
@@ -38,8 +25,14 @@ export const scatterAddUniforms = blockVariants((ndim: number) =>
     idxOffset: 'u32',
     idxStrides: ['u32', ndim],
     dimSize: 'u32',
-    outStrides: ['u32', ndim],
-  }),
+  }) as const;
+
+/** out[c] = src[c with c[dim] = index[c]] over the output's shape; dimSize: src's size along dim. */
+export const gatherUniforms = blockVariants((ndim: number) => uniformBlock(`gather${ndim}`, stridedFields(ndim)));
+
+/** out[c with c[dim] = index[c]] += src[c] over the iteration shape; dimSize: out's size along dim. */
+export const scatterAddUniforms = blockVariants((ndim: number) =>
+  uniformBlock(`scatter_add${ndim}`, { ...stridedFields(ndim), outStrides: ['u32', ndim] }),
 );
 
 type IndexingBlock = UniformBlock<{ shape: readonly ['u32', number] } & Record<string, 'u32' | readonly ['u32', number]>>;
@@ -80,7 +73,7 @@ ${MAIN(entry)}
   ${coords(U, ndim)}
   let j = index[${stridedIndex(U, 'idx', ndim)}];
   if (j < 0 || u32(j) >= u.dimSize) { out[i] = ${type}(0); return; }
-  out[i] = x[${stridedIndex(U, 'x', ndim, dim)} + u32(j) * ${U.at('xStrides', dim)}];
+  out[i] = x[${stridedIndex(U, 'src', ndim, dim)} + u32(j) * ${U.at('srcStrides', dim)}];
 }
 `,
   };

@@ -51,8 +51,8 @@ function gatherRaw(x: Tensor, dim: number, index: Tensor, idxStrides: readonly n
     uniforms: gatherUniforms(ndim).pack({
       n: out.size,
       shape: outShape,
-      xOffset: x.offset,
-      xStrides: x.strides,
+      srcOffset: x.offset,
+      srcStrides: x.strides,
       idxOffset: index.offset,
       idxStrides,
       dimSize: x.shape[dim]!,
