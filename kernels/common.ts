@@ -1,5 +1,6 @@
-// Shared pieces of kernel generation: workgroup grids past the 65535-per-dimension limit, uniform
-// packing, and the float64 reference tensor type that every kernel's reference uses.
+// Shared pieces of kernel generation: workgroup grids past the 65535-per-dimension limit, positional
+// uniform packing (see kernels/uniforms.ts for the named blocks every other kernel uses), and the
+// float64 reference tensor type that every kernel's reference uses.
 
 /** A dense row-major float64 tensor: what kernel references compute on. */
 export interface RefTensor {
@@ -32,7 +33,11 @@ export function grid(groups: number): [number, number] {
 /** WGSL expression for the linear workgroup index under grid(). */
 export const LINEAR_GROUP = '(wid.y * nwg.x + wid.x)';
 
-/** Builds a uniform block of u32 words; floats are stored by bit pattern. */
+/**
+ * Builds a uniform block of u32 words positionally; floats are stored by bit pattern. Superseded by
+ * the named declarations of kernels/uniforms.ts (kernel and op cannot drift apart); only the class
+ * channel selection still uses it.
+ */
 export class Uniforms {
   private words: number[] = [];
   private f32 = new Float32Array(1);

@@ -30,7 +30,7 @@ export class UniformBlock<S extends UniformSpec = UniformSpec> {
   /** Packed size in 32-bit words (a multiple of 4). */
   readonly words: number;
   /** Field names in declaration order. */
-  readonly names: string[] = [];
+  readonly names: readonly string[];
   private readonly kinds: number[] = [];
   private readonly offsets: number[] = [];
   /** Element count of each field; -1 for a scalar. */
@@ -44,13 +44,15 @@ export class UniformBlock<S extends UniformSpec = UniformSpec> {
     spec: S,
   ) {
     const members: string[] = [];
+    const names: string[] = [];
+    this.names = names;
     let word = 0;
     for (const [field, decl] of Object.entries(spec)) {
       if (!/^[A-Za-z][A-Za-z0-9]*$/.test(field)) throw new Error(`uniforms ${name}: field name '${field}' is not a plain WGSL identifier`);
       const type = typeof decl === 'string' ? decl : decl[0];
       if (!(type in KIND)) throw new Error(`uniforms ${name}: field '${field}' has unknown type '${type}'`);
-      this.fields.set(field, this.names.length);
-      this.names.push(field);
+      this.fields.set(field, names.length);
+      names.push(field);
       this.kinds.push(KIND[type]);
       if (typeof decl === 'string') {
         (this.ref as Record<string, string>)[field] = `u.${field}`;
