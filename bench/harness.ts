@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { getBackend, tidy, type Tensor } from '../engine/index.js';
+import { uniformBlock } from '../kernels/uniforms.js';
 import type { Peer, TF } from './peer.js';
 
 type TfTensor = ReturnType<TF['tensor']>;
@@ -145,6 +146,9 @@ export interface PeakConfig {
   wg: number;
 }
 
+/** iters fma steps per register with multiplier m and addend k. */
+const PEAK_UNIFORMS = uniformBlock('peak', { iters: 'u32', m: 'f32', k: 'f32' });
+
 /**
  * WGSL kernel whose invocations each run `iters` (a uniform, so nothing is constant-folded) loops
  * of regs*unroll independent fma chains; the sum is stored so the work cannot be eliminated.
@@ -157,15 +161,15 @@ export function peakKernel(c: PeakConfig): { wgsl: string; entry: string; flopsP
   ).join('\n    ');
   const sum = Array.from({ length: c.regs }, (_, r) => `r${r}`).join(' + ');
   const reduce = c.vec === 1 ? 's' : `dot(s, ${T}(1.0))`;
-  const wgsl = `@group(0) @binding(0) var<uniform> u: array<vec4<u32>, 1>;
+  const wgsl = `${PEAK_UNIFORMS.wgsl}
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @compute @workgroup_size(${c.wg})
 fn peak(@builtin(global_invocation_id) gid: vec3<u32>) {
   let x = f32(gid.x) * 1e-7;
-  let m = ${T}(bitcast<f32>(u[0].y));
-  let k = ${T}(bitcast<f32>(u[0].z));
+  let m = ${T}(u.m);
+  let k = ${T}(u.k);
 ${decl}
-  for (var i = 0u; i < u[0].x; i++) {
+  for (var i = 0u; i < u.iters; i++) {
     ${body}
   }
   let s = ${sum};
@@ -200,8 +204,7 @@ export async function measurePeak(opts: TimeOpts = {}): Promise<{ gflops: Rate; 
     const out = be.malloc(invocations * 4);
     const iters = 512;
     // m slightly below 1 and k small keep the values finite and normal for any number of iterations.
-    const f = new Float32Array([0.999, 1e-3]);
-    const uniforms = new Uint32Array([iters, new Uint32Array(f.buffer)[0]!, new Uint32Array(f.buffer)[1]!, 0]);
+    const uniforms = PEAK_UNIFORMS.pack({ iters, m: 0.999, k: 1e-3 });
     const s = await timeBatches(async (n) => {
       for (let i = 0; i < n; i++) be.dispatch({ kernel: k, buffers: [out], uniforms, workgroups: [groups], label: 'peak' });
       await be.sync();

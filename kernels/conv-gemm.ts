@@ -21,7 +21,7 @@
 // Kernel geometry (KH, KW, stride, padding, dilation, phase) is baked in as constants, so the kw
 // loops unroll onto named registers; 1x1, 3x3 and 7x7 each get their own pipelines. Sizes travel in
 // the uniforms.
-import { uniformDecl, uword } from './common.js';
+import { uniformBlock } from './uniforms.js';
 
 export interface SpatialSpec {
   mode: 'fwd' | 'bwdInput';
@@ -68,10 +68,27 @@ function axisTaps(mode: SpatialSpec['mode'], K: number, s: number, p: number, d:
 }
 
 /**
- * Uniform words: 0 N, 1 srcC, 2 srcH, 3 srcW, 4 dstC, 5 dstH, 6 dstW, 7 kc (source channels per
- * group), 8 nc (output channels per group), 9 rows (dst-grid rows), 10 colBlocks, 11 cols (dst-grid
- * columns), 12 channel blocks, 13 flags (1: add bias, 2: relu). Workgroups: (ceil(N*rows*colBlocks / 64), channel blocks, groups).
+ * kc: source channels per group; nc: output channels per group; rows, cols: the dst grid; blocks:
+ * column blocks; chBlocks: channel blocks; flags: 1 add bias, 2 relu.
  */
+export const SPATIAL_UNIFORMS = uniformBlock('conv_spatial', {
+  N: 'u32',
+  srcC: 'u32',
+  srcH: 'u32',
+  srcW: 'u32',
+  dstC: 'u32',
+  dstH: 'u32',
+  dstW: 'u32',
+  kc: 'u32',
+  nc: 'u32',
+  rows: 'u32',
+  blocks: 'u32',
+  cols: 'u32',
+  chBlocks: 'u32',
+  flags: 'u32',
+});
+
+/** Workgroups: (ceil(N*rows*blocks / 64), chBlocks, groups). */
 export function spatialKernel(s: SpatialSpec): { wgsl: string; entry: string } {
   const { tm, tn } = s;
   const fwd = s.mode === 'fwd';
@@ -83,7 +100,7 @@ export function spatialKernel(s: SpatialSpec): { wgsl: string; entry: string } {
   const KHW = s.KH * s.KW;
   const L: string[] = [];
   const e = (x: string): void => void L.push(x);
-  e(uniformDecl(4));
+  e(SPATIAL_UNIFORMS.wgsl);
   e('@group(0) @binding(1) var<storage, read> src: array<f32>;');
   e('@group(0) @binding(2) var<storage, read> wt: array<f32>;');
   // Bias and relu are uniform flags (fewer pipelines to compile); without a bias any buffer is bound.
@@ -91,9 +108,9 @@ export function spatialKernel(s: SpatialSpec): { wgsl: string; entry: string } {
   e('@group(0) @binding(4) var<storage, read_write> dst: array<f32>;');
   e(`@compute @workgroup_size(${SPATIAL_WG})`);
   e(`fn conv_${s.mode}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {`);
-  e(`  let Nb = ${uword(0)}; let srcC = ${uword(1)}; let srcH = ${uword(2)}; let srcW = ${uword(3)};`);
-  e(`  let dstC = ${uword(4)}; let dstH = ${uword(5)}; let dstW = ${uword(6)}; let kc = ${uword(7)}; let nc = ${uword(8)};`);
-  e(`  let rows = ${uword(9)}; let blocks = ${uword(10)}; let cols = ${uword(11)}; let flags = ${uword(13)};`);
+  e(`  let Nb = u.N; let srcC = u.srcC; let srcH = u.srcH; let srcW = u.srcW;`);
+  e(`  let dstC = u.dstC; let dstH = u.dstH; let dstW = u.dstW; let kc = u.kc; let nc = u.nc;`);
+  e(`  let rows = u.rows; let blocks = u.blocks; let cols = u.cols; let flags = u.flags;`);
   e(`  let id = wid.x * ${SPATIAL_WG}u + lid.x;`);
   // Phases with no taps (1x1 stride 2) read nothing, but their bindings must stay in the layout.
   e(`  if (id >= Nb * rows * blocks) { _ = src[0]; _ = wt[0]; _ = bias[0]; return; }`);
@@ -168,9 +185,26 @@ export interface WeightGradSpec {
   R: number;
 }
 
+/** cinG, coutG: channels per group; perSplit: (image, row) pairs per split. */
+export const WEIGHT_GRAD_UNIFORMS = uniformBlock('conv_weight_grad', {
+  N: 'u32',
+  Cin: 'u32',
+  H: 'u32',
+  W: 'u32',
+  Cout: 'u32',
+  OH: 'u32',
+  OW: 'u32',
+  cinG: 'u32',
+  coutG: 'u32',
+  KH: 'u32',
+  splits: 'u32',
+  perSplit: 'u32',
+  coBlocks: 'u32',
+  ciBlocks: 'u32',
+});
+
 /**
- * Uniform words: 0 N, 1 Cin, 2 H, 3 W, 4 Cout, 5 OH, 6 OW, 7 Cin_g, 8 Cout_g, 9 KH, 10 splits,
- * 11 rows per split, 12 coBlocks, 13 ciBlocks. Partial output [splits, Cout, Cin_g, KH, KW].
+ * Partial output [splits, Cout, Cin_g, KH, KW].
  * Workgroups: (ceil(coBlocks*ciBlocks*KH / 64), 1, groups*splits).
  */
 export function weightGradKernel(s: WeightGradSpec): { wgsl: string; entry: string } {
@@ -178,15 +212,15 @@ export function weightGradKernel(s: WeightGradSpec): { wgsl: string; entry: stri
   const segLen = (R - 1) * s.sw + (KW - 1) * s.dw + 1;
   const L: string[] = [];
   const e = (x: string): void => void L.push(x);
-  e(uniformDecl(4));
+  e(WEIGHT_GRAD_UNIFORMS.wgsl);
   e('@group(0) @binding(1) var<storage, read> dy: array<f32>;');
   e('@group(0) @binding(2) var<storage, read> x: array<f32>;');
   e('@group(0) @binding(3) var<storage, read_write> dw: array<f32>;');
   e(`@compute @workgroup_size(${SPATIAL_WG})`);
   e(`fn conv_bwdWeight(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {`);
-  e(`  let Nb = ${uword(0)}; let Cin = ${uword(1)}; let H = ${uword(2)}; let W = ${uword(3)}; let Cout = ${uword(4)};`);
-  e(`  let OH = ${uword(5)}; let OW = ${uword(6)}; let cinG = ${uword(7)}; let coutG = ${uword(8)}; let KH = ${uword(9)};`);
-  e(`  let splits = ${uword(10)}; let perSplit = ${uword(11)}; let coBlocks = ${uword(12)}; let ciBlocks = ${uword(13)};`);
+  e(`  let Nb = u.N; let Cin = u.Cin; let H = u.H; let W = u.W; let Cout = u.Cout;`);
+  e(`  let OH = u.OH; let OW = u.OW; let cinG = u.cinG; let coutG = u.coutG; let KH = u.KH;`);
+  e(`  let splits = u.splits; let perSplit = u.perSplit; let coBlocks = u.coBlocks; let ciBlocks = u.ciBlocks;`);
   e(`  let id = wid.x * ${SPATIAL_WG}u + lid.x;`);
   e(`  if (id >= coBlocks * ciBlocks * KH) { return; }`);
   e(`  let g = wid.z / splits; let split = wid.z - g * splits;`);

@@ -1,31 +1,40 @@
 // Data movement: a strided copy from any view into any view (the primitive under pad, concat,
 // slice's backward and scatter into views), and a fill. Both sides are read/written with strides.
-import { LINEAR_GROUP, WORKGROUP, uniformDecl, uword, type RefTensor } from './common.js';
+import { LINEAR_GROUP, WORKGROUP, type RefTensor } from './common.js';
+import { blockVariants, uniformBlock } from './uniforms.js';
 import type { WType } from './elementwise.js';
 
-/** Uniform words: n, shape[ndim], srcOffset, srcStrides[ndim], dstOffset, dstStrides[ndim]. */
+/** The strided copy's uniforms for rank `ndim`. */
+export const copyUniforms = blockVariants((ndim: number) =>
+  uniformBlock(`copy${ndim}`, { n: 'u32', shape: ['u32', ndim], srcOffset: 'u32', srcStrides: ['u32', ndim], dstOffset: 'u32', dstStrides: ['u32', ndim] }),
+);
+
+/** The fill's uniforms for element type `type`. */
+export const fillUniforms = blockVariants((type: WType) => uniformBlock(`fill_${type}`, { n: 'u32', offset: 'u32', value: type }));
+
 export function stridedCopyKernel(type: WType, ndim: number): { wgsl: string; entry: string } {
+  const U = copyUniforms(ndim);
   const lines: string[] = ['var r = i;'];
-  let src = uword(1 + ndim);
-  let dst = uword(2 + 2 * ndim);
+  let src = 'u.srcOffset';
+  let dst = 'u.dstOffset';
   for (let d = ndim - 1; d >= 0; d--) {
-    lines.push(`let c${d} = r % ${uword(1 + d)};`);
-    if (d > 0) lines.push(`r = r / ${uword(1 + d)};`);
+    lines.push(`let c${d} = r % ${U.at('shape', d)};`);
+    if (d > 0) lines.push(`r = r / ${U.at('shape', d)};`);
   }
   for (let d = 0; d < ndim; d++) {
-    src += ` + c${d} * ${uword(2 + ndim + d)}`;
-    dst += ` + c${d} * ${uword(3 + 2 * ndim + d)}`;
+    src += ` + c${d} * ${U.at('srcStrides', d)}`;
+    dst += ` + c${d} * ${U.at('dstStrides', d)}`;
   }
   const entry = 'strided_copy';
   return {
     entry,
-    wgsl: `${uniformDecl(Math.ceil((3 + 3 * ndim) / 4))}
+    wgsl: `${U.wgsl}
 @group(0) @binding(1) var<storage, read> src: array<${type}>;
 @group(0) @binding(2) var<storage, read_write> dst: array<${type}>;
 @compute @workgroup_size(${WORKGROUP})
 fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let i = ${LINEAR_GROUP} * ${WORKGROUP}u + lid;
-  if (i >= ${uword(0)}) { return; }
+  if (i >= u.n) { return; }
   ${lines.join('\n  ')}
   dst[${dst}] = src[${src}];
 }
@@ -33,19 +42,18 @@ fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
   };
 }
 
-/** Uniform words: n, offset, value bits. Fills a dense range. */
+/** Fills a dense range. */
 export function fillKernel(type: WType): { wgsl: string; entry: string } {
   const entry = 'fill';
-  const value = type === 'f32' ? `bitcast<f32>(${uword(2)})` : type === 'i32' ? `bitcast<i32>(${uword(2)})` : uword(2);
   return {
     entry,
-    wgsl: `${uniformDecl(1)}
+    wgsl: `${fillUniforms(type).wgsl}
 @group(0) @binding(1) var<storage, read_write> dst: array<${type}>;
 @compute @workgroup_size(${WORKGROUP})
 fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let i = ${LINEAR_GROUP} * ${WORKGROUP}u + lid;
-  if (i >= ${uword(0)}) { return; }
-  dst[${uword(1)} + i] = ${value};
+  if (i >= u.n) { return; }
+  dst[u.offset + i] = u.value;
 }
 `,
   };

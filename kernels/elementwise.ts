@@ -1,7 +1,8 @@
 // Elementwise kernels, generated from one table: every unary, binary and ternary op is a WGSL
 // expression plus its float64 reference. The generator makes one kernel per (op, operand kinds,
 // dtypes, collapsed rank) and reads strided or broadcast inputs directly, so views never copy.
-import { F32_BITS, LINEAR_GROUP, WORKGROUP, uniformDecl, uword } from './common.js';
+import { F32_BITS, LINEAR_GROUP, WORKGROUP } from './common.js';
+import { uniformBlock, type UniformBlock, type UniformField } from './uniforms.js';
 
 export type WType = 'f32' | 'i32' | 'u32';
 
@@ -121,10 +122,34 @@ export function ewResultType(op: EwOp, operands: readonly EwOperand[]): WType {
   return out === 'bool' ? 'u32' : out;
 }
 
+/** The uniform field prefix of each operand (and its WGSL name). */
+export const EW_OPERAND_LETTERS = ['a', 'b', 'c'] as const;
+const ewBlocks = new Map<string, UniformBlock>();
+
 /**
- * Uniform layout (u32 words): n (in vec4s for the 4-wide form), shape[ndim], then per tensor operand
- * offset and (unless dense) strides[ndim], then each scalar operand, then the op's params.
+ * The uniforms of one elementwise variant: n (in vec4s for the 4-wide form), the collapsed shape,
+ * then per operand (letters a, b, c) its value (a scalar) or its offset and, unless dense, its
+ * strides; then the op's f32 params.
  */
+export function ewUniforms(name: EwOpName, operands: readonly EwOperand[], ndim: number): UniformBlock {
+  const key = `${name}|${ndim}|${operands.map((o) => `${o.kind[0]}${o.type}${o.dense ? 'd' : ''}`).join(',')}`;
+  let block = ewBlocks.get(key);
+  if (block) return block;
+  const spec: Record<string, UniformField> = { n: 'u32', shape: ['u32', ndim] };
+  operands.forEach((o, k) => {
+    const v = EW_OPERAND_LETTERS[k]!;
+    if (o.kind === 'scalar') {
+      spec[v] = o.type;
+      return;
+    }
+    spec[`${v}Offset`] = 'u32';
+    if (!o.dense) spec[`${v}Strides`] = ['u32', ndim];
+  });
+  spec.params = ['f32', (EW_OPS[name] as EwOp).params ?? 0];
+  ewBlocks.set(key, (block = uniformBlock(`ew_${name}_${ewBlocks.size}`, spec)));
+  return block;
+}
+
 export function ewKernel(name: EwOpName, operands: readonly EwOperand[], ndim: number, vec4 = false): { wgsl: string; entry: string } {
   // The 4-wide form: every tensor operand dense and 4-aligned; each invocation does 4 elements with
   // vector loads (CPU drivers such as lavapipe pay per load, not per element).
@@ -132,8 +157,7 @@ export function ewKernel(name: EwOpName, operands: readonly EwOperand[], ndim: n
   const V = (t: string): string => (vec4 ? `vec4<${t}>` : t);
   const op: EwOp = EW_OPS[name];
   const outType = ewResultType(op, operands);
-  const letters = ['a', 'b', 'c'];
-  let word = 1 + ndim;
+  const U = ewUniforms(name, operands, ndim);
   const lines: string[] = [];
   const decls: string[] = [];
   let binding = 1;
@@ -142,28 +166,26 @@ export function ewKernel(name: EwOpName, operands: readonly EwOperand[], ndim: n
   if (operands.some((o) => o.kind === 'tensor' && !o.dense) && ndim > 0) {
     lines.push('var r = i;');
     for (let d = ndim - 1; d >= 0; d--) {
-      lines.push(`let c${d} = r % ${uword(1 + d)};`);
-      if (d > 0) lines.push(`r = r / ${uword(1 + d)};`);
+      lines.push(`let c${d} = r % ${U.at('shape', d)};`);
+      if (d > 0) lines.push(`r = r / ${U.at('shape', d)};`);
       coord[d] = `c${d}`;
     }
   }
   operands.forEach((o, k) => {
-    const v = letters[k]!;
+    const v = EW_OPERAND_LETTERS[k]!;
     if (o.kind === 'scalar') {
-      const w = uword(word++);
-      const value = o.type === 'f32' ? `bitcast<f32>(${w})` : o.type === 'i32' ? `bitcast<i32>(${w})` : w;
-      lines.push(`let ${v} = ${vec4 ? `${V(o.type)}(${value})` : value};`);
+      lines.push(`let ${v} = ${vec4 ? `${V(o.type)}(u.${v})` : `u.${v}`};`);
       return;
     }
     decls.push(`@group(0) @binding(${binding}) var<storage, read> in${k}: array<${V(o.type)}>;`);
     binding++;
-    let index = `${uword(word++)}`;
+    let index = `u.${v}Offset`;
     if (vec4) index = `${index} / 4u + i`;
     else if (o.dense) index += ' + i';
-    else for (let d = 0; d < ndim; d++) index += ` + ${coord[d]} * ${uword(word++)}`;
+    else for (let d = 0; d < ndim; d++) index += ` + ${coord[d]} * ${U.at(`${v}Strides`, d)}`;
     lines.push(`let ${v} = in${k}[${index}];`);
   });
-  for (let p = 0; p < (op.params ?? 0); p++) lines.push(`let p${p} = bitcast<f32>(${uword(word++)});`);
+  for (let p = 0; p < (op.params ?? 0); p++) lines.push(`let p${p} = ${U.at('params', p)};`);
   const T = operands[operands.length - 1]!.type;
   const expr = op.wgsl
     .replace(/\bT\(/g, `${V(T)}(`)
@@ -171,14 +193,14 @@ export function ewKernel(name: EwOpName, operands: readonly EwOperand[], ndim: n
     .replace(/\bI\(/g, `${V('i32')}(`)
     .replace(/\bU\(/g, `${V('u32')}(`);
   const entry = vec4 ? `ew4_${name}` : `ew_${name}`;
-  const wgsl = `${uniformDecl(Math.ceil(word / 4))}
+  const wgsl = `${U.wgsl}
 ${decls.join('\n')}
 @group(0) @binding(${binding}) var<storage, read_write> out: array<${V(outType)}>;
 ${helpers(V('f32'))}
 @compute @workgroup_size(${WORKGROUP})
 fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let i = ${LINEAR_GROUP} * ${WORKGROUP}u + lid;
-  if (i >= ${uword(0)}) { return; }
+  if (i >= u.n) { return; }
   ${lines.join('\n  ')}
   out[i] = ${expr};
 }

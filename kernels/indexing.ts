@@ -11,49 +11,69 @@
 // u32 bit pattern (array<atomic<u32>>); int32 uses atomicAdd. Float sums of colliding indices
 // are therefore accumulated in an unspecified order (not bit-reproducible run to run), as with
 // PyTorch's CUDA scatter_add/index_add.
-import { LINEAR_GROUP, WORKGROUP, uniformDecl, uword, type RefTensor } from './common.js';
+import { LINEAR_GROUP, WORKGROUP, type RefTensor } from './common.js';
+import { blockVariants, uniformBlock, type UniformBlock } from './uniforms.js';
 import type { WType } from './elementwise.js';
 
-/** Coordinates c0..c{ndim-1} of linear index `i` over the shape in uniform words 1..ndim. */
-function coords(ndim: number): string {
+/** The fields both kernels read: n positions over `shape`, the read operand and the index (strided), dimSize along dim. */
+const stridedFields = (ndim: number) =>
+  ({
+    n: 'u32',
+    shape: ['u32', ndim],
+    srcOffset: 'u32',
+    srcStrides: ['u32', ndim],
+    idxOffset: 'u32',
+    idxStrides: ['u32', ndim],
+    dimSize: 'u32',
+  }) as const;
+
+/** out[c] = src[c with c[dim] = index[c]] over the output's shape; dimSize: src's size along dim. */
+export const gatherUniforms = blockVariants((ndim: number) => uniformBlock(`gather${ndim}`, stridedFields(ndim)));
+
+/** out[c with c[dim] = index[c]] += src[c] over the iteration shape; dimSize: out's size along dim. */
+export const scatterAddUniforms = blockVariants((ndim: number) =>
+  uniformBlock(`scatter_add${ndim}`, { ...stridedFields(ndim), outStrides: ['u32', ndim] }),
+);
+
+type IndexingBlock = UniformBlock<{ shape: readonly ['u32', number] } & Record<string, 'u32' | readonly ['u32', number]>>;
+
+/** Coordinates c0..c{ndim-1} of linear index `i` over the block's `shape`. */
+function coords(U: IndexingBlock, ndim: number): string {
   const lines = ['var r = i;'];
   for (let d = ndim - 1; d >= 0; d--) {
-    lines.push(`let c${d} = r % ${uword(1 + d)};`);
-    if (d > 0) lines.push(`r = r / ${uword(1 + d)};`);
+    lines.push(`let c${d} = r % ${U.at('shape', d)};`);
+    if (d > 0) lines.push(`r = r / ${U.at('shape', d)};`);
   }
   return lines.join('\n  ');
 }
 
-/** `offsetWord + sum_d c_d * strides[d]` over all dims except `skip`. */
-function stridedIndex(ndim: number, offsetWord: number, skip = -1): string {
-  let e = uword(offsetWord);
-  for (let d = 0; d < ndim; d++) if (d !== skip) e += ` + c${d} * ${uword(offsetWord + 1 + d)}`;
+/** `u.{operand}Offset + sum_d c_d * u.{operand}Strides[d]` over all dims except `skip`. */
+function stridedIndex(U: IndexingBlock, operand: string, ndim: number, skip = -1): string {
+  let e = `u.${operand}Offset`;
+  for (let d = 0; d < ndim; d++) if (d !== skip) e += ` + c${d} * ${U.at(`${operand}Strides`, d)}`;
   return e;
 }
 
 const MAIN = (entry: string) => `@compute @workgroup_size(${WORKGROUP})
 fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let i = ${LINEAR_GROUP} * ${WORKGROUP}u + lid;
-  if (i >= ${uword(0)}) { return; }`;
+  if (i >= u.n) { return; }`;
 
-/**
- * out[c] = x[c with c[dim] replaced by index[c]] for c over the (dense) output shape.
- * Uniform words: n, shape[ndim], xOffset, xStrides[ndim], idxOffset, idxStrides[ndim], xDimSize.
- */
+/** out[c] = x[c with c[dim] replaced by index[c]] for c over the (dense) output shape. */
 export function gatherKernel(type: WType, ndim: number, dim: number): { wgsl: string; entry: string } {
-  const xw = 1 + ndim, iw = 2 + 2 * ndim, sizeWord = 3 + 3 * ndim;
+  const U = gatherUniforms(ndim);
   const entry = 'gather';
   return {
     entry,
-    wgsl: `${uniformDecl(Math.ceil((sizeWord + 1) / 4))}
+    wgsl: `${U.wgsl}
 @group(0) @binding(1) var<storage, read> x: array<${type}>;
 @group(0) @binding(2) var<storage, read> index: array<i32>;
 @group(0) @binding(3) var<storage, read_write> out: array<${type}>;
 ${MAIN(entry)}
-  ${coords(ndim)}
-  let j = index[${stridedIndex(ndim, iw)}];
-  if (j < 0 || u32(j) >= ${uword(sizeWord)}) { out[i] = ${type}(0); return; }
-  out[i] = x[${stridedIndex(ndim, xw, dim)} + u32(j) * ${uword(xw + 1 + dim)}];
+  ${coords(U, ndim)}
+  let j = index[${stridedIndex(U, 'idx', ndim)}];
+  if (j < 0 || u32(j) >= u.dimSize) { out[i] = ${type}(0); return; }
+  out[i] = x[${stridedIndex(U, 'src', ndim, dim)} + u32(j) * ${U.at('srcStrides', dim)}];
 }
 `,
   };
@@ -62,13 +82,11 @@ ${MAIN(entry)}
 /**
  * out[c with c[dim] replaced by index[c]] += src[c] for c over the iteration shape; `out` is dense
  * (offset 0) and already holds the base values.
- * Uniform words: n, shape[ndim], srcOffset, srcStrides[ndim], idxOffset, idxStrides[ndim],
- * outDimSize, outStrides[ndim].
  */
 export function scatterAddKernel(type: 'f32' | 'i32', ndim: number, dim: number): { wgsl: string; entry: string } {
-  const sw = 1 + ndim, iw = 2 + 2 * ndim, sizeWord = 3 + 3 * ndim, ow = 4 + 3 * ndim;
+  const U = scatterAddUniforms(ndim);
   let target = '0u';
-  for (let d = 0; d < ndim; d++) target += ` + ${d === dim ? 'u32(j)' : `c${d}`} * ${uword(ow + d)}`;
+  for (let d = 0; d < ndim; d++) target += ` + ${d === dim ? 'u32(j)' : `c${d}`} * ${U.at('outStrides', d)}`;
   const entry = `scatter_add_${type}`;
   const add =
     type === 'i32'
@@ -81,15 +99,15 @@ export function scatterAddKernel(type: 'f32' | 'i32', ndim: number, dim: number)
   }`;
   return {
     entry,
-    wgsl: `${uniformDecl(Math.ceil((ow + ndim) / 4))}
+    wgsl: `${U.wgsl}
 @group(0) @binding(1) var<storage, read> src: array<${type}>;
 @group(0) @binding(2) var<storage, read> index: array<i32>;
 @group(0) @binding(3) var<storage, read_write> out: array<atomic<${type === 'f32' ? 'u32' : 'i32'}>>;
 ${MAIN(entry)}
-  ${coords(ndim)}
-  let j = index[${stridedIndex(ndim, iw)}];
-  if (j < 0 || u32(j) >= ${uword(sizeWord)}) { return; }
-  let v = src[${stridedIndex(ndim, sw)}];
+  ${coords(U, ndim)}
+  let j = index[${stridedIndex(U, 'idx', ndim)}];
+  if (j < 0 || u32(j) >= u.dimSize) { return; }
+  let v = src[${stridedIndex(U, 'src', ndim)}];
   let t = ${target};
   ${add}
 }

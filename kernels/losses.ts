@@ -5,7 +5,8 @@
 //   bce:       max(x,0) - x*y + log1p(exp(-|x|)),   d/dx = sigmoid(x) - y,   d/dy = -x
 //   smooth_l1: |z| < beta ? 0.5 z^2 / beta : |z| - beta/2 (z = x - y),  d/dx = |z| < beta ? z/beta : sign(z)
 //   l1:        |z|,  d/dx = sign(z)  (smooth_l1 with beta = 0 is l1, as in torch)
-import { F32_BITS, LINEAR_GROUP, WORKGROUP, uniformDecl, uword } from './common.js';
+import { F32_BITS, LINEAR_GROUP, WORKGROUP } from './common.js';
+import { uniformBlock } from './uniforms.js';
 
 export type PointLoss = 'bce' | 'smooth_l1' | 'l1';
 
@@ -61,10 +62,12 @@ fn log1p_exp_neg(a: f32) -> f32 {
   return log(u) * e / (u - 1.0);
 }`;
 
+/** sOffset: the gradient scale's offset (0 in the forward). */
+export const POINT_LOSS_UNIFORMS = uniformBlock('point_loss', { n: 'u32', xOffset: 'u32', yOffset: 'u32', sOffset: 'u32', beta: 'f32' });
+
 /**
  * 'loss': out[i] = loss(x, y). 'dx' / 'dy': out[i] = d loss / d(x|y) * scale, where scale is
  * s[soff] (perElement false: a reduced loss's gradient, already divided by N for mean) or s[soff + i].
- * Uniform words: n, x offset, y offset, s offset, beta (f32).
  */
 export function pointLossKernel(kind: PointLoss, mode: 'loss' | 'dx' | 'dy', perElement: boolean): { wgsl: string; entry: string } {
   const def = POINT_LOSSES[kind];
@@ -72,7 +75,7 @@ export function pointLossKernel(kind: PointLoss, mode: 'loss' | 'dx' | 'dy', per
   const grad = mode !== 'loss';
   return {
     entry,
-    wgsl: `${uniformDecl(2)}
+    wgsl: `${POINT_LOSS_UNIFORMS.wgsl}
 @group(0) @binding(1) var<storage, read> xs: array<f32>;
 @group(0) @binding(2) var<storage, read> ys: array<f32>;
 ${grad ? '@group(0) @binding(3) var<storage, read> s: array<f32>;' : ''}
@@ -81,26 +84,37 @@ ${HELPERS}
 @compute @workgroup_size(${WORKGROUP})
 fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let i = ${LINEAR_GROUP} * ${WORKGROUP}u + lid;
-  if (i >= ${uword(0)}) { return; }
-  let x = xs[${uword(1)} + i];
-  let y = ys[${uword(2)} + i];
-  let beta = bitcast<f32>(${uword(4)});
-  ${grad ? `out[i] = (${mode === 'dx' ? def.dx : def.dy}) * s[${uword(3)}${perElement ? ' + i' : ''}];` : `out[i] = ${def.loss};`}
+  if (i >= u.n) { return; }
+  let x = xs[u.xOffset + i];
+  let y = ys[u.yOffset + i];
+  let beta = u.beta;
+  ${grad ? `out[i] = (${mode === 'dx' ? def.dx : def.dy}) * s[u.sOffset${perElement ? ' + i' : ''}];` : `out[i] = ${def.loss};`}
 }
 `,
   };
 }
 
+export const CROSS_ENTROPY_UNIFORMS = uniformBlock('cross_entropy', { N: 'u32', C: 'u32', xOffset: 'u32', ignoreIndex: 'i32', tOffset: 'u32' });
+/** count = N*C; perRow: 1 when the scale is per row (reduction none). */
+export const CROSS_ENTROPY_GRAD_UNIFORMS = uniformBlock('cross_entropy_grad', {
+  count: 'u32',
+  C: 'u32',
+  xOffset: 'u32',
+  ignoreIndex: 'i32',
+  sOffset: 'u32',
+  perRow: 'u32',
+  tOffset: 'u32',
+});
+
 /**
  * Cross entropy forward, one thread per row of logits [N, C]: out[r] = lse - x[t] (0 when t is the
  * ignore index, NaN for a target outside [0, C)), out[N + r] = lse, out[2N + r] = 1 if counted.
- * Uniform words: N, C, x offset, ignore index (i32), target offset.
  */
 export function crossEntropyKernel(): { wgsl: string; entry: string } {
   const entry = 'cross_entropy';
   return {
     entry,
-    wgsl: `${uniformDecl(2)}
+    wgsl: `${CROSS_ENTROPY_UNIFORMS.wgsl}
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> tgt: array<i32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
@@ -108,17 +122,17 @@ ${F32_BITS}
 @compute @workgroup_size(${WORKGROUP})
 fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let r = ${LINEAR_GROUP} * ${WORKGROUP}u + lid;
-  let N = ${uword(0)};
+  let N = u.N;
   if (r >= N) { return; }
-  let C = ${uword(1)};
-  let base = ${uword(2)} + r * C;
+  let C = u.C;
+  let base = u.xOffset + r * C;
   var m = f32_bits(0xff800000u);
   for (var c = 0u; c < C; c++) { m = max(m, x[base + c]); }
   var s = 0.0;
   for (var c = 0u; c < C; c++) { s += exp(x[base + c] - m); }
   let lse = m + log(s);
-  let t = tgt[${uword(4)} + r];
-  let ignore = bitcast<i32>(${uword(3)});
+  let t = tgt[u.tOffset + r];
+  let ignore = u.ignoreIndex;
   var loss = 0.0;
   var counted = 0.0;
   if (t != ignore) {
@@ -136,13 +150,12 @@ fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
 /**
  * Cross entropy backward: gx[r, c] = (exp(x - lse[r]) - [c == t]) * scale (0 for ignored rows), with
  * scale = s[soff] (mean/sum: already divided by the count) or s[soff + r] (reduction none).
- * Uniform words: N*C, C, x offset, ignore index, s offset, perRow, target offset.
  */
 export function crossEntropyGradKernel(): { wgsl: string; entry: string } {
   const entry = 'cross_entropy_grad';
   return {
     entry,
-    wgsl: `${uniformDecl(2)}
+    wgsl: `${CROSS_ENTROPY_GRAD_UNIFORMS.wgsl}
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> tgt: array<i32>;
 @group(0) @binding(3) var<storage, read> fwd: array<f32>;
@@ -151,15 +164,15 @@ export function crossEntropyGradKernel(): { wgsl: string; entry: string } {
 @compute @workgroup_size(${WORKGROUP})
 fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let i = ${LINEAR_GROUP} * ${WORKGROUP}u + lid;
-  if (i >= ${uword(0)}) { return; }
-  let C = ${uword(1)};
+  if (i >= u.count) { return; }
+  let C = u.C;
   let r = i / C;
   let c = i % C;
-  let N = ${uword(0)} / C;
-  let t = tgt[${uword(6)} + r];
-  if (t == bitcast<i32>(${uword(3)})) { gx[i] = 0.0; return; }
-  let p = exp(x[${uword(2)} + i] - fwd[N + r]);
-  let scale = s[${uword(4)} + select(0u, r, ${uword(5)} != 0u)];
+  let N = u.count / C;
+  let t = tgt[u.tOffset + r];
+  if (t == u.ignoreIndex) { gx[i] = 0.0; return; }
+  let p = exp(x[u.xOffset + i] - fwd[N + r]);
+  let scale = s[u.sOffset + select(0u, r, u.perRow != 0u)];
   gx[i] = (p - select(0.0, 1.0, i32(c) == t)) * scale;
 }
 `,

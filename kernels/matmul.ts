@@ -9,7 +9,8 @@
 //    every divergent load is a per-lane loop of scalar loads (~15 FMAs' worth each), so the largest
 //    register block that still compiles well (16 x 8 per invocation) wins.
 // The float64 reference is the plain triple loop.
-import { uniformDecl, uword, type RefTensor } from './common.js';
+import type { RefTensor } from './common.js';
+import { uniformBlock } from './uniforms.js';
 
 export interface MatmulVariant {
   name: string;
@@ -52,27 +53,41 @@ export function variantTile(v: MatmulVariant): { tileM: number; tileN: number } 
   return { tileM: v.wgM * v.tm, tileN: v.wgN * v.tn };
 }
 
-/**
- * Uniform words: M, N, K, batch, aOff, aBatch, aM, aK, bOff, bBatch, bK, bN, cBatch (elements).
- * C is dense [batch, M, N]. Workgroups: (ceil(N/tileN), ceil(M/tileM), batch).
- */
+/** A MatmulLayout, the batch count and C's batch stride (elements). */
+export const MATMUL_UNIFORMS = uniformBlock('matmul', {
+  M: 'u32',
+  N: 'u32',
+  K: 'u32',
+  batch: 'u32',
+  aOff: 'u32',
+  aBatch: 'u32',
+  aM: 'u32',
+  aK: 'u32',
+  bOff: 'u32',
+  bBatch: 'u32',
+  bK: 'u32',
+  bN: 'u32',
+  cBatch: 'u32',
+});
+
+/** C is dense [batch, M, N]. Workgroups: (ceil(N/tileN), ceil(M/tileM), batch). */
 export function matmulKernel(v: MatmulVariant): { wgsl: string; entry: string } {
   return { wgsl: v.kind === 'tiled' ? tiledWgsl(v) : directWgsl(v), entry: `matmul_${v.name}` };
 }
 
-const PRELUDE = `  let M = ${uword(0)}; let N = ${uword(1)}; let K = ${uword(2)};
+const PRELUDE = `  let M = u.M; let N = u.N; let K = u.K;
   let batch = wid.z;
-  let aBase = ${uword(4)} + batch * ${uword(5)};
-  let bBase = ${uword(8)} + batch * ${uword(9)};
-  let aM = ${uword(6)}; let aK = ${uword(7)}; let bK = ${uword(10)}; let bN = ${uword(11)};
-  let cBase = batch * ${uword(12)};`;
+  let aBase = u.aOff + batch * u.aBatch;
+  let bBase = u.bOff + batch * u.bBatch;
+  let aM = u.aM; let aK = u.aK; let bK = u.bK; let bN = u.bN;
+  let cBase = batch * u.cBatch;`;
 
 function tiledWgsl(v: MatmulVariant): string {
   const { wgN, wgM, tm, tn } = v;
   const tk = v.tk ?? 16;
   const TM = wgM * tm, TN = wgN * tn, threads = wgN * wgM;
   const aLoads = Math.ceil((TM * tk) / threads), bLoads = Math.ceil((tk * TN) / threads);
-  return `${uniformDecl(4)}
+  return `${MATMUL_UNIFORMS.wgsl}
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
@@ -158,7 +173,7 @@ function directWgsl(v: MatmulVariant): string {
     }
     emit('}');
   }
-  return `${uniformDecl(4)}
+  return `${MATMUL_UNIFORMS.wgsl}
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<${T}>;
 @group(0) @binding(3) var<storage, read_write> c: array<${T}>;

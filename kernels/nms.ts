@@ -2,7 +2,7 @@
 // suppression bitmask (bit j of row i set when sorted box i overlaps sorted box j > i by IoU >
 // threshold; 64-bit masks as pairs of u32 per block of 64 boxes), then a greedy pass over the
 // mask. The float64 reference is box-math.ts's boxes64.nms / batchedNms (plain greedy NMS).
-import { uniformDecl, uword } from './common.js';
+import { uniformBlock } from './uniforms.js';
 
 export const NMS_BLOCK = 64;
 
@@ -20,30 +20,30 @@ export const SUPPRESSES = `fn suppresses(a: vec4<f32>, b: vec4<f32>, thr: f32) -
   return inter / uni > thr && (uni < 0.0 || inter > thr * uni);
 }`;
 
-/**
- * mask[i, cb] (2 u32 words) for sorted row i and column block cb. Workgroup (cb, rb) of 64 threads.
- * Uniform words: n, column blocks, boxes offset, thr (f32 bits).
- */
+/** n boxes, colBlocks column blocks of NMS_BLOCK, thr: the IoU threshold. */
+export const NMS_UNIFORMS = uniformBlock('nms_mask', { n: 'u32', colBlocks: 'u32', boxesOffset: 'u32', thr: 'f32' });
+
+/** mask[i, cb] (2 u32 words) for sorted row i and column block cb. Workgroup (cb, rb) of 64 threads. */
 export function nmsMaskKernel(): { wgsl: string; entry: string } {
   const entry = 'nms_mask';
   return {
     entry,
-    wgsl: `${uniformDecl(1)}
+    wgsl: `${NMS_UNIFORMS.wgsl}
 @group(0) @binding(1) var<storage, read> boxes: array<f32>;
 @group(0) @binding(2) var<storage, read> order: array<i32>;
 @group(0) @binding(3) var<storage, read_write> mask: array<u32>;
 var<workgroup> cols: array<vec4<f32>, ${NMS_BLOCK}>;
 ${SUPPRESSES}
 fn load(pos: u32) -> vec4<f32> {
-  let b = ${uword(2)} + 4u * u32(order[pos]);
+  let b = u.boxesOffset + 4u * u32(order[pos]);
   return vec4<f32>(boxes[b], boxes[b + 1u], boxes[b + 2u], boxes[b + 3u]);
 }
 @compute @workgroup_size(${NMS_BLOCK})
 fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let n = ${uword(0)};
+  let n = u.n;
   let cb = wid.x;
   let rb = wid.y;
-  let thr = bitcast<f32>(${uword(3)});
+  let thr = u.thr;
   let col0 = cb * ${NMS_BLOCK}u;
   let ncols = min(n - col0, ${NMS_BLOCK}u);
   if (lid < ncols) { cols[lid] = load(col0 + lid); }
@@ -62,7 +62,7 @@ fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_ind
       }
     }
   }
-  let w = (i * ${uword(1)} + cb) * 2u;
+  let w = (i * u.colBlocks + cb) * 2u;
   mask[w] = lo;
   mask[w + 1u] = hi;
 }

@@ -9,46 +9,50 @@
 // covers the elements r*rowStride + o*outerStride + k for o < O, k < K: a channel is N strided
 // chunks of L (O = N, K = L), a (n, group) is one contiguous chunk of (C/G)*L (O = 1).
 // Elementwise kernels (one thread per element) apply the normalisation and the input gradient.
-import { LINEAR_GROUP, WORKGROUP, isTreeWidth, uniformDecl, uword, type RefTensor } from './common.js';
+import { LINEAR_GROUP, WORKGROUP, isTreeWidth, type RefTensor } from './common.js';
+import { uniformBlock } from './uniforms.js';
 
-/** Word index of every uniform of the family (one layout for all norm kernels). */
-export const NW = {
-  n: 0, // rows (reductions) or elements (elementwise)
-  O: 1,
-  K: 2,
-  rowStride: 3,
-  outerStride: 4,
-  L: 5,
-  C: 6,
-  nStat: 7,
-  cPerStat: 8,
-  eps: 9, // f32
-  invM: 10, // f32: 1 / elements per stat
-  x: 11, // offsets of the inputs, in elements
-  g: 12,
-  mean: 13,
-  rstd: 14,
-  w: 15,
-  b: 16,
-  s1: 17,
-  s2: 18,
-} as const;
-export const NORM_WORDS = 19;
+/**
+ * The uniforms of every norm kernel (one layout for the family; a kernel reads the fields it needs).
+ * n: rows (reductions) or elements (elementwise); invM: 1 / elements per stat; xOff ... s2Off: the
+ * offsets of the inputs, in elements.
+ */
+export const NORM_UNIFORMS = uniformBlock('norm', {
+  n: 'u32',
+  O: 'u32',
+  K: 'u32',
+  rowStride: 'u32',
+  outerStride: 'u32',
+  L: 'u32',
+  C: 'u32',
+  nStat: 'u32',
+  cPerStat: 'u32',
+  eps: 'f32',
+  invM: 'f32',
+  xOff: 'u32',
+  gOff: 'u32',
+  meanOff: 'u32',
+  rstdOff: 'u32',
+  wOff: 'u32',
+  bOff: 'u32',
+  s1Off: 'u32',
+  s2Off: 'u32',
+});
 
 export type NormInput = 'x' | 'g' | 'mean' | 'rstd' | 'w' | 'b' | 's1' | 's2';
 
 function header(inputs: readonly NormInput[]): string {
   const decls = inputs.map((name, k) => `@group(0) @binding(${k + 1}) var<storage, read> in_${name}: array<f32>;`);
-  return `${uniformDecl(Math.ceil(NORM_WORDS / 4))}
+  return `${NORM_UNIFORMS.wgsl}
 ${decls.join('\n')}
 @group(0) @binding(${inputs.length + 1}) var<storage, read_write> out: array<f32>;`;
 }
 
-const load = (name: NormInput, index: string): string => `in_${name}[${uword(NW[name])} + ${index}]`;
+const load = (name: NormInput, index: string): string => `in_${name}[u.${name}Off + ${index}]`;
 
 // Channel and stat of dense element index `e` (a WGSL expression).
-const decode = (e: string): string => `let c = (${e} / ${uword(NW.L)}) % ${uword(NW.C)};
-    let s = (${e} / (${uword(NW.L)} * ${uword(NW.C)})) * ${uword(NW.nStat)} + c / ${uword(NW.cPerStat)};`;
+const decode = (e: string): string => `let c = (${e} / u.L) % u.C;
+    let s = (${e} / (u.L * u.C)) * u.nStat + c / u.cPerStat;`;
 
 /**
  * Row reduction kernels. 'stats': out[r] = mean, out[R + r] = biased variance, out[2R + r] = rstd
@@ -62,8 +66,8 @@ export function normRowsKernel(mode: 'stats' | 'grad', weight: boolean, wg: numb
   const inputs: NormInput[] = mode === 'stats' ? ['x'] : ['x', 'g', 'mean', 'rstd', ...(weight ? (['w'] as const) : [])];
   const entry = `norm_rows_${mode}${weight ? '_w' : ''}`;
   const loop = (body: string): string => `for (var j = lid; j < count; j += ${wg}u) {
-    let o = j / ${uword(NW.K)};
-    let e = row * ${uword(NW.rowStride)} + o * ${uword(NW.outerStride)} + (j - o * ${uword(NW.K)});
+    let o = j / u.K;
+    let e = row * u.rowStride + o * u.outerStride + (j - o * u.K);
     ${body}
   }`;
   const body =
@@ -76,10 +80,10 @@ export function normRowsKernel(mode: 'stats' | 'grad', weight: boolean, wg: numb
   let t = wg_sum(d, lid);
   let v = max((t.y - t.x * t.x / f32(count)) / f32(count), 0.0);
   if (lid == 0u) {
-    let R = ${uword(NW.n)};
+    let R = u.n;
     out[row] = m0 + t.x / f32(count);
     out[R + row] = v;
-    out[2u * R + row] = inverseSqrt(v + bitcast<f32>(${uword(NW.eps)}));
+    out[2u * R + row] = inverseSqrt(v + u.eps);
   }`
       : `var acc = vec2<f32>(0.0, 0.0);
   ${loop(`${decode('e')}
@@ -89,7 +93,7 @@ export function normRowsKernel(mode: 'stats' | 'grad', weight: boolean, wg: numb
   let t = wg_sum(acc, lid);
   if (lid == 0u) {
     out[row] = t.x;
-    out[${uword(NW.n)} + row] = t.y;
+    out[u.n + row] = t.y;
   }`;
   const wgsl = `${header(inputs)}
 var<workgroup> red: array<vec2<f32>, ${wg}>;
@@ -108,8 +112,8 @@ fn wg_sum(v: vec2<f32>, lid: u32) -> vec2<f32> {
 @compute @workgroup_size(${wg})
 fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let row = ${LINEAR_GROUP};
-  if (row >= ${uword(NW.n)}) { return; }
-  let count = ${uword(NW.O)} * ${uword(NW.K)};
+  if (row >= u.n) { return; }
+  let count = u.O * u.K;
   ${body}
 }
 `;
@@ -158,7 +162,7 @@ export function normGradInputKernel(weight: 'inner' | 'outer' | 'none'): { wgsl:
   const body = `let r = ${load('rstd', 's')};
   let xhat = (${load('x', 'i')} - ${load('mean', 's')}) * r;
   let gw = ${load('g', 'i')}${weight === 'inner' ? ` * ${load('w', 'c')}` : ''};
-  out[i] = r * (gw - (${load('s1', 's')} + xhat * ${load('s2', 's')}) * bitcast<f32>(${uword(NW.invM)}))${weight === 'outer' ? ` * ${load('w', 'c')}` : ''};`;
+  out[i] = r * (gw - (${load('s1', 's')} + xhat * ${load('s2', 's')}) * u.invM)${weight === 'outer' ? ` * ${load('w', 'c')}` : ''};`;
   return { wgsl: elementwiseShell(inputs, entry, body), entry, inputs };
 }
 
@@ -167,7 +171,7 @@ function elementwiseShell(inputs: NormInput[], entry: string, body: string): str
 @compute @workgroup_size(${WORKGROUP})
 fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let i = ${LINEAR_GROUP} * ${WORKGROUP}u + lid;
-  if (i >= ${uword(NW.n)}) { return; }
+  if (i >= u.n) { return; }
   ${decode('i')}
   ${body}
 }

@@ -5,7 +5,8 @@
 //   momentum: buf = d on the first step, else buf = momentum * buf + (1 - dampening) * d
 //             d = nesterov ? d + momentum * buf : buf
 //   p -= lr * d
-import { LINEAR_GROUP, WORKGROUP, uniformDecl, uword } from './common.js';
+import { LINEAR_GROUP, WORKGROUP } from './common.js';
+import { uniformBlock } from './uniforms.js';
 
 /** Compile-time variant of the SGD kernel (each flag removes work rather than multiplying by 0). */
 export interface SgdVariant {
@@ -15,41 +16,52 @@ export interface SgdVariant {
   maximize: boolean;
 }
 
-export const SGD_UNIFORM_WORDS = 9;
+/**
+ * keep = 1 - dampening; first = 1 when the momentum buffer is initialised from d. Offsets in
+ * elements (bufOffset 0 without momentum).
+ */
+export const SGD_UNIFORMS = uniformBlock('sgd', {
+  n: 'u32',
+  pOffset: 'u32',
+  gOffset: 'u32',
+  bufOffset: 'u32',
+  lr: 'f32',
+  momentum: 'f32',
+  keep: 'f32',
+  weightDecay: 'f32',
+  first: 'u32',
+});
 
 /** Consecutive elements each invocation updates (dispatch ceil(n / (WORKGROUP * SGD_PER_THREAD))). */
 export const SGD_PER_THREAD = 4;
 
 /**
- * Uniform words: n, pOffset, gOffset, bufOffset, lr (f32), momentum (f32), 1 - dampening (f32),
- * weightDecay (f32), first (u32: 1 when the momentum buffer is initialised from d).
  * Bindings: 1 = param (read_write), 2 = grad (read), 3 = momentum buffer (read_write, momentum only).
  */
 export function sgdKernel(v: SgdVariant): { wgsl: string; entry: string } {
   if (v.nesterov && !v.momentum) throw new Error('sgdKernel: nesterov needs momentum');
-  const f = (k: number): string => `bitcast<f32>(${uword(k)})`;
-  const body: string[] = [`var d = ${v.maximize ? '-' : ''}g[${uword(2)} + i];`, `let pi = ${uword(1)} + i;`];
-  if (v.weightDecay) body.push(`d = d + ${f(7)} * p[pi];`);
+  const body: string[] = [`var d = ${v.maximize ? '-' : ''}g[u.gOffset + i];`, `let pi = u.pOffset + i;`];
+  if (v.weightDecay) body.push(`d = d + u.weightDecay * p[pi];`);
   if (v.momentum) {
     body.push(
-      `let bi = ${uword(3)} + i;`,
+      `let bi = u.bufOffset + i;`,
       // The first step copies d into the buffer (torch clones the gradient), so no garbage is read.
       `var b = d;`,
-      `if (${uword(8)} == 0u) { b = buf[bi] * ${f(5)} + ${f(6)} * d; }`,
+      `if (u.first == 0u) { b = buf[bi] * u.momentum + u.keep * d; }`,
       `buf[bi] = b;`,
-      v.nesterov ? `d = d + ${f(5)} * b;` : `d = b;`,
+      v.nesterov ? `d = d + u.momentum * b;` : `d = b;`,
     );
   }
-  body.push(`p[pi] = p[pi] - ${f(4)} * d;`);
+  body.push(`p[pi] = p[pi] - u.lr * d;`);
   const entry = `sgd${v.momentum ? '_momentum' : ''}${v.nesterov ? '_nesterov' : ''}${v.weightDecay ? '_wd' : ''}${v.maximize ? '_max' : ''}`;
-  const wgsl = `${uniformDecl(Math.ceil(SGD_UNIFORM_WORDS / 4))}
+  const wgsl = `${SGD_UNIFORMS.wgsl}
 @group(0) @binding(1) var<storage, read_write> p: array<f32>;
 @group(0) @binding(2) var<storage, read> g: array<f32>;
 ${v.momentum ? '@group(0) @binding(3) var<storage, read_write> buf: array<f32>;' : ''}
 @compute @workgroup_size(${WORKGROUP})
 fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let i0 = (${LINEAR_GROUP} * ${WORKGROUP}u + lid) * ${SGD_PER_THREAD}u;
-  for (var i = i0; i < min(i0 + ${SGD_PER_THREAD}u, ${uword(0)}); i++) {
+  for (var i = i0; i < min(i0 + ${SGD_PER_THREAD}u, u.n); i++) {
     ${body.join('\n    ')}
   }
 }

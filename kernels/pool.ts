@@ -4,7 +4,8 @@
 // or when it is NaN). The argmax is stored as the flat index h*W + w within the input plane, as
 // torch's return_indices gives. The backward is a gather (no atomics): each input element sums
 // the gradients of the outputs whose argmax it is; at most one window offset per output can hit it.
-import { F32_BITS, LINEAR_GROUP, WORKGROUP, uniformDecl, uword, type RefTensor } from './common.js';
+import { F32_BITS, LINEAR_GROUP, WORKGROUP, type RefTensor } from './common.js';
+import { uniformBlock } from './uniforms.js';
 
 export interface Pool2d {
   kH: number;
@@ -26,17 +27,33 @@ export function poolOutputSize(inSize: number, k: number, s: number, p: number, 
   return out;
 }
 
-/** Uniform words: n (threads), H, W, OH, OW, kH, kW, sH, sW, pH, pW, dH, dW, offset of x or g, offset of indices. */
-export const POOL_WORDS = 15;
+/** n: threads; offset: of x (forward) or g (backward); idxOffset: of the indices (backward). */
+export const POOL_UNIFORMS = uniformBlock('max_pool2d', {
+  n: 'u32',
+  H: 'u32',
+  W: 'u32',
+  OH: 'u32',
+  OW: 'u32',
+  kH: 'u32',
+  kW: 'u32',
+  sH: 'u32',
+  sW: 'u32',
+  pH: 'u32',
+  pW: 'u32',
+  dH: 'u32',
+  dW: 'u32',
+  offset: 'u32',
+  idxOffset: 'u32',
+});
 
 /**
  * 'forward': one thread per output: out[i] = window max, idx[i] = its flat input index.
  * 'backward': one thread per input element: gx[i] = sum of g over the outputs whose index is i.
  */
 export function maxPool2dKernel(dir: 'forward' | 'backward'): { wgsl: string; entry: string } {
-  const [n, H, W, OH, OW, kH, kW, sH, sW, pH, pW, dH, dW, off, idxOff] = Array.from({ length: POOL_WORDS }, (_, k) => uword(k));
+  const { n, H, W, OH, OW, kH, kW, sH, sW, pH, pW, dH, dW, offset: off, idxOffset: idxOff } = POOL_UNIFORMS.ref;
   const entry = `max_pool2d_${dir}`;
-  const shell = (decls: string, body: string): string => `${uniformDecl(Math.ceil(POOL_WORDS / 4))}
+  const shell = (decls: string, body: string): string => `${POOL_UNIFORMS.wgsl}
 ${F32_BITS}
 // Bit test: compilers may fold v != v away under fast-math assumptions.
 fn is_nan(v: f32) -> bool { return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u; }

@@ -1,7 +1,8 @@
 // Row reductions: out[r] = reduce_k x[offset + r*rowStride + k*elemStride] for r < M, k < R.
 // Any-axes reductions are lowered to this by permuting the reduced axes last (engine/ops/reduce.ts).
 // Long rows get a workgroup each (tree in workgroup memory); short rows get one thread each.
-import { F32_BITS, LINEAR_GROUP, WORKGROUP, isTreeWidth, uniformDecl, uword, type RefTensor } from './common.js';
+import { F32_BITS, LINEAR_GROUP, WORKGROUP, isTreeWidth, type RefTensor } from './common.js';
+import { uniformBlock } from './uniforms.js';
 import type { WType } from './elementwise.js';
 
 export type ReduceOp = 'sum' | 'max' | 'min' | 'argmax' | 'argmin';
@@ -29,7 +30,10 @@ const INIT: Record<ReduceOp, (t: WType) => string> = {
   argmin: (t) => INIT.min(t),
 };
 
-/** Uniform words: M, R, offset, rowStride, elemStride. Long rows: a workgroup of `wg` invocations each. */
+/** M rows of R elements each: x[offset + row * rowStride + k * elemStride]. */
+export const REDUCE_UNIFORMS = uniformBlock('reduce', { M: 'u32', R: 'u32', offset: 'u32', rowStride: 'u32', elemStride: 'u32' });
+
+/** Long rows: a workgroup of `wg` invocations each. */
 export function reduceKernel(op: ReduceOp, type: WType, shortRows: boolean, wg: number = WORKGROUP): { wgsl: string; entry: string } {
   if (!shortRows && !isTreeWidth(wg)) throw new Error(`reduceKernel: workgroup size ${wg} is not a power of two in [2, 256]`);
   const arg = op === 'argmax' || op === 'argmin';
@@ -41,12 +45,12 @@ export function reduceKernel(op: ReduceOp, type: WType, shortRows: boolean, wg: 
     op === 'sum' ? `${acc} = ${acc} + ${v};` : `if (${v} ${better} ${acc} || nan_t(${v})) { ${acc} = ${v}; }`;
   // NaN test by bits: lavapipe (LLVM) folds v != v to false, which lost NaNs in max/min/argmax.
   const nanFn = type === 'f32' ? 'return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;' : 'return false;';
-  const head = `${uniformDecl(2)}
+  const head = `${REDUCE_UNIFORMS.wgsl}
 ${F32_BITS}
 fn nan_t(v: ${type}) -> bool { ${nanFn} }
 @group(0) @binding(1) var<storage, read> x: array<${type}>;
 @group(0) @binding(2) var<storage, read_write> out: array<${outType}>;`;
-  const load = `x[${uword(2)} + row * ${uword(3)} + k * ${uword(4)}]`;
+  const load = 'x[u.offset + row * u.rowStride + k * u.elemStride]';
   if (shortRows) {
     return {
       entry,
@@ -54,10 +58,10 @@ fn nan_t(v: ${type}) -> bool { ${nanFn} }
 @compute @workgroup_size(${WORKGROUP})
 fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let row = ${LINEAR_GROUP} * ${WORKGROUP}u + lid;
-  if (row >= ${uword(0)}) { return; }
+  if (row >= u.M) { return; }
   var acc: ${type} = ${INIT[op](type)};
   var best: i32 = 0;
-  for (var k = 0u; k < ${uword(1)}; k++) {
+  for (var k = 0u; k < u.R; k++) {
     let v = ${load};
     ${arg ? `if (v ${better} acc || (nan_t(v) && !nan_t(acc))) { acc = v; best = i32(k); }` : combine('acc', 'v')}
   }
@@ -76,8 +80,8 @@ fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
   let row = ${LINEAR_GROUP};
   var acc: ${type} = ${INIT[op](type)};
   var best: i32 = 2147483647;
-  if (row < ${uword(0)}) {
-    for (var k = lid; k < ${uword(1)}; k += ${wg}u) {
+  if (row < u.M) {
+    for (var k = lid; k < u.R; k += ${wg}u) {
       let v = ${load};
       ${arg ? `if (v ${better} acc || (nan_t(v) && !nan_t(acc)) || best == 2147483647) { acc = v; best = i32(k); }` : combine('acc', 'v')}
     }
@@ -100,7 +104,7 @@ fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     }
     workgroupBarrier();
   }
-  if (lid == 0u && row < ${uword(0)}) { out[row] = ${arg ? 'si[0]' : 'sv[0]'}; }
+  if (lid == 0u && row < u.M) { out[row] = ${arg ? 'si[0]' : 'sv[0]'}; }
 }
 `,
   };

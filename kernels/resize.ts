@@ -10,7 +10,8 @@
 // Backward is a gather (no atomics): each input element finds the few outputs that can read it
 // from the inverse of the index map, then re-evaluates the forward's own index function on them,
 // so the gradient is the exact transpose of the forward.
-import { LINEAR_GROUP, WORKGROUP, uniformDecl, uword, type RefTensor } from './common.js';
+import { LINEAR_GROUP, WORKGROUP, type RefTensor } from './common.js';
+import { uniformBlock } from './uniforms.js';
 
 export type ResizeMode = 'nearest' | 'bilinear';
 
@@ -38,11 +39,21 @@ export function linearSource(dst: number, scale: number, alignCorners: boolean, 
   return { i0, i1: i0 < inSize - 1 ? i0 + 1 : i0, w0: 1 - w1, w1 };
 }
 
-/** Uniform words: n (threads), H, W, OH, OW, scaleH (f32), scaleW (f32), alignCorners, offset of x or g. */
-export const RESIZE_WORDS = 9;
+/** n: threads; alignCorners: 0 or 1; offset: of x (forward) or g (backward). */
+export const RESIZE_UNIFORMS = uniformBlock('interpolate', {
+  n: 'u32',
+  H: 'u32',
+  W: 'u32',
+  OH: 'u32',
+  OW: 'u32',
+  scaleH: 'f32',
+  scaleW: 'f32',
+  alignCorners: 'u32',
+  offset: 'u32',
+});
 
 export function resizeKernel(mode: ResizeMode, dir: 'forward' | 'backward'): { wgsl: string; entry: string } {
-  const [n, H, W, OH, OW, scaleH, scaleW, align, off] = Array.from({ length: RESIZE_WORDS }, (_, k) => uword(k));
+  const { n, H, W, OH, OW, scaleH, scaleW, alignCorners: align, offset: off } = RESIZE_UNIFORMS.ref;
   const entry = `interpolate_${mode}_${dir}`;
   const helpers = `fn near_src(d: u32, scale: f32, n: u32) -> u32 {
   return min(u32(floor(f32(d) * scale)), n - 1u);
@@ -82,15 +93,15 @@ fn candidates(i: u32, n: u32, nOut: u32, scale: f32) -> vec2<u32> {
   if (i == n - 1u) { b = nOut - 1u; }
   return vec2<u32>(a, b);
 }`;
-  const shell = (decls: string, body: string): string => `${uniformDecl(Math.ceil(RESIZE_WORDS / 4))}
+  const shell = (decls: string, body: string): string => `${RESIZE_UNIFORMS.wgsl}
 ${decls}
 ${helpers}
 @compute @workgroup_size(${WORKGROUP})
 fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let i = ${LINEAR_GROUP} * ${WORKGROUP}u + lid;
   if (i >= ${n}) { return; }
-  let sh = bitcast<f32>(${scaleH});
-  let sw = bitcast<f32>(${scaleW});
+  let sh = ${scaleH};
+  let sw = ${scaleW};
   ${body}
 }
 `;

@@ -11,12 +11,8 @@
 // so pooling all boxes of all levels is one dispatch and the output is in the original box order. The
 // backward scatters the merged weights into the input gradient with a float atomic add
 // (compare-exchange loop on the bit pattern), since bins of different boxes read the same pixels.
-import { F32_BITS, LINEAR_GROUP, WORKGROUP, uniformDecl, uword, type RefTensor } from './common.js';
-
-/** Uniform words before the per-level block. */
-const HEAD = 8;
-/** Words per level: H, W, spatial scale (f32 bits), feature offset. */
-const PER_LEVEL = 4;
+import { F32_BITS, LINEAR_GROUP, WORKGROUP, type RefTensor } from './common.js';
+import { blockVariants, uniformBlock } from './uniforms.js';
 
 export interface RoiAlignParams {
   pooledH: number;
@@ -33,15 +29,44 @@ export interface RoiLevel {
   offset: number;
 }
 
-/** Uniform words: invocations, K, C, PH, PW, sampling (i32), aligned, boxes offset, then per level H, W, scale, offset. */
-export function roiAlignUniformWords(n: number, K: number, C: number, p: RoiAlignParams, boxesOffset: number, levels: readonly RoiLevel[]): { u: number[]; f: Set<number> } {
-  const u = [n, K, C, p.pooledH, p.pooledW, p.samplingRatio | 0, p.aligned ? 1 : 0, boxesOffset];
-  const f = new Set<number>();
-  for (const l of levels) {
-    f.add(u.length + 2);
-    u.push(l.shape[2]!, l.shape[3]!, l.scale, l.offset);
-  }
-  return { u, f };
+/**
+ * The RoIAlign uniforms for `nLevels` feature maps: n invocations, K boxes, C channels, the pooled
+ * size, the sampling ratio, aligned (0 or 1), the boxes' offset, then each level's H, W, spatial
+ * scale and feature offset.
+ */
+export const roiAlignUniforms = blockVariants((nLevels: number) =>
+  uniformBlock(`roi_align${nLevels}`, {
+    n: 'u32',
+    K: 'u32',
+    C: 'u32',
+    PH: 'u32',
+    PW: 'u32',
+    samplingRatio: 'i32',
+    aligned: 'u32',
+    boxesOffset: 'u32',
+    levelH: ['u32', nLevels],
+    levelW: ['u32', nLevels],
+    levelScale: ['f32', nLevels],
+    levelOffset: ['u32', nLevels],
+  }),
+);
+
+/** roiAlignUniforms' bytes for these levels. */
+export function packRoiAlignUniforms(n: number, K: number, C: number, p: RoiAlignParams, boxesOffset: number, levels: readonly RoiLevel[]): Uint32Array {
+  return roiAlignUniforms(levels.length).pack({
+    n,
+    K,
+    C,
+    PH: p.pooledH,
+    PW: p.pooledW,
+    samplingRatio: p.samplingRatio,
+    aligned: p.aligned ? 1 : 0,
+    boxesOffset,
+    levelH: levels.map((l) => l.shape[2]!),
+    levelW: levels.map((l) => l.shape[3]!),
+    levelScale: levels.map((l) => l.scale),
+    levelOffset: levels.map((l) => l.offset),
+  });
 }
 
 /**
@@ -59,20 +84,20 @@ export function roiChannels(backward: boolean): number {
 // and the sampling taps along one axis.
 const GEOMETRY = `struct Geom { sw: f32, sh: f32, bw: f32, bh: f32, gh: i32, gw: i32, count: f32, batch: u32 }
 fn roi_geom(k: u32, scale: f32) -> Geom {
-  let b = ${uword(7)} + k * 5u;
-  let offset = select(0.0, 0.5, ${uword(6)} != 0u);
+  let b = u.boxesOffset + k * 5u;
+  let offset = select(0.0, 0.5, u.aligned != 0u);
   let sw = boxes[b + 1u] * scale - offset;
   let sh = boxes[b + 2u] * scale - offset;
   let ew = boxes[b + 3u] * scale - offset;
   let eh = boxes[b + 4u] * scale - offset;
   var rw = ew - sw;
   var rh = eh - sh;
-  if (${uword(6)} == 0u) { rw = max(rw, 1.0); rh = max(rh, 1.0); }
-  let ph = f32(${uword(3)});
-  let pw = f32(${uword(4)});
+  if (u.aligned == 0u) { rw = max(rw, 1.0); rh = max(rh, 1.0); }
+  let ph = f32(u.PH);
+  let pw = f32(u.PW);
   let bh = rh / ph;
   let bw = rw / pw;
-  let sr = bitcast<i32>(${uword(5)});
+  let sr = u.samplingRatio;
   let gh = select(i32(ceil(rh / ph)), sr, sr > 0);
   let gw = select(i32(ceil(rw / pw)), sr, sr > 0);
   let count = f32(max(gh * gw, 1));
@@ -134,9 +159,6 @@ fn taps(lo: f32, bin: f32, g: i32, s0: i32, n: u32) -> Taps {
 fn pick_i(t: Taps, e: i32) -> i32 { return select(t.ia[e & 3], t.ib[e & 3], e >= 4); }
 fn pick_w(t: Taps, e: i32) -> f32 { return select(t.wa[e & 3], t.wb[e & 3], e >= 4); }`;
 
-function levelWord(l: number, k: number): string {
-  return uword(HEAD + l * PER_LEVEL + k);
-}
 
 const range = (n: number): number[] => Array.from({ length: n }, (_, j) => j);
 
@@ -146,15 +168,16 @@ const range = (n: number): number[] => Array.from({ length: n }, (_, j) => j);
  * on lavapipe every buffer load is a loop over the SIMD lanes, so loads set the speed). One copy of
  * the visit code (the backward's atomics are large), loops with run-time bounds over vec4-packed taps.
  */
-function levelBody(l: number, backward: boolean, cb: number): string {
+function levelBody(nLevels: number, l: number, backward: boolean, cb: number): string {
+  const U = roiAlignUniforms(nLevels);
   const visit = range(cb)
     .map((j) => (backward ? `add${l}(b${j} + p, w * go${j});` : `a${j} += w * f${l}[b${j} + p];`))
     .join('\n            ');
-  return `let g = roi_geom(k, bitcast<f32>(${levelWord(l, 2)}));
-    let H = ${levelWord(l, 0)};
-    let W = ${levelWord(l, 1)};
+  return `let g = roi_geom(k, ${U.at('levelScale', l)});
+    let H = ${U.at('levelH', l)};
+    let W = ${U.at('levelW', l)};
     let plane = H * W;
-    let base = ${levelWord(l, 3)} + g.batch * C * plane;
+    let base = ${U.at('levelOffset', l)} + g.batch * C * plane;
     ${range(cb).map((j) => `let b${j} = base + ch${j} * plane;`).join(' ')}
     ${backward ? range(cb).map((j) => `let go${j} = gv${j} / g.count;`).join(' ') : 'cnt = g.count;'}
     let ylo = g.sh + f32(ph) * g.bh;
@@ -211,14 +234,14 @@ export function roiAlignKernel(nLevels: number, backward: boolean, cb = roiChann
   }
   if (!backward) decls.push(`@group(0) @binding(${binding++}) var<storage, read_write> out: array<f32>;`);
   let dispatchLevel: string;
-  if (nLevels === 1) dispatchLevel = `{\n    ${levelBody(0, backward, cb)}\n  }`;
+  if (nLevels === 1) dispatchLevel = `{\n    ${levelBody(1, 0, backward, cb)}\n  }`;
   else {
-    const cases = range(nLevels).map((l) => `case ${l}: {\n    ${levelBody(l, backward, cb)}\n  }`);
+    const cases = range(nLevels).map((l) => `case ${l}: {\n    ${levelBody(nLevels, l, backward, cb)}\n  }`);
     dispatchLevel = `switch (lvl[k]) {\n  ${cases.join('\n  ')}\n  default: {}\n  }`;
   }
   const js = range(cb);
   const entry = `roi_align_${backward ? 'backward' : 'forward'}_l${nLevels}_c${cb}`;
-  const wgsl = `${uniformDecl(Math.ceil((HEAD + nLevels * PER_LEVEL) / 4))}
+  const wgsl = `${roiAlignUniforms(nLevels).wgsl}
 ${decls.join('\n')}
 ${F32_BITS}
 ${GEOMETRY}
@@ -226,10 +249,10 @@ ${adds.join('\n')}
 @compute @workgroup_size(${WORKGROUP})
 fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let i = ${LINEAR_GROUP} * ${WORKGROUP}u + lid;
-  if (i >= ${uword(0)}) { return; }
-  let C = ${uword(2)};
-  let PH = ${uword(3)};
-  let PW = ${uword(4)};
+  if (i >= u.n) { return; }
+  let C = u.C;
+  let PH = u.PH;
+  let PW = u.PW;
   let nb = (C + ${cb - 1}u) / ${cb}u;
   let c0 = (i % nb) * ${cb}u;
   let t = i / nb;
@@ -253,7 +276,7 @@ fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
   return { wgsl, entry };
 }
 
-/** Invocations of roiAlignKernel for K boxes, C channels, PH x PW bins (uniform word 0). */
+/** Invocations of roiAlignKernel for K boxes, C channels, PH x PW bins (the uniform n). */
 export function roiAlignInvocations(K: number, C: number, p: RoiAlignParams, cb: number): number {
   return K * p.pooledH * p.pooledW * Math.ceil(C / cb);
 }
@@ -269,26 +292,38 @@ export interface LevelMapperParams {
   variant: 'torchvision' | 'detectron2';
 }
 
-/** Uniform words: K, boxes offset, box row stride (4 or 5), first coordinate column, kMin, kMax (i32), s0, l0, eps (f32). */
+/** K boxes; cols: box row stride (4 or 5); first: first coordinate column; s0, l0: canonical scale and level. */
+export const LEVEL_MAPPER_UNIFORMS = uniformBlock('map_levels', {
+  K: 'u32',
+  boxesOffset: 'u32',
+  cols: 'u32',
+  first: 'u32',
+  kMin: 'i32',
+  kMax: 'i32',
+  s0: 'f32',
+  l0: 'f32',
+  eps: 'f32',
+});
+
 export function levelMapperKernel(variant: LevelMapperParams['variant']): { wgsl: string; entry: string } {
   const expr = variant === 'torchvision' ? 'l0 + log2(s / s0) + eps' : 'l0 + log2(s / s0 + eps)';
   const arg = variant === 'torchvision' ? 's / s0' : 's / s0 + eps';
   const entry = `map_levels_${variant}`;
   return {
     entry,
-    wgsl: `${uniformDecl(3)}
+    wgsl: `${LEVEL_MAPPER_UNIFORMS.wgsl}
 @group(0) @binding(1) var<storage, read> boxes: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<i32>;
 @compute @workgroup_size(${WORKGROUP})
 fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let i = ${LINEAR_GROUP} * ${WORKGROUP}u + lid;
-  if (i >= ${uword(0)}) { return; }
-  let b = ${uword(1)} + i * ${uword(2)} + ${uword(3)};
-  let kmin = bitcast<i32>(${uword(4)});
-  let kmax = bitcast<i32>(${uword(5)});
-  let s0 = bitcast<f32>(${uword(6)});
-  let l0 = bitcast<f32>(${uword(7)});
-  let eps = bitcast<f32>(${uword(8)});
+  if (i >= u.K) { return; }
+  let b = u.boxesOffset + i * u.cols + u.first;
+  let kmin = u.kMin;
+  let kmax = u.kMax;
+  let s0 = u.s0;
+  let l0 = u.l0;
+  let eps = u.eps;
   let s = sqrt((boxes[b + 2u] - boxes[b]) * (boxes[b + 3u] - boxes[b + 1u]));
   var level = kmin;
   // log2 of 0 (zero-area box) is -inf in torch, so the box clamps to kMin; a negative area gives

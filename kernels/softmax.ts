@@ -4,7 +4,8 @@
 // Forward and backward are the same shape of computation (one or two row reductions, then an
 // elementwise write), so all four variants are generated from one table. Long rows get a
 // workgroup each (tree reductions in workgroup memory); short rows get one thread each.
-import { F32_BITS, LINEAR_GROUP, WORKGROUP, uniformDecl, uword, type RefTensor } from './common.js';
+import { F32_BITS, LINEAR_GROUP, WORKGROUP, type RefTensor } from './common.js';
+import { uniformBlock } from './uniforms.js';
 
 export type SoftmaxMode = 'softmax' | 'log_softmax' | 'softmax_grad' | 'log_softmax_grad';
 
@@ -59,21 +60,21 @@ const SPECS: Record<SoftmaxMode, ModeSpec> = {
 const INIT = { max: 'f32_bits(0xff800000u)', sum: '0.0' };
 const COMBINE = { max: (acc: string, v: string) => `max(${acc}, ${v})`, sum: (acc: string, v: string) => `${acc} + ${v}` };
 
-/**
- * Uniform words: M (rows), N (row length), inner, offsetA, offsetB (unused for forward).
- * Inputs and the output are dense [outer, N, inner]; the output is written at offset 0.
- */
+/** rows = outer * inner; n: the softmax dim's length; bOffset: 0 for the one-input modes. */
+export const SOFTMAX_UNIFORMS = uniformBlock('softmax', { rows: 'u32', n: 'u32', inner: 'u32', aOffset: 'u32', bOffset: 'u32' });
+
+/** Inputs and the output are dense [outer, N, inner]; the output is written at offset 0. */
 export function softmaxKernel(mode: SoftmaxMode, shortRows: boolean): { wgsl: string; entry: string } {
   const spec = SPECS[mode];
   const entry = `${mode}_${shortRows ? 'short' : 'wg'}`;
   const loads = (k: string): string =>
-    `let a = in0[${uword(3)} + base + ${k} * inner];` + (spec.inputs === 2 ? ` let b = in1[${uword(4)} + base + ${k} * inner];` : '');
+    `let a = in0[u.aOffset + base + ${k} * inner];` + (spec.inputs === 2 ? ` let b = in1[u.bOffset + base + ${k} * inner];` : '');
   const decls =
     `@group(0) @binding(1) var<storage, read> in0: array<f32>;\n` +
     (spec.inputs === 2 ? `@group(0) @binding(2) var<storage, read> in1: array<f32>;\n` : '') +
     `@group(0) @binding(${spec.inputs + 1}) var<storage, read_write> out: array<f32>;`;
-  const rowSetup = `let n = ${uword(1)};
-  let inner = ${uword(2)};
+  const rowSetup = `let n = u.n;
+  let inner = u.inner;
   let base = (row / inner) * n * inner + row % inner;`;
   const write = (k: string): string => `${loads(k)} out[base + ${k} * inner] = ${spec.out};`;
 
@@ -84,13 +85,13 @@ export function softmaxKernel(mode: SoftmaxMode, shortRows: boolean): { wgsl: st
       .join('\n  ');
     return {
       entry,
-      wgsl: `${uniformDecl(2)}
+      wgsl: `${SOFTMAX_UNIFORMS.wgsl}
 ${F32_BITS}
 ${decls}
 @compute @workgroup_size(${WORKGROUP})
 fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let row = ${LINEAR_GROUP} * ${WORKGROUP}u + lid;
-  if (row >= ${uword(0)}) { return; }
+  if (row >= u.rows) { return; }
   ${rowSetup}
   ${passes}
   for (var k = 0u; k < n; k++) { ${write('k')} }
@@ -121,7 +122,7 @@ fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     .join('\n');
   return {
     entry,
-    wgsl: `${uniformDecl(2)}
+    wgsl: `${SOFTMAX_UNIFORMS.wgsl}
 ${F32_BITS}
 ${decls}
 var<workgroup> sv: array<f32, ${WORKGROUP}>;
@@ -129,7 +130,7 @@ ${reducers}
 @compute @workgroup_size(${WORKGROUP})
 fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let row = ${LINEAR_GROUP};
-  if (row >= ${uword(0)}) { return; }
+  if (row >= u.rows) { return; }
   ${rowSetup}
   ${passes}
   for (var k = lid; k < n; k += ${WORKGROUP}u) { ${write('k')} }

@@ -4,7 +4,8 @@
 // the result is the stable order (torch.sort(stable=True)); NaN sorts as the largest value, as in
 // torch. Steps with a compare distance below BLOCK run inside one workgroup in shared memory; the
 // longer ones run one dispatch per step.
-import { LINEAR_GROUP, WORKGROUP, uniformDecl, uword } from './common.js';
+import { LINEAR_GROUP, WORKGROUP } from './common.js';
+import { uniformBlock } from './uniforms.js';
 
 /** Elements per workgroup block (two per thread). */
 export const SORT_BLOCK = 2 * WORKGROUP;
@@ -19,60 +20,65 @@ export function sortPadded(n: number): number {
 // Pairs are ordered by (rank, index) ascending; padding is (0xffffffff, 0xffffffff), always last.
 const LESS = `fn less(a: vec2<u32>, b: vec2<u32>) -> bool { return (a.x < b.x) | ((a.x == b.x) & (a.y < b.y)); }`;
 
-/**
- * Init: kv[row*P + i] = (rank(x[off + row*n + i]), i), padding beyond n.
- * Uniform words: rows*P, P, n, x offset, descending.
- */
+/** count = rows*P threads; descending is 0 or 1. */
+export const SORT_INIT_UNIFORMS = uniformBlock('sort_init', { count: 'u32', P: 'u32', n: 'u32', xOffset: 'u32', descending: 'u32' });
+/** count = rows*P/2 pairs; one compare-exchange step (k, j). */
+export const SORT_STEP_UNIFORMS = uniformBlock('sort_step', { count: 'u32', P: 'u32', k: 'u32', j: 'u32' });
+/** k is the merge stage ('merge' mode only; 0 for 'sort'). */
+export const SORT_LOCAL_UNIFORMS = uniformBlock('sort_local', { P: 'u32', k: 'u32' });
+/** count = rows*k outputs. */
+export const SORT_OUTPUT_UNIFORMS = uniformBlock('sort_output', { count: 'u32', k: 'u32', P: 'u32', n: 'u32', xOffset: 'u32' });
+/** count = rows*k gradients. */
+export const SORT_SCATTER_UNIFORMS = uniformBlock('sort_scatter', { count: 'u32', k: 'u32', n: 'u32' });
+
+/** Init: kv[row*P + i] = (rank(x[off + row*n + i]), i), padding beyond n. */
 export function sortInitKernel(): { wgsl: string; entry: string } {
   const entry = 'sort_init';
   return {
     entry,
-    wgsl: `${uniformDecl(2)}
+    wgsl: `${SORT_INIT_UNIFORMS.wgsl}
 @group(0) @binding(1) var<storage, read> x: array<u32>;
 @group(0) @binding(2) var<storage, read_write> kv: array<vec2<u32>>;
 @compute @workgroup_size(${WORKGROUP})
 fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let t = ${LINEAR_GROUP} * ${WORKGROUP}u + lid;
-  if (t >= ${uword(0)}) { return; }
-  let P = ${uword(1)};
-  let n = ${uword(2)};
+  if (t >= u.count) { return; }
+  let P = u.P;
+  let n = u.n;
   let row = t / P;
   let i = t % P;
   if (i >= n) { kv[t] = vec2<u32>(0xffffffffu, 0xffffffffu); return; }
-  var b = x[${uword(3)} + row * n + i];
+  var b = x[u.xOffset + row * n + i];
   if ((b & 0x7fffffffu) > 0x7f800000u) { b = 0x7fc00000u; }  // one NaN, the largest
   if (b == 0x80000000u) { b = 0u; }                         // -0 == +0
   // Flip so unsigned order is float order: negatives reversed below positives.
   var r = select(b ^ 0x80000000u, ~b, (b & 0x80000000u) != 0u);
-  if (${uword(4)} != 0u) { r = ~r; }
+  if (u.descending != 0u) { r = ~r; }
   kv[t] = vec2<u32>(r, i);
 }
 `,
   };
 }
 
-/**
- * One compare-exchange step (k, j) with j >= BLOCK, one thread per pair.
- * Uniform words: rows*P/2, P, k, j.
- */
+/** One compare-exchange step (k, j) with j >= BLOCK, one thread per pair. */
 export function sortStepKernel(): { wgsl: string; entry: string } {
   const entry = 'sort_step';
   return {
     entry,
-    wgsl: `${uniformDecl(1)}
+    wgsl: `${SORT_STEP_UNIFORMS.wgsl}
 @group(0) @binding(1) var<storage, read_write> kv: array<vec2<u32>>;
 ${LESS}
 @compute @workgroup_size(${WORKGROUP})
 fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let t = ${LINEAR_GROUP} * ${WORKGROUP}u + lid;
-  if (t >= ${uword(0)}) { return; }
-  let half = ${uword(1)} / 2u;
-  let k = ${uword(2)};
-  let j = ${uword(3)};
+  if (t >= u.count) { return; }
+  let half = u.P / 2u;
+  let k = u.k;
+  let j = u.j;
   let row = t / half;
   let q = t - row * half;
   let lo = ((q & ~(j - 1u)) << 1u) | (q & (j - 1u)); // j is a power of two
-  let a = row * ${uword(1)} + lo;
+  let a = row * u.P + lo;
   let ascending = (lo & k) == 0u;
   let x = kv[a];
   let y = kv[a + j];
@@ -86,7 +92,7 @@ fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
 
 /**
  * In-workgroup steps over a block of BLOCK pairs. mode 'sort': all stages k = 2..BLOCK;
- * 'merge': stage k (uniform) for j = BLOCK/2 .. 1. Uniform words: P, k.
+ * 'merge': stage k (uniform) for j = BLOCK/2 .. 1.
  */
 export function sortLocalKernel(mode: 'sort' | 'merge'): { wgsl: string; entry: string } {
   const entry = `sort_local_${mode}`;
@@ -95,10 +101,10 @@ export function sortLocalKernel(mode: 'sort' | 'merge'): { wgsl: string; entry: 
       ? `for (var k = 2u; k <= ${SORT_BLOCK}u; k = k << 1u) {
     for (var j = k >> 1u; j > 0u; j = j >> 1u) { step(lid, start, k, j); }
   }`
-      : `for (var j = ${SORT_BLOCK / 2}u; j > 0u; j = j >> 1u) { step(lid, start, ${uword(1)}, j); }`;
+      : `for (var j = ${SORT_BLOCK / 2}u; j > 0u; j = j >> 1u) { step(lid, start, u.k, j); }`;
   return {
     entry,
-    wgsl: `${uniformDecl(1)}
+    wgsl: `${SORT_LOCAL_UNIFORMS.wgsl}
 @group(0) @binding(1) var<storage, read_write> kv: array<vec2<u32>>;
 var<workgroup> s: array<vec2<u32>, ${SORT_BLOCK}>;
 ${LESS}
@@ -118,7 +124,7 @@ fn step(lid: u32, start: u32, k: u32, j: u32) {
 fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let block = ${LINEAR_GROUP};
   let base = block * ${SORT_BLOCK}u;
-  let start = base % ${uword(0)};
+  let start = base % u.P;
   s[lid] = kv[base + lid];
   s[lid + ${WORKGROUP}u] = kv[base + lid + ${WORKGROUP}u];
   workgroupBarrier();
@@ -130,15 +136,12 @@ fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
   };
 }
 
-/**
- * The first `k` sorted entries of each row: values (gathered from x) and indices (int32).
- * Uniform words: rows*k, k, P, n, x offset.
- */
+/** The first `k` sorted entries of each row: values (gathered from x) and indices (int32). */
 export function sortOutputKernel(): { wgsl: string; entry: string } {
   const entry = 'sort_output';
   return {
     entry,
-    wgsl: `${uniformDecl(2)}
+    wgsl: `${SORT_OUTPUT_UNIFORMS.wgsl}
 @group(0) @binding(1) var<storage, read> kv: array<vec2<u32>>;
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 @group(0) @binding(3) var<storage, read_write> values: array<f32>;
@@ -146,35 +149,32 @@ export function sortOutputKernel(): { wgsl: string; entry: string } {
 @compute @workgroup_size(${WORKGROUP})
 fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let t = ${LINEAR_GROUP} * ${WORKGROUP}u + lid;
-  if (t >= ${uword(0)}) { return; }
-  let k = ${uword(1)};
+  if (t >= u.count) { return; }
+  let k = u.k;
   let row = t / k;
-  let idx = kv[row * ${uword(2)} + t % k].y;
-  values[t] = x[${uword(4)} + row * ${uword(3)} + idx];
+  let idx = kv[row * u.P + t % k].y;
+  values[t] = x[u.xOffset + row * u.n + idx];
   indices[t] = i32(idx);
 }
 `,
   };
 }
 
-/**
- * Backward of the sorted values: gx[row, idx[row, i]] = g[row, i] (distinct positions; gx zeroed).
- * Uniform words: rows*k, k, n.
- */
+/** Backward of the sorted values: gx[row, idx[row, i]] = g[row, i] (distinct positions; gx zeroed). */
 export function sortScatterKernel(): { wgsl: string; entry: string } {
   const entry = 'sort_scatter';
   return {
     entry,
-    wgsl: `${uniformDecl(1)}
+    wgsl: `${SORT_SCATTER_UNIFORMS.wgsl}
 @group(0) @binding(1) var<storage, read> g: array<f32>;
 @group(0) @binding(2) var<storage, read> indices: array<i32>;
 @group(0) @binding(3) var<storage, read_write> gx: array<f32>;
 @compute @workgroup_size(${WORKGROUP})
 fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let t = ${LINEAR_GROUP} * ${WORKGROUP}u + lid;
-  if (t >= ${uword(0)}) { return; }
-  let row = t / ${uword(1)};
-  gx[row * ${uword(2)} + u32(indices[t])] = g[t];
+  if (t >= u.count) { return; }
+  let row = t / u.k;
+  gx[row * u.n + u32(indices[t])] = g[t];
 }
 `,
   };

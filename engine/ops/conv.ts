@@ -2,9 +2,8 @@
 // kernels/conv-gemm.ts. Three raw dispatchers (forward, input gradient = transposed convolution,
 // weight gradient = split-K GEMM) serve both ops: conv_transpose2d's forward is conv2d's input
 // gradient and its input gradient is conv2d's forward.
-import { spatialKernel, weightGradKernel, pickBlock, SPATIAL_WG, type SpatialSpec, type WeightGradSpec } from '../../kernels/conv-gemm.js';
+import { spatialKernel, weightGradKernel, pickBlock, SPATIAL_WG, SPATIAL_UNIFORMS, WEIGHT_GRAD_UNIFORMS, type SpatialSpec, type WeightGradSpec } from '../../kernels/conv-gemm.js';
 import { convOutSize, convTransposeOutSize, type ConvGeom } from '../../kernels/conv.js';
-import { Uniforms } from '../../kernels/common.js';
 import { getBackend } from '../backend.js';
 import { Tensor, empty, shapeStr } from '../tensor.js';
 import { noGrad, record } from '../autograd.js';
@@ -63,11 +62,12 @@ function dispatchSpatial(mode: 'fwd' | 'bwdInput', g: ConvGeom, src: Tensor, w: 
   const spec: SpatialSpec = { mode, KH: g.KH, KW: g.KW, sh: g.sh, sw: g.sw, ph: g.ph, pw: g.pw, dh: g.dh, dw: g.dw, phase: fwd ? [0, 0] : phase, tm, tn };
   const kernel = cached(JSON.stringify(spec), () => spatialKernel(spec));
   const blocks = Math.ceil(cols / tm), chBlocks = Math.ceil(nc / tn);
-  const u = new Uniforms().u(g.N, srcC, srcH, srcW, dstC, dstH, dstW, kc, nc, rows, blocks, cols, chBlocks, (bias ? 1 : 0) | (relu ? 2 : 0));
+  const flags = (bias ? 1 : 0) | (relu ? 2 : 0);
+  const u = SPATIAL_UNIFORMS.pack({ N: g.N, srcC, srcH, srcW, dstC, dstH, dstW, kc, nc, rows, blocks, cols, chBlocks, flags });
   getBackend().dispatch({
     kernel,
     buffers: [src.storage.buffer, w.storage.buffer, (bias ?? w).storage.buffer, dst.storage.buffer],
-    uniforms: u.bytes(),
+    uniforms: u,
     workgroups: [Math.ceil((g.N * rows * blocks) / SPATIAL_WG), chBlocks, g.groups],
     label: `conv ${mode} ${describe(g)}`,
   });
@@ -112,11 +112,12 @@ export function conv2dWeightGradRaw(dy: Tensor, x: Tensor, g: ConvGeom, splitsOv
   const splits = splitsOverride ?? Math.max(1, Math.min(Math.ceil(WEIGHT_GRAD_TARGET / (base * g.groups)), Math.ceil(rowsTotal / 2), Math.floor(65535 / g.groups)));
   const perSplit = Math.ceil(rowsTotal / splits);
   const run = (out: Tensor): void => {
-    const u = new Uniforms().u(g.N, g.Cin, g.H, g.W, g.Cout, g.OH, g.OW, cinG, coutG, g.KH, splits, perSplit, coBlocks, ciBlocks);
+    const { N, Cin, H, W, Cout, OH, OW, KH } = g;
+    const u = WEIGHT_GRAD_UNIFORMS.pack({ N, Cin, H, W, Cout, OH, OW, cinG, coutG, KH, splits, perSplit, coBlocks, ciBlocks });
     getBackend().dispatch({
       kernel,
       buffers: [dy.storage.buffer, x.storage.buffer, out.storage.buffer],
-      uniforms: u.bytes(),
+      uniforms: u,
       workgroups: [Math.ceil(base / SPATIAL_WG), 1, g.groups * splits],
       label: `conv weight grad ${describe(g)}`,
     });

@@ -1,7 +1,7 @@
 // Data movement built on the strided-copy and fill kernels: fill, copy into a view, pad,
 // concatenation and the zero-padding that slice's backward needs.
-import { stridedCopyKernel, fillKernel } from '../../kernels/copy.js';
-import { Uniforms, grid, WORKGROUP } from '../../kernels/common.js';
+import { stridedCopyKernel, fillKernel, copyUniforms, fillUniforms } from '../../kernels/copy.js';
+import { grid, WORKGROUP } from '../../kernels/common.js';
 import { getBackend } from '../backend.js';
 import { Tensor, empty, shapeStr, WGSL_TYPE, type DType } from '../tensor.js';
 import { record } from '../autograd.js';
@@ -18,13 +18,11 @@ export function fillInPlace(t: Tensor, value: number): Tensor {
   if (t.size === 0) return t;
   if (!t.isContiguous) throw new Error('internal: fillInPlace needs a dense tensor');
   const type = WGSL_TYPE[t.dtype];
-  const u = new Uniforms().u(t.size, t.offset);
-  if (type === 'f32') u.f(value);
-  else u.i(t.dtype === 'bool' ? (value ? 1 : 0) : value);
+  const v = t.dtype === 'bool' ? (value ? 1 : 0) : value;
   getBackend().dispatch({
     kernel: cached(`fill|${type}`, () => fillKernel(type)),
     buffers: [t.storage.buffer],
-    uniforms: u.bytes(),
+    uniforms: fillUniforms(type).pack({ n: t.size, offset: t.offset, value: v }),
     workgroups: grid(Math.ceil(t.size / WORKGROUP)),
     label: `fill(${t.dtype}${shapeStr(t.shape)}, ${value})`,
   });
@@ -49,11 +47,18 @@ export function copyInto(dst: Tensor, src: Tensor): void {
   if (dst.size === 0) return;
   const ndim = dst.ndim;
   const type = WGSL_TYPE[dst.dtype];
-  const u = new Uniforms().u(dst.size, ...dst.shape, src.offset, ...src.strides, dst.offset, ...dst.strides);
+  const u = copyUniforms(ndim).pack({
+    n: dst.size,
+    shape: dst.shape,
+    srcOffset: src.offset,
+    srcStrides: src.strides,
+    dstOffset: dst.offset,
+    dstStrides: dst.strides,
+  });
   getBackend().dispatch({
     kernel: cached(`copy|${type}|${ndim}`, () => stridedCopyKernel(type, ndim)),
     buffers: [src.storage.buffer, dst.storage.buffer],
-    uniforms: u.bytes(),
+    uniforms: u,
     workgroups: grid(Math.ceil(dst.size / WORKGROUP)),
     label: `copy(${src.dtype}${shapeStr(src.shape)})`,
   });

@@ -3,8 +3,9 @@
 // proposals and targets. Ops whose result size depends on the data (nms, remove_small_boxes) are
 // async: they read a little back from the GPU.
 import { boxIouKernel, encodeKernel, decodeKernel, clipKernel, BBOX_XFORM_CLIP, type BoxWeights } from '../../kernels/boxes.js';
-import { nmsMaskKernel, greedyFromMask, NMS_BLOCK } from '../../kernels/nms.js';
-import { Uniforms, grid, WORKGROUP } from '../../kernels/common.js';
+import { BOX_IOU_UNIFORMS, BOX_ENCODE_UNIFORMS, BOX_DECODE_UNIFORMS, BOX_CLIP_UNIFORMS } from '../../kernels/boxes.js';
+import { nmsMaskKernel, greedyFromMask, NMS_BLOCK, NMS_UNIFORMS } from '../../kernels/nms.js';
+import { grid, WORKGROUP } from '../../kernels/common.js';
 import { getBackend } from '../backend.js';
 import { Tensor, empty, fromData, shapeStr } from '../tensor.js';
 import { noGrad } from '../autograd.js';
@@ -47,7 +48,7 @@ export function boxIou(boxes1: Tensor, boxes2: Tensor): Tensor {
   getBackend().dispatch({
     kernel: cached('iou', boxIouKernel),
     buffers: [a.storage.buffer, b.storage.buffer, out.storage.buffer],
-    uniforms: new Uniforms().u(N * M, M, a.offset, b.offset).bytes(),
+    uniforms: BOX_IOU_UNIFORMS.pack({ count: N * M, M, aOffset: a.offset, bOffset: b.offset }),
     workgroups: grid(Math.ceil((N * M) / WORKGROUP)),
     label: `box_iou(${shapeStr(boxes1.shape)}, ${shapeStr(boxes2.shape)})`,
   });
@@ -71,7 +72,7 @@ export function encodeBoxes(referenceBoxes: Tensor, proposals: Tensor, weights: 
   getBackend().dispatch({
     kernel: cached('encode', encodeKernel),
     buffers: [g.storage.buffer, p.storage.buffer, out.storage.buffer],
-    uniforms: new Uniforms().u(N, g.offset, p.offset, 0).f(...weights).bytes(),
+    uniforms: BOX_ENCODE_UNIFORMS.pack({ count: N, gtOffset: g.offset, prOffset: p.offset, wx: weights[0], wy: weights[1], ww: weights[2], wh: weights[3] }),
     workgroups: grid(Math.ceil(N / WORKGROUP)),
     label: `encode_boxes(${shapeStr(proposals.shape)})`,
   });
@@ -96,7 +97,17 @@ export function decodeBoxes(relCodes: Tensor, boxes: Tensor, weights: BoxWeights
   getBackend().dispatch({
     kernel: cached('decode', decodeKernel),
     buffers: [r.storage.buffer, b.storage.buffer, out.storage.buffer],
-    uniforms: new Uniforms().u(N * C, C, r.offset, b.offset).f(...weights, clip).bytes(),
+    uniforms: BOX_DECODE_UNIFORMS.pack({
+      count: N * C,
+      C,
+      codesOffset: r.offset,
+      boxesOffset: b.offset,
+      wx: weights[0],
+      wy: weights[1],
+      ww: weights[2],
+      wh: weights[3],
+      clip,
+    }),
     workgroups: grid(Math.ceil((N * C) / WORKGROUP)),
     label: `decode_boxes(${shapeStr(relCodes.shape)}, ${shapeStr(boxes.shape)})`,
   });
@@ -116,7 +127,7 @@ export function clipBoxesToImage(boxes: Tensor, size: readonly [number, number])
   getBackend().dispatch({
     kernel: cached('clip', clipKernel),
     buffers: [x.storage.buffer, out.storage.buffer],
-    uniforms: new Uniforms().u(out.size, boxes.shape[boxes.ndim - 1]!, x.offset, 0).f(size[1], size[0]).bytes(),
+    uniforms: BOX_CLIP_UNIFORMS.pack({ count: out.size, cols: boxes.shape[boxes.ndim - 1]!, offset: x.offset, width: size[1], height: size[0] }),
     workgroups: grid(Math.ceil(out.size / WORKGROUP)),
     label: `clip_boxes_to_image(${shapeStr(boxes.shape)}, [${size.join(',')}])`,
   });
@@ -163,7 +174,7 @@ export async function nms(boxes: Tensor, scores: Tensor, iouThreshold: number): 
       getBackend().dispatch({
         kernel: cached('nms', nmsMaskKernel),
         buffers: [b.storage.buffer, order.storage.buffer, mask.storage.buffer],
-        uniforms: new Uniforms().u(n, blocks, b.offset).f(iouThreshold).bytes(),
+        uniforms: NMS_UNIFORMS.pack({ n, colBlocks: blocks, boxesOffset: b.offset, thr: iouThreshold }),
         workgroups: [blocks, blocks],
         label: `nms(${shapeStr(boxes.shape)})`,
       });

@@ -1,7 +1,8 @@
 // Elementwise ops: broadcasting, dimension collapsing and dispatch of the generated kernels, and
 // each op's backward rule next to it. Scalars (JS numbers) travel in the uniforms, never as buffers.
-import { EW_OPS, ewHasVec4, ewKernel, ewResultType, broadcastShapes, type EwOpName, type EwOperand, type WType } from '../../kernels/elementwise.js';
-import { Uniforms, grid, WORKGROUP } from '../../kernels/common.js';
+import { EW_OPS, ewHasVec4, ewKernel, ewResultType, ewUniforms, EW_OPERAND_LETTERS, broadcastShapes, type EwOpName, type EwOperand, type WType } from '../../kernels/elementwise.js';
+import type { UniformBlock } from '../../kernels/uniforms.js';
+import { grid, WORKGROUP } from '../../kernels/common.js';
 import { getBackend } from '../backend.js';
 import { Tensor, empty, shapeStr, WGSL_TYPE, type DType } from '../tensor.js';
 import { record, type BackwardFn } from '../autograd.js';
@@ -10,7 +11,7 @@ import { sumToShape } from './reduce.js';
 export type Operand = Tensor | number;
 
 const DTYPE_OF: Record<WType, DType> = { f32: 'float32', i32: 'int32', u32: 'bool' };
-const kernelCache = new Map<string, { wgsl: string; entry: string }>();
+const kernelCache = new Map<string, { kernel: { wgsl: string; entry: string }; uniforms: UniformBlock }>();
 
 /** Broadcast strides of t against `shape` (0 where t is broadcast). */
 export function broadcastStrides(t: Tensor, shape: readonly number[]): number[] {
@@ -78,30 +79,29 @@ export function elementwise(name: EwOpName, operands: readonly Operand[], params
   const size = shape.reduce((a, b) => a * b, 1);
   const vec4 = ewHasVec4(name) && size % 4 === 0 && size > 0 && kinds.every((k) => k.kind === 'scalar' || k.dense) && tensors.every((t) => t.offset % 4 === 0);
   const key = `${name}|${ndim}|${vec4 ? 'v4' : 's'}|${kinds.map((k) => `${k.kind[0]}${k.type}${k.dense ? 'd' : ''}`).join(',')}`;
-  let kernel = kernelCache.get(key);
-  if (!kernel) kernelCache.set(key, (kernel = ewKernel(name, kinds, ndim, vec4)));
+  let variant = kernelCache.get(key);
+  if (!variant) kernelCache.set(key, (variant = { kernel: ewKernel(name, kinds, ndim, vec4), uniforms: ewUniforms(name, kinds, ndim) }));
 
   const out = empty(shape, DTYPE_OF[ewResultType(op, kinds)]);
   if (out.size === 0) return out;
   const lanes = vec4 ? 4 : 1;
-  const u = new Uniforms().u(out.size / lanes, ...cshape);
-  // Same order as the kernel generator assigns uniform words: operand by operand.
+  // Field names as ewUniforms declares them: operand letters a, b, c.
+  const values: Record<string, number | readonly number[]> = { n: out.size / lanes, shape: cshape, params };
   ti = 0;
   operands.forEach((o, k) => {
+    const v = EW_OPERAND_LETTERS[k]!;
     if (typeof o === 'number') {
-      if (kinds[k]!.type === 'f32') u.f(o);
-      else u.i(o);
+      values[v] = o;
       return;
     }
     const s = cstrides[ti++]!;
-    u.u(o.offset);
-    if (!kinds[k]!.dense) u.u(...s);
+    values[`${v}Offset`] = o.offset;
+    if (!kinds[k]!.dense) values[`${v}Strides`] = s;
   });
-  u.f(...params);
   getBackend().dispatch({
-    kernel,
+    kernel: variant.kernel,
     buffers: [...tensors.map((t) => t.storage.buffer), out.storage.buffer],
-    uniforms: u.bytes(),
+    uniforms: variant.uniforms.pack(values),
     workgroups: grid(Math.ceil(out.size / lanes / WORKGROUP)),
     label,
   });

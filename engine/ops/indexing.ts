@@ -9,9 +9,9 @@
 //
 // masked_select and nonzero have data-dependent output sizes: they are async and read the mask
 // back to the CPU (one GPU sync and size*4 bytes), then build the result from the positions.
-import { gatherKernel, scatterAddKernel, maskPositions } from '../../kernels/indexing.js';
+import { gatherKernel, scatterAddKernel, maskPositions, gatherUniforms, scatterAddUniforms } from '../../kernels/indexing.js';
 import { broadcastShapes } from '../../kernels/elementwise.js';
-import { Uniforms, grid, WORKGROUP } from '../../kernels/common.js';
+import { grid, WORKGROUP } from '../../kernels/common.js';
 import { getBackend } from '../backend.js';
 import { Tensor, empty, fromData, shapeStr, WGSL_TYPE } from '../tensor.js';
 import { record } from '../autograd.js';
@@ -48,7 +48,15 @@ function gatherRaw(x: Tensor, dim: number, index: Tensor, idxStrides: readonly n
   getBackend().dispatch({
     kernel: cached(`gather|${WGSL_TYPE[x.dtype]}|${ndim}|${dim}`, () => gatherKernel(WGSL_TYPE[x.dtype], ndim, dim)),
     buffers: [x.storage.buffer, index.storage.buffer, out.storage.buffer],
-    uniforms: new Uniforms().u(out.size, ...outShape, x.offset, ...x.strides, index.offset, ...idxStrides, x.shape[dim]!).bytes(),
+    uniforms: gatherUniforms(ndim).pack({
+      n: out.size,
+      shape: outShape,
+      srcOffset: x.offset,
+      srcStrides: x.strides,
+      idxOffset: index.offset,
+      idxStrides,
+      dimSize: x.shape[dim]!,
+    }),
     workgroups: grid(Math.ceil(out.size / WORKGROUP)),
     label,
   });
@@ -66,9 +74,16 @@ function scatterAddRaw(base: Tensor, dim: number, index: Tensor, idxStrides: rea
   getBackend().dispatch({
     kernel: cached(`scatter_add|${type}|${ndim}|${dim}`, () => scatterAddKernel(type, ndim, dim)),
     buffers: [src.storage.buffer, index.storage.buffer, out.storage.buffer],
-    uniforms: new Uniforms()
-      .u(n, ...iterShape, src.offset, ...src.strides, index.offset, ...idxStrides, base.shape[dim]!, ...out.strides)
-      .bytes(),
+    uniforms: scatterAddUniforms(ndim).pack({
+      n,
+      shape: iterShape,
+      srcOffset: src.offset,
+      srcStrides: src.strides,
+      idxOffset: index.offset,
+      idxStrides,
+      dimSize: base.shape[dim]!,
+      outStrides: out.strides,
+    }),
     workgroups: grid(Math.ceil(n / WORKGROUP)),
     label,
   });

@@ -2,7 +2,8 @@
 // cross_entropy (ignore_index), smooth_l1_loss (beta; beta = 0 is l1), l1_loss. Each is one fused
 // kernel forward and one backward, and stays finite for logits of any size (|x| = 100 and beyond).
 import { pointLossKernel, crossEntropyKernel, crossEntropyGradKernel, type PointLoss, type Reduction } from '../../kernels/losses.js';
-import { Uniforms, grid, WORKGROUP } from '../../kernels/common.js';
+import { POINT_LOSS_UNIFORMS, CROSS_ENTROPY_UNIFORMS, CROSS_ENTROPY_GRAD_UNIFORMS } from '../../kernels/losses.js';
+import { grid, WORKGROUP } from '../../kernels/common.js';
 import { getBackend } from '../backend.js';
 import { Tensor, empty, shapeStr } from '../tensor.js';
 import { tidy } from '../scope.js';
@@ -48,7 +49,7 @@ function pointLoss(op: string, kind: PointLoss, input: Tensor, target: Tensor, r
     be.dispatch({
       kernel: cached(`${kind}|loss`, () => pointLossKernel(kind, 'loss', false)),
       buffers: [x.storage.buffer, y.storage.buffer, per.storage.buffer],
-      uniforms: new Uniforms().u(n, x.offset, y.offset, 0).f(beta).bytes(),
+      uniforms: POINT_LOSS_UNIFORMS.pack({ n, xOffset: x.offset, yOffset: y.offset, sOffset: 0, beta }),
       workgroups: grid(Math.ceil(n / WORKGROUP)),
       label: `${op}(${shapeStr(input.shape)})`,
     });
@@ -71,7 +72,7 @@ function pointLoss(op: string, kind: PointLoss, input: Tensor, target: Tensor, r
         be.dispatch({
           kernel: cached(`${kind}|${mode}|${reduction === 'none'}`, () => pointLossKernel(kind, mode, reduction === 'none')),
           buffers: [xs!.storage.buffer, ys!.storage.buffer, scale.storage.buffer, gi.storage.buffer],
-          uniforms: new Uniforms().u(n, xs!.offset, ys!.offset, scale.offset).f(beta).bytes(),
+          uniforms: POINT_LOSS_UNIFORMS.pack({ n, xOffset: xs!.offset, yOffset: ys!.offset, sOffset: scale.offset, beta }),
           workgroups: grid(Math.ceil(n / WORKGROUP)),
           label: `${op} backward ${mode}`,
         });
@@ -130,7 +131,7 @@ export function crossEntropy(input: Tensor, target: Tensor, reduction: Reduction
     be.dispatch({
       kernel: cached('ce', crossEntropyKernel),
       buffers: [x.storage.buffer, t.storage.buffer, fwd.storage.buffer],
-      uniforms: new Uniforms().u(N, C, x.offset).i(ignoreIndex).u(t.offset).bytes(),
+      uniforms: CROSS_ENTROPY_UNIFORMS.pack({ N, C, xOffset: x.offset, ignoreIndex, tOffset: t.offset }),
       workgroups: grid(Math.ceil(N / WORKGROUP)),
       label: `${op}(${shapeStr(input.shape)})`,
     });
@@ -151,7 +152,15 @@ export function crossEntropy(input: Tensor, target: Tensor, reduction: Reduction
       be.dispatch({
         kernel: cached('ce_grad', crossEntropyGradKernel),
         buffers: [xs!.storage.buffer, ts!.storage.buffer, fs!.storage.buffer, scale.storage.buffer, gx.storage.buffer],
-        uniforms: new Uniforms().u(N * C, C, xs!.offset).i(ignoreIndex).u(scale.offset, reduction === 'none' ? 1 : 0, ts!.offset).bytes(),
+        uniforms: CROSS_ENTROPY_GRAD_UNIFORMS.pack({
+          count: N * C,
+          C,
+          xOffset: xs!.offset,
+          ignoreIndex,
+          sOffset: scale.offset,
+          perRow: reduction === 'none' ? 1 : 0,
+          tOffset: ts!.offset,
+        }),
         workgroups: grid(Math.ceil((N * C) / WORKGROUP)),
         label: `${op} backward`,
       });

@@ -1,7 +1,6 @@
 // torch.matmul: 1-D operands, batch broadcasting, transposed views read in place. The kernel
 // variant is chosen per call from the operands' shapes and strides (see MATMUL_VARIANTS).
-import { matmulKernel, variantFits, variantTile, type MatmulLayout, type MatmulVariant } from '../../kernels/matmul.js';
-import { Uniforms } from '../../kernels/common.js';
+import { matmulKernel, variantFits, variantTile, MATMUL_UNIFORMS, type MatmulLayout, type MatmulVariant } from '../../kernels/matmul.js';
 import { broadcastShapes } from '../../kernels/elementwise.js';
 import { getBackend } from '../backend.js';
 import { adapterIsCpu } from '../device.js';
@@ -78,12 +77,10 @@ function bmm(a: Tensor, b: Tensor): Tensor {
     const label = `matmul(${shapeStr(a.shape)}, ${shapeStr(b.shape)})`;
     const v = pickVariant(layout, label);
     const tile = variantTile(v);
-    const l = layout;
-    const u = new Uniforms().u(l.M, l.N, l.K, nb, l.aOff, l.aBatch, l.aM, l.aK, l.bOff, l.bBatch, l.bK, l.bN, M * N);
     getBackend().dispatch({
       kernel: kernels.get(v.name)!,
       buffers: [fa.storage.buffer, fb.storage.buffer, out.storage.buffer],
-      uniforms: u.bytes(),
+      uniforms: MATMUL_UNIFORMS.pack({ ...layout, batch: nb, cBatch: M * N }),
       workgroups: [Math.ceil(N / tile.tileN), Math.ceil(M / tile.tileM), nb],
       label,
     });

@@ -2,8 +2,9 @@
 // eval), torchvision's FrozenBatchNorm2d, and group_norm; forward and backward each a few dedicated
 // kernels (kernels/norm.ts): row reductions for the statistics and sums, elementwise passes for the
 // rest. Inputs are [N, C, *]; statistics are float32 two-pass (mean, then squared deviations).
-import { normApplyKernel, normGradInputKernel, normRowsKernel, NW, NORM_WORDS, type ApplySpec, type NormInput } from '../../kernels/norm.js';
-import { Uniforms, grid, WORKGROUP } from '../../kernels/common.js';
+import { normApplyKernel, normGradInputKernel, normRowsKernel, NORM_UNIFORMS, type ApplySpec, type NormInput } from '../../kernels/norm.js';
+import { grid, WORKGROUP } from '../../kernels/common.js';
+import type { BlockValues } from '../../kernels/uniforms.js';
 import { getBackend } from '../backend.js';
 import { reductionWorkgroup } from '../device.js';
 import { Tensor, empty, shapeStr } from '../tensor.js';
@@ -31,7 +32,10 @@ interface Rows {
 }
 
 type Kernel = { wgsl: string; entry: string; inputs: NormInput[] };
-type Words = Partial<Record<keyof typeof NW, number>>;
+type NormValues = { -readonly [K in keyof BlockValues<typeof NORM_UNIFORMS>]: number };
+const UNSET = Object.fromEntries(NORM_UNIFORMS.names.map((f) => [f, 0])) as NormValues;
+/** The fields an op sets; run() sets the input offsets, and fields a kernel does not read stay 0. */
+type Words = Partial<Omit<NormValues, `${NormInput}Off`>>;
 
 const kernels = new Map<string, Kernel>();
 function cached(key: string, make: () => Kernel): Kernel {
@@ -54,15 +58,12 @@ function part(t: Tensor, n: number, start: number): Tensor {
 }
 
 function run(kernel: Kernel, bound: Partial<Record<NormInput, Tensor>>, out: Tensor, words: Words, workgroups: [number, number], label: string): void {
-  const w = new Array<number>(NORM_WORDS).fill(0);
-  for (const [k, v] of Object.entries(words)) w[NW[k as keyof typeof NW]] = v;
-  for (const name of kernel.inputs) w[NW[name]] = bound[name]!.offset;
-  const u = new Uniforms();
-  w.forEach((v, k) => (k === NW.eps || k === NW.invM ? u.f(v) : u.u(v)));
+  const v: NormValues = { ...UNSET, ...words };
+  for (const name of kernel.inputs) v[`${name}Off`] = bound[name]!.offset;
   getBackend().dispatch({
     kernel,
     buffers: [...kernel.inputs.map((name) => bound[name]!.storage.buffer), out.storage.buffer],
-    uniforms: u.bytes(),
+    uniforms: NORM_UNIFORMS.pack(v),
     workgroups,
     label,
   });

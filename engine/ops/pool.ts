@@ -1,7 +1,7 @@
 // max_pool2d (torch.nn.functional.max_pool2d semantics, kernels/pool.ts) with its backward, which
 // routes each output's gradient to its argmax (the first maximum in window scan order).
-import { maxPool2dKernel, poolOutputSize, type Pool2d } from '../../kernels/pool.js';
-import { Uniforms, grid, WORKGROUP } from '../../kernels/common.js';
+import { maxPool2dKernel, poolOutputSize, POOL_UNIFORMS, type Pool2d } from '../../kernels/pool.js';
+import { grid, WORKGROUP } from '../../kernels/common.js';
 import { getBackend } from '../backend.js';
 import { Tensor, empty, shapeStr } from '../tensor.js';
 import { record } from '../autograd.js';
@@ -18,8 +18,9 @@ function kernel(dir: 'forward' | 'backward') {
 
 const pair = (v: Pair): [number, number] => (typeof v === 'number' ? [v, v] : [v[0], v[1]]);
 
-function words(p: Pool2d, n: number, H: number, W: number, OH: number, OW: number, off: number, idxOff: number): Uint32Array {
-  return new Uniforms().u(n, H, W, OH, OW, p.kH, p.kW, p.sH, p.sW, p.pH, p.pW, p.dH, p.dW, off, idxOff).bytes();
+function words(p: Pool2d, n: number, H: number, W: number, OH: number, OW: number, offset: number, idxOffset: number): Uint32Array {
+  const { kH, kW, sH, sW, pH, pW, dH, dW } = p;
+  return POOL_UNIFORMS.pack({ n, H, W, OH, OW, kH, kW, sH, sW, pH, pW, dH, dW, offset, idxOffset });
 }
 
 /**

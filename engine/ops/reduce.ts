@@ -1,7 +1,7 @@
 // Reductions over any set of axes, lowered to the row-reduction kernel: the reduced axes are
 // permuted last and, when the memory layout allows, read with strides instead of copied.
-import { reduceKernel, reduceShortRows, type ReduceOp } from '../../kernels/reduce.js';
-import { Uniforms, grid, WORKGROUP } from '../../kernels/common.js';
+import { reduceKernel, reduceShortRows, REDUCE_UNIFORMS, type ReduceOp } from '../../kernels/reduce.js';
+import { grid, WORKGROUP } from '../../kernels/common.js';
 import { getBackend } from '../backend.js';
 import { reductionWorkgroup } from '../device.js';
 import { Tensor, contiguousStrides, empty, shapeStr, sizeOf, WGSL_TYPE } from '../tensor.js';
@@ -78,7 +78,7 @@ export function reduceRaw(x: Tensor, op: ReduceOp, dims: Dims, keepdim = false):
   getBackend().dispatch({
     kernel,
     buffers: [src.storage.buffer, out.storage.buffer],
-    uniforms: new Uniforms().u(out.size, R, src.offset, rows.stride, elems.stride).bytes(),
+    uniforms: REDUCE_UNIFORMS.pack({ M: out.size, R, offset: src.offset, rowStride: rows.stride, elemStride: elems.stride }),
     workgroups: grid(short ? Math.ceil(out.size / WORKGROUP) : out.size),
     label: `${op}(${x.dtype}${shapeStr(x.shape)}, dims=[${axes.join(',')}])`,
   });

@@ -1,8 +1,8 @@
 // torch.nn.functional.interpolate for 4D [N, C, H, W] inputs, modes 'nearest' and 'bilinear'
 // (kernels/resize.ts), to an explicit size or by a scale factor, with backward (a gather: the
 // exact transpose of the forward, no atomics).
-import { resizeKernel, resizeScale, type ResizeMode } from '../../kernels/resize.js';
-import { Uniforms, grid, WORKGROUP } from '../../kernels/common.js';
+import { resizeKernel, resizeScale, RESIZE_UNIFORMS, type ResizeMode } from '../../kernels/resize.js';
+import { grid, WORKGROUP } from '../../kernels/common.js';
 import { getBackend } from '../backend.js';
 import { Tensor, empty, shapeStr } from '../tensor.js';
 import { record } from '../autograd.js';
@@ -67,7 +67,7 @@ export function interpolate(x: Tensor, opts: InterpolateOptions): Tensor {
   }
   const sh = resizeScale(mode, H, OH, align, factors[0]);
   const sw = resizeScale(mode, W, OW, align, factors[1]);
-  const words = (n: number, off: number): Uint32Array => new Uniforms().u(n, H, W, OH, OW).f(sh, sw).u(align ? 1 : 0, off).bytes();
+  const words = (n: number, offset: number): Uint32Array => RESIZE_UNIFORMS.pack({ n, H, W, OH, OW, scaleH: sh, scaleW: sw, alignCorners: align ? 1 : 0, offset });
 
   const y = empty([x.shape[0]!, x.shape[1]!, OH, OW]);
   if (y.size === 0) return y;

@@ -2,8 +2,8 @@
 // LevelMapper, or Detectron2's level formula). Boxes are [K, 5] rows (batch index, x1, y1, x2, y2)
 // in image coordinates, or a list of per-image [L_i, 4] tensors. Gradients flow to the feature maps
 // (not to the boxes, as in torchvision).
-import { roiAlignKernel, roiAlignInvocations, roiChannels, levelMapperKernel, roiAlignUniformWords, type RoiAlignParams, type LevelMapperParams } from '../../kernels/roi_align.js';
-import { Uniforms, grid, WORKGROUP } from '../../kernels/common.js';
+import { roiAlignKernel, roiAlignInvocations, roiChannels, levelMapperKernel, packRoiAlignUniforms, LEVEL_MAPPER_UNIFORMS, type RoiAlignParams, type LevelMapperParams } from '../../kernels/roi_align.js';
+import { grid, WORKGROUP } from '../../kernels/common.js';
 import { getBackend } from '../backend.js';
 import { Tensor, empty, shapeStr } from '../tensor.js';
 import { record } from '../autograd.js';
@@ -79,10 +79,7 @@ function poolLevels(op: string, features: readonly Tensor[], rois: Tensor, level
   const r = denseInput(rois);
   const L = features.length;
   const uniforms = (n: number, roiOffset: number, offsets: readonly number[]): Uint32Array => {
-    const { u, f } = roiAlignUniformWords(n, K, C, p, roiOffset, feats.map((t, l) => ({ shape: t.shape, scale: scales[l]!, offset: offsets[l]! })));
-    const b = new Uniforms();
-    u.forEach((v, i) => (f.has(i) ? b.f(v) : b.i(v)));
-    return b.bytes();
+    return packRoiAlignUniforms(n, K, C, p, roiOffset, feats.map((t, l) => ({ shape: t.shape, scale: scales[l]!, offset: offsets[l]! })));
   };
   const lv = levels ? [levels.storage.buffer] : [];
   const nf = roiAlignInvocations(K, C, p, roiChannels(false));
@@ -160,7 +157,17 @@ export function mapLevels(boxes: Tensor, opts: LevelMapperOptions): Tensor {
   getBackend().dispatch({
     kernel: cached(`map|${m.variant}`, () => levelMapperKernel(m.variant)),
     buffers: [b.storage.buffer, out.storage.buffer],
-    uniforms: new Uniforms().u(K, b.offset, cols, cols - 4).i(m.kMin, m.kMax).f(m.canonicalScale, m.canonicalLevel, m.eps).bytes(),
+    uniforms: LEVEL_MAPPER_UNIFORMS.pack({
+      K,
+      boxesOffset: b.offset,
+      cols,
+      first: cols - 4,
+      kMin: m.kMin,
+      kMax: m.kMax,
+      s0: m.canonicalScale,
+      l0: m.canonicalLevel,
+      eps: m.eps,
+    }),
     workgroups: grid(Math.ceil(K / WORKGROUP)),
     label: `mapLevels(${shapeStr(boxes.shape)})`,
   });

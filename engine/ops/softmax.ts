@@ -1,7 +1,7 @@
 // softmax / log_softmax over any dim (torch.softmax, torch.log_softmax). Forward and backward are
 // each one row kernel (kernels/softmax.ts) over the dense [outer, N, inner] layout: no permutes.
-import { softmaxKernel, softmaxShortRows, splitAround, type SoftmaxMode } from '../../kernels/softmax.js';
-import { Uniforms, grid, WORKGROUP } from '../../kernels/common.js';
+import { softmaxKernel, softmaxShortRows, splitAround, SOFTMAX_UNIFORMS, type SoftmaxMode } from '../../kernels/softmax.js';
+import { grid, WORKGROUP } from '../../kernels/common.js';
 import { getBackend } from '../backend.js';
 import { Tensor, empty, shapeStr } from '../tensor.js';
 import { record } from '../autograd.js';
@@ -30,7 +30,7 @@ function run(mode: SoftmaxMode, inputs: Tensor[], dim: number, label: string): T
   getBackend().dispatch({
     kernel,
     buffers: [...ds.map((d) => d.t.storage.buffer), out.storage.buffer],
-    uniforms: new Uniforms().u(rows, n, inner, ds[0]!.t.offset, ds[1]?.t.offset ?? 0).bytes(),
+    uniforms: SOFTMAX_UNIFORMS.pack({ rows, n, inner, aOffset: ds[0]!.t.offset, bOffset: ds[1]?.t.offset ?? 0 }),
     workgroups: grid(short ? Math.ceil(rows / WORKGROUP) : rows),
     label,
   });

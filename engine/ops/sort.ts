@@ -1,8 +1,11 @@
 // torch.sort / argsort / topk on the GPU (stable bitonic sort, kernels/sort.ts). Any dim is moved
 // last and made dense; results come back in the input's layout. Sorted values carry a gradient
 // (scattered back to the positions they came from); indices are int32.
-import { sortInitKernel, sortStepKernel, sortLocalKernel, sortOutputKernel, sortScatterKernel, sortPadded, SORT_BLOCK } from '../../kernels/sort.js';
-import { Uniforms, grid, WORKGROUP } from '../../kernels/common.js';
+import {
+  sortInitKernel, sortStepKernel, sortLocalKernel, sortOutputKernel, sortScatterKernel, sortPadded, SORT_BLOCK,
+  SORT_INIT_UNIFORMS, SORT_STEP_UNIFORMS, SORT_LOCAL_UNIFORMS, SORT_OUTPUT_UNIFORMS, SORT_SCATTER_UNIFORMS,
+} from '../../kernels/sort.js';
+import { grid, WORKGROUP } from '../../kernels/common.js';
 import { getBackend } from '../backend.js';
 import { Tensor, empty, shapeStr } from '../tensor.js';
 import { record } from '../autograd.js';
@@ -26,23 +29,23 @@ function sortPairs(x: Tensor, rows: number, n: number, descending: boolean, labe
   be.dispatch({
     kernel: cached('init', sortInitKernel),
     buffers: [x.storage.buffer, kv.storage.buffer],
-    uniforms: new Uniforms().u(rows * P, P, n, x.offset, descending ? 1 : 0).bytes(),
+    uniforms: SORT_INIT_UNIFORMS.pack({ count: rows * P, P, n, xOffset: x.offset, descending: descending ? 1 : 0 }),
     workgroups: grid(Math.ceil((rows * P) / WORKGROUP)),
     label: `${label} init`,
   });
   const blocks = (rows * P) / SORT_BLOCK;
-  be.dispatch({ kernel: cached('sort', () => sortLocalKernel('sort')), buffers: [kv.storage.buffer], uniforms: new Uniforms().u(P, 0).bytes(), workgroups: grid(blocks), label: `${label} block sort` });
+  be.dispatch({ kernel: cached('sort', () => sortLocalKernel('sort')), buffers: [kv.storage.buffer], uniforms: SORT_LOCAL_UNIFORMS.pack({ P, k: 0 }), workgroups: grid(blocks), label: `${label} block sort` });
   for (let k = 2 * SORT_BLOCK; k <= P; k *= 2) {
     for (let j = k / 2; j >= SORT_BLOCK; j /= 2) {
       be.dispatch({
         kernel: cached('step', sortStepKernel),
         buffers: [kv.storage.buffer],
-        uniforms: new Uniforms().u((rows * P) / 2, P, k, j).bytes(),
+        uniforms: SORT_STEP_UNIFORMS.pack({ count: (rows * P) / 2, P, k, j }),
         workgroups: grid(Math.ceil((rows * P) / 2 / WORKGROUP)),
         label: `${label} step k=${k} j=${j}`,
       });
     }
-    be.dispatch({ kernel: cached('merge', () => sortLocalKernel('merge')), buffers: [kv.storage.buffer], uniforms: new Uniforms().u(P, k).bytes(), workgroups: grid(blocks), label: `${label} merge k=${k}` });
+    be.dispatch({ kernel: cached('merge', () => sortLocalKernel('merge')), buffers: [kv.storage.buffer], uniforms: SORT_LOCAL_UNIFORMS.pack({ P, k }), workgroups: grid(blocks), label: `${label} merge k=${k}` });
   }
   return { kv, P };
 }
@@ -65,7 +68,7 @@ function sortLast(x: Tensor, k: number, descending: boolean, op: string): SortRe
     getBackend().dispatch({
       kernel: cached('out', sortOutputKernel),
       buffers: [kv.storage.buffer, xd.storage.buffer, values.storage.buffer, indices.storage.buffer],
-      uniforms: new Uniforms().u(rows * k, k, P, n, xd.offset).bytes(),
+      uniforms: SORT_OUTPUT_UNIFORMS.pack({ count: rows * k, k, P, n, xOffset: xd.offset }),
       workgroups: grid(Math.ceil((rows * k) / WORKGROUP)),
       label: `${label} output`,
     });
@@ -79,7 +82,7 @@ function sortLast(x: Tensor, k: number, descending: boolean, op: string): SortRe
     getBackend().dispatch({
       kernel: cached('scatter', sortScatterKernel),
       buffers: [gd.storage.buffer, idx!.storage.buffer, gx.storage.buffer],
-      uniforms: new Uniforms().u(g.size, k, n).bytes(),
+      uniforms: SORT_SCATTER_UNIFORMS.pack({ count: g.size, k, n }),
       workgroups: grid(Math.ceil(g.size / WORKGROUP)),
       label: `${op} backward`,
     });

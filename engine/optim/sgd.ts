@@ -1,7 +1,7 @@
 // torch.optim.SGD: the same update rule, parameter groups and state dict, with each parameter's
 // update done by one fused kernel (kernels/optim.ts) that changes p and its momentum buffer in place.
-import { sgdKernel, SGD_PER_THREAD, type SgdVariant } from '../../kernels/optim.js';
-import { Uniforms, grid, WORKGROUP } from '../../kernels/common.js';
+import { sgdKernel, SGD_PER_THREAD, SGD_UNIFORMS, type SgdVariant } from '../../kernels/optim.js';
+import { grid, WORKGROUP } from '../../kernels/common.js';
 import { getBackend } from '../backend.js';
 import { Tensor, empty, fromData, shapeStr } from '../tensor.js';
 import { keep } from '../scope.js';
@@ -135,14 +135,21 @@ export class SGD {
     const key = JSON.stringify(v);
     let kernel = kernels.get(key);
     if (!kernel) kernels.set(key, (kernel = sgdKernel(v)));
-    const u = new Uniforms()
-      .u(p.size, p.offset, g.offset, buf?.offset ?? 0)
-      .f(h.lr, h.momentum, 1 - h.dampening, h.weightDecay)
-      .u(first ? 1 : 0);
+    const u = SGD_UNIFORMS.pack({
+      n: p.size,
+      pOffset: p.offset,
+      gOffset: g.offset,
+      bufOffset: buf?.offset ?? 0,
+      lr: h.lr,
+      momentum: h.momentum,
+      keep: 1 - h.dampening,
+      weightDecay: h.weightDecay,
+      first: first ? 1 : 0,
+    });
     getBackend().dispatch({
       kernel,
       buffers: [p.storage.buffer, g.storage.buffer, ...(useMomentum ? [buf!.storage.buffer] : [])],
-      uniforms: u.bytes(),
+      uniforms: u,
       workgroups: grid(Math.ceil(p.size / (WORKGROUP * SGD_PER_THREAD))),
       label: `sgd(${shapeStr(p.shape)})`,
     });
