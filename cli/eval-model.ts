@@ -54,6 +54,6 @@ export async function runModelEval(args: ParsedArgs, io: FileIO): Promise<number
     return 0;
   } finally {
     model.dispose();
-    shutdown();
+    await shutdown();
   }
 }

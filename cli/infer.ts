@@ -172,13 +172,21 @@ export interface InferSummary {
   cpuSeconds: number;
 }
 
-/** Runs inference on parsed arguments (after init()); returns the exit code. */
-export async function runInfer(args: ParsedArgs, log: (s: string) => void = (s) => process.stderr.write(s + '\n')): Promise<InferSummary> {
+/** Refuses incomplete or contradictory arguments (ArgsError: exit code 2) before any GPU work. */
+function checkUsage(args: ParsedArgs): { weights: string } {
   const v = args.values;
   if (typeof v.weights !== 'string') throw new ArgsError('--weights W.safetensors is needed');
   if (v['dump-input'] !== undefined && v.dump === undefined) throw new ArgsError('--dump-input needs --dump OUT.safetensors');
+  if (args.positionals.length === 0) throw new ArgsError('no images given (IMAGE_OR_DIR...)');
+  return { weights: v.weights };
+}
+
+/** Runs inference on parsed arguments (after init()); returns the exit code. */
+export async function runInfer(args: ParsedArgs, log: (s: string) => void = (s) => process.stderr.write(s + '\n')): Promise<InferSummary> {
+  const v = args.values;
+  const { weights } = checkUsage(args);
   const files = await listImages(args.positionals);
-  const ckpt = await readWeights(v.weights);
+  const ckpt = await readWeights(weights);
   const cfg = resolveConfig(v, ckpt, log);
   const table = await resolveLabelTable(v.classes as string | undefined, checkpointInfo(ckpt)?.categories, cfg.numClasses, nodeIO);
   const ids = imageIdsFor(files);
@@ -192,7 +200,7 @@ export async function runInfer(args: ParsedArgs, log: (s: string) => void = (s) 
   const summary: InferSummary = { images: files.length, failed: 0, detections: 0, msPerImage: [], cpuSeconds: 0 };
   const cpu0 = process.cpuUsage();
   try {
-    loadWeights(model, ckpt, v.weights);
+    loadWeights(model, ckpt, weights);
     model.eval();
     const quiet = !!v.quiet;
     log(`model ${cfg.name} (${cfg.numClasses} classes, test size ${cfg.input.minSizeTest}/${cfg.input.maxSize}, score > ${cfg.roiHeads.scoreThresh}); classes: ${table.source}; ${files.length} image(s)`);
@@ -272,6 +280,7 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
     return 2;
   }
   try {
+    checkUsage(args); // usage errors end here, before a GPU exists
     setQuiet(true);
     await init();
     const s = await runInfer(args);
@@ -287,7 +296,7 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
     if (process.env.DEBUG || !userError) console.error((e as Error).stack);
     return 1;
   } finally {
-    shutdown();
+    await shutdown();
   }
 }
 
