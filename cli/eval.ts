@@ -52,13 +52,17 @@ function parseIouTypes(v: string): IouType[] {
 }
 
 /** Evaluates parsed JSON inputs for each iouType, printing as pycocotools does. */
-export function evaluateJson(gt: unknown, dt: unknown, iouTypes: IouType[], opts: { perClass?: boolean; log?: (s: string) => void } = {}): EvalOutput[] {
+export function evaluateJson(gt: unknown, dt: unknown, iouTypes: IouType[], opts: { perClass?: boolean; log?: (s: string) => void; warn?: (s: string) => void } = {}): EvalOutput[] {
   const log = opts.log ?? (() => {});
+  const warn = opts.warn ?? log;
   const out: EvalOutput[] = [];
   for (const iouType of iouTypes) {
     let t0 = performance.now();
     log('Loading and preparing results...');
     const E = new COCOeval(gt, dt, iouType);
+    const w = E.dt.warnings;
+    for (const line of w.slice(0, 5)) warn(`warning: ${line}`);
+    if (w.length > 5) warn(`warning: ... and ${w.length - 5} more such results`);
     log(`DONE (t=${((performance.now() - t0) / 1000).toFixed(2)}s)`);
     t0 = performance.now();
     log('Running per image evaluation...');
@@ -94,7 +98,14 @@ export async function runFileEval(args: ParsedArgs, io: FileIO = nodeIO): Promis
   log?.('loading annotations into memory...');
   const gt = await readJson(io, v.gt, 'ground truth');
   const dt = await readJson(io, v.dt, 'results');
-  const results = evaluateJson(gt, dt, iouTypes, { perClass: !!v['per-class'], log });
+  let results: EvalOutput[];
+  try {
+    results = evaluateJson(gt, dt, iouTypes, { perClass: !!v['per-class'], log, warn: (s) => process.stderr.write(s + '\n') });
+  } catch (e) {
+    // The message names the field (results[3].segmentation.counts, annotations, ...): add the file.
+    const msg = (e as Error).message;
+    throw new Error(/^results\b/.test(msg) ? `results ${v.dt}: ${msg}` : `ground truth ${v.gt}: ${msg}`);
+  }
   for (const r of results) {
     if (results.length > 1) console.log(`${r.iouType}:`);
     for (const line of r.lines) console.log(line);

@@ -2,7 +2,8 @@
 // only to --results-out, never to --dt (an input of file mode, which it used to overwrite), and
 // refuses --gt, --iou-type, --per-class instead of ignoring them; file mode refuses model options;
 // --max-images must be positive; a checkpoint whose class names differ from the annotation file's
-// categories (the shapes model on COCO) is evaluated with a warning naming them.
+// categories (the shapes model on COCO) is evaluated with a warning naming them. File mode names
+// the file and record at fault, and warns of RLE counts that do not add up to the mask's size.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
@@ -54,6 +55,33 @@ test('model mode: the shapes model on COCO warns that its classes are not the fi
   assert.is(r.status, 0, r.stderr);
   assert.match(r.stderr, /warning: the checkpoint's classes differ from .*instances_val2017\.json's categories: id 1 is '\w+' in the checkpoint, 'person' in the file/);
   assert.ok(Array.isArray(JSON.parse(readFileSync(out, 'utf8'))));
+});
+
+const GT = { images: [{ id: 1, width: 4, height: 3, file_name: 'a.jpg' }], categories: [{ id: 1, name: 'thing' }],
+  annotations: [{ id: 1, image_id: 1, category_id: 1, area: 4, bbox: [0, 0, 2, 2], iscrowd: 0, segmentation: [[0, 0, 2, 0, 2, 2, 0, 2]] }] };
+const seg = (counts: unknown) => ({ image_id: 1, category_id: 1, score: 0.9, segmentation: { size: [3, 4], counts } });
+
+test('file mode: errors name the file and the record; RLE counts not adding up to h*w are evaluated with a warning', () => {
+  const gt = join(dir, 'gt.json'), noAnn = join(dir, 'no-ann.json'), dt = join(dir, 'dt.json');
+  writeFileSync(gt, JSON.stringify(GT));
+  writeFileSync(noAnn, JSON.stringify({ ...GT, annotations: undefined }));
+  writeFileSync(dt, '[]');
+  const m = run(['--gt', noAnn, '--dt', dt, '--iou-type', 'segm', '--quiet']);
+  assert.is(m.status, 1, m.stderr);
+  assert.equal(m.stderr.trim(), `error: ground truth ${noAnn}: annotations is missing`);
+
+  writeFileSync(dt, JSON.stringify([seg([0, 12]), seg('0!')]));
+  const bad = run(['--gt', gt, '--dt', dt, '--iou-type', 'segm', '--quiet']);
+  assert.is(bad.status, 1);
+  assert.match(bad.stderr.trim(), new RegExp(`^error: results ${dt.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: results\\[1\\]\\.segmentation\\.counts: RLE string`));
+
+  writeFileSync(dt, JSON.stringify([seg([0, 12]), seg([2, 3, 1]), seg([0, 20])]));
+  const sum = run(['--gt', gt, '--dt', dt, '--iou-type', 'segm', '--quiet']);
+  assert.is(sum.status, 0, sum.stderr);
+  assert.equal(sum.stderr.trim().split('\n'), [
+    'warning: results[1].segmentation: RLE counts add up to 6 pixels, but its size 3x4 has 12',
+    'warning: results[2].segmentation: RLE counts add up to 20 pixels, but its size 3x4 has 12',
+  ]);
 });
 
 test.run();
