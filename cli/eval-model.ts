@@ -9,7 +9,7 @@ import type { FileIO } from '../data/io.js';
 import { MaskRCNN } from '../model/maskrcnn.js';
 import { getPreset } from '../model/presets.js';
 import { withOverrides } from '../model/config.js';
-import { checkpointInfo, loadCheckpoint } from '../model/checkpoint.js';
+import { checkpointInfo, describeNonFinite, loadCheckpoint } from '../model/checkpoint.js';
 import { evaluateModel } from './evaluate.js';
 import { ArgsError, type ParsedArgs } from './args.js';
 import { FILE_ONLY, refuseOptions } from './eval.js';
@@ -28,6 +28,8 @@ export async function runModelEval(args: ParsedArgs, io: FileIO): Promise<number
   const warn = (s: string) => process.stderr.write(s + '\n'); // even with --quiet
   const log = v.quiet ? () => {} : warn;
   const ckpt = await loadCheckpoint(io, weights);
+  const nonFinite = describeNonFinite(ckpt.model);
+  if (nonFinite) warn(`warning: ${weights}: ${nonFinite}; the AP will mean nothing`);
   const dataset = await CocoDataset.load(io, v.ann);
   const info = checkpointInfo(ckpt);
   let labelToCatId: ArrayLike<number> = dataset.labelToCatId;

@@ -23,7 +23,7 @@ import { MaskRCNN, type Detection, type PreparedBatch } from '../model/maskrcnn.
 import { getPreset, presetNames } from '../model/presets.js';
 import { validateConfig, withOverrides, type DeepPartial, type MaskRCNNConfig } from '../model/config.js';
 import { ArgsError, formatHelp, parseArgs, type OptionSpec, type ParsedArgs } from './args.js';
-import { checkpointInfo, decodeCheckpoint, type LoadedCheckpoint } from '../model/checkpoint.js';
+import { checkpointInfo, decodeCheckpoint, describeNonFinite, type LoadedCheckpoint } from '../model/checkpoint.js';
 import { detectionsToResults } from './evaluate.js';
 import { detectWithDump } from './infer-dump.js';
 import { imageIdsFor, resolveLabelTable, UserError } from './infer-inputs.js';
@@ -114,20 +114,30 @@ function resolveConfig(values: ParsedArgs['values'], ckpt: LoadedCheckpoint, log
   }
   const o: DeepPartial<MaskRCNNConfig> = { input: {}, roiHeads: {} };
   const num = (k: string): number | undefined => values[k] as number | undefined;
+  for (const k of ['min-size', 'max-size']) {
+    const x = num(k);
+    if (x !== undefined && !(Number.isInteger(x) && x > 0)) throw new ArgsError(`--${k} must be a positive integer (got ${x})`);
+  }
+  const st = num('score-thresh');
+  if (st !== undefined && (st < 0 || st >= 1)) {
+    log(`warning: --score-thresh ${st}: scores lie in [0, 1], so ${st >= 1 ? 'no detection can pass it' : 'it keeps every detection (as 0 would)'}`);
+  }
   if (num('min-size') !== undefined) o.input!.minSizeTest = num('min-size');
   if (num('max-size') !== undefined) o.input!.maxSize = num('max-size');
   if (num('score-thresh') !== undefined) o.roiHeads!.scoreThresh = num('score-thresh');
-  const cfg = withOverrides(base, o);
   try {
+    const cfg = withOverrides(base, o);
     validateConfig(cfg);
+    return cfg;
   } catch (e) {
     throw new ArgsError((e as Error).message);
   }
-  return cfg;
 }
 
 /** Loads the tensors, refusing a file that does not fit the model (naming the keys). */
-function loadWeights(model: MaskRCNN, ckpt: LoadedCheckpoint, file: string): void {
+function loadWeights(model: MaskRCNN, ckpt: LoadedCheckpoint, file: string, log: (s: string) => void): void {
+  const nonFinite = describeNonFinite(ckpt.model);
+  if (nonFinite) log(`warning: --weights ${file}: ${nonFinite}; the detections will mean nothing`);
   const report = model.loadStateDict(ckpt.model, { strict: false });
   const problem = describeLoadReport(report);
   if (!problem) return;
@@ -223,7 +233,7 @@ export async function runInfer(args: ParsedArgs, log: (s: string) => void = (s) 
   };
   const rng = new Rng(0);
   try {
-    loadWeights(model, ckpt, weights);
+    loadWeights(model, ckpt, weights, log);
     model.eval();
     const quiet = !!v.quiet;
     log(`model ${cfg.name} (${cfg.numClasses} classes, test size ${cfg.input.minSizeTest}/${cfg.input.maxSize}, score > ${cfg.roiHeads.scoreThresh}); classes: ${table.source}; ${files.length} image(s)`);

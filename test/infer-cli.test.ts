@@ -180,6 +180,30 @@ test('infer: a corrupt file and a 3x1000 image are reported and skipped; the goo
   assert.ok(results.every((d) => d.image_id === 1), 'only the good image has results');
 });
 
+test('infer: --min-size 0 and unreadable metadata are one-line errors; --score-thresh 2 and NaN weights warn', async () => {
+  const common = ['--preset', 'tiny', IMAGES[0]!, '--no-draw', '--out', join(dir, 'o-warn')];
+  const zero = await run(INFER, ['--weights', W, ...common, '--min-size', '0']);
+  assert.is(zero.code, 2);
+  assert.is(errLines(zero.stderr)[0], 'error: --min-size must be a positive integer (got 0)');
+  assert.not.ok(hasStack(zero.stderr), zero.stderr);
+
+  const badInfo = join(dir, 'bad-info.safetensors');
+  writeFileSync(badInfo, encodeSafetensors(weights, { preset: 'tiny', info: '{not json' }));
+  const info = await run(INFER, ['--weights', badInfo, ...common]);
+  assert.is(info.code, 1);
+  assert.match(errLines(info.stderr).join('\n'), new RegExp(`^error: --weights ${escapeRe(badInfo)}: __metadata__ "info" is not valid JSON: `));
+  assert.not.ok(hasStack(info.stderr), info.stderr);
+
+  const thresh = await run(INFER, ['--weights', W, ...common, '--score-thresh', '2', '--min-size', '64', '--max-size', '96']);
+  assert.is(thresh.code, 0, thresh.stderr);
+  assert.match(thresh.stderr, /warning: --score-thresh 2: scores lie in \[0, 1\], so no detection can pass it/);
+
+  const nanFile = join(dir, 'nan.safetensors');
+  writeFileSync(nanFile, encodeSafetensors(Object.fromEntries(Object.entries(weights).map(([k, t]) => [k, { ...t, data: new Float32Array(t.data.length).fill(NaN) }])), { preset: 'tiny' }));
+  const nan = await run(INFER, ['--weights', nanFile, ...common, '--min-size', '64', '--max-size', '96']);
+  assert.match(nan.stderr, new RegExp(`warning: --weights ${escapeRe(nanFile)}: (\\d+) of \\1 values are NaN or infinite \\(in .* and \\d+ more tensors\\); the detections will mean nothing`));
+});
+
 test('infer: a weights file that does not fit names the missing, unexpected and mis-shaped keys', async () => {
   const broken = { ...weights };
   delete broken['roi_heads.mask_predictor.mask_fcn_logits.bias'];
