@@ -5,6 +5,7 @@
 // collected instance under a queued Dawn poll ended such runs in SIGSEGV, SIGABRT
 // ("std::system_error: Invalid argument") or an endless poll. Bounded to STRESS_SECONDS of wall
 // time (default 30); EXIT_STRESS_CLI=DIR runs another build's dist/cli (to measure a baseline).
+// No run may print Dawn's "artificially reduced" limit warnings either.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -88,6 +89,8 @@ test(`CLIs exit with their own code, never hang or crash, under CPU starvation (
     for (const b of busy) b.kill('SIGKILL');
   }
   const bad = outcomes.filter((o) => o.hung || o.code !== o.c.code);
+  // Dawn's two "artificially reduced" limit warnings are silenced (cli/node-gpu.ts).
+  const noisy = outcomes.filter((o) => o.stderr.includes('artificially reduced'));
   const slowest = Math.max(...outcomes.map((o) => o.ms));
   console.log(`  exit-stress: ${outcomes.length} runs (${RUN_CASES.map((c) => `${outcomes.filter((o) => o.c === c).length} ${c.name}`).join(', ')}), ` +
     `${bad.length} wrong, slowest ${(slowest / 1000).toFixed(1)} s`);
@@ -97,6 +100,7 @@ test(`CLIs exit with their own code, never hang or crash, under CPU starvation (
   // Every case must have been exercised, and none may have gone wrong.
   for (const c of RUN_CASES) assert.ok(outcomes.some((o) => o.c === c), `${c.name} never ran within ${STRESS_SECONDS} s`);
   assert.is(bad.length, 0, `${bad.length} of ${outcomes.length} runs ended wrongly`);
+  assert.is(noisy.length, 0, `${noisy.length} runs printed Dawn's limit warnings`);
 });
 
 test.run();
