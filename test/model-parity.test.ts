@@ -50,8 +50,8 @@ function expectScaled(what: string, a: ArrayLike<number>, b: ArrayLike<number>, 
 
 /**
  * Tolerances about 10x the errors measured on lavapipe (README's parity table): scaled errors of
- * FPN <= 2.9e-6, RPN <= 2.7e-6, proposal scores 5.1e-7, box head <= 2.0e-6, mask logits 2.0e-6, scores <= 2.9e-6, losses
- * relative <= 1.7e-7, gradients <= 2.4e-4 (kept at 1e-3: 4x); every proposal and detection matched
+ * FPN <= 2.9e-6, RPN <= 2.7e-6, proposal scores 5.1e-7, box head <= 2.0e-6, mask logits 2.0e-6, scores <= 3.1e-6, losses
+ * relative <= 1.9e-7, gradients <= 2.4e-4 (kept at 1e-3: 4x); every proposal and detection matched
  * both ways; 0 mask pixels off by more than 1e-3.
  */
 const TOL = { fpn: 3e-5, rpn: 3e-5, proposalScores: 5e-6, scores: 3e-5, boxHead: 2e-5, maskLogits: 2e-5, loss: 2e-6, grad: 1e-3, maskPixels: 10 };
