@@ -53,8 +53,8 @@ test('detectron2-r50-fpn-gn-scratch: a few iterations on tiny_coco train2017 run
     const out = await runTraining(cfg, { io: nodeIO, cacheDir: dir, print: (l) => lines.push(l) });
     for (const l of lines) console.log(`    ${l}`);
     assert.is(out.status, 'done');
-    const iters = readMetrics(join(cfg.out, METRICS_FILE)).filter((r) => r.type === 'iter') as unknown as Record<string, number>[];
-    const totals = iters.map((r) => r.total!);
+    const iters = readMetrics(join(cfg.out, METRICS_FILE)).filter((r) => r.type === 'iter') as unknown as { total: number; losses: Record<string, number> }[];
+    const totals = iters.map((r) => r.total);
     assert.is(totals.length, ITERS);
     assert.ok(totals.every(Number.isFinite), `finite losses: ${totals.join(', ')}`);
     // The first iteration's classifier loss is about ln(81) = 4.4 (uniform over 81 classes) and
@@ -62,7 +62,7 @@ test('detectron2-r50-fpn-gn-scratch: a few iterations on tiny_coco train2017 run
     // the mask terms must fall as well (mean of the last two iterations below the first two).
     assert.ok(totals[ITERS - 1]! < 0.8 * totals[0]!, `loss ${totals.join(' -> ')} did not go down`);
     for (const term of ['loss_rpn_box_reg', 'loss_mask']) {
-      const v = iters.map((r) => r[term]!);
+      const v = iters.map((r) => r.losses[term]!);
       const head = (v[0]! + v[1]!) / 2, tail = (v[ITERS - 2]! + v[ITERS - 1]!) / 2;
       console.log(`    ${term}: ${v.map((x) => x.toFixed(4)).join(' -> ')}`);
       assert.ok(tail < head, `${term} ${v.join(' -> ')} did not go down`);
