@@ -13,7 +13,8 @@ setGPUProvider(() => quietAdapters(create([])));
  * ..." from native code, synchronously inside requestAdapter() (it clamps lavapipe's limits), and no
  * option turns that off. So file descriptor 2 points at /dev/null for the duration of that call
  * only (no JavaScript runs meanwhile, so nothing of ours is lost). Linux only; where stderr cannot
- * be reopened (a socket), or with DAWN_WARNINGS=1, the call runs as is.
+ * be reopened (a socket, such as child_process's 'pipe'), or with DAWN_WARNINGS=1, the call runs as
+ * is and the warnings show.
  */
 function quietAdapters(gpu: GPU): GPU {
   if (process.platform !== 'linux' || process.env.DAWN_WARNINGS) return gpu;

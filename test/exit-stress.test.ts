@@ -5,11 +5,11 @@
 // collected instance under a queued Dawn poll ended such runs in SIGSEGV, SIGABRT
 // ("std::system_error: Invalid argument") or an endless poll. Bounded to STRESS_SECONDS of wall
 // time (default 30); EXIT_STRESS_CLI=DIR runs another build's dist/cli (to measure a baseline).
-// No run may print Dawn's "artificially reduced" limit warnings either.
+// No run may print Dawn's "artificially reduced" limit warnings either (stderr is a file here).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -54,18 +54,22 @@ const RUN_CASES = ONLY ? CASES.filter((c) => new RegExp(ONLY).test(c.name)) : CA
 
 interface Outcome { c: Case; code: number | null; signal: string | null; hung: boolean; ms: number; stderr: string }
 
+let runCount = 0;
+
 function runNiced(c: Case): Promise<Outcome> {
   return new Promise((resolve) => {
     const t0 = performance.now();
     const [script, ...rest] = c.args;
-    const child = spawn('nice', ['-n', '19', process.execPath, script === probe ? probe : join(CLI, script!), ...rest], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr!.on('data', (d) => { stderr += d; });
+    // stderr goes to a file: Node's 'pipe' is a socket, where Dawn's warnings cannot be silenced
+    const errFile = join(dir, `stderr-${runCount++}.txt`);
+    const errFd = openSync(errFile, 'w');
+    const child = spawn('nice', ['-n', '19', process.execPath, script === probe ? probe : join(CLI, script!), ...rest], { stdio: ['ignore', 'ignore', errFd] });
+    closeSync(errFd);
     let hung = false;
     const timer = setTimeout(() => { hung = true; child.kill('SIGKILL'); }, RUN_TIMEOUT_MS);
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      resolve({ c, code, signal, hung, ms: performance.now() - t0, stderr });
+      resolve({ c, code, signal, hung, ms: performance.now() - t0, stderr: readFileSync(errFile, 'utf8') });
     });
   });
 }

@@ -59,8 +59,8 @@ async function rejects(p: Promise<unknown>, re: RegExp): Promise<void> {
 
 const escapeRe = (s: string): string => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 
-/** stderr's lines (Dawn's adapter warnings are silenced by cli/node-gpu.ts, so none are left out). */
-const errLines = (s: string): string[] => s.split('\n').filter((l) => l.trim());
+/** stderr without Dawn's adapter warnings (cli/node-gpu.ts cannot silence them on a socket, as here). */
+const errLines = (s: string): string[] => s.split('\n').filter((l) => l.trim() && !l.startsWith('Warning:'));
 const hasStack = (s: string): boolean => /^\s+at .+\(.*:\d+:\d+\)$/m.test(s) || /^\s+at file:/m.test(s);
 
 // The tiny preset's state dict filled with the fixture formula (tools/fixture-weights does the same).
