@@ -61,4 +61,4 @@ for (const c of cases) {
   await session.dispose();
 }
 printTable('training speed (after warm-up)', ['case', 'iterations', 'images/s', 'ms/iteration', 'CPU s/image'], rows);
-shutdown();
+await shutdown();

@@ -5,6 +5,8 @@
 // Writes COCO results (bbox xywh, score, category_id, segmentation as compressed RLE of mask > 0.5)
 // and, per image, a PNG with masks, boxes and "class score" labels drawn over the photo. Folders are
 // read non-recursively (.jpg/.jpeg/.png). User errors print one line (no stack; DEBUG=1 shows it).
+// An image that cannot be read or run (corrupt, an aspect ratio too extreme for the input size) is
+// reported and skipped; the results of the others are still written, and the exit code is then 1.
 import './node-gpu.js';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
@@ -14,14 +16,14 @@ import { Rng } from '../engine/random.js';
 import { encodeSafetensors, loadSafetensors, type HostTensor } from '../engine/safetensors.js';
 import { tensor } from '../engine/ops/create.js';
 import { describeLoadReport } from '../engine/nn/module.js';
-import { decodeImage, encodePng, ImageDecodeError } from '../data/image.js';
+import { decodeImage, encodePng, ImageDecodeError, type RgbImage } from '../data/image.js';
 import { drawDetections } from '../data/draw.js';
 import type { CocoResult } from '../data/coco-json.js';
 import { MaskRCNN, type Detection, type PreparedBatch } from '../model/maskrcnn.js';
 import { getPreset, presetNames } from '../model/presets.js';
 import { validateConfig, withOverrides, type DeepPartial, type MaskRCNNConfig } from '../model/config.js';
 import { ArgsError, formatHelp, parseArgs, type OptionSpec, type ParsedArgs } from './args.js';
-import { checkpointInfo, decodeCheckpoint, type LoadedCheckpoint } from '../model/checkpoint.js';
+import { checkpointInfo, decodeCheckpoint, describeNonFinite, type LoadedCheckpoint } from '../model/checkpoint.js';
 import { detectionsToResults } from '../train/evaluate.js';
 import { detectWithDump } from '../model/infer-dump.js';
 import { imageIdsFor, resolveLabelTable, UserError } from './infer-inputs.js';
@@ -112,20 +114,30 @@ function resolveConfig(values: ParsedArgs['values'], ckpt: LoadedCheckpoint, log
   }
   const o: DeepPartial<MaskRCNNConfig> = { input: {}, roiHeads: {} };
   const num = (k: string): number | undefined => values[k] as number | undefined;
+  for (const k of ['min-size', 'max-size']) {
+    const x = num(k);
+    if (x !== undefined && !(Number.isInteger(x) && x > 0)) throw new ArgsError(`--${k} must be a positive integer (got ${x})`);
+  }
+  const st = num('score-thresh');
+  if (st !== undefined && (st < 0 || st >= 1)) {
+    log(`warning: --score-thresh ${st}: scores lie in [0, 1], so ${st >= 1 ? 'no detection can pass it' : 'it keeps every detection (as 0 would)'}`);
+  }
   if (num('min-size') !== undefined) o.input!.minSizeTest = num('min-size');
   if (num('max-size') !== undefined) o.input!.maxSize = num('max-size');
   if (num('score-thresh') !== undefined) o.roiHeads!.scoreThresh = num('score-thresh');
-  const cfg = withOverrides(base, o);
   try {
+    const cfg = withOverrides(base, o);
     validateConfig(cfg);
+    return cfg;
   } catch (e) {
     throw new ArgsError((e as Error).message);
   }
-  return cfg;
 }
 
 /** Loads the tensors, refusing a file that does not fit the model (naming the keys). */
-function loadWeights(model: MaskRCNN, ckpt: LoadedCheckpoint, file: string): void {
+function loadWeights(model: MaskRCNN, ckpt: LoadedCheckpoint, file: string, log: (s: string) => void): void {
+  const nonFinite = describeNonFinite(ckpt.model);
+  if (nonFinite) log(`warning: --weights ${file}: ${nonFinite}; the detections will mean nothing`);
   const report = model.loadStateDict(ckpt.model, { strict: false });
   const problem = describeLoadReport(report);
   if (!problem) return;
@@ -172,13 +184,21 @@ export interface InferSummary {
   cpuSeconds: number;
 }
 
-/** Runs inference on parsed arguments (after init()); returns the exit code. */
-export async function runInfer(args: ParsedArgs, log: (s: string) => void = (s) => process.stderr.write(s + '\n')): Promise<InferSummary> {
+/** Refuses incomplete or contradictory arguments (ArgsError: exit code 2) before any GPU work. */
+function checkUsage(args: ParsedArgs): { weights: string } {
   const v = args.values;
   if (typeof v.weights !== 'string') throw new ArgsError('--weights W.safetensors is needed');
   if (v['dump-input'] !== undefined && v.dump === undefined) throw new ArgsError('--dump-input needs --dump OUT.safetensors');
+  if (args.positionals.length === 0) throw new ArgsError('no images given (IMAGE_OR_DIR...)');
+  return { weights: v.weights };
+}
+
+/** Runs inference on parsed arguments (after init()); returns the exit code. */
+export async function runInfer(args: ParsedArgs, log: (s: string) => void = (s) => process.stderr.write(s + '\n')): Promise<InferSummary> {
+  const v = args.values;
+  const { weights } = checkUsage(args);
   const files = await listImages(args.positionals);
-  const ckpt = await readWeights(v.weights);
+  const ckpt = await readWeights(weights);
   const cfg = resolveConfig(v, ckpt, log);
   const table = await resolveLabelTable(v.classes as string | undefined, checkpointInfo(ckpt)?.categories, cfg.numClasses, nodeIO);
   const ids = imageIdsFor(files);
@@ -191,60 +211,66 @@ export async function runInfer(args: ParsedArgs, log: (s: string) => void = (s) 
   const results: CocoResult[] = [];
   const summary: InferSummary = { images: files.length, failed: 0, detections: 0, msPerImage: [], cpuSeconds: 0 };
   const cpu0 = process.cpuUsage();
+  let started = false;
+  /** Detections of one decoded image (the first one's tensors also go to --dump). */
+  const detectOne = async (i: number, file: string, image: RgbImage): Promise<{ det: Detection; detectMs: number }> => {
+    const dumpInput = i === 0 && typeof v.dump === 'string' && typeof v['dump-input'] === 'string';
+    const batch = dumpInput ? await fixtureInput(v['dump-input'] as string, image.height, image.width) : model.prepare([image], rng);
+    const td = performance.now();
+    try {
+      if (i === 0 && typeof v.dump === 'string') {
+        const dumped = await detectWithDump(model, batch);
+        const meta = { preset: cfg.name, image: file, input: dumpInput ? `input.tensor of ${v['dump-input']}` : 'decoded and resized here', min_size: String(cfg.input.minSizeTest), max_size: String(cfg.input.maxSize), score_thresh: String(cfg.roiHeads.scoreThresh) };
+        await nodeIO.writeBytes(v.dump, encodeSafetensors(dumped.tensors as Record<string, HostTensor>, meta));
+        log(`wrote ${Object.keys(dumped.tensors).length} tensors of ${file} to ${v.dump}`);
+        return { det: dumped.det, detectMs: performance.now() - td };
+      }
+      const [det] = (await model.detect(batch)) as [Detection];
+      return { det, detectMs: performance.now() - td };
+    } finally {
+      batch.images.dispose();
+    }
+  };
+  const rng = new Rng(0);
   try {
-    loadWeights(model, ckpt, v.weights);
+    loadWeights(model, ckpt, weights, log);
     model.eval();
     const quiet = !!v.quiet;
     log(`model ${cfg.name} (${cfg.numClasses} classes, test size ${cfg.input.minSizeTest}/${cfg.input.maxSize}, score > ${cfg.roiHeads.scoreThresh}); classes: ${table.source}; ${files.length} image(s)`);
-    const rng = new Rng(0);
+    started = true;
     for (let i = 0; i < files.length; i++) {
       const file = files[i]!;
       const t0 = performance.now();
       const c0 = process.cpuUsage();
-      let image;
+      // One bad image (unreadable, corrupt, an extreme aspect ratio) is reported and skipped.
       try {
-        image = decodeImage(await nodeIO.readBytes(file), file);
+        const image = decodeImage(await nodeIO.readBytes(file), file);
+        const { det, detectMs } = await detectOne(i, file, image);
+        results.push(...detectionsToResults(det, ids.ids[i]!, table.catIds, cfg.roiHeads.maskThreshold));
+        summary.detections += det.scores.length;
+        if (v.draw) {
+          const drawn = drawDetections(image, det, { className: (l) => table.names[l] ?? `class ${l}`, maskThreshold: cfg.roiHeads.maskThreshold });
+          await nodeIO.writeBytes(path.join(outDir, pngs[i]!), encodePng(drawn.data, drawn.width, drawn.height));
+        }
+        const ms = performance.now() - t0;
+        const c = process.cpuUsage(c0);
+        summary.msPerImage.push(ms);
+        if (!quiet) {
+          log(`[${i + 1}/${files.length}] ${file} ${image.width}x${image.height} (image_id ${ids.ids[i]}): ${det.scores.length} detections, ` +
+            `${ms.toFixed(0)} ms (detect ${detectMs.toFixed(0)} ms), ${((c.user + c.system) / 1e6).toFixed(1)} CPU s`);
+        }
       } catch (e) {
         summary.failed++;
-        log(`[${i + 1}/${files.length}] error: ${e instanceof ImageDecodeError ? e.message : (e as Error).message}`);
-        continue;
-      }
-      const dumpInput = i === 0 && typeof v.dump === 'string' && typeof v['dump-input'] === 'string';
-      const batch = dumpInput ? await fixtureInput(v['dump-input'] as string, image.height, image.width) : model.prepare([image], rng);
-      let det: Detection;
-      const td = performance.now();
-      try {
-        if (i === 0 && typeof v.dump === 'string') {
-          const dumped = await detectWithDump(model, batch);
-          det = dumped.det;
-          const meta = { preset: cfg.name, image: file, input: dumpInput ? `input.tensor of ${v['dump-input']}` : 'decoded and resized here', min_size: String(cfg.input.minSizeTest), max_size: String(cfg.input.maxSize), score_thresh: String(cfg.roiHeads.scoreThresh) };
-          await nodeIO.writeBytes(v.dump, encodeSafetensors(dumped.tensors as Record<string, HostTensor>, meta));
-          log(`wrote ${Object.keys(dumped.tensors).length} tensors of ${file} to ${v.dump}`);
-        } else {
-          [det] = (await model.detect(batch)) as [Detection];
-        }
-      } finally {
-        batch.images.dispose();
-      }
-      const detectMs = performance.now() - td;
-      results.push(...detectionsToResults(det, ids.ids[i]!, table.catIds, cfg.roiHeads.maskThreshold));
-      summary.detections += det.scores.length;
-      if (v.draw) {
-        const drawn = drawDetections(image, det, { className: (l) => table.names[l] ?? `class ${l}`, maskThreshold: cfg.roiHeads.maskThreshold });
-        await nodeIO.writeBytes(path.join(outDir, pngs[i]!), encodePng(drawn.data, drawn.width, drawn.height));
-      }
-      const ms = performance.now() - t0;
-      const c = process.cpuUsage(c0);
-      summary.msPerImage.push(ms);
-      if (!quiet) {
-        log(`[${i + 1}/${files.length}] ${file} ${image.width}x${image.height} (image_id ${ids.ids[i]}): ${det.scores.length} detections, ` +
-          `${ms.toFixed(0)} ms (detect ${detectMs.toFixed(0)} ms), ${((c.user + c.system) / 1e6).toFixed(1)} CPU s`);
+        const msg = (e as Error).message;
+        log(`[${i + 1}/${files.length}] skipped: ${msg.includes(file) ? msg : `${file}: ${msg}`}`);
+        if (process.env.DEBUG) log(String((e as Error).stack));
       }
     }
   } finally {
     model.dispose();
+    // Written on every way out once images were processed, so an error keeps the earlier results.
+    if (started) await nodeIO.writeText(resultsPath, JSON.stringify(results));
   }
-  await nodeIO.writeText(resultsPath, JSON.stringify(results));
   const cpu = process.cpuUsage(cpu0);
   summary.cpuSeconds = (cpu.user + cpu.system) / 1e6;
   const done = summary.msPerImage.length;
@@ -253,7 +279,7 @@ export async function runInfer(args: ParsedArgs, log: (s: string) => void = (s) 
   const steady = later.length ? ` (${(later.reduce((a, b) => a + b, 0) / later.length).toFixed(0)} ms after the first)` : '';
   log(`${done} image(s) in ${(total / 1000).toFixed(1)} s: ${done ? (total / done).toFixed(0) : 0} ms per image${steady}, ` +
     `${summary.cpuSeconds.toFixed(1)} CPU s; ${summary.detections} detections -> ${resultsPath}${v.draw ? `, PNGs in ${outDir}` : ''}`);
-  if (summary.failed) log(`${summary.failed} of ${files.length} image(s) could not be read`);
+  if (summary.failed) log(`${summary.failed} of ${files.length} image(s) skipped (see the lines above); the others' results are in ${resultsPath}`);
   return summary;
 }
 
@@ -272,6 +298,7 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
     return 2;
   }
   try {
+    checkUsage(args); // usage errors end here, before a GPU exists
     setQuiet(true);
     await init();
     const s = await runInfer(args);
@@ -287,7 +314,7 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
     if (process.env.DEBUG || !userError) console.error((e as Error).stack);
     return 1;
   } finally {
-    shutdown();
+    await shutdown();
   }
 }
 

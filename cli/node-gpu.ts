@@ -1,11 +1,53 @@
 // Node's WebGPU: Dawn through the `webgpu` package. Importing this module registers it with the
 // engine, so `await init()` works in Node exactly as in a browser.
+import { closeSync, openSync } from 'node:fs';
 import { create, globals } from 'webgpu';
 import { setGPUProvider, setHostPause } from '../engine/device.js';
 
 Object.assign(globalThis, globals);
 process.env.XDG_RUNTIME_DIR ??= '/tmp';
-setGPUProvider(() => create([]));
+setGPUProvider(() => quietAdapters(create([])));
+
+/**
+ * Dawn prints "Warning: maxDynamic{Uniform,Storage}BuffersPerPipelineLayout artificially reduced
+ * ..." from native code, synchronously inside requestAdapter() (it clamps lavapipe's limits), and no
+ * option turns that off. So file descriptor 2 points at /dev/null for the duration of that call
+ * only (no JavaScript runs meanwhile, so nothing of ours is lost). Linux only; where stderr cannot
+ * be reopened (a socket, such as child_process's 'pipe'), or with DAWN_WARNINGS=1, the call runs as
+ * is and the warnings show.
+ */
+function quietAdapters(gpu: GPU): GPU {
+  if (process.platform !== 'linux' || process.env.DAWN_WARNINGS) return gpu;
+  const request = gpu.requestAdapter.bind(gpu);
+  Object.defineProperty(gpu, 'requestAdapter', {
+    value: (options?: GPURequestAdapterOptions) => withStderrAt('/dev/null', () => request(options)),
+  });
+  return gpu;
+}
+
+/** Runs the synchronous fn with fd 2 reopened on `path`, then puts the original stderr back. */
+function withStderrAt<T>(path: string, fn: () => T): T {
+  let saved: number;
+  try {
+    saved = openSync('/proc/self/fd/2', 'a'); // the same pipe, terminal or file, appended to
+  } catch {
+    return fn();
+  }
+  const reopen = (target: string): boolean => {
+    closeSync(2);
+    const fd = openSync(target, 'a'); // the lowest free descriptor: 2
+    if (fd === 2) return true;
+    closeSync(fd);
+    return false;
+  };
+  try {
+    if (!reopen(path)) return fn();
+    return fn();
+  } finally {
+    reopen(`/proc/self/fd/${saved}`);
+    closeSync(saved);
+  }
+}
 
 // While waiting for the GPU, sleep 0.5 ms between Dawn's polls rather than spinning (see HostPause):
 // on lavapipe this leaves both cores to the shader threads.

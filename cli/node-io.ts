@@ -4,6 +4,33 @@ import * as path from 'node:path';
 import type { FileIO } from '../data/io.js';
 
 let tempCounter = 0;
+/** Temp files are named FILE.tmp-PID-N next to FILE. */
+const TEMP_MARK = '.tmp-';
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Removes temp files of `p` left by processes that no longer run (a crash, a kill -9). */
+async function removeStaleTemps(p: string): Promise<void> {
+  const prefix = path.basename(p) + TEMP_MARK;
+  let names: string[];
+  try {
+    names = await fs.readdir(path.dirname(p));
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const pid = Number(/^(\d+)-\d+$/.exec(name.slice(prefix.length))?.[1]);
+    if (pid && pid !== process.pid && !processAlive(pid)) await fs.rm(path.join(path.dirname(p), name), { force: true }).catch(() => {});
+  }
+}
 
 export const nodeIO: FileIO = {
   async readBytes(p) {
@@ -22,16 +49,28 @@ export const nodeIO: FileIO = {
     }
   },
   async writeBytes(p, data) {
-    await fs.mkdir(path.dirname(p), { recursive: true });
-    const tmp = `${p}.tmp-${process.pid}-${tempCounter++}`;
-    const handle = await fs.open(tmp, 'w');
     try {
-      await handle.writeFile(data);
-      await handle.sync();
-    } finally {
-      await handle.close();
+      await fs.mkdir(path.dirname(p), { recursive: true });
+    } catch (e) {
+      throw new Error(`cannot write ${p}: ${(e as Error).message}`);
     }
-    await fs.rename(tmp, p);
+    await removeStaleTemps(p);
+    const tmp = `${p}${TEMP_MARK}${process.pid}-${tempCounter++}`;
+    try {
+      const handle = await fs.open(tmp, 'w');
+      try {
+        await handle.writeFile(data);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await fs.rename(tmp, p);
+    } catch (e) {
+      // A full disk must not leave a half-written temp file behind (the next try would fail too).
+      await fs.rm(tmp, { force: true }).catch(() => {});
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new Error(`cannot write ${p}${code === 'ENOSPC' ? ' (no space left on the device)' : ''}: ${(e as Error).message}`);
+    }
   },
   async writeText(p, text) {
     await nodeIO.writeBytes(p, new TextEncoder().encode(text));

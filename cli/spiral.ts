@@ -180,7 +180,7 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
     console.error(`error: ${(e as Error).message}`);
     return 1;
   } finally {
-    shutdown();
+    await shutdown();
   }
 }
 

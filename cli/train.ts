@@ -231,7 +231,7 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
   } finally {
     process.off('SIGINT', onInt);
     process.off('SIGTERM', onTerm);
-    shutdown();
+    await shutdown();
   }
 }
 

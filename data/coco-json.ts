@@ -1,7 +1,7 @@
 // Types and validation of the two JSON inputs of COCO evaluation: a ground-truth "instances" file
 // and a results (detections) list. Validation walks every record once and throws an Error naming
 // the record and field (e.g. `results[17].score is NaN`), so bad files fail before evaluation.
-import type { CompressedRLE, UncompressedRLE } from './rle.js';
+import { rleFrString, type CompressedRLE, type RLE, type UncompressedRLE } from './rle.js';
 import type { Segmentation } from './polygon.js';
 
 export interface EvalImage {
@@ -86,7 +86,7 @@ export function checkBbox(v: unknown, at: string): number[] {
 }
 
 /** Checks a segmentation: polygons (arrays of finite numbers) or an RLE object {size: [h, w], counts}. */
-export function checkSegmentation(v: unknown, at: string): Segmentation {
+export function checkSegmentation(v: unknown, at: string, warnings?: string[]): Segmentation {
   if (Array.isArray(v)) {
     for (let i = 0; i < v.length; i++) {
       const p = arr(v[i], `${at}[${i}]`);
@@ -97,14 +97,31 @@ export function checkSegmentation(v: unknown, at: string): Segmentation {
   const o = obj(v, at);
   const size = arr(o.size, `${at}.size`);
   if (size.length !== 2) throw new Error(`${at}.size must be [height, width] (got ${size.length} values)`);
-  num(size[0], `${at}.size[0]`); num(size[1], `${at}.size[1]`);
-  if (typeof o.counts === 'string') return o as unknown as CompressedRLE;
-  const c = arr(o.counts, `${at}.counts`);
-  for (let j = 0; j < c.length; j++) {
-    const x = num(c[j], `${at}.counts[${j}]`);
-    if (x < 0 || !Number.isInteger(x)) throw new Error(`${at}.counts[${j}] must be a non-negative integer (got ${x})`);
+  const h = num(size[0], `${at}.size[0]`), w = num(size[1], `${at}.size[1]`);
+  let total = 0;
+  if (typeof o.counts === 'string') {
+    try {
+      total = rleTotal(rleFrString(o.counts, h, w));
+    } catch (e) {
+      throw new Error(`${at}.counts: ${(e as Error).message}`);
+    }
+  } else {
+    const c = arr(o.counts, `${at}.counts`);
+    for (let j = 0; j < c.length; j++) {
+      const x = num(c[j], `${at}.counts[${j}]`);
+      if (x < 0 || !Number.isInteger(x)) throw new Error(`${at}.counts[${j}] must be a non-negative integer (got ${x})`);
+      total += x;
+    }
   }
-  return o as unknown as UncompressedRLE;
+  // pycocotools accepts such a mask (decoding stops at h*w or leaves the rest empty); say so.
+  if (total !== h * w) warnings?.push(`${at}: RLE counts add up to ${total} pixels, but its size ${h}x${w} has ${h * w}`);
+  return o as unknown as CompressedRLE | UncompressedRLE;
+}
+
+function rleTotal(r: RLE): number {
+  let t = 0;
+  for (let i = 0; i < r.counts.length; i++) t += r.counts[i]!;
+  return t;
 }
 
 /**
@@ -141,9 +158,10 @@ export function validateGroundTruth(json: unknown, iouType?: IouType): CocoGroun
  * Validates a results list (pycocotools loadRes input). Every record needs image_id, category_id
  * and a finite score; as in loadRes the first record decides the kind: with a non-empty `bbox`
  * every record needs a box, otherwise every record needs a `segmentation`. When `imageIds` is given,
- * every image_id must be one of them ("Results do not correspond to current coco set").
+ * every image_id must be one of them ("Results do not correspond to current coco set"). RLE masks
+ * whose counts do not add up to their size are accepted, as pycocotools does, with a line in `warnings`.
  */
-export function validateResults(json: unknown, imageIds?: ReadonlySet<number>): CocoResult[] {
+export function validateResults(json: unknown, imageIds?: ReadonlySet<number>, warnings?: string[]): CocoResult[] {
   const res = arr(json, 'results');
   if (res.length === 0) return [];
   const first = obj(res[0], 'results[0]');
@@ -156,12 +174,12 @@ export function validateResults(json: unknown, imageIds?: ReadonlySet<number>): 
     num(r.score, `${at}.score`);
     if (bboxKind) {
       checkBbox(r.bbox, `${at}.bbox`);
-      if (r.segmentation !== undefined) checkSegmentation(r.segmentation, `${at}.segmentation`);
+      if (r.segmentation !== undefined) checkSegmentation(r.segmentation, `${at}.segmentation`, warnings);
     } else {
       if (r.segmentation === undefined) {
         throw new Error(`${at}.segmentation is missing (results[0] has no bbox, so every result needs a segmentation)`);
       }
-      checkSegmentation(r.segmentation, `${at}.segmentation`);
+      checkSegmentation(r.segmentation, `${at}.segmentation`, warnings);
       if (r.bbox !== undefined && !(Array.isArray(r.bbox) && r.bbox.length === 0)) checkBbox(r.bbox, `${at}.bbox`);
     }
     if (imageIds && !imageIds.has(imgId)) {

@@ -17,6 +17,8 @@ export interface SampleSource {
    *  function of (i, seed) whatever thread or order it runs in. */
   load(i: number, seed: number): Promise<Sample>;
   close?(): Promise<void>;
+  /** Why the source has no samples (when size is 0), for the error that says so. */
+  whyEmpty?(): string;
 }
 
 export interface CocoSourceOptions {
@@ -43,6 +45,10 @@ export class CocoSampleSource implements SampleSource {
 
   get size(): number {
     return this.ids.length;
+  }
+
+  whyEmpty(): string {
+    return this.dataset.whyEmpty({ filterEmpty: this.options.filterEmpty });
   }
 
   name(i: number): string {

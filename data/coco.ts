@@ -140,6 +140,18 @@ export class CocoDataset {
     const ids = this.images.map((im) => im.id);
     return opts.filterEmpty ? ids.filter((id) => this.targets(id).labels.length > 0) : ids;
   }
+
+  /** Why imageIds(opts) is empty: what the file holds and what the filter left out. */
+  whyEmpty(opts: { filterEmpty?: boolean } = {}): string {
+    if (this.images.length === 0) return `${this.source} lists no images`;
+    const anns = this.json.annotations;
+    if (!opts.filterEmpty) return `${this.source} has ${this.images.length} images`;
+    if (anns.length === 0) return `${this.source} has ${this.images.length} images but no annotations (images without instances are left out for training)`;
+    const crowd = anns.filter((a) => a.iscrowd).length;
+    const degenerate = this.images.reduce((n, im) => n + this.annotations(im.id).filter((a) => !a.iscrowd).length - this.targets(im.id).labels.length, 0);
+    return `none of the ${this.images.length} images of ${this.source} has a usable instance (images without one are left out for training): ` +
+      `of ${anns.length} annotations, ${crowd} are crowd regions and ${degenerate} have a box of zero area inside the image`;
+  }
 }
 
 function clamp(v: number, lo: number, hi: number): number {

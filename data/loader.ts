@@ -60,7 +60,7 @@ export class DataLoader implements AsyncIterable<Batch> {
     readonly source: SampleSource,
     options: LoaderOptions,
   ) {
-    if (source.size === 0) throw new Error('DataLoader: the dataset is empty');
+    if (source.size === 0) throw new Error(`the dataset is empty${source.whyEmpty ? `: ${source.whyEmpty()}` : ''}`);
     if (!(options.batchSize >= 1)) throw new Error('DataLoader: batchSize must be >= 1');
     this.opts = {
       shuffle: true,

@@ -12,13 +12,15 @@ export type Segmentation = number[][] | CompressedRLE | UncompressedRLE;
  * Rasterises one polygon given as flat [x0, y0, x1, y1, ...] (k = floor(len / 2) points) into an
  * h x w mask, exactly as maskApi's rleFrPoly: vertices upsampled x5 and rounded with (int)(v+.5),
  * boundary traced per upsampled column, pixels whose centres lie inside the boundary are set.
+ * Edges reaching outside the image are clipped to its columns (same mask; `clip: false` traces
+ * every point as maskApi does, for tests).
  */
 // scratch buffers reused across calls (typed-array allocation dominates for small polygons)
 let bufX = new Int32Array(64), bufY = new Int32Array(64), bufU = new Int32Array(1024), bufV = new Int32Array(1024);
 let bufPx = new Int32Array(1024), bufPy = new Int32Array(1024), bufA = new Uint32Array(1024), bufB = new Uint32Array(1024);
 const grow = (n: number, have: number) => Math.max(n, have * 2);
 
-export function rleFrPoly(xy: ArrayLike<number>, h: number, w: number): RLE {
+export function rleFrPoly(xy: ArrayLike<number>, h: number, w: number, opts: { clip?: boolean } = {}): RLE {
   const k = Math.floor(xy.length / 2);
   const scale = 5;
   if (k + 1 > bufX.length) { bufX = new Int32Array(grow(k + 1, bufX.length)); bufY = new Int32Array(bufX.length); }
@@ -27,8 +29,19 @@ export function rleFrPoly(xy: ArrayLike<number>, h: number, w: number): RLE {
   x[k] = x[0];
   for (let j = 0; j < k; j++) y[j] = Math.trunc(scale * xy[j * 2 + 1] + 0.5);
   y[k] = y[0];
+  // Only boundary points in upsampled columns [lo, hi] can make a crossing below (both points of a
+  // crossing pair lie in [2, 5(w-1)+3]); with clipping, an edge reaching outside keeps just those,
+  // and of each run of equal columns only its first and last point (the only ones a crossing
+  // reads). The points kept are the same values in the same order, and a pair that becomes
+  // adjacent by dropping points has columns lo and hi, whose crossing falls outside the image: the
+  // mask is exactly the unclipped one, at a cost bounded by the image width, not the coordinates.
+  const lo = 1, hi = 5 * (w - 1) + 4, span = 2 * (hi - lo + 2);
+  const clip = opts.clip ?? true;
   let m = 0;
-  for (let j = 0; j < k; j++) m += Math.max(Math.abs(x[j] - x[j + 1]), Math.abs(y[j] - y[j + 1])) + 1;
+  for (let j = 0; j < k; j++) {
+    const n = Math.max(Math.abs(x[j] - x[j + 1]), Math.abs(y[j] - y[j + 1]));
+    m += clip ? Math.min(n + 1, span) : n + 1;
+  }
   if (m > bufU.length) {
     const c = grow(m, bufU.length);
     bufU = new Int32Array(c); bufV = new Int32Array(c); bufPx = new Int32Array(c); bufPy = new Int32Array(c);
@@ -42,16 +55,35 @@ export function rleFrPoly(xy: ArrayLike<number>, h: number, w: number): RLE {
     const flip = (dx >= dy && xs > xe) || (dx < dy && ys > ye);
     if (flip) { let t = xs; xs = xe; xe = t; t = ys; ys = ye; ye = t; }
     const s = dx >= dy ? (ye - ys) / dx : (xe - xs) / dy;
-    if (dx >= dy) {
-      for (let d = 0; d <= dx; d++) {
-        const t = flip ? dx - d : d;
-        u[m] = t + xs; v[m] = Math.trunc(ys + s * t + 0.5); m++; // NaN (a repeated vertex) stores 0 and is never read
+    const n = dx >= dy ? dx : dy;
+    const inside = x[j] >= lo && x[j] <= hi && x[j + 1] >= lo && x[j + 1] <= hi && n + 1 <= span;
+    if (!clip || inside) {
+      if (dx >= dy) {
+        for (let d = 0; d <= dx; d++) {
+          const t = flip ? dx - d : d;
+          u[m] = t + xs; v[m] = Math.trunc(ys + s * t + 0.5); m++; // NaN (a repeated vertex) stores 0 and is never read
+        }
+      } else {
+        for (let d = 0; d <= dy; d++) {
+          const t = flip ? dy - d : d;
+          v[m] = t + ys; u[m] = Math.trunc(xs + s * t + 0.5); m++;
+        }
       }
-    } else {
-      for (let d = 0; d <= dy; d++) {
-        const t = flip ? dy - d : d;
-        v[m] = t + ys; u[m] = Math.trunc(xs + s * t + 0.5); m++;
-      }
+      continue;
+    }
+    // The same points as the loops above, as functions of d (columns are monotone in d).
+    const xMajor = dx >= dy;
+    const colAt = (d: number): number => { const t = flip ? n - d : d; return xMajor ? t + xs : Math.trunc(xs + s * t + 0.5); };
+    const rowAt = (d: number): number => { const t = flip ? n - d : d; return xMajor ? Math.trunc(ys + s * t + 0.5) : t + ys; };
+    const rising = colAt(n) >= colAt(0);
+    let d = firstTrue(0, n, rising ? (q) => colAt(q) >= lo : (q) => colAt(q) <= hi);
+    while (d <= n) {
+      const c = colAt(d);
+      if (c < lo || c > hi) break;
+      const e = firstTrue(d, n, (q) => colAt(q) !== c) - 1; // the run of column c ends at e
+      u[m] = c; v[m] = rowAt(d); m++;
+      if (e > d) { u[m] = c; v[m] = rowAt(e); m++; }
+      d = e + 1;
     }
   }
   // points where the upsampled boundary crosses a pixel-centre column, downsampled
@@ -87,6 +119,16 @@ export function rleFrPoly(xy: ArrayLike<number>, h: number, w: number): RLE {
     else { j++; if (j < n) b[m - 1] += a[j++]; }
   }
   return { h, w, counts: b.slice(0, m) };
+}
+
+/** The least q in [a, b] where the monotone (false..., true...) pred holds; b + 1 if none. */
+function firstTrue(a: number, b: number, pred: (q: number) => boolean): number {
+  let l = a, r = b + 1;
+  while (l < r) {
+    const mid = l + Math.floor((r - l) / 2);
+    if (pred(mid)) r = mid; else l = mid + 1;
+  }
+  return l;
 }
 
 let bucket = new Int32Array(1024);

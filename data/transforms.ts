@@ -31,12 +31,23 @@ export function resizeOutputSize(
   maxSize: number,
   rounding: SizeRounding = 'torchvision',
 ): [number, number] {
-  if (rounding === 'torchvision') {
-    const short = f32(Math.min(height, width));
-    const long = f32(Math.max(height, width));
-    const scale = Math.min(f32(minSize / short), f32(maxSize / long));
-    return [Math.floor(height * scale), Math.floor(width * scale)];
+  const size = rounding === 'torchvision' ? torchvisionSize(height, width, minSize, maxSize) : detectron2Size(height, width, minSize, maxSize);
+  // torchvision's interpolate refuses an empty output too; say why instead of failing in a kernel.
+  if (size[0] < 1 || size[1] < 1) {
+    throw new Error(`a ${width}x${height} image resizes to ${size[1]}x${size[0]} px (shorter side to ${minSize}, longer side at most ${maxSize}): ` +
+      'its aspect ratio is too extreme for this model\'s input size');
   }
+  return size;
+}
+
+function torchvisionSize(height: number, width: number, minSize: number, maxSize: number): [number, number] {
+  const short = f32(Math.min(height, width));
+  const long = f32(Math.max(height, width));
+  const scale = Math.min(f32(minSize / short), f32(maxSize / long));
+  return [Math.floor(height * scale), Math.floor(width * scale)];
+}
+
+function detectron2Size(height: number, width: number, minSize: number, maxSize: number): [number, number] {
   const scale = minSize / Math.min(height, width);
   let newh: number;
   let neww: number;

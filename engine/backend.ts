@@ -288,13 +288,18 @@ export function getBackend(): WebGPUBackend {
   return backend;
 }
 
-/** Destroys the device so a Node process can exit; init() afterwards creates a new one. */
-export function shutdown(): void {
-  if (!backend) return;
-  backend.flush();
-  backend.pool.trim();
-  backend.pool.destroyRetired();
-  backend.isShutDown = true;
-  backend = undefined;
-  void releaseDevice();
+/**
+ * Submits what is recorded, frees the pool and destroys the device; init() afterwards creates a
+ * new one. The promise settles when the GPU is idle and Dawn has no event left pending: a program
+ * awaits it before it exits (see releaseDevice).
+ */
+export async function shutdown(): Promise<void> {
+  if (backend) {
+    backend.flush();
+    backend.pool.trim();
+    backend.pool.destroyRetired();
+    backend.isShutDown = true;
+    backend = undefined;
+  }
+  await releaseDevice();
 }

@@ -7,8 +7,13 @@ export type GPUProvider = () => GPU | Promise<GPU>;
 let provider: GPUProvider | undefined;
 let devicePromise: Promise<GPUDevice> | undefined;
 let quiet = false;
-// Dawn (Node) keeps running while its GPU object is referenced, and stops when it is collected:
-// hold it for as long as the device lives, drop it in releaseDevice() so the process can exit.
+// The GPU object is never dropped once made. In Dawn's Node binding the GPU object owns the native
+// instance, while its adapters and devices share a poller that calls the instance from
+// setImmediate until their pending events (mapAsync, device.lost, ...) settle. Dropping the GPU
+// while any was pending let the garbage collector free the instance under a queued poll: at exit
+// that crashed (SIGSEGV in CallbackTaskManager::Flush, SIGABRT "std::system_error: Invalid
+// argument") or spun forever, mostly when a starved process was collected at the wrong moment.
+// Holding it costs nothing (it keeps no event-loop handle); Node frees it at exit, after the loop.
 let gpuRef: GPU | undefined;
 
 /** Registers where to get a `GPU` object from (Node: Dawn). Must be called before first use. */
@@ -70,6 +75,7 @@ export function setReductionWorkgroup(wg: number | null): void {
 }
 
 async function findGPU(): Promise<GPU> {
+  if (gpuRef) return gpuRef;
   if (provider) return provider();
   const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
   if (nav?.gpu) return nav.gpu;
@@ -119,10 +125,14 @@ async function createDevice(): Promise<GPUDevice> {
   if (!quiet) console.error(`[webgpu] adapter: ${adapterReport.description} (backend: ${adapterReport.backend})`);
   device.lost.then((lost) => {
     if (lost.reason !== 'destroyed') console.error(`[webgpu] device lost: ${lost.reason} ${lost.message}`);
-    devicePromise = undefined;
+    // Forget it only if it is still the current device (releaseDevice may have made a new one).
+    if (current === device) devicePromise = undefined;
   });
+  current = device;
   return device;
 }
+
+let current: GPUDevice | undefined;
 
 function guessBackend(info: GPUAdapterInfo): string {
   // Chromium reports SwiftShader as vendor 'google', architecture 'swiftshader', empty description.
@@ -138,11 +148,34 @@ export function getDevice(): Promise<GPUDevice> {
   return devicePromise;
 }
 
-/** Destroys the device and drops the GPU object (Node can then exit); getDevice() starts afresh. */
+/** How long releaseDevice() waits for the queue to drain and for Dawn to report the device lost. */
+const RELEASE_WAIT_MS = 5000;
+
+/** Resolves with the promise's outcome, or after `ms` (an unref'd timer: it never holds the process). */
+function withinMs(p: Promise<unknown>, ms: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms) as unknown as { unref?: () => void };
+    timer.unref?.();
+    p.then(() => resolve(), () => resolve());
+  });
+}
+
+/**
+ * Destroys the device once its queue is idle and waits until Dawn has delivered its `lost` event,
+ * so no GPU event is left pending when the process exits; getDevice() afterwards starts afresh.
+ * A device that fails to settle within RELEASE_WAIT_MS is left to the process exit.
+ */
 export async function releaseDevice(): Promise<void> {
   if (!devicePromise) return;
-  const device = await devicePromise;
+  const pending = devicePromise;
   devicePromise = undefined;
+  let device: GPUDevice;
+  try {
+    device = await pending;
+  } catch {
+    return; // never made: nothing to release
+  }
+  await withinMs(device.queue.onSubmittedWorkDone(), RELEASE_WAIT_MS);
   device.destroy();
-  gpuRef = undefined;
+  await withinMs(device.lost, RELEASE_WAIT_MS);
 }

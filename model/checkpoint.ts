@@ -103,7 +103,34 @@ export function decodeCheckpoint(bytes: Uint8Array, source = '<checkpoint>'): Lo
       throw new Error(`${source}: checkpoint state is not valid JSON: ${(e as Error).message}`);
     }
   }
+  if (file.metadata.info !== undefined) {
+    let info: unknown;
+    try {
+      info = JSON.parse(file.metadata.info);
+    } catch (e) {
+      throw new Error(`${source}: __metadata__ "info" is not valid JSON: ${(e as Error).message}`);
+    }
+    const i = info as { model?: unknown; categories?: unknown } | null;
+    if (typeof i !== 'object' || i === null || typeof i.model !== 'object' || !Array.isArray(i.categories)) {
+      throw new Error(`${source}: __metadata__ "info" must be an object with "model" and "categories" (saveWeights writes it)`);
+    }
+  }
   return { state, model, momentum, metadata: file.metadata };
+}
+
+/** "N of M values are NaN or infinite (in a, b, ...)" for tensors holding any, else null. */
+export function describeNonFinite(tensors: Record<string, HostTensor>): string | null {
+  let bad = 0, total = 0;
+  const names: string[] = [];
+  for (const [name, t] of Object.entries(tensors)) {
+    let n = 0;
+    for (let i = 0; i < t.data.length; i++) if (!Number.isFinite(t.data[i])) n++;
+    if (n) names.push(name);
+    bad += n;
+    total += t.data.length;
+  }
+  if (!bad) return null;
+  return `${bad} of ${total} values are NaN or infinite (in ${names.slice(0, 3).join(', ')}${names.length > 3 ? ` and ${names.length - 3} more tensors` : ''})`;
 }
 
 export async function loadCheckpoint(io: FileIO, path: string): Promise<LoadedCheckpoint> {

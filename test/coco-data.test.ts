@@ -8,6 +8,7 @@ import { instanceMasks } from '../data/coco-masks.js';
 import { CocoSampleSource } from '../data/coco-source.js';
 import { NORMALIZE_TORCHVISION, type TransformConfig } from '../data/transforms.js';
 import { mixSeed } from '../data/rng.js';
+import { DataLoader } from '../data/loader.js';
 
 const ROOT = '../shared/data/tiny_coco';
 const TRAIN_JSON = `${ROOT}/annotations/instances_train2017.json`;
@@ -115,6 +116,31 @@ test('targets clamp boxes to the image and drop degenerate ones', () => {
   assert.equal(Array.from(t.boxes), [0, 1, 3, 8]);
   assert.equal(Array.from(t.labels), [1]);
   assert.equal(ds.imageIds({ filterEmpty: true }), [1]);
+});
+
+test('an empty training set says why: zero-area boxes, crowd regions, no annotations', () => {
+  const ds = CocoDataset.fromObject({
+    images: [{ id: 1, width: 10, height: 8, file_name: 'a.jpg' }, { id: 2, width: 10, height: 8, file_name: 'b.jpg' }],
+    categories: [{ id: 5, name: 'x' }],
+    annotations: [
+      { id: 1, image_id: 1, category_id: 5, bbox: [3, 3, 0, 2], area: 0, iscrowd: 0 },
+      { id: 2, image_id: 1, category_id: 5, bbox: [12, 3, 2, 2], area: 4, iscrowd: 0 },
+      { id: 3, image_id: 2, category_id: 5, bbox: [1, 1, 2, 2], area: 4, iscrowd: 1 },
+    ],
+  }, 'flat.json');
+  const transform = { train: true } as unknown as TransformConfig;
+  const source = new CocoSampleSource(ds, nodeIO, { imageDir: '.', transform, filterEmpty: true });
+  assert.is(source.size, 0);
+  let message = '';
+  try {
+    new DataLoader(source, { batchSize: 1, seed: 0 });
+  } catch (e) {
+    message = (e as Error).message;
+  }
+  assert.is(message, 'the dataset is empty: none of the 2 images of flat.json has a usable instance (images without one are left out for training): ' +
+    'of 3 annotations, 1 are crowd regions and 2 have a box of zero area inside the image');
+  const bare = CocoDataset.fromObject({ images: [{ id: 1, width: 4, height: 4, file_name: 'a.jpg' }], categories: [{ id: 1, name: 'x' }], annotations: [] }, 'bare.json');
+  assert.is(bare.whyEmpty({ filterEmpty: true }), 'bare.json has 1 images but no annotations (images without instances are left out for training)');
 });
 
 test('validation names the file and the record', async () => {

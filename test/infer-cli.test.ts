@@ -7,7 +7,8 @@
 // with one clear line and no stack trace. Also tools/compare-dump's error measures.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,7 +18,7 @@ import { encodeSafetensors, loadSafetensors } from '../engine/safetensors.js';
 import { MaskRCNN } from '../model/maskrcnn.js';
 import { getPreset } from '../model/presets.js';
 import { fixtureStateDict } from '../model/fixture-weights.js';
-import { decodeImage } from '../data/image.js';
+import { decodeImage, encodePng } from '../data/image.js';
 import { rleArea, rleFrString } from '../data/rle.js';
 import { COCOeval } from '../data/cocoeval/index.js';
 import type { CocoResult } from '../data/coco-json.js';
@@ -48,7 +49,9 @@ async function rejects(p: Promise<unknown>, re: RegExp): Promise<void> {
   assert.match(error!.message, re);
 }
 
-/** stderr without Dawn's adapter warnings. */
+const escapeRe = (s: string): string => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+
+/** stderr without Dawn's adapter warnings (cli/node-gpu.ts cannot silence them on a socket, as here). */
 const errLines = (s: string): string[] => s.split('\n').filter((l) => l.trim() && !l.startsWith('Warning:'));
 const hasStack = (s: string): boolean => /^\s+at .+\(.*:\d+:\d+\)$/m.test(s) || /^\s+at file:/m.test(s);
 
@@ -140,13 +143,57 @@ test('infer: a missing image, a missing weights file and a corrupt image give on
   writeFileSync(bad, Uint8Array.from([0xff, 0xd8, 0xff, 0xe0, 1, 2, 3, 4, 5]));
   const corrupt = await run(INFER, ['--preset', 'tiny', '--weights', W, bad, '--out', join(dir, 'o3')]);
   assert.is(corrupt.code, 1);
-  assert.match(corrupt.stderr, new RegExp(`\\[1/1\\] error: ${bad.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: cannot decode image`));
-  assert.match(corrupt.stderr, /1 of 1 image\(s\) could not be read/);
+  assert.match(corrupt.stderr, new RegExp(`\\[1/1\\] skipped: ${escapeRe(bad)}: cannot decode image`));
+  assert.match(corrupt.stderr, /1 of 1 image\(s\) skipped/);
   assert.not.ok(hasStack(corrupt.stderr), corrupt.stderr);
 
   const usage = await run(INFER, ['--weights', W, IMAGES[0]!]);
   assert.is(usage.code, 2);
   assert.match(usage.stderr, /--preset is needed/);
+});
+
+test('infer: a corrupt file and a 3x1000 image are reported and skipped; the good image\'s results are written; exit 1', async () => {
+  const folder = join(dir, 'mixed');
+  mkdirSync(folder);
+  copyFileSync(IMAGES[0]!, join(folder, 'a-good.jpg'));
+  writeFileSync(join(folder, 'b-corrupt.jpg'), Uint8Array.from([0xff, 0xd8, 0xff, 0xe0, 9, 9, 9]));
+  writeFileSync(join(folder, 'c-thin.png'), encodePng(new Uint8Array(3 * 1000 * 3).fill(128), 3, 1000));
+  const json = join(dir, 'mixed.json');
+  const r = await run(INFER, ['--preset', 'tiny', '--weights', W, folder, '--json', json, '--no-draw', '--score-thresh', '0', '--min-size', '64', '--max-size', '96']);
+  assert.is(r.code, 1, r.stderr);
+  assert.not.ok(hasStack(r.stderr), r.stderr);
+  assert.match(r.stderr, /\[1\/3\] .*a-good\.jpg 640x480 \(image_id 1\): \d+ detections/);
+  assert.match(r.stderr, new RegExp(`\\[2/3\\] skipped: ${escapeRe(join(folder, 'b-corrupt.jpg'))}: cannot decode image`));
+  // torchvision fails on this image too (an empty interpolation); we say why.
+  assert.match(r.stderr, new RegExp(`\\[3/3\\] skipped: ${escapeRe(join(folder, 'c-thin.png'))}: a 3x1000 image resizes to 0x96 px .*aspect ratio is too extreme`));
+  assert.match(r.stderr, /2 of 3 image\(s\) skipped/);
+  const results = JSON.parse(readFileSync(json, 'utf8')) as CocoResult[];
+  assert.ok(results.length > 0, 'the good image has detections at score-thresh 0');
+  assert.ok(results.every((d) => d.image_id === 1), 'only the good image has results');
+});
+
+test('infer: --min-size 0 and unreadable metadata are one-line errors; --score-thresh 2 and NaN weights warn', async () => {
+  const common = ['--preset', 'tiny', IMAGES[0]!, '--no-draw', '--out', join(dir, 'o-warn')];
+  const zero = await run(INFER, ['--weights', W, ...common, '--min-size', '0']);
+  assert.is(zero.code, 2);
+  assert.is(errLines(zero.stderr)[0], 'error: --min-size must be a positive integer (got 0)');
+  assert.not.ok(hasStack(zero.stderr), zero.stderr);
+
+  const badInfo = join(dir, 'bad-info.safetensors');
+  writeFileSync(badInfo, encodeSafetensors(weights, { preset: 'tiny', info: '{not json' }));
+  const info = await run(INFER, ['--weights', badInfo, ...common]);
+  assert.is(info.code, 1);
+  assert.match(errLines(info.stderr).join('\n'), new RegExp(`^error: --weights ${escapeRe(badInfo)}: __metadata__ "info" is not valid JSON: `));
+  assert.not.ok(hasStack(info.stderr), info.stderr);
+
+  const thresh = await run(INFER, ['--weights', W, ...common, '--score-thresh', '2', '--min-size', '64', '--max-size', '96']);
+  assert.is(thresh.code, 0, thresh.stderr);
+  assert.match(thresh.stderr, /warning: --score-thresh 2: scores lie in \[0, 1\], so no detection can pass it/);
+
+  const nanFile = join(dir, 'nan.safetensors');
+  writeFileSync(nanFile, encodeSafetensors(Object.fromEntries(Object.entries(weights).map(([k, t]) => [k, { ...t, data: new Float32Array(t.data.length).fill(NaN) }])), { preset: 'tiny' }));
+  const nan = await run(INFER, ['--weights', nanFile, ...common, '--min-size', '64', '--max-size', '96']);
+  assert.match(nan.stderr, new RegExp(`warning: --weights ${escapeRe(nanFile)}: (\\d+) of \\1 values are NaN or infinite \\(in .* and \\d+ more tensors\\); the detections will mean nothing`));
 });
 
 test('infer: a weights file that does not fit names the missing, unexpected and mis-shaped keys', async () => {

@@ -75,4 +75,4 @@ for (const r of rows.slice(0, Number(flag('--top', '30')))) {
   console.log(`  ${(r.ms / profiled).toFixed(2).padStart(8)} ms ${((100 * r.ms) / profiled / gpuMs).toFixed(1).padStart(5)}%  ${String(r.count / profiled).padStart(5)}x  ${r.op} [${r.entry}]`);
 }
 await session.dispose();
-shutdown();
+await shutdown();

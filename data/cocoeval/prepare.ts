@@ -38,6 +38,8 @@ export interface DtTable {
   /** Box of the mask (rleToBbox) per detection where computed so far, NaN otherwise (evaluate() fills it in when needed). */
   maskBox: Float64Array;
   segm: (Segmentation | undefined)[];
+  /** What was accepted but looks wrong (validateResults), one line each. */
+  warnings: string[];
 }
 
 /** Builds the GT table from a (validated here) instances JSON. */
@@ -81,12 +83,13 @@ export function prepareGroundTruth(json: unknown, iouType: IouType): GtTable {
  * Otherwise (segmentation results): area = mask area and a missing bbox = toBbox(mask).
  */
 export function prepareResults(json: unknown, gt: GtTable, iouType: IouType = 'bbox'): DtTable {
-  const res: CocoResult[] = validateResults(json, new Set(gt.imgIds));
+  const warnings: string[] = [];
+  const res: CocoResult[] = validateResults(json, new Set(gt.imgIds), warnings);
   const n = res.length;
   const t: DtTable = {
     n, id: new Float64Array(n), imageId: new Float64Array(n), categoryId: new Float64Array(n),
     score: new Float64Array(n), area: new Float64Array(n), bbox: new Float64Array(4 * n),
-    maskBox: new Float64Array(4 * n).fill(NaN), segm: new Array(n),
+    maskBox: new Float64Array(4 * n).fill(NaN), segm: new Array(n), warnings,
   };
   if (n === 0) return t;
   const b0 = res[0].bbox;
