@@ -16,10 +16,14 @@ export type SizeRounding = 'torchvision' | 'detectron2';
 /**
  * Size after resizing the shorter side to `minSize` with the longer side capped at `maxSize`.
  *
- * torchvision: scale = min(S / min(h, w), max / max(h, w)) evaluated in float32 (the sizes are
- * float32 tensors), then F.interpolate(scale_factor=scale, recompute_scale_factor=True) makes the
- * size floor(dim * double(scale)). Because float32(800/480) < 5/3, a 480x640 image becomes 799x1066,
- * not 800x1067; reproducing this matters for anchors and for comparing against torchvision.
+ * torchvision: scale = min(S / min(h, w), max / max(h, w)) where each quotient is a Python float
+ * divided by a float32 0-d tensor, which PyTorch evaluates as `reciprocal(tensor) * S` in float32
+ * (Tensor.__rtruediv__), so scale = f32(f32(1 / side) * S), not the correctly rounded f32(S / side);
+ * then F.interpolate(scale_factor=scale, recompute_scale_factor=True) makes the size
+ * floor(dim * double(scale)). E.g. a 480x640 image with min 320, max 416 becomes 312x416
+ * (f32(1/640)*416 rounds up to 0.65000004), where f32(416/640) = 0.64999998 would give 311x415.
+ * Checked against torchvision 0.14's _resize_image_and_masks on 3000 random sizes
+ * (test/transforms.test.ts lists such cases).
  *
  * Detectron2 (ResizeShortestEdge.get_output_shape): double arithmetic, shorter side set to exactly S,
  * longer side scaled, both scaled down together if the longer exceeds max, then int(x + 0.5).
@@ -32,9 +36,9 @@ export function resizeOutputSize(
   rounding: SizeRounding = 'torchvision',
 ): [number, number] {
   if (rounding === 'torchvision') {
-    const short = f32(Math.min(height, width));
-    const long = f32(Math.max(height, width));
-    const scale = Math.min(f32(minSize / short), f32(maxSize / long));
+    const byShort = f32(f32(1 / Math.min(height, width)) * minSize);
+    const byLong = f32(f32(1 / Math.max(height, width)) * maxSize);
+    const scale = Math.min(byShort, byLong);
     return [Math.floor(height * scale), Math.floor(width * scale)];
   }
   const scale = minSize / Math.min(height, width);
