@@ -203,7 +203,7 @@ export async function runInfer(args: ParsedArgs, log: (s: string) => void = (s) 
       const c0 = process.cpuUsage();
       let image;
       try {
-        image = decodeImage(await nodeIO.readBytes(file), file);
+        image = await decodeImage(await nodeIO.readBytes(file), file);
       } catch (e) {
         summary.failed++;
         log(`[${i + 1}/${files.length}] error: ${e instanceof ImageDecodeError ? e.message : (e as Error).message}`);

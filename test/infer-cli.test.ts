@@ -122,8 +122,8 @@ test('infer: results accepted by COCOeval, consistent with the dump; PNGs at the
   }
 
   for (const [k, f] of IMAGES.entries()) {
-    const png = decodeImage(new Uint8Array(readFileSync(join(out, `${k === 0 ? '000000017627' : '000000025560'}.png`))));
-    const src = decodeImage(new Uint8Array(readFileSync(f)));
+    const png = await decodeImage(new Uint8Array(readFileSync(join(out, `${k === 0 ? '000000017627' : '000000025560'}.png`))));
+    const src = await decodeImage(new Uint8Array(readFileSync(f)));
     assert.equal([png.width, png.height], [src.width, src.height]);
     let changed = 0;
     for (let p = 0; p < png.data.length; p++) if (png.data[p] !== src.data[p]) changed++;
