@@ -12,4 +12,4 @@ export type { MaskTarget } from '../model/roi-heads.js';
 export { getPreset, presetNames } from '../model/presets.js';
 export type { MaskRCNNConfig } from '../model/config.js';
 // Checkpoint files written by `node cli/train.js` (pure TypeScript: no file access in it).
-export { decodeCheckpoint, checkpointInfo, type CheckpointCategory } from '../model/checkpoint.js';
+export { decodeCheckpoint, checkpointInfo, detectWeightsFormat, type CheckpointCategory } from '../model/checkpoint.js';
