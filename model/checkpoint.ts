@@ -102,7 +102,8 @@ function decodePickled(bytes: Uint8Array, source: string, format: WeightsFormat)
     found = findStateDict(loadPickledCheckpoint(bytes, source), source);
   } catch (e) {
     const what = format === 'torch-zip' ? 'a readable PyTorch .pth (torch.save zip) file' : 'a readable PyTorch .pth or Detectron2 .pkl file';
-    throw new Error(`${(e as Error).message.startsWith(source) ? '' : source + ': '}not ${what}: ${(e as Error).message}`);
+    const msg = (e as Error).message;
+    throw new Error(`${source}: not ${what}: ${msg.startsWith(source + ': ') ? msg.slice(source.length + 2) : msg}`);
   }
   const { tensors, style } = toOurKeys(found.tensors);
   return { state: null, model: tensors, momentum: {}, metadata: { ...found.extra, format, keyStyle: style } };
