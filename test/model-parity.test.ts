@@ -4,7 +4,6 @@
 // (deterministic sampling) and the listed parameter gradients. Tolerances are stated per check.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readFileSync } from 'node:fs';
 import { ready } from './helpers/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
 import { tensor } from '../engine/ops/create.js';
@@ -12,59 +11,16 @@ import { add } from '../engine/ops/elementwise.js';
 import { noGrad } from '../engine/autograd.js';
 import { tidy } from '../engine/scope.js';
 import { Rng } from '../engine/random.js';
-import { loadSafetensors, type HostTensor } from '../engine/safetensors.js';
 import { MaskRCNN, type PreparedBatch } from '../model/maskrcnn.js';
 import { getPreset } from '../model/presets.js';
 import { fixtureStateDict } from '../model/fixture-weights.js';
 import { resizeNearestPlanes } from '../data/transforms.js';
 import { rescaleBoxes } from '../model/postprocess.js';
+import { expectScaled, loadFixture, matchedFraction } from './helpers/parity.js';
 
 await ready;
 
-const CASE = '../shared/fixtures/torchvision-maskrcnn/case-000000555705/expected.safetensors';
-const fx = loadSafetensors(new Uint8Array(readFileSync(CASE))).tensors;
-const get = (k: string): HostTensor => {
-  const t = fx[k];
-  if (!t) throw new Error(`fixture has no tensor '${k}'`);
-  return t;
-};
-const f32 = (k: string): Float32Array => Float32Array.from(get(k).data);
-
-/** max |a - b| / max |b|: error relative to the reference's scale. */
-function scaledError(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.is(a.length, b.length, 'length');
-  let d = 0, m = 0;
-  for (let i = 0; i < b.length; i++) {
-    d = Math.max(d, Math.abs(a[i]! - b[i]!));
-    m = Math.max(m, Math.abs(b[i]!));
-  }
-  return d / (m || 1);
-}
-
-function expectScaled(what: string, a: ArrayLike<number>, b: ArrayLike<number>, tol: number): void {
-  const e = scaledError(a, b);
-  console.log(`    ${what}: scaled error ${e.toExponential(2)} (tolerance ${tol})`);
-  assert.ok(e <= tol, `${what}: scaled error ${e} > ${tol}`);
-}
-
-/** Fraction of reference boxes that have a box of ours with every coordinate within `tol`. */
-function matchedFraction(ours: Float32Array, ref: Float32Array, tol: number): { fraction: number; pairs: [number, number][] } {
-  const pairs: [number, number][] = [];
-  const used = new Uint8Array(ours.length / 4);
-  for (let i = 0; i < ref.length / 4; i++) {
-    for (let j = 0; j < ours.length / 4; j++) {
-      if (used[j]) continue;
-      let ok = true;
-      for (let k = 0; k < 4 && ok; k++) ok = Math.abs(ours[4 * j + k]! - ref[4 * i + k]!) <= tol;
-      if (ok) {
-        used[j] = 1;
-        pairs.push([i, j]);
-        break;
-      }
-    }
-  }
-  return { fraction: pairs.length / (ref.length / 4), pairs };
-}
+const { fx, get, f32 } = loadFixture();
 
 const imageSize = Array.from(get('input.image_size').data) as [number, number];
 // The original image size (the pasted masks are at it).

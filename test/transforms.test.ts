@@ -12,6 +12,7 @@ import {
   flipImageHWC,
   flipPlanes,
   flipPolygons,
+  fmaF32,
   normalizeToCHW,
   resizeBilinearCHW,
   resizeBoxes,
@@ -77,6 +78,22 @@ function refBilinear(src: Float32Array, c: number, h: number, w: number, oh: num
   }
   return out;
 }
+
+test('fmaF32 rounds a*b + c once, also where rounding to double then float32 would not', () => {
+  // a*b = 2^-24 - 2^-70 and c = 1 + 2^-23: the exact sum lies just below the midpoint between
+  // 1 + 2^-23 and 1 + 2^-22, so one rounding gives 1 + 2^-23; via double it becomes the midpoint
+  // itself and ties-to-even picks 1 + 2^-22.
+  const a = 1 + 2 ** -23, b = 2 ** -24 - 2 ** -47, c = 1 + 2 ** -23;
+  assert.is(Math.fround(a * b + c), 1 + 2 ** -22);
+  assert.is(fmaF32(a, b, c), 1 + 2 ** -23);
+  assert.is(fmaF32(-a, b, -c), -(1 + 2 ** -23));
+  assert.is(fmaF32(a, 2 ** -24 + 2 ** -47, c), 1 + 2 ** -22); // just above the midpoint
+  const rng = new Rng(5);
+  for (let i = 0; i < 1000; i++) {
+    const [x, y, z] = [rng.uniform(-3, 3), rng.uniform(0, 1), rng.uniform(-3, 3)].map(Math.fround) as [number, number, number];
+    assert.ok(Math.abs(fmaF32(x, y, z) - (x * y + z)) <= Math.abs(x * y + z) * 2 ** -24 + 1e-45, 'within half an ulp');
+  }
+});
 
 test('bilinear: hand-computed 1-D cases', () => {
   // Upsampling [0, 1] to 4: sources -0.25 (clamped to 0), 0.25, 0.75, 1.25 (both neighbours = last).
