@@ -9,14 +9,14 @@ export const CASE_DIR = '../shared/fixtures/torchvision-maskrcnn/case-0000005557
 export const CASE = CASE_DIR + 'expected.safetensors';
 
 /** The case's tensors, with accessors that name a missing tensor. */
-export function loadFixture(file = CASE): { fx: Record<string, HostTensor>; get: (k: string) => HostTensor; f32: (k: string) => Float32Array } {
-  const fx = loadSafetensors(new Uint8Array(readFileSync(file))).tensors;
+export function loadFixture(file = CASE): { fx: Record<string, HostTensor>; metadata: Record<string, string>; get: (k: string) => HostTensor; f32: (k: string) => Float32Array } {
+  const { tensors: fx, metadata } = loadSafetensors(new Uint8Array(readFileSync(file)));
   const get = (k: string): HostTensor => {
     const t = fx[k];
     if (!t) throw new Error(`fixture has no tensor '${k}'`);
     return t;
   };
-  return { fx, get, f32: (k) => Float32Array.from(get(k).data) };
+  return { fx, metadata, get, f32: (k) => Float32Array.from(get(k).data) };
 }
 
 /** max |a - b| / max |b|: error relative to the reference's scale. */
