@@ -179,7 +179,7 @@ test('infer: a weights file that does not fit names the missing, unexpected and 
   writeFileSync(garbage, 'not a safetensors file at all');
   const g = await run(INFER, ['--preset', 'tiny', '--weights', garbage, IMAGES[0]!, '--out', join(dir, 'o5')]);
   assert.is(g.code, 1);
-  assert.match(errLines(g.stderr).join('\n'), /^error: --weights .*garbage\.safetensors: not a readable safetensors file/);
+  assert.match(errLines(g.stderr).join('\n'), /^error: --weights .*garbage\.safetensors: not a safetensors, PyTorch \.pth or Detectron2 \.pkl file \(first bytes 6e 6f 74/);
   assert.not.ok(hasStack(g.stderr), g.stderr);
 });
 

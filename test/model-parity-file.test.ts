@@ -14,7 +14,7 @@ import { Rng } from '../engine/random.js';
 import { MaskRCNN } from '../model/maskrcnn.js';
 import { getPreset } from '../model/presets.js';
 import { fixtureStateDict } from '../model/fixture-weights.js';
-import { CASE_DIR, expectScaled, loadFixture, matchedFraction } from './helpers/parity.js';
+import { CASE_DIR, expectDetectionsMatch, loadFixture } from './helpers/parity.js';
 
 await ready;
 
@@ -61,22 +61,8 @@ test('the parity case from its JPEG file: input, detections and pasted masks mat
   batch.images.dispose();
   const [origH, origW] = [get('det.masks[0:5]').shape[1]!, get('det.masks[0:5]').shape[2]!];
   assert.equal([image.height, image.width], [origH, origW]);
-  // The tolerances of test/model-parity.test.ts's detection check (model fed torchvision's input).
-  const refBoxes = f32('det.boxes');
-  const m = matchedFraction(det!.boxes, refBoxes, 0.05);
-  console.log(`    detections: ${det!.scores.length} ours, ${refBoxes.length / 4} torchvision, ${(100 * m.fraction).toFixed(1)}% matched within 0.05 px`);
-  assert.ok(m.fraction >= 0.95, `only ${m.fraction} of the detections matched`);
-  expectScaled('det.scores (matched)', m.pairs.map(([, j]) => det!.scores[j]!), m.pairs.map(([i]) => f32('det.scores')[i]!), 1e-4);
-  const refLabels = get('det.labels').data;
-  assert.ok(m.pairs.every(([i, j]) => det!.labels[j] === refLabels[i]), 'labels of matched detections');
-  const refMasks = f32('det.masks[0:5]');
-  const plane = origH * origW;
-  for (const [i, j] of m.pairs.filter(([i]) => i < 5)) {
-    let bad = 0;
-    for (let p = 0; p < plane; p++) if (Math.abs(det!.masks[j * plane + p]! - refMasks[i * plane + p]!) > 1e-3) bad++;
-    console.log(`    det.masks[${i}]: ${bad} of ${plane} pixels differ by more than 1e-3`);
-    assert.ok(bad / plane < 0.01, `mask ${i}: ${bad} pixels differ`);
-  }
+  // The same check and tolerances as test/model-parity.test.ts (the model fed torchvision's input).
+  expectDetectionsMatch(det!, { get, f32 }, [origH, origW]);
 });
 
 test.run();

@@ -16,7 +16,7 @@ import { getPreset } from '../model/presets.js';
 import { fixtureStateDict } from '../model/fixture-weights.js';
 import { resizeNearestPlanes } from '../data/transforms.js';
 import { rescaleBoxes } from '../model/postprocess.js';
-import { expectScaled, loadFixture, matchedFraction } from './helpers/parity.js';
+import { expectDetectionsMatch, expectScaled, loadFixture, matchedFraction } from './helpers/parity.js';
 
 await ready;
 
@@ -88,23 +88,7 @@ test('detections and pasted masks match torchvision', async () => {
   const b = batch();
   const [det] = await model.detect(b);
   b.images.dispose();
-  const refBoxes = f32('det.boxes');
-  const m = matchedFraction(det!.boxes, refBoxes, 0.05);
-  console.log(`    detections: ${det!.scores.length} ours, ${refBoxes.length / 4} torchvision, ${(100 * m.fraction).toFixed(1)}% matched within 0.05 px`);
-  assert.ok(m.fraction >= 0.95, `only ${m.fraction} of the detections matched`);
-  const refScores = f32('det.scores');
-  const refLabels = get('det.labels').data;
-  expectScaled('det.scores (matched)', m.pairs.map(([, j]) => det!.scores[j]!), m.pairs.map(([i]) => refScores[i]!), 1e-4);
-  assert.ok(m.pairs.every(([i, j]) => det!.labels[j] === refLabels[i]), 'labels of matched detections');
-  // Pasted masks of the first five: probabilities agree except where a box edge rounds differently.
-  const refMasks = f32('det.masks[0:5]');
-  const plane = origH * origW;
-  for (const [i, j] of m.pairs.filter(([i]) => i < 5)) {
-    let bad = 0;
-    for (let p = 0; p < plane; p++) if (Math.abs(det!.masks[j * plane + p]! - refMasks[i * plane + p]!) > 1e-3) bad++;
-    console.log(`    det.masks[${i}]: ${bad} of ${plane} pixels differ by more than 1e-3`);
-    assert.ok(bad / plane < 0.01, `mask ${i}: ${bad} pixels differ`);
-  }
+  expectDetectionsMatch(det!, { get, f32 }, [origH, origW]);
 });
 
 test('training losses and gradients match torchvision (deterministic sampling)', async () => {

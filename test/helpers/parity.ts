@@ -4,6 +4,7 @@
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { loadSafetensors, type HostTensor } from '../../engine/safetensors.js';
+import { boxPairs } from '../../tools/compare-dump.js';
 
 export const CASE_DIR = '../shared/fixtures/torchvision-maskrcnn/case-000000555705/';
 export const CASE = CASE_DIR + 'expected.safetensors';
@@ -36,21 +37,52 @@ export function expectScaled(what: string, a: ArrayLike<number>, b: ArrayLike<nu
   assert.ok(e <= tol, `${what}: scaled error ${e} > ${tol}`);
 }
 
-/** Fraction of reference boxes that have a box of ours with every coordinate within `tol`. */
+/** Fraction of reference boxes that have a box of ours with every coordinate within `tol`, and
+ *  the [reference row, our row] pairs (greedy, tools/compare-dump.ts's boxPairs). */
 export function matchedFraction(ours: Float32Array, ref: Float32Array, tol: number): { fraction: number; pairs: [number, number][] } {
-  const pairs: [number, number][] = [];
-  const used = new Uint8Array(ours.length / 4);
-  for (let i = 0; i < ref.length / 4; i++) {
-    for (let j = 0; j < ours.length / 4; j++) {
-      if (used[j]) continue;
-      let ok = true;
-      for (let k = 0; k < 4 && ok; k++) ok = Math.abs(ours[4 * j + k]! - ref[4 * i + k]!) <= tol;
-      if (ok) {
-        used[j] = 1;
-        pairs.push([i, j]);
-        break;
-      }
-    }
-  }
+  const pairs = boxPairs(ours, ref, tol);
   return { fraction: pairs.length / (ref.length / 4), pairs };
+}
+
+/** Tolerances of the detection check (those of the fixture's README / model-parity test). */
+export interface DetectionTolerances {
+  /** Box coordinates, pixels. */
+  box: number;
+  /** Minimum fraction of torchvision's detections matched. */
+  matched: number;
+  /** Scaled error of matched scores. */
+  score: number;
+  /** A pasted-mask pixel "differs" beyond this probability difference... */
+  maskPixel: number;
+  /** ...and at most this fraction of a mask's pixels may differ. */
+  maskFraction: number;
+}
+export const DETECTION_TOLERANCES: DetectionTolerances = { box: 0.05, matched: 0.95, score: 1e-4, maskPixel: 1e-3, maskFraction: 0.01 };
+
+/** Our detections of the case's image against torchvision's: boxes as a matched set, scores and
+ *  labels of the matches, pasted masks of the first five (at the original size origH x origW). */
+export function expectDetectionsMatch(
+  det: { boxes: Float32Array; scores: Float32Array; labels: ArrayLike<number>; masks: Float32Array },
+  fixture: Pick<ReturnType<typeof loadFixture>, 'get' | 'f32'>,
+  [origH, origW]: [number, number],
+  tol: DetectionTolerances = DETECTION_TOLERANCES,
+): void {
+  const { get, f32 } = fixture;
+  const refBoxes = f32('det.boxes');
+  const m = matchedFraction(det.boxes, refBoxes, tol.box);
+  console.log(`    detections: ${det.scores.length} ours, ${refBoxes.length / 4} torchvision, ${(100 * m.fraction).toFixed(1)}% matched within ${tol.box} px`);
+  assert.ok(m.fraction >= tol.matched, `only ${m.fraction} of the detections matched`);
+  const refScores = f32('det.scores');
+  const refLabels = get('det.labels').data;
+  expectScaled('det.scores (matched)', m.pairs.map(([, j]) => det.scores[j]!), m.pairs.map(([i]) => refScores[i]!), tol.score);
+  assert.ok(m.pairs.every(([i, j]) => det.labels[j] === refLabels[i]), 'labels of matched detections');
+  // Pasted masks of the first five: probabilities agree except where a box edge rounds differently.
+  const refMasks = f32('det.masks[0:5]');
+  const plane = origH * origW;
+  for (const [i, j] of m.pairs.filter(([i]) => i < 5)) {
+    let bad = 0;
+    for (let p = 0; p < plane; p++) if (Math.abs(det.masks[j * plane + p]! - refMasks[i * plane + p]!) > tol.maskPixel) bad++;
+    console.log(`    det.masks[${i}]: ${bad} of ${plane} pixels differ by more than ${tol.maskPixel}`);
+    assert.ok(bad / plane < tol.maskFraction, `mask ${i}: ${bad} pixels differ`);
+  }
 }
