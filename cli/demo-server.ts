@@ -25,6 +25,7 @@ const TYPES: Record<string, string> = {
   '.svg': 'image/svg+xml',
   '.txt': 'text/plain; charset=utf-8',
   '.safetensors': 'application/octet-stream',
+  '.wasm': 'application/wasm',
 };
 
 export interface DemoServerOptions {

@@ -244,7 +244,7 @@ export async function runInfer(args: ParsedArgs, log: (s: string) => void = (s) 
       const c0 = process.cpuUsage();
       // One bad image (unreadable, corrupt, an extreme aspect ratio) is reported and skipped.
       try {
-        const image = decodeImage(await nodeIO.readBytes(file), file);
+        const image = await decodeImage(await nodeIO.readBytes(file), file);
         const { det, detectMs } = await detectOne(i, file, image);
         results.push(...detectionsToResults(det, ids.ids[i]!, table.catIds, cfg.roiHeads.maskThreshold));
         summary.detections += det.scores.length;

@@ -1,7 +1,13 @@
-// Node's implementation of data/io.ts's FileIO.
+// Node's implementation of data/io.ts's FileIO, and the file the JPEG decoder's WebAssembly is
+// read from in Node (the package's own copy; browsers fetch the one web/build.js places).
 import { promises as fs } from 'node:fs';
+import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import type { FileIO } from '../data/io.js';
+import { setJpegWasmSource } from '../data/jpeg.js';
+
+export const JPEG_WASM_PATH = createRequire(import.meta.url).resolve('@jsquash/jpeg/codec/dec/mozjpeg_dec.wasm');
+setJpegWasmSource(async () => new Uint8Array(await fs.readFile(JPEG_WASM_PATH)));
 
 let tempCounter = 0;
 /** Temp files are named FILE.tmp-PID-N next to FILE. */

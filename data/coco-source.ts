@@ -60,7 +60,7 @@ export class CocoSampleSource implements SampleSource {
     if (id === undefined) throw new Error(`sample index ${i} out of range 0..${this.ids.length - 1}`);
     const info = this.dataset.image(id);
     const path = this.name(i);
-    const image = decodeImage(await this.io.readBytes(path), path);
+    const image = await decodeImage(await this.io.readBytes(path), path);
     if (image.width !== info.width || image.height !== info.height) {
       // Annotations are in the JSON's pixel grid; a different decoded size would misplace them.
       throw new ImageDecodeError(

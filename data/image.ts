@@ -1,9 +1,10 @@
-// Image bytes -> RGB uint8 HWC, for JPEG (jpeg-js) and PNG (fast-png), both pure JS so this runs in
-// a browser too. Every colour model ends as 3-channel RGB the way PIL's `.convert('RGB')` does it
-// (what torchvision's COCO datasets call): grey is replicated, alpha is dropped (not composited),
-// CMYK is inverted by jpeg-js, palettes are expanded. EXIF orientation is NOT applied, like
-// torchvision's PIL loading, because COCO annotations refer to the stored pixel grid.
-import jpeg from 'jpeg-js';
+// Image bytes -> RGB uint8 HWC, for JPEG (libjpeg-turbo in WebAssembly, data/jpeg.ts: the pixels
+// PIL and torchvision.io decode) and PNG (fast-png), so this runs in a browser too. Every colour
+// model ends as 3-channel RGB the way PIL's `.convert('RGB')` does it (what torchvision's COCO
+// datasets call): grey is replicated, alpha is dropped (not composited), palettes are expanded.
+// EXIF orientation is NOT applied, like torchvision's PIL loading, because COCO annotations refer
+// to the stored pixel grid.
+import { decodeJpeg } from './jpeg.js';
 import { decode as decodePngRaw, encode as encodePngRaw, convertIndexedToRgb } from 'fast-png';
 
 /** An 8-bit RGB image, row-major, channels interleaved (HWC). */
@@ -41,12 +42,13 @@ export function detectImageFormat(b: Uint8Array): ImageFormat {
   return 'unknown';
 }
 
-/** Decodes JPEG or PNG bytes to RGB. `name` (usually the path) appears in any error. */
-export function decodeImage(bytes: Uint8Array, name = '<image>'): RgbImage {
+/** Decodes JPEG or PNG bytes to RGB. `name` (usually the path) appears in any error. Async because
+ *  the JPEG decoder's WebAssembly loads on first use. */
+export async function decodeImage(bytes: Uint8Array, name = '<image>'): Promise<RgbImage> {
   const format = detectImageFormat(bytes);
   let img: RgbImage;
   try {
-    if (format === 'jpeg') img = decodeJpeg(bytes);
+    if (format === 'jpeg') img = await decodeJpeg(bytes);
     else if (format === 'png') img = decodePng(bytes);
     else if (format === 'unknown') throw new Error('unrecognised format (neither JPEG nor PNG signature)');
     else throw new Error(`unsupported format ${format} (only JPEG and PNG are supported)`);
@@ -58,12 +60,6 @@ export function decodeImage(bytes: Uint8Array, name = '<image>'): RgbImage {
     throw new ImageDecodeError(name, `decoder returned an empty or inconsistent ${img.width}x${img.height} image`);
   }
   return img;
-}
-
-function decodeJpeg(bytes: Uint8Array): RgbImage {
-  // tolerantDecoding off: a truncated file should be reported, not silently padded with grey.
-  const out = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false, tolerantDecoding: false });
-  return { width: out.width, height: out.height, data: out.data };
 }
 
 function decodePng(bytes: Uint8Array): RgbImage {

@@ -16,10 +16,14 @@ export type SizeRounding = 'torchvision' | 'detectron2';
 /**
  * Size after resizing the shorter side to `minSize` with the longer side capped at `maxSize`.
  *
- * torchvision: scale = min(S / min(h, w), max / max(h, w)) evaluated in float32 (the sizes are
- * float32 tensors), then F.interpolate(scale_factor=scale, recompute_scale_factor=True) makes the
- * size floor(dim * double(scale)). Because float32(800/480) < 5/3, a 480x640 image becomes 799x1066,
- * not 800x1067; reproducing this matters for anchors and for comparing against torchvision.
+ * torchvision: scale = min(S / min(h, w), max / max(h, w)) where each quotient is a Python float
+ * divided by a float32 0-d tensor, which PyTorch evaluates as `reciprocal(tensor) * S` in float32
+ * (Tensor.__rtruediv__), so scale = f32(f32(1 / side) * S), not the correctly rounded f32(S / side);
+ * then F.interpolate(scale_factor=scale, recompute_scale_factor=True) makes the size
+ * floor(dim * double(scale)). E.g. a 480x640 image with min 320, max 416 becomes 312x416
+ * (f32(1/640)*416 rounds up to 0.65000004), where f32(416/640) = 0.64999998 would give 311x415.
+ * Checked against torchvision 0.14's _resize_image_and_masks on 3000 random sizes
+ * (test/transforms.test.ts lists such cases).
  *
  * Detectron2 (ResizeShortestEdge.get_output_shape): double arithmetic, shorter side set to exactly S,
  * longer side scaled, both scaled down together if the longer exceeds max, then int(x + 0.5).
@@ -41,9 +45,9 @@ export function resizeOutputSize(
 }
 
 function torchvisionSize(height: number, width: number, minSize: number, maxSize: number): [number, number] {
-  const short = f32(Math.min(height, width));
-  const long = f32(Math.max(height, width));
-  const scale = Math.min(f32(minSize / short), f32(maxSize / long));
+  const byShort = f32(f32(1 / Math.min(height, width)) * minSize);
+  const byLong = f32(f32(1 / Math.max(height, width)) * maxSize);
+  const scale = Math.min(byShort, byLong);
   return [Math.floor(height * scale), Math.floor(width * scale)];
 }
 
@@ -78,8 +82,11 @@ interface LinearTaps {
 
 /** Source indices and weights along one axis, as PyTorch's compute_source_index_and_lambda with
  *  align_corners=False and no explicit scale (recompute_scale_factor=True leaves scale = in/out):
- *  src = max(scale*(dst+0.5)-0.5, 0) in float32, i0 = min(floor(src), in-1), i1 = i0+1 clamped to
- *  the last pixel, lambda clamped to [0, 1]. Equal sizes are an exact copy. */
+ *  scale = float32(in/out), src = max(scale*(dst+0.5)-0.5, 0) evaluated in DOUBLE and never rounded
+ *  to float32 (`dst_index + 0.5` promotes to double), i0 = min(floor(src), in-1), i1 = i0+1 clamped
+ *  to the last pixel, lambda = f32(src - i0) clamped to [0, 1]. Measured on PyTorch 1.13 with
+ *  one-hot inputs; rounding src to float32 first (as this did before) moves lambda by up to an ulp of
+ *  src (3e-5 at src ~ 300) and outputs by up to 2e-5. Equal sizes are an exact copy. */
 function linearTaps(inSize: number, outSize: number): LinearTaps {
   const t: LinearTaps = {
     i0: new Int32Array(outSize),
@@ -96,7 +103,7 @@ function linearTaps(inSize: number, outSize: number): LinearTaps {
       t.w1[o] = 0;
       continue;
     }
-    let src = f32(f32(scale * f32(o + 0.5)) - 0.5);
+    let src = scale * (o + 0.5) - 0.5;
     if (src < 0) src = 0;
     const i0 = Math.min(Math.floor(src), inSize - 1);
     const lambda = Math.min(Math.max(f32(src - i0), 0), 1);
@@ -108,8 +115,32 @@ function linearTaps(inSize: number, outSize: number): LinearTaps {
   return t;
 }
 
-/** Bilinear resize of a float CHW image to (outH, outW), PyTorch CPU float32 semantics: per output,
- *  t0 = row0 blend along x, t1 = row1 blend along x, out = t0*wy0 + t1*wy1, each op rounded to f32. */
+const fmaBits = new Float32Array(1);
+const fmaInt = new Int32Array(fmaBits.buffer);
+
+/** float32(a * b + c) with ONE rounding (a fused multiply-add), for float32 a, b, c: a*b is exact in
+ *  double; the sum's rounding error (TwoSum) breaks the rare ties that rounding to double and then to
+ *  float32 would get wrong. */
+export function fmaF32(a: number, b: number, c: number): number {
+  const p = a * b;
+  const s = p + c;
+  const bb = s - p;
+  const err = p - (s - bb) + (c - bb);
+  const r = f32(s);
+  if (err === 0 || !Number.isFinite(r)) return r;
+  // Is s exactly halfway between r and its float32 neighbour on s's side? Then err decides.
+  fmaBits[0] = r;
+  fmaInt[0] += (s > r) === (r > 0) ? 1 : -1;
+  const other = fmaBits[0]!;
+  if (s - r !== other - s) return r;
+  return (err > 0) === (other > r) ? other : r;
+}
+
+/** Bilinear resize of a float CHW image to (outH, outW), PyTorch 1.13 CPU float32 semantics: per
+ *  output, t0 = row0 blend along x, t1 = row1 blend along x, out = t0*wy0 + t1*wy1, where each
+ *  `a*w0 + b*w1` is fma(a, w0, float32(b*w1)): PyTorch's AVX2 kernels are compiled with FMA and GCC
+ *  contracts the first product into the add. Bit-exact against torchvision's transform on COCO
+ *  photos (test/model-parity-file.test.ts); plain float32 rounding differs by an ulp on 17% of them. */
 export function resizeBilinearCHW(
   src: Float32Array,
   channels: number,
@@ -136,9 +167,9 @@ export function resizeBilinearCHW(
         const x1 = tx.i1[ox]!;
         const wx0 = tx.w0[ox]!;
         const wx1 = tx.w1[ox]!;
-        const t0 = f32(f32(src[r0 + x0]! * wx0) + f32(src[r0 + x1]! * wx1));
-        const t1 = f32(f32(src[r1 + x0]! * wx0) + f32(src[r1 + x1]! * wx1));
-        out[row + ox] = f32(t0 * wy0) + f32(t1 * wy1);
+        const t0 = fmaF32(src[r0 + x0]!, wx0, f32(src[r0 + x1]! * wx1));
+        const t1 = fmaF32(src[r1 + x0]!, wx0, f32(src[r1 + x1]! * wx1));
+        out[row + ox] = fmaF32(t0, wy0, f32(t1 * wy1));
       }
     }
   }

@@ -55,7 +55,8 @@ export { roiAlign, multiScaleRoiAlign, inferScales, type RoiAlignOptions, type M
 export { boxArea, boxIou, encodeBoxes, decodeBoxes, clipBoxesToImage, removeSmallBoxes, nms, batchedNms } from './ops/detection.js';
 export type { BoxWeights } from '../kernels/boxes.js';
 
-// torch.nn, torch.optim, safetensors files.
+// torch.nn, torch.optim, safetensors files, torch.save / numpy pickle files (read only).
 export * as nn from './nn/index.js';
 export * as optim from './optim/index.js';
 export { encodeSafetensors, saveSafetensors, loadSafetensors, toTensors, type HostTensor, type Safetensors } from './safetensors.js';
+export { loadPickledCheckpoint, findStateDict } from './torch-format.js';

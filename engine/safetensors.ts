@@ -167,10 +167,18 @@ function halfToFloat(h: number): number {
 const bf16Bits = new Uint32Array(1);
 const bf16Float = new Float32Array(bf16Bits.buffer);
 
-function decode(e: Entry, bytes: Uint8Array, view: DataView, start: number): HostTensor {
+/**
+ * Little-endian tensor bytes (safetensors dtype codes: F64/F32/F16/BF16, I64..U8, BOOL; what
+ * torch's storages and numpy's arrays hold too) at `at` as a host tensor: floats become float32,
+ * integers int32 (an error names the tensor if a value does not fit), BOOL bool. `e.name` and
+ * `format` only appear in errors.
+ */
+export function hostTensorFromBytes(e: { name: string; dtype: string; shape: readonly number[] }, bytes: Uint8Array, at: number, format = 'safetensors'): HostTensor {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const n = sizeOf(e.shape);
-  const at = start + e.begin;
   const shape = [...e.shape];
+  if (!(e.dtype in BYTES)) throw new Error(`${format}: tensor '${e.name}' has dtype ${e.dtype}, which the engine cannot represent`);
+  if (at < 0 || at + n * BYTES[e.dtype]! > bytes.length) throw new Error(`${format}: tensor '${e.name}' (${e.dtype}${shapeStr(shape)}) runs past the end of its data`);
   // F32 and I32 are copied in one go into an aligned buffer (the data is little-endian, as are the
   // hosts WebGPU runs on). Not bytes.slice(): on a Node Buffer that is a view, not a copy.
   if (e.dtype === 'F32' || e.dtype === 'I32') {
@@ -210,13 +218,13 @@ function decode(e: Entry, bytes: Uint8Array, view: DataView, start: number): Hos
         default: v = view.getBigUint64(at + 8 * i, true); // U64
       }
       if (v > 2147483647 || v < -2147483648) {
-        throw new Error(`safetensors: tensor '${e.name}' (${e.dtype}${shapeStr(e.shape)}) element ${i} = ${v} does not fit in int32`);
+        throw new Error(`${format}: tensor '${e.name}' (${e.dtype}${shapeStr(shape)}) element ${i} = ${v} does not fit in int32`);
       }
       data[i] = Number(v);
     }
     return { dtype: 'int32', shape, data, sourceDtype: e.dtype };
   }
-  throw new Error(`safetensors: tensor '${e.name}' has dtype ${e.dtype}, which the engine cannot represent`);
+  throw new Error(`${format}: tensor '${e.name}' has dtype ${e.dtype}, which the engine cannot represent`);
 }
 
 /**
@@ -225,9 +233,8 @@ function decode(e: Entry, bytes: Uint8Array, view: DataView, start: number): Hos
  */
 export function loadSafetensors(bytes: Uint8Array): Safetensors {
   const { entries, metadata, dataStart } = parseHeader(bytes);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const tensors: Record<string, HostTensor> = {};
-  for (const e of entries) tensors[e.name] = decode(e, bytes, view, dataStart);
+  for (const e of entries) tensors[e.name] = hostTensorFromBytes(e, bytes, dataStart + e.begin);
   return { tensors, metadata };
 }
 

@@ -5,7 +5,8 @@
 // safetensors metadata. One file written through FileIO.writeBytes (temp file + fsync + rename)
 // means a kill at any moment leaves either the previous checkpoint or the new one, never a mix.
 // This file is the format (encode / decode); saving and restoring a training run is train/checkpoint.ts.
-import { encodeSafetensors, loadSafetensors, nn, optim, type HostTensor, type Tensor } from '../engine/index.js';
+import { encodeSafetensors, findStateDict, loadPickledCheckpoint, loadSafetensors, nn, optim, type HostTensor, type Tensor } from '../engine/index.js';
+import { toOurKeys } from './checkpoint-keys.js';
 import type { FileIO } from '../data/io.js';
 import type { LoaderPosition } from '../data/loader.js';
 import type { MaskRCNNConfig } from '../model/config.js';
@@ -80,8 +81,39 @@ export async function encodeWeights(model: nn.Module, info: { model: MaskRCNNCon
   return encodeSafetensors(named, { format: WEIGHTS_FORMAT, info: JSON.stringify(info) });
 }
 
-/** Parses checkpoint or weights bytes; errors name the file. */
+export type WeightsFormat = 'safetensors' | 'torch-zip' | 'pickle' | 'unknown';
+
+/** The weights file format, from the first bytes (not the file name). */
+export function detectWeightsFormat(b: Uint8Array): WeightsFormat {
+  if (b.length >= 4 && b[0] === 0x50 && b[1] === 0x4b && b[2] === 0x03 && b[3] === 0x04) return 'torch-zip';
+  if (b.length >= 2 && b[0] === 0x80 && b[1]! >= 2 && b[1]! <= 5) return 'pickle';
+  // safetensors: an 8-byte little-endian header length, then the JSON header.
+  if (b.length >= 9 && b[8] === 0x7b && b[5] === 0 && b[6] === 0 && b[7] === 0) return 'safetensors';
+  return 'unknown';
+}
+
+/** A .pth (torch.save, zip or legacy) or Detectron2 .pkl as a weights-only checkpoint under our names. */
+function decodePickled(bytes: Uint8Array, source: string, format: WeightsFormat): LoadedCheckpoint {
+  let found;
+  try {
+    found = findStateDict(loadPickledCheckpoint(bytes, source), source);
+  } catch (e) {
+    const what = format === 'torch-zip' ? 'a readable PyTorch .pth (torch.save zip) file' : 'a readable PyTorch .pth or Detectron2 .pkl file';
+    const msg = (e as Error).message;
+    throw new Error(`${source}: not ${what}: ${msg.startsWith(source + ': ') ? msg.slice(source.length + 2) : msg}`);
+  }
+  const { tensors, style } = toOurKeys(found.tensors);
+  return { state: null, model: tensors, momentum: {}, metadata: { ...found.extra, format, keyStyle: style } };
+}
+
+/** Parses checkpoint or weights bytes (safetensors, PyTorch .pth, Detectron2 .pkl); errors name the file. */
 export function decodeCheckpoint(bytes: Uint8Array, source = '<checkpoint>'): LoadedCheckpoint {
+  const format = detectWeightsFormat(bytes);
+  if (format === 'torch-zip' || format === 'pickle') return decodePickled(bytes, source, format);
+  if (format === 'unknown') {
+    const head = Array.from(bytes.subarray(0, 8), (v) => v.toString(16).padStart(2, '0')).join(' ');
+    throw new Error(`${source}: not a safetensors, PyTorch .pth or Detectron2 .pkl file (first bytes ${head || 'none: empty file'})`);
+  }
   let file;
   try {
     file = loadSafetensors(bytes);

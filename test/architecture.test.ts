@@ -89,7 +89,7 @@ function violations(rule: Rule, all: readonly ImportEdge[]): string[] {
 test('the import graph is read (sanity: known edges are found)', () => {
   assert.ok(edges.some((e) => e.file === 'engine/index.ts' && e.spec === './install.js'), 'engine/index.ts imports ./install.js');
   assert.ok(edges.some((e) => e.file === 'model/maskrcnn.ts' && e.target === 'engine/index.js'), 'model/maskrcnn.ts imports engine/index.js');
-  assert.ok(edges.some((e) => e.file === 'data/image.ts' && e.spec === 'jpeg-js'), "data/image.ts imports 'jpeg-js'");
+  assert.ok(edges.some((e) => e.file === 'data/jpeg.ts' && e.spec === 'jpeg-js'), "data/jpeg.ts imports 'jpeg-js'");
 });
 
 test('the rules catch what they forbid (each rule fails on a made-up import)', () => {

@@ -4,7 +4,6 @@
 // (deterministic sampling) and the listed parameter gradients. Tolerances are stated per check.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readFileSync } from 'node:fs';
 import { ready } from './helpers/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
 import { tensor } from '../engine/ops/create.js';
@@ -12,41 +11,16 @@ import { add } from '../engine/ops/elementwise.js';
 import { noGrad } from '../engine/autograd.js';
 import { tidy } from '../engine/scope.js';
 import { Rng } from '../engine/random.js';
-import { loadSafetensors, type HostTensor } from '../engine/safetensors.js';
 import { MaskRCNN, type PreparedBatch } from '../model/maskrcnn.js';
 import { getPreset } from '../model/presets.js';
 import { fixtureStateDict } from '../model/fixture-weights.js';
 import { resizeNearestPlanes } from '../data/transforms.js';
 import { rescaleBoxes } from '../model/postprocess.js';
+import { expectAllMatched, expectDetectionsMatch, expectScaled, loadFixture, matchedFraction } from './helpers/parity.js';
 
 await ready;
 
-const CASE = '../shared/fixtures/torchvision-maskrcnn/case-000000555705/expected.safetensors';
-const fx = loadSafetensors(new Uint8Array(readFileSync(CASE))).tensors;
-const get = (k: string): HostTensor => {
-  const t = fx[k];
-  if (!t) throw new Error(`fixture has no tensor '${k}'`);
-  return t;
-};
-const f32 = (k: string): Float32Array => Float32Array.from(get(k).data);
-
-/** max |a - b| / max |b|: error relative to the reference's scale. */
-function scaledError(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.is(a.length, b.length, 'length');
-  let d = 0, m = 0;
-  for (let i = 0; i < b.length; i++) {
-    d = Math.max(d, Math.abs(a[i]! - b[i]!));
-    m = Math.max(m, Math.abs(b[i]!));
-  }
-  return d / (m || 1);
-}
-
-function expectScaled(what: string, a: ArrayLike<number>, b: ArrayLike<number>, tol: number): void {
-  assert.ok(b.length > 0, `${what}: nothing to compare`);
-  const e = scaledError(a, b);
-  console.log(`    ${what}: scaled error ${e.toExponential(2)} (tolerance ${tol})`);
-  assert.ok(e <= tol, `${what}: scaled error ${e} > ${tol}`);
-}
+const { fx, get, f32 } = loadFixture();
 
 /**
  * Tolerances about 10x the errors measured on lavapipe (README's parity table): scaled errors of
@@ -54,33 +28,8 @@ function expectScaled(what: string, a: ArrayLike<number>, b: ArrayLike<number>, 
  * relative <= 1.9e-7, gradients <= 2.4e-4 (kept at 1e-3: 4x); every proposal and detection matched
  * both ways; 0 mask pixels off by more than 1e-3.
  */
-const TOL = { fpn: 3e-5, rpn: 3e-5, proposalScores: 5e-6, scores: 3e-5, boxHead: 2e-5, maskLogits: 2e-5, loss: 2e-6, grad: 1e-3, maskPixels: 10 };
-
-/** Every box of each side matched one of the other's: equal counts, all paired (one to one). */
-function expectAllMatched(what: string, ours: number, ref: number, paired: number): void {
-  assert.ok(ref > 0, `${what}: the reference has some`);
-  assert.is(ours, ref, `${what}: ${ours} ours, ${ref} torchvision`);
-  assert.is(paired, ref, `${what}: ${paired} of ${ref} matched`);
-}
-
-/** Fraction of reference boxes that have a box of ours with every coordinate within `tol`. */
-function matchedFraction(ours: Float32Array, ref: Float32Array, tol: number): { fraction: number; pairs: [number, number][] } {
-  const pairs: [number, number][] = [];
-  const used = new Uint8Array(ours.length / 4);
-  for (let i = 0; i < ref.length / 4; i++) {
-    for (let j = 0; j < ours.length / 4; j++) {
-      if (used[j]) continue;
-      let ok = true;
-      for (let k = 0; k < 4 && ok; k++) ok = Math.abs(ours[4 * j + k]! - ref[4 * i + k]!) <= tol;
-      if (ok) {
-        used[j] = 1;
-        pairs.push([i, j]);
-        break;
-      }
-    }
-  }
-  return { fraction: pairs.length / (ref.length / 4), pairs };
-}
+const TOL = { fpn: 3e-5, rpn: 3e-5, proposalScores: 5e-6, boxHead: 2e-5, maskLogits: 2e-5, loss: 2e-6, grad: 1e-3 };
+// Detections: helpers/parity.ts's DETECTION_TOLERANCES (scores 3e-5, 0 of at most 10 mask pixels).
 
 const imageSize = Array.from(get('input.image_size').data) as [number, number];
 // The original image size (the pasted masks are at it).
@@ -150,26 +99,7 @@ test('detections and pasted masks match torchvision', async () => {
   const b = batch();
   const [det] = await model.detect(b);
   b.images.dispose();
-  const refBoxes = f32('det.boxes');
-  const m = matchedFraction(det!.boxes, refBoxes, 0.05);
-  console.log(`    detections: ${det!.scores.length} ours, ${refBoxes.length / 4} torchvision, ${(100 * m.fraction).toFixed(1)}% matched within 0.05 px`);
-  expectAllMatched('detections', det!.scores.length, refBoxes.length / 4, m.pairs.length);
-  const refScores = f32('det.scores');
-  const refLabels = get('det.labels').data;
-  expectScaled('det.scores (matched)', m.pairs.map(([, j]) => det!.scores[j]!), m.pairs.map(([i]) => refScores[i]!), TOL.scores);
-  assert.ok(m.pairs.every(([i, j]) => det!.labels[j] === refLabels[i]), 'labels of matched detections');
-  // Pasted masks of the first five: probabilities agree except where a box edge rounds differently.
-  const refMasks = f32('det.masks[0:5]');
-  const plane = origH * origW;
-  const firstFive = m.pairs.filter(([i]) => i < 5);
-  assert.is(firstFive.length, 5, 'the first five detections are compared');
-  assert.is(refMasks.length, 5 * plane, 'five reference masks');
-  for (const [i, j] of firstFive) {
-    let bad = 0;
-    for (let p = 0; p < plane; p++) if (Math.abs(det!.masks[j * plane + p]! - refMasks[i * plane + p]!) > 1e-3) bad++;
-    console.log(`    det.masks[${i}]: ${bad} of ${plane} pixels differ by more than 1e-3`);
-    assert.ok(bad <= TOL.maskPixels, `mask ${i}: ${bad} pixels differ by more than 1e-3 (at most ${TOL.maskPixels})`);
-  }
+  expectDetectionsMatch(det!, { get, f32 }, [origH, origW]);
 });
 
 test('training losses and gradients match torchvision (deterministic sampling)', async () => {

@@ -82,7 +82,7 @@ test('generateShapesDataset writes a COCO folder; regenerating gives identical b
     const ds = await CocoDataset.load(nodeIO, paths.valAnnotations);
     assert.is(ds.images.length, 4);
     const im = ds.images[0]!;
-    const img = decodeImage(await nodeIO.readBytes(join(paths.valImages, im.file_name)));
+    const img = await decodeImage(await nodeIO.readBytes(join(paths.valImages, im.file_name)));
     assert.equal([img.width, img.height], [64, 64]);
     const again = renderShapesImage(small, 1, 0);
     assert.equal(Array.from(img.data), Array.from(again.rgb));

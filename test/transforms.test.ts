@@ -12,6 +12,7 @@ import {
   flipImageHWC,
   flipPlanes,
   flipPolygons,
+  fmaF32,
   normalizeToCHW,
   resizeBilinearCHW,
   resizeBoxes,
@@ -21,28 +22,25 @@ import {
   type TransformConfig,
 } from '../data/transforms.js';
 
-test('torchvision sizes: floor(dim * float32(scale)) on odd sizes', () => {
-  // 480x640, S=800: float32(800/480) = 1.6666666269302368 < 5/3, so 480*s = 799.99998 -> 799 and
-  // 640*s = 1066.67 -> 1066 (the well-known torchvision 799 quirk).
-  assert.equal(resizeOutputSize(480, 640, 800, 1333), [799, 1066]);
-  // 333x500: float32(800/333) = 2.402402400970459 < 800/333, 333*s = 799.9999995 -> 799;
-  // 500*s = 1201.2 -> 1201.
-  assert.equal(resizeOutputSize(333, 500, 800, 1333), [799, 1201]);
-  // 427x640: float32(800/427) = 1.8735363483428955 > 800/427, so 427*s = 800.0000207 -> 800;
-  // 640*s = 1199.06 -> 1199.
-  assert.equal(resizeOutputSize(427, 640, 800, 1333), [800, 1199]);
-  // 375x500: float32(800/375) = 2.133333444595337 -> 800.00004 -> 800; 500*s = 1066.67 -> 1066.
-  assert.equal(resizeOutputSize(375, 500, 800, 1333), [800, 1066]);
-  // Portrait 500x333 at S=640: float32(640/333) = 1.921921968460083; 500*s = 960.96 -> 960, 333*s = 640.00001 -> 640.
-  assert.equal(resizeOutputSize(500, 333, 640, 1333), [960, 640]);
-  // Long side capped: 199x1000, 800/199 = 4.02 would give 4020 > 1333, so s = float32(1333/1000) =
-  // 1.3329999446868896; 199*s = 265.27 -> 265, 1000*s = 1332.99994 -> 1332 (not 1333).
-  assert.equal(resizeOutputSize(199, 1000, 800, 1333), [265, 1332]);
-  // Downscaling: 17x31 with S=10, max 16: min(10/17, 16/31) = 16/31; float32 = 0.5161290168762207 < 16/31;
-  // 17*s = 8.77 -> 8, 31*s = 15.99999952 -> 15.
-  assert.equal(resizeOutputSize(17, 31, 10, 16), [8, 15]);
-  // 427x640 at (96, 160): float32(96/427) = 0.22482435405254364; 427*s = 95.99999 -> 95, 640*s = 143.89 -> 143.
-  assert.equal(resizeOutputSize(427, 640, 96, 160), [95, 143]);
+test('torchvision sizes: floor(dim * f32(f32(1/side) * S)), as torchvision 0.14 computes them', () => {
+  // Expected sizes measured with torchvision 0.14's _resize_image_and_masks (PyTorch 1.13): the scale
+  // is reciprocal(float32 side) * S in float32 (Tensor.__rtruediv__), which differs from the
+  // correctly rounded f32(S / side) for about one size in five. [h, w, S, max, torchvision's size]
+  const cases: [number, number, number, number, [number, number]][] = [
+    [480, 640, 800, 1333, [800, 1066]], // f32(1/480)*800 rounds up to 1.6666667: 800, not 799
+    [333, 500, 800, 1333, [799, 1201]], // ... while here it rounds down: 799.99998 -> 799
+    [427, 640, 800, 1333, [799, 1199]], // f32(800/427) would round up and give 800
+    [375, 500, 800, 1333, [799, 1066]],
+    [500, 333, 640, 1333, [960, 640]],
+    [480, 640, 320, 416, [312, 416]], // long side capped: f32(1/640)*416 = 0.65000004 (f32(0.65) gives 311x415)
+    [480, 800, 320, 416, [249, 415]],
+    [612, 612, 800, 1333, [800, 800]],
+    [480, 640, 256, 320, [240, 320]],
+    [199, 1000, 800, 1333, [265, 1333]], // f32(1333/1000) would give 1332
+    [17, 31, 10, 16, [8, 15]],
+    [427, 640, 96, 160, [95, 143]],
+  ];
+  for (const [h, w, S, M, want] of cases) assert.equal(resizeOutputSize(h, w, S, M), want, `${h}x${w} S=${S} max=${M}`);
 });
 
 test('Detectron2 ResizeShortestEdge sizes: int(x + 0.5) in double', () => {
@@ -80,6 +78,22 @@ function refBilinear(src: Float32Array, c: number, h: number, w: number, oh: num
   }
   return out;
 }
+
+test('fmaF32 rounds a*b + c once, also where rounding to double then float32 would not', () => {
+  // a*b = 2^-24 - 2^-70 and c = 1 + 2^-23: the exact sum lies just below the midpoint between
+  // 1 + 2^-23 and 1 + 2^-22, so one rounding gives 1 + 2^-23; via double it becomes the midpoint
+  // itself and ties-to-even picks 1 + 2^-22.
+  const a = 1 + 2 ** -23, b = 2 ** -24 - 2 ** -47, c = 1 + 2 ** -23;
+  assert.is(Math.fround(a * b + c), 1 + 2 ** -22);
+  assert.is(fmaF32(a, b, c), 1 + 2 ** -23);
+  assert.is(fmaF32(-a, b, -c), -(1 + 2 ** -23));
+  assert.is(fmaF32(a, 2 ** -24 + 2 ** -47, c), 1 + 2 ** -22); // just above the midpoint
+  const rng = new Rng(5);
+  for (let i = 0; i < 1000; i++) {
+    const [x, y, z] = [rng.uniform(-3, 3), rng.uniform(0, 1), rng.uniform(-3, 3)].map(Math.fround) as [number, number, number];
+    assert.ok(Math.abs(fmaF32(x, y, z) - (x * y + z)) <= Math.abs(x * y + z) * 2 ** -24 + 1e-45, 'within half an ulp');
+  }
+});
 
 test('bilinear: hand-computed 1-D cases', () => {
   // Upsampling [0, 1] to 4: sources -0.25 (clamped to 0), 0.25, 0.75, 1.25 (both neighbours = last).

@@ -97,10 +97,10 @@ const shapeNames = L.shapes.SHAPES_CLASS_NAMES;
 
 async function decodeFile(f: File): Promise<L.image.RgbImage> {
   const bytes = new Uint8Array(await f.arrayBuffer());
-  // JPEG and PNG go through the library's decoders (jpeg-js, fast-png) so the pixels, and hence
+  // JPEG and PNG go through the library's decoders (libjpeg-turbo WASM, fast-png) so the pixels, and hence
   // the detections, are the ones Node computes; other formats use the browser's decoder.
   const fmt = L.image.detectImageFormat(bytes);
-  if (fmt === 'jpeg' || fmt === 'png') return L.image.decodeImage(bytes, f.name);
+  if (fmt === 'jpeg' || fmt === 'png') return await L.image.decodeImage(bytes, f.name);
   return rgbFromBitmap(await createImageBitmap(f));
 }
 

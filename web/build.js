@@ -4,11 +4,13 @@
 //                          declarations in <dist>/web/engine.d.ts (re-exporting tsc's lib.d.ts)
 //   <dist>/web/demo.js     the demo page's code, importing ./engine.js (not a second engine copy)
 //   <dist>/web/tests.js    the in-page test harness with the engine's own test files
+//   <dist>/web/mozjpeg_dec.wasm  libjpeg-turbo (from @jsquash/jpeg), loaded by data/jpeg.ts on the first JPEG
 // Everything is bundled for the browser platform, so an import of a Node built-in anywhere in
 // engine/, kernels/, model/, data/ or train/ fails the build here, naming the importer.
 // Usage: node web/build.js [--dist DIR]   (default dist)
 import { build } from 'esbuild';
-import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -80,5 +82,7 @@ try {
   rmSync(testsOut, { force: true });
   console.error('web/build.js: WARNING: the browser test bundle failed to build (see above); npm run test:browser will fail');
 }
+// The JPEG decoder's WebAssembly (data/jpeg.ts fetches it next to the bundle that imports it).
+copyFileSync(createRequire(import.meta.url).resolve('@jsquash/jpeg/codec/dec/mozjpeg_dec.wasm'), join(web, 'mozjpeg_dec.wasm'));
 writeFileSync(join(web, 'engine.d.ts'), "// Types of the browser bundle engine.js (its entry is web/lib.ts).\nexport * from './lib.js';\n");
 console.log(`web/build.js: bundles in ${web} (${Date.now() - t0} ms)`);

@@ -1,6 +1,7 @@
-// Checkpoints in the page: safetensors bytes from a picked file or a URL, parsed on the CPU by the
-// engine's reader (engine/safetensors.ts, the same code Node uses), summarised for display. The
-// host tensors are kept so a model can load them (uploading happens when a model takes them).
+// Checkpoints in the page: safetensors, PyTorch .pth or Detectron2 .pkl bytes from a picked file or
+// a URL, parsed on the CPU by the library's readers (model/checkpoint.ts, the same code Node uses;
+// .pth/.pkl names are mapped to ours), summarised for display. The host tensors are kept so a model
+// can load them (uploading happens when a model takes them).
 import * as L from './lib.js';
 
 export interface LoadedCheckpoint {
@@ -18,7 +19,12 @@ export interface LoadedCheckpoint {
 
 export function parseCheckpoint(bytes: Uint8Array, source: string): LoadedCheckpoint {
   const t0 = performance.now();
-  const file = L.loadSafetensors(bytes);
+  let file: L.Safetensors;
+  if (L.detectWeightsFormat(bytes) === 'safetensors') file = L.loadSafetensors(bytes);
+  else {
+    const c = L.decodeCheckpoint(bytes, source);
+    file = { tensors: c.model, metadata: c.metadata };
+  }
   const dtypes: Record<string, number> = {};
   let values = 0;
   for (const t of Object.values(file.tensors)) {

@@ -12,7 +12,7 @@ export type { MaskTarget } from '../model/roi-heads.js';
 export { getPreset, presetNames } from '../model/presets.js';
 export type { MaskRCNNConfig } from '../model/config.js';
 // Checkpoint files written by `node cli/train.js` (pure TypeScript: no file access in it).
-export { decodeCheckpoint, checkpointInfo, encodeWeights, type CheckpointCategory } from '../model/checkpoint.js';
+export { decodeCheckpoint, checkpointInfo, encodeWeights, detectWeightsFormat, type CheckpointCategory } from '../model/checkpoint.js';
 // Training, as `node cli/train.js` does it (train/), on shapes rendered in memory.
 export { DataLoader } from '../data/loader.js';
 export { ShapesSampleSource, shapesRawSample, shapesTargets } from '../data/shapes-source.js';

@@ -180,7 +180,8 @@ const record = (name, ok, ms, error) => {
 };
 const since = (t) => Date.now() - t;
 
-const server = await startDemoServer({ port: 0, root, dist: distName });
+// test/fixtures/ under /files/: the in-page JPEG test fetches its files there.
+const server = await startDemoServer({ port: 0, root, dist: distName, files: join(root, 'test', 'fixtures') });
 const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: 60_000 });
 console.log(`test:browser: ${browser.version ? `Chromium ${browser.version()}` : 'Chromium'} at ${server.url}`);
 mkdirSync(outDir, { recursive: true });
@@ -194,6 +195,7 @@ try {
     page.on('console', (m) => {
       const text = m.text();
       if (text.startsWith('[case]')) return; // collected from the results below, in order
+      if (text.startsWith('[measure]')) console.log(`  ${text}`); // timings a page test reports
       if (m.type() === 'error' || m.type() === 'warning') console.log(`  [page ${m.type()}] ${text}`);
     });
     let pageError;

@@ -1,6 +1,7 @@
 // The browser test bundle's entry: which of the engine's test files run in the page, in order.
 // A representative subset of the core: elementwise ops with broadcasting (forward + gradients),
-// reductions, softmax, views and data movement, matmul, the autodiff tape, tidy/memory.
+// reductions, softmax, views and data movement, matmul, the autodiff tape, tidy/memory, and JPEG
+// decoding (the libjpeg-turbo WebAssembly loaded as the bundle does).
 // The imports and SUITES must list the same files in the same order (the harness checks the count).
 //
 // Static imports, one bundle, no code splitting: esbuild's splitting does not keep module
@@ -13,6 +14,7 @@ import '../ops-shape.test.js';
 import './matmul.page.js';
 import '../autograd.test.js';
 import '../scope.test.js';
+import './jpeg.page.js';
 import { runSuites, type Suite } from './harness.js';
 
 const SUITES: Suite[] = [
@@ -23,6 +25,7 @@ const SUITES: Suite[] = [
   { file: 'matmul.page' },
   { file: 'autograd' },
   { file: 'scope' },
+  { file: 'jpeg.page' },
 ];
 
 // ?only=REGEX narrows the run to "file > case name" matches.
