@@ -25,6 +25,8 @@ export interface MatmulVariant {
   tk?: number;
   /** 'direct': B read / C written as vec4 along N (needs bN = 1 and N, B offsets, bK divisible by 4). */
   vecB?: boolean;
+  /** Uses subgroup operations written for exactly this subgroup size (the adapter must have it). */
+  subgroup?: number;
 }
 
 /** Operand layout in elements, as passed in the uniforms. */
