@@ -26,6 +26,10 @@ export const MATMUL_VARIANTS: readonly MatmulVariant[] = [
   // Any strides.
   { name: 'direct_8x8', kind: 'direct', wgN: 8, wgM: 1, tm: 8, tn: 8 },
   { name: 'tiled_64x64', kind: 'tiled', wgN: 16, wgM: 16, tm: 4, tn: 4, tk: 16 },
+  // Subgroup size 8 (lavapipe): A shared across the subgroup with subgroupBroadcast. Only the
+  // autotuner picks these (never in the fallback table), on adapters whose subgroups are 8 wide.
+  { name: 'subgroup8_v4_16x8', kind: 'subgroup', subgroup: 8, wgN: 8, wgM: 1, tm: 16, tn: 8, vecB: true },
+  { name: 'subgroup8_8x8', kind: 'subgroup', subgroup: 8, wgN: 8, wgM: 1, tm: 8, tn: 8 },
 ];
 const CPU_ORDER = ['direct_v4_16x8', 'direct_8x8'];
 const GPU_ORDER = ['tiled_64x64'];
@@ -33,9 +37,14 @@ const GPU_ORDER = ['tiled_64x64'];
 const kernels = new Map(MATMUL_VARIANTS.map((v) => [v.name, matmulKernel(v)]));
 let forced: string | null = null;
 
-/** The variants, for tests and benchmarks. */
+/** The variants this adapter can run (the subgroup ones need its subgroup size), for tests and benchmarks. */
 export function matmulVariants(): readonly MatmulVariant[] {
-  return MATMUL_VARIANTS;
+  return MATMUL_VARIANTS.filter(runsHere);
+}
+
+function runsHere(v: MatmulVariant): boolean {
+  const sg = adapterReport?.subgroups;
+  return !v.subgroup || (sg?.min === v.subgroup && sg.max === v.subgroup);
 }
 
 /**
@@ -49,7 +58,7 @@ export function setMatmulVariant(name: string | null): void {
 
 /** Variants this adapter can run on this layout (the subgroup ones need the 'subgroups' feature). */
 function candidates(l: MatmulLayout): MatmulVariant[] {
-  return MATMUL_VARIANTS.filter((v) => variantFits(v, l) && (!v.subgroup || adapterReport?.subgroups?.min === v.subgroup));
+  return MATMUL_VARIANTS.filter((v) => variantFits(v, l) && runsHere(v));
 }
 
 /**
@@ -73,6 +82,7 @@ function pickVariant(l: MatmulLayout, batch: number, label: string): MatmulVaria
   if (forced !== null) {
     const v = MATMUL_VARIANTS.find((x) => x.name === forced)!;
     if (!variantFits(v, l)) throw new Error(`${label}: forced matmul variant '${v.name}' cannot handle layout ${JSON.stringify(l)}`);
+    if (!runsHere(v)) throw new Error(`${label}: forced matmul variant '${v.name}' needs subgroups of ${v.subgroup} lanes; this adapter has ${JSON.stringify(adapterReport?.subgroups ?? null)}`);
     return v;
   }
   const fallback = fallbackVariant(l);
