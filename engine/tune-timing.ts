@@ -23,3 +23,18 @@ export async function timeOnGpu(run: () => void, flop: number): Promise<number> 
   }
   return best;
 }
+
+/** timeOnGpu of `run` on zero-filled scratch buffers of the given sizes (floats), freed afterwards. */
+export async function timeOnScratch(sizes: number[], run: (buffers: GPUBuffer[]) => void, flop: number): Promise<number> {
+  const be = getBackend();
+  const bufs = sizes.map((n) => {
+    const b = be.malloc(4 * n);
+    be.write(b, new Float32Array(n));
+    return b;
+  });
+  try {
+    return await timeOnGpu(() => run(bufs), flop);
+  } finally {
+    for (const b of bufs) be.free(b);
+  }
+}

@@ -27,3 +27,4 @@ export function subgroupLoop(v: MatmulVariant, { tm, tnv, T }: RegisterBlock): s
   lines.push('}');
   return lines;
 }
+

@@ -16,6 +16,8 @@ import * as F from '../engine/index.js';
 import { Autotuner, engineTuner, memoryTuneStore } from '../engine/autotune.js';
 import { chooseMatmulVariant, matmulVariants } from '../engine/ops/matmul.js';
 import { matmulReference } from '../kernels/matmul.js';
+import { convBlockChoice, conv2dForwardRaw, conv2dInputGradRaw } from '../engine/ops/conv.js';
+import { conv2dReference, conv2dInputGradReference, refGeom, convOutSize } from '../kernels/conv.js';
 import { configureAutotune, fileTuneStore, tuneCachePath, tuneDisabledByEnv } from '../cli/node-tune.js';
 
 await ready;
@@ -144,6 +146,39 @@ test('matmul: a readback times the queued classes, and every tuned choice matche
       }
       assert.ok(ran >= 2, `at least two candidates must have run (${ran})`);
       a.dispose(); b.dispose();
+    }
+  } finally {
+    await F.setAutotune({ enabled: false, store: memoryTuneStore() });
+    engineTuner.reset();
+  }
+});
+
+test('conv: the spatial kernel tunes its register block, and every candidate block matches the float64 reference', async () => {
+  // 3x3 stride 2: the input gradient runs four phases; channels 9 and 5 leave partial channel blocks.
+  const p = { stride: [2, 2] as [number, number], padding: [1, 1] as [number, number], dilation: [1, 1] as [number, number], groups: 1 };
+  const xs = [2, 5, 11, 13], ws = [9, 5, 3, 3];
+  const g = refGeom(xs, ws, p);
+  const xr = ref(xs, 31), wr = ref(ws, 32), gyr = ref([2, 9, convOutSize(11, 3, 2, 1, 1), convOutSize(13, 3, 2, 1, 1)], 33);
+  const runs: [string, () => F.Tensor, ReturnType<typeof conv2dReference>, 'fwd' | 'bwdInput'][] = [
+    ['forward', () => conv2dForwardRaw(gpu(xr), gpu(wr), null, g), conv2dReference(xr, wr, null, p), 'fwd'],
+    ['input gradient', () => conv2dInputGradRaw(gpu(gyr), gpu(wr), g), conv2dInputGradReference(gyr, wr, xs, p), 'bwdInput'],
+  ];
+  try {
+    for (const [what, run, want, mode] of runs) {
+      engineTuner.reset();
+      await F.setAutotune({ enabled: true, store: memoryTuneStore() });
+      await expectRef(run(), want, { atol: 1e-4, rtol: 1e-4 }, `conv ${what} (fallback, classes queued)`);
+      const tunedKeys = Object.keys(engineTuner.entries()).filter((k) => k.includes('|conv-spatial|'));
+      assert.ok(tunedKeys.length >= 1, `conv ${what}: the readback must have timed the spatial kernel's classes`);
+      const { candidates, shapeClass } = convBlockChoice(mode, g);
+      assert.ok(candidates.length >= 2, `conv ${what}: candidates ${candidates.join(', ')}`);
+      for (const block of candidates) {
+        // Every phase's class (the input gradient has several) set to this block where it is a candidate.
+        const seeded = Object.fromEntries(tunedKeys.map((k) => [k, block]));
+        await engineTuner.useStore(memoryTuneStore(seeded));
+        assert.is(convBlockChoice(mode, g).block, block, `${shapeClass} seeded with ${block}`);
+        await expectRef(run(), want, { atol: 1e-4, rtol: 1e-4 }, `conv ${what} with block ${block}`);
+      }
     }
   } finally {
     await F.setAutotune({ enabled: false, store: memoryTuneStore() });

@@ -6,7 +6,7 @@ import { broadcastShapes } from '../../kernels/elementwise.js';
 import { getBackend } from '../backend.js';
 import { adapterIsCpu, adapterReport } from '../device.js';
 import { engineTuner } from '../autotune.js';
-import { timeOnGpu } from '../tune-timing.js';
+import { timeOnScratch } from '../tune-timing.js';
 import { Tensor, empty, shapeStr, sizeOf } from '../tensor.js';
 import { noGrad, record } from '../autograd.js';
 import { tidy } from '../scope.js';
@@ -93,20 +93,10 @@ function pickVariant(l: MatmulLayout, batch: number, label: string): MatmulVaria
 
 /** One run of a variant on scratch buffers of this layout's extent, timed (the autotuner's timer). */
 async function timeVariant(name: string, l: MatmulLayout, batch: number): Promise<number> {
-  const be = getBackend();
   const v = MATMUL_VARIANTS.find((x) => x.name === name)!;
   const extent = (off: number, bs: number, s1: number, n1: number, s2: number, n2: number) => off + (batch - 1) * bs + (n1 - 1) * s1 + (n2 - 1) * s2 + 1;
   const sizes = [extent(l.aOff, l.aBatch, l.aM, l.M, l.aK, l.K), extent(l.bOff, l.bBatch, l.bK, l.K, l.bN, l.N), batch * l.M * l.N];
-  const bufs = sizes.map((n) => {
-    const buf = be.malloc(4 * n);
-    be.write(buf, new Float32Array(n));
-    return buf;
-  });
-  try {
-    return await timeOnGpu(() => dispatchVariant(v, bufs, l, batch, `autotune matmul ${name}`), 2 * batch * l.M * l.N * l.K);
-  } finally {
-    for (const b of bufs) be.free(b);
-  }
+  return timeOnScratch(sizes, (bufs) => dispatchVariant(v, bufs, l, batch, `autotune matmul ${name}`), 2 * batch * l.M * l.N * l.K);
 }
 
 function dispatchVariant(v: MatmulVariant, buffers: GPUBuffer[], l: MatmulLayout, batch: number, label: string): void {
