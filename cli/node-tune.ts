@@ -6,6 +6,7 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
 import { setAutotune, type TuneStore } from '../engine/index.js';
+import { adapterIsCpu } from '../engine/device.js';
 
 /** The cache file: $XDG_CACHE_HOME (or ~/.cache)/maskrcnn-webgpu/tune.json. */
 export function tuneCachePath(env: NodeJS.ProcessEnv = process.env): string {
@@ -55,11 +56,14 @@ export function tuneDisabledByEnv(env: NodeJS.ProcessEnv = process.env): string 
 }
 
 /**
- * Switches the autotuner on with the file store, unless `--no-tune` (wanted = false) or the
- * environment says otherwise; returns whether it is on.
+ * Switches the autotuner on with the file store, or off. `wanted` is the --tune / --no-tune flag;
+ * not given, tuning is on for GPUs and off for CPU adapters (lavapipe, SwiftShader): there the
+ * fixed table holds the measured winners, and timing every class's candidates costs minutes of
+ * shader compilation on the first run (a tiny-cpu inference: 57 classes, 850 s once, then 14 s).
+ * MASKRCNN_NO_TUNE / CI switch it off whatever the flag. Call after init(); returns whether it is on.
  */
-export async function configureAutotune(wanted: boolean, env: NodeJS.ProcessEnv = process.env): Promise<boolean> {
-  const on = wanted && tuneDisabledByEnv(env) === null;
+export async function configureAutotune(wanted: boolean | undefined, env: NodeJS.ProcessEnv = process.env): Promise<boolean> {
+  const on = (wanted ?? !adapterIsCpu()) && tuneDisabledByEnv(env) === null;
   await setAutotune(on ? { enabled: true, store: fileTuneStore(tuneCachePath(env)) } : { enabled: false });
   return on;
 }

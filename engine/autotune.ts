@@ -7,8 +7,10 @@
 // later processes, with a persistent store) start with the tuned choice.
 //
 // Off by default (tests and CI get the fixed fallback table, which is the hand-measured choice of
-// each adapter kind); the CLIs switch it on unless `--no-tune` or MASKRCNN_NO_TUNE=1 (cli/node-tune.ts,
-// whose store is a JSON file under the user's cache folder). Browser-safe: no Node built-ins here.
+// each adapter kind); the CLIs switch it on for GPUs, or with --tune, unless `--no-tune`,
+// MASKRCNN_NO_TUNE=1 or CI (cli/node-tune.ts, whose store is a JSON file under the user's cache
+// folder). A readback spends at most TUNE_BUDGET_S on queued classes (the rest wait for the next
+// one), so tuning spreads over the first steps instead of stalling one. Browser-safe: no Node here.
 import { adapterReport } from './device.js';
 
 /**
@@ -16,6 +18,9 @@ import { adapterReport } from './device.js';
  * key carries it, so a cache written by another version is ignored (and overwritten as it retunes).
  */
 export const TUNER_VERSION = 1;
+
+/** Seconds of tuning one readback may spend (a class in progress finishes; it is never cut short). */
+export const TUNE_BUDGET_S = 2;
 
 /** Where tuned choices persist: key -> variant name. load() may be async (IndexedDB, files). */
 export interface TuneStore {
@@ -113,14 +118,17 @@ export class Autotuner {
   /**
    * Times every queued class's candidates, keeps the fastest of each and saves all choices. A
    * candidate whose timer rejects is skipped; a class none of whose candidates ran keeps its fallback
-   * (and is not queued again). Re-entrant calls (a timer that reads back) return at once.
+   * (and is not queued again). After `budgetS` seconds no further class starts (at least one does).
+   * Re-entrant calls (a timer that reads back) return at once.
    */
-  async tunePending(): Promise<void> {
+  async tunePending(budgetS = Infinity): Promise<void> {
     if (this.running || this.jobs.size === 0) return;
     this.running = true;
+    const t0 = performance.now();
     try {
       const jobs = [...this.jobs.values()];
       for (const job of jobs) {
+        if (job !== jobs[0] && performance.now() - t0 >= budgetS * 1e3) break;
         let best: string | undefined, bestS = Infinity;
         for (const name of job.candidates) {
           let s: number;

@@ -5,7 +5,7 @@
 import { BufferPool, type PoolStats } from './pool.js';
 import { getDevice, releaseDevice, hostPause } from './device.js';
 import { KernelProfiler, type ProfileRow } from './profiler.js';
-import { engineTuner } from './autotune.js';
+import { engineTuner, TUNE_BUDGET_S } from './autotune.js';
 
 export interface Kernel {
   /** Unique WGSL source; the pipeline cache key. */
@@ -88,7 +88,7 @@ export class WebGPUBackend {
       await waitForGPU(staging.mapAsync(MAP_MODE_READ));
       const bytes = staging.getMappedRange().slice(0, byteLength);
       // A readback is where the host waits anyway: time kernel variants queued by the autotuner.
-      if (engineTuner.pending) await engineTuner.tunePending();
+      if (engineTuner.pending) await engineTuner.tunePending(TUNE_BUDGET_S);
       return bytes;
     } finally {
       staging.destroy();

@@ -14,6 +14,7 @@ import { ready } from './helpers/gpu.js';
 import { ref, gpu, expectRef } from './helpers/check.js';
 import * as F from '../engine/index.js';
 import { Autotuner, engineTuner, memoryTuneStore } from '../engine/autotune.js';
+import { adapterIsCpu } from '../engine/device.js';
 import { chooseMatmulVariant, matmulVariants } from '../engine/ops/matmul.js';
 import { matmulReference } from '../kernels/matmul.js';
 import { convBlockChoice, conv2dForwardRaw, conv2dInputGradRaw } from '../engine/ops/conv.js';
@@ -44,6 +45,19 @@ test('keeps the fastest candidate by its timings; the fallback runs until the cl
   assert.is(t.choose('mm', 'big', ['a', 'b', 'c'], 'a', time), 'c');
   // A stored choice that is no longer a candidate (e.g. a feature missing) gives way to the fallback.
   assert.is(t.choose('mm', 'small', ['a', 'c'], 'c', time), 'c');
+});
+
+test('a time budget spreads the queued classes over several calls (one at least per call)', async () => {
+  const t = new Autotuner({ enabled: true, adapter: () => 'fake' });
+  const time = timings({ a: 2, b: 1 });
+  for (const cls of ['x', 'y', 'z']) t.choose('mm', cls, ['a', 'b'], 'a', time);
+  assert.is(t.pending, 3);
+  await t.tunePending(0);
+  assert.is(t.pending, 2);
+  await t.tunePending(0);
+  await t.tunePending(0);
+  assert.is(t.pending, 0);
+  assert.equal(Object.values(t.entries()), ['b', 'b', 'b']);
 });
 
 test('off (the default, --no-tune): always the fallback, nothing queued or timed', async () => {
@@ -103,7 +117,7 @@ test('the file store keeps choices across processes; another tuner version ignor
   }
 });
 
-test('--no-tune, MASKRCNN_NO_TUNE=1 and CI switch tuning off', async () => {
+test('--no-tune, MASKRCNN_NO_TUNE=1 and CI switch tuning off; without a flag it follows the adapter kind', async () => {
   const home = mkdtempSync(path.join(tmpdir(), 'tune-cache-'));
   try {
     assert.is(tuneDisabledByEnv({}), null);
@@ -115,6 +129,8 @@ test('--no-tune, MASKRCNN_NO_TUNE=1 and CI switch tuning off', async () => {
     assert.is(await configureAutotune(true, { XDG_CACHE_HOME: home, CI: '1' }), false);
     assert.is(await configureAutotune(true, { XDG_CACHE_HOME: home }), true);
     assert.is(engineTuner.enabled, true);
+    // No flag: on for GPUs, off for CPU adapters (whose fixed table is their measured winners).
+    assert.is(await configureAutotune(undefined, { XDG_CACHE_HOME: home }), !adapterIsCpu());
   } finally {
     await F.setAutotune({ enabled: false, store: memoryTuneStore() });
     engineTuner.reset();
