@@ -1,7 +1,8 @@
 // Matmul and a large elementwise add: our engine vs TF.js's WebGPU backend on the same adapter,
 // plus the adapter's measured FMA peak. Run: npm run bench -- matmul (or node bench/run.js matmul).
 // BENCH_QUICK=1 shortens every measurement (for smoke runs); MATMUL_VARIANTS=1 also times each of
-// our kernel variants forced on every shape (for tuning).
+// our kernel variants forced on every shape (for tuning). --json: also one JSON object per line
+// and case (case, ours, peer, ratio, pctPeak; rates in GFLOP per CPU-second, robust to other load).
 import { setupPeer } from './peer.js';
 import { timeOurs, timeTfjs, printTable, markdownTable, machineInfo, measurePeak, type TimeOpts, type Cell } from './harness.js';
 import * as F from '../engine/index.js';
@@ -76,6 +77,10 @@ const addHeaders = ['op', 'ours GB/s', 'TF.js GB/s', 'ours/TF.js', 'ours ms', 'T
 const addRows: Cell[][] = [['add 4M + 4M', gb(sAddOurs.s), gb(sAddTf.s), sAddTf.s / sAddOurs.s, sAddOurs.s * 1e3, sAddTf.s * 1e3, gb(sAddOurs.cpuS), gb(sAddTf.cpuS)]];
 printTable('elementwise', addHeaders, addRows);
 
+if (process.argv.includes('--json')) {
+  for (const r of rows) console.log(JSON.stringify({ case: `matmul ${r[0]}`, kernel: r[1], ours: r[6], peer: r[7], ratio: r[8], pctPeak: r[9], unit: 'GFLOP/CPU-s' }));
+  for (const r of variantRows) console.log(JSON.stringify({ case: `matmul ${r[0]} variant ${r[1]}`, ours: r[3], peer: null, ratio: null, pctPeak: (100 * (r[3] as number)) / peak.gflops.cpu, unit: 'GFLOP/CPU-s' }));
+}
 console.log('Markdown:\n');
 console.log(markdownTable(headers, rows) + '\n');
 console.log(markdownTable(addHeaders, addRows) + '\n');

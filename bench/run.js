@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Runs the compiled benchmarks dist/bench/*.js (or $BENCH_DIST/bench) one after another, each in
 // its own process (a fresh device; one crash does not stop the rest). Usage:
-//   node bench/run.js [name-filter]     e.g. node bench/run.js matmul
+//   node bench/run.js [name-filter] [args...]   e.g. node bench/run.js matmul --json (args go to each benchmark)
 // Modules that only provide helpers to the benchmarks are skipped.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync } from 'node:fs';
@@ -24,7 +24,7 @@ if (!files.length) {
 let failed = 0;
 for (const f of files) {
   console.log(`=== ${f.replace(/\.js$/, '')} ===`);
-  const r = spawnSync(process.execPath, [join(dir, f)], { stdio: 'inherit' });
+  const r = spawnSync(process.execPath, [join(dir, f), ...process.argv.slice(3)], { stdio: 'inherit' });
   if (r.status !== 0) {
     failed++;
     console.error(`${f} failed (exit ${r.status ?? r.signal})`);

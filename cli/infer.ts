@@ -30,6 +30,7 @@ import { imageIdsFor, resolveLabelTable, UserError } from './infer-inputs.js';
 
 export { UserError };
 import { nodeIO } from './node-io.js';
+import { configureAutotune } from './node-tune.js';
 
 export const INFER_USAGE = 'node cli/infer.js --preset NAME --weights W.safetensors IMAGE_OR_DIR... [options]';
 
@@ -45,6 +46,7 @@ export const INFER_OPTIONS: OptionSpec[] = [
   { name: 'dump', type: 'string', metavar: 'OUT.safetensors', help: "the first image's intermediate tensors under the parity fixture's names" },
   { name: 'dump-input', type: 'string', metavar: 'CASE.safetensors', help: "with --dump: feed the first image's input.tensor / input.image_size from a fixture case instead of our decoding and resizing (compares the model alone)" },
   { name: 'draw', type: 'boolean', default: true, help: 'write the PNGs (--no-draw: results only)' },
+  { name: 'tune', type: 'boolean', help: 'time kernel variants once per shape class and keep the fastest, cached (default: on for GPUs, off for CPU adapters; --no-tune, MASKRCNN_NO_TUNE=1 or CI: off)' },
   { name: 'quiet', type: 'boolean', short: 'q', help: 'no per-image progress lines' },
   { name: 'help', type: 'boolean', short: 'h', help: 'show this help' },
 ];
@@ -301,6 +303,7 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
     checkUsage(args); // usage errors end here, before a GPU exists
     setQuiet(true);
     await init();
+    await configureAutotune(args.values.tune as boolean | undefined);
     const s = await runInfer(args);
     return s.failed ? 1 : 0;
   } catch (e) {

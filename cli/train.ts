@@ -23,6 +23,7 @@ import { COCO_DEFAULTS, SYNTHETIC_DEFAULTS, resolveConfig, type TrainConfig } fr
 import { CONFIG_FILE, RunSetupError, runTraining, type RunOptions } from '../train/run.js';
 import { formatDuration } from '../train/progress.js';
 import { WorkerPoolSource } from './worker-loader.js';
+import { configureAutotune } from './node-tune.js';
 
 export const TRAIN_USAGE = 'node cli/train.js [--preset NAME --train-images DIR --train-ann ANN.json --val-images DIR --val-ann ANN.json] [options]';
 
@@ -63,6 +64,7 @@ export const TRAIN_OPTIONS: OptionSpec[] = [
   { name: 'synthetic-train', type: 'number', metavar: 'N', help: 'synthetic training images (default 1000)' },
   { name: 'synthetic-val', type: 'number', metavar: 'N', help: 'synthetic validation images (default 100)' },
   { name: 'cache-dir', type: 'string', metavar: 'DIR', help: 'where generated datasets are cached (default .cache/ in the repository)' },
+  { name: 'tune', type: 'boolean', help: 'time kernel variants once per shape class and keep the fastest, cached under ~/.cache/maskrcnn-webgpu (default: on for GPUs, off for CPU adapters such as lavapipe, whose fixed table is their measured winners; --no-tune, MASKRCNN_NO_TUNE=1 or CI: off)' },
   { name: 'inject-nan', type: 'string', metavar: 'ITER:TERM', help: 'testing: make loss TERM NaN at iteration ITER' },
   { name: 'help', type: 'boolean', short: 'h', help: 'show this help' },
 ];
@@ -172,7 +174,7 @@ export function configFromArgs(values: Record<string, OptionValue | undefined>):
 }
 
 export async function main(argv: readonly string[] = process.argv.slice(2)): Promise<number> {
-  let cfg: TrainConfig, resume: boolean, overrides: string[], injectNaN: RunOptions['injectNaN'], cacheDir: string, overwrite: boolean;
+  let cfg: TrainConfig, resume: boolean, overrides: string[], injectNaN: RunOptions['injectNaN'], cacheDir: string, overwrite: boolean, tune: boolean | undefined;
   try {
     const args = parseArgs(argv, TRAIN_OPTIONS);
     if (args.values.help) {
@@ -184,6 +186,7 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
     injectNaN = parseInjectNaN(args.values['inject-nan'] as string | undefined);
     cacheDir = (args.values['cache-dir'] as string | undefined) ?? path.join(REPO_ROOT, '.cache');
     overwrite = args.values.overwrite === true;
+    tune = args.values.tune as boolean | undefined;
     if (overwrite && resume) throw new ArgsError('--overwrite starts a fresh run; it does not go with --resume');
   } catch (e) {
     if (!(e instanceof ArgsError)) throw e;
@@ -208,6 +211,7 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
     for (const l of overrides) console.log(l);
     setQuiet(true);
     await init();
+    await configureAutotune(tune);
     const makeSource: RunOptions['makeSource'] = cfg.workers > 0
       ? (data, transform, c) => WorkerPoolSource.create({ annotationFile: data.trainAnn, imageDir: data.trainImages, transform, filterEmpty: true }, c.workers)
       : undefined;

@@ -5,6 +5,7 @@
 import { BufferPool, type PoolStats } from './pool.js';
 import { getDevice, releaseDevice, hostPause } from './device.js';
 import { KernelProfiler, type ProfileRow } from './profiler.js';
+import { engineTuner, TUNE_BUDGET_S } from './autotune.js';
 
 export interface Kernel {
   /** Unique WGSL source; the pipeline cache key. */
@@ -85,7 +86,10 @@ export class WebGPUBackend {
     this.flush();
     try {
       await waitForGPU(staging.mapAsync(MAP_MODE_READ));
-      return staging.getMappedRange().slice(0, byteLength);
+      const bytes = staging.getMappedRange().slice(0, byteLength);
+      // A readback is where the host waits anyway: time kernel variants queued by the autotuner.
+      if (engineTuner.pending) await engineTuner.tunePending(TUNE_BUDGET_S);
+      return bytes;
     } finally {
       staging.destroy();
       this.throwPending();

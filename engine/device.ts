@@ -42,7 +42,12 @@ export function setQuiet(q: boolean): void {
 
 export interface AdapterReport {
   description: string;
+  /** adapter.info's vendor and architecture ('' where not reported): part of the autotuner's keys. */
+  vendor: string;
+  architecture: string;
   backend: string;
+  /** Whether the device has the 'subgroups' feature (asked for where offered), and its size range. */
+  subgroups: { min: number; max: number } | null;
   limits: { maxStorageBufferBindingSize: number; maxBufferSize: number; maxComputeInvocationsPerWorkgroup: number };
 }
 
@@ -110,11 +115,16 @@ async function createDevice(): Promise<GPUDevice> {
   const requiredLimits: Record<string, number> = {};
   for (const name of WANTED_LIMITS) requiredLimits[name] = adapter.limits[name] as number;
   // Timestamp queries serve the kernel profiler (backend.startProfile); asked for where offered.
-  const requiredFeatures: GPUFeatureName[] = adapter.features.has('timestamp-query') ? ['timestamp-query'] : [];
+  // Subgroups serve the subgroup matmul variant (kernels/matmul-subgroup.ts).
+  const requiredFeatures = (['timestamp-query', 'subgroups'] as GPUFeatureName[]).filter((f) => adapter.features.has(f));
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
   const info = adapter.info;
+  const sg = info as GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number };
   adapterReport = {
     description: info.description || [info.vendor, info.architecture, info.device].filter(Boolean).join(' ') || 'unknown',
+    vendor: info.vendor ?? '',
+    architecture: info.architecture ?? '',
+    subgroups: device.features.has('subgroups') && sg.subgroupMinSize ? { min: sg.subgroupMinSize, max: sg.subgroupMaxSize ?? sg.subgroupMinSize } : null,
     backend: (info as GPUAdapterInfo & { backendType?: string }).backendType ?? guessBackend(info),
     limits: {
       maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize,

@@ -14,6 +14,7 @@ export { init, getBackend, shutdown } from './backend.js';
 export { setGPUProvider, setHostPause, setQuiet, adapterReport, type GPUProvider, type HostPause, type AdapterReport } from './device.js';
 export type { PoolStats } from './pool.js';
 export { memory } from './memory.js';
+export { setAutotune, memoryTuneStore, type AutotuneOptions, type TuneStore } from './autotune.js';
 
 // Tensors, scopes, autodiff, random numbers.
 export { Tensor, type DType } from './tensor.js';

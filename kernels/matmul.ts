@@ -11,10 +11,11 @@
 // The float64 reference is the plain triple loop.
 import type { RefTensor } from './common.js';
 import { uniformBlock } from './uniforms.js';
+import { subgroupLoop } from './matmul-subgroup.js';
 
 export interface MatmulVariant {
   name: string;
-  kind: 'tiled' | 'direct';
+  kind: 'tiled' | 'direct' | 'subgroup';
   /** Threads per workgroup along N and M. */
   wgN: number;
   wgM: number;
@@ -23,8 +24,10 @@ export interface MatmulVariant {
   tn: number;
   /** 'tiled': K-slice staged per step. */
   tk?: number;
-  /** 'direct': B read / C written as vec4 along N (needs bN = 1 and N, B offsets, bK divisible by 4). */
+  /** 'direct', 'subgroup': B read / C written as vec4 along N (needs bN = 1 and N, B offsets, bK divisible by 4). */
   vecB?: boolean;
+  /** 'subgroup': the subgroup size it is written for (the adapter's must be exactly this). */
+  subgroup?: number;
 }
 
 /** Operand layout in elements, as passed in the uniforms. */
@@ -72,7 +75,8 @@ export const MATMUL_UNIFORMS = uniformBlock('matmul', {
 
 /** C is dense [batch, M, N]. Workgroups: (ceil(N/tileN), ceil(M/tileM), batch). */
 export function matmulKernel(v: MatmulVariant): { wgsl: string; entry: string } {
-  return { wgsl: v.kind === 'tiled' ? tiledWgsl(v) : directWgsl(v), entry: `matmul_${v.name}` };
+  const wgsl = v.kind === 'tiled' ? tiledWgsl(v) : registerWgsl(v);
+  return { wgsl, entry: `matmul_${v.name}` };
 }
 
 const PRELUDE = `  let M = u.M; let N = u.N; let K = u.K;
@@ -143,12 +147,34 @@ ${PRELUDE}
 
 const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 
-/** Register-blocked, no workgroup memory. Statements are unrolled in the generator (named registers). */
-function directWgsl(v: MatmulVariant): string {
+/** Names a register-blocked k-loop works with: tm rows ar{i} of A, tnv column bases bc{j} of B, accumulators acc{i}_{j}. */
+export interface RegisterBlock {
+  tm: number;
+  tnv: number;
+  /** The accumulator / B element type: f32 or vec4<f32>. */
+  T: string;
+}
+
+/** 'direct': each invocation reads its A rows and B columns itself every step. */
+function directLoop({ tm, tnv, T }: RegisterBlock): string[] {
+  return [
+    'for (var k = 0u; k < K; k++) {',
+    ...range(tnv).map((j) => `  let b${j} = b[bc${j} + k * bKv];`),
+    ...range(tm).map((i) => `  let a${i} = a[ar${i} + k * aK];`),
+    ...range(tm).flatMap((i) => range(tnv).map((j) => `  acc${i}_${j} = fma(${T}(a${i}), b${j}, acc${i}_${j});`)),
+    '}',
+  ];
+}
+
+/**
+ * Register-blocked, no workgroup memory ('direct' and 'subgroup', which differ in the k-loop only).
+ * Statements are unrolled in the generator (named registers).
+ */
+function registerWgsl(v: MatmulVariant): string {
   const { wgN, wgM, tm, vecB = false } = v;
-  const w = vecB ? 4 : 1;
-  const tnv = v.tn / w; // B/C reads per row per thread
+  const tnv = v.tn / (vecB ? 4 : 1); // B/C reads per row per thread
   const T = vecB ? 'vec4<f32>' : 'f32';
+  const sg = v.kind === 'subgroup';
   const ly = wgM === 1 ? '' : ' + lid.y';
   const lines: string[] = [];
   const emit = (s: string) => lines.push(`  ${s}`);
@@ -160,11 +186,7 @@ function directWgsl(v: MatmulVariant): string {
   for (const j of range(tnv)) emit(`let bc${j} = ${vecB ? 'bBase / 4u + ' : 'bBase + '}min(colv0 + ${j * wgN}u, Nv - 1u)${vecB ? '' : ' * bN'};`);
   emit(vecB ? 'let bKv = bK / 4u;' : 'let bKv = bK;');
   for (const i of range(tm)) for (const j of range(tnv)) emit(`var acc${i}_${j} = ${T}(0.0);`);
-  emit('for (var k = 0u; k < K; k++) {');
-  for (const j of range(tnv)) emit(`  let b${j} = b[bc${j} + k * bKv];`);
-  for (const i of range(tm)) emit(`  let a${i} = a[ar${i} + k * aK];`);
-  for (const i of range(tm)) for (const j of range(tnv)) emit(`  acc${i}_${j} = fma(${T}(a${i}), b${j}, acc${i}_${j});`);
-  emit('}');
+  for (const l of sg ? subgroupLoop(v, { tm, tnv, T }) : directLoop({ tm, tnv, T })) emit(l);
   for (const i of range(tm)) {
     emit(`if (row0 + ${i * wgM}u < M) {`);
     for (const j of range(tnv)) {
@@ -173,12 +195,12 @@ function directWgsl(v: MatmulVariant): string {
     }
     emit('}');
   }
-  return `${MATMUL_UNIFORMS.wgsl}
+  return `${sg ? 'enable subgroups;\n' : ''}${MATMUL_UNIFORMS.wgsl}
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<${T}>;
 @group(0) @binding(3) var<storage, read_write> c: array<${T}>;
 @compute @workgroup_size(${wgN}, ${wgM})
-fn matmul_${v.name}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+fn matmul_${v.name}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>${sg ? ', @builtin(subgroup_invocation_id) sl: u32' : ''}) {
 ${PRELUDE}
 ${lines.join('\n')}
 }

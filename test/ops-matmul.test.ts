@@ -7,6 +7,7 @@ import * as assert from 'uvu/assert';
 import { ready } from './helpers/gpu.js';
 import { checkOp, ref, gpu, expectRef } from './helpers/check.js';
 import * as F from '../engine/index.js';
+import { adapterReport } from '../engine/index.js';
 import { matmulVariants, setMatmulVariant, chooseMatmulVariant } from '../engine/ops/matmul.js';
 import { matmulReference, variantFits } from '../kernels/matmul.js';
 import type { RefTensor } from '../kernels/common.js';
@@ -64,6 +65,9 @@ const CASES: Case[] = [
   { name: 'transposed views 9x6x11', a: ref([9, 6], 13), b: ref([6, 11], 14), make: transposed },
   { name: 'transposed batched [2,5,7] @ [2,7,4]', a: ref([2, 5, 7], 15), b: ref([2, 7, 4], 16), make: transposed },
   { name: 'offset views 6x5x8', a: ref([6, 5], 17), b: ref([5, 8], 18), make: offset },
+  // Several tiles each way and a K tail (45 = 5 slices of 8 + 5) for the subgroup variants.
+  { name: '37x45x132 (N divisible by 4)', a: ref([37, 45], 23), b: ref([45, 132], 24) },
+  { name: 'transposed batched [2,19,29] @ [2,29,70]', a: ref([2, 19, 29], 25), b: ref([2, 29, 70], 26), make: transposed },
 ];
 
 for (const v of matmulVariants()) {
@@ -91,6 +95,15 @@ for (const v of matmulVariants()) {
     assert.ok(ran >= 3, `${v.name} ran on only ${ran} cases`);
   });
 }
+
+test('the subgroup variants are tested wherever the adapter has 8-wide subgroups (lavapipe)', () => {
+  const names = matmulVariants().map((v) => v.name);
+  const sg = adapterReport?.subgroups;
+  const expected = sg?.min === 8 && sg.max === 8;
+  assert.is(names.includes('subgroup8_v4_16x8'), expected, `subgroups ${JSON.stringify(sg)}, variants ${names.join(', ')}`);
+  assert.is(names.includes('subgroup8_8x8'), expected);
+  if (/llvmpipe/i.test(adapterReport?.description ?? '')) assert.ok(expected, 'lavapipe offers subgroups of 8: the device must have asked for the feature');
+});
 
 test('forcing a variant that cannot read the layout throws instead of computing garbage', () => {
   setMatmulVariant('direct_v4_16x8');

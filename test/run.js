@@ -11,6 +11,8 @@ if (!process.env.XDG_RUNTIME_DIR) {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   process.env.XDG_RUNTIME_DIR = dir;
 }
+// Tests (and the CLIs they start) run the fixed kernel table, not the autotuner's timed choices.
+process.env.MASKRCNN_NO_TUNE ??= '1';
 const dist = process.env.TEST_DIST ?? 'dist';
 const filter = process.argv[2];
 const pattern = filter ? `(${filter})[^/]*\\.test\\.js$` : '\\.test\\.js$';

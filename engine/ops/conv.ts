@@ -5,6 +5,8 @@
 import { spatialKernel, weightGradKernel, pickBlock, SPATIAL_WG, SPATIAL_UNIFORMS, WEIGHT_GRAD_UNIFORMS, type SpatialSpec, type WeightGradSpec } from '../../kernels/conv-gemm.js';
 import { convOutSize, convTransposeOutSize, type ConvGeom } from '../../kernels/conv.js';
 import { getBackend } from '../backend.js';
+import { engineTuner } from '../autotune.js';
+import { timeOnScratch } from '../tune-timing.js';
 import { Tensor, empty, shapeStr } from '../tensor.js';
 import { noGrad, record } from '../autograd.js';
 import { tidy } from '../scope.js';
@@ -46,31 +48,84 @@ function dense(t: Tensor): Tensor {
 
 const describe = (g: ConvGeom): string => `x[${g.N},${g.Cin},${g.H},${g.W}] w[${g.Cout},${g.Cin / g.groups},${g.KH},${g.KW}] -> [${g.OH},${g.OW}]`;
 
-/**
- * One spatial-kernel dispatch: dst pixels on the grid (rowOff + rowMul*a, colOff + colMul*b) of one
- * output phase, from src. fwd: src x, dst y. bwdInput: src dy, dst dx.
- */
-function dispatchSpatial(mode: 'fwd' | 'bwdInput', g: ConvGeom, src: Tensor, w: Tensor, bias: Tensor | null, relu: boolean, dst: Tensor, phase: [number, number]): void {
+/** The spatial kernel's grid for one output phase: what one dispatch computes, before the block is chosen. */
+interface SpatialJob {
+  mode: 'fwd' | 'bwdInput';
+  g: ConvGeom;
+  phase: [number, number];
+  srcC: number; srcH: number; srcW: number;
+  dstC: number; dstH: number; dstW: number;
+  kc: number; nc: number; rows: number; cols: number;
+}
+
+function spatialJob(mode: 'fwd' | 'bwdInput', g: ConvGeom, phase: [number, number]): SpatialJob {
   const fwd = mode === 'fwd';
   const [srcC, srcH, srcW] = fwd ? [g.Cin, g.H, g.W] : [g.Cout, g.OH, g.OW];
   const [dstC, dstH, dstW] = fwd ? [g.Cout, g.OH, g.OW] : [g.Cin, g.H, g.W];
-  const kc = srcC / g.groups, nc = dstC / g.groups;
   const rows = fwd ? dstH : Math.ceil((dstH - phase[0]) / g.sh);
   const cols = fwd ? dstW : Math.ceil((dstW - phase[1]) / g.sw);
-  if (rows <= 0 || cols <= 0) return;
-  const { tm, tn } = pickBlock(cols, nc);
-  const spec: SpatialSpec = { mode, KH: g.KH, KW: g.KW, sh: g.sh, sw: g.sw, ph: g.ph, pw: g.pw, dh: g.dh, dw: g.dw, phase: fwd ? [0, 0] : phase, tm, tn };
+  return { mode, g, phase: fwd ? [0, 0] : phase, srcC, srcH, srcW, dstC, dstH, dstW, kc: srcC / g.groups, nc: dstC / g.groups, rows, cols };
+}
+
+/**
+ * Register blocks the autotuner times for a job: the fixed choice (pickBlock), half its columns,
+ * and twice / half its channels; a name is `${tm}x${tn}`.
+ */
+function blockCandidates(j: SpatialJob): string[] {
+  const { tm, tn } = pickBlock(j.cols, j.nc);
+  const names = [`${tm}x${tn}`];
+  if (tm > 4) names.push(`${tm / 2}x${tn}`);
+  if (tn >= 4 && tn * 2 <= Math.max(8, j.nc)) names.push(`${tm}x${tn * 2}`);
+  if (tn >= 4) names.push(`${tm}x${tn / 2}`);
+  return names;
+}
+
+/** Tuning classes: the kernel's geometry, and sizes by power of two. */
+function spatialClass(j: SpatialJob): string {
+  const p2 = (x: number) => Math.ceil(Math.log2(Math.max(1, x)));
+  const { g } = j;
+  return `${j.mode} k${g.KH}x${g.KW} s${g.sh}x${g.sw} p${g.ph}x${g.pw} d${g.dh}x${g.dw} ph${j.phase.join('')} ` +
+    `n${p2(g.N * j.rows)}c${p2(j.cols)} kc${p2(j.kc)} nc${p2(j.nc)} g${p2(g.groups)}`;
+}
+
+function dispatchBlock(j: SpatialJob, block: string, buffers: GPUBuffer[], bias: boolean, relu: boolean, label: string): void {
+  const [tm, tn] = block.split('x').map(Number) as [number, number];
+  const { g } = j;
+  const spec: SpatialSpec = { mode: j.mode, KH: g.KH, KW: g.KW, sh: g.sh, sw: g.sw, ph: g.ph, pw: g.pw, dh: g.dh, dw: g.dw, phase: j.phase, tm, tn };
   const kernel = cached(JSON.stringify(spec), () => spatialKernel(spec));
-  const blocks = Math.ceil(cols / tm), chBlocks = Math.ceil(nc / tn);
+  const blocks = Math.ceil(j.cols / tm), chBlocks = Math.ceil(j.nc / tn);
   const flags = (bias ? 1 : 0) | (relu ? 2 : 0);
+  const { srcC, srcH, srcW, dstC, dstH, dstW, kc, nc, rows, cols } = j;
   const u = SPATIAL_UNIFORMS.pack({ N: g.N, srcC, srcH, srcW, dstC, dstH, dstW, kc, nc, rows, blocks, cols, chBlocks, flags });
-  getBackend().dispatch({
-    kernel,
-    buffers: [src.storage.buffer, w.storage.buffer, (bias ?? w).storage.buffer, dst.storage.buffer],
-    uniforms: u,
-    workgroups: [Math.ceil((g.N * rows * blocks) / SPATIAL_WG), chBlocks, g.groups],
-    label: `conv ${mode} ${describe(g)}`,
-  });
+  getBackend().dispatch({ kernel, buffers, uniforms: u, workgroups: [Math.ceil((g.N * rows * blocks) / SPATIAL_WG), chBlocks, g.groups], label });
+}
+
+/** One run of a block on scratch buffers of the job's sizes, timed (the autotuner's timer). */
+async function timeBlock(j: SpatialJob, block: string): Promise<number> {
+  const { g } = j;
+  const sizes = [g.N * j.srcC * j.srcH * j.srcW, g.Cout * (g.Cin / g.groups) * g.KH * g.KW, g.N * j.dstC * j.dstH * j.dstW];
+  const flop = 2 * g.N * j.rows * j.cols * j.nc * g.groups * j.kc * g.KH * g.KW;
+  return timeOnScratch(sizes, ([src, w, dst]) => dispatchBlock(j, block, [src!, w!, w!, dst!], false, false, `autotune conv ${block}`), flop);
+}
+
+/**
+ * One spatial-kernel dispatch: dst pixels on the grid (rowOff + rowMul*a, colOff + colMul*b) of one
+ * output phase, from src. fwd: src x, dst y. bwdInput: src dy, dst dx. The register block is the
+ * autotuner's choice for the class, else pickBlock's.
+ */
+function dispatchSpatial(mode: 'fwd' | 'bwdInput', g: ConvGeom, src: Tensor, w: Tensor, bias: Tensor | null, relu: boolean, dst: Tensor, phase: [number, number]): void {
+  const j = spatialJob(mode, g, phase);
+  if (j.rows <= 0 || j.cols <= 0) return;
+  const { block } = convBlockChoice(mode, g, phase);
+  const buffers = [src.storage.buffer, w.storage.buffer, (bias ?? w).storage.buffer, dst.storage.buffer];
+  dispatchBlock(j, block, buffers, !!bias, relu, `conv ${mode} ${describe(g)}`);
+}
+
+/** The spatial kernel's register block for one dispatch, its candidates and tuning class (tests, benchmarks). */
+export function convBlockChoice(mode: 'fwd' | 'bwdInput', g: ConvGeom, phase: [number, number] = [0, 0]): { block: string; candidates: string[]; shapeClass: string } {
+  const j = spatialJob(mode, g, phase);
+  const candidates = blockCandidates(j), shapeClass = spatialClass(j);
+  return { block: engineTuner.choose('conv-spatial', shapeClass, candidates, candidates[0]!, (b) => timeBlock(j, b)), candidates, shapeClass };
 }
 
 /** y = conv2d(x, w) + bias (then relu), all dense. */

@@ -1,9 +1,12 @@
 // torch.matmul: 1-D operands, batch broadcasting, transposed views read in place. The kernel
-// variant is chosen per call from the operands' shapes and strides (see MATMUL_VARIANTS).
+// variant is chosen per call from the operands' shapes and strides (see MATMUL_VARIANTS): the
+// autotuner's choice for the shape class where it has one, else the fixed per-adapter fallback.
 import { matmulKernel, variantFits, variantTile, MATMUL_UNIFORMS, type MatmulLayout, type MatmulVariant } from '../../kernels/matmul.js';
 import { broadcastShapes } from '../../kernels/elementwise.js';
 import { getBackend } from '../backend.js';
-import { adapterIsCpu } from '../device.js';
+import { adapterIsCpu, adapterReport } from '../device.js';
+import { engineTuner } from '../autotune.js';
+import { timeOnScratch } from '../tune-timing.js';
 import { Tensor, empty, shapeStr, sizeOf } from '../tensor.js';
 import { noGrad, record } from '../autograd.js';
 import { tidy } from '../scope.js';
@@ -23,6 +26,10 @@ export const MATMUL_VARIANTS: readonly MatmulVariant[] = [
   // Any strides.
   { name: 'direct_8x8', kind: 'direct', wgN: 8, wgM: 1, tm: 8, tn: 8 },
   { name: 'tiled_64x64', kind: 'tiled', wgN: 16, wgM: 16, tm: 4, tn: 4, tk: 16 },
+  // Subgroup size 8 (lavapipe): A shared across the subgroup with subgroupBroadcast. Only the
+  // autotuner picks these (never in the fallback table), on adapters whose subgroups are 8 wide.
+  { name: 'subgroup8_v4_16x8', kind: 'subgroup', subgroup: 8, wgN: 8, wgM: 1, tm: 16, tn: 8, vecB: true },
+  { name: 'subgroup8_8x8', kind: 'subgroup', subgroup: 8, wgN: 8, wgM: 1, tm: 8, tn: 8 },
 ];
 const CPU_ORDER = ['direct_v4_16x8', 'direct_8x8'];
 const GPU_ORDER = ['tiled_64x64'];
@@ -30,9 +37,14 @@ const GPU_ORDER = ['tiled_64x64'];
 const kernels = new Map(MATMUL_VARIANTS.map((v) => [v.name, matmulKernel(v)]));
 let forced: string | null = null;
 
-/** The variants, for tests and benchmarks. */
+/** The variants this adapter can run (the subgroup ones need its subgroup size), for tests and benchmarks. */
 export function matmulVariants(): readonly MatmulVariant[] {
-  return MATMUL_VARIANTS;
+  return MATMUL_VARIANTS.filter(runsHere);
+}
+
+function runsHere(v: MatmulVariant): boolean {
+  const sg = adapterReport?.subgroups;
+  return !v.subgroup || (sg?.min === v.subgroup && sg.max === v.subgroup);
 }
 
 /**
@@ -44,14 +56,58 @@ export function setMatmulVariant(name: string | null): void {
   forced = name;
 }
 
-function pickVariant(l: MatmulLayout, label: string): MatmulVariant {
+/** Variants this adapter can run on this layout (the subgroup ones need the 'subgroups' feature). */
+function candidates(l: MatmulLayout): MatmulVariant[] {
+  return MATMUL_VARIANTS.filter((v) => variantFits(v, l) && runsHere(v));
+}
+
+/**
+ * The fixed fallback table (what runs with tuning off, and before a class is tuned): the first
+ * fitting variant of the adapter kind's order, measured by hand (bench/RESULTS.md).
+ */
+function fallbackVariant(l: MatmulLayout): MatmulVariant {
+  const order = adapterIsCpu() ? CPU_ORDER : GPU_ORDER;
+  return order.map((n) => MATMUL_VARIANTS.find((v) => v.name === n)!).find((v) => variantFits(v, l))!;
+}
+
+/** Tuning classes: sizes by power of two, batch or not, operand orientation, vec4 fit. */
+function shapeClass(l: MatmulLayout, batch: number): string {
+  const p2 = (x: number) => Math.ceil(Math.log2(Math.max(1, x)));
+  const flags = `${l.aK === 1 ? 'a' : 'At'}${l.bN === 1 ? 'b' : 'Bt'}${variantFits(VEC_PROBE, l) ? '4' : ''}`;
+  return `m${p2(l.M)}n${p2(l.N)}k${p2(l.K)}x${p2(batch)}${flags}`;
+}
+const VEC_PROBE = MATMUL_VARIANTS.find((v) => v.vecB)!;
+
+function pickVariant(l: MatmulLayout, batch: number, label: string): MatmulVariant {
   if (forced !== null) {
     const v = MATMUL_VARIANTS.find((x) => x.name === forced)!;
     if (!variantFits(v, l)) throw new Error(`${label}: forced matmul variant '${v.name}' cannot handle layout ${JSON.stringify(l)}`);
+    if (!runsHere(v)) throw new Error(`${label}: forced matmul variant '${v.name}' needs subgroups of ${v.subgroup} lanes; this adapter has ${JSON.stringify(adapterReport?.subgroups ?? null)}`);
     return v;
   }
-  const order = adapterIsCpu() ? CPU_ORDER : GPU_ORDER;
-  return order.map((n) => MATMUL_VARIANTS.find((v) => v.name === n)!).find((v) => variantFits(v, l))!;
+  const fallback = fallbackVariant(l);
+  const names = candidates(l).map((v) => v.name);
+  const name = engineTuner.choose('matmul', shapeClass(l, batch), names, fallback.name, (n) => timeVariant(n, l, batch));
+  return MATMUL_VARIANTS.find((v) => v.name === name)!;
+}
+
+/** One run of a variant on scratch buffers of this layout's extent, timed (the autotuner's timer). */
+async function timeVariant(name: string, l: MatmulLayout, batch: number): Promise<number> {
+  const v = MATMUL_VARIANTS.find((x) => x.name === name)!;
+  const extent = (off: number, bs: number, s1: number, n1: number, s2: number, n2: number) => off + (batch - 1) * bs + (n1 - 1) * s1 + (n2 - 1) * s2 + 1;
+  const sizes = [extent(l.aOff, l.aBatch, l.aM, l.M, l.aK, l.K), extent(l.bOff, l.bBatch, l.bK, l.K, l.bN, l.N), batch * l.M * l.N];
+  return timeOnScratch(sizes, (bufs) => dispatchVariant(v, bufs, l, batch, `autotune matmul ${name}`), 2 * batch * l.M * l.N * l.K);
+}
+
+function dispatchVariant(v: MatmulVariant, buffers: GPUBuffer[], l: MatmulLayout, batch: number, label: string): void {
+  const tile = variantTile(v);
+  getBackend().dispatch({
+    kernel: kernels.get(v.name)!,
+    buffers,
+    uniforms: MATMUL_UNIFORMS.pack({ ...l, batch, cBatch: l.M * l.N }),
+    workgroups: [Math.ceil(l.N / tile.tileN), Math.ceil(l.M / tile.tileM), batch],
+    label,
+  });
 }
 
 /** Batch dims of t (all but the last two) as one (count, stride), copying when they do not fold. */
@@ -75,15 +131,7 @@ function bmm(a: Tensor, b: Tensor): Tensor {
     const { fa, fb, layout } = prepare(a, b, batch);
     const nb = sizeOf(batch);
     const label = `matmul(${shapeStr(a.shape)}, ${shapeStr(b.shape)})`;
-    const v = pickVariant(layout, label);
-    const tile = variantTile(v);
-    getBackend().dispatch({
-      kernel: kernels.get(v.name)!,
-      buffers: [fa.storage.buffer, fb.storage.buffer, out.storage.buffer],
-      uniforms: MATMUL_UNIFORMS.pack({ ...layout, batch: nb, cBatch: M * N }),
-      workgroups: [Math.ceil(N / tile.tileN), Math.ceil(M / tile.tileM), nb],
-      label,
-    });
+    dispatchVariant(pickVariant(layout, nb, label), [fa.storage.buffer, fb.storage.buffer, out.storage.buffer], layout, nb, label);
     return out;
   });
 }
@@ -107,7 +155,7 @@ export function chooseMatmulVariant(a: Tensor, b: Tensor): MatmulVariant {
     const batch = broadcastShapes([a.shape.slice(0, -2), b.shape.slice(0, -2)]);
     while (a.ndim < b.ndim) a = unsqueeze(a, 0);
     while (b.ndim < a.ndim) b = unsqueeze(b, 0);
-    return pickVariant(prepare(a, b, batch).layout, 'chooseMatmulVariant');
+    return pickVariant(prepare(a, b, batch).layout, sizeOf(batch), 'chooseMatmulVariant');
   }));
 }
 
