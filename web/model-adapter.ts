@@ -123,7 +123,7 @@ export const demoModel: DemoModel | null = {
           };
           const targets: L.MaskTarget[] = [{ boxes: s.boxes, labels: s.labels, masks: L.tensor(Float32Array.from(s.masks), [s.labels.length, s.height, s.width]) }];
           const losses = await model.losses(batch, targets, rng);
-          const sum = LOSS_TERMS.map((k) => L.reshape(losses[k], [])).reduce((a, t) => L.add(a, t));
+          const sum = LOSS_TERMS.flatMap((k) => { const t = losses[k]; return t ? [L.reshape(t, [])] : []; }).reduce((a, t) => L.add(a, t));
           sum.backward();
           return sum;
         });

@@ -1,0 +1,7 @@
+// torchvision parity of the `torchvision-faster-r50-fpn` preset on its compact fixture (test/fixtures/torchvision-faster-r50-fpn,
+// made by tools/make-parity-fixture.py); the checks and their logged figures: test/helpers/zoo-parity.ts.
+import { test } from 'uvu';
+import { zooParitySuite } from './helpers/zoo-parity.js';
+
+await zooParitySuite({ preset: 'torchvision-faster-r50-fpn', train: true, tol: { features: 1e-4, heads: 1e-4, mask: 1e-3, loss: 1e-4, grad: 1e-3 } });
+test.run();
