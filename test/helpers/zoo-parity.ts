@@ -58,6 +58,22 @@ function firstChannels(data: Float32Array, shape: readonly number[], c: number):
   return data.slice(0, c * shape[2]! * shape[3]!);
 }
 
+/** Loads the formula weights for the model's own state-dict names and shapes; returns them. */
+export function loadFixtureWeights(model: MaskRCNN): Record<string, HostTensor> {
+  const weights = fixtureStateDict(Object.entries(model.stateDict()).map(([k, t]) => [k, t.shape] as const));
+  model.loadStateDict(weights);
+  return weights;
+}
+
+/** A one-image batch from a fixture's normalised, padded input.tensor. */
+export function fixtureBatch(input: HostTensor, imageSize: [number, number], originalSize: [number, number]): PreparedBatch {
+  return {
+    images: tensor(input.data as Float32Array, input.shape),
+    info: { paddedSize: [input.shape[2]!, input.shape[3]!], imageSizes: [imageSize] },
+    originalSizes: [originalSize],
+  };
+}
+
 export async function zooParitySuite(o: ZooSuiteOptions): Promise<void> {
   await ready;
   const file = `test/fixtures/${o.preset}/expected.safetensors`;
@@ -74,15 +90,10 @@ export async function zooParitySuite(o: ZooSuiteOptions): Promise<void> {
   const maskOn = 'mask.logits_of_label[0:5]' in fx;
 
   const model = new MaskRCNN(getPreset(o.preset, { roiHeads: { scoreThresh: 0 } }));
-  const weights = fixtureStateDict(Object.entries(model.stateDict()).map(([k, t]) => [k, t.shape] as const));
-  model.loadStateDict(weights);
+  const weights = loadFixtureWeights(model);
   model.eval();
   const input = get('input.tensor');
-  const batch = (): PreparedBatch => ({
-    images: tensor(input.data as Float32Array, input.shape),
-    info: { paddedSize: [input.shape[2]!, input.shape[3]!], imageSizes: [imageSize] },
-    originalSizes: [[origH, origW]],
-  });
+  const batch = (): PreparedBatch => fixtureBatch(input, imageSize, [origH, origW]);
 
   test(`${o.preset}: the state dict has torchvision's names and shapes`, () => {
     const ours = Object.fromEntries(Object.entries(model.stateDict()).map(([k, t]) => [k, [...t.shape]]));
