@@ -6,6 +6,12 @@ import type { AnchorConfig } from './anchors.js';
 import type { Normalization, SizeRounding } from '../data/transforms.js';
 
 export type NormKind = 'frozen_bn' | 'bn' | 'gn';
+/**
+ * Norm after the convs of the FPN and the RoI heads: none (convs with bias), GroupNorm (Detectron2's
+ * GN recipes) or BatchNorm2d (torchvision's v2 models: batch statistics in training, running ones in
+ * eval); with a norm the convs have no bias, as torchvision's Conv2dNormActivation.
+ */
+export type HeadNorm = 'none' | 'gn' | 'bn';
 export type ResNetDepth = 18 | 34 | 50 | 101;
 
 export interface BackboneConfig {
@@ -15,6 +21,13 @@ export interface BackboneConfig {
   stemChannels: number;
   /** `planes` of layer1..layer4 (torchvision [64, 128, 256, 512]); Bottleneck outputs 4x that. */
   stageWidths: [number, number, number, number];
+  /**
+   * ResNeXt (Xie et al. 2017) cardinality and width: a Bottleneck's 3x3 conv has `groups` groups and
+   * width floor(planes * widthPerGroup / 64) * groups (torchvision's groups / width_per_group;
+   * ResNet 1 / 64, ResNeXt-101 32x8d 32 / 8). BasicBlock needs 1 / 64.
+   */
+  groups: number;
+  widthPerGroup: number;
   /** Normalisation after every conv: FrozenBatchNorm2d (imported weights), BatchNorm2d, GroupNorm. */
   norm: NormKind;
   /** Groups of GroupNorm (Detectron2 32); must divide every normalised channel count. */
@@ -34,8 +47,8 @@ export interface BackboneConfig {
 export interface FpnConfig {
   /** Channels of every pyramid level (256). */
   outChannels: number;
-  /** Norm in the lateral and output convs (Detectron2 GN variants); convs then have no bias. */
-  norm: 'none' | 'gn';
+  /** Norm in the lateral and output convs (Detectron2 GN variants, torchvision v2 BN). */
+  norm: HeadNorm;
   gnGroups: number;
 }
 
@@ -85,13 +98,13 @@ export type BoxHeadConfig =
   /** torchvision TwoMLPHead: flatten -> fc6 -> relu -> fc7 -> relu. */
   | { kind: 'two_mlp'; representationSize: number }
   /** Detectron2 FastRCNNConvFCHead with convs (e.g. the GN "4conv1fc" head), then fcs. */
-  | { kind: 'conv_fc'; numConvs: number; convChannels: number; numFcs: number; representationSize: number; norm: 'none' | 'gn'; gnGroups: number };
+  | { kind: 'conv_fc'; numConvs: number; convChannels: number; numFcs: number; representationSize: number; norm: HeadNorm; gnGroups: number };
 
 export interface MaskHeadConfig {
   /** Output channels of each 3x3 conv (torchvision [256, 256, 256, 256]). */
   convChannels: number[];
   dilation: number;
-  norm: 'none' | 'gn';
+  norm: HeadNorm;
   gnGroups: number;
   /** Channels of the 2x2 stride-2 deconv in the predictor (torchvision 256). */
   predictorChannels: number;
@@ -140,6 +153,11 @@ export interface MaskRCNNConfig {
   name: string;
   /** Including background (index 0, torchvision convention): COCO 91. */
   numClasses: number;
+  /**
+   * Whether the mask branch exists (Detectron2 MODEL.MASK_ON): false is Faster R-CNN (torchvision
+   * FasterRCNN: no roi_heads.mask_* tensors, no loss_mask, detections without masks).
+   */
+  maskOn: boolean;
   backbone: BackboneConfig;
   fpn: FpnConfig;
   anchors: AnchorConfig;
@@ -162,6 +180,11 @@ export function stageBlocks(depth: ResNetDepth): [number, number, number, number
 /** 4 for Bottleneck (50/101), 1 for BasicBlock (18/34). */
 export function blockExpansion(depth: ResNetDepth): number {
   return depth >= 50 ? 4 : 1;
+}
+
+/** Channels of a Bottleneck's 3x3 conv (torchvision: int(planes * (width_per_group / 64.)) * groups). */
+export function bottleneckWidth(b: Pick<BackboneConfig, 'groups' | 'widthPerGroup'>, planes: number): number {
+  return Math.floor((planes * b.widthPerGroup) / 64) * b.groups;
 }
 
 /** Output channels of layer1..layer4 (C2..C5), the FPN's in_channels_list. */
@@ -214,15 +237,26 @@ export function validateConfig(c: MaskRCNNConfig): void {
   posInt('backbone.stemChannels', b.stemChannels);
   if (b.stageWidths.length !== 4) fail('backbone.stageWidths', `needs 4 entries, got ${b.stageWidths.length}`);
   b.stageWidths.forEach((w, i) => posInt(`backbone.stageWidths[${i}]`, w));
+  posInt('backbone.groups', b.groups);
+  posInt('backbone.widthPerGroup', b.widthPerGroup);
+  if (blockExpansion(b.depth) === 1 && (b.groups !== 1 || b.widthPerGroup !== 64)) {
+    fail('backbone.groups', `and widthPerGroup must be 1 and 64 for a BasicBlock ResNet (depth ${b.depth}), got ${b.groups} and ${b.widthPerGroup}`);
+  }
+  b.stageWidths.forEach((w, i) => posInt(`backbone: stage ${i + 1} bottleneck width floor(stageWidths[${i}] * widthPerGroup / 64) * groups`, bottleneckWidth(b, w)));
   if (!['frozen_bn', 'bn', 'gn'].includes(b.norm)) fail('backbone.norm', `must be 'frozen_bn', 'bn' or 'gn', got '${b.norm}'`);
   if (!Number.isInteger(b.trainableLayers) || b.trainableLayers < 0 || b.trainableLayers > 5) {
     fail('backbone.trainableLayers', `must be an integer in 0..5, got ${b.trainableLayers}`);
   }
   if (b.norm === 'gn') {
-    const chans = [b.stemChannels, ...b.stageWidths, ...stageOutChannels(b)];
+    const widths = blockExpansion(b.depth) === 4 ? b.stageWidths.map((w) => bottleneckWidth(b, w)) : b.stageWidths;
+    const chans = [b.stemChannels, ...widths, ...stageOutChannels(b)];
     for (const ch of chans) if (ch % b.gnGroups !== 0) fail('backbone.gnGroups', `(${b.gnGroups}) must divide every channel count, not ${ch}`);
   }
   posInt('fpn.outChannels', c.fpn.outChannels);
+  const headNorm = (field: string, v: HeadNorm): void => {
+    if (!['none', 'gn', 'bn'].includes(v)) fail(field, `must be 'none', 'gn' or 'bn', got '${String(v)}'`);
+  };
+  headNorm('fpn.norm', c.fpn.norm);
   if (c.fpn.norm === 'gn' && c.fpn.outChannels % c.fpn.gnGroups !== 0) fail('fpn.gnGroups', `(${c.fpn.gnGroups}) must divide fpn.outChannels ${c.fpn.outChannels}`);
   if (c.anchors.sizes.length !== 5) fail('anchors.sizes', `needs one group per pyramid level (P2..P6: 5), got ${c.anchors.sizes.length}`);
   const perLoc = c.anchors.sizes.map((s, l) => s.length * (c.anchors.aspectRatios[l] ?? c.anchors.aspectRatios[0] ?? []).length);
@@ -237,6 +271,12 @@ export function validateConfig(c: MaskRCNNConfig): void {
   posInt('roiHeads.boxPooler.outputSize', h.boxPooler.outputSize);
   posInt('roiHeads.maskPooler.outputSize', h.maskPooler.outputSize);
   if (h.maskHead.convChannels.length === 0) fail('roiHeads.maskHead.convChannels', 'needs at least one conv');
+  headNorm('roiHeads.maskHead.norm', h.maskHead.norm);
+  if (h.boxHead.kind === 'conv_fc') {
+    headNorm('roiHeads.boxHead.norm', h.boxHead.norm);
+    if (h.boxHead.norm === 'gn' && h.boxHead.convChannels % h.boxHead.gnGroups !== 0) fail('roiHeads.boxHead.gnGroups', `(${h.boxHead.gnGroups}) must divide ${h.boxHead.convChannels}`);
+  }
+  if (typeof c.maskOn !== 'boolean') fail('maskOn', `must be true or false, got ${String(c.maskOn)}`);
   if (h.maskHead.norm === 'gn') {
     for (const ch of h.maskHead.convChannels) if (ch % h.maskHead.gnGroups !== 0) fail('roiHeads.maskHead.gnGroups', `(${h.maskHead.gnGroups}) must divide ${ch}`);
   }

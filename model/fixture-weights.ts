@@ -40,9 +40,14 @@ const FROZEN_BN_RE = /(^|\.)(bn\d|downsample\.1)\.(weight|bias|running_mean|runn
 
 export type FixtureTensorKind = 'bn_weight_bn3' | 'bn_weight' | 'bn_bias' | 'bn_running_mean' | 'bn_running_var' | 'bias' | 'weight' | 'counter';
 
-/** Which rule of the formula a tensor name falls under. */
-export function fixtureTensorKind(name: string): FixtureTensorKind {
-  const m = FROZEN_BN_RE.exec(name);
+/**
+ * Which rule of the formula a tensor name falls under. `batchNorm` says the tensor belongs to a
+ * batch-norm module outside the ResNet trunk's naming (the FPN and head norms of torchvision's v2
+ * models, `...inner_blocks.0.1.weight`): such modules are recognised by their running_mean (see
+ * fixtureStateDict) and take the same rules as the trunk's bn1/bn2.
+ */
+export function fixtureTensorKind(name: string, batchNorm = false): FixtureTensorKind {
+  const m = FROZEN_BN_RE.exec(name) ?? (batchNorm ? /()()(weight|bias|running_mean|running_var)$/.exec(name) : null);
   if (m) {
     switch (m[3]) {
       case 'weight': return name.includes('.bn3.') ? 'bn_weight_bn3' : 'bn_weight';
@@ -60,9 +65,9 @@ export function fixtureTensorKind(name: string): FixtureTensorKind {
 }
 
 /** The formula's values for one tensor (row-major, float32). */
-export function fixtureValues(name: string, shape: readonly number[], seed = 0): Float32Array {
+export function fixtureValues(name: string, shape: readonly number[], seed = 0, batchNorm = false): Float32Array {
   const n = numel(shape);
-  const kind = fixtureTensorKind(name);
+  const kind = fixtureTensorKind(name, batchNorm);
   if (kind === 'counter') return new Float32Array(n);
   const u = formulaUniform(name, n, seed);
   const out = new Float32Array(n);
@@ -92,10 +97,14 @@ export function fixtureValues(name: string, shape: readonly number[], seed = 0):
  * `*.num_batches_tracked` come out as int32 zeros; everything else is float32.
  */
 export function fixtureStateDict(entries: Iterable<readonly [string, readonly number[]]>, seed = 0): Record<string, HostTensor> {
+  const list = [...entries];
+  // Batch-norm modules: those with running statistics.
+  const bnModules = new Set(list.flatMap(([name]) => (name.endsWith('.running_mean') ? [name.slice(0, -'.running_mean'.length)] : [])));
   const out: Record<string, HostTensor> = {};
-  for (const [name, shape] of entries) {
-    const values = fixtureValues(name, shape, seed);
-    out[name] = fixtureTensorKind(name) === 'counter'
+  for (const [name, shape] of list) {
+    const batchNorm = bnModules.has(name.slice(0, name.lastIndexOf('.')));
+    const values = fixtureValues(name, shape, seed, batchNorm);
+    out[name] = fixtureTensorKind(name, batchNorm) === 'counter'
       ? { dtype: 'int32', shape: [...shape], data: new Int32Array(values.length) }
       : { dtype: 'float32', shape: [...shape], data: values };
   }

@@ -5,18 +5,18 @@
 // nearest-upsampled to the lateral's exact size (not x2, so odd sizes work) and added. Extra block
 // LastLevelMaxPool: P6 = max_pool2d(P5, kernel 1, stride 2), named 'pool'.
 import { add, interpolate, maxPool2d, tidy, nn, type Tensor } from '../engine/index.js';
+import { makeHeadNorm } from './norm.js';
 import type { FpnConfig } from './config.js';
 
 // torchvision FPN.__init__: kaiming_uniform_(weight, a=1), bias 0, for every conv.
 const FPN_INIT: nn.ConvInit = { kind: 'kaiming_uniform', a: 1 };
 
-/** torchvision Conv2dNormActivation(in, out, k, norm_layer=None|GN, activation_layer=None). */
+/** torchvision Conv2dNormActivation(in, out, k, norm_layer=None|GN|BN, activation_layer=None). */
 function convNorm(inC: number, outC: number, k: number, cfg: FpnConfig): nn.Sequential {
-  const withNorm = cfg.norm === 'gn';
+  const norm = makeHeadNorm(cfg.norm, cfg.gnGroups, outC);
   // torchvision: bias defaults to (norm_layer is None).
-  const layers: nn.Layer[] = [new nn.Conv2d(inC, outC, k, { padding: (k - 1) >> 1, bias: !withNorm, init: FPN_INIT })];
-  if (withNorm) layers.push(new nn.GroupNorm(cfg.gnGroups, outC));
-  return new nn.Sequential(...layers);
+  const conv = new nn.Conv2d(inC, outC, k, { padding: (k - 1) >> 1, bias: !norm, init: FPN_INIT });
+  return norm ? new nn.Sequential(conv, norm) : new nn.Sequential(conv);
 }
 
 export class FeaturePyramidNetwork extends nn.Module {

@@ -1,8 +1,9 @@
 // The RoI heads' networks, named as torchvision 0.14: TwoMLPHead (box_head.fc6/fc7),
-// FastRCNNConvFCHead (box_head.i.0/.1 convs with norm, then Linear layers after a Flatten: the
+// FastRCNNConvFCHead (box_head.i.0/.1 convs with GN or BN, then Linear layers after a Flatten: the
 // Detectron2 "4conv1fc" head of the GN recipes), FastRCNNPredictor (box_predictor.cls_score/bbox_pred), MaskRCNNHeads (mask_head.i.0: 3x3 convs
 // wrapped in Conv2dNormActivation) and MaskRCNNPredictor (mask_predictor.conv5_mask/mask_fcn_logits).
 import { flatten, relu, tidy, nn, type Tensor } from '../engine/index.js';
+import { makeHeadNorm } from './norm.js';
 import type { BoxHeadConfig, MaskHeadConfig } from './config.js';
 
 // torchvision MaskRCNNHeads / MaskRCNNPredictor: kaiming_normal_(fan_out, relu), bias 0.
@@ -32,7 +33,7 @@ export interface BoxHead extends nn.Module {
 }
 
 /**
- * torchvision FastRCNNConvFCHead: numConvs x Conv2dNormActivation(3x3, GN or bias) at children
+ * torchvision FastRCNNConvFCHead: numConvs x Conv2dNormActivation(3x3, GN/BN or bias) at children
  * 0..numConvs-1, Flatten at numConvs, then numFcs x (Linear, ReLU) at numConvs+1, +3, ...
  * Convs use kaiming_normal_(fan_out, relu) with zero bias; the Linears torch's default init.
  */
@@ -81,16 +82,15 @@ export class FastRCNNPredictor extends nn.Module {
   }
 }
 
-/** One Conv2dNormActivation(3x3, dilation) + ReLU, the conv as child '0' (and GN as '1'). */
+/** One Conv2dNormActivation(3x3, dilation) + ReLU, the conv as child '0' (and GN/BN as '1'). */
 class ConvNormReLU extends nn.Sequential {
   private readonly withNorm: boolean;
 
   constructor(inC: number, outC: number, cfg: Pick<MaskHeadConfig, 'dilation' | 'norm' | 'gnGroups'>) {
-    const withNorm = cfg.norm === 'gn';
-    const layers: nn.Layer[] = [new nn.Conv2d(inC, outC, 3, { padding: cfg.dilation, dilation: cfg.dilation, bias: !withNorm, init: MASK_INIT })];
-    if (withNorm) layers.push(new nn.GroupNorm(cfg.gnGroups, outC));
-    super(...layers);
-    this.withNorm = withNorm;
+    const norm = makeHeadNorm(cfg.norm, cfg.gnGroups, outC);
+    const conv = new nn.Conv2d(inC, outC, 3, { padding: cfg.dilation, dilation: cfg.dilation, bias: !norm, init: MASK_INIT });
+    super(...(norm ? [conv, norm] : [conv]));
+    this.withNorm = norm !== null;
   }
 
   override forward(x: Tensor): Tensor {

@@ -51,7 +51,8 @@ export async function detectWithDump(model: MaskRCNN, batch: PreparedBatch): Pro
     const [d] = await noGrad(() => model.roiHeads.detect(levels, rpn.proposals, batch.info.imageSizes, scales));
     const D = d!.labels.length;
     const first = Math.min(DUMP_FIRST, D);
-    if (first > 0) {
+    const maskOn = model.cfg.maskOn;
+    if (first > 0 && maskOn) {
       const logits = noGrad(() => model.roiHeads.maskBranch(levels, [d!.boxes.slice(0, 4 * first)], scales));
       owned.push(logits);
       out[`mask.logits[0:${DUMP_FIRST}]`] = await host(logits);
@@ -60,12 +61,13 @@ export async function detectWithDump(model: MaskRCNN, batch: PreparedBatch): Pro
     // As MaskRCNN.detect(): boxes back to the original image, masks pasted at its size.
     const [h, w] = batch.originalSizes[0]!;
     const boxes = rescaleBoxes(d!.boxes, batch.info.imageSizes[0]!, [h, w]);
-    const masks = pasteMasks(d!.masks, d!.maskSize, boxes, h, w);
+    // A model without a mask branch (Faster R-CNN) has no mask tensors, like torchvision's FasterRCNN.
+    const masks = maskOn ? pasteMasks(d!.masks, d!.maskSize, boxes, h, w) : new Float32Array(0);
     const det: Detection = { boxes, scores: d!.scores, labels: d!.labels, masks, height: h, width: w };
     out['det.boxes'] = f32(boxes, [D, 4]);
     out['det.scores'] = f32(d!.scores, [D]);
     out['det.labels'] = { dtype: 'int32', shape: [D], data: d!.labels };
-    out[`det.masks[0:${DUMP_FIRST}]`] = f32(masks.slice(0, first * h * w), [first, h, w]);
+    if (maskOn) out[`det.masks[0:${DUMP_FIRST}]`] = f32(masks.slice(0, first * h * w), [first, h, w]);
     return { det, tensors: out };
   } finally {
     owned.forEach((t) => t.dispose());

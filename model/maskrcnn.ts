@@ -1,4 +1,5 @@
-// Mask R-CNN (He et al. 2017) as torchvision's GeneralizedRCNN: backbone + FPN, RPN, RoI heads,
+// Mask R-CNN (He et al. 2017) as torchvision's GeneralizedRCNN: backbone + FPN, RPN, RoI heads
+// (without the mask branch when cfg.maskOn is false: torchvision's FasterRCNN),
 // with the state-dict layout `backbone.*`, `rpn.*`, `roi_heads.*`. Images are prepared on the host
 // (data/transforms: normalise, resize, pad to a multiple of 32); training returns the five losses,
 // inference returns detections in the original image's coordinates with pasted masks.
@@ -6,7 +7,7 @@ import { inferScales, noGrad, tensor, nn, type Rng, type Tensor } from '../engin
 import type { RgbImage } from '../data/image.js';
 import { batchImages, transformSample, type TransformConfig } from '../data/transforms.js';
 import { BackboneWithFPN, FEATURE_NAMES } from './backbone.js';
-import { RegionProposalNetwork, type ImageBatchInfo } from './rpn.js';
+import { RegionProposalNetwork, type ImageBatchInfo, type TrainTarget } from './rpn.js';
 import { RoIHeads, type MaskTarget } from './roi-heads.js';
 import { pasteMasks, rescaleBoxes } from './postprocess.js';
 import type { MaskRCNNConfig } from './config.js';
@@ -25,7 +26,7 @@ export interface Detection {
   scores: Float32Array;
   /** Contiguous class labels 1..K (map to dataset category ids with the dataset's table). */
   labels: Int32Array;
-  /** Mask probabilities [D, H, W] at the original image size. */
+  /** Mask probabilities [D, H, W] at the original image size (empty for a model without masks). */
   masks: Float32Array;
   height: number;
   width: number;
@@ -34,7 +35,8 @@ export interface Detection {
 /** The five training losses, in torchvision's order (the order they are logged and summed in). */
 export const LOSS_TERMS = ['loss_objectness', 'loss_rpn_box_reg', 'loss_classifier', 'loss_box_reg', 'loss_mask'] as const;
 export type LossTerm = (typeof LOSS_TERMS)[number];
-export type LossDict = Record<LossTerm, Tensor>;
+/** loss_mask is absent for a model without a mask branch (cfg.maskOn false: Faster R-CNN). */
+export type LossDict = Omit<Record<LossTerm, Tensor>, 'loss_mask'> & { loss_mask?: Tensor };
 
 export class MaskRCNN extends nn.Module {
   readonly backbone: BackboneWithFPN;
@@ -89,7 +91,7 @@ export class MaskRCNN extends nn.Module {
   }
 
   /** The five training losses for a batch with its targets (in the resized images' coordinates). */
-  async losses(batch: PreparedBatch, targets: MaskTarget[], rng: Rng): Promise<LossDict> {
+  async losses(batch: PreparedBatch, targets: MaskTarget[] | TrainTarget[], rng: Rng): Promise<LossDict> {
     if (targets.length !== batch.info.imageSizes.length) throw new Error(`losses: ${targets.length} targets for ${batch.info.imageSizes.length} images`);
     const features = this.features(batch.images);
     try {
@@ -110,7 +112,7 @@ export class MaskRCNN extends nn.Module {
       return dets.map((d, n) => {
         const [h, w] = batch.originalSizes[n]!;
         const boxes = rescaleBoxes(d.boxes, batch.info.imageSizes[n]!, [h, w]);
-        return { boxes, scores: d.scores, labels: d.labels, masks: pasteMasks(d.masks, d.maskSize, boxes, h, w), height: h, width: w };
+        return { boxes, scores: d.scores, labels: d.labels, masks: d.maskSize > 0 ? pasteMasks(d.masks, d.maskSize, boxes, h, w) : new Float32Array(0), height: h, width: w };
       });
     } finally {
       features.forEach((f) => f.dispose());

@@ -4,29 +4,15 @@
 // and downsample.0 (1x1 conv) / downsample.1 (norm). The norm is selectable (FrozenBatchNorm2d for
 // imported weights, BatchNorm2d, GroupNorm), as is Detectron2's "stride in the 1x1" Bottleneck.
 import { add, maxPool2d, relu, tidy, nn, type Tensor } from '../engine/index.js';
-import { blockExpansion, stageBlocks, type BackboneConfig, type NormKind } from './config.js';
-
-export interface NormSpec {
-  kind: NormKind;
-  gnGroups: number;
-  eps: number;
-}
-
-/** The norm layer after a conv with `channels` outputs (torchvision's norm_layer(channels)). */
-export function makeNorm(spec: NormSpec, channels: number): nn.Layer {
-  switch (spec.kind) {
-    case 'frozen_bn': return new nn.FrozenBatchNorm2d(channels, spec.eps);
-    case 'bn': return new nn.BatchNorm2d(channels, { eps: spec.eps });
-    case 'gn': return new nn.GroupNorm(spec.gnGroups, channels, { eps: spec.eps });
-  }
-}
+import { blockExpansion, bottleneckWidth, stageBlocks, type BackboneConfig } from './config.js';
+import { makeNorm, type NormSpec } from './norm.js';
 
 // torchvision ResNet.__init__ re-initialises every conv with kaiming_normal_(fan_out, relu)
 // (norm layers start at weight 1, bias 0, which their constructors already do).
 const RESNET_INIT: nn.ConvInit = { kind: 'kaiming_normal', mode: 'fan_out' };
 
-function conv(inC: number, outC: number, k: number, stride = 1): nn.Conv2d {
-  return new nn.Conv2d(inC, outC, k, { stride, padding: (k - 1) >> 1, bias: false, init: RESNET_INIT });
+function conv(inC: number, outC: number, k: number, stride = 1, groups = 1): nn.Conv2d {
+  return new nn.Conv2d(inC, outC, k, { stride, padding: (k - 1) >> 1, groups, bias: false, init: RESNET_INIT });
 }
 
 /** A residual block: forward(x) = relu(branch(x) + shortcut(x)). */
@@ -67,7 +53,8 @@ export class BasicBlock extends nn.Module implements Block {
 /**
  * torchvision Bottleneck (ResNet-50/101, "ResNet V1.5"): 1x1 -> 3x3 (stride) -> 1x1 (4x planes), each
  * followed by a norm, relu between; with strideIn1x1 the stride sits in the first 1x1 instead
- * (the original MSRA / Detectron2 layout).
+ * (the original MSRA / Detectron2 layout). ResNeXt: the 3x3 is a grouped conv of width
+ * floor(planes * widthPerGroup / 64) * groups.
  */
 export class Bottleneck extends nn.Module implements Block {
   static readonly expansion = 4;
@@ -80,14 +67,14 @@ export class Bottleneck extends nn.Module implements Block {
   readonly downsample: nn.Sequential | null;
   readonly outChannels: number;
 
-  constructor(inplanes: number, planes: number, stride: number, norm: NormSpec, downsample: nn.Sequential | null, strideIn1x1 = false) {
+  constructor(inplanes: number, planes: number, stride: number, norm: NormSpec, downsample: nn.Sequential | null, strideIn1x1 = false, cardinality = { groups: 1, widthPerGroup: 64 }) {
     super();
-    const width = planes; // groups = 1, base_width = 64
+    const width = bottleneckWidth(cardinality, planes);
     this.outChannels = planes * Bottleneck.expansion;
     const [s1, s3] = strideIn1x1 ? [stride, 1] : [1, stride];
     this.conv1 = this.registerModule('conv1', conv(inplanes, width, 1, s1));
     this.bn1 = this.registerModule('bn1', makeNorm(norm, width));
-    this.conv2 = this.registerModule('conv2', conv(width, width, 3, s3));
+    this.conv2 = this.registerModule('conv2', conv(width, width, 3, s3, cardinality.groups));
     this.bn2 = this.registerModule('bn2', makeNorm(norm, width));
     this.conv3 = this.registerModule('conv3', conv(width, this.outChannels, 1));
     this.bn3 = this.registerModule('bn3', makeNorm(norm, this.outChannels));
@@ -135,7 +122,7 @@ export class ResNetBody extends nn.Module {
         // torchvision _make_layer: a projection shortcut when the shape changes.
         const needsProj = i === 0 && (st !== 1 || inplanes !== planes * expansion);
         const down = needsProj ? new nn.Sequential(conv(inplanes, planes * expansion, 1, st), makeNorm(norm, planes * expansion)) : null;
-        list.push(expansion === 4 ? new Bottleneck(inplanes, planes, st, norm, down, cfg.strideIn1x1) : new BasicBlock(inplanes, planes, st, norm, down));
+        list.push(expansion === 4 ? new Bottleneck(inplanes, planes, st, norm, down, cfg.strideIn1x1, cfg) : new BasicBlock(inplanes, planes, st, norm, down));
         inplanes = planes * expansion;
       }
       this.layers.push(this.registerModule(`layer${s + 1}`, new nn.Sequential(...list)));

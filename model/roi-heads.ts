@@ -25,7 +25,7 @@ export interface Detections {
   scores: Float32Array;
   /** Contiguous class labels (1..K). */
   labels: Int32Array;
-  /** Mask probabilities [D, M, M] (M = 28) of each detection's class, before pasting. */
+  /** Mask probabilities [D, M, M] (M = 28) of each detection's class, before pasting (empty, M = 0, without a mask branch). */
   masks: Float32Array;
   maskSize: number;
 }
@@ -34,8 +34,9 @@ export interface Detections {
 export class RoIHeads extends nn.Module {
   readonly boxHead: BoxHead;
   readonly boxPredictor: FastRCNNPredictor;
-  readonly maskHead: MaskRCNNHeads;
-  readonly maskPredictor: MaskRCNNPredictor;
+  /** The mask branch; null when the config has maskOn false (Faster R-CNN). */
+  readonly maskHead: MaskRCNNHeads | null = null;
+  readonly maskPredictor: MaskRCNNPredictor | null = null;
 
   constructor(private readonly cfg: MaskRCNNConfig) {
     super();
@@ -47,9 +48,11 @@ export class RoIHeads extends nn.Module {
       : new FastRCNNConvFCHead(C, res, h.boxHead);
     this.boxHead = this.registerModule('box_head', boxHead);
     this.boxPredictor = this.registerModule('box_predictor', new FastRCNNPredictor(h.boxHead.representationSize, cfg.numClasses));
-    this.maskHead = this.registerModule('mask_head', new MaskRCNNHeads(C, h.maskHead));
-    const last = h.maskHead.convChannels[h.maskHead.convChannels.length - 1]!;
-    this.maskPredictor = this.registerModule('mask_predictor', new MaskRCNNPredictor(last, h.maskHead.predictorChannels, cfg.numClasses));
+    if (cfg.maskOn) {
+      this.maskHead = this.registerModule('mask_head', new MaskRCNNHeads(C, h.maskHead));
+      const last = h.maskHead.convChannels[h.maskHead.convChannels.length - 1]!;
+      this.maskPredictor = this.registerModule('mask_predictor', new MaskRCNNPredictor(last, h.maskHead.predictorChannels, cfg.numClasses));
+    }
   }
 
   private pool(features: readonly Tensor[], boxes: Float32Array[], p: PoolerConfig, scales: number[]): Tensor {
@@ -72,12 +75,15 @@ export class RoIHeads extends nn.Module {
 
   /** Mask logits [R, C, 28, 28] for the given boxes of each image. */
   maskBranch(features: readonly Tensor[], boxes: Float32Array[], scales: number[]): Tensor {
-    return tidy(() => this.maskPredictor.forward(this.maskHead.forward(this.pool(features, boxes, this.cfg.roiHeads.maskPooler, scales))));
+    const { maskHead, maskPredictor } = this;
+    if (!maskHead || !maskPredictor) throw new Error(`RoI heads: config '${this.cfg.name}' has maskOn false, so there is no mask branch`);
+    return tidy(() => maskPredictor.forward(maskHead.forward(this.pool(features, boxes, this.cfg.roiHeads.maskPooler, scales))));
   }
 
-  /** The three training losses (torchvision fastrcnn_loss and maskrcnn_loss). */
-  losses(features: readonly Tensor[], proposals: Float32Array[], targets: MaskTarget[], scales: number[], rng?: Rng) {
+  /** The three training losses (torchvision fastrcnn_loss and maskrcnn_loss; no loss_mask without a mask branch). */
+  losses(features: readonly Tensor[], proposals: Float32Array[], targets: TrainTarget[] | MaskTarget[], scales: number[], rng?: Rng): { loss_classifier: Tensor; loss_box_reg: Tensor; loss_mask?: Tensor } {
     const h = this.cfg.roiHeads;
+    if (this.cfg.maskOn && targets.some((t) => !('masks' in t) || !t.masks)) throw new Error(`RoI heads loss: config '${this.cfg.name}' has a mask branch, so every target needs masks`);
     const w = h.boxCoderWeights;
     const sampledBoxes: Float32Array[] = [];
     const labels: number[] = [];
@@ -127,7 +133,8 @@ export class RoIHeads extends nn.Module {
       const pred = indexSelect(reshape(boxRegression, [S * C, 4]), 0, rows);
       const target = noGrad(() => indexSelect(tensor(Float32Array.from(regTargets), [S, 4]), 0, tensor(Int32Array.from(posRows), [posRows.length], 'int32')));
       const loss_box_reg = boxRegressionLoss(pred, target, h.boxLoss, Math.max(S, 1));
-      const loss_mask = this.maskLoss(features, maskBoxes, maskGt, targets, posLabels, scales);
+      if (!this.cfg.maskOn) return { loss_classifier, loss_box_reg };
+      const loss_mask = this.maskLoss(features, maskBoxes, maskGt, targets as MaskTarget[], posLabels, scales);
       return { loss_classifier, loss_box_reg, loss_mask };
     });
   }
@@ -194,7 +201,7 @@ export class RoIHeads extends nn.Module {
         maskSize: 0,
       });
     }
-    await this.predictMasks(features, results, scales);
+    if (this.cfg.maskOn) await this.predictMasks(features, results, scales);
     return results;
   }
 

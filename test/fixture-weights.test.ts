@@ -83,4 +83,28 @@ test('fixtureStateDict: shapes, dtypes and counters', () => {
   assert.is(sd['a.bn1.num_batches_tracked']!.data[0], 0);
 });
 
+test('fixtureStateDict: a batch norm outside the trunk (a module with running_mean) takes the batch-norm rules', () => {
+  // torchvision v2's FPN norm 'backbone.fpn.inner_blocks.0.1' (BatchNorm2d); its GN twin (no running
+  // statistics) stays a plain 1-D weight, as the existing GN presets' fixture weights are.
+  const bn = 'backbone.fpn.inner_blocks.0.1';
+  const sd = fixtureStateDict([
+    [`${bn}.weight`, [6]], [`${bn}.bias`, [6]], [`${bn}.running_mean`, [6]], [`${bn}.running_var`, [6]], [`${bn}.num_batches_tracked`, []],
+    ['roi_heads.mask_head.0.1.weight', [6]], ['roi_heads.mask_head.0.1.bias', [6]],
+  ]);
+  const u = (name: string): Float64Array => formulaUniform(name, 6);
+  const expect = (name: string, f: (v: number) => number): void => {
+    assert.equal(Array.from(sd[name]!.data), Array.from(u(name), (v) => Math.fround(f(v))), name);
+  };
+  expect(`${bn}.weight`, (v) => 1 + 0.1 * v);
+  expect(`${bn}.bias`, (v) => 0.1 * v);
+  expect(`${bn}.running_mean`, (v) => 0.1 * v);
+  expect(`${bn}.running_var`, (v) => 1 + 0.25 * (v + 1));
+  assert.is(sd[`${bn}.num_batches_tracked`]!.dtype, 'int32');
+  expect('roi_heads.mask_head.0.1.weight', (v) => v * Math.sqrt(3));
+  expect('roi_heads.mask_head.0.1.bias', (v) => 0.01 * v);
+  assert.is(fixtureTensorKind(`${bn}.weight`), 'weight', 'by name alone it is a plain weight');
+  assert.is(fixtureTensorKind(`${bn}.weight`, true), 'bn_weight');
+  assert.is(fixtureTensorKind(`${bn}.running_var`, true), 'bn_running_var');
+});
+
 test.run();

@@ -13,7 +13,7 @@ import { tidy } from '../engine/scope.js';
 import { Rng } from '../engine/random.js';
 import { MaskRCNN, type PreparedBatch } from '../model/maskrcnn.js';
 import { getPreset } from '../model/presets.js';
-import { fixtureStateDict } from '../model/fixture-weights.js';
+import { fixtureBatch, loadFixtureWeights } from './helpers/zoo-parity.js';
 import { resizeNearestPlanes } from '../data/transforms.js';
 import { rescaleBoxes } from '../model/postprocess.js';
 import { expectAllMatched, expectDetectionsMatch, expectScaled, loadFixture, matchedFraction } from './helpers/parity.js';
@@ -42,16 +42,11 @@ const cfg = getPreset('torchvision-r50-fpn', {
 });
 const cfgTrain = getPreset('torchvision-r50-fpn', { numClasses: 91, rpn: { batchSizePerImage: 1e9 }, roiHeads: { batchSizePerImage: 1e9 } });
 const model = new MaskRCNN(cfg);
-const weights = fixtureStateDict(Object.entries(model.stateDict()).map(([k, t]) => [k, t.shape] as const));
-model.loadStateDict(weights);
+const weights = loadFixtureWeights(model);
 model.eval();
 
 const input = get('input.tensor');
-const batch = (): PreparedBatch => ({
-  images: tensor(input.data as Float32Array, input.shape),
-  info: { paddedSize: [input.shape[2]!, input.shape[3]!], imageSizes: [imageSize] },
-  originalSizes: [[origH, origW]],
-});
+const batch = (): PreparedBatch => fixtureBatch(input, imageSize, [origH, origW]);
 
 test('the model has torchvision 0.14 state-dict keys (307 tensors)', () => {
   assert.is(Object.keys(model.stateDict()).length, 307);

@@ -5,7 +5,7 @@
 // before the step: a NaN or infinite term stops training without touching the weights, naming the
 // iteration and the term, as Detectron2's FloatingPointError does.
 import type { DataLoader } from '../data/loader.js';
-import { mul, add, reshape, stack, tidyAsync, nn, optim, type Rng, type Tensor } from '../engine/index.js';
+import { mul, add, reshape, stack, tensor, tidyAsync, nn, optim, type Rng, type Tensor } from '../engine/index.js';
 import { LOSS_TERMS, type LossTerm, type MaskRCNN } from '../model/maskrcnn.js';
 import { batchToModelInput } from './batch.js';
 
@@ -79,7 +79,8 @@ export async function trainStep(o: StepOptions): Promise<StepResult> {
       const { batch, targets } = batchToModelInput(b);
       const losses = await o.model.losses(batch, targets, o.rng);
       const terms = LOSS_TERMS.map((k) => {
-        const t = reshape(losses[k], [1]);
+        // A model without a mask branch (Faster R-CNN) has no loss_mask: it counts as 0.
+        const t = reshape(losses[k] ?? tensor(new Float32Array(1), [1]), [1]);
         return o.injectNaN && o.injectNaN.iter === o.iter && o.injectNaN.term === k ? mul(t, NaN) : t;
       });
       const all = stack(terms.map((t) => reshape(t, [])));
