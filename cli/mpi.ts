@@ -68,6 +68,8 @@ export function initMpi(o: MpiOptions): MpiCollective {
   const { rank, size, library } = addon.init();
   const printError = o.printError ?? ((l: string) => process.stderr.write(l + '\n'));
   const localRank = Number(process.env.OMPI_COMM_WORLD_LOCAL_RANK ?? process.env.SLURM_LOCALID ?? rank);
+  // MPI_TRACE=1 prints every collective as it starts and ends (for debugging a stuck job).
+  const trace = process.env.MPI_TRACE ? (l: string) => process.stderr.write(l + '\n') : null;
   let queue: Promise<unknown> = Promise.resolve();
   let seq = 0;
   const abort = (message: string, code = 1): never => {
@@ -85,7 +87,11 @@ export function initMpi(o: MpiOptions): MpiCollective {
           o.timeoutSeconds * 1000,
         );
       });
-      return Promise.race([op(), timeout]).finally(() => clearTimeout(timer));
+      if (trace) trace(`rank ${rank}: ${what} #${n} starts`);
+      return Promise.race([op(), timeout]).finally(() => {
+        clearTimeout(timer);
+        if (trace) trace(`rank ${rank}: ${what} #${n} done`);
+      });
     });
     queue = p.catch(() => undefined);
     return p;
