@@ -69,7 +69,6 @@ export class GradientReducer {
    * zeros for the missing ones, as DDP's find_unused_parameters does.
    */
   async finish(): Promise<void> {
-    console.error("finish");
     this.launchReady(true);
     const scale = 1 / this.collective.size;
     for (const b of this.buckets) {
@@ -100,9 +99,7 @@ export class GradientReducer {
         const flat = cat(b.params.map((p) => (p.grad ? reshape(p.grad, [p.size]) : zeros([p.size]))));
         read = flat.floatData();
       });
-      console.error("launch", this.next - 1);
       b.reduced = read.then(async (data) => {
-        console.error("read done");
         await this.collective.allreduceSum(data);
         return data;
       });
