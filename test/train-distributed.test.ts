@@ -34,9 +34,14 @@ const MPIRUN = ['--oversubscribe', '--allow-run-as-root', '--bind-to', 'none'];
 /** Every run is killed after this long (a hang must fail the test, not stall CI). */
 const RUN_TIMEOUT_MS = 600_000;
 const ITERS = 3;
-/** Relative tolerances (see the header): iteration 1, later iterations, final weights. */
+/**
+ * Relative tolerances (see the header): iteration 1, later iterations, final weights (the worst
+ * tensor's relative L2 difference; for the zero-initialised biases that is relative to the 3 steps'
+ * update itself, so summing instead of averaging the ranks' gradients, or one rank's gradient
+ * alone, fails it by orders of magnitude). Measured: 1.6e-7 for the losses, 3.8e-7 for the weights.
+ */
 const FIRST_ITER_TOL = 1e-5;
-const LOSS_TOL = 0.1;
+const LOSS_TOL = 1e-2;
 const WEIGHT_TOL = 1e-2;
 
 const hasMpi = spawnSync('mpirun', ['--version'], { stdio: 'ignore' }).status === 0 && existsSync(MPI_ADDON_PATH);
