@@ -16,13 +16,15 @@ import './node-gpu.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as path from 'node:path';
-import { init, shutdown, setQuiet } from '../engine/index.js';
+import { hostname } from 'node:os';
+import { init, shutdown, setQuiet, adapterReport } from '../engine/index.js';
 import { presetNames } from '../model/presets.js';
 import { ArgsError, formatHelp, parseArgs, type OptionSpec, type OptionValue } from './args.js';
 import { nodeIO } from './node-io.js';
 import { LOSS_TERMS, type LossTerm } from '../model/maskrcnn.js';
 import { COCO_DEFAULTS, SYNTHETIC_DEFAULTS, resolveConfig, type TrainConfig } from '../train/config.js';
 import { CONFIG_FILE, RunSetupError, runTraining, type RunOptions } from '../train/run.js';
+import { allgatherJSON } from '../train/collective.js';
 import { formatDuration } from '../train/progress.js';
 import { WorkerPoolSource } from './worker-loader.js';
 import { initMpi, MpiUnavailableError, type MpiCollective } from './mpi.js';
@@ -230,6 +232,12 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
     if (mpi && lead) console.log(`MPI: ${mpi.size} rank${mpi.size > 1 ? 's' : ''} (${mpi.library.split('\n')[0]!.trim()})`);
     setQuiet(true);
     await init();
+    if (mpi && mpi.size > 1) {
+      // Which GPU each rank got (two ranks on one card of a multi-GPU host show up here; the README
+      // says how to give each rank its own).
+      const all = await allgatherJSON(mpi, `${hostname()} local rank ${mpi.localRank}: ${adapterReport?.description ?? 'unknown adapter'} (${adapterReport?.backend ?? '?'})`);
+      if (lead) all.forEach((a, r) => console.log(`rank ${r}: ${a}`));
+    }
     const makeSource: RunOptions['makeSource'] = cfg.workers > 0
       ? (data, transform, c) => WorkerPoolSource.create({ annotationFile: data.trainAnn, imageDir: data.trainImages, transform, filterEmpty: true }, c.workers)
       : undefined;
