@@ -30,7 +30,9 @@ import { microDataset, writeMicroConfig } from './train-fixture.js';
 await ready;
 
 const TRAIN = fileURLToPath(new URL('../cli/train.js', import.meta.url));
-const MPIRUN = ['--oversubscribe', '--allow-run-as-root', '--bind-to', 'none'];
+// No process binding (2 ranks share 2 cores with lavapipe's threads); no cross-memory-attach copies
+// (containers often forbid the ptrace they need; the copy-in/copy-out path always works).
+const MPIRUN = ['--oversubscribe', '--allow-run-as-root', '--bind-to', 'none', '--mca', 'btl_vader_single_copy_mechanism', 'none'];
 /** Every run is killed after this long (a hang must fail the test, not stall CI). */
 const RUN_TIMEOUT_MS = 600_000;
 const ITERS = 3;

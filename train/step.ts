@@ -3,7 +3,9 @@
 // losses and accumulating the gradient of their sum / K, then one SGD step at the scheduled
 // learning rate. Loss values are read back once per micro-batch (one stacked readback) and checked
 // before the step: a NaN or infinite term stops training without touching the weights, naming the
-// iteration and the term, as Detectron2's FloatingPointError does.
+// iteration and the term, as Detectron2's FloatingPointError does. In data-parallel training the
+// last micro-batch's backward hands each finished gradient to a GradientReducer (train/ddp.ts), which
+// averages them over the ranks before the step; the losses are averaged too, so all ranks agree.
 import type { DataLoader } from '../data/loader.js';
 import { mul, add, mixSeed, reshape, stack, tidyAsync, nn, optim, Rng, type Tensor } from '../engine/index.js';
 import { LOSS_TERMS, type LossTerm, type MaskRCNN } from '../model/maskrcnn.js';
