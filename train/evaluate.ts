@@ -86,7 +86,7 @@ export async function evaluateModel(model: MaskRCNN, dataset: CocoDataset, io: F
   const rank = opts.collective?.rank ?? 0;
   const ranks = opts.collective?.size ?? 1;
   // This rank's images: dataset positions rank, rank + ranks, ...
-  const mine = Math.ceil((ids.length - rank) / ranks);
+  const mine = Math.max(0, Math.ceil((ids.length - rank) / ranks));
   const limited = { size: mine, name: (i: number) => source.name(i * ranks + rank), load: (i: number, seed: number) => source.load(i * ranks + rank, seed) };
   // (A rank with no image left, when there are fewer images than ranks, only gathers.)
   const loader = mine === 0 ? null : new DataLoader(limited, { batchSize: opts.batchSize ?? 4, seed: 0, shuffle: false, maxEpochs: 1, onError: 'raise', sizeDivisible: model.cfg.input.sizeDivisible });
