@@ -142,7 +142,7 @@ export function dataParallelLine(cfg: TrainConfig, ranks: number, buckets: numbe
   return (
     `data-parallel: ${ranks} rank${ranks > 1 ? 's' : ''} x batch ${cfg.batch} x accumulate ${cfg.accumulate} = effective batch ${eff} images per step; ` +
     `lr ${cfg.lr} applies to that batch (linear scaling: ${(0.02 * eff / 16).toPrecision(3)} = 0.02 x ${eff}/16 as Detectron2; --lr sets it)` +
-    (ranks > 1 ? `; gradients averaged in ${buckets} bucket${buckets > 1 ? 's' : ''} during backward; BatchNorm statistics per rank (no SyncBN)` : '')
+    (ranks > 1 ? `; gradients averaged in ${buckets} bucket${buckets > 1 ? 's' : ''} during backward; train-mode BatchNorm uses per-rank statistics (no SyncBN)` : '')
   );
 }
 
@@ -197,12 +197,12 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions): Promise<RunO
     });
     const progress = new ProgressReporter({ logPath: lead ? metricsPath : null, io, totalIters: cfg.iters, every: cfg.logEvery, print, memory: () => memory() });
     await progress.start(start);
-    const nParams = model.parameters().filter((p) => p.requiresGrad).reduce((a, p) => a + p.size, 0);
+    const trainable = model.parameters().filter((p) => p.requiresGrad);
+    const nParams = trainable.reduce((a, p) => a + p.size, 0);
     print(
       `training ${modelCfg.name} (${(nParams / 1e6).toFixed(2)}M trainable parameters, ${modelCfg.numClasses - 1} classes) on ${source.size} images: ` +
         `${cfg.iters} iterations x ${cfg.batch * cfg.accumulate * coll.size} images, lr ${cfg.lr}, steps [${milestones(cfg).join(', ')}], run folder ${cfg.out}`,
     );
-    const trainable = model.parameters().filter((p) => p.requiresGrad);
     const reducer = coll.size > 1 ? new GradientReducer(trainable, coll) : undefined;
     if (o.collective) print(dataParallelLine(cfg, coll.size, reducer?.bucketCount ?? 0));
 
@@ -222,7 +222,7 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions): Promise<RunO
     };
 
     let lastSaved = start;
-    const step0Images = cfg.batch * cfg.accumulate * coll.size;
+    const imagesPerStep = cfg.batch * cfg.accumulate * coll.size;
     for (let it = start; it < cfg.iters; it++) {
       const t0 = performance.now();
       let step;
@@ -237,7 +237,7 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions): Promise<RunO
         const message = `${e.message}; training stopped, ${kept}`;
         print(`error: ${message}`);
         await plot();
-        return { status: 'diverged', iter: it, message, imagesPerSecond: step0Images / progress.secondsPerIter() };
+        return { status: 'diverged', iter: it, message, imagesPerSecond: imagesPerStep / progress.secondsPerIter() };
       }
       const done = it + 1;
       const seconds = (performance.now() - t0) / 1000;
@@ -263,14 +263,14 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions): Promise<RunO
         await plot();
         const message = `interrupted at iteration ${done}/${cfg.iters}; checkpoint saved, continue with --resume ${cfg.out}`;
         print(message);
-        return { status: 'interrupted', iter: done, message, imagesPerSecond: step0Images / progress.secondsPerIter() };
+        return { status: 'interrupted', iter: done, message, imagesPerSecond: imagesPerStep / progress.secondsPerIter() };
       }
       if (cfg.evalEvery > 0 && done % cfg.evalEvery === 0 && !last) {
         await evaluate(done);
         await plot();
       }
     }
-    const imagesPerSecond = step0Images / progress.secondsPerIter();
+    const imagesPerSecond = imagesPerStep / progress.secondsPerIter();
     if (lead) await saveWeights(io, io.join(cfg.out, FINAL_WEIGHTS_FILE), model, { model: modelCfg, categories, iter: cfg.iters });
     const final = await evaluate(cfg.iters);
     await plot();
