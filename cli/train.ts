@@ -9,21 +9,26 @@
 // momentum buffers, iteration, loader position, RNG), the configuration the hyper-parameters.
 // A fresh run refuses a folder that already holds one unless --overwrite. Ctrl-C saves a
 // checkpoint and exits (code 130); a NaN/inf loss exits with code 1.
+// Multi-process data-parallel training: `mpirun -np N node cli/train.js --distributed ...` (or
+// Slurm's srun), one rank per process and GPU, over Open MPI (cli/mpi.ts); see the README.
 // This file is the Node adapter (argv, signals, files, worker threads); the run is train/run.ts.
 import './node-gpu.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as path from 'node:path';
-import { init, shutdown, setQuiet } from '../engine/index.js';
+import { hostname } from 'node:os';
+import { init, shutdown, setQuiet, adapterReport } from '../engine/index.js';
 import { presetNames } from '../model/presets.js';
 import { ArgsError, formatHelp, parseArgs, type OptionSpec, type OptionValue } from './args.js';
 import { nodeIO } from './node-io.js';
 import { LOSS_TERMS, type LossTerm } from '../model/maskrcnn.js';
 import { COCO_DEFAULTS, SYNTHETIC_DEFAULTS, resolveConfig, type TrainConfig } from '../train/config.js';
 import { CONFIG_FILE, RunSetupError, runTraining, type RunOptions } from '../train/run.js';
+import { allgatherJSON } from '../train/collective.js';
 import { formatDuration } from '../train/progress.js';
 import { WorkerPoolSource } from './worker-loader.js';
 import { configureAutotune } from './node-tune.js';
+import { initMpi, MpiUnavailableError, type MpiCollective } from './mpi.js';
 
 export const TRAIN_USAGE = 'node cli/train.js [--preset NAME --train-images DIR --train-ann ANN.json --val-images DIR --val-ann ANN.json] [options]';
 
@@ -65,6 +70,8 @@ export const TRAIN_OPTIONS: OptionSpec[] = [
   { name: 'synthetic-val', type: 'number', metavar: 'N', help: 'synthetic validation images (default 100)' },
   { name: 'cache-dir', type: 'string', metavar: 'DIR', help: 'where generated datasets are cached (default .cache/ in the repository)' },
   { name: 'tune', type: 'boolean', help: 'time kernel variants once per shape class and keep the fastest, cached under ~/.cache/maskrcnn-webgpu (default: on for GPUs, off for CPU adapters such as lavapipe, whose fixed table is their measured winners; --no-tune, MASKRCNN_NO_TUNE=1 or CI: off)' },
+  { name: 'distributed', type: 'boolean', help: 'data-parallel training over MPI: run under mpirun -np N or srun, one process per GPU (each rank trains on its share of every batch: effective batch = N x batch x accumulate)' },
+  { name: 'dist-timeout', type: 'number', metavar: 'S', help: 'with --distributed: seconds a rank waits for the others in one collective before the job is aborted (default 1800, as torch.distributed)' },
   { name: 'inject-nan', type: 'string', metavar: 'ITER:TERM', help: 'testing: make loss TERM NaN at iteration ITER' },
   { name: 'help', type: 'boolean', short: 'h', help: 'show this help' },
 ];
@@ -175,6 +182,7 @@ export function configFromArgs(values: Record<string, OptionValue | undefined>):
 
 export async function main(argv: readonly string[] = process.argv.slice(2)): Promise<number> {
   let cfg: TrainConfig, resume: boolean, overrides: string[], injectNaN: RunOptions['injectNaN'], cacheDir: string, overwrite: boolean, tune: boolean | undefined;
+  let distributed: boolean, distTimeout: number;
   try {
     const args = parseArgs(argv, TRAIN_OPTIONS);
     if (args.values.help) {
@@ -188,11 +196,26 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
     overwrite = args.values.overwrite === true;
     tune = args.values.tune as boolean | undefined;
     if (overwrite && resume) throw new ArgsError('--overwrite starts a fresh run; it does not go with --resume');
+    distributed = args.values.distributed === true;
+    distTimeout = (args.values['dist-timeout'] as number | undefined) ?? 1800;
+    if (!(distTimeout > 0)) throw new ArgsError(`--dist-timeout must be a positive number of seconds, got ${distTimeout}`);
+    if (args.values['dist-timeout'] !== undefined && !distributed) throw new ArgsError('--dist-timeout goes with --distributed');
   } catch (e) {
     if (!(e instanceof ArgsError)) throw e;
     console.error(`error: ${e.message}\n\n${formatHelp(TRAIN_USAGE, TRAIN_OPTIONS)}`);
     return 2;
   }
+  let mpi: MpiCollective | undefined;
+  if (distributed) {
+    try {
+      mpi = initMpi({ timeoutSeconds: distTimeout });
+    } catch (e) {
+      if (!(e instanceof MpiUnavailableError)) throw e;
+      console.error(`error: ${e.message}`);
+      return 2;
+    }
+  }
+  const lead = !mpi || mpi.rank === 0;
   const control = { stop: false };
   const onSignal = (sig: string): void => {
     if (control.stop) {
@@ -208,16 +231,24 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
   process.on('SIGTERM', onTerm);
   const t0 = performance.now();
   try {
-    for (const l of overrides) console.log(l);
+    if (lead) for (const l of overrides) console.log(l);
+    if (mpi && lead) console.log(`MPI: ${mpi.size} rank${mpi.size > 1 ? 's' : ''} (${mpi.library.split('\n')[0]!.trim()})`);
     setQuiet(true);
     await init();
     await configureAutotune(tune);
+    if (mpi && mpi.size > 1) {
+      // Which GPU each rank got (two ranks on one card of a multi-GPU host show up here; the README
+      // says how to give each rank its own).
+      const all = await allgatherJSON(mpi, `${hostname()} local rank ${mpi.localRank}: ${adapterReport?.description ?? 'unknown adapter'} (${adapterReport?.backend ?? '?'})`);
+      if (lead) all.forEach((a, r) => console.log(`rank ${r}: ${a}`));
+    }
     const makeSource: RunOptions['makeSource'] = cfg.workers > 0
       ? (data, transform, c) => WorkerPoolSource.create({ annotationFile: data.trainAnn, imageDir: data.trainImages, transform, filterEmpty: true }, c.workers)
       : undefined;
-    const out = await runTraining(cfg, { io: nodeIO, resume, overwrite, cacheDir, control, injectNaN, makeSource });
+    const out = await runTraining(cfg, { io: nodeIO, resume, overwrite, cacheDir, control, injectNaN, makeSource, collective: mpi });
     if (out.status === 'diverged') return 1;
     if (out.status === 'interrupted') return 130;
+    if (!lead) return 0;
     const took = formatDuration((performance.now() - t0) / 1000);
     const speed = `${out.imagesPerSecond.toFixed(2)} training images/s`;
     if (out.final) {
@@ -228,14 +259,17 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
     }
     return 0;
   } catch (e) {
-    console.error(`error: ${(e as Error).message}`);
-    if (e instanceof RunSetupError) return 2;
     if (process.env.DEBUG) console.error((e as Error).stack);
-    return 1;
+    const code = e instanceof RunSetupError ? 2 : 1;
+    // The other ranks would wait for this one in their next collective: end the whole job now.
+    if (mpi && mpi.size > 1) mpi.abort((e as Error).message, code);
+    console.error(`error: ${(e as Error).message}`);
+    return code;
   } finally {
     process.off('SIGINT', onInt);
     process.off('SIGTERM', onTerm);
     await shutdown();
+    mpi?.finalize();
   }
 }
 

@@ -34,6 +34,17 @@ export interface LoaderOptions {
   maxEpochs?: number;
   /** Padding multiple of the batched images (32 for FPN with 5 levels). */
   sizeDivisible?: number;
+  /**
+   * Data-parallel training: this rank's share of each epoch (PyTorch DistributedSampler semantics:
+   * the same (seed, epoch) order on every rank, disjoint shares of equal size, the epoch padded with
+   * its first samples to a multiple of `size`). The order is cut into global batches of
+   * batchSize x size positions and rank r takes the r-th block of batchSize of each (the last one
+   * split evenly), so that `size` ranks at batch B compute what one process computes at batch B
+   * with `size` accumulated micro-batches (DistributedSampler strides instead: same sets per epoch,
+   * another grouping). `start` and `position` count global positions, so a checkpoint resumes on any
+   * number of ranks (with another number, the rest of that epoch is re-cut from the saved position).
+   */
+  shard?: { rank: number; size: number };
 }
 
 export interface Batch extends ImageBatch {
@@ -54,7 +65,12 @@ export class DataLoader implements AsyncIterable<Batch> {
   private scheduled: LoaderPosition;
   private readonly pending = new Map<string, Promise<Outcome>>();
   private readonly orders = new Map<number, Int32Array>();
-  private readonly opts: Required<Omit<LoaderOptions, 'start'>>;
+  private readonly opts: Required<Omit<LoaderOptions, 'start' | 'shard'>>;
+  private readonly rank: number;
+  private readonly world: number;
+  /** With shards: the global position the first epoch's share starts from (the resumed position). */
+  private readonly startEpoch: number;
+  private readonly startOrigin: number;
 
   constructor(
     readonly source: SampleSource,
@@ -73,14 +89,30 @@ export class DataLoader implements AsyncIterable<Batch> {
       ...options,
     };
     if (this.epochLength === 0) throw new Error('DataLoader: dropLast with fewer samples than one batch');
-    const start = options.start ?? { epoch: 0, index: 0 };
+    this.rank = options.shard?.rank ?? 0;
+    this.world = options.shard?.size ?? 1;
+    if (!Number.isInteger(this.world) || this.world < 1 || !Number.isInteger(this.rank) || this.rank < 0 || this.rank >= this.world) {
+      throw new Error(`DataLoader: bad shard ${JSON.stringify(options.shard)} (rank must be in 0 .. size - 1)`);
+    }
+    if (this.world > 1 && this.opts.dropLast) throw new Error('DataLoader: dropLast is not supported with shards');
+    let start = options.start ?? { epoch: 0, index: 0 };
+    this.startEpoch = this.startOrigin = 0;
+    if (this.world > 1) {
+      // Local positions from here on: the start epoch's share begins at the saved global position.
+      const n = this.source.size;
+      if (start.index >= n) start = { epoch: start.epoch + Math.floor(start.index / n), index: start.index % n };
+      this.startEpoch = start.epoch;
+      this.startOrigin = start.index;
+      start = { epoch: start.epoch, index: 0 };
+    }
     this.consumed = this.normalise({ ...start });
     this.scheduled = { ...this.consumed };
   }
 
-  /** The position to save in a checkpoint: the next batch starts here. */
+  /** The position to save in a checkpoint: the next batch starts here (global with shards: every rank's batches of the step consumed). */
   get position(): LoaderPosition {
-    return { ...this.consumed };
+    const { epoch, index } = this.consumed;
+    return this.world === 1 ? { epoch, index } : { epoch, index: this.origin(epoch) + index * this.world };
   }
 
   /** Number of batches an epoch yields. */
@@ -107,6 +139,35 @@ export class DataLoader implements AsyncIterable<Batch> {
     return order[index]!;
   }
 
+  /** With shards: where epoch `epoch`'s shares start (global position). */
+  private origin(epoch: number): number {
+    return epoch === this.startEpoch ? this.startOrigin : 0;
+  }
+
+  /** Positions this loader reads in an epoch (its share with shards). */
+  private lengthOf(epoch: number): number {
+    return this.world === 1 ? this.epochLength : Math.ceil((this.source.size - this.origin(epoch)) / this.world);
+  }
+
+  /** The global position of this rank's local position `q` (the identity without shards). */
+  private globalPosition(epoch: number, q: number): number {
+    if (this.world === 1) return q;
+    const B = this.opts.batchSize, W = this.world;
+    const o = this.origin(epoch);
+    const padded = this.lengthOf(epoch) * W;
+    const full = Math.floor(padded / (B * W));
+    if (q < full * B) return o + Math.floor(q / B) * B * W + this.rank * B + (q % B);
+    const tail = (padded - full * B * W) / W;
+    return o + full * B * W + this.rank * tail + (q - full * B);
+  }
+
+  /** Dataset index at local position `q`; positions past the epoch's end wrap to its start (padding). */
+  private datasetIndex(epoch: number, q: number): number {
+    const g = this.globalPosition(epoch, q);
+    const n = this.source.size;
+    return this.indexAt(epoch, g < n ? g : (g - n) % n);
+  }
+
   /** The augmentation seed of a position (pure, so worker threads agree with the main thread). */
   sampleSeed(epoch: number, index: number): number {
     return mixSeed(this.opts.seed, epoch, index);
@@ -114,11 +175,11 @@ export class DataLoader implements AsyncIterable<Batch> {
 
   /** Next batch, or null once maxEpochs are done. */
   async next(): Promise<Batch | null> {
-    const n = this.epochLength;
     let emptyEpochs = 0;
     for (;;) {
       const { epoch } = this.consumed;
       if (epoch >= this.opts.maxEpochs) return null;
+      const n = this.lengthOf(epoch);
       this.fill();
       const samples: Sample[] = [];
       const indices: number[] = [];
@@ -128,7 +189,7 @@ export class DataLoader implements AsyncIterable<Batch> {
         const key = `${epoch}:${pos}`;
         const outcome = await this.pending.get(key)!;
         this.pending.delete(key);
-        const i = this.indexAt(epoch, pos);
+        const i = this.datasetIndex(epoch, pos);
         pos++;
         this.consumed = this.normalise({ epoch, index: pos });
         this.fill();
@@ -170,8 +231,8 @@ export class DataLoader implements AsyncIterable<Batch> {
     const ahead = (this.opts.prefetch + 1) * this.opts.batchSize;
     while (this.distance(this.consumed, this.scheduled) < ahead && this.scheduled.epoch < this.opts.maxEpochs) {
       const { epoch, index } = this.scheduled;
-      const i = this.indexAt(epoch, index);
-      const seed = this.sampleSeed(epoch, index);
+      const i = this.datasetIndex(epoch, index);
+      const seed = this.sampleSeed(epoch, this.globalPosition(epoch, index));
       // Settled into an Outcome right away: a failure must not become an unhandled rejection while
       // it waits in the queue.
       const p = Promise.resolve()
@@ -186,14 +247,21 @@ export class DataLoader implements AsyncIterable<Batch> {
   }
 
   private distance(a: LoaderPosition, b: LoaderPosition): number {
-    return (b.epoch - a.epoch) * this.epochLength + (b.index - a.index);
+    let d = b.index - a.index;
+    for (let e = a.epoch; e < b.epoch; e++) d += this.lengthOf(e);
+    return d;
   }
 
   private normalise(p: LoaderPosition): LoaderPosition {
-    const n = this.epochLength;
     if (!Number.isInteger(p.epoch) || !Number.isInteger(p.index) || p.epoch < 0 || p.index < 0) {
       throw new Error(`DataLoader: bad position ${JSON.stringify(p)}`);
     }
-    return p.index >= n ? { epoch: p.epoch + Math.floor(p.index / n), index: p.index % n } : p;
+    if (this.world === 1) {
+      const n = this.epochLength;
+      return p.index >= n ? { epoch: p.epoch + Math.floor(p.index / n), index: p.index % n } : p;
+    }
+    let { epoch, index } = p;
+    while (index >= this.lengthOf(epoch)) index -= this.lengthOf(epoch++);
+    return { epoch, index };
   }
 }

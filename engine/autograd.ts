@@ -90,6 +90,12 @@ export interface BackwardOptions {
   grad?: Tensor;
   /** Keep the graph so backward() can run again through it. */
   retainGraph?: boolean;
+  /**
+   * Called once per leaf as soon as its gradient for this backward is complete (in reverse
+   * topological order, before the rest of the backward is recorded): data-parallel training starts
+   * copying and reducing early gradients while the GPU computes the others (PyTorch DDP's hooks).
+   */
+  onLeafGrad?: (leaf: Tensor) => void;
 }
 
 /** Computes d(output)/d(leaf) for every leaf that requires grad, adding into leaf.grad. */
@@ -144,6 +150,7 @@ export function backward(output: Tensor, opts: BackwardOptions = {}): void {
         } else {
           t.grad = keep(g);
         }
+        opts.onLeafGrad?.(t);
         continue;
       }
       const node = t.node;

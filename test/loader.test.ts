@@ -148,6 +148,43 @@ const SMALL: TransformConfig = {
   train: true,
 };
 
+test('shards: 2 ranks x batch 2 take the 1-rank batch-2 batches in turn, disjoint, equal counts, padded epochs, global positions', async () => {
+  const n = 7;
+  const one = new DataLoader(new FakeSource(n), { batchSize: 2, seed: 5, maxEpochs: 2 });
+  const ranks = [0, 1].map((rank) => new DataLoader(new FakeSource(n), { batchSize: 2, seed: 5, maxEpochs: 2, shard: { rank, size: 2 } }));
+  const seedOf = (b: Batch): number[] => b.samples.map((s) => s.labels[0]!);
+  for (let epoch = 0; epoch < 2; epoch++) {
+    const order = epochPermutation(n, 5, epoch);
+    // Global batches of 4: [0,4) and the tail [4,8) (position 7 wraps to the epoch's first sample).
+    const got: number[][] = [];
+    for (let step = 0; step < 2; step++) {
+      for (const l of ranks) {
+        const b = (await l.next())!;
+        assert.is(b.epoch, epoch);
+        got.push(b.indices);
+        assert.equal(l.position, step === 1 ? { epoch: epoch + 1, index: 0 } : { epoch, index: 4 }, 'positions count global samples');
+      }
+    }
+    assert.equal(got, [[order[0], order[1]], [order[2], order[3]], [order[4], order[5]], [order[6], order[0]]]);
+    // The first step is exactly the 1-rank loader's first two batches, augmentation seeds included.
+    const a = (await one.next())!, b = (await one.next())!;
+    if (epoch === 0) {
+      assert.equal([a.indices, b.indices], got.slice(0, 2));
+      const again = [0, 1].map((rank) => new DataLoader(new FakeSource(n), { batchSize: 2, seed: 5, shard: { rank, size: 2 } }));
+      assert.equal([seedOf((await again[0]!.next())!), seedOf((await again[1]!.next())!)], [seedOf(a), seedOf(b)]);
+    }
+    await one.next();
+    await one.next();
+  }
+  // Resuming a 2-rank position on 1 rank (and a 1-rank position on 2 ranks) continues from the same global sample.
+  const resumed = new DataLoader(new FakeSource(n), { batchSize: 2, seed: 5, start: { epoch: 0, index: 4 } });
+  assert.equal((await resumed.next())!.indices, Array.from(epochPermutation(n, 5, 0).slice(4, 6)));
+  const split = [0, 1].map((rank) => new DataLoader(new FakeSource(n), { batchSize: 2, seed: 5, start: { epoch: 0, index: 2 }, shard: { rank, size: 2 } }));
+  const order = epochPermutation(n, 5, 0);
+  assert.equal([(await split[0]!.next())!.indices, (await split[1]!.next())!.indices], [[order[2], order[3]], [order[4], order[5]]]);
+  assert.throws(() => new DataLoader(new FakeSource(n), { batchSize: 2, seed: 5, shard: { rank: 2, size: 2 } }), /bad shard/);
+});
+
 test('tiny_coco end to end: batches of padded images with targets, reproducible', async () => {
   const ds = await CocoDataset.load(nodeIO, '../shared/data/tiny_coco/annotations/instances_val2017.json');
   const make = (): DataLoader =>

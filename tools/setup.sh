@@ -81,6 +81,24 @@ MSG
   exit 1
 fi
 
+# Open MPI and the addon for multi-process training (`--distributed`); optional: the single-process
+# path works without it, and --distributed says what is missing. openssh-client: mpirun refuses to
+# start without an rsh agent even on one host; python3, g++, make: node-gyp.
+install_mpi() {
+  if ! command -v mpicc >/dev/null && [ "$(uname -s)" = "Linux" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing Open MPI (openmpi-bin libopenmpi-dev) for --distributed training"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends openmpi-bin libopenmpi-dev openssh-client g++ make python3 \
+      || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends openmpi-bin libopenmpi-dev openssh-client g++ make python3; } \
+      || echo "setup: could not install Open MPI; --distributed training will be unavailable" >&2
+  fi
+  if command -v mpicc >/dev/null && command -v python3 >/dev/null; then
+    bash tools/build-mpi.sh || echo "setup: the MPI addon did not build; --distributed training will be unavailable" >&2
+  else
+    echo "setup: Open MPI (or python3 for node-gyp) is not installed, so --distributed training is unavailable (as root: apt-get install -y openmpi-bin libopenmpi-dev python3, then npm run build:mpi)" >&2
+  fi
+}
+
 install_chromium
+install_mpi
 npm run build
 echo "setup: done."

@@ -12,6 +12,7 @@ import type { CocoResult } from '../data/coco-json.js';
 import { tidyAsync } from '../engine/index.js';
 import type { MaskRCNN, Detection } from '../model/maskrcnn.js';
 import { batchInput } from './batch.js';
+import { allgatherJSON, type Collective } from './collective.js';
 
 export interface EvaluateOptions {
   imageDir: string;
@@ -23,6 +24,11 @@ export interface EvaluateOptions {
   labelToCatId?: ArrayLike<number>;
   /** Called after each batch with images done / total. */
   onProgress?: (done: number, total: number) => void;
+  /**
+   * Data-parallel evaluation: rank r detects images r, r + size, ... and the results are gathered;
+   * COCOeval runs on rank 0 only (the other ranks get stats of -1 and no summary lines).
+   */
+  collective?: Collective;
 }
 
 export interface EvaluationResult {
@@ -77,26 +83,33 @@ export async function evaluateModel(model: MaskRCNN, dataset: CocoDataset, io: F
   const t0 = performance.now();
   const source = new CocoSampleSource(dataset, io, { imageDir: opts.imageDir, transform: model.transformConfig(false), masks: false });
   const ids = source.ids.slice(0, opts.maxImages ?? source.ids.length);
-  const limited = { size: ids.length, name: (i: number) => source.name(i), load: (i: number, seed: number) => source.load(i, seed) };
-  const loader = new DataLoader(limited, { batchSize: opts.batchSize ?? 4, seed: 0, shuffle: false, maxEpochs: 1, onError: 'raise', sizeDivisible: model.cfg.input.sizeDivisible });
+  const rank = opts.collective?.rank ?? 0;
+  const ranks = opts.collective?.size ?? 1;
+  // This rank's images: dataset positions rank, rank + ranks, ...
+  const mine = Math.max(0, Math.ceil((ids.length - rank) / ranks));
+  const limited = { size: mine, name: (i: number) => source.name(i * ranks + rank), load: (i: number, seed: number) => source.load(i * ranks + rank, seed) };
+  // (A rank with no image left, when there are fewer images than ranks, only gathers.)
+  const loader = mine === 0 ? null : new DataLoader(limited, { batchSize: opts.batchSize ?? 4, seed: 0, shuffle: false, maxEpochs: 1, onError: 'raise', sizeDivisible: model.cfg.input.sizeDivisible });
   const labelToCatId = opts.labelToCatId ?? dataset.labelToCatId;
   const results: CocoResult[] = [];
   const wasTraining = model.training;
   model.eval();
   let done = 0;
   try {
-    for await (const b of loader) {
+    for await (const b of loader ?? []) {
       const dets = await tidyAsync(() => model.detect(batchInput(b)));
       dets.forEach((d, k) => results.push(...detectionsToResults(d, b.samples[k]!.imageId, labelToCatId, model.cfg.roiHeads.maskThreshold)));
       done += b.samples.length;
-      opts.onProgress?.(done, ids.length);
+      opts.onProgress?.(done, mine);
     }
   } finally {
     model.train(wasTraining);
-    await loader.close();
+    await loader?.close();
   }
-  const bbox = cocoEval(dataset.json, results, 'bbox', ids);
-  const segm = cocoEval(dataset.json, results, 'segm', ids);
+  if (opts.collective && ranks > 1) results.splice(0, results.length, ...(await allgatherJSON(opts.collective, results)).flat());
+  const none = { stats: new Array<number>(12).fill(-1), lines: [] as string[] };
+  const bbox = rank === 0 ? cocoEval(dataset.json, results, 'bbox', ids) : none;
+  const segm = rank === 0 ? cocoEval(dataset.json, results, 'segm', ids) : none;
   return {
     bboxAP: Math.max(0, bbox.stats[0]!),
     segmAP: Math.max(0, segm.stats[0]!),

@@ -6,6 +6,9 @@
 // through FileIO, and a Node caller may inject its own sample source (cli/'s worker threads).
 // Everything that can be checked (the run folder, the files named) is checked before anything is
 // written or generated.
+// Data-parallel (a Collective of N ranks, train/ddp.ts): every rank runs this with the same config;
+// rank 0 alone writes files and prints; each rank reads its share of every batch; gradients are
+// averaged; evaluation is sharded and gathered to rank 0 for COCOeval.
 import type { FileIO } from '../data/io.js';
 import { CocoDataset } from '../data/coco.js';
 import { CocoSampleSource, type SampleSource } from '../data/coco-source.js';
@@ -22,6 +25,8 @@ import { plotMetrics } from './plot.js';
 import { NonFiniteLossError, trainStep } from './step.js';
 import { buildTraining } from './trainer.js';
 import { milestones, type TrainConfig } from './config.js';
+import { singleProcess, type Collective } from './collective.js';
+import { broadcastModelState, GradientReducer, readOnlyIO } from './ddp.js';
 
 export interface RunOptions {
   io: FileIO;
@@ -38,6 +43,12 @@ export interface RunOptions {
   overwrite?: boolean;
   /** The training sample source (default: CocoSampleSource on this thread); cli/ passes worker threads. */
   makeSource?: (data: TrainingData, transform: TransformConfig, cfg: TrainConfig) => Promise<SampleSource>;
+  /**
+   * Data-parallel training over these ranks (cli/mpi.ts). Given (even with one rank), anchor / RoI
+   * sampling is seeded per micro-batch (StepOptions.samplingSeed), so N ranks x batch B compute
+   * what 1 rank x batch B x N accumulated micro-batches computes.
+   */
+  collective?: Collective;
 }
 
 export interface RunOutcome {
@@ -125,17 +136,34 @@ export async function loadTrainingData(cfg: TrainConfig, io: FileIO, cacheDir: s
   };
 }
 
+/** What data-parallel training does with the batch and the learning rate (printed at the start). */
+export function dataParallelLine(cfg: TrainConfig, ranks: number, buckets: number): string {
+  const eff = cfg.batch * cfg.accumulate * ranks;
+  return (
+    `data-parallel: ${ranks} rank${ranks > 1 ? 's' : ''} x batch ${cfg.batch} x accumulate ${cfg.accumulate} = effective batch ${eff} images per step; ` +
+    `lr ${cfg.lr} applies to that batch (linear scaling: ${(0.02 * eff / 16).toPrecision(3)} = 0.02 x ${eff}/16 as Detectron2; --lr sets it)` +
+    (ranks > 1 ? `; gradients averaged in ${buckets} bucket${buckets > 1 ? 's' : ''} during backward; train-mode BatchNorm uses per-rank statistics (no SyncBN)` : '')
+  );
+}
+
 export async function runTraining(cfg: TrainConfig, o: RunOptions): Promise<RunOutcome> {
-  const { io } = o;
-  const print = o.print ?? ((l: string) => console.log(l));
+  const coll = o.collective ?? singleProcess;
+  const lead = coll.rank === 0;
+  // Rank 0 alone writes and prints.
+  const io = lead ? o.io : readOnlyIO(o.io);
+  const print = lead ? (o.print ?? ((l: string) => console.log(l))) : () => {};
   const control = o.control ?? { stop: false };
-  await checkRunSetup(cfg, io, o);
+  await checkRunSetup(cfg, o.io, o);
+  await coll.barrier(); // every rank checked the folder before rank 0 writes into it
   const ckptPath = io.join(cfg.out, CHECKPOINT_FILE);
   const metricsPath = io.join(cfg.out, METRICS_FILE);
   // On resume too: the settings flags changed are the run's from now on (a later --resume keeps them).
   await io.writeText(io.join(cfg.out, CONFIG_FILE), JSON.stringify(cfg, null, 1) + '\n');
 
-  const data = await loadTrainingData(cfg, io, o.cacheDir, print);
+  // Rank 0 generates the synthetic dataset (once, into the cache) before the others read it.
+  let data = lead ? await loadTrainingData(cfg, io, o.cacheDir, print) : null;
+  await coll.barrier();
+  data ??= await loadTrainingData(cfg, io, o.cacheDir, print);
   const categories: CheckpointCategory[] = data.train.categories.map((c) => ({ id: c.id, name: c.name }));
   const { modelCfg, model, optimizer, rng, schedule, dispose } = buildTraining(cfg, data.train.numCategories + 1);
   let start = 0;
@@ -156,41 +184,52 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions): Promise<RunO
       const report = model.loadStateDict(ck.model, { strict: false });
       print(`initial weights ${cfg.weights}: ${report.loaded.length} tensors loaded; ${nn.describeLoadReport(report)}`);
     }
+    // Every rank loaded the same file (or initialised from the same seed); rank 0's state is the
+    // truth all the same, as DDP broadcasts it at construction.
+    await broadcastModelState(coll, model);
     const transform = model.transformConfig(true);
     source = o.makeSource
       ? await o.makeSource(data, transform, cfg)
       : new CocoSampleSource(data.train, io, { imageDir: data.trainImages, transform, filterEmpty: true });
-    loader = new DataLoader(source, { batchSize: cfg.batch, seed: cfg.seed, start: loaderStart, sizeDivisible: modelCfg.input.sizeDivisible });
-    const progress = new ProgressReporter({ logPath: metricsPath, io, totalIters: cfg.iters, every: cfg.logEvery, print, memory: () => memory() });
+    loader = new DataLoader(source, {
+      batchSize: cfg.batch, seed: cfg.seed, start: loaderStart, sizeDivisible: modelCfg.input.sizeDivisible,
+      shard: coll.size > 1 ? { rank: coll.rank, size: coll.size } : undefined,
+    });
+    const progress = new ProgressReporter({ logPath: lead ? metricsPath : null, io, totalIters: cfg.iters, every: cfg.logEvery, print, memory: () => memory() });
     await progress.start(start);
-    const nParams = model.parameters().filter((p) => p.requiresGrad).reduce((a, p) => a + p.size, 0);
+    const trainable = model.parameters().filter((p) => p.requiresGrad);
+    const nParams = trainable.reduce((a, p) => a + p.size, 0);
     print(
       `training ${modelCfg.name} (${(nParams / 1e6).toFixed(2)}M trainable parameters, ${modelCfg.numClasses - 1} classes) on ${source.size} images: ` +
-        `${cfg.iters} iterations x ${cfg.batch * cfg.accumulate} images, lr ${cfg.lr}, steps [${milestones(cfg).join(', ')}], run folder ${cfg.out}`,
+        `${cfg.iters} iterations x ${cfg.batch * cfg.accumulate * coll.size} images, lr ${cfg.lr}, steps [${milestones(cfg).join(', ')}], run folder ${cfg.out}`,
     );
+    const reducer = coll.size > 1 ? new GradientReducer(trainable, coll) : undefined;
+    if (o.collective) print(dataParallelLine(cfg, coll.size, reducer?.bucketCount ?? 0));
 
     const save = async (iter: number): Promise<void> => {
-      await saveCheckpoint(io, ckptPath, model, optimizer, { iter, loader: loader!.position, rngState: rng.getState(), model: modelCfg, categories });
+      if (lead) await saveCheckpoint(io, ckptPath, model, optimizer, { iter, loader: loader!.position, rngState: rng.getState(), model: modelCfg, categories });
     };
     const evaluate = async (iter: number): Promise<EvaluationResult | undefined> => {
-      if (!data.val) return undefined;
-      const r = await evaluateModel(model, data.val, io, { imageDir: data.valImages, batchSize: cfg.batch, maxImages: cfg.evalImages || undefined });
+      if (!data!.val) return undefined;
+      await broadcastModelState(coll, model, 'buffers');
+      const r = await evaluateModel(model, data!.val, io, { imageDir: data!.valImages, batchSize: cfg.batch, maxImages: cfg.evalImages || undefined, collective: coll });
       await io.writeText(io.join(cfg.out, `results-iter${iter}.json`), JSON.stringify(r.results));
       await progress.evaluation({ iter, bboxAP: r.bboxAP, segmAP: r.segmAP, bboxStats: r.bboxStats, segmStats: r.segmStats, seconds: r.seconds, images: r.images });
       return r;
     };
     const plot = async (): Promise<void> => {
-      await io.writeBytes(io.join(cfg.out, 'plot.png'), plotMetrics(await readMetrics(io, metricsPath)));
+      if (lead) await io.writeBytes(io.join(cfg.out, 'plot.png'), plotMetrics(await readMetrics(io, metricsPath)));
     };
 
     let lastSaved = start;
+    const imagesPerStep = cfg.batch * cfg.accumulate * coll.size;
     for (let it = start; it < cfg.iters; it++) {
       const t0 = performance.now();
       let step;
       try {
         step = await trainStep({
           model, optimizer, loader, rng, iter: it + 1, accumulate: cfg.accumulate, lrFactor: schedule(it),
-          injectNaN: o.injectNaN,
+          injectNaN: o.injectNaN, collective: coll, reducer, samplingSeed: o.collective ? cfg.seed : undefined,
         });
       } catch (e) {
         if (!(e instanceof NonFiniteLossError)) throw e;
@@ -198,11 +237,24 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions): Promise<RunO
         const message = `${e.message}; training stopped, ${kept}`;
         print(`error: ${message}`);
         await plot();
-        return { status: 'diverged', iter: it, message, imagesPerSecond: cfg.batch * cfg.accumulate / progress.secondsPerIter() };
+        return { status: 'diverged', iter: it, message, imagesPerSecond: imagesPerStep / progress.secondsPerIter() };
       }
       const done = it + 1;
-      await progress.iteration({ iter: done, losses: step.losses, total: step.total, lr: optimizer.lr, seconds: (performance.now() - t0) / 1000, images: step.images });
+      const seconds = (performance.now() - t0) / 1000;
+      await progress.iteration({ iter: done, losses: step.losses, total: step.total, lr: optimizer.lr, seconds, images: step.images });
       const last = done === cfg.iters;
+      if (coll.size > 1) {
+        // Every rank stops at the same iteration (a signal reaches the ranks at different times),
+        // and the log line is followed by every rank's speed.
+        const logLine = done % cfg.logEvery === 0 || last;
+        const v = new Float64Array([control.stop ? 1 : 0]);
+        await coll.allreduceSum(v);
+        control.stop = v[0]! > 0;
+        if (logLine) {
+          const rates = await coll.allgather(new Float64Array([step.images / coll.size / seconds]));
+          print(`  images/s per rank: ${Array.from(rates, (r) => r.toFixed(2)).join(', ')} (all ${rates.reduce((a, r) => a + r, 0).toFixed(2)})`);
+        }
+      }
       if (done % cfg.checkpointEvery === 0 || last || control.stop) {
         await save(done);
         lastSaved = done;
@@ -211,15 +263,15 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions): Promise<RunO
         await plot();
         const message = `interrupted at iteration ${done}/${cfg.iters}; checkpoint saved, continue with --resume ${cfg.out}`;
         print(message);
-        return { status: 'interrupted', iter: done, message, imagesPerSecond: cfg.batch * cfg.accumulate / progress.secondsPerIter() };
+        return { status: 'interrupted', iter: done, message, imagesPerSecond: imagesPerStep / progress.secondsPerIter() };
       }
       if (cfg.evalEvery > 0 && done % cfg.evalEvery === 0 && !last) {
         await evaluate(done);
         await plot();
       }
     }
-    const imagesPerSecond = cfg.batch * cfg.accumulate / progress.secondsPerIter();
-    await saveWeights(io, io.join(cfg.out, FINAL_WEIGHTS_FILE), model, { model: modelCfg, categories, iter: cfg.iters });
+    const imagesPerSecond = imagesPerStep / progress.secondsPerIter();
+    if (lead) await saveWeights(io, io.join(cfg.out, FINAL_WEIGHTS_FILE), model, { model: modelCfg, categories, iter: cfg.iters });
     const final = await evaluate(cfg.iters);
     await plot();
     if (final) {

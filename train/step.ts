@@ -3,11 +3,15 @@
 // losses and accumulating the gradient of their sum / K, then one SGD step at the scheduled
 // learning rate. Loss values are read back once per micro-batch (one stacked readback) and checked
 // before the step: a NaN or infinite term stops training without touching the weights, naming the
-// iteration and the term, as Detectron2's FloatingPointError does.
+// iteration and the term, as Detectron2's FloatingPointError does. In data-parallel training the
+// last micro-batch's backward hands each finished gradient to a GradientReducer (train/ddp.ts), which
+// averages them over the ranks before the step; the losses are averaged too, so all ranks agree.
 import type { DataLoader } from '../data/loader.js';
-import { mul, add, reshape, stack, tensor, tidyAsync, nn, optim, type Rng, type Tensor } from '../engine/index.js';
+import { mul, add, mixSeed, reshape, stack, tensor, tidyAsync, nn, optim, Rng, type Tensor } from '../engine/index.js';
 import { LOSS_TERMS, type LossTerm, type MaskRCNN } from '../model/maskrcnn.js';
 import { batchToModelInput } from './batch.js';
+import type { Collective } from './collective.js';
+import type { GradientReducer } from './ddp.js';
 
 /** Thrown when a loss term is NaN or infinite; the weights are left as they were before the step. */
 export class NonFiniteLossError extends Error {
@@ -47,8 +51,10 @@ export function paramGroups(model: MaskRCNN, weightDecay: number): optim.ParamGr
 }
 
 export interface StepResult {
+  /** Mean over micro-batches (and over ranks in data-parallel training). */
   losses: Record<LossTerm, number>;
   total: number;
+  /** Images of the step, all ranks together. */
   images: number;
 }
 
@@ -64,20 +70,38 @@ export interface StepOptions {
   lrFactor: number;
   /** Test hook: multiply this term by NaN at this iteration. */
   injectNaN?: { iter: number; term: LossTerm };
+  /**
+   * Data-parallel training: the ranks (losses are averaged over them for the log and the NaN check,
+   * so every rank stops together) and the reducer that averages the gradients during the last
+   * micro-batch's backward (absent with one rank: nothing to average).
+   */
+  collective?: Collective;
+  reducer?: GradientReducer;
+  /**
+   * When set, each micro-batch's anchor / RoI sampling draws from its own generator seeded from
+   * (this seed, iteration, global micro-batch index = micro x ranks + rank) instead of `rng`, so that
+   * N ranks x batch B sample exactly as 1 rank x batch B x N accumulated micro-batches (data-parallel
+   * runs use it; the state to resume is then the iteration alone).
+   */
+  samplingSeed?: number;
 }
 
 /** One optimisation step over `accumulate` micro-batches. Throws NonFiniteLossError before stepping. */
 export async function trainStep(o: StepOptions): Promise<StepResult> {
   const sums = Object.fromEntries(LOSS_TERMS.map((k) => [k, 0])) as Record<LossTerm, number>;
   let images = 0;
+  const ranks = o.collective?.size ?? 1;
+  const rank = o.collective?.rank ?? 0;
   o.optimizer.zeroGrad();
   for (let micro = 0; micro < o.accumulate; micro++) {
+    const rng = o.samplingSeed === undefined ? o.rng : new Rng(mixSeed(o.samplingSeed, 0x5a3, o.iter, micro * ranks + rank));
+    const last = micro === o.accumulate - 1;
     const b = await o.loader.next();
     if (!b) throw new Error('train: the data loader ran out of batches');
     images += b.samples.length;
     const stacked = await tidyAsync(async () => {
       const { batch, targets } = batchToModelInput(b);
-      const losses = await o.model.losses(batch, targets, o.rng);
+      const losses = await o.model.losses(batch, targets, rng);
       const terms = LOSS_TERMS.map((k) => {
         // A model without a mask branch (Faster R-CNN) has no loss_mask: it counts as 0.
         const t = reshape(losses[k] ?? tensor(new Float32Array(1), [1]), [1]);
@@ -85,7 +109,7 @@ export async function trainStep(o: StepOptions): Promise<StepResult> {
       });
       const all = stack(terms.map((t) => reshape(t, [])));
       const total = terms.reduce((a, t) => add(a, t));
-      mul(total, 1 / o.accumulate).backward();
+      mul(total, 1 / o.accumulate).backward(last && o.reducer ? { onLeafGrad: o.reducer.onLeafGrad } : {});
       return all;
     });
     const vals = await stacked.floatData();
@@ -93,6 +117,13 @@ export async function trainStep(o: StepOptions): Promise<StepResult> {
     LOSS_TERMS.forEach((k, i) => {
       sums[k] += vals[i]! / o.accumulate;
     });
+  }
+  if (o.reducer) await o.reducer.finish();
+  if (ranks > 1) {
+    const v = Float64Array.from([...LOSS_TERMS.map((k) => sums[k]), images]);
+    await o.collective!.allreduceSum(v);
+    LOSS_TERMS.forEach((k, i) => (sums[k] = v[i]! / ranks));
+    images = v[LOSS_TERMS.length]!;
   }
   for (const k of LOSS_TERMS) {
     if (!Number.isFinite(sums[k])) {
