@@ -35,7 +35,7 @@ export const TRAIN_USAGE = 'node cli/train.js [--preset NAME --train-images DIR 
 /** Flag name -> TrainConfig field; every flag also works as a key of the config file. */
 const FIELDS: Record<string, keyof TrainConfig> = {
   preset: 'preset', 'train-images': 'trainImages', 'train-ann': 'trainAnn', 'val-images': 'valImages', 'val-ann': 'valAnn',
-  weights: 'weights', iters: 'iters', batch: 'batch', accumulate: 'accumulate', lr: 'lr', momentum: 'momentum',
+  weights: 'weights', 'freeze-at': 'freezeAt', iters: 'iters', batch: 'batch', accumulate: 'accumulate', lr: 'lr', momentum: 'momentum',
   'weight-decay': 'weightDecay', 'warmup-iters': 'warmupIters', schedule: 'schedule', out: 'out', seed: 'seed',
   'checkpoint-every': 'checkpointEvery', 'eval-every': 'evalEvery', 'eval-images': 'evalImages', 'log-every': 'logEvery',
   workers: 'workers',
@@ -47,7 +47,8 @@ export const TRAIN_OPTIONS: OptionSpec[] = [
   { name: 'train-ann', type: 'string', metavar: 'ANN.json', help: 'training COCO instances file (real data)' },
   { name: 'val-images', type: 'string', metavar: 'DIR', help: 'validation images' },
   { name: 'val-ann', type: 'string', metavar: 'ANN.json', help: 'validation COCO instances file' },
-  { name: 'weights', type: 'string', metavar: 'FILE', help: 'initial weights (.safetensors, torchvision names; a checkpoint works too)' },
+  { name: 'weights', type: 'string', metavar: 'FILE', help: 'initial weights (.safetensors, .pth, Detectron2 .pkl or a checkpoint; with another number of classes the class-specific layers are re-initialised, as in fine-tuning)' },
+  { name: 'freeze-at', type: 'number', metavar: 'K', help: "freeze the stem and the first K-1 ResNet stages (Detectron2's FREEZE_AT: 0 none .. 5 all; default the preset's, e.g. 2)" },
   { name: 'iters', type: 'number', metavar: 'N', help: `training iterations (default ${SYNTHETIC_DEFAULTS.iters} synthetic; the schedule length with --schedule)` },
   { name: 'batch', type: 'number', metavar: 'B', help: `images per micro-batch (default ${SYNTHETIC_DEFAULTS.batch} synthetic, ${COCO_DEFAULTS.batch} real)` },
   { name: 'accumulate', type: 'number', metavar: 'K', help: 'micro-batches per step (gradient accumulation; default 1)' },

@@ -107,3 +107,10 @@ export function toOurKeys(src: Record<string, HostTensor>): { tensors: Record<st
   }
   return { tensors: src, style };
 }
+
+/** The class-specific layers: their shapes follow the number of classes (re-initialised when fine-tuning). */
+const CLASS_SPECIFIC = /^roi_heads\.(box_predictor\.(cls_score|bbox_pred)|mask_predictor\.mask_fcn_logits)\.(weight|bias)$/;
+
+export function isClassSpecificKey(key: string): boolean {
+  return CLASS_SPECIFIC.test(key);
+}

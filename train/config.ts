@@ -18,8 +18,12 @@ export interface TrainConfig {
   trainAnn?: string;
   valImages?: string;
   valAnn?: string;
-  /** Initial weights (safetensors, matching names loaded, others left as initialised). */
+  /** Initial weights (safetensors, .pth, .pkl): matching names loaded, class-specific layers of
+   *  another number of classes re-initialised (fine-tuning), others left as initialised. */
   weights?: string;
+  /** Detectron2's FREEZE_AT: the stem (1) and the first K-1 ResNet stages frozen (0: none, 5: all);
+   *  unset: the preset's own setting. */
+  freezeAt?: number;
   iters: number;
   /** Images per micro-batch, micro-batches per step (effective batch = batch * accumulate). */
   batch: number;
@@ -161,6 +165,9 @@ export function validateTrainConfig(c: TrainConfig): void {
   for (const k of ['iters', 'batch', 'accumulate', 'checkpointEvery', 'logEvery'] as const) posInt(k);
   for (const k of ['warmupIters', 'evalEvery', 'evalImages', 'workers', 'seed'] as const) nonNegInt(k);
   if (!(c.lr > 0)) throw new Error(`train config: lr must be positive, got ${c.lr}`);
+  if (c.freezeAt !== undefined && !(Number.isInteger(c.freezeAt) && c.freezeAt >= 0 && c.freezeAt <= 5)) {
+    throw new Error(`train config: freezeAt must be an integer in 0..5 (Detectron2's FREEZE_AT), got ${c.freezeAt}`);
+  }
   if (!(c.weightDecay >= 0) || !(c.momentum >= 0)) throw new Error('train config: weightDecay and momentum must be >= 0');
   if (c.data === 'coco' && (!c.trainAnn || !c.trainImages)) throw new Error('train config: real data needs both --train-images DIR and --train-ann ANN.json');
   if ((c.valAnn === undefined) !== (c.valImages === undefined)) throw new Error('train config: --val-images and --val-ann go together');
@@ -176,7 +183,9 @@ export function validateTrainConfig(c: TrainConfig): void {
 
 /** The model configuration a run trains: its preset, the config's overrides and the data's classes. */
 export function modelConfigFor(c: TrainConfig, numClasses: number): MaskRCNNConfig {
-  return withOverrides(getPreset(c.preset, c.model), { numClasses });
+  // FREEZE_AT K leaves 5 - K of (layer4, layer3, layer2, layer1, stem) trainable: torchvision's trainable_layers.
+  const freeze = c.freezeAt === undefined ? {} : { backbone: { trainableLayers: 5 - c.freezeAt } };
+  return withOverrides(getPreset(c.preset, c.model), { numClasses, ...freeze });
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

@@ -18,7 +18,7 @@ import { generateShapesDataset, shapesDatasetPaths, shapesDatasetReady, DEFAULT_
 import { memory, nn } from '../engine/index.js';
 import type { LossTerm } from '../model/maskrcnn.js';
 import { loadCheckpoint, type CheckpointCategory } from '../model/checkpoint.js';
-import { restoreCheckpoint, saveCheckpoint, saveWeights } from './checkpoint.js';
+import { loadInitialWeights, restoreCheckpoint, saveCheckpoint, saveWeights } from './checkpoint.js';
 import { evaluateModel, type EvaluationResult } from './evaluate.js';
 import { ProgressReporter, readMetrics, formatDuration } from './progress.js';
 import { plotMetrics } from './plot.js';
@@ -181,8 +181,7 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions): Promise<RunO
       print(`resuming ${cfg.out} from iteration ${start}`);
     } else if (cfg.weights) {
       const ck = await loadCheckpoint(io, cfg.weights);
-      const report = model.loadStateDict(ck.model, { strict: false });
-      print(`initial weights ${cfg.weights}: ${report.loaded.length} tensors loaded; ${nn.describeLoadReport(report)}`);
+      for (const line of loadInitialWeights(model, ck.model, cfg.weights, modelCfg.numClasses)) print(line);
     }
     // Every rank loaded the same file (or initialised from the same seed); rank 0's state is the
     // truth all the same, as DDP broadcasts it at construction.
