@@ -9,7 +9,7 @@ import { encodeSafetensors, findStateDict, loadPickledCheckpoint, loadSafetensor
 import { toOurKeys } from './checkpoint-keys.js';
 import type { FileIO } from '../data/io.js';
 import type { LoaderPosition } from '../data/loader.js';
-import type { MaskRCNNConfig } from '../model/config.js';
+import { upgradeStoredConfig, type MaskRCNNConfig } from '../model/config.js';
 
 export const CHECKPOINT_FORMAT = 'maskrcnn-webgpu-checkpoint-v1';
 const MOMENTUM_PREFIX = 'optimizer.momentum.';
@@ -171,7 +171,10 @@ export async function loadCheckpoint(io: FileIO, path: string): Promise<LoadedCh
 
 /** The model config and categories stored in a checkpoint or a saveWeights() file, if any. */
 export function checkpointInfo(c: LoadedCheckpoint): { model: MaskRCNNConfig; categories: CheckpointCategory[]; iter: number } | null {
-  if (c.state) return { model: c.state.model, categories: c.state.categories, iter: c.state.iter };
-  if (c.metadata.info) return JSON.parse(c.metadata.info) as { model: MaskRCNNConfig; categories: CheckpointCategory[]; iter: number };
+  if (c.state) return { model: upgradeStoredConfig(c.state.model), categories: c.state.categories, iter: c.state.iter };
+  if (c.metadata.info) {
+    const info = JSON.parse(c.metadata.info) as { model: MaskRCNNConfig; categories: CheckpointCategory[]; iter: number };
+    return { ...info, model: upgradeStoredConfig(info.model) };
+  }
   return null;
 }

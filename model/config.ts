@@ -287,3 +287,17 @@ export function validateConfig(c: MaskRCNNConfig): void {
   posInt('input.maxSize', inp.maxSize);
   posInt('input.sizeDivisible', inp.sizeDivisible);
 }
+
+/**
+ * A config stored by an earlier version (checkpoints and weights files keep the whole config), with
+ * the fields added since then at the values that version had: the mask branch on, plain ResNet
+ * (groups 1, width per group 64).
+ */
+export function upgradeStoredConfig(c: MaskRCNNConfig): MaskRCNNConfig {
+  const stored = c as Omit<MaskRCNNConfig, 'maskOn' | 'backbone'> & { maskOn?: boolean; backbone: Partial<BackboneConfig> };
+  return {
+    ...c,
+    maskOn: stored.maskOn ?? true,
+    backbone: { ...c.backbone, groups: stored.backbone.groups ?? 1, widthPerGroup: stored.backbone.widthPerGroup ?? 64 },
+  };
+}

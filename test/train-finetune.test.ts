@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { ready } from './helpers/gpu.js';
 import { MaskRCNN } from '../model/maskrcnn.js';
 import { getPreset } from '../model/presets.js';
-import { decodeCheckpoint } from '../model/checkpoint.js';
+import { checkpointInfo, decodeCheckpoint } from '../model/checkpoint.js';
 import { isClassSpecificKey } from '../model/checkpoint-keys.js';
 import { loadInitialWeights } from '../train/checkpoint.js';
 import { modelConfigFor, resolveConfig } from '../train/config.js';
@@ -78,6 +78,23 @@ test('--freeze-at K freezes the stem and the first K-1 stages (Detectron2 FREEZE
     }
   }
   assert.throws(() => resolveConfig({ ...base, freezeAt: 6 }), /freezeAt must be an integer in 0\.\.5/);
+});
+
+test('a weights file stored before maskOn and ResNeXt groups existed builds its model and loads strictly', () => {
+  const raw = decodeCheckpoint(new Uint8Array(readFileSync(SHAPES)), SHAPES);
+  const stored = JSON.parse(raw.metadata.info!) as { model: Record<string, unknown> };
+  assert.is(stored.model.maskOn, undefined, 'the committed demo model predates maskOn');
+  const info = checkpointInfo(raw)!;
+  assert.is(info.model.maskOn, true);
+  assert.is(info.model.backbone.groups, 1);
+  assert.is(info.model.backbone.widthPerGroup, 64);
+  const model = new MaskRCNN(info.model);
+  try {
+    const report = model.loadStateDict(raw.model);
+    assert.is(report.loaded.length, Object.keys(raw.model).length);
+  } finally {
+    model.dispose();
+  }
 });
 
 test.run();
