@@ -13,6 +13,27 @@ export interface Kernel {
   entry: string;
 }
 
+/**
+ * What the backend has done since init(), cumulative (subtract two snapshots for a span of work):
+ * the figures a step that never waits for the host is judged by (bench/train.ts --json).
+ */
+export interface Counters {
+  /** Compute dispatches recorded. */
+  dispatches: number;
+  /** Command buffers submitted to the queue. */
+  submits: number;
+  /** GPU buffers created: the pool's new buffers, readback staging buffers and the uniform arena (not the profiler's own). */
+  buffersCreated: number;
+  /** Compute pipelines created (each compiles a shader: the cost of a first use). */
+  pipelinesCreated: number;
+  /** Bind groups created (one per dispatch today). */
+  bindGroupsCreated: number;
+  /** Host waits on the GPU: every awaited readback (read()), sync() and profile stop. */
+  blockingSyncs: number;
+  /** Milliseconds the host spent in those waits. */
+  blockingSyncMs: number;
+}
+
 export interface DispatchDesc {
   kernel: Kernel;
   /** Storage buffers, bound at @binding(1..n) of group 0, in order. */
@@ -44,15 +65,17 @@ export class WebGPUBackend {
   private lastLabel = '';
   /** When true every dispatch is submitted on its own inside an error scope: slow, exact errors. */
   debug = false;
-  dispatchCount = 0;
   isShutDown = false;
   private lost: string | null = null;
-  submitCount = 0;
+  private counts: Omit<Counters, 'buffersCreated'> & { ownBuffers: number } = {
+    dispatches: 0, submits: 0, ownBuffers: 0, pipelinesCreated: 0, bindGroupsCreated: 0, blockingSyncs: 0, blockingSyncMs: 0,
+  };
   private profiler: KernelProfiler | null = null;
 
   constructor(readonly device: GPUDevice) {
     this.pool = new BufferPool(device);
     this.arena = device.createBuffer({ size: ARENA_BYTES, usage: USAGE_UNIFORM | USAGE_COPY_DST });
+    this.counts.ownBuffers++;
     device.lost.then((info) => {
       if (!this.isShutDown) this.lost = `the GPU device was lost (${info.reason || 'unknown'}: ${info.message}); call init() again`;
     });
@@ -81,10 +104,11 @@ export class WebGPUBackend {
   async read(buffer: GPUBuffer, byteOffset: number, byteLength: number): Promise<ArrayBuffer> {
     const size = Math.ceil(byteLength / 4) * 4;
     const staging = this.device.createBuffer({ size: Math.max(size, 4), usage: USAGE_MAP_READ | USAGE_COPY_DST });
+    this.counts.ownBuffers++;
     this.recordCopy(buffer, byteOffset, staging, 0, size);
     this.flush();
     try {
-      await waitForGPU(staging.mapAsync(MAP_MODE_READ));
+      await this.wait(staging.mapAsync(MAP_MODE_READ));
       return staging.getMappedRange().slice(0, byteLength);
     } finally {
       staging.destroy();
@@ -113,6 +137,7 @@ export class WebGPUBackend {
         }
       });
       this.pipelines.set(kernel.wgsl, p);
+      this.counts.pipelinesCreated++;
     }
     return p;
   }
@@ -149,6 +174,7 @@ export class WebGPUBackend {
     d.buffers.forEach((buffer, i) => entries.push({ binding: i + 1, resource: { buffer } }));
     if (this.debug) this.device.pushErrorScope('validation');
     const bindGroup = this.device.createBindGroup({ layout: this.layouts.get(d.kernel.wgsl)!, entries });
+    this.counts.bindGroupsCreated++;
     if (this.profiler) {
       this.endPass();
       this.pass = this.ensureEncoder().beginComputePass(this.profiler.passFor(d.label, d.kernel.entry));
@@ -165,7 +191,7 @@ export class WebGPUBackend {
     if (this.profiler) this.endPass();
     this.lastLabel = `${d.label} [${d.kernel.entry}]`;
     this.batchLabels.push(this.lastLabel);
-    this.dispatchCount++;
+    this.counts.dispatches++;
     if (this.debug) {
       this.flush();
       this.device.popErrorScope().then((err) => {
@@ -197,14 +223,14 @@ export class WebGPUBackend {
     this.encoder = null;
     this.arenaUsed = 0;
     this.batchLabels = [];
-    this.submitCount++;
+    this.counts.submits++;
     this.pool.destroyRetired();
   }
 
   /** Resolves when the GPU has finished all submitted work. */
   async sync(): Promise<void> {
     this.flush();
-    await waitForGPU(this.device.queue.onSubmittedWorkDone());
+    await this.wait(this.device.queue.onSubmittedWorkDone());
     this.throwPending();
   }
 
@@ -220,12 +246,29 @@ export class WebGPUBackend {
     const p = this.profiler;
     this.profiler = null;
     if (!p) throw new Error('stopProfile: no profile was started');
-    await waitForGPU(this.device.queue.onSubmittedWorkDone());
+    await this.wait(this.device.queue.onSubmittedWorkDone());
     return p.collect(byLabel);
   }
 
   memory(): PoolStats {
     return this.pool.getStats();
+  }
+
+  /** The counters since init() (a snapshot). */
+  stats(): Counters {
+    const { ownBuffers, ...rest } = this.counts;
+    return { ...rest, buffersCreated: ownBuffers + this.pool.getStats().created };
+  }
+
+  /** A host wait on the GPU, counted and timed. */
+  private async wait<T>(work: Promise<T>): Promise<T> {
+    const t0 = performance.now();
+    this.counts.blockingSyncs++;
+    try {
+      return await waitForGPU(work);
+    } finally {
+      this.counts.blockingSyncMs += performance.now() - t0;
+    }
   }
 
   private ensureEncoder(): GPUCommandEncoder {
