@@ -12,7 +12,7 @@
 // No peer: TensorFlow.js has no Mask R-CNN training to compare with, so this prints plain rates
 // and the CPU seconds per image of this process (all driver threads), which load does not inflate.
 // --json prints one JSON line per case (after warm-up): preset, size, batch, imagesPerSecond,
-// msPerStep, and per step: dispatches, submits, GPU buffers / pipelines / bind groups created,
+// msPerStep, and per step: dispatches, submits, GPU buffers / pipelines / bind groups created, readbacks,
 // blocking host<->GPU syncs, hostMs (wall time not spent blocked on the GPU: JS, encoding, data)
 // and gpuMs (summed kernel times from timestamp queries over extra profiled steps; null without
 // 'timestamp-query'). Profiling gives every dispatch its own pass, so it runs after the timed steps.
@@ -103,6 +103,7 @@ for (const c of cases.filter((c) => !only || c.key === only)) {
       buffersCreatedPerStep: round(per.buffersCreated),
       pipelinesCreatedPerStep: round(per.pipelinesCreated),
       bindGroupsCreatedPerStep: round(per.bindGroupsCreated),
+      readbacksPerStep: round(per.readbacks),
       blockingSyncsPerStep: round(per.blockingSyncs),
       blockingSyncMsPerStep: round(per.blockingSyncMs),
       hostMsPerStep: round((1000 * s) / n - per.blockingSyncMs),

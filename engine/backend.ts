@@ -2,7 +2,7 @@
 // dispatch). Dispatches are recorded into one compute pass and submitted in batches; their uniforms
 // go into one arena written right before the submit; pipelines are cached by their WGSL source.
 // Nothing is read back unless asked.
-import { BufferPool, type PoolStats } from './pool.js';
+import { BufferPool, sizeClass, type PoolStats } from './pool.js';
 import { getDevice, releaseDevice, hostPause } from './device.js';
 import { KernelProfiler, type ProfileRow } from './profiler.js';
 
@@ -28,9 +28,14 @@ export interface Counters {
   pipelinesCreated: number;
   /** Bind groups created (one per dispatch today). */
   bindGroupsCreated: number;
-  /** Host waits on the GPU: every awaited readback (read()), sync() and profile stop. */
+  /** Readbacks (read(): tensor data() and the like). */
+  readbacks: number;
+  /**
+   * Times the host started waiting on the GPU: an awaited readback, sync() or profile stop begun
+   * while no other wait was outstanding (readbacks awaited together are one wait).
+   */
   blockingSyncs: number;
-  /** Milliseconds the host spent in those waits. */
+  /** Milliseconds during which at least one such wait was outstanding. */
   blockingSyncMs: number;
 }
 
@@ -50,6 +55,9 @@ const USAGE_MAP_READ = 0x1, USAGE_COPY_DST = 0x8, USAGE_UNIFORM = 0x40, MAP_MODE
 const UNIFORM_SLOT = 256;
 const ARENA_BYTES = 64 * 1024;
 const MAX_BATCH = 256;
+/** Readback staging buffers kept for reuse: at most this many, each at most STAGING_KEEP_BYTES. */
+const MAX_IDLE_STAGING = 8;
+const STAGING_KEEP_BYTES = 1 << 20;
 
 export class WebGPUBackend {
   readonly pool: BufferPool;
@@ -60,6 +68,8 @@ export class WebGPUBackend {
   private arena: GPUBuffer;
   private arenaCpu = new Uint8Array(ARENA_BYTES);
   private arenaUsed = 0;
+  /** Unmapped readback staging buffers by size, so a steady readback pattern creates none. */
+  private idleStaging: GPUBuffer[] = [];
   private batchLabels: string[] = [];
   private pendingErrors: string[] = [];
   private lastLabel = '';
@@ -68,8 +78,11 @@ export class WebGPUBackend {
   isShutDown = false;
   private lost: string | null = null;
   private counts: Omit<Counters, 'buffersCreated'> & { ownBuffers: number } = {
-    dispatches: 0, submits: 0, ownBuffers: 0, pipelinesCreated: 0, bindGroupsCreated: 0, blockingSyncs: 0, blockingSyncMs: 0,
+    dispatches: 0, submits: 0, ownBuffers: 0, pipelinesCreated: 0, bindGroupsCreated: 0, readbacks: 0, blockingSyncs: 0, blockingSyncMs: 0,
   };
+  /** Host waits outstanding, and when the first of them began. */
+  private waiting = 0;
+  private waitStart = 0;
   private profiler: KernelProfiler | null = null;
 
   constructor(readonly device: GPUDevice) {
@@ -103,17 +116,38 @@ export class WebGPUBackend {
   /** Reads bytes back to the CPU once all recorded work has run. */
   async read(buffer: GPUBuffer, byteOffset: number, byteLength: number): Promise<ArrayBuffer> {
     const size = Math.ceil(byteLength / 4) * 4;
-    const staging = this.device.createBuffer({ size: Math.max(size, 4), usage: USAGE_MAP_READ | USAGE_COPY_DST });
-    this.counts.ownBuffers++;
+    const staging = this.stagingBuffer(size);
+    this.counts.readbacks++;
     this.recordCopy(buffer, byteOffset, staging, 0, size);
     this.flush();
+    let reusable = false;
     try {
-      await this.wait(staging.mapAsync(MAP_MODE_READ));
-      return staging.getMappedRange().slice(0, byteLength);
+      await this.wait(staging.mapAsync(MAP_MODE_READ, 0, size));
+      const bytes = staging.getMappedRange(0, size).slice(0, byteLength);
+      staging.unmap();
+      reusable = true;
+      return bytes;
     } finally {
-      staging.destroy();
+      if (reusable && this.idleStaging.length < MAX_IDLE_STAGING && staging.size <= STAGING_KEEP_BYTES) this.idleStaging.push(staging);
+      else staging.destroy();
       this.throwPending();
     }
+  }
+
+  /** Empties the buffer pool and the idle readback buffers (see BufferPool.trim). */
+  trim(): void {
+    this.pool.trim();
+    for (const b of this.idleStaging) b.destroy();
+    this.idleStaging = [];
+  }
+
+  /** An unmapped MAP_READ buffer of at least `bytes`: an idle one of its size class, or a new one. */
+  private stagingBuffer(bytes: number): GPUBuffer {
+    const size = sizeClass(bytes);
+    const i = this.idleStaging.findIndex((b) => b.size === size);
+    if (i >= 0) return this.idleStaging.splice(i, 1)[0]!;
+    this.counts.ownBuffers++;
+    return this.device.createBuffer({ size, usage: USAGE_MAP_READ | USAGE_COPY_DST });
   }
 
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
@@ -260,14 +294,16 @@ export class WebGPUBackend {
     return { ...rest, buffersCreated: ownBuffers + this.pool.getStats().created };
   }
 
-  /** A host wait on the GPU, counted and timed. */
+  /** A host wait on the GPU, counted and timed (overlapping waits count once, their union timed). */
   private async wait<T>(work: Promise<T>): Promise<T> {
-    const t0 = performance.now();
-    this.counts.blockingSyncs++;
+    if (this.waiting++ === 0) {
+      this.counts.blockingSyncs++;
+      this.waitStart = performance.now();
+    }
     try {
       return await waitForGPU(work);
     } finally {
-      this.counts.blockingSyncMs += performance.now() - t0;
+      if (--this.waiting === 0) this.counts.blockingSyncMs += performance.now() - this.waitStart;
     }
   }
 

@@ -31,7 +31,7 @@ fn double_counters_test(@builtin(global_invocation_id) g: vec3<u32>) {
 
 test('backend: dispatches, submits, buffers, pipelines, bind groups and blocking syncs counted exactly', async () => {
   const b = getBackend();
-  b.pool.trim(); // no idle buffer left: every malloc below creates one
+  b.trim(); // no idle buffer left: every malloc and the readback below create one
   b.flush();
   const c0 = counters();
   const x = tensor([1, 2, 3, 4, 5], [5]); // 1 buffer, written (no dispatch, no submit)
@@ -43,20 +43,28 @@ test('backend: dispatches, submits, buffers, pipelines, bind groups and blocking
   assert.equal(Array.from(out), [2, 4, 6, 8, 10]);
   const d = since(c0);
   assert.equal({ ...d, blockingSyncMs: 0 }, {
-    dispatches: 2, submits: 1, buffersCreated: 3, pipelinesCreated: 1, bindGroupsCreated: 2, blockingSyncs: 1, blockingSyncMs: 0,
+    dispatches: 2, submits: 1, buffersCreated: 3, pipelinesCreated: 1, bindGroupsCreated: 2, readbacks: 1, blockingSyncs: 1, blockingSyncMs: 0,
   });
   assert.ok(d.blockingSyncMs >= 0 && Number.isFinite(d.blockingSyncMs), `blockingSyncMs ${d.blockingSyncMs}`);
 
-  // Again with the buffer back in the pool: it is reused, the pipeline is cached, sync() waits once.
+  // Again with the buffer back in the pool: it is reused, as is the readback's staging buffer; the
+  // pipeline is cached; sync() waits once each time.
   b.free(y);
   const c1 = counters();
   const y2 = b.malloc(20);
   b.dispatch({ ...desc, buffers: [x.storage.buffer, y2] });
   await b.sync();
   await b.sync(); // nothing recorded: no submit, but the host still waits
+  assert.equal(Array.from(new Float32Array(await b.read(y2, 0, 20))), [2, 4, 6, 8, 10]);
   assert.equal({ ...since(c1), blockingSyncMs: 0 }, {
-    dispatches: 1, submits: 1, buffersCreated: 0, pipelinesCreated: 0, bindGroupsCreated: 1, blockingSyncs: 2, blockingSyncMs: 0,
+    dispatches: 1, submits: 2, buffersCreated: 0, pipelinesCreated: 0, bindGroupsCreated: 1, readbacks: 1, blockingSyncs: 3, blockingSyncMs: 0,
   });
+  // Two readbacks awaited together: two readbacks (two staging buffers, one of them new), one wait.
+  const c2 = counters();
+  const [p, q] = await Promise.all([b.read(y2, 0, 20), b.read(y2, 4, 8)]);
+  assert.equal([Array.from(new Float32Array(p)), Array.from(new Float32Array(q))], [[2, 4, 6, 8, 10], [4, 6]]);
+  const d2 = since(c2);
+  assert.equal([d2.readbacks, d2.blockingSyncs, d2.buffersCreated, d2.submits], [2, 1, 1, 2]);
   b.free(y2);
   x.dispose();
 });
