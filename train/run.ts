@@ -12,12 +12,12 @@ import { CocoSampleSource, type SampleSource } from '../data/coco-source.js';
 import { DataLoader } from '../data/loader.js';
 import type { TransformConfig } from '../data/transforms.js';
 import { generateShapesDataset, shapesDatasetPaths, shapesDatasetReady, DEFAULT_SHAPES_OPTIONS } from '../data/synthetic.js';
-import { memory, nn } from '../engine/index.js';
+import { counters, memory, nn } from '../engine/index.js';
 import type { LossTerm } from '../model/maskrcnn.js';
 import { loadCheckpoint, type CheckpointCategory } from '../model/checkpoint.js';
 import { restoreCheckpoint, saveCheckpoint, saveWeights } from './checkpoint.js';
 import { evaluateModel, type EvaluationResult } from './evaluate.js';
-import { ProgressReporter, readMetrics, formatDuration } from './progress.js';
+import { ProgressReporter, readMetrics, formatDuration, startCompileStatus } from './progress.js';
 import { plotMetrics } from './plot.js';
 import { NonFiniteLossError, trainStep } from './step.js';
 import { buildTraining } from './trainer.js';
@@ -187,6 +187,8 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions): Promise<RunO
     for (let it = start; it < cfg.iters; it++) {
       const t0 = performance.now();
       let step;
+      // The process's first step compiles the pipelines: say so while it does.
+      const stopStatus = it === start ? startCompileStatus(print, () => counters().pipelinesCreated) : undefined;
       try {
         step = await trainStep({
           model, optimizer, loader, rng, iter: it + 1, accumulate: cfg.accumulate, lrFactor: schedule(it),
@@ -199,6 +201,8 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions): Promise<RunO
         print(`error: ${message}`);
         await plot();
         return { status: 'diverged', iter: it, message, imagesPerSecond: cfg.batch * cfg.accumulate / progress.secondsPerIter() };
+      } finally {
+        stopStatus?.();
       }
       const done = it + 1;
       await progress.iteration({ iter: done, losses: step.losses, total: step.total, lr: optimizer.lr, seconds: (performance.now() - t0) / 1000, images: step.images });
