@@ -69,6 +69,24 @@ test('backend: dispatches, submits, buffers, pipelines, bind groups and blocking
   x.dispose();
 });
 
+test('pool: a request whose class has no idle buffer takes one up to 1.5x larger, not beyond', () => {
+  const b = getBackend();
+  b.trim();
+  const c0 = counters();
+  const big = b.malloc(5000); // class 5120: created
+  b.free(big);
+  const near = b.malloc(4200); // class 4608: the idle 5120 (1.11x) serves it
+  assert.is(near, big);
+  assert.is(since(c0).buffersCreated, 1);
+  b.free(near);
+  const small = b.malloc(2000); // class 2048: 5120 is 2.5x, so a new buffer
+  assert.is.not(small, big);
+  assert.is(small.size, 2048);
+  assert.is(since(c0).buffersCreated, 2);
+  b.free(small);
+  b.trim();
+});
+
 test('ops: a repeated tidy step creates no buffer or pipeline after its first run; each readback is one blocking sync', async () => {
   const a = tensor([1, -2, 3, 0.5, 7, 11, -13], [7]);
   const step = () => tidy(() => add(mul(a, a), a));
