@@ -16,7 +16,7 @@
 // blocking host<->GPU syncs, hostMs (wall time not spent blocked on the GPU: JS, encoding, data)
 // and gpuMs (summed kernel times from timestamp queries over extra profiled steps; null without
 // 'timestamp-query'). Profiling gives every dispatch its own pass, so it runs after the timed steps.
-// Usage: node dist/bench/train.js [--r50] [--r50-full] [--iters N] [--json] [--only tiny-cpu|tiny|r50]
+// Usage: node dist/bench/train.js [--r50] [--r50-full] [--iters N] [--warmup N] [--json] [--only tiny-cpu|tiny|r50]
 import '../cli/node-gpu.js';
 import { init, setQuiet, adapterReport, shutdown, counters, getBackend, type Counters } from '../engine/index.js';
 import type { TrainConfig } from '../train/config.js';
@@ -35,6 +35,7 @@ interface Case {
 
 const argv = process.argv.slice(2);
 const itersFlag = argv.includes('--iters') ? Number(argv[argv.indexOf('--iters') + 1]) : 0;
+const warmupFlag = argv.includes('--warmup') ? Number(argv[argv.indexOf('--warmup') + 1]) : undefined;
 const r50 = (size: number, maxSize: number): Partial<TrainConfig> => ({
   preset: 'torchvision-r50-fpn',
   batch: 2,
@@ -73,7 +74,7 @@ log(`adapter: ${adapterReport?.description ?? 'unknown'}`);
 const rows: (string | number)[][] = [];
 for (const c of cases.filter((c) => !only || c.key === only)) {
   const session = await trainSession(c.config, { formulaWeights: c.formulaWeights });
-  for (let i = 0; i < c.warmup; i++) await session.step();
+  for (let i = 0; i < (warmupFlag ?? c.warmup); i++) await session.step();
   await getBackend().sync();
   const n = itersFlag || c.iters;
   const c0 = counters();
