@@ -26,7 +26,7 @@ export interface Counters {
   buffersCreated: number;
   /** Compute pipelines created (each compiles a shader: the cost of a first use). */
   pipelinesCreated: number;
-  /** Bind groups created (one per dispatch today). */
+  /** Bind groups created (a dispatch with the same kernel and buffers as a recent one reuses its group). */
   bindGroupsCreated: number;
   /** Readbacks (read(): tensor data() and the like). */
   readbacks: number;
@@ -58,11 +58,19 @@ const MAX_BATCH = 256;
 /** Readback staging buffers kept for reuse: at most this many, each at most STAGING_KEEP_BYTES. */
 const MAX_IDLE_STAGING = 8;
 const STAGING_KEEP_BYTES = 1 << 20;
+/** Bind groups kept for reuse, most recently used last; older ones (and those of destroyed buffers) age out. */
+const MAX_BIND_GROUPS = 8192;
 
 export class WebGPUBackend {
   readonly pool: BufferPool;
   private pipelines = new Map<string, GPUComputePipeline>();
-  private layouts = new Map<string, GPUBindGroupLayout>();
+  /** Each kernel's bind group layout and a small id for bind group keys. */
+  private layouts = new Map<string, { layout: GPUBindGroupLayout; id: number }>();
+  /** Bind groups by kernel, uniform size and buffers: the uniform slot is a dynamic offset, so a
+   *  dispatch on the same buffers as an earlier one (the next training step's) reuses its group. */
+  private bindGroups = new Map<string, GPUBindGroup>();
+  private bufferIds = new WeakMap<GPUBuffer, number>();
+  private nextBufferId = 0;
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
   private arena: GPUBuffer;
@@ -186,10 +194,12 @@ export class WebGPUBackend {
     const decl = /@group\(0\)\s*@binding\((\d+)\)\s*var<\s*(uniform|storage)\s*(?:,\s*(read_write|read))?\s*>/g;
     for (const m of kernel.wgsl.matchAll(decl)) {
       const type: GPUBufferBindingType = m[2] === 'uniform' ? 'uniform' : m[3] === 'read_write' ? 'storage' : 'read-only-storage';
-      entries.push({ binding: Number(m[1]), visibility: 0x4 /* COMPUTE */, buffer: { type } });
+      // The uniform slot in the arena moves from dispatch to dispatch: a dynamic offset, so bind groups can be kept.
+      const hasDynamicOffset = m[1] === '0' && type === 'uniform';
+      entries.push({ binding: Number(m[1]), visibility: 0x4 /* COMPUTE */, buffer: { type, hasDynamicOffset } });
     }
     const bindGroupLayout = this.device.createBindGroupLayout({ entries, label: kernel.entry });
-    this.layouts.set(kernel.wgsl, bindGroupLayout);
+    this.layouts.set(kernel.wgsl, { layout: bindGroupLayout, id: this.layouts.size });
     return this.device.createPipelineLayout({ bindGroupLayouts: [bindGroupLayout], label: kernel.entry });
   }
 
@@ -204,18 +214,15 @@ export class WebGPUBackend {
     this.arenaUsed += slotBytes;
 
     const pipeline = this.pipeline(d.kernel);
-    const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.arena, offset, size: Math.max(bytes, 16) } }];
-    d.buffers.forEach((buffer, i) => entries.push({ binding: i + 1, resource: { buffer } }));
     if (this.debug) this.device.pushErrorScope('validation');
-    const bindGroup = this.device.createBindGroup({ layout: this.layouts.get(d.kernel.wgsl)!, entries });
-    this.counts.bindGroupsCreated++;
+    const bindGroup = this.bindGroupFor(d.kernel, Math.max(bytes, 16), d.buffers);
     if (this.profiler) {
       this.endPass();
       this.pass = this.ensureEncoder().beginComputePass(this.profiler.passFor(d.label, d.kernel.entry));
     }
     const pass = this.ensurePass();
     pass.setPipeline(pipeline);
-    pass.setBindGroup(0, bindGroup);
+    pass.setBindGroup(0, bindGroup, [offset]);
     const [x, y = 1, z = 1] = d.workgroups;
     const maxDim = this.device.limits.maxComputeWorkgroupsPerDimension;
     if (x > maxDim || y > maxDim || z > maxDim) {
@@ -232,6 +239,29 @@ export class WebGPUBackend {
         if (err) this.pendingErrors.push(`WebGPU validation error in ${d.label} (entry ${d.kernel.entry}): ${err.message}`);
       });
     }
+  }
+
+  /** The kept bind group of this kernel, uniform size and buffers, or a new one (kept, the oldest dropped). */
+  private bindGroupFor(kernel: Kernel, uniformBytes: number, buffers: GPUBuffer[]): GPUBindGroup {
+    const { layout, id } = this.layouts.get(kernel.wgsl)!;
+    let key = `${id}:${uniformBytes}`;
+    for (const b of buffers) {
+      let bid = this.bufferIds.get(b);
+      if (bid === undefined) this.bufferIds.set(b, (bid = this.nextBufferId++));
+      key += `,${bid}`;
+    }
+    let group = this.bindGroups.get(key);
+    if (group) {
+      this.bindGroups.delete(key); // most recently used goes last
+    } else {
+      const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.arena, offset: 0, size: uniformBytes } }];
+      buffers.forEach((buffer, i) => entries.push({ binding: i + 1, resource: { buffer } }));
+      group = this.device.createBindGroup({ layout, entries });
+      this.counts.bindGroupsCreated++;
+      if (this.bindGroups.size >= MAX_BIND_GROUPS) this.bindGroups.delete(this.bindGroups.keys().next().value as string);
+    }
+    this.bindGroups.set(key, group);
+    return group;
   }
 
   /** Submits everything recorded so far. */
