@@ -1,6 +1,7 @@
 // The WebGPU backend: a small interface in the spirit of jax-js (malloc, free, write, read,
 // dispatch). Dispatches are recorded into one compute pass and submitted in batches; their uniforms
-// go into one arena written right before the submit; pipelines are cached by their WGSL source.
+// go into one arena written right before the submit; pipelines are cached by their WGSL source, and
+// bind groups by kernel and buffers (each dispatch's arena slot is a dynamic offset).
 // Nothing is read back unless asked.
 import { BufferPool, sizeClass, type PoolStats } from './pool.js';
 import { getDevice, releaseDevice, hostPause } from './device.js';
