@@ -27,7 +27,7 @@ export interface TrainSession {
  */
 export async function trainSession(user: Partial<TrainConfig>, opt: { formulaWeights?: boolean } = {}): Promise<TrainSession> {
   const cfg = resolveConfig({ ...user, data: 'synthetic' });
-  const { train, trainImages } = await loadTrainingData(cfg, nodeIO, path.join(process.cwd(), '.cache'), (l) => console.log(l));
+  const { train, trainImages } = await loadTrainingData(cfg, nodeIO, path.join(process.cwd(), '.cache'), (l) => console.error(l)); // stderr: stdout may carry JSON
   const parts = buildTraining(cfg, train.numCategories + 1);
   const { model, modelCfg, optimizer, rng, schedule } = parts;
   if (opt.formulaWeights) {

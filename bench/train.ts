@@ -11,15 +11,22 @@
 // weights, which keep activations in range (a random init with identity-frozen BN diverges).
 // No peer: TensorFlow.js has no Mask R-CNN training to compare with, so this prints plain rates
 // and the CPU seconds per image of this process (all driver threads), which load does not inflate.
-// Usage: node dist/bench/train.js [--r50] [--r50-full] [--iters N]
+// --json prints one JSON line per case (after warm-up): preset, size, batch, imagesPerSecond,
+// msPerStep, and per step: dispatches, submits, GPU buffers / pipelines / bind groups created, readbacks,
+// blocking host<->GPU syncs, hostMs (wall time not spent blocked on the GPU: JS, encoding, data)
+// and gpuMs (summed kernel times from timestamp queries over extra profiled steps; null without
+// 'timestamp-query'). Profiling gives every dispatch its own pass, so it runs after the timed steps.
+// Usage: node dist/bench/train.js [--r50] [--r50-full] [--iters N] [--warmup N] [--json] [--only tiny-cpu|tiny|r50]
 import '../cli/node-gpu.js';
-import { init, setQuiet, adapterReport, shutdown } from '../engine/index.js';
+import { init, setQuiet, adapterReport, shutdown, counters, getBackend, type Counters } from '../engine/index.js';
 import type { TrainConfig } from '../train/config.js';
 import { printTable } from './harness.js';
 import { trainSession } from './train-session.js';
 
 interface Case {
   name: string;
+  /** Short name for --only. */
+  key: string;
   config: Partial<TrainConfig>;
   warmup: number;
   iters: number;
@@ -28,6 +35,7 @@ interface Case {
 
 const argv = process.argv.slice(2);
 const itersFlag = argv.includes('--iters') ? Number(argv[argv.indexOf('--iters') + 1]) : 0;
+const warmupFlag = argv.includes('--warmup') ? Number(argv[argv.indexOf('--warmup') + 1]) : undefined;
 const r50 = (size: number, maxSize: number): Partial<TrainConfig> => ({
   preset: 'torchvision-r50-fpn',
   batch: 2,
@@ -35,30 +43,76 @@ const r50 = (size: number, maxSize: number): Partial<TrainConfig> => ({
   model: { input: { minSizesTrain: [size], minSizeTest: size, maxSize } },
 });
 const cases: Case[] = [
-  { name: 'tiny-cpu, 128 px, batch 4 (default run)', config: {}, warmup: 3, iters: 20 },
-  { name: 'tiny, 128 px, batch 4', config: { preset: 'tiny', synthetic: { size: 128 } }, warmup: 2, iters: 6 },
+  { key: 'tiny-cpu', name: 'tiny-cpu, 128 px, batch 4 (default run)', config: {}, warmup: 3, iters: 20 },
+  { key: 'tiny', name: 'tiny, 128 px, batch 4', config: { preset: 'tiny', synthetic: { size: 128 } }, warmup: 2, iters: 6 },
 ];
-if (argv.includes('--r50')) cases.push({ name: 'torchvision-r50-fpn, 512 px, batch 2', config: r50(512, 512), warmup: 1, iters: 2, formulaWeights: true });
-if (argv.includes('--r50-full')) cases.push({ name: 'torchvision-r50-fpn, 800x800 (min 800, max 1333), batch 2', config: r50(800, 1333), warmup: 2, iters: 10, formulaWeights: true });
+if (argv.includes('--r50')) cases.push({ key: 'r50', name: 'torchvision-r50-fpn, 512 px, batch 2', config: r50(512, 512), warmup: 1, iters: 2, formulaWeights: true });
+if (argv.includes('--r50-full')) cases.push({ key: 'r50', name: 'torchvision-r50-fpn, 800x800 (min 800, max 1333), batch 2', config: r50(800, 1333), warmup: 2, iters: 10, formulaWeights: true });
+
+const json = argv.includes('--json');
+const only = argv.includes('--only') ? argv[argv.indexOf('--only') + 1] : undefined;
+const log = (line: string) => (json ? console.error(line) : console.log(line));
+
+/** Counter differences divided by the number of steps. */
+function perStep(before: Counters, after: Counters, n: number): Counters {
+  return Object.fromEntries(Object.entries(after).map(([k, v]) => [k, (v - before[k as keyof Counters]) / n])) as unknown as Counters;
+}
+
+/** Summed kernel time per step over `n` extra profiled steps, or null without timestamp queries. */
+async function gpuMsPerStep(step: () => Promise<unknown>, n: number): Promise<number | null> {
+  const backend = getBackend();
+  if (!backend.device.features.has('timestamp-query')) return null;
+  backend.startProfile();
+  for (let i = 0; i < n; i++) await step();
+  const rows = await backend.stopProfile();
+  return rows.reduce((a, r) => a + r.ms, 0) / n;
+}
 
 setQuiet(true);
 await init();
-console.log(`adapter: ${adapterReport?.description ?? 'unknown'}`);
+log(`adapter: ${adapterReport?.description ?? 'unknown'}`);
 const rows: (string | number)[][] = [];
-for (const c of cases) {
+for (const c of cases.filter((c) => !only || c.key === only)) {
   const session = await trainSession(c.config, { formulaWeights: c.formulaWeights });
-  for (let i = 0; i < c.warmup; i++) await session.step();
+  for (let i = 0; i < (warmupFlag ?? c.warmup); i++) await session.step();
+  await getBackend().sync();
   const n = itersFlag || c.iters;
+  const c0 = counters();
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   let images = 0;
   for (let i = 0; i < n; i++) images += (await session.step()).images;
   const s = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
+  const per = perStep(c0, counters(), n);
   const cpuS = (cpu.user + cpu.system) / 1e6;
   rows.push([c.name, n, images / s, (1000 * s) / n, cpuS / images]);
-  console.log(`  ${c.name}: ${(images / s).toFixed(2)} images/s`);
+  log(`  ${c.name}: ${(images / s).toFixed(2)} images/s`);
+  if (json) {
+    const gpuMs = await gpuMsPerStep(session.step, Math.min(n, 2));
+    const input = session.model.cfg.input;
+    const round = (x: number) => Math.round(x * 100) / 100;
+    console.log(JSON.stringify({
+      preset: session.model.cfg.name,
+      size: input.minSizesTrain[0],
+      batch: session.cfg.batch,
+      steps: n,
+      imagesPerSecond: round(images / s),
+      msPerStep: round((1000 * s) / n),
+      dispatchesPerStep: round(per.dispatches),
+      submitsPerStep: round(per.submits),
+      buffersCreatedPerStep: round(per.buffersCreated),
+      pipelinesCreatedPerStep: round(per.pipelinesCreated),
+      bindGroupsCreatedPerStep: round(per.bindGroupsCreated),
+      readbacksPerStep: round(per.readbacks),
+      blockingSyncsPerStep: round(per.blockingSyncs),
+      blockingSyncMsPerStep: round(per.blockingSyncMs),
+      hostMsPerStep: round((1000 * s) / n - per.blockingSyncMs),
+      gpuMsPerStep: gpuMs === null ? null : round(gpuMs),
+      cpuSecondsPerImage: round(cpuS / images),
+    }));
+  }
   await session.dispose();
 }
-printTable('training speed (after warm-up)', ['case', 'iterations', 'images/s', 'ms/iteration', 'CPU s/image'], rows);
+if (!json) printTable('training speed (after warm-up)', ['case', 'iterations', 'images/s', 'ms/iteration', 'CPU s/image'], rows);
 await shutdown();

@@ -1,8 +1,9 @@
 // The WebGPU backend: a small interface in the spirit of jax-js (malloc, free, write, read,
 // dispatch). Dispatches are recorded into one compute pass and submitted in batches; their uniforms
-// go into one arena written right before the submit; pipelines are cached by their WGSL source.
+// go into one arena written right before the submit; pipelines are cached by their WGSL source, and
+// bind groups by kernel and buffers (each dispatch's arena slot is a dynamic offset).
 // Nothing is read back unless asked.
-import { BufferPool, type PoolStats } from './pool.js';
+import { BufferPool, sizeClass, type PoolStats } from './pool.js';
 import { getDevice, releaseDevice, hostPause } from './device.js';
 import { KernelProfiler, type ProfileRow } from './profiler.js';
 import { engineTuner, TUNE_BUDGET_S } from './autotune.js';
@@ -12,6 +13,32 @@ export interface Kernel {
   wgsl: string;
   /** Entry point name, for error messages and labels. */
   entry: string;
+}
+
+/**
+ * What the backend has done since init(), cumulative (subtract two snapshots for a span of work):
+ * the figures a step that never waits for the host is judged by (bench/train.ts --json).
+ */
+export interface Counters {
+  /** Compute dispatches recorded. */
+  dispatches: number;
+  /** Command buffers submitted to the queue. */
+  submits: number;
+  /** GPU buffers created: the pool's new buffers, readback staging buffers and the uniform arena (not the profiler's own). */
+  buffersCreated: number;
+  /** Compute pipelines created (each compiles a shader: the cost of a first use). */
+  pipelinesCreated: number;
+  /** Bind groups created (a dispatch with the same kernel and buffers as a recent one reuses its group). */
+  bindGroupsCreated: number;
+  /** Readbacks (read(): tensor data() and the like). */
+  readbacks: number;
+  /**
+   * Times the host started waiting on the GPU: an awaited readback, sync() or profile stop begun
+   * while no other wait was outstanding (readbacks awaited together are one wait).
+   */
+  blockingSyncs: number;
+  /** Milliseconds during which at least one such wait was outstanding. */
+  blockingSyncMs: number;
 }
 
 export interface DispatchDesc {
@@ -30,30 +57,48 @@ const USAGE_MAP_READ = 0x1, USAGE_COPY_DST = 0x8, USAGE_UNIFORM = 0x40, MAP_MODE
 const UNIFORM_SLOT = 256;
 const ARENA_BYTES = 64 * 1024;
 const MAX_BATCH = 256;
+/** Readback staging buffers kept for reuse: at most this many, each at most STAGING_KEEP_BYTES. */
+const MAX_IDLE_STAGING = 8;
+const STAGING_KEEP_BYTES = 1 << 20;
+/** Bind groups kept for reuse, most recently used last; older ones (and those of destroyed buffers) age out. */
+const MAX_BIND_GROUPS = 8192;
 
 export class WebGPUBackend {
   readonly pool: BufferPool;
   private pipelines = new Map<string, GPUComputePipeline>();
-  private layouts = new Map<string, GPUBindGroupLayout>();
+  /** Each kernel's bind group layout and a small id for bind group keys. */
+  private layouts = new Map<string, { layout: GPUBindGroupLayout; id: number }>();
+  /** Bind groups by kernel, uniform size and buffers: the uniform slot is a dynamic offset, so a
+   *  dispatch on the same buffers as an earlier one (the next training step's) reuses its group. */
+  private bindGroups = new Map<string, GPUBindGroup>();
+  private bufferIds = new WeakMap<GPUBuffer, number>();
+  private nextBufferId = 0;
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
   private arena: GPUBuffer;
   private arenaCpu = new Uint8Array(ARENA_BYTES);
   private arenaUsed = 0;
+  /** Unmapped readback staging buffers by size, so a steady readback pattern creates none. */
+  private idleStaging: GPUBuffer[] = [];
   private batchLabels: string[] = [];
   private pendingErrors: string[] = [];
   private lastLabel = '';
   /** When true every dispatch is submitted on its own inside an error scope: slow, exact errors. */
   debug = false;
-  dispatchCount = 0;
   isShutDown = false;
   private lost: string | null = null;
-  submitCount = 0;
+  private counts: Omit<Counters, 'buffersCreated'> & { ownBuffers: number } = {
+    dispatches: 0, submits: 0, ownBuffers: 0, pipelinesCreated: 0, bindGroupsCreated: 0, readbacks: 0, blockingSyncs: 0, blockingSyncMs: 0,
+  };
+  /** Host waits outstanding, and when the first of them began. */
+  private waiting = 0;
+  private waitStart = 0;
   private profiler: KernelProfiler | null = null;
 
   constructor(readonly device: GPUDevice) {
     this.pool = new BufferPool(device);
     this.arena = device.createBuffer({ size: ARENA_BYTES, usage: USAGE_UNIFORM | USAGE_COPY_DST });
+    this.counts.ownBuffers++;
     device.lost.then((info) => {
       if (!this.isShutDown) this.lost = `the GPU device was lost (${info.reason || 'unknown'}: ${info.message}); call init() again`;
     });
@@ -81,19 +126,40 @@ export class WebGPUBackend {
   /** Reads bytes back to the CPU once all recorded work has run. */
   async read(buffer: GPUBuffer, byteOffset: number, byteLength: number): Promise<ArrayBuffer> {
     const size = Math.ceil(byteLength / 4) * 4;
-    const staging = this.device.createBuffer({ size: Math.max(size, 4), usage: USAGE_MAP_READ | USAGE_COPY_DST });
+    const staging = this.stagingBuffer(size);
+    this.counts.readbacks++;
     this.recordCopy(buffer, byteOffset, staging, 0, size);
     this.flush();
+    let reusable = false;
     try {
-      await waitForGPU(staging.mapAsync(MAP_MODE_READ));
-      const bytes = staging.getMappedRange().slice(0, byteLength);
+      await this.wait(staging.mapAsync(MAP_MODE_READ, 0, size));
+      const bytes = staging.getMappedRange(0, size).slice(0, byteLength);
+      staging.unmap();
+      reusable = true;
       // A readback is where the host waits anyway: time kernel variants queued by the autotuner.
       if (engineTuner.pending) await engineTuner.tunePending(TUNE_BUDGET_S);
       return bytes;
     } finally {
-      staging.destroy();
+      if (reusable && this.idleStaging.length < MAX_IDLE_STAGING && staging.size <= STAGING_KEEP_BYTES) this.idleStaging.push(staging);
+      else staging.destroy();
       this.throwPending();
     }
+  }
+
+  /** Empties the buffer pool and the idle readback buffers (see BufferPool.trim). */
+  trim(): void {
+    this.pool.trim();
+    for (const b of this.idleStaging) b.destroy();
+    this.idleStaging = [];
+  }
+
+  /** An unmapped MAP_READ buffer of at least `bytes`: an idle one of its size class, or a new one. */
+  private stagingBuffer(bytes: number): GPUBuffer {
+    const size = sizeClass(bytes);
+    const i = this.idleStaging.findIndex((b) => b.size === size);
+    if (i >= 0) return this.idleStaging.splice(i, 1)[0]!;
+    this.counts.ownBuffers++;
+    return this.device.createBuffer({ size, usage: USAGE_MAP_READ | USAGE_COPY_DST });
   }
 
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
@@ -117,6 +183,7 @@ export class WebGPUBackend {
         }
       });
       this.pipelines.set(kernel.wgsl, p);
+      this.counts.pipelinesCreated++;
     }
     return p;
   }
@@ -131,10 +198,12 @@ export class WebGPUBackend {
     const decl = /@group\(0\)\s*@binding\((\d+)\)\s*var<\s*(uniform|storage)\s*(?:,\s*(read_write|read))?\s*>/g;
     for (const m of kernel.wgsl.matchAll(decl)) {
       const type: GPUBufferBindingType = m[2] === 'uniform' ? 'uniform' : m[3] === 'read_write' ? 'storage' : 'read-only-storage';
-      entries.push({ binding: Number(m[1]), visibility: 0x4 /* COMPUTE */, buffer: { type } });
+      // The uniform slot in the arena moves from dispatch to dispatch: a dynamic offset, so bind groups can be kept.
+      const hasDynamicOffset = m[1] === '0' && type === 'uniform';
+      entries.push({ binding: Number(m[1]), visibility: 0x4 /* COMPUTE */, buffer: { type, hasDynamicOffset } });
     }
     const bindGroupLayout = this.device.createBindGroupLayout({ entries, label: kernel.entry });
-    this.layouts.set(kernel.wgsl, bindGroupLayout);
+    this.layouts.set(kernel.wgsl, { layout: bindGroupLayout, id: this.layouts.size });
     return this.device.createPipelineLayout({ bindGroupLayouts: [bindGroupLayout], label: kernel.entry });
   }
 
@@ -149,17 +218,15 @@ export class WebGPUBackend {
     this.arenaUsed += slotBytes;
 
     const pipeline = this.pipeline(d.kernel);
-    const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.arena, offset, size: Math.max(bytes, 16) } }];
-    d.buffers.forEach((buffer, i) => entries.push({ binding: i + 1, resource: { buffer } }));
     if (this.debug) this.device.pushErrorScope('validation');
-    const bindGroup = this.device.createBindGroup({ layout: this.layouts.get(d.kernel.wgsl)!, entries });
+    const bindGroup = this.bindGroupFor(d.kernel, Math.max(bytes, 16), d.buffers);
     if (this.profiler) {
       this.endPass();
       this.pass = this.ensureEncoder().beginComputePass(this.profiler.passFor(d.label, d.kernel.entry));
     }
     const pass = this.ensurePass();
     pass.setPipeline(pipeline);
-    pass.setBindGroup(0, bindGroup);
+    pass.setBindGroup(0, bindGroup, [offset]);
     const [x, y = 1, z = 1] = d.workgroups;
     const maxDim = this.device.limits.maxComputeWorkgroupsPerDimension;
     if (x > maxDim || y > maxDim || z > maxDim) {
@@ -169,13 +236,36 @@ export class WebGPUBackend {
     if (this.profiler) this.endPass();
     this.lastLabel = `${d.label} [${d.kernel.entry}]`;
     this.batchLabels.push(this.lastLabel);
-    this.dispatchCount++;
+    this.counts.dispatches++;
     if (this.debug) {
       this.flush();
       this.device.popErrorScope().then((err) => {
         if (err) this.pendingErrors.push(`WebGPU validation error in ${d.label} (entry ${d.kernel.entry}): ${err.message}`);
       });
     }
+  }
+
+  /** The kept bind group of this kernel, uniform size and buffers, or a new one (kept, the oldest dropped). */
+  private bindGroupFor(kernel: Kernel, uniformBytes: number, buffers: GPUBuffer[]): GPUBindGroup {
+    const { layout, id } = this.layouts.get(kernel.wgsl)!;
+    let key = `${id}:${uniformBytes}`;
+    for (const b of buffers) {
+      let bid = this.bufferIds.get(b);
+      if (bid === undefined) this.bufferIds.set(b, (bid = this.nextBufferId++));
+      key += `,${bid}`;
+    }
+    let group = this.bindGroups.get(key);
+    if (group) {
+      this.bindGroups.delete(key); // most recently used goes last
+    } else {
+      const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.arena, offset: 0, size: uniformBytes } }];
+      buffers.forEach((buffer, i) => entries.push({ binding: i + 1, resource: { buffer } }));
+      group = this.device.createBindGroup({ layout, entries });
+      this.counts.bindGroupsCreated++;
+      if (this.bindGroups.size >= MAX_BIND_GROUPS) this.bindGroups.delete(this.bindGroups.keys().next().value as string);
+    }
+    this.bindGroups.set(key, group);
+    return group;
   }
 
   /** Submits everything recorded so far. */
@@ -201,14 +291,14 @@ export class WebGPUBackend {
     this.encoder = null;
     this.arenaUsed = 0;
     this.batchLabels = [];
-    this.submitCount++;
+    this.counts.submits++;
     this.pool.destroyRetired();
   }
 
   /** Resolves when the GPU has finished all submitted work. */
   async sync(): Promise<void> {
     this.flush();
-    await waitForGPU(this.device.queue.onSubmittedWorkDone());
+    await this.wait(this.device.queue.onSubmittedWorkDone());
     this.throwPending();
   }
 
@@ -224,12 +314,31 @@ export class WebGPUBackend {
     const p = this.profiler;
     this.profiler = null;
     if (!p) throw new Error('stopProfile: no profile was started');
-    await waitForGPU(this.device.queue.onSubmittedWorkDone());
+    await this.wait(this.device.queue.onSubmittedWorkDone());
     return p.collect(byLabel);
   }
 
   memory(): PoolStats {
     return this.pool.getStats();
+  }
+
+  /** The counters since init() (a snapshot). */
+  stats(): Counters {
+    const { ownBuffers, ...rest } = this.counts;
+    return { ...rest, buffersCreated: ownBuffers + this.pool.getStats().created };
+  }
+
+  /** A host wait on the GPU, counted and timed (overlapping waits count once, their union timed). */
+  private async wait<T>(work: Promise<T>): Promise<T> {
+    if (this.waiting++ === 0) {
+      this.counts.blockingSyncs++;
+      this.waitStart = performance.now();
+    }
+    try {
+      return await waitForGPU(work);
+    } finally {
+      if (--this.waiting === 0) this.counts.blockingSyncMs += performance.now() - this.waitStart;
+    }
   }
 
   private ensureEncoder(): GPUCommandEncoder {

@@ -13,7 +13,8 @@ import './install.js';
 export { init, getBackend, shutdown } from './backend.js';
 export { setGPUProvider, setHostPause, setQuiet, adapterReport, type GPUProvider, type HostPause, type AdapterReport } from './device.js';
 export type { PoolStats } from './pool.js';
-export { memory } from './memory.js';
+export { memory, counters } from './memory.js';
+export type { Counters } from './backend.js';
 export { setAutotune, memoryTuneStore, type AutotuneOptions, type TuneStore } from './autotune.js';
 
 // Tensors, scopes, autodiff, random numbers.

@@ -1,5 +1,6 @@
 // GPU buffer pool by size class. Requests round up to one of 8 classes per power of two (at most
-// ~9% waste), freed buffers wait in their class for reuse, and unlike TF.js's pool this one shrinks:
+// ~9% waste), freed buffers wait in their class for reuse (a request whose class has none takes an idle
+// buffer up to 1.5x larger before creating one), and unlike TF.js's pool this one shrinks:
 // when idle buffers exceed the idle limit the oldest are destroyed, and `trim()` empties it. The
 // limit is `maxIdleBytes` or the largest working set seen (live bytes at their highest), whichever
 // is larger: a training step frees most of its working set at the end and needs it all again at the
@@ -7,6 +8,13 @@
 
 const USAGE = 0x80 /* STORAGE */ | 0x04 /* COPY_SRC */ | 0x08; /* COPY_DST */
 const MIN_BYTES = 256;
+/**
+ * A request its own class cannot serve takes the smallest idle buffer up to this factor larger
+ * before a new one is created: sizes that follow RoI counts change a little from step to step, and
+ * without this each step created buffers one class up or down from idle ones (8 of the tiny-cpu
+ * step's ~730 buffers, ~65 of R50's) while the pool's idle bytes kept growing.
+ */
+const MAX_FIT = 1.5;
 
 /** The size class a request of `bytes` is served from. */
 export function sizeClass(bytes: number): number {
@@ -43,10 +51,10 @@ export class BufferPool {
   constructor(private readonly device: GPUDevice) {}
 
   acquire(bytes: number): GPUBuffer {
-    const size = sizeClass(bytes);
-    const list = this.idle.get(size);
-    let buffer = list?.pop();
+    let size = sizeClass(bytes);
+    let buffer = this.idle.get(size)?.pop() ?? this.popLarger(size);
     if (buffer) {
+      size = buffer.size;
       this.idleOrder.delete(buffer);
       this.stats.idleBytes -= size;
       this.stats.reused++;
@@ -62,6 +70,15 @@ export class BufferPool {
     this.stats.peakLiveBytes = Math.max(this.stats.peakLiveBytes, this.stats.liveBytes);
     this.workingSetBytes = Math.max(this.workingSetBytes, this.stats.liveBytes);
     return buffer;
+  }
+
+  /** The smallest idle buffer of a class above `size` and at most MAX_FIT times it, taken from its list. */
+  private popLarger(size: number): GPUBuffer | undefined {
+    let best: number | undefined;
+    for (const [cls, list] of this.idle) {
+      if (cls > size && cls <= size * MAX_FIT && list.length > 0 && (best === undefined || cls < best)) best = cls;
+    }
+    return best === undefined ? undefined : this.idle.get(best)!.pop();
   }
 
   release(buffer: GPUBuffer): void {

@@ -1,7 +1,7 @@
 // The progress line's pieces: durations (ETA) read as people write them, with no "6m60s".
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { formatDuration } from '../train/progress.js';
+import { formatDuration, startCompileStatus } from '../train/progress.js';
 
 test('formatDuration: seconds, minutes with two-digit seconds, hours; rounding carries', () => {
   assert.is(formatDuration(0), '0s');
@@ -13,6 +13,26 @@ test('formatDuration: seconds, minutes with two-digit seconds, hours; rounding c
   assert.is(formatDuration(7384), '2h03m');
   assert.is(formatDuration(Infinity), '?');
   assert.is(formatDuration(NaN), '?');
+});
+
+test('startCompileStatus: a line while pipelines are being created, none once stopped or when none were', async () => {
+  const lines: string[] = [];
+  let pipelines = 10;
+  const stop = startCompileStatus((l) => lines.push(l), () => pipelines, 5, 5);
+  pipelines = 47;
+  for (let i = 0; i < 500 && lines.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+  stop();
+  assert.ok(lines.length >= 1, 'no status line');
+  assert.match(lines[0]!, /^first step: compiling kernels \(37 pipelines so far, \d+s\) \.\.\.$/);
+  const after = lines.length;
+  await new Promise((r) => setTimeout(r, 50));
+  assert.is(lines.length, after, 'lines after stop()');
+  // No pipeline created: nothing to say.
+  const quiet: string[] = [];
+  const stop2 = startCompileStatus((l) => quiet.push(l), () => 5, 1, 1);
+  await new Promise((r) => setTimeout(r, 50));
+  stop2();
+  assert.equal(quiet, []);
 });
 
 test.run();

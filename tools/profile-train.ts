@@ -53,16 +53,17 @@ loader.next = async () => {
 
 for (let i = 0; i < warmup; i++) await session.step();
 await backend.sync();
-const d0 = backend.dispatchCount, s0 = backend.submitCount, c0 = backend.pool.getStats().created;
+const c0 = backend.stats();
 reads = 0; readMs = 0; loadMs = 0;
 const t0 = performance.now();
 for (let i = 0; i < iters; i++) await session.step();
 await backend.sync();
 const wall = (performance.now() - t0) / iters;
+const c1 = backend.stats();
 const per = (x: number) => (x / iters).toFixed(1);
 console.log(`${modelCfg.name} batch ${cfg.batch} at ${modelCfg.input.minSizesTrain.join('/')} px, mean of ${iters} iterations after ${warmup}:`);
 console.log(`  ${wall.toFixed(1)} ms per iteration (${((cfg.batch * 1000) / wall).toFixed(2)} images/s)`);
-console.log(`  ${per(backend.dispatchCount - d0)} dispatches, ${per(backend.submitCount - s0)} submits, ${per(reads)} readbacks, ${per(backend.pool.getStats().created - c0)} new buffers per iteration`);
+console.log(`  ${per(c1.dispatches - c0.dispatches)} dispatches, ${per(c1.submits - c0.submits)} submits, ${per(reads)} readbacks, ${per(c1.buffersCreated - c0.buffersCreated)} new buffers per iteration`);
 console.log(`  awaiting readbacks ${per(readMs)} ms, loading data ${per(loadMs)} ms, the rest (host: JS + encoding) ${(wall - readMs / iters - loadMs / iters).toFixed(1)} ms`);
 // Where the device time goes: GPU timestamps around every dispatch of a few more iterations.
 backend.startProfile();

@@ -153,3 +153,29 @@ export class ProgressReporter {
     );
   }
 }
+
+/**
+ * A status line while a step compiles kernels (the first step of a process builds every pipeline;
+ * on a CPU adapter that takes minutes with an empty shader cache). After `firstMs`, then every
+ * `everyMs`, prints how many pipelines were created since the start, if any were, and how long
+ * it has been. Returns the function that stops it. On lavapipe the pipelines are created quickly
+ * and most of the time goes into the driver's compile at each kernel's first dispatch, so the count
+ * stops rising while the seconds go on.
+ */
+export function startCompileStatus(print: (line: string) => void, pipelines: () => number, firstMs = 5000, everyMs = 15000): () => void {
+  const p0 = pipelines();
+  const t0 = performance.now();
+  const report = (): void => {
+    const n = pipelines() - p0;
+    if (n > 0) print(`first step: compiling kernels (${n} pipelines so far, ${formatDuration((performance.now() - t0) / 1000)}) ...`);
+  };
+  let timer: ReturnType<typeof setInterval> | undefined;
+  const first = setTimeout(() => {
+    report();
+    timer = setInterval(report, everyMs);
+  }, firstMs);
+  return () => {
+    clearTimeout(first);
+    if (timer !== undefined) clearInterval(timer);
+  };
+}

@@ -15,12 +15,12 @@ import { CocoSampleSource, type SampleSource } from '../data/coco-source.js';
 import { DataLoader } from '../data/loader.js';
 import type { TransformConfig } from '../data/transforms.js';
 import { generateShapesDataset, shapesDatasetPaths, shapesDatasetReady, DEFAULT_SHAPES_OPTIONS } from '../data/synthetic.js';
-import { memory, nn } from '../engine/index.js';
+import { counters, memory, nn } from '../engine/index.js';
 import type { LossTerm } from '../model/maskrcnn.js';
 import { loadCheckpoint, type CheckpointCategory } from '../model/checkpoint.js';
 import { loadInitialWeights, restoreCheckpoint, saveCheckpoint, saveWeights } from './checkpoint.js';
 import { evaluateModel, type EvaluationResult } from './evaluate.js';
-import { ProgressReporter, readMetrics, formatDuration } from './progress.js';
+import { ProgressReporter, readMetrics, formatDuration, startCompileStatus } from './progress.js';
 import { plotMetrics } from './plot.js';
 import { NonFiniteLossError, trainStep } from './step.js';
 import { buildTraining } from './trainer.js';
@@ -225,6 +225,8 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions): Promise<RunO
     for (let it = start; it < cfg.iters; it++) {
       const t0 = performance.now();
       let step;
+      // The process's first step compiles the pipelines: say so while it does.
+      const stopStatus = it === start ? startCompileStatus(print, () => counters().pipelinesCreated) : undefined;
       try {
         step = await trainStep({
           model, optimizer, loader, rng, iter: it + 1, accumulate: cfg.accumulate, lrFactor: schedule(it),
@@ -237,6 +239,8 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions): Promise<RunO
         print(`error: ${message}`);
         await plot();
         return { status: 'diverged', iter: it, message, imagesPerSecond: imagesPerStep / progress.secondsPerIter() };
+      } finally {
+        stopStatus?.();
       }
       const done = it + 1;
       const seconds = (performance.now() - t0) / 1000;
