@@ -8,7 +8,7 @@
 // weights are no stand-in (measured: loss 69 -> 291 -> 77 at LR 5e-4, 69 -> 1.2e3 -> 5e12 at 1e-2).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ready } from './helpers/gpu.js';
@@ -22,6 +22,23 @@ await ready;
 const COCO = '../shared/data/tiny_coco';
 const ITERS = 4;
 
+/**
+ * The annotation file cut to its first two images with non-crowd instances, so that every batch of
+ * two holds the same images: over 4 iterations from scratch a fresh pair per step makes the mask
+ * term noise (measured 0.774 -> 0.742 -> 0.736 -> 0.789 on new images each step), while repeated
+ * images show whether the mask and RPN box branches learn at all.
+ */
+function twoImageAnnotations(dir: string): string {
+  const json = JSON.parse(readFileSync(join(COCO, 'annotations', 'instances_train2017.json'), 'utf8')) as {
+    images: { id: number }[]; annotations: { image_id: number; iscrowd: number }[];
+  };
+  const withObjects = new Set(json.annotations.filter((a) => !a.iscrowd).map((a) => a.image_id));
+  const keep = new Set(json.images.filter((im) => withObjects.has(im.id)).slice(0, 2).map((im) => im.id));
+  const out = join(dir, 'instances_train2017_two.json');
+  writeFileSync(out, JSON.stringify({ ...json, images: json.images.filter((im) => keep.has(im.id)), annotations: json.annotations.filter((a) => keep.has(a.image_id)) }));
+  return out;
+}
+
 test('detectron2-r50-fpn-gn-scratch: a few iterations on tiny_coco train2017 run and lower the loss', async () => {
   if (!existsSync(join(COCO, 'annotations', 'instances_train2017.json'))) {
     throw new Error(`${COCO} is missing: the smoke run needs the shared tiny_coco data (see DEVELOPERS.md)`);
@@ -32,7 +49,7 @@ test('detectron2-r50-fpn-gn-scratch: a few iterations on tiny_coco train2017 run
       preset: 'detectron2-r50-fpn-gn-scratch',
       data: 'coco',
       trainImages: join(COCO, 'train2017'),
-      trainAnn: join(COCO, 'annotations', 'instances_train2017.json'),
+      trainAnn: twoImageAnnotations(dir),
       // Small images and fewer proposals / RoIs: the architecture is the preset's.
       model: {
         input: { minSizesTrain: [128], minSizeTest: 128, maxSize: 192 },
