@@ -10,7 +10,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { initMpi, MPI_ADDON_PATH } from '../cli/mpi.js';
+import { initMpi, MPI_ADDON_PATH } from '../native/mpi/collective.js';
 import { parseArgs } from '../cli/args.js';
 import { DEFAULT_BUCKET_BYTES } from '../train/ddp.js';
 import { printTable } from './harness.js';

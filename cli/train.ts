@@ -10,7 +10,7 @@
 // A fresh run refuses a folder that already holds one unless --overwrite. Ctrl-C saves a
 // checkpoint and exits (code 130); a NaN/inf loss exits with code 1.
 // Multi-process data-parallel training: `mpirun -np N node cli/train.js --distributed ...` (or
-// Slurm's srun), one rank per process and GPU, over Open MPI (cli/mpi.ts); see the README.
+// Slurm's srun), one rank per process and GPU, over Open MPI (native/mpi/collective.ts); see the README.
 // This file is the Node adapter (argv, signals, files, worker threads); the run is train/run.ts.
 import './node-gpu.js';
 import { existsSync, readFileSync } from 'node:fs';
@@ -28,7 +28,7 @@ import { allgatherJSON } from '../train/collective.js';
 import { formatDuration } from '../train/progress.js';
 import { WorkerPoolSource } from './worker-loader.js';
 import { configureAutotune } from './node-tune.js';
-import { initMpi, MpiUnavailableError, type MpiCollective } from './mpi.js';
+import { initMpi, MpiUnavailableError, type MpiCollective } from '../native/mpi/collective.js';
 
 export const TRAIN_USAGE = 'node cli/train.js [--preset NAME --train-images DIR --train-ann ANN.json --val-images DIR --val-ann ANN.json] [options]';
 

@@ -8,6 +8,7 @@
 //   data/     COCO, images, transforms, COCOeval: the engine through engine/index.js only, data/
 //   train/    browser-safe training: anything below, never cli/ or web/
 //   web/      the demo page: never cli/
+//   native/   native addons' own TypeScript faces (native/mpi: the Open MPI Collective): never cli/ or web/
 //   bench/, tools/: of cli/ only its Node adapters (Dawn registration, file I/O, argv parsing)
 // and engine/, kernels/, model/, data/, train/ import no Node built-ins (they run in browsers).
 // Every failure names the file, the import and the rule.
@@ -25,8 +26,7 @@ const edges = importEdges(ROOT);
 
 const under = (dir: string) => (path: string | null): boolean => path !== null && path.startsWith(`${dir}/`);
 const isBuiltin = (spec: string): boolean => spec.startsWith('node:') || builtinModules.includes(spec) || builtinModules.includes(spec.split('/')[0]!);
-// cli/mpi.js: the Open MPI Collective (bench/allreduce.ts measures it).
-const NODE_ADAPTERS = new Set(['cli/node-io.js', 'cli/node-gpu.js', 'cli/args.js', 'cli/mpi.js']);
+const NODE_ADAPTERS = new Set(['cli/node-io.js', 'cli/node-gpu.js', 'cli/args.js']);
 const BROWSER_SAFE = ['engine', 'kernels', 'model', 'data', 'train'];
 
 interface Rule {
@@ -71,7 +71,12 @@ const RULES: Rule[] = [
     breaks: (e) => under('cli')(e.target),
   },
   {
-    name: "bench/ and tools/ import from cli/ only its Node adapters (cli/node-io, cli/node-gpu, cli/args, cli/mpi)",
+    name: 'native/ imports nothing from cli/ or web/',
+    applies: under('native'),
+    breaks: (e) => under('cli')(e.target) || under('web')(e.target),
+  },
+  {
+    name: "bench/ and tools/ import from cli/ only its Node adapters (cli/node-io, cli/node-gpu, cli/args)",
     applies: (f) => under('bench')(f) || under('tools')(f),
     breaks: (e) => under('cli')(e.target) && !NODE_ADAPTERS.has(e.target!),
   },
@@ -101,6 +106,7 @@ test('the rules catch what they forbid (each rule fails on a made-up import)', (
     { file: 'data/x.ts', spec: '../engine/ops/view.js', target: 'engine/ops/view.js' },
     { file: 'train/x.ts', spec: '../cli/progress.js', target: 'cli/progress.js' },
     { file: 'web/x.ts', spec: '../cli/node-io.js', target: 'cli/node-io.js' },
+    { file: 'native/mpi/x.ts', spec: '../../cli/args.js', target: 'cli/args.js' },
     { file: 'tools/x.ts', spec: '../cli/train.js', target: 'cli/train.js' },
     { file: 'data/y.ts', spec: 'fs', target: null },
   ];

@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ready } from './helpers/gpu.js';
 import { nodeIO } from '../cli/node-io.js';
-import { MPI_ADDON_PATH } from '../cli/mpi.js';
+import { MPI_ADDON_PATH } from '../native/mpi/collective.js';
 import { readMetrics, type IterRecord } from '../train/progress.js';
 import { LOSS_TERMS } from '../model/maskrcnn.js';
 import { loadCheckpoint } from '../model/checkpoint.js';

@@ -2,7 +2,7 @@
 // rank calls the same operations in the same order. Buffers live in host memory: WebGPU buffers
 // cannot be handed to a communication library, so gradients are read back, reduced, and uploaded.
 // `singleProcess` is the 1-rank case (every operation a no-op), so the training loop has one code
-// path; cli/mpi.ts implements this over Open MPI for `mpirun ... node cli/train.js --distributed`.
+// path; native/mpi/collective.ts implements this over Open MPI for `mpirun ... node cli/train.js --distributed`.
 // No Node built-ins here (train/ is browser-safe).
 
 export interface Collective {

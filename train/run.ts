@@ -44,7 +44,7 @@ export interface RunOptions {
   /** The training sample source (default: CocoSampleSource on this thread); cli/ passes worker threads. */
   makeSource?: (data: TrainingData, transform: TransformConfig, cfg: TrainConfig) => Promise<SampleSource>;
   /**
-   * Data-parallel training over these ranks (cli/mpi.ts). Given (even with one rank), anchor / RoI
+   * Data-parallel training over these ranks (native/mpi/collective.ts). Given (even with one rank), anchor / RoI
    * sampling is seeded per micro-batch (StepOptions.samplingSeed), so N ranks x batch B compute
    * what 1 rank x batch B x N accumulated micro-batches computes.
    */

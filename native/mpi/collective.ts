@@ -1,5 +1,6 @@
-// The Collective (train/collective.ts) over Open MPI, through the native addon in native/mpi/ (built
-// by `npm run setup` where Open MPI is installed). A Node adapter: bench/ and tools/ may use it.
+// The Collective (train/collective.ts) over Open MPI, through the native addon beside this file
+// (built by `npm run setup` where Open MPI is installed): the addon's own TypeScript face, so
+// cli/train.ts and bench/allreduce.ts both use it without going through cli/.
 // Collectives are issued one at a time in call order (MPI needs every rank to issue the same
 // collectives in the same order, and the addon runs each on a worker thread). Each has a timeout:
 // a rank that died or hangs would otherwise leave the others waiting forever inside MPI, so on
@@ -9,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Collective } from '../train/collective.js';
+import type { Collective } from '../../train/collective.js';
 
 interface Addon {
   init(): { rank: number; size: number; library: string };
@@ -22,7 +23,8 @@ interface Addon {
   allgatherv(send: Uint8Array, recv: Uint8Array, counts: Int32Array): Promise<void>;
 }
 
-const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+// This file runs from dist/native/mpi/; the addon is built in the source tree's native/mpi/build/.
+const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const MPI_ADDON_PATH = path.join(REPO_ROOT, 'native', 'mpi', 'build', 'Release', 'mpi_addon.node');
 
 /** Thrown when --distributed is asked for and the MPI addon is not there or will not load. */
