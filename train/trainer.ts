@@ -2,8 +2,7 @@
 // page's Train tab, bench/ and tools/): the model from the config's preset (initialised from the
 // config's seed), SGD over paramGroups (no weight decay on norm parameters), the generator that
 // drives anchor / proposal sampling, and the warmup + multi-step LR schedule.
-import { manualSeed, optim, Rng } from '../engine/index.js';
-import { mixSeed } from '../data/rng.js';
+import { manualSeed, mixSeed, optim, Rng } from '../engine/index.js';
 import { MaskRCNN } from '../model/maskrcnn.js';
 import type { MaskRCNNConfig } from '../model/config.js';
 import { milestones, modelConfigFor, type TrainConfig } from './config.js';
