@@ -21,7 +21,7 @@
 // Kernel geometry (KH, KW, stride, padding, dilation, phase) is baked in as constants, so the kw
 // loops unroll onto named registers; 1x1, 3x3 and 7x7 each get their own pipelines. Sizes travel in
 // the uniforms.
-import { uniformBlock } from './uniforms.js';
+import { uniformBlock, type BlockValues } from './uniforms.js';
 
 export interface SpatialSpec {
   mode: 'fwd' | 'bwdInput';
@@ -40,6 +40,23 @@ export interface SpatialSpec {
   tn: number;
 }
 
+/**
+ * What a spatial kernel's WGSL bakes in: the register block and the column taps' shape, all the
+ * sliding window needs to unroll onto named registers. The rest of the geometry (kernel rows,
+ * strides along H, padding, phase offsets, the tap's weight columns, the weight layout of the mode)
+ * travels in the uniforms, so forward and input-gradient convolutions, and the stride phases of one
+ * transposed convolution, share pipelines wherever their column taps agree.
+ */
+export interface SpatialShape {
+  /** Source columns per output column (the stride along W for 'fwd', 1 for 'bwdInput'). */
+  srcMulW: number;
+  /** Column taps, and the source column distance between consecutive ones (0 for one tap). */
+  taps: number;
+  tapStep: number;
+  tm: number;
+  tn: number;
+}
+
 export const SPATIAL_WG = 64;
 
 /** Taps along one axis: kernel index k, and the source coordinate offset (affine in k's position). */
@@ -52,6 +69,7 @@ interface Taps {
 /**
  * Taps of one axis. fwd: src = o*s - p + k*d (srcMul s). bwdInput, phase r: dst i = r + s*a receives
  * from src o = (i + p - k*d)/s = a + (r + p - k*d)/s for the k that make it divisible (srcMul 1).
+ * Both k and the offset are arithmetic progressions.
  */
 function axisTaps(mode: SpatialSpec['mode'], K: number, s: number, p: number, d: number, r: number): Taps {
   const ks: number[] = [], off: number[] = [];
@@ -67,9 +85,16 @@ function axisTaps(mode: SpatialSpec['mode'], K: number, s: number, p: number, d:
   return { ks, off };
 }
 
+const step = (xs: number[]): number => (xs.length > 1 ? xs[1]! - xs[0]! : 0);
+
 /**
  * kc: source channels per group; nc: output channels per group; rows, cols: the dst grid; blocks:
- * column blocks; chBlocks: channel blocks; flags: 1 add bias, 2 relu.
+ * column blocks; chBlocks: channel blocks; flags: 1 add bias, 2 relu. Kernel rows: khN taps, kernel
+ * row kh0 + m*khStep reading source row a*srcMulH + rowSrc0 + m*rowSrcStep. Column tap n (in order
+ * of source column) reads weight column kw0 + n*kwStep at source column b*srcMulW + colSrc0 +
+ * n*tapStep. Weights of (group g, output channel j, source channel c, kh, kw) sit at
+ * g*nc*kc*KHW + j*wJ + c*wC + kh*KW + kw. dst pixel (a, b) is row drowOff + drowMul*a, column
+ * dcolOff + dcolMul*b.
  */
 export const SPATIAL_UNIFORMS = uniformBlock('conv_spatial', {
   N: 'u32',
@@ -86,18 +111,71 @@ export const SPATIAL_UNIFORMS = uniformBlock('conv_spatial', {
   cols: 'u32',
   chBlocks: 'u32',
   flags: 'u32',
+  khN: 'u32',
+  kh0: 'u32',
+  khStep: 'u32',
+  srcMulH: 'u32',
+  rowSrc0: 'i32',
+  rowSrcStep: 'i32',
+  colSrc0: 'i32',
+  kw0: 'i32',
+  kwStep: 'i32',
+  KW: 'u32',
+  KHW: 'u32',
+  wJ: 'u32',
+  wC: 'u32',
+  drowOff: 'u32',
+  drowMul: 'u32',
+  dcolOff: 'u32',
+  dcolMul: 'u32',
 });
 
-/** Workgroups: (ceil(N*rows*blocks / 64), chBlocks, groups). */
-export function spatialKernel(s: SpatialSpec): { wgsl: string; entry: string } {
-  const { tm, tn } = s;
+type SpatialGeometry = Omit<BlockValues<typeof SPATIAL_UNIFORMS>, 'N' | 'srcC' | 'srcH' | 'srcW' | 'dstC' | 'dstH' | 'dstW' | 'kc' | 'nc' | 'rows' | 'blocks' | 'cols' | 'chBlocks' | 'flags' | 'wJ' | 'wC'>;
+
+/**
+ * The baked shape of a spec's kernel and the geometry uniforms of its dispatch. A phase with no taps
+ * (1x1 stride 2, phases other than (0,0)) runs zero kernel rows: it stores the bias (or 0) only.
+ */
+export function spatialPlan(s: SpatialSpec): { shape: SpatialShape; geometry: SpatialGeometry } {
   const fwd = s.mode === 'fwd';
   const th = axisTaps(s.mode, s.KH, s.sh, s.ph, s.dh, s.phase[0]);
-  const tw = axisTaps(s.mode, s.KW, s.sw, s.pw, s.dw, s.phase[1]);
-  const srcMulH = fwd ? s.sh : 1, srcMulW = fwd ? s.sw : 1;
-  const [rowOff, rowMul] = fwd ? [0, 1] : [s.phase[0], s.sh];
-  const [colOff, colMul] = fwd ? [0, 1] : [s.phase[1], s.sw];
-  const KHW = s.KH * s.KW;
+  let tw = axisTaps(s.mode, s.KW, s.sw, s.pw, s.dw, s.phase[1]);
+  // Column taps in order of source column (bwdInput's offsets fall as k rises).
+  if (step(tw.off) < 0) tw = { ks: [...tw.ks].reverse(), off: [...tw.off].reverse() };
+  const empty = !th.ks.length || !tw.ks.length;
+  const taps = empty ? 1 : tw.ks.length;
+  const shape: SpatialShape = { srcMulW: fwd ? s.sw : 1, taps, tapStep: taps > 1 ? step(tw.off) : 0, tm: s.tm, tn: s.tn };
+  const geometry: SpatialGeometry = {
+    khN: empty ? 0 : th.ks.length,
+    kh0: th.ks[0] ?? 0,
+    khStep: Math.max(0, step(th.ks)),
+    srcMulH: fwd ? s.sh : 1,
+    rowSrc0: th.off[0] ?? 0,
+    rowSrcStep: step(th.off),
+    colSrc0: empty ? 0 : tw.off[0]!,
+    kw0: empty ? 0 : tw.ks[0]!,
+    kwStep: step(tw.ks),
+    KW: s.KW,
+    KHW: s.KH * s.KW,
+    drowOff: fwd ? 0 : s.phase[0],
+    drowMul: fwd ? 1 : s.sh,
+    dcolOff: fwd ? 0 : s.phase[1],
+    dcolMul: fwd ? 1 : s.sw,
+  };
+  return { shape, geometry };
+}
+
+/**
+ * Weight strides of output channel j and source channel c within a group: fwd reads
+ * w[((g*nc + j)*kc + c)*KHW + ...], bwdInput w[((g*kc + c)*nc + j)*KHW + ...].
+ */
+export function spatialWeightStrides(mode: SpatialSpec['mode'], kc: number, nc: number, KHW: number): { wJ: number; wC: number } {
+  return mode === 'fwd' ? { wJ: kc * KHW, wC: KHW } : { wJ: KHW, wC: nc * KHW };
+}
+
+/** Workgroups: (ceil(N*rows*blocks / 64), chBlocks, groups). */
+export function spatialKernel(s: SpatialShape): { wgsl: string; entry: string } {
+  const { tm, tn, srcMulW, taps, tapStep } = s;
   const L: string[] = [];
   const e = (x: string): void => void L.push(x);
   e(SPATIAL_UNIFORMS.wgsl);
@@ -107,77 +185,71 @@ export function spatialKernel(s: SpatialSpec): { wgsl: string; entry: string } {
   e('@group(0) @binding(3) var<storage, read> bias: array<f32>;');
   e('@group(0) @binding(4) var<storage, read_write> dst: array<f32>;');
   e(`@compute @workgroup_size(${SPATIAL_WG})`);
-  e(`fn conv_${s.mode}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {`);
+  e(`fn conv_spatial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {`);
   e(`  let Nb = u.N; let srcC = u.srcC; let srcH = u.srcH; let srcW = u.srcW;`);
   e(`  let dstC = u.dstC; let dstH = u.dstH; let dstW = u.dstW; let kc = u.kc; let nc = u.nc;`);
   e(`  let rows = u.rows; let blocks = u.blocks; let cols = u.cols; let flags = u.flags;`);
   e(`  let id = wid.x * ${SPATIAL_WG}u + lid.x;`);
-  // Phases with no taps (1x1 stride 2) read nothing, but their bindings must stay in the layout.
+  // Phases with no taps read nothing, but their bindings must stay in the layout.
   e(`  if (id >= Nb * rows * blocks) { _ = src[0]; _ = wt[0]; _ = bias[0]; return; }`);
   e(`  let g = wid.z; let j0 = wid.y * ${tn}u;`);
   e(`  let blk = id % blocks; let rest = id / blocks; let a = rest % rows; let nb = rest / rows;`);
   e(`  let b0 = blk * ${tm}u;`);
-  // Source columns of this invocation: b0*srcMulW + t*srcMulW + off[kw]; one segment covers all.
-  const offMin = tw.off.length ? Math.min(...tw.off) : 0, offMax = tw.off.length ? Math.max(...tw.off) : 0;
-  const segLen = tw.ks.length ? (tm - 1) * srcMulW + offMax - offMin + 1 : 0;
-  e(`  let seg0 = i32(b0 * ${srcMulW}u) + ${offMin};`);
+  // Source columns of this invocation: b0*srcMulW + t*srcMulW + n*tapStep; one segment covers all.
+  const segLen = (tm - 1) * srcMulW + (taps - 1) * tapStep + 1;
+  e(`  let seg0 = i32(b0 * ${srcMulW}u) + u.colSrc0;`);
   for (let q = 0; q < segLen; q++) e(`  let cok${q} = u32(seg0 + ${q}) < srcW;`);
   e(`  let srcBase = (nb * srcC + g * kc) * srcH * srcW;`);
-  // Weights: fwd w[((g*nc + j)*kc + c)*KHW + kh*KW + kw]; bwdInput w[((g*kc + c)*nc + j)*KHW + ...].
-  for (let j = 0; j < tn; j++) {
-    const jj = `min(j0 + ${j}u, nc - 1u)`;
-    e(`  let wb${j} = ${fwd ? `((g * nc + ${jj}) * kc) * ${KHW}u` : `((g * kc) * nc + ${jj}) * ${KHW}u`};`);
-  }
-  e(`  let wcs = ${fwd ? `${KHW}u` : `nc * ${KHW}u`};`);
+  e(`  let wg = g * nc * kc * u.KHW;`);
+  for (let j = 0; j < tn; j++) e(`  let wb${j} = wg + min(j0 + ${j}u, nc - 1u) * u.wJ;`);
+  for (let n = 0; n < taps; n++) e(`  let kw${n} = u32(u.kw0 + ${n} * u.kwStep);`);
   for (let i = 0; i < tm; i++) e(`  ${Array.from({ length: tn }, (_, j) => `var c${i}_${j} = 0.0;`).join(' ')}`);
-  if (th.ks.length && tw.ks.length) {
-    e(`  for (var c = 0u; c < kc; c++) {`);
-    e(`    let plane = srcBase + c * srcH * srcW; let wc = c * wcs;`);
-    // Kernel rows: an arithmetic progression in both the kernel index and the source offset.
-    const khStep = th.ks.length > 1 ? th.ks[1]! - th.ks[0]! : 1;
-    const offStep = th.off.length > 1 ? th.off[1]! - th.off[0]! : 0;
-    e(`    for (var m = 0u; m < ${th.ks.length}u; m++) {`);
-    e(`      let kh = ${th.ks[0]}u + m * ${khStep}u;`);
-    e(`      let r = i32(a * ${srcMulH}u) + ${th.off[0]} + i32(m) * ${offStep};`);
-    e(`      let rok = u32(r) < srcH;`);
-    e(`      let rowBase = plane + select(0u, u32(r), rok) * srcW;`);
-    for (let q = 0; q < segLen; q++) {
-      e(`      let ok${q} = rok && cok${q}; let x${q} = select(0.0, src[select(0u, rowBase + u32(seg0 + ${q}), ok${q})], ok${q});`);
-    }
-    tw.ks.forEach((kw, n) => {
-      e(`      { let wo = wc + kh * ${s.KW}u + ${kw}u;`);
-      e(`        ${Array.from({ length: tn }, (_, j) => `let w${j} = wt[wb${j} + wo];`).join(' ')}`);
-      for (let i = 0; i < tm; i++) {
-        const q = i * srcMulW + tw.off[n]! - offMin;
-        e(`        ${Array.from({ length: tn }, (_, j) => `c${i}_${j} = fma(x${q}, w${j}, c${i}_${j});`).join(' ')}`);
-      }
-      e(`      }`);
-    });
-    e(`    }`);
-    e(`  }`);
+  e(`  for (var c = 0u; c < kc; c++) {`);
+  e(`    let plane = srcBase + c * srcH * srcW; let wc = c * u.wC;`);
+  e(`    for (var m = 0u; m < u.khN; m++) {`);
+  e(`      let kh = u.kh0 + m * u.khStep;`);
+  e(`      let r = i32(a * u.srcMulH) + u.rowSrc0 + i32(m) * u.rowSrcStep;`);
+  e(`      let rok = u32(r) < srcH;`);
+  e(`      let rowBase = plane + select(0u, u32(r), rok) * srcW;`);
+  e(`      let wr = wc + kh * u.KW;`);
+  for (let q = 0; q < segLen; q++) {
+    e(`      let ok${q} = rok && cok${q}; let x${q} = select(0.0, src[select(0u, rowBase + u32(seg0 + ${q}), ok${q})], ok${q});`);
   }
-  // Store: dst[((nb*dstC + g*nc + j)*dstH + rowOff + rowMul*a)*dstW + colOff + colMul*(b0 + t)].
-  e(`  let drow = ${rowOff}u + ${rowMul}u * a;`);
+  for (let n = 0; n < taps; n++) {
+    e(`      { let wo = wr + kw${n};`);
+    e(`        ${Array.from({ length: tn }, (_, j) => `let w${j} = wt[wb${j} + wo];`).join(' ')}`);
+    for (let i = 0; i < tm; i++) {
+      const q = i * srcMulW + n * tapStep;
+      e(`        ${Array.from({ length: tn }, (_, j) => `c${i}_${j} = fma(x${q}, w${j}, c${i}_${j});`).join(' ')}`);
+    }
+    e(`      }`);
+  }
+  e(`    }`);
+  e(`  }`);
+  // Store: dst[((nb*dstC + g*nc + j)*dstH + drowOff + drowMul*a)*dstW + dcolOff + dcolMul*(b0 + t)].
+  e(`  let drow = u.drowOff + u.drowMul * a; let dcm = u.dcolMul;`);
   for (let j = 0; j < tn; j++) {
     e(`  if (j0 + ${j}u < nc) {`);
     e(`    let ch = g * nc + j0 + ${j}u; var bv = 0.0; if ((flags & 1u) != 0u) { bv = bias[ch]; }`);
-    e(`    let ob = ((nb * dstC + ch) * dstH + drow) * dstW + ${colOff}u;`);
+    e(`    let ob = ((nb * dstC + ch) * dstH + drow) * dstW + u.dcolOff;`);
     for (let i = 0; i < tm; i++) {
-      e(`    if (b0 + ${i}u < cols) { let v = c${i}_${j} + bv; dst[ob + (b0 + ${i}u) * ${colMul}u] = select(v, max(v, 0.0), (flags & 2u) != 0u); }`);
+      e(`    if (b0 + ${i}u < cols) { let v = c${i}_${j} + bv; dst[ob + (b0 + ${i}u) * dcm] = select(v, max(v, 0.0), (flags & 2u) != 0u); }`);
     }
     e(`  }`);
   }
   e(`}`);
-  return { wgsl: L.join('\n'), entry: `conv_${s.mode}` };
+  return { wgsl: L.join('\n'), entry: 'conv_spatial' };
 }
 
+/**
+ * What a weight-gradient kernel bakes in: the column geometry its sliding window unrolls (KW; the
+ * column stride and dilation where KW > 1) and the register block. Rows (stride, padding,
+ * dilation along H) and the column padding travel in the uniforms; so does the column stride of a
+ * 1x1 kernel (sw 0 here), whose columns share no loads.
+ */
 export interface WeightGradSpec {
   KW: number;
-  sh: number;
   sw: number;
-  ph: number;
-  pw: number;
-  dh: number;
   dw: number;
   /** Output channels, input channels per invocation; columns per step. */
   tm: number;
@@ -201,6 +273,11 @@ export const WEIGHT_GRAD_UNIFORMS = uniformBlock('conv_weight_grad', {
   perSplit: 'u32',
   coBlocks: 'u32',
   ciBlocks: 'u32',
+  sh: 'u32',
+  sw: 'u32',
+  ph: 'i32',
+  pw: 'i32',
+  dh: 'u32',
 });
 
 /**
@@ -209,7 +286,9 @@ export const WEIGHT_GRAD_UNIFORMS = uniformBlock('conv_weight_grad', {
  */
 export function weightGradKernel(s: WeightGradSpec): { wgsl: string; entry: string } {
   const { tm, tc, R, KW } = s;
-  const segLen = (R - 1) * s.sw + (KW - 1) * s.dw + 1;
+  // Source columns read per step, relative to seg0: t*sw + k*dw (a 1x1 kernel's stride is a uniform).
+  const pos = (t: number, k: number): number => (KW === 1 ? t : t * s.sw + k * s.dw);
+  const segLen = KW === 1 ? R : (R - 1) * s.sw + (KW - 1) * s.dw + 1;
   const L: string[] = [];
   const e = (x: string): void => void L.push(x);
   e(WEIGHT_GRAD_UNIFORMS.wgsl);
@@ -233,7 +312,7 @@ export function weightGradKernel(s: WeightGradSpec): { wgsl: string; entry: stri
   e(`  let r0 = split * perSplit; let r1 = min(r0 + perSplit, Nb * OH);`);
   e(`  for (var row = r0; row < r1; row++) {`);
   e(`    let nb = row / OH; let oh = row - nb * OH;`);
-  e(`    let ih = i32(oh * ${s.sh}u) - ${s.ph} + i32(kh * ${s.dh}u);`);
+  e(`    let ih = i32(oh * u.sh) - u.ph + i32(kh * u.dh);`);
   e(`    if (u32(ih) >= H) { continue; }`);
   e(`    let dyRow = nb * Cout * OHW + oh * OW; let xRow = nb * Cin * HW + u32(ih) * W;`);
   e(`    for (var ow0 = 0u; ow0 < OW; ow0 += ${R}u) {`);
@@ -241,14 +320,17 @@ export function weightGradKernel(s: WeightGradSpec): { wgsl: string; entry: stri
   for (let i = 0; i < tm; i++) {
     e(`      ${Array.from({ length: R }, (_, t) => `let d${i}_${t} = select(0.0, dy[dyRow + dyc${i} + tcol${t}], tok${t});`).join(' ')}`);
   }
-  e(`      let seg0 = i32(ow0 * ${s.sw}u) - ${s.pw};`);
-  for (let q = 0; q < segLen; q++) e(`      let sok${q} = u32(seg0 + ${q}) < W; let scol${q} = select(0u, u32(seg0 + ${q}), sok${q});`);
+  e(`      let seg0 = i32(ow0 * u.sw) - u.pw;`);
+  for (let q = 0; q < segLen; q++) {
+    const col = KW === 1 ? `seg0 + ${q} * i32(u.sw)` : `seg0 + ${q}`;
+    e(`      let sok${q} = u32(${col}) < W; let scol${q} = select(0u, u32(${col}), sok${q});`);
+  }
   for (let c = 0; c < tc; c++) {
     e(`      {`);
     for (let q = 0; q < segLen; q++) e(`        let v${q} = select(0.0, x[xRow + xc${c} + scol${q}], sok${q});`);
     for (let i = 0; i < tm; i++) {
       for (let k = 0; k < KW; k++) {
-        const terms = Array.from({ length: R }, (_, t) => `d${i}_${t} * v${t * s.sw + k * s.dw}`);
+        const terms = Array.from({ length: R }, (_, t) => `d${i}_${t} * v${pos(t, k)}`);
         e(`        a${i}_${c}_${k} += ${terms.join(' + ')};`);
       }
     }

@@ -2,7 +2,7 @@
 // kernels/conv-gemm.ts. Three raw dispatchers (forward, input gradient = transposed convolution,
 // weight gradient = split-K GEMM) serve both ops: conv_transpose2d's forward is conv2d's input
 // gradient and its input gradient is conv2d's forward.
-import { spatialKernel, weightGradKernel, pickBlock, SPATIAL_WG, SPATIAL_UNIFORMS, WEIGHT_GRAD_UNIFORMS, type SpatialSpec, type WeightGradSpec } from '../../kernels/conv-gemm.js';
+import { spatialKernel, spatialPlan, spatialWeightStrides, weightGradKernel, pickBlock, SPATIAL_WG, SPATIAL_UNIFORMS, WEIGHT_GRAD_UNIFORMS, type SpatialSpec, type WeightGradSpec } from '../../kernels/conv-gemm.js';
 import { convOutSize, convTransposeOutSize, type ConvGeom } from '../../kernels/conv.js';
 import { getBackend } from '../backend.js';
 import { engineTuner } from '../autotune.js';
@@ -92,11 +92,13 @@ function dispatchBlock(j: SpatialJob, block: string, buffers: GPUBuffer[], bias:
   const [tm, tn] = block.split('x').map(Number) as [number, number];
   const { g } = j;
   const spec: SpatialSpec = { mode: j.mode, KH: g.KH, KW: g.KW, sh: g.sh, sw: g.sw, ph: g.ph, pw: g.pw, dh: g.dh, dw: g.dw, phase: j.phase, tm, tn };
-  const kernel = cached(JSON.stringify(spec), () => spatialKernel(spec));
+  const { shape, geometry } = spatialPlan(spec);
+  const kernel = cached(JSON.stringify(shape), () => spatialKernel(shape));
   const blocks = Math.ceil(j.cols / tm), chBlocks = Math.ceil(j.nc / tn);
   const flags = (bias ? 1 : 0) | (relu ? 2 : 0);
   const { srcC, srcH, srcW, dstC, dstH, dstW, kc, nc, rows, cols } = j;
-  const u = SPATIAL_UNIFORMS.pack({ N: g.N, srcC, srcH, srcW, dstC, dstH, dstW, kc, nc, rows, blocks, cols, chBlocks, flags });
+  const strides = spatialWeightStrides(j.mode, kc, nc, geometry.KHW);
+  const u = SPATIAL_UNIFORMS.pack({ N: g.N, srcC, srcH, srcW, dstC, dstH, dstW, kc, nc, rows, blocks, cols, chBlocks, flags, ...geometry, ...strides });
   getBackend().dispatch({ kernel, buffers, uniforms: u, workgroups: [Math.ceil((g.N * rows * blocks) / SPATIAL_WG), chBlocks, g.groups], label });
 }
 
@@ -159,7 +161,7 @@ export function conv2dWeightGradRaw(dy: Tensor, x: Tensor, g: ConvGeom, splitsOv
   while (tm > 1 && tm * tc * g.KW > 128) tm /= 2;
   while (tm > 1 && tm / 2 >= coutG) tm /= 2; // powers of two only: fewer pipelines
   const R = 4;
-  const spec: WeightGradSpec = { KW: g.KW, sh: g.sh, sw: g.sw, ph: g.ph, pw: g.pw, dh: g.dh, dw: g.dw, tm, tc, R };
+  const spec: WeightGradSpec = { KW: g.KW, sw: g.KW === 1 ? 0 : g.sw, dw: g.KW === 1 ? 0 : g.dw, tm, tc, R };
   const kernel = cached(`wg${JSON.stringify(spec)}`, () => weightGradKernel(spec));
   const coBlocks = Math.ceil(coutG / tm), ciBlocks = Math.ceil(cinG / tc);
   const base = coBlocks * ciBlocks * g.KH;
@@ -167,8 +169,8 @@ export function conv2dWeightGradRaw(dy: Tensor, x: Tensor, g: ConvGeom, splitsOv
   const splits = splitsOverride ?? Math.max(1, Math.min(Math.ceil(WEIGHT_GRAD_TARGET / (base * g.groups)), Math.ceil(rowsTotal / 2), Math.floor(65535 / g.groups)));
   const perSplit = Math.ceil(rowsTotal / splits);
   const run = (out: Tensor): void => {
-    const { N, Cin, H, W, Cout, OH, OW, KH } = g;
-    const u = WEIGHT_GRAD_UNIFORMS.pack({ N, Cin, H, W, Cout, OH, OW, cinG, coutG, KH, splits, perSplit, coBlocks, ciBlocks });
+    const { N, Cin, H, W, Cout, OH, OW, KH, sh, sw, ph, pw, dh } = g;
+    const u = WEIGHT_GRAD_UNIFORMS.pack({ N, Cin, H, W, Cout, OH, OW, cinG, coutG, KH, splits, perSplit, coBlocks, ciBlocks, sh, sw, ph, pw, dh });
     getBackend().dispatch({
       kernel,
       buffers: [dy.storage.buffer, x.storage.buffer, out.storage.buffer],
