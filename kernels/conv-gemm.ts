@@ -18,9 +18,12 @@
 //    output channels x tc input channels x one kernel row, all kw; it walks a range of (image, row)
 //    pairs (split-K: partial sums per range, reduced by the op) R columns at a time, again reusing
 //    each input row segment across kw.
-// Kernel geometry (KH, KW, stride, padding, dilation, phase) is baked in as constants, so the kw
-// loops unroll onto named registers; 1x1, 3x3 and 7x7 each get their own pipelines. Sizes travel in
-// the uniforms.
+// Only what the sliding window unrolls onto named registers is baked in: the register block and the
+// column taps (count, source spacing, column stride). Everything else (sizes, kernel rows, stride,
+// padding and dilation along H, the phase's offsets, the weight layout of the mode) travels in the
+// uniforms: on lavapipe each pipeline costs seconds of LLVM compile at its first dispatch, so
+// forward and input-gradient convolutions and the stride phases of one transposed convolution share
+// pipelines wherever their column taps agree (bench/first-step.ts counts them).
 import { uniformBlock, type BlockValues } from './uniforms.js';
 
 export interface SpatialSpec {
@@ -357,6 +360,7 @@ export function weightGradKernel(s: WeightGradSpec): { wgsl: string; entry: stri
  */
 export function pickBlock(cols: number, channels: number): { tm: number; tn: number } {
   const tm = cols <= 4 ? 4 : cols <= 8 ? 8 : 16;
-  const tn = channels >= 8 ? 8 : channels >= 3 ? 4 : channels;
+  // 3 to 7 channels take 8 too: one pipeline less per geometry (such layers are the small predictors).
+  const tn = channels >= 3 ? 8 : channels;
   return { tm, tn };
 }

@@ -156,10 +156,12 @@ export function conv2dWeightGradRaw(dy: Tensor, x: Tensor, g: ConvGeom, splitsOv
   if (g.Cout * cinG * g.KH * g.KW === 0) return empty(shape);
   if (g.N * g.OH * g.OW === 0) return fillInPlace(empty(shape), 0);
   // Register block tm x tc x KW (at most ~128 accumulators); 1x1 gets the widest channel block.
+  // 1x1 always takes 8x8 (one pipeline for every 1x1 layer: a 16-row block compiles for ~9 CPU
+  // seconds on lavapipe and saves few loads; few output channels waste FMAs on small layers only).
   const tc = Math.min(cinG, g.KW === 1 ? 8 : 4);
-  let tm = 16;
+  let tm = g.KW === 1 ? 8 : 16;
   while (tm > 1 && tm * tc * g.KW > 128) tm /= 2;
-  while (tm > 1 && tm / 2 >= coutG) tm /= 2; // powers of two only: fewer pipelines
+  while (g.KW > 1 && tm > 1 && tm / 2 >= coutG) tm /= 2; // powers of two only: fewer pipelines
   const R = 4;
   const spec: WeightGradSpec = { KW: g.KW, sw: g.KW === 1 ? 0 : g.sw, dw: g.KW === 1 ? 0 : g.dw, tm, tc, R };
   const kernel = cached(`wg${JSON.stringify(spec)}`, () => weightGradKernel(spec));
