@@ -354,12 +354,20 @@ export function weightGradKernel(s: WeightGradSpec): { wgsl: string; entry: stri
   return { wgsl: L.join('\n'), entry: 'conv_bwdWeight' };
 }
 
+/** Column taps of a spec's phase (0: the phase reads nothing). */
+export function columnTaps(s: Pick<SpatialSpec, 'mode' | 'KW' | 'sw' | 'pw' | 'dw' | 'phase'>): number {
+  return axisTaps(s.mode, s.KW, s.sw, s.pw, s.dw, s.phase[1]).ks.length;
+}
+
 /**
  * Register block of the spatial kernel: output columns (4, 8 or 16: few sizes, so few pipelines to
- * compile; 16 wastes at most 3/16 of a block on rows wider than 12) and channels (1, 2, 4 or 8).
+ * compile; 16 wastes at most 3/16 of a block on rows wider than 12) and channels (1, 2 or 8).
+ * A single column tap (1x1, and phases of strided transposed convolutions) shares no loads across
+ * columns, so 16 columns buy little there: 8 keeps such layers on the 8-column pipelines (a 16 x 8
+ * block costs ~5 CPU seconds of compile on lavapipe).
  */
-export function pickBlock(cols: number, channels: number): { tm: number; tn: number } {
-  const tm = cols <= 4 ? 4 : cols <= 8 ? 8 : 16;
+export function pickBlock(cols: number, channels: number, taps = 2): { tm: number; tn: number } {
+  const tm = cols <= 4 ? 4 : cols <= 8 || taps <= 1 ? 8 : 16;
   // 3 to 7 channels take 8 too: one pipeline less per geometry (such layers are the small predictors).
   const tn = channels >= 3 ? 8 : channels;
   return { tm, tn };

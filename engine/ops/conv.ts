@@ -2,7 +2,7 @@
 // kernels/conv-gemm.ts. Three raw dispatchers (forward, input gradient = transposed convolution,
 // weight gradient = split-K GEMM) serve both ops: conv_transpose2d's forward is conv2d's input
 // gradient and its input gradient is conv2d's forward.
-import { spatialKernel, spatialPlan, spatialWeightStrides, weightGradKernel, pickBlock, SPATIAL_WG, SPATIAL_UNIFORMS, WEIGHT_GRAD_UNIFORMS, type SpatialSpec, type WeightGradSpec } from '../../kernels/conv-gemm.js';
+import { spatialKernel, spatialPlan, spatialWeightStrides, weightGradKernel, pickBlock, columnTaps, SPATIAL_WG, SPATIAL_UNIFORMS, WEIGHT_GRAD_UNIFORMS, type SpatialSpec, type WeightGradSpec } from '../../kernels/conv-gemm.js';
 import { convOutSize, convTransposeOutSize, type ConvGeom } from '../../kernels/conv.js';
 import { getBackend } from '../backend.js';
 import { engineTuner } from '../autotune.js';
@@ -72,7 +72,8 @@ function spatialJob(mode: 'fwd' | 'bwdInput', g: ConvGeom, phase: [number, numbe
  * and twice / half its channels; a name is `${tm}x${tn}`.
  */
 function blockCandidates(j: SpatialJob): string[] {
-  const { tm, tn } = pickBlock(j.cols, j.nc);
+  const { g } = j;
+  const { tm, tn } = pickBlock(j.cols, j.nc, columnTaps({ mode: j.mode, KW: g.KW, sw: g.sw, pw: g.pw, dw: g.dw, phase: j.phase }));
   const names = [`${tm}x${tn}`];
   if (tm > 4) names.push(`${tm / 2}x${tn}`);
   if (tn >= 4 && tn * 2 <= Math.max(8, j.nc)) names.push(`${tm}x${tn * 2}`);
