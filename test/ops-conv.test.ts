@@ -1,7 +1,8 @@
 // conv2d and conv_transpose2d: GPU forward and both gradients vs the float64 direct-loop references
 // on odd shapes (strides, padding, dilation, groups, depthwise, 1x1, a small stem), then finite
-// differences of the reference on small shapes. Every kernel geometry is its own pipeline and
-// lavapipe takes seconds to compile one, so the cases are chosen to cover features, not to repeat. Tolerances: values in [-1, 1], float32 sums of up
+// differences of the reference on small shapes. Every column geometry and register block is its own
+// pipeline and lavapipe takes seconds to compile one, so the cases are chosen to cover features, not
+// to repeat. Tolerances: values in [-1, 1], float32 sums of up
 // to a few hundred terms, so atol/rtol 1e-4 (forward and gradients vs reference) and the checkOp
 // defaults for finite differences.
 import { test } from 'uvu';
@@ -13,6 +14,7 @@ import {
   conv2dReference, conv2dInputGradReference, conv2dWeightGradReference, convTranspose2dReference,
   type Conv2dRefParams,
 } from '../kernels/conv.js';
+import { spatialPlan, type SpatialSpec } from '../kernels/conv-gemm.js';
 import type { RefTensor } from '../kernels/common.js';
 
 await ready;
@@ -197,6 +199,21 @@ test('conv_transpose2d: known answer (2x2 stride 2 places each pixel times the k
 test('conv_transpose2d: bad shapes raise errors naming the op and the shapes', () => {
   assert.throws(() => F.convTranspose2d(F.zeros([1, 3, 4, 4]), F.zeros([4, 2, 2, 2])), /conv_transpose2d: input \[1,3,4,4\] has 3 channels, weight \[4,2,2,2\]/);
   assert.throws(() => F.convTranspose2d(F.zeros([1, 4, 4, 4]), F.zeros([4, 2, 2, 2]), null, 2, 0, 2), /output_padding/);
+});
+
+test('conv kernels: the input gradient shares the forward pipeline, stride phases with the same column taps share one', () => {
+  const spec = (mode: SpatialSpec['mode'], k: number, s: number, p: number, phase: [number, number] = [0, 0]): SpatialSpec =>
+    ({ mode, KH: k, KW: k, sh: s, sw: s, ph: p, pw: p, dh: 1, dw: 1, phase, tm: 8, tn: 8 });
+  const shape = (s: SpatialSpec): string => JSON.stringify(spatialPlan(s).shape);
+  assert.is(shape(spec('bwdInput', 3, 1, 1)), shape(spec('fwd', 3, 1, 1)));
+  // 3x3 stride 2 pad 1 transposed: one column tap in column phase 0, two in phase 1, whatever the row phase.
+  assert.is(shape(spec('bwdInput', 3, 2, 1, [1, 0])), shape(spec('bwdInput', 3, 2, 1, [0, 0])));
+  assert.is(shape(spec('bwdInput', 3, 2, 1, [1, 1])), shape(spec('bwdInput', 3, 2, 1, [0, 1])));
+  assert.is.not(shape(spec('bwdInput', 3, 2, 1, [0, 1])), shape(spec('bwdInput', 3, 2, 1, [0, 0])));
+  // A phase with no taps (1x1 stride 2) runs no kernel rows.
+  assert.is(spatialPlan(spec('bwdInput', 1, 2, 0, [0, 1])).geometry.khN, 0);
+  // The forward's column stride is baked: stride 2 and stride 1 differ.
+  assert.is.not(shape(spec('fwd', 3, 2, 1)), shape(spec('fwd', 3, 1, 1)));
 });
 
 test.run();
