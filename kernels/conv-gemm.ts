@@ -20,8 +20,11 @@
 //    each input row segment across kw.
 // Kernel geometry (KH, KW, stride, padding, dilation, phase) is baked in as constants, so the kw
 // loops unroll onto named registers; 1x1, 3x3 and 7x7 each get their own pipelines. Sizes travel in
-// the uniforms.
+// the uniforms. `roundF16` (both specs) is the autocast form: every loaded operand value is rounded to
+// f16 (kernels/f16.ts) and the sums stay f32; bias and the epilogue stay f32. Its reference is
+// kernels/conv.ts's loops on operands rounded with roundArrayToF16.
 import { uniformBlock } from './uniforms.js';
+import { F16_ROUND_WGSL, f16Load } from './f16.js';
 
 export interface SpatialSpec {
   mode: 'fwd' | 'bwdInput';
@@ -38,6 +41,8 @@ export interface SpatialSpec {
   /** Output columns and channels per invocation. */
   tm: number;
   tn: number;
+  /** Autocast: round src and weight values to f16 as they are loaded. */
+  roundF16?: boolean;
 }
 
 export const SPATIAL_WG = 64;
@@ -100,7 +105,9 @@ export function spatialKernel(s: SpatialSpec): { wgsl: string; entry: string } {
   const KHW = s.KH * s.KW;
   const L: string[] = [];
   const e = (x: string): void => void L.push(x);
+  const r16 = !!s.roundF16;
   e(SPATIAL_UNIFORMS.wgsl);
+  if (r16) e(F16_ROUND_WGSL);
   e('@group(0) @binding(1) var<storage, read> src: array<f32>;');
   e('@group(0) @binding(2) var<storage, read> wt: array<f32>;');
   // Bias and relu are uniform flags (fewer pipelines to compile); without a bias any buffer is bound.
@@ -142,11 +149,11 @@ export function spatialKernel(s: SpatialSpec): { wgsl: string; entry: string } {
     e(`      let rok = u32(r) < srcH;`);
     e(`      let rowBase = plane + select(0u, u32(r), rok) * srcW;`);
     for (let q = 0; q < segLen; q++) {
-      e(`      let ok${q} = rok && cok${q}; let x${q} = select(0.0, src[select(0u, rowBase + u32(seg0 + ${q}), ok${q})], ok${q});`);
+      e(`      let ok${q} = rok && cok${q}; let x${q} = select(0.0, ${f16Load(`src[select(0u, rowBase + u32(seg0 + ${q}), ok${q})]`, r16)}, ok${q});`);
     }
     tw.ks.forEach((kw, n) => {
       e(`      { let wo = wc + kh * ${s.KW}u + ${kw}u;`);
-      e(`        ${Array.from({ length: tn }, (_, j) => `let w${j} = wt[wb${j} + wo];`).join(' ')}`);
+      e(`        ${Array.from({ length: tn }, (_, j) => `let w${j} = ${f16Load(`wt[wb${j} + wo]`, r16)};`).join(' ')}`);
       for (let i = 0; i < tm; i++) {
         const q = i * srcMulW + tw.off[n]! - offMin;
         e(`        ${Array.from({ length: tn }, (_, j) => `c${i}_${j} = fma(x${q}, w${j}, c${i}_${j});`).join(' ')}`);
@@ -183,6 +190,8 @@ export interface WeightGradSpec {
   tm: number;
   tc: number;
   R: number;
+  /** Autocast: round dy and x values to f16 as they are loaded. */
+  roundF16?: boolean;
 }
 
 /** cinG, coutG: channels per group; perSplit: (image, row) pairs per split. */
@@ -212,7 +221,9 @@ export function weightGradKernel(s: WeightGradSpec): { wgsl: string; entry: stri
   const segLen = (R - 1) * s.sw + (KW - 1) * s.dw + 1;
   const L: string[] = [];
   const e = (x: string): void => void L.push(x);
+  const r16 = !!s.roundF16;
   e(WEIGHT_GRAD_UNIFORMS.wgsl);
+  if (r16) e(F16_ROUND_WGSL);
   e('@group(0) @binding(1) var<storage, read> dy: array<f32>;');
   e('@group(0) @binding(2) var<storage, read> x: array<f32>;');
   e('@group(0) @binding(3) var<storage, read_write> dw: array<f32>;');
@@ -239,13 +250,13 @@ export function weightGradKernel(s: WeightGradSpec): { wgsl: string; entry: stri
   e(`    for (var ow0 = 0u; ow0 < OW; ow0 += ${R}u) {`);
   for (let t = 0; t < R; t++) e(`      let tok${t} = ow0 + ${t}u < OW; let tcol${t} = min(ow0 + ${t}u, OW - 1u);`);
   for (let i = 0; i < tm; i++) {
-    e(`      ${Array.from({ length: R }, (_, t) => `let d${i}_${t} = select(0.0, dy[dyRow + dyc${i} + tcol${t}], tok${t});`).join(' ')}`);
+    e(`      ${Array.from({ length: R }, (_, t) => `let d${i}_${t} = select(0.0, ${f16Load(`dy[dyRow + dyc${i} + tcol${t}]`, r16)}, tok${t});`).join(' ')}`);
   }
   e(`      let seg0 = i32(ow0 * ${s.sw}u) - ${s.pw};`);
   for (let q = 0; q < segLen; q++) e(`      let sok${q} = u32(seg0 + ${q}) < W; let scol${q} = select(0u, u32(seg0 + ${q}), sok${q});`);
   for (let c = 0; c < tc; c++) {
     e(`      {`);
-    for (let q = 0; q < segLen; q++) e(`        let v${q} = select(0.0, x[xRow + xc${c} + scol${q}], sok${q});`);
+    for (let q = 0; q < segLen; q++) e(`        let v${q} = select(0.0, ${f16Load(`x[xRow + xc${c} + scol${q}]`, r16)}, sok${q});`);
     for (let i = 0; i < tm; i++) {
       for (let k = 0; k < KW; k++) {
         const terms = Array.from({ length: R }, (_, t) => `d${i}_${t} * v${t * s.sw + k * s.dw}`);
