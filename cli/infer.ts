@@ -11,7 +11,7 @@ import './node-gpu.js';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { init, setQuiet, shutdown } from '../engine/index.js';
+import { init, setQuiet, shutdown, autocastAsync } from '../engine/index.js';
 import { Rng } from '../engine/random.js';
 import { encodeSafetensors, loadSafetensors, type HostTensor } from '../engine/safetensors.js';
 import { tensor } from '../engine/ops/create.js';
@@ -46,6 +46,7 @@ export const INFER_OPTIONS: OptionSpec[] = [
   { name: 'dump', type: 'string', metavar: 'OUT.safetensors', help: "the first image's intermediate tensors under the parity fixture's names" },
   { name: 'dump-input', type: 'string', metavar: 'CASE.safetensors', help: "with --dump: feed the first image's input.tensor / input.image_size from a fixture case instead of our decoding and resizing (compares the model alone)" },
   { name: 'draw', type: 'boolean', default: true, help: 'write the PNGs (--no-draw: results only)' },
+  { name: 'amp', type: 'boolean', help: 'mixed precision: matmul and conv operands rounded to f16 with f32 accumulation (autocast); everything else f32' },
   { name: 'tune', type: 'boolean', help: 'time kernel variants once per shape class and keep the fastest, cached (default: on for GPUs, off for CPU adapters; --no-tune, MASKRCNN_NO_TUNE=1 or CI: off)' },
   { name: 'quiet', type: 'boolean', short: 'q', help: 'no per-image progress lines' },
   { name: 'help', type: 'boolean', short: 'h', help: 'show this help' },
@@ -227,7 +228,8 @@ export async function runInfer(args: ParsedArgs, log: (s: string) => void = (s) 
         log(`wrote ${Object.keys(dumped.tensors).length} tensors of ${file} to ${v.dump}`);
         return { det: dumped.det, detectMs: performance.now() - td };
       }
-      const [det] = (await model.detect(batch)) as [Detection];
+      const detect = () => model.detect(batch);
+      const [det] = (await (v.amp ? autocastAsync(detect) : detect())) as [Detection];
       return { det, detectMs: performance.now() - td };
     } finally {
       batch.images.dispose();
@@ -238,7 +240,7 @@ export async function runInfer(args: ParsedArgs, log: (s: string) => void = (s) 
     loadWeights(model, ckpt, weights, log);
     model.eval();
     const quiet = !!v.quiet;
-    log(`model ${cfg.name} (${cfg.numClasses} classes, test size ${cfg.input.minSizeTest}/${cfg.input.maxSize}, score > ${cfg.roiHeads.scoreThresh}); classes: ${table.source}; ${files.length} image(s)`);
+    log(`model ${cfg.name} (${cfg.numClasses} classes, test size ${cfg.input.minSizeTest}/${cfg.input.maxSize}, score > ${cfg.roiHeads.scoreThresh}${v.amp ? ', --amp' : ''}); classes: ${table.source}; ${files.length} image(s)`);
     started = true;
     for (let i = 0; i < files.length; i++) {
       const file = files[i]!;
