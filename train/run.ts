@@ -38,7 +38,7 @@ export interface RunOptions {
   /** Set `stop` to end the run after the current iteration with a checkpoint (Ctrl-C). */
   control?: { stop: boolean };
   /** Test hook: a NaN in this loss term at this iteration. */
-  injectNaN?: { iter: number; term: LossTerm };
+  injectNaN?: { iter: number; term: LossTerm; count?: number };
   /** Start a fresh run in a folder that already holds one (its files are replaced). */
   overwrite?: boolean;
   /** The training sample source (default: CocoSampleSource on this thread); cli/ passes worker threads. */
@@ -248,7 +248,7 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions): Promise<RunO
       }
       const done = it + 1;
       const seconds = (performance.now() - t0) / 1000;
-      await progress.iteration({ iter: done, losses: step.losses, total: step.total, lr: optimizer.lr, seconds, images: step.images });
+      await progress.iteration({ iter: done, losses: step.losses, total: step.total, lr: optimizer.lr, seconds, images: step.images, ...(step.amp ? { amp: step.amp } : {}) });
       if (step.amp?.skipped) print(`  iteration ${done}: --amp skipped the update (inf/NaN at loss scale ${step.amp.scale}); loss scale now ${amp!.scaler.getScale()}`);
       const last = done === cfg.iters;
       if (coll.size > 1) {

@@ -74,8 +74,8 @@ export interface StepOptions {
   accumulate: number;
   /** Learning-rate factor of this iteration (schedule). */
   lrFactor: number;
-  /** Test hook: multiply this term by NaN at this iteration. */
-  injectNaN?: { iter: number; term: LossTerm };
+  /** Test hook: multiply this term by NaN at this iteration (and the count - 1 after it). */
+  injectNaN?: { iter: number; term: LossTerm; count?: number };
   /**
    * Data-parallel training: the ranks (losses are averaged over them for the log and the NaN check,
    * so every rank stops together) and the reducer that averages the gradients during the last
@@ -116,7 +116,8 @@ export async function trainStep(o: StepOptions): Promise<StepResult> {
       const terms = LOSS_TERMS.map((k) => {
         // A model without a mask branch (Faster R-CNN) has no loss_mask: it counts as 0.
         const t = reshape(losses[k] ?? tensor(new Float32Array(1), [1]), [1]);
-        return o.injectNaN && o.injectNaN.iter === o.iter && o.injectNaN.term === k ? mul(t, NaN) : t;
+        const nan = o.injectNaN, hit = nan && nan.term === k && o.iter >= nan.iter && o.iter < nan.iter + (nan.count ?? 1);
+        return hit ? mul(t, NaN) : t;
       });
       const total = terms.reduce((a, t) => add(a, t));
       const objective = mul(total, 1 / o.accumulate);
