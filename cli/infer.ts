@@ -215,6 +215,8 @@ export async function runInfer(args: ParsedArgs, log: (s: string) => void = (s) 
   const summary: InferSummary = { images: files.length, failed: 0, detections: 0, msPerImage: [], cpuSeconds: 0 };
   const cpu0 = process.cpuUsage();
   let started = false;
+  /** --amp: the model runs under autocast (matmul / conv operands rounded to f16, f32 accumulation). */
+  const amp = <T>(f: () => Promise<T>): Promise<T> => autocastAsync(f, !!v.amp);
   /** Detections of one decoded image (the first one's tensors also go to --dump). */
   const detectOne = async (i: number, file: string, image: RgbImage): Promise<{ det: Detection; detectMs: number }> => {
     const dumpInput = i === 0 && typeof v.dump === 'string' && typeof v['dump-input'] === 'string';
@@ -222,14 +224,13 @@ export async function runInfer(args: ParsedArgs, log: (s: string) => void = (s) 
     const td = performance.now();
     try {
       if (i === 0 && typeof v.dump === 'string') {
-        const dumped = await detectWithDump(model, batch);
+        const dumped = await amp(() => detectWithDump(model, batch));
         const meta = { preset: cfg.name, image: file, input: dumpInput ? `input.tensor of ${v['dump-input']}` : 'decoded and resized here', min_size: String(cfg.input.minSizeTest), max_size: String(cfg.input.maxSize), score_thresh: String(cfg.roiHeads.scoreThresh) };
         await nodeIO.writeBytes(v.dump, encodeSafetensors(dumped.tensors as Record<string, HostTensor>, meta));
         log(`wrote ${Object.keys(dumped.tensors).length} tensors of ${file} to ${v.dump}`);
         return { det: dumped.det, detectMs: performance.now() - td };
       }
-      const detect = () => model.detect(batch);
-      const [det] = (await (v.amp ? autocastAsync(detect) : detect())) as [Detection];
+      const [det] = (await amp(() => model.detect(batch))) as [Detection];
       return { det, detectMs: performance.now() - td };
     } finally {
       batch.images.dispose();
