@@ -19,12 +19,21 @@ import { runTraining, CHECKPOINT_FILE, METRICS_FILE } from '../train/run.js';
 import { LOSS_TERMS } from '../model/maskrcnn.js';
 import { AMP_NONFINITE_LOSS_LIMIT } from '../train/amp.js';
 import { microConfig, microDataset } from './train-fixture.js';
+import { resolveConfig, SYNTHETIC_DEFAULTS, type TrainConfig } from '../train/config.js';
 
 await ready;
 
 async function iterRecords(out: string): Promise<IterRecord[]> {
   return (await readMetrics(nodeIO, join(out, METRICS_FILE))).filter((r): r is IterRecord => r.type === 'iter');
 }
+
+test('config: amp defaults to false, a saved config without the field (before --amp) resolves to fp32, and a non-boolean is refused', () => {
+  assert.is(resolveConfig({}).amp, false);
+  const { amp: _dropped, ...old } = SYNTHETIC_DEFAULTS;
+  assert.is(resolveConfig({ lr: 0.01 }, old as TrainConfig).amp, false);
+  assert.is(resolveConfig({ amp: true }, old as TrainConfig).amp, true);
+  assert.throws(() => resolveConfig({ amp: 'yes' as unknown as boolean }), /train config: amp must be true or false, got "yes"/);
+});
 
 test('first-iteration losses with --amp are within f16 tolerance of fp32 (same weights, data, sampling)', async () => {
   const d = await microDataset(2);

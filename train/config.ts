@@ -145,6 +145,8 @@ export function resolveConfig(user: Partial<TrainConfig>, base?: TrainConfig): T
   const accumulate = user.accumulate ?? defaults.accumulate;
   const sched = user.schedule ? scheduleValues(user.schedule, batch * accumulate) : {};
   const cfg: TrainConfig = { ...defaults, ...sched, ...stripUndefined(user), data };
+  // A run saved before --amp existed (its train-config.json as the base) has no amp field: fp32.
+  cfg.amp ??= false;
   // The default model overrides shrink `tiny`; another preset starts from its own settings.
   if (user.model === undefined && user.preset !== undefined && user.preset !== defaults.preset) cfg.model = {};
   validateTrainConfig(cfg);
