@@ -11,7 +11,7 @@ import './node-gpu.js';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { init, setQuiet, shutdown } from '../engine/index.js';
+import { init, setQuiet, shutdown, autocastAsync } from '../engine/index.js';
 import { Rng } from '../engine/random.js';
 import { encodeSafetensors, loadSafetensors, type HostTensor } from '../engine/safetensors.js';
 import { tensor } from '../engine/ops/create.js';
@@ -46,6 +46,7 @@ export const INFER_OPTIONS: OptionSpec[] = [
   { name: 'dump', type: 'string', metavar: 'OUT.safetensors', help: "the first image's intermediate tensors under the parity fixture's names" },
   { name: 'dump-input', type: 'string', metavar: 'CASE.safetensors', help: "with --dump: feed the first image's input.tensor / input.image_size from a fixture case instead of our decoding and resizing (compares the model alone)" },
   { name: 'draw', type: 'boolean', default: true, help: 'write the PNGs (--no-draw: results only)' },
+  { name: 'amp', type: 'boolean', help: 'mixed precision: matmul and conv operands rounded to f16 with f32 accumulation (autocast); everything else f32' },
   { name: 'tune', type: 'boolean', help: 'time kernel variants once per shape class and keep the fastest, cached (default: on for GPUs, off for CPU adapters; --no-tune, MASKRCNN_NO_TUNE=1 or CI: off)' },
   { name: 'quiet', type: 'boolean', short: 'q', help: 'no per-image progress lines' },
   { name: 'help', type: 'boolean', short: 'h', help: 'show this help' },
@@ -214,6 +215,8 @@ export async function runInfer(args: ParsedArgs, log: (s: string) => void = (s) 
   const summary: InferSummary = { images: files.length, failed: 0, detections: 0, msPerImage: [], cpuSeconds: 0 };
   const cpu0 = process.cpuUsage();
   let started = false;
+  /** --amp: the model runs under autocast (matmul / conv operands rounded to f16, f32 accumulation). */
+  const amp = <T>(f: () => Promise<T>): Promise<T> => autocastAsync(f, !!v.amp);
   /** Detections of one decoded image (the first one's tensors also go to --dump). */
   const detectOne = async (i: number, file: string, image: RgbImage): Promise<{ det: Detection; detectMs: number }> => {
     const dumpInput = i === 0 && typeof v.dump === 'string' && typeof v['dump-input'] === 'string';
@@ -221,13 +224,13 @@ export async function runInfer(args: ParsedArgs, log: (s: string) => void = (s) 
     const td = performance.now();
     try {
       if (i === 0 && typeof v.dump === 'string') {
-        const dumped = await detectWithDump(model, batch);
+        const dumped = await amp(() => detectWithDump(model, batch));
         const meta = { preset: cfg.name, image: file, input: dumpInput ? `input.tensor of ${v['dump-input']}` : 'decoded and resized here', min_size: String(cfg.input.minSizeTest), max_size: String(cfg.input.maxSize), score_thresh: String(cfg.roiHeads.scoreThresh) };
         await nodeIO.writeBytes(v.dump, encodeSafetensors(dumped.tensors as Record<string, HostTensor>, meta));
         log(`wrote ${Object.keys(dumped.tensors).length} tensors of ${file} to ${v.dump}`);
         return { det: dumped.det, detectMs: performance.now() - td };
       }
-      const [det] = (await model.detect(batch)) as [Detection];
+      const [det] = (await amp(() => model.detect(batch))) as [Detection];
       return { det, detectMs: performance.now() - td };
     } finally {
       batch.images.dispose();
@@ -238,7 +241,7 @@ export async function runInfer(args: ParsedArgs, log: (s: string) => void = (s) 
     loadWeights(model, ckpt, weights, log);
     model.eval();
     const quiet = !!v.quiet;
-    log(`model ${cfg.name} (${cfg.numClasses} classes, test size ${cfg.input.minSizeTest}/${cfg.input.maxSize}, score > ${cfg.roiHeads.scoreThresh}); classes: ${table.source}; ${files.length} image(s)`);
+    log(`model ${cfg.name} (${cfg.numClasses} classes, test size ${cfg.input.minSizeTest}/${cfg.input.maxSize}, score > ${cfg.roiHeads.scoreThresh}${v.amp ? ', --amp' : ''}); classes: ${table.source}; ${files.length} image(s)`);
     started = true;
     for (let i = 0; i < files.length; i++) {
       const file = files[i]!;

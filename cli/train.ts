@@ -38,7 +38,7 @@ const FIELDS: Record<string, keyof TrainConfig> = {
   weights: 'weights', 'freeze-at': 'freezeAt', iters: 'iters', batch: 'batch', accumulate: 'accumulate', lr: 'lr', momentum: 'momentum',
   'weight-decay': 'weightDecay', 'warmup-iters': 'warmupIters', schedule: 'schedule', out: 'out', seed: 'seed',
   'checkpoint-every': 'checkpointEvery', 'eval-every': 'evalEvery', 'eval-images': 'evalImages', 'log-every': 'logEvery',
-  workers: 'workers',
+  workers: 'workers', amp: 'amp',
 };
 
 export const TRAIN_OPTIONS: OptionSpec[] = [
@@ -67,6 +67,7 @@ export const TRAIN_OPTIONS: OptionSpec[] = [
   { name: 'eval-images', type: 'number', metavar: 'N', help: 'evaluate on the first N validation images only (default all)' },
   { name: 'log-every', type: 'number', metavar: 'N', help: 'progress line every N iterations (default 20)' },
   { name: 'workers', type: 'number', metavar: 'N', help: 'data-loading threads (0: main thread; default 0 synthetic, 1 real)' },
+  { name: 'amp', type: 'boolean', help: 'mixed precision: matmul and conv operands rounded to f16, f32 accumulation, norms / softmax / losses / optimizer in f32, dynamic loss scaling (GradScaler: 2^16, x2 per 2000 clean steps, x0.5 and skip on inf/NaN); 3 non-finite losses in a row stop the run' },
   { name: 'synthetic-train', type: 'number', metavar: 'N', help: 'synthetic training images (default 1000)' },
   { name: 'synthetic-val', type: 'number', metavar: 'N', help: 'synthetic validation images (default 100)' },
   { name: 'cache-dir', type: 'string', metavar: 'DIR', help: 'where generated datasets are cached (default .cache/ in the repository)' },

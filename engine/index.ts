@@ -21,6 +21,7 @@ export { setAutotune, memoryTuneStore, type AutotuneOptions, type TuneStore } fr
 export { Tensor, type DType } from './tensor.js';
 export { tidy, tidyAsync, keep } from './scope.js';
 export { noGrad, isGradEnabled, backward, type BackwardOptions } from './autograd.js';
+export { autocast, autocastAsync, isAutocastEnabled } from './autocast.js';
 export { manualSeed, mixSeed, Rng } from './random.js';
 
 // Creation (torch.tensor, torch.zeros, ...).

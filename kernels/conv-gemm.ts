@@ -23,8 +23,12 @@
 // padding and dilation along H, the phase's offsets, the weight layout of the mode) travels in the
 // uniforms: on lavapipe each pipeline costs seconds of LLVM compile at its first dispatch, so
 // forward and input-gradient convolutions and the stride phases of one transposed convolution share
-// pipelines wherever their column taps agree (bench/first-step.ts counts them).
+// pipelines wherever their column taps agree (bench/first-step.ts counts them). `roundF16` (both specs)
+// is the autocast form: every loaded operand value is rounded to f16 (kernels/f16.ts) and the sums
+// stay f32; bias and the epilogue stay f32. Its reference is kernels/conv.ts's loops on operands
+// rounded with roundArrayToF16.
 import { uniformBlock, type BlockValues } from './uniforms.js';
+import { F16_ROUND_WGSL, f16Load } from './f16.js';
 
 export interface SpatialSpec {
   mode: 'fwd' | 'bwdInput';
@@ -41,6 +45,8 @@ export interface SpatialSpec {
   /** Output columns and channels per invocation. */
   tm: number;
   tn: number;
+  /** Autocast: round src and weight values to f16 as they are loaded. */
+  roundF16?: boolean;
 }
 
 /**
@@ -58,6 +64,8 @@ export interface SpatialShape {
   tapStep: number;
   tm: number;
   tn: number;
+  /** Autocast: round src and weight values to f16 as they are loaded. */
+  roundF16?: boolean;
 }
 
 export const SPATIAL_WG = 64;
@@ -147,7 +155,7 @@ export function spatialPlan(s: SpatialSpec): { shape: SpatialShape; geometry: Sp
   if (step(tw.off) < 0) tw = { ks: [...tw.ks].reverse(), off: [...tw.off].reverse() };
   const empty = !th.ks.length || !tw.ks.length;
   const taps = empty ? 1 : tw.ks.length;
-  const shape: SpatialShape = { srcMulW: fwd ? s.sw : 1, taps, tapStep: taps > 1 ? step(tw.off) : 0, tm: s.tm, tn: s.tn };
+  const shape: SpatialShape = { srcMulW: fwd ? s.sw : 1, taps, tapStep: taps > 1 ? step(tw.off) : 0, tm: s.tm, tn: s.tn, ...(s.roundF16 ? { roundF16: true } : {}) };
   const geometry: SpatialGeometry = {
     khN: empty ? 0 : th.ks.length,
     kh0: th.ks[0] ?? 0,
@@ -179,9 +187,11 @@ export function spatialWeightStrides(mode: SpatialSpec['mode'], kc: number, nc: 
 /** Workgroups: (ceil(N*rows*blocks / 64), chBlocks, groups). */
 export function spatialKernel(s: SpatialShape): { wgsl: string; entry: string } {
   const { tm, tn, srcMulW, taps, tapStep } = s;
+  const r16 = !!s.roundF16;
   const L: string[] = [];
   const e = (x: string): void => void L.push(x);
   e(SPATIAL_UNIFORMS.wgsl);
+  if (r16) e(F16_ROUND_WGSL);
   e('@group(0) @binding(1) var<storage, read> src: array<f32>;');
   e('@group(0) @binding(2) var<storage, read> wt: array<f32>;');
   // Bias and relu are uniform flags (fewer pipelines to compile); without a bias any buffer is bound.
@@ -216,11 +226,11 @@ export function spatialKernel(s: SpatialShape): { wgsl: string; entry: string } 
   e(`      let rowBase = plane + select(0u, u32(r), rok) * srcW;`);
   e(`      let wr = wc + kh * u.KW;`);
   for (let q = 0; q < segLen; q++) {
-    e(`      let ok${q} = rok && cok${q}; let x${q} = select(0.0, src[select(0u, rowBase + u32(seg0 + ${q}), ok${q})], ok${q});`);
+    e(`      let ok${q} = rok && cok${q}; let x${q} = select(0.0, ${f16Load(`src[select(0u, rowBase + u32(seg0 + ${q}), ok${q})]`, r16)}, ok${q});`);
   }
   for (let n = 0; n < taps; n++) {
     e(`      { let wo = wr + kw${n};`);
-    e(`        ${Array.from({ length: tn }, (_, j) => `let w${j} = wt[wb${j} + wo];`).join(' ')}`);
+    e(`        ${Array.from({ length: tn }, (_, j) => `let w${j} = ${f16Load(`wt[wb${j} + wo]`, r16)};`).join(' ')}`);
     for (let i = 0; i < tm; i++) {
       const q = i * srcMulW + n * tapStep;
       e(`        ${Array.from({ length: tn }, (_, j) => `c${i}_${j} = fma(x${q}, w${j}, c${i}_${j});`).join(' ')}`);
@@ -258,6 +268,8 @@ export interface WeightGradSpec {
   tm: number;
   tc: number;
   R: number;
+  /** Autocast: round dy and x values to f16 as they are loaded. */
+  roundF16?: boolean;
 }
 
 /** cinG, coutG: channels per group; perSplit: (image, row) pairs per split. */
@@ -294,7 +306,9 @@ export function weightGradKernel(s: WeightGradSpec): { wgsl: string; entry: stri
   const segLen = KW === 1 ? R : (R - 1) * s.sw + (KW - 1) * s.dw + 1;
   const L: string[] = [];
   const e = (x: string): void => void L.push(x);
+  const r16 = !!s.roundF16;
   e(WEIGHT_GRAD_UNIFORMS.wgsl);
+  if (r16) e(F16_ROUND_WGSL);
   e('@group(0) @binding(1) var<storage, read> dy: array<f32>;');
   e('@group(0) @binding(2) var<storage, read> x: array<f32>;');
   e('@group(0) @binding(3) var<storage, read_write> dw: array<f32>;');
@@ -321,7 +335,7 @@ export function weightGradKernel(s: WeightGradSpec): { wgsl: string; entry: stri
   e(`    for (var ow0 = 0u; ow0 < OW; ow0 += ${R}u) {`);
   for (let t = 0; t < R; t++) e(`      let tok${t} = ow0 + ${t}u < OW; let tcol${t} = min(ow0 + ${t}u, OW - 1u);`);
   for (let i = 0; i < tm; i++) {
-    e(`      ${Array.from({ length: R }, (_, t) => `let d${i}_${t} = select(0.0, dy[dyRow + dyc${i} + tcol${t}], tok${t});`).join(' ')}`);
+    e(`      ${Array.from({ length: R }, (_, t) => `let d${i}_${t} = select(0.0, ${f16Load(`dy[dyRow + dyc${i} + tcol${t}]`, r16)}, tok${t});`).join(' ')}`);
   }
   e(`      let seg0 = i32(ow0 * u.sw) - u.pw;`);
   for (let q = 0; q < segLen; q++) {
@@ -330,7 +344,7 @@ export function weightGradKernel(s: WeightGradSpec): { wgsl: string; entry: stri
   }
   for (let c = 0; c < tc; c++) {
     e(`      {`);
-    for (let q = 0; q < segLen; q++) e(`        let v${q} = select(0.0, x[xRow + xc${c} + scol${q}], sok${q});`);
+    for (let q = 0; q < segLen; q++) e(`        let v${q} = select(0.0, ${f16Load(`x[xRow + xc${c} + scol${q}]`, r16)}, sok${q});`);
     for (let i = 0; i < tm; i++) {
       for (let k = 0; k < KW; k++) {
         const terms = Array.from({ length: R }, (_, t) => `d${i}_${t} * v${pos(t, k)}`);

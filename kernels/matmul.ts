@@ -8,8 +8,12 @@
 //    the CPU caches do what workgroup memory does on a GPU, barriers cost coroutine switches, and
 //    every divergent load is a per-lane loop of scalar loads (~15 FMAs' worth each), so the largest
 //    register block that still compiles well (16 x 8 per invocation) wins.
+// Every variant also comes in a `roundF16` form (autocast): each A and B element is rounded to f16
+// as it is loaded (kernels/f16.ts), products and sums stay f32; the reference is the same triple
+// loop on operands rounded with roundArrayToF16.
 // The float64 reference is the plain triple loop.
 import type { RefTensor } from './common.js';
+import { F16_ROUND_WGSL, f16Load } from './f16.js';
 import { uniformBlock } from './uniforms.js';
 import { subgroupLoop } from './matmul-subgroup.js';
 
@@ -73,10 +77,13 @@ export const MATMUL_UNIFORMS = uniformBlock('matmul', {
   cBatch: 'u32',
 });
 
-/** C is dense [batch, M, N]. Workgroups: (ceil(N/tileN), ceil(M/tileM), batch). */
-export function matmulKernel(v: MatmulVariant): { wgsl: string; entry: string } {
-  const wgsl = v.kind === 'tiled' ? tiledWgsl(v) : registerWgsl(v);
-  return { wgsl, entry: `matmul_${v.name}` };
+/**
+ * C is dense [batch, M, N]. Workgroups: (ceil(N/tileN), ceil(M/tileM), batch). roundF16: the
+ * autocast form (operands rounded to f16 at each load, f32 accumulation).
+ */
+export function matmulKernel(v: MatmulVariant, roundF16 = false): { wgsl: string; entry: string } {
+  const wgsl = v.kind === 'tiled' ? tiledWgsl(v, roundF16) : registerWgsl(v, roundF16);
+  return { wgsl: roundF16 ? wgsl.replace(MATMUL_UNIFORMS.wgsl, `${F16_ROUND_WGSL}\n${MATMUL_UNIFORMS.wgsl}`) : wgsl, entry: `matmul_${v.name}` };
 }
 
 const PRELUDE = `  let M = u.M; let N = u.N; let K = u.K;
@@ -86,7 +93,7 @@ const PRELUDE = `  let M = u.M; let N = u.N; let K = u.K;
   let aM = u.aM; let aK = u.aK; let bK = u.bK; let bN = u.bN;
   let cBase = batch * u.cBatch;`;
 
-function tiledWgsl(v: MatmulVariant): string {
+function tiledWgsl(v: MatmulVariant, r16: boolean): string {
   const { wgN, wgM, tm, tn } = v;
   const tk = v.tk ?? 16;
   const TM = wgM * tm, TN = wgN * tn, threads = wgN * wgM;
@@ -110,7 +117,7 @@ ${PRELUDE}
       if (e < ${TM * tk}u) {
         let r = e / ${tk}u; let kk = e % ${tk}u;
         let gr = row0 + r; let gk = k0 + kk;
-        As[e] = select(0.0, a[aBase + gr * aM + gk * aK], gr < M && gk < K);
+        As[e] = select(0.0, ${f16Load('a[aBase + gr * aM + gk * aK]', r16)}, gr < M && gk < K);
       }
     }
     for (var l = 0u; l < ${bLoads}u; l++) {
@@ -118,7 +125,7 @@ ${PRELUDE}
       if (e < ${tk * TN}u) {
         let kk = e / ${TN}u; let cc = e % ${TN}u;
         let gk = k0 + kk; let gc = col0 + cc;
-        Bs[e] = select(0.0, b[bBase + gk * bK + gc * bN], gk < K && gc < N);
+        Bs[e] = select(0.0, ${f16Load('b[bBase + gk * bK + gc * bN]', r16)}, gk < K && gc < N);
       }
     }
     workgroupBarrier();
@@ -153,14 +160,16 @@ export interface RegisterBlock {
   tnv: number;
   /** The accumulator / B element type: f32 or vec4<f32>. */
   T: string;
+  /** Autocast form: round every loaded A and B element to f16. */
+  roundF16: boolean;
 }
 
 /** 'direct': each invocation reads its A rows and B columns itself every step. */
-function directLoop({ tm, tnv, T }: RegisterBlock): string[] {
+function directLoop({ tm, tnv, T, roundF16 }: RegisterBlock): string[] {
   return [
     'for (var k = 0u; k < K; k++) {',
-    ...range(tnv).map((j) => `  let b${j} = b[bc${j} + k * bKv];`),
-    ...range(tm).map((i) => `  let a${i} = a[ar${i} + k * aK];`),
+    ...range(tnv).map((j) => `  let b${j} = ${f16Load(`b[bc${j} + k * bKv]`, roundF16, T !== 'f32')};`),
+    ...range(tm).map((i) => `  let a${i} = ${f16Load(`a[ar${i} + k * aK]`, roundF16)};`),
     ...range(tm).flatMap((i) => range(tnv).map((j) => `  acc${i}_${j} = fma(${T}(a${i}), b${j}, acc${i}_${j});`)),
     '}',
   ];
@@ -170,7 +179,7 @@ function directLoop({ tm, tnv, T }: RegisterBlock): string[] {
  * Register-blocked, no workgroup memory ('direct' and 'subgroup', which differ in the k-loop only).
  * Statements are unrolled in the generator (named registers).
  */
-function registerWgsl(v: MatmulVariant): string {
+function registerWgsl(v: MatmulVariant, roundF16: boolean): string {
   const { wgN, wgM, tm, vecB = false } = v;
   const tnv = v.tn / (vecB ? 4 : 1); // B/C reads per row per thread
   const T = vecB ? 'vec4<f32>' : 'f32';
@@ -186,7 +195,7 @@ function registerWgsl(v: MatmulVariant): string {
   for (const j of range(tnv)) emit(`let bc${j} = ${vecB ? 'bBase / 4u + ' : 'bBase + '}min(colv0 + ${j * wgN}u, Nv - 1u)${vecB ? '' : ' * bN'};`);
   emit(vecB ? 'let bKv = bK / 4u;' : 'let bKv = bK;');
   for (const i of range(tm)) for (const j of range(tnv)) emit(`var acc${i}_${j} = ${T}(0.0);`);
-  for (const l of sg ? subgroupLoop(v, { tm, tnv, T }) : directLoop({ tm, tnv, T })) emit(l);
+  for (const l of sg ? subgroupLoop(v, { tm, tnv, T, roundF16 }) : directLoop({ tm, tnv, T, roundF16 })) emit(l);
   for (const i of range(tm)) {
     emit(`if (row0 + ${i * wgM}u < M) {`);
     for (const j of range(tnv)) {

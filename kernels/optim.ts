@@ -103,3 +103,40 @@ export function sgdReference(
   }
   return { p: outP, buf: outBuf };
 }
+
+/**
+ * GradScaler's unscale (torch's _amp_foreach_non_finite_check_and_unscale_): g *= invScale in place,
+ * and found[0] = 1 when any unscaled value is inf or NaN (several invocations may store the same 1;
+ * nothing else writes it). Bindings: 1 = grad (read_write), 2 = found (read_write, one f32).
+ */
+export const UNSCALE_UNIFORMS = uniformBlock('unscale', { n: 'u32', offset: 'u32', invScale: 'f32' });
+
+export function unscaleKernel(): { wgsl: string; entry: string } {
+  const wgsl = `${UNSCALE_UNIFORMS.wgsl}
+@group(0) @binding(1) var<storage, read_write> g: array<f32>;
+@group(0) @binding(2) var<storage, read_write> found: array<f32>;
+@compute @workgroup_size(${WORKGROUP})
+fn unscale(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let i0 = (${LINEAR_GROUP} * ${WORKGROUP}u + lid) * ${SGD_PER_THREAD}u;
+  var bad = false;
+  for (var i = i0; i < min(i0 + ${SGD_PER_THREAD}u, u.n); i++) {
+    let v = g[u.offset + i] * u.invScale;
+    g[u.offset + i] = v;
+    // inf and NaN are the values whose exponent bits are all ones (WGSL has no isinf / isnan).
+    bad = bad || (bitcast<u32>(v) & 0x7f800000u) == 0x7f800000u;
+  }
+  if (bad) { found[0] = 1.0; }
+}
+`;
+  return { wgsl, entry: 'unscale' };
+}
+
+/**
+ * Reference of unscale: the unscaled gradient and whether any value of it is non-finite. The
+ * product is rounded to f32 (the kernel's type), so what overflows f32 is inf as in the kernel.
+ */
+export function unscaleReference(grad: ArrayLike<number>, invScale: number): { grad: Float64Array; foundInf: boolean } {
+  const inv = Math.fround(invScale);
+  const out = Float64Array.from(grad, (g) => Math.fround(g * inv));
+  return { grad: out, foundInf: out.some((v) => !Number.isFinite(v)) };
+}

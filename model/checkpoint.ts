@@ -34,6 +34,8 @@ export interface TrainingState {
   model: MaskRCNNConfig;
   /** categories[label - 1] is contiguous label `label`. */
   categories: CheckpointCategory[];
+  /** Mixed-precision runs: the loss scaler's state (scale and clean-step count), restored on resume. */
+  scaler?: optim.GradScalerState;
 }
 
 export interface LoadedCheckpoint {

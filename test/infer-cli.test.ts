@@ -130,6 +130,21 @@ test('infer: results accepted by COCOeval, consistent with the dump; PNGs at the
   assert.match(c.stdout, /worst scaled error 0\.00e\+0/);
 });
 
+test('infer --amp: the first image\'s dump agrees with fp32 within f16 tolerance (FPN, RPN, box head)', async () => {
+  // Runs after the test above, whose fp32 dump of the same image is the reference.
+  const fp32 = join(dir, 'dump.safetensors'), ampDump = join(dir, 'dump-amp.safetensors');
+  const r = await run(INFER, ['--preset', 'tiny', '--weights', W, IMAGES[0]!, '--out', join(dir, 'out-amp'), '--no-draw',
+    '--score-thresh', '0', '--min-size', '64', '--max-size', '96', '--dump', ampDump, '--amp']);
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stderr, /--amp\)/);
+  const c = await run(COMPARE, [ampDump, fp32, '--only', '^(fpn|rpn\\.objectness|rpn\\.deltas)', '--tol', '1e-2']);
+  console.log(c.stdout.split('\n').filter((l) => /worst/.test(l)).join('\n'));
+  assert.is(c.code, 0, c.stdout + c.stderr);
+  // ...and the rounding ran: the FPN outputs are not bit-identical to fp32.
+  const A = loadSafetensors(new Uint8Array(readFileSync(ampDump))).tensors, B = loadSafetensors(new Uint8Array(readFileSync(fp32))).tensors;
+  assert.ok(A['fpn.0']!.data.some((v, i) => v !== B['fpn.0']!.data[i]), 'amp FPN output equals fp32 bit for bit');
+});
+
 test('infer: a missing image, a missing weights file and a corrupt image give one-line errors', async () => {
   const missing = await run(INFER, ['--preset', 'tiny', '--weights', W, join(dir, 'nope.jpg'), '--out', join(dir, 'o1')]);
   assert.is(missing.code, 1);

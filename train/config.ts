@@ -53,6 +53,8 @@ export interface TrainConfig {
   logEvery: number;
   /** Data-loading worker threads (0: load on the main thread). */
   workers: number;
+  /** Mixed precision (train/amp.ts): autocast forward and backward GEMMs, dynamic loss scaling. */
+  amp: boolean;
 }
 
 /**
@@ -82,6 +84,7 @@ export const SYNTHETIC_DEFAULTS: TrainConfig = {
   evalImages: 0,
   logEvery: 20,
   workers: 0,
+  amp: false,
 };
 
 /**
@@ -142,6 +145,8 @@ export function resolveConfig(user: Partial<TrainConfig>, base?: TrainConfig): T
   const accumulate = user.accumulate ?? defaults.accumulate;
   const sched = user.schedule ? scheduleValues(user.schedule, batch * accumulate) : {};
   const cfg: TrainConfig = { ...defaults, ...sched, ...stripUndefined(user), data };
+  // A run saved before --amp existed (its train-config.json as the base) has no amp field: fp32.
+  cfg.amp ??= false;
   // The default model overrides shrink `tiny`; another preset starts from its own settings.
   if (user.model === undefined && user.preset !== undefined && user.preset !== defaults.preset) cfg.model = {};
   validateTrainConfig(cfg);
@@ -164,6 +169,7 @@ export function validateTrainConfig(c: TrainConfig): void {
   };
   for (const k of ['iters', 'batch', 'accumulate', 'checkpointEvery', 'logEvery'] as const) posInt(k);
   for (const k of ['warmupIters', 'evalEvery', 'evalImages', 'workers', 'seed'] as const) nonNegInt(k);
+  if (typeof c.amp !== 'boolean') throw new Error(`train config: amp must be true or false, got ${JSON.stringify(c.amp)}`);
   if (!(c.lr > 0)) throw new Error(`train config: lr must be positive, got ${c.lr}`);
   if (c.freezeAt !== undefined && !(Number.isInteger(c.freezeAt) && c.freezeAt >= 0 && c.freezeAt <= 5)) {
     throw new Error(`train config: freezeAt must be an integer in 0..5 (Detectron2's FREEZE_AT), got ${c.freezeAt}`);

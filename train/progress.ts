@@ -25,6 +25,8 @@ export interface IterRecord {
   /** Seconds this iteration took (data wait included). */
   seconds: number;
   images: number;
+  /** --amp runs: the loss scale of the step and whether the scaler skipped its update. */
+  amp?: { scale: number; skipped: boolean };
 }
 
 /** An evaluation's record in metrics.jsonl. */

@@ -38,7 +38,7 @@ export interface RunOptions {
   /** Set `stop` to end the run after the current iteration with a checkpoint (Ctrl-C). */
   control?: { stop: boolean };
   /** Test hook: a NaN in this loss term at this iteration. */
-  injectNaN?: { iter: number; term: LossTerm };
+  injectNaN?: { iter: number; term: LossTerm; count?: number };
   /** Start a fresh run in a folder that already holds one (its files are replaced). */
   overwrite?: boolean;
   /** The training sample source (default: CocoSampleSource on this thread); cli/ passes worker threads. */
@@ -165,7 +165,7 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions): Promise<RunO
   await coll.barrier();
   data ??= await loadTrainingData(cfg, io, o.cacheDir, print);
   const categories: CheckpointCategory[] = data.train.categories.map((c) => ({ id: c.id, name: c.name }));
-  const { modelCfg, model, optimizer, rng, schedule, dispose } = buildTraining(cfg, data.train.numCategories + 1);
+  const { modelCfg, model, optimizer, rng, schedule, amp, dispose } = buildTraining(cfg, data.train.numCategories + 1);
   let start = 0;
   let loaderStart = { epoch: 0, index: 0 };
   let source: SampleSource | null = null;
@@ -175,6 +175,8 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions): Promise<RunO
       const ck = await loadCheckpoint(io, ckptPath);
       if (!ck.state) throw new Error(`${ckptPath} holds no training state`);
       restoreCheckpoint(ck, model, optimizer);
+      // An amp run resumes its loss scale (a run switching to --amp starts from the initial scale).
+      if (amp && ck.state.scaler) amp.scaler.loadStateDict(ck.state.scaler);
       start = ck.state.iter;
       rng.setState(ck.state.rngState);
       loaderStart = ck.state.loader;
@@ -200,13 +202,15 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions): Promise<RunO
     const nParams = trainable.reduce((a, p) => a + p.size, 0);
     print(
       `training ${modelCfg.name} (${(nParams / 1e6).toFixed(2)}M trainable parameters, ${modelCfg.numClasses - 1} classes) on ${source.size} images: ` +
-        `${cfg.iters} iterations x ${cfg.batch * cfg.accumulate * coll.size} images, lr ${cfg.lr}, steps [${milestones(cfg).join(', ')}], run folder ${cfg.out}`,
+        `${cfg.iters} iterations x ${cfg.batch * cfg.accumulate * coll.size} images, lr ${cfg.lr}, steps [${milestones(cfg).join(', ')}], ` +
+        `${cfg.amp ? 'mixed precision (--amp), ' : ''}run folder ${cfg.out}`,
     );
     const reducer = coll.size > 1 ? new GradientReducer(trainable, coll) : undefined;
     if (o.collective) print(dataParallelLine(cfg, coll.size, reducer?.bucketCount ?? 0));
 
     const save = async (iter: number): Promise<void> => {
-      if (lead) await saveCheckpoint(io, ckptPath, model, optimizer, { iter, loader: loader!.position, rngState: rng.getState(), model: modelCfg, categories });
+      const scaler = amp ? { scaler: amp.scaler.stateDict() } : {};
+      if (lead) await saveCheckpoint(io, ckptPath, model, optimizer, { iter, loader: loader!.position, rngState: rng.getState(), model: modelCfg, categories, ...scaler });
     };
     const evaluate = async (iter: number): Promise<EvaluationResult | undefined> => {
       if (!data!.val) return undefined;
@@ -230,7 +234,7 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions): Promise<RunO
       try {
         step = await trainStep({
           model, optimizer, loader, rng, iter: it + 1, accumulate: cfg.accumulate, lrFactor: schedule(it),
-          injectNaN: o.injectNaN, collective: coll, reducer, samplingSeed: o.collective ? cfg.seed : undefined,
+          injectNaN: o.injectNaN, collective: coll, reducer, samplingSeed: o.collective ? cfg.seed : undefined, amp,
         });
       } catch (e) {
         if (!(e instanceof NonFiniteLossError)) throw e;
@@ -244,7 +248,8 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions): Promise<RunO
       }
       const done = it + 1;
       const seconds = (performance.now() - t0) / 1000;
-      await progress.iteration({ iter: done, losses: step.losses, total: step.total, lr: optimizer.lr, seconds, images: step.images });
+      await progress.iteration({ iter: done, losses: step.losses, total: step.total, lr: optimizer.lr, seconds, images: step.images, ...(step.amp ? { amp: step.amp } : {}) });
+      if (step.amp?.skipped) print(`  iteration ${done}: --amp skipped the update (inf/NaN at loss scale ${step.amp.scale}); loss scale now ${amp!.scaler.getScale()}`);
       const last = done === cfg.iters;
       if (coll.size > 1) {
         // Every rank stops at the same iteration (a signal reaches the ranks at different times),

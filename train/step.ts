@@ -6,8 +6,12 @@
 // iteration and the term, as Detectron2's FloatingPointError does. In data-parallel training the
 // last micro-batch's backward hands each finished gradient to a GradientReducer (train/ddp.ts), which
 // averages them over the ranks before the step; the losses are averaged too, so all ranks agree.
+// With `amp` (train/amp.ts) the forward runs under autocast, the loss is scaled before backward, the
+// gradients are unscaled on the GPU with a found-inf flag read back with the last micro-batch's
+// losses, and the GradScaler skips overflowing steps; train/amp.ts states when training then stops.
 import type { DataLoader } from '../data/loader.js';
-import { mul, add, mixSeed, reshape, stack, tensor, tidyAsync, nn, optim, Rng, type Tensor } from '../engine/index.js';
+import { mul, add, mixSeed, reshape, stack, tensor, tidyAsync, autocastAsync, nn, optim, Rng, type Tensor } from '../engine/index.js';
+import { AMP_NONFINITE_LOSS_LIMIT, type AmpTraining } from './amp.js';
 import { LOSS_TERMS, type LossTerm, type MaskRCNN } from '../model/maskrcnn.js';
 import { batchToModelInput } from './batch.js';
 import type { Collective } from './collective.js';
@@ -56,6 +60,8 @@ export interface StepResult {
   total: number;
   /** Images of the step, all ranks together. */
   images: number;
+  /** amp: the loss scale the step ran with, and whether the scaler skipped the update (inf/NaN). */
+  amp?: { scale: number; skipped: boolean };
 }
 
 export interface StepOptions {
@@ -68,8 +74,8 @@ export interface StepOptions {
   accumulate: number;
   /** Learning-rate factor of this iteration (schedule). */
   lrFactor: number;
-  /** Test hook: multiply this term by NaN at this iteration. */
-  injectNaN?: { iter: number; term: LossTerm };
+  /** Test hook: multiply this term by NaN at this iteration (and the count - 1 after it). */
+  injectNaN?: { iter: number; term: LossTerm; count?: number };
   /**
    * Data-parallel training: the ranks (losses are averaged over them for the log and the NaN check,
    * so every rank stops together) and the reducer that averages the gradients during the last
@@ -84,6 +90,8 @@ export interface StepOptions {
    * runs use it; the state to resume is then the iteration alone).
    */
   samplingSeed?: number;
+  /** Mixed precision: autocast, loss scaling and its skip rule (train/amp.ts). */
+  amp?: AmpTraining;
 }
 
 /** One optimisation step over `accumulate` micro-batches. Throws NonFiniteLossError before stepping. */
@@ -92,6 +100,8 @@ export async function trainStep(o: StepOptions): Promise<StepResult> {
   let images = 0;
   const ranks = o.collective?.size ?? 1;
   const rank = o.collective?.rank ?? 0;
+  const amp = o.amp;
+  let foundInf: number | undefined;
   o.optimizer.zeroGrad();
   for (let micro = 0; micro < o.accumulate; micro++) {
     const rng = o.samplingSeed === undefined ? o.rng : new Rng(mixSeed(o.samplingSeed, 0x5a3, o.iter, micro * ranks + rank));
@@ -101,18 +111,24 @@ export async function trainStep(o: StepOptions): Promise<StepResult> {
     images += b.samples.length;
     const stacked = await tidyAsync(async () => {
       const { batch, targets } = batchToModelInput(b);
-      const losses = await o.model.losses(batch, targets, rng);
+      const forward = () => o.model.losses(batch, targets, rng);
+      const losses = await (amp ? autocastAsync(forward) : forward());
       const terms = LOSS_TERMS.map((k) => {
         // A model without a mask branch (Faster R-CNN) has no loss_mask: it counts as 0.
         const t = reshape(losses[k] ?? tensor(new Float32Array(1), [1]), [1]);
-        return o.injectNaN && o.injectNaN.iter === o.iter && o.injectNaN.term === k ? mul(t, NaN) : t;
+        const nan = o.injectNaN, hit = nan && nan.term === k && o.iter >= nan.iter && o.iter < nan.iter + (nan.count ?? 1);
+        return hit ? mul(t, NaN) : t;
       });
-      const all = stack(terms.map((t) => reshape(t, [])));
       const total = terms.reduce((a, t) => add(a, t));
-      mul(total, 1 / o.accumulate).backward(last && o.reducer ? { onLeafGrad: o.reducer.onLeafGrad } : {});
-      return all;
+      const objective = mul(total, 1 / o.accumulate);
+      (amp ? amp.scaler.scale(objective) : objective).backward(last && o.reducer ? { onLeafGrad: o.reducer.onLeafGrad } : {});
+      // amp: the found-inf flag of the unscaled gradients rides along with the losses' readback
+      // (data-parallel: unscaled after the reduction instead, and read by the scaler's step).
+      const flag = amp && last && !o.reducer ? [reshape(amp.scaler.unscale_(o.optimizer), [])] : [];
+      return stack([...terms.map((t) => reshape(t, [])), ...flag]);
     });
     const vals = await stacked.floatData();
+    if (vals.length > LOSS_TERMS.length) foundInf = vals[LOSS_TERMS.length];
     stacked.dispose();
     LOSS_TERMS.forEach((k, i) => {
       sums[k] += vals[i]! / o.accumulate;
@@ -125,15 +141,27 @@ export async function trainStep(o: StepOptions): Promise<StepResult> {
     LOSS_TERMS.forEach((k, i) => (sums[k] = v[i]! / ranks));
     images = v[LOSS_TERMS.length]!;
   }
-  for (const k of LOSS_TERMS) {
-    if (!Number.isFinite(sums[k])) {
-      o.optimizer.zeroGrad();
-      throw new NonFiniteLossError(o.iter, k, sums);
-    }
+  const nonFinite = LOSS_TERMS.find((k) => !Number.isFinite(sums[k]));
+  if (amp) amp.nonFiniteLossSteps = nonFinite ? amp.nonFiniteLossSteps + 1 : 0;
+  if (nonFinite && (!amp || amp.nonFiniteLossSteps >= AMP_NONFINITE_LOSS_LIMIT)) {
+    o.optimizer.zeroGrad();
+    amp?.scaler.dispose();
+    const e = new NonFiniteLossError(o.iter, nonFinite, sums);
+    if (amp) e.message += ` (with --amp: ${amp.nonFiniteLossSteps} iterations in a row)`;
+    throw e;
   }
   o.optimizer.scaleLr(o.lrFactor);
-  o.optimizer.step();
+  let ampResult: StepResult['amp'];
+  if (amp) {
+    // A non-finite loss skips the step like overflowing gradients do (and halves the scale).
+    const scale = amp.scaler.getScale();
+    const stepped = await amp.scaler.step(o.optimizer, nonFinite ? 1 : foundInf);
+    amp.scaler.update();
+    ampResult = { scale, skipped: !stepped };
+  } else {
+    o.optimizer.step();
+  }
   o.optimizer.zeroGrad();
   const total = LOSS_TERMS.reduce((a, k) => a + sums[k], 0);
-  return { losses: sums, total, images };
+  return { losses: sums, total, images, ...(ampResult ? { amp: ampResult } : {}) };
 }

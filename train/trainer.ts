@@ -7,6 +7,7 @@ import { MaskRCNN } from '../model/maskrcnn.js';
 import type { MaskRCNNConfig } from '../model/config.js';
 import { milestones, modelConfigFor, type TrainConfig } from './config.js';
 import { paramGroups } from './step.js';
+import { AmpTraining } from './amp.js';
 
 export interface TrainingParts {
   modelCfg: MaskRCNNConfig;
@@ -15,6 +16,8 @@ export interface TrainingParts {
   rng: Rng;
   /** LR factor of 0-based iteration `it` (multiplies cfg.lr). */
   schedule: (it: number) => number;
+  /** cfg.amp: the loss scaler and the non-finite-loss count (train/amp.ts); undefined in fp32. */
+  amp: AmpTraining | undefined;
   /** Frees the optimizer's buffers and the model. */
   dispose(): void;
 }
@@ -27,9 +30,11 @@ export function buildTraining(cfg: TrainConfig, numClasses: number): TrainingPar
   const optimizer = new optim.SGD(paramGroups(model, cfg.weightDecay), { lr: cfg.lr, momentum: cfg.momentum });
   const rng = new Rng(mixSeed(cfg.seed, 0x5a3));
   const schedule = optim.lrSchedules.warmupMultiStep({ warmupIters: cfg.warmupIters, warmupFactor: cfg.warmupFactor, milestones: milestones(cfg), gamma: cfg.gamma });
+  const amp = cfg.amp ? new AmpTraining() : undefined;
   return {
-    modelCfg, model, optimizer, rng, schedule,
+    modelCfg, model, optimizer, rng, schedule, amp,
     dispose() {
+      amp?.dispose();
       optimizer.dispose();
       model.dispose();
     },

@@ -184,7 +184,7 @@ async function detect(): Promise<void> {
   detector ??= await demoModel.createDetector($<HTMLSelectElement>('preset').value, checkpoint);
   status.textContent = 'detecting...';
   const t0 = performance.now();
-  const [o] = await detector.detect([p.image]);
+  const [o] = await detector.detect([p.image], { amp: $<HTMLInputElement>('detect-amp').checked });
   const ms = performance.now() - t0;
   p.overlay = { o: o!, names: detector.classNames, kind: 'detections' };
   state.lastOverlay = o!;
@@ -261,7 +261,9 @@ async function trainLoop(): Promise<void> {
   const status = $('train-status');
   if (!trainer) {
     status.textContent = `building the ${TRAIN_PRESET} model...`;
-    trainer = await demoModel.createTrainer(TRAIN_PRESET);
+    const amp = $<HTMLInputElement>('train-amp');
+    amp.disabled = true; // the trainer's scaler and config are built with it
+    trainer = await demoModel.createTrainer(TRAIN_PRESET, { amp: amp.checked });
   }
   while (training) {
     const t0 = performance.now();

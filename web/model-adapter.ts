@@ -12,7 +12,8 @@ export interface DemoDetector {
   classNames: string[];
   /** Where the weights came from, for the status line. */
   weights: string;
-  detect(images: L.image.RgbImage[]): Promise<Overlay[]>;
+  /** amp: under autocast (matmul / conv operands rounded to f16, f32 accumulation). */
+  detect(images: L.image.RgbImage[], opts?: { amp?: boolean }): Promise<Overlay[]>;
   dispose(): void;
 }
 
@@ -47,11 +48,11 @@ function toOverlay(d: L.Detection): Overlay {
   return { boxes: d.boxes, labels: d.labels, scores: d.scores, masks: d.masks, height: d.height, width: d.width };
 }
 
-async function detectWith(model: L.MaskRCNN, images: L.image.RgbImage[]): Promise<Overlay[]> {
+async function detectWith(model: L.MaskRCNN, images: L.image.RgbImage[], amp = false): Promise<Overlay[]> {
   // The evaluation transform draws no random numbers; the Rng only satisfies the signature.
   const batch = model.prepare(images, new L.Rng(0));
   try {
-    return (await model.detect(batch)).map(toOverlay);
+    return (await L.autocastAsync(() => model.detect(batch), amp)).map(toOverlay);
   } finally {
     batch.images.dispose();
   }
@@ -86,7 +87,7 @@ export const demoModel: DemoModel | null = {
     return {
       classNames: names,
       weights: weights ? checkpoint!.source : `${cfg.name}, untrained (random) weights`,
-      detect: (images) => detectWith(model, images),
+      detect: (images, opts) => detectWith(model, images, opts?.amp),
       dispose: () => model.dispose(),
     };
   },
@@ -99,7 +100,7 @@ export const demoModel: DemoModel | null = {
   async createTrainer(preset, over = {}) {
     const cfg = L.resolveConfig({ ...over, preset }, L.BROWSER_DEFAULTS);
     const shapes = { ...L.shapes.DEFAULT_SHAPES_OPTIONS, ...cfg.synthetic };
-    const { model, modelCfg, optimizer, rng, schedule, dispose } = L.buildTraining(cfg, SHAPE_NAMES.length);
+    const { model, modelCfg, optimizer, rng, schedule, amp, dispose } = L.buildTraining(cfg, SHAPE_NAMES.length);
     const source = new L.ShapesSampleSource(shapes, 0, model.transformConfig(true));
     const loader = new L.DataLoader(source, { batchSize: cfg.batch, seed: cfg.seed, sizeDivisible: modelCfg.input.sizeDivisible });
     const trainer: DemoTrainer = {
@@ -107,7 +108,7 @@ export const demoModel: DemoModel | null = {
       iter: 0,
       async step() {
         const it = trainer.iter;
-        const r = await L.trainStep({ model, optimizer, loader, rng, iter: it + 1, accumulate: cfg.accumulate, lrFactor: schedule(it) });
+        const r = await L.trainStep({ model, optimizer, loader, rng, iter: it + 1, accumulate: cfg.accumulate, lrFactor: schedule(it), amp });
         trainer.iter++;
         return { ...r, lr: optimizer.lr };
       },
@@ -115,7 +116,7 @@ export const demoModel: DemoModel | null = {
         const { raw } = L.shapesRawSample(shapes, 1, trainer.iter % shapes.valCount);
         model.eval();
         try {
-          const [o] = await detectWith(model, [raw.image]);
+          const [o] = await detectWith(model, [raw.image], cfg.amp);
           return { image: raw.image, overlay: o!, classNames: SHAPE_NAMES };
         } finally {
           model.train();

@@ -3,6 +3,7 @@
 // gain = sqrt(2 / (1 + 5)), i.e. U(-1/sqrt(in), 1/sqrt(in)); the bias uses the same bound.
 import { shapeStr, sizeOf, type Tensor } from '../tensor.js';
 import { noGrad, record } from '../autograd.js';
+import { underForwardAutocast } from '../autocast.js';
 import { defaultRng, type Rng } from '../random.js';
 import { rand } from '../ops/create.js';
 import { add } from '../ops/elementwise.js';
@@ -32,12 +33,13 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   );
   // One node with torch's addmm gradients. The weight gradient g^T x comes out in W's own [out, in]
   // layout; through matmul's generic rule it came out transposed and cost a strided copy.
-  record('linear', bias ? [x, weight, bias] : [x, weight], y, [x, weight], (g, [xs, ws]) => {
+  // Its matmuls run with the forward's autocast state.
+  record('linear', bias ? [x, weight, bias] : [x, weight], y, [x, weight], underForwardAutocast((g, [xs, ws]) => {
     const g2 = reshape(g, [sizeOf(lead), outF]);
     const gx = reshape(matmul(g2, ws!), x.shape);
     const gw = matmul(transpose(g2, 0, 1), reshape(xs!, [sizeOf(lead), inF]));
     return bias ? [gx, gw, sum(g2, 0)] : [gx, gw];
-  });
+  }));
   return y;
 }
 

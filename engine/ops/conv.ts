@@ -6,6 +6,7 @@ import { spatialKernel, spatialPlan, spatialWeightStrides, weightGradKernel, pic
 import { convOutSize, convTransposeOutSize, type ConvGeom } from '../../kernels/conv.js';
 import { getBackend } from '../backend.js';
 import { engineTuner } from '../autotune.js';
+import { isAutocastEnabled, underForwardAutocast } from '../autocast.js';
 import { timeOnScratch } from '../tune-timing.js';
 import { Tensor, empty, shapeStr } from '../tensor.js';
 import { noGrad, record } from '../autograd.js';
@@ -29,6 +30,11 @@ function cached(key: string, make: () => { wgsl: string; entry: string }): { wgs
   let k = kernels.get(key);
   if (!k) kernels.set(key, (k = make()));
   return k;
+}
+
+/** Under autocast, the kernels' roundF16 form (an absent field otherwise, so the fp32 cache keys are unchanged). */
+function autocastSpec(): { roundF16?: true } {
+  return isAutocastEnabled() ? { roundF16: true } : {};
 }
 
 /** Beyond this many elements the u32 index arithmetic in the kernels could overflow. */
@@ -92,7 +98,7 @@ function spatialClass(j: SpatialJob): string {
 function dispatchBlock(j: SpatialJob, block: string, buffers: GPUBuffer[], bias: boolean, relu: boolean, label: string): void {
   const [tm, tn] = block.split('x').map(Number) as [number, number];
   const { g } = j;
-  const spec: SpatialSpec = { mode: j.mode, KH: g.KH, KW: g.KW, sh: g.sh, sw: g.sw, ph: g.ph, pw: g.pw, dh: g.dh, dw: g.dw, phase: j.phase, tm, tn };
+  const spec: SpatialSpec = { mode: j.mode, KH: g.KH, KW: g.KW, sh: g.sh, sw: g.sw, ph: g.ph, pw: g.pw, dh: g.dh, dw: g.dw, phase: j.phase, tm, tn, ...autocastSpec() };
   const { shape, geometry } = spatialPlan(spec);
   const kernel = cached(JSON.stringify(shape), () => spatialKernel(shape));
   const blocks = Math.ceil(j.cols / tm), chBlocks = Math.ceil(j.nc / tn);
@@ -164,7 +170,7 @@ export function conv2dWeightGradRaw(dy: Tensor, x: Tensor, g: ConvGeom, splitsOv
   while (tm > 1 && tm * tc * g.KW > 128) tm /= 2;
   while (g.KW > 1 && tm > 1 && tm / 2 >= coutG) tm /= 2; // powers of two only: fewer pipelines
   const R = 4;
-  const spec: WeightGradSpec = { KW: g.KW, sw: g.KW === 1 ? 0 : g.sw, dw: g.KW === 1 ? 0 : g.dw, tm, tc, R };
+  const spec: WeightGradSpec = { KW: g.KW, sw: g.KW === 1 ? 0 : g.sw, dw: g.KW === 1 ? 0 : g.dw, tm, tc, R, ...autocastSpec() };
   const kernel = cached(`wg${JSON.stringify(spec)}`, () => weightGradKernel(spec));
   const coBlocks = Math.ceil(coutG / tm), ciBlocks = Math.ceil(cinG / tc);
   const base = coBlocks * ciBlocks * g.KH;
@@ -229,14 +235,14 @@ export function conv2d(
   const relu = (opts.activation ?? 'none') === 'relu';
   const out = noGrad(() => tidy(() => conv2dForwardRaw(dense(input), dense(weight), bias ? dense(bias) : null, g, relu)));
   const inputs = bias ? [input, weight, bias] : [input, weight];
-  record(op, inputs, out, relu ? [input, weight, out] : [input, weight], (gy, saved) => {
+  record(op, inputs, out, relu ? [input, weight, out] : [input, weight], underForwardAutocast((gy, saved) => {
     const [xs, ws, ys] = saved as [Tensor, Tensor, Tensor | undefined];
     const gyd = dense(ys ? ew('relu_grad', [gy, ys]) : gy);
     const gx = input.requiresGrad ? conv2dInputGradRaw(gyd, dense(ws), g) : null;
     const gw = weight.requiresGrad ? conv2dWeightGradRaw(gyd, dense(xs), g) : null;
     const gb = bias?.requiresGrad ? sum(gyd, [0, 2, 3]) : null;
     return [gx, gw, gb];
-  });
+  }));
   return out;
 }
 
@@ -316,13 +322,13 @@ export function convTranspose2d(
   const relu = (opts.activation ?? 'none') === 'relu';
   const out = noGrad(() => tidy(() => conv2dInputGradRaw(dense(input), dense(weight), g, bias ? dense(bias) : null, relu)));
   const inputs = bias ? [input, weight, bias] : [input, weight];
-  record(op, inputs, out, relu ? [input, weight, out] : [input, weight], (gy, saved) => {
+  record(op, inputs, out, relu ? [input, weight, out] : [input, weight], underForwardAutocast((gy, saved) => {
     const [xsv, wsv, ys] = saved as [Tensor, Tensor, Tensor | undefined];
     const gyd = dense(ys ? ew('relu_grad', [gy, ys]) : gy);
     const gx = input.requiresGrad ? conv2dForwardRaw(gyd, dense(wsv), null, g) : null;
     const gw = weight.requiresGrad ? conv2dWeightGradRaw(dense(xsv), gyd, g) : null;
     const gb = bias?.requiresGrad ? sum(gyd, [0, 2, 3]) : null;
     return [gx, gw, gb];
-  });
+  }));
   return out;
 }

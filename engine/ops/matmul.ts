@@ -6,6 +6,7 @@ import { broadcastShapes } from '../../kernels/elementwise.js';
 import { getBackend } from '../backend.js';
 import { adapterIsCpu, adapterReport } from '../device.js';
 import { engineTuner } from '../autotune.js';
+import { isAutocastEnabled, underForwardAutocast } from '../autocast.js';
 import { timeOnScratch } from '../tune-timing.js';
 import { Tensor, empty, shapeStr, sizeOf } from '../tensor.js';
 import { noGrad, record } from '../autograd.js';
@@ -35,6 +36,8 @@ const CPU_ORDER = ['direct_v4_16x8', 'direct_8x8'];
 const GPU_ORDER = ['tiled_64x64'];
 
 const kernels = new Map(MATMUL_VARIANTS.map((v) => [v.name, matmulKernel(v)]));
+/** The autocast forms (operands rounded to f16 at load), generated when first used. */
+const f16Kernels = new Map<string, ReturnType<typeof matmulKernel>>();
 let forced: string | null = null;
 
 /** The variants this adapter can run (the subgroup ones need its subgroup size), for tests and benchmarks. */
@@ -99,10 +102,18 @@ async function timeVariant(name: string, l: MatmulLayout, batch: number): Promis
   return timeOnScratch(sizes, (bufs) => dispatchVariant(v, bufs, l, batch, `autotune matmul ${name}`), 2 * batch * l.M * l.N * l.K);
 }
 
+/** The variant's kernel: its autocast form under autocast (the same variant: same tiles and speed class). */
+function variantKernel(v: MatmulVariant): ReturnType<typeof matmulKernel> {
+  if (!isAutocastEnabled()) return kernels.get(v.name)!;
+  let k = f16Kernels.get(v.name);
+  if (!k) f16Kernels.set(v.name, (k = matmulKernel(v, true)));
+  return k;
+}
+
 function dispatchVariant(v: MatmulVariant, buffers: GPUBuffer[], l: MatmulLayout, batch: number, label: string): void {
   const tile = variantTile(v);
   getBackend().dispatch({
-    kernel: kernels.get(v.name)!,
+    kernel: variantKernel(v),
     buffers,
     uniforms: MATMUL_UNIFORMS.pack({ ...l, batch, cBatch: l.M * l.N }),
     workgroups: [Math.ceil(l.N / tile.tileN), Math.ceil(l.M / tile.tileM), batch],
@@ -175,7 +186,7 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
     if (b.ndim === 1) y = squeeze(y, -1);
     return y;
   }));
-  record('matmul', [a, b], out, [a, b], (g, [as, bs]) => {
+  record('matmul', [a, b], out, [a, b], underForwardAutocast((g, [as, bs]) => {
     // Work in >= 2-D: vectors become rows/columns again.
     const A = as!.ndim === 1 ? unsqueeze(as!, 0) : as!;
     const B = bs!.ndim === 1 ? unsqueeze(bs!, 1) : bs!;
@@ -186,7 +197,7 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
     const ga = bmmBroadcast(G, transpose(B, -1, -2));
     const gb = bmmBroadcast(transpose(A, -1, -2), G);
     return [reshape(sumToShape(ga, padLeft(A.shape, ga.ndim)), a.shape), reshape(sumToShape(gb, padLeft(B.shape, gb.ndim)), b.shape)];
-  });
+  }));
   return out;
 }
 

@@ -3,3 +3,4 @@
 import '../install.js';
 export { SGD, type SGDOptions, type ParamGroup, type ParamGroupInput, type SGDState } from './sgd.js';
 export * as lrSchedules from './schedule.js';
+export { GradScaler, type GradScalerOptions, type GradScalerState } from './grad-scaler.js';
