@@ -75,7 +75,8 @@ const rows: (string | number)[][] = [];
 for (const c of cases.filter((c) => !only || c.key === only)) {
   const session = await trainSession(c.config, { formulaWeights: c.formulaWeights });
   for (let i = 0; i < (warmupFlag ?? c.warmup); i++) await session.step();
-  await getBackend().sync();
+  // No sync here: steps are pipelined (each takes the previous one's losses late), so the timed
+  // span runs from one step's start to a later step's start, the same phase at both ends.
   const n = itersFlag || c.iters;
   const c0 = counters();
   const cpu0 = process.cpuUsage();
