@@ -16,7 +16,8 @@
 // blocking host<->GPU syncs, hostMs (wall time not spent blocked on the GPU: JS, encoding, data)
 // and gpuMs (summed kernel times from timestamp queries over extra profiled steps; null without
 // 'timestamp-query'). Profiling gives every dispatch its own pass, so it runs after the timed steps.
-// Usage: node dist/bench/train.js [--r50] [--r50-full] [--iters N] [--warmup N] [--json] [--only tiny-cpu|tiny|r50]
+// --no-profile skips those extra steps (gpuMs null): R50 steps take minutes each on lavapipe.
+// Usage: node dist/bench/train.js [--r50] [--r50-full] [--iters N] [--warmup N] [--json] [--no-profile] [--only tiny-cpu|tiny|r50]
 import '../cli/node-gpu.js';
 import { init, setQuiet, adapterReport, shutdown, counters, getBackend, type Counters } from '../engine/index.js';
 import type { TrainConfig } from '../train/config.js';
@@ -90,7 +91,7 @@ for (const c of cases.filter((c) => !only || c.key === only)) {
   rows.push([c.name, n, images / s, (1000 * s) / n, cpuS / images]);
   log(`  ${c.name}: ${(images / s).toFixed(2)} images/s`);
   if (json) {
-    const gpuMs = await gpuMsPerStep(session.step, Math.min(n, 2));
+    const gpuMs = argv.includes('--no-profile') ? null : await gpuMsPerStep(session.step, Math.min(n, 2));
     const input = session.model.cfg.input;
     const round = (x: number) => Math.round(x * 100) / 100;
     console.log(JSON.stringify({
