@@ -95,7 +95,8 @@ export class RoIHeads extends nn.Module {
     const h = this.cfg.roiHeads;
     if (this.cfg.maskOn && targets.some((t) => !('masks' in t) || !t.masks)) throw new Error(`RoI heads loss: config '${this.cfg.name}' has a mask branch, so every target needs masks`);
     const w = h.boxCoderWeights;
-    const posCap = Math.floor(h.batchSizePerImage * h.positiveFraction);
+    // Each image's capacity of positives: the sampler's most, or all its candidates if fewer.
+    const posCaps: number[] = [];
     const sampledBoxes: Float32Array[] = [];
     const labels: number[] = [];
     const posRows: number[] = [];
@@ -116,6 +117,7 @@ export class RoIHeads extends nn.Module {
       }
       if (!rng && h.batchSizePerImage < P) throw new Error('RoI heads loss: a random generator is needed to sample proposals');
       const s = sampleBalanced(lab, h.batchSizePerImage, h.positiveFraction, rng!);
+      posCaps.push(Math.min(Math.floor(h.batchSizePerImage * h.positiveFraction), P));
       const keep = [...s.positive, ...s.negative].sort((a, b) => a - b);
       const boxes = new Float32Array(keep.length * 4);
       const gt = new Float32Array(keep.length * 4);
@@ -147,34 +149,34 @@ export class RoIHeads extends nn.Module {
       const labelT = tensor(Int32Array.from(labels), [S], 'int32');
       const loss_classifier = crossEntropy(classLogits, labelT);
       const rows = posRows.map((k) => k * C + labels[k]!);
-      const loss_box_reg = paddedBoxRegressionLoss(reshape(boxRegression, [S * C, 4]), rows, posTargets, proposals.length * posCap, h.boxLoss, Math.max(S, 1));
+      const loss_box_reg = paddedBoxRegressionLoss(reshape(boxRegression, [S * C, 4]), rows, posTargets, sum(posCaps), h.boxLoss, Math.max(S, 1));
       if (!this.cfg.maskOn) return { loss_classifier, loss_box_reg };
-      const loss_mask = this.maskLoss(features, mask, targets as MaskTarget[], scales, posCap);
+      const loss_mask = this.maskLoss(features, mask, targets as MaskTarget[], scales, posCaps);
       return { loss_classifier, loss_box_reg, loss_mask };
     });
   }
 
   /**
    * BCE between each positive RoI's logits for its class and its gt mask cropped by RoIAlign, the
-   * mean over the real rows. The RoIs are padded to a multiple of MASK_ROWS (not past the capacity
-   * of `posCap` per image) with a box of image 0 and class 0, weighing 0; without a BatchNorm head.
+   * mean over the real rows. The RoIs are padded to a multiple of MASK_ROWS (not past the images'
+   * capacities `posCaps`) with a box of image 0 and class 0, weighing 0; without a BatchNorm head.
    */
-  private maskLoss(features: readonly Tensor[], rois: MaskRois, targets: MaskTarget[], scales: number[], posCap: number): Tensor {
+  private maskLoss(features: readonly Tensor[], rois: MaskRois, targets: MaskTarget[], scales: number[], posCaps: number[]): Tensor {
     const P = rois.labels.length;
-    const N = targets.length;
-    const R = this.cfg.roiHeads.maskHead.norm === 'bn' ? P : Math.max(P, Math.min(N * posCap, Math.ceil(Math.max(P, 1) / MASK_ROWS) * MASK_ROWS));
+    const R = this.cfg.roiHeads.maskHead.norm === 'bn' ? P : Math.max(P, Math.min(sum(posCaps), Math.ceil(Math.max(P, 1) / MASK_ROWS) * MASK_ROWS));
     const boxes = new Float32Array(R * 5);
     const labels = new Array<number>(R).fill(0);
-    // Row of each RoI in the per-image targets below (image n's k-th positive: n * posCap + k).
+    // Row of each RoI in the per-image targets below (image n's k-th positive: first[n] + k).
+    const first = posCaps.map((_, n) => sum(posCaps.slice(0, n)));
     const targetRow = new Int32Array(R);
-    const seen = new Array<number>(N).fill(0);
+    const seen = posCaps.map(() => 0);
     for (let r = 0; r < R; r++) {
       if (r < P) {
         const n = rois.image[r]!;
         boxes[5 * r] = n;
         boxes.set(rois.boxes.slice(4 * r, 4 * r + 4), 5 * r + 1);
         labels[r] = rois.labels[r]!;
-        targetRow[r] = n * posCap + seen[n]!++;
+        targetRow[r] = first[n]! + seen[n]!++;
       } else boxes.set(PAD_BOX, 5 * r + 1);
     }
     const logits = this.maskBranch(features, tensor(boxes, [R, 5]), scales);
@@ -182,11 +184,12 @@ export class RoIHeads extends nn.Module {
     if (R === 0) return tidy(() => reshape(logits, [-1]).sum().mul(0));
     const picked = selectClassChannel(logits, labels);
     // torchvision project_masks_on_boxes: roi_align over the gt masks with the matched gt as batch
-    // index; per image at its capacity of posCap rows (gt 0 and a corner box past the real ones).
+    // index; per image at its capacity of rows (gt 0 and a corner box past the real ones).
     const mt = noGrad(() =>
       tidy(() => {
         const parts = targets.map((t, n) => {
           const masks = t.masks;
+          const posCap = posCaps[n]!;
           if (masks.shape[0] === 0) return zeros([posCap, M, M]);
           const gtRois = new Float32Array(posCap * 5);
           for (let k = 0; k < posCap; k++) gtRois.set(PAD_BOX, 5 * k + 1);
@@ -291,6 +294,8 @@ interface MaskRois {
 
 /** The mask branch's RoIs are padded to a multiple of this many rows (see RoIHeads.losses). */
 const MASK_ROWS = 8;
+
+const sum = (xs: readonly number[]): number => xs.reduce((a, x) => a + x, 0);
 
 /** The box of padding RoIs: a small box in the image's corner. */
 const PAD_BOX = [0, 0, 1, 1];

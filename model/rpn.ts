@@ -232,7 +232,7 @@ export class RegionProposalNetwork extends nn.Module {
       const labels = tensor(Float32Array.from(sampledLabels), [sampledLabels.length]);
       const loss_objectness = binaryCrossEntropyWithLogits(logits, labels, 'mean');
       // Positives at their capacity (the sampler's most per image): the same shapes every step.
-      const capacity = targets.length * Math.floor(r.batchSizePerImage * r.positiveFraction);
+      const capacity = targets.length * Math.min(Math.floor(r.batchSizePerImage * r.positiveFraction), R);
       const loss_rpn_box_reg = paddedBoxRegressionLoss(delFlat, positive, regTargets, capacity, r.boxLoss, Math.max(sampled.length, 1));
       return { loss_objectness, loss_rpn_box_reg };
     });
