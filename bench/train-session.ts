@@ -1,6 +1,7 @@
 // A training session for measurements (bench/train.ts, tools/profile-train.ts): the model, SGD and a
 // data loader over the cached synthetic shapes dataset, built as `node cli/train.js` builds them,
-// without checkpoints, logs or evaluation. step() runs one iteration.
+// without checkpoints, logs or evaluation. step() runs one iteration, pipelined as train/run.ts runs
+// them: it starts a step and then takes the previous step's losses (read back late, not waited on).
 import * as path from 'node:path';
 import type { MaskRCNN } from '../model/maskrcnn.js';
 import { CocoSampleSource } from '../data/coco-source.js';
@@ -8,7 +9,7 @@ import { DataLoader } from '../data/loader.js';
 import { nodeIO } from '../cli/node-io.js';
 import { fixtureStateDict } from '../model/fixture-weights.js';
 import { resolveConfig, type TrainConfig } from '../train/config.js';
-import { trainStep, type StepResult } from '../train/step.js';
+import { startTrainStep, type PendingStep, type StepResult } from '../train/step.js';
 import { buildTraining } from '../train/trainer.js';
 import { loadTrainingData } from '../train/run.js';
 
@@ -16,7 +17,10 @@ export interface TrainSession {
   cfg: TrainConfig;
   model: MaskRCNN;
   loader: DataLoader;
-  step(): Promise<StepResult>;
+  /** Starts one iteration and takes the previous one's losses (checked for NaN); resolves to the new step. */
+  step(): Promise<PendingStep>;
+  /** The last started step's losses, if not taken yet. */
+  flush(): Promise<StepResult | undefined>;
   dispose(): Promise<void>;
 }
 
@@ -37,12 +41,25 @@ export async function trainSession(user: Partial<TrainConfig>, opt: { formulaWei
   const source = new CocoSampleSource(train, nodeIO, { imageDir: trainImages, transform: model.transformConfig(true), filterEmpty: true });
   const loader = new DataLoader(source, { batchSize: cfg.batch, seed: cfg.seed, sizeDivisible: modelCfg.input.sizeDivisible });
   let iter = 0;
+  let previous: PendingStep | undefined;
+  const flush = async (): Promise<StepResult | undefined> => {
+    const p = previous;
+    previous = undefined;
+    return p?.result();
+  };
   return {
     cfg,
     model,
     loader,
-    step: () => trainStep({ model, optimizer, loader, rng, iter: iter + 1, accumulate: cfg.accumulate, lrFactor: schedule(iter++) }),
+    async step() {
+      const started = await startTrainStep({ model, optimizer, loader, rng, iter: iter + 1, accumulate: cfg.accumulate, lrFactor: schedule(iter++) });
+      await flush();
+      previous = started;
+      return started;
+    },
+    flush,
     async dispose() {
+      await flush();
       await loader.close();
       parts.dispose();
     },

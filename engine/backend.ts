@@ -33,12 +33,22 @@ export interface Counters {
   /** Readbacks (read(): tensor data() and the like). */
   readbacks: number;
   /**
-   * Times the host started waiting on the GPU: an awaited readback, sync() or profile stop begun
-   * while no other wait was outstanding (readbacks awaited together are one wait).
+   * Times the host started waiting on GPU work not yet done: a readback whose data was not there
+   * when its result was awaited, a sync() or a profile stop, begun while no other wait was
+   * outstanding (readbacks awaited together are one wait). A readback started early
+   * (readLater) and taken once the GPU has finished it is not a wait.
    */
   blockingSyncs: number;
   /** Milliseconds during which at least one such wait was outstanding. */
   blockingSyncMs: number;
+}
+
+/** A readback under way (WebGPUBackend.readLater). */
+export interface PendingRead {
+  /** Whether the bytes are on the host already (taking them then does not wait). */
+  readonly ready: boolean;
+  /** The bytes; the same promise on every call. */
+  result(): Promise<ArrayBuffer>;
 }
 
 export interface DispatchDesc {
@@ -123,27 +133,54 @@ export class WebGPUBackend {
     this.device.queue.writeBuffer(buffer, byteOffset, data.buffer, data.byteOffset, data.byteLength);
   }
 
-  /** Reads bytes back to the CPU once all recorded work has run. */
-  async read(buffer: GPUBuffer, byteOffset: number, byteLength: number): Promise<ArrayBuffer> {
+  /** Reads bytes back to the CPU once all recorded work has run (awaiting at once: a blocking wait). */
+  read(buffer: GPUBuffer, byteOffset: number, byteLength: number): Promise<ArrayBuffer> {
+    return this.readLater(buffer, byteOffset, byteLength).result();
+  }
+
+  /**
+   * Starts a readback of what all recorded work leaves in the buffer, and returns at once: the copy
+   * is submitted and the map requested now, and result() gives the bytes. Awaiting result() counts
+   * as a blocking sync only if the GPU has not finished the copy by then, so a readback started at
+   * the end of one step and taken after the next step's own wait costs no wait of its own.
+   */
+  readLater(buffer: GPUBuffer, byteOffset: number, byteLength: number): PendingRead {
     const size = Math.ceil(byteLength / 4) * 4;
     const staging = this.stagingBuffer(size);
     this.counts.readbacks++;
     this.recordCopy(buffer, byteOffset, staging, 0, size);
     this.flush();
-    let reusable = false;
-    try {
-      await this.wait(staging.mapAsync(MAP_MODE_READ, 0, size));
-      const bytes = staging.getMappedRange(0, size).slice(0, byteLength);
-      staging.unmap();
-      reusable = true;
-      // A readback is where the host waits anyway: time kernel variants queued by the autotuner.
-      if (engineTuner.pending) await engineTuner.tunePending(TUNE_BUDGET_S);
-      return bytes;
-    } finally {
-      if (reusable && this.idleStaging.length < MAX_IDLE_STAGING && staging.size <= STAGING_KEEP_BYTES) this.idleStaging.push(staging);
-      else staging.destroy();
-      this.throwPending();
-    }
+    let ready = false;
+    const mapped = staging.mapAsync(MAP_MODE_READ, 0, size).then(() => {
+      ready = true;
+    });
+    mapped.catch(() => {}); // a failure surfaces where result() awaits it, not as an unhandled rejection
+    let bytes: Promise<ArrayBuffer> | undefined;
+    const take = async (): Promise<ArrayBuffer> => {
+      let reusable = false;
+      try {
+        if (ready) await mapped;
+        else {
+          await this.wait(mapped);
+          // A blocking readback is where the host waits anyway: time kernel variants queued by the autotuner.
+          if (engineTuner.pending) await engineTuner.tunePending(TUNE_BUDGET_S);
+        }
+        const out = staging.getMappedRange(0, size).slice(0, byteLength);
+        staging.unmap();
+        reusable = true;
+        return out;
+      } finally {
+        if (reusable && this.idleStaging.length < MAX_IDLE_STAGING && staging.size <= STAGING_KEEP_BYTES) this.idleStaging.push(staging);
+        else staging.destroy();
+        this.throwPending();
+      }
+    };
+    return {
+      get ready() {
+        return ready;
+      },
+      result: () => (bytes ??= take()),
+    };
   }
 
   /** Empties the buffer pool and the idle readback buffers (see BufferPool.trim). */

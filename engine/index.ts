@@ -18,7 +18,7 @@ export type { Counters } from './backend.js';
 export { setAutotune, memoryTuneStore, type AutotuneOptions, type TuneStore } from './autotune.js';
 
 // Tensors, scopes, autodiff, random numbers.
-export { Tensor, type DType } from './tensor.js';
+export { Tensor, type DType, type PendingData } from './tensor.js';
 export { tidy, tidyAsync, keep } from './scope.js';
 export { noGrad, isGradEnabled, backward, type BackwardOptions } from './autograd.js';
 export { autocast, autocastAsync, isAutocastEnabled } from './autocast.js';

@@ -57,6 +57,14 @@ export function shapeStr(shape: readonly number[]): string {
   return `[${shape.join(',')}]`;
 }
 
+/** Values being read back (Tensor.dataLater). */
+export interface PendingData<T> {
+  /** Whether the values are on the host already (taking them then does not wait). */
+  readonly ready: boolean;
+  /** The values; the same promise on every call. */
+  result(): Promise<T>;
+}
+
 export class Tensor {
   readonly id = nextId++;
   readonly shape: readonly number[];
@@ -128,11 +136,30 @@ export class Tensor {
 
   /** Reads the values (row-major) back to the CPU. */
   async data(): Promise<TypedArrayFor<this['dtype']>> {
+    return this.dataLater().result();
+  }
+
+  /**
+   * Starts reading the values back now and returns at once; result() gives them. The tensor may be
+   * disposed meanwhile. Taking the result after the GPU has finished the work recorded before this
+   * call (e.g. after a later readback) does not make the host wait (see Counters.blockingSyncs).
+   */
+  dataLater(): PendingData<TypedArrayFor<this['dtype']>> {
     const dense = this.isContiguous && this.offset === 0 ? this : contiguousCopy(this);
-    const bytes = await getBackend().read(dense.storage.buffer, dense.offset * 4, this.size * 4);
+    const pending = getBackend().readLater(dense.storage.buffer, dense.offset * 4, this.size * 4);
     if (dense !== this) dense.dispose();
-    const arr = this.dtype === 'float32' ? new Float32Array(bytes) : this.dtype === 'int32' ? new Int32Array(bytes) : new Uint32Array(bytes);
-    return arr as TypedArrayFor<this['dtype']>;
+    const dtype = this.dtype;
+    let values: Promise<TypedArrayFor<DType>> | undefined;
+    return {
+      get ready() {
+        return pending.ready;
+      },
+      result: () =>
+        (values ??= pending.result().then((bytes) => {
+          const arr = dtype === 'float32' ? new Float32Array(bytes) : dtype === 'int32' ? new Int32Array(bytes) : new Uint32Array(bytes);
+          return arr as TypedArrayFor<DType>;
+        })) as Promise<TypedArrayFor<this['dtype']>>,
+    };
   }
 
   /** The values of a float32 tensor (throws naming the dtype otherwise). */

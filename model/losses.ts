@@ -1,5 +1,5 @@
 // The detection losses in the two libraries' variants, over the engine's loss ops.
-import { div, indexSelect, l1Loss, reshape, smoothL1Loss, tensor, tidy, type Tensor } from '../engine/index.js';
+import { div, indexSelect, l1Loss, mul, noGrad, reshape, smoothL1Loss, tensor, tidy, type Tensor } from '../engine/index.js';
 import type { BoxLossConfig } from './config.js';
 
 export { binaryCrossEntropyWithLogits, crossEntropy } from '../engine/index.js';
@@ -12,6 +12,25 @@ export function boxRegressionLoss(pred: Tensor, target: Tensor, cfg: BoxLossConf
   return tidy(() => {
     const s = cfg.kind === 'l1' || cfg.beta === 0 ? l1Loss(pred, target, 'sum') : smoothL1Loss(pred, target, 'sum', cfg.beta);
     return div(s, normalizer);
+  });
+}
+
+/**
+ * boxRegressionLoss over the rows `rows` of pred [R, 4] against `targets` (4 per row, on the host),
+ * at a fixed `capacity` of rows: the rows past the real ones select row 0 and are zeroed by a 0/1
+ * weight (their targets are 0), so every step has tensors of the same shapes, which reuse the same
+ * GPU buffers, while the loss and its gradient are those of the real rows (the extra terms are 0).
+ */
+export function paddedBoxRegressionLoss(pred: Tensor, rows: ArrayLike<number>, targets: ArrayLike<number>, capacity: number, cfg: BoxLossConfig, normalizer: number): Tensor {
+  const K = Math.max(capacity, rows.length);
+  const index = new Int32Array(K);
+  index.set(rows);
+  const weight = new Float32Array(K).fill(1, 0, rows.length);
+  const target = new Float32Array(K * 4);
+  target.set(targets);
+  return tidy(() => {
+    const picked = mul(indexSelect(pred, 0, tensor(index, [K], 'int32')), tensor(weight, [K, 1]));
+    return boxRegressionLoss(picked, noGrad(() => tensor(target, [K, 4])), cfg, normalizer);
   });
 }
 

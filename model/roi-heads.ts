@@ -3,11 +3,11 @@
 // branch (classification + class-specific regression) and mask branch (per-class 28x28 logits on
 // positive RoIs) give three losses; in inference, boxes are decoded per class, thresholded and
 // NMS-ed, and masks are predicted for the kept detections.
-import { cat, indexSelect, multiScaleRoiAlign, noGrad, reshape, roiAlign, sigmoid, softmax, tensor, tidy, nn, type Rng, type Tensor } from '../engine/index.js';
+import { cat, indexSelect, mul, multiScaleRoiAlign, noGrad, reshape, roiAlign, sigmoid, softmax, tensor, tidy, zeros, nn, type Rng, type Tensor } from '../engine/index.js';
 import { boxes32 } from '../kernels/box-math.js';
 import { BELOW_LOW_THRESHOLD, labelsFromMatches, matchPredictions, sampleBalanced } from './matcher.js';
 import { FastRCNNConvFCHead, FastRCNNPredictor, MaskRCNNHeads, MaskRCNNPredictor, TwoMLPHead, type BoxHead } from './heads.js';
-import { boxRegressionLoss, binaryCrossEntropyWithLogits, crossEntropy, selectClassChannel } from './losses.js';
+import { paddedBoxRegressionLoss, binaryCrossEntropyWithLogits, crossEntropy, selectClassChannel } from './losses.js';
 import type { MaskRCNNConfig, PoolerConfig } from './config.js';
 import type { TrainTarget } from './rpn.js';
 
@@ -55,9 +55,10 @@ export class RoIHeads extends nn.Module {
     }
   }
 
-  private pool(features: readonly Tensor[], boxes: Float32Array[], p: PoolerConfig, scales: number[]): Tensor {
+  /** RoIAlign of each image's boxes [K, 4], or of rois [K, 5] (batch index, box) in one tensor. */
+  private pool(features: readonly Tensor[], boxes: Float32Array[] | Tensor, p: PoolerConfig, scales: number[]): Tensor {
     return tidy(() => {
-      const list = boxes.map((b) => tensor(b, [b.length / 4, 4]));
+      const list = Array.isArray(boxes) ? boxes.map((b) => tensor(b, [b.length / 4, 4])) : boxes;
       return multiScaleRoiAlign(features, list, {
         outputSize: p.outputSize,
         samplingRatio: p.samplingRatio,
@@ -73,23 +74,34 @@ export class RoIHeads extends nn.Module {
     return tidy(() => this.boxPredictor.forward(this.boxHead.forward(this.pool(features, boxes, this.cfg.roiHeads.boxPooler, scales))));
   }
 
-  /** Mask logits [R, C, 28, 28] for the given boxes of each image. */
-  maskBranch(features: readonly Tensor[], boxes: Float32Array[], scales: number[]): Tensor {
+  /** Mask logits [R, C, 28, 28] for the given boxes of each image (or rois [R, 5] with batch indices). */
+  maskBranch(features: readonly Tensor[], boxes: Float32Array[] | Tensor, scales: number[]): Tensor {
     const { maskHead, maskPredictor } = this;
     if (!maskHead || !maskPredictor) throw new Error(`RoI heads: config '${this.cfg.name}' has maskOn false, so there is no mask branch`);
     return tidy(() => maskPredictor.forward(maskHead.forward(this.pool(features, boxes, this.cfg.roiHeads.maskPooler, scales))));
   }
 
-  /** The three training losses (torchvision fastrcnn_loss and maskrcnn_loss; no loss_mask without a mask branch). */
+  /**
+   * The three training losses (torchvision fastrcnn_loss and maskrcnn_loss; no loss_mask without a
+   * mask branch). Tensors whose size follows the sampled positives are padded with zero-weighted
+   * rows, so that steps reuse the same GPU buffers while the losses and gradients are those of the
+   * real rows: the box regression rows and the mask targets to the sampler's capacity per image,
+   * floor(batchSizePerImage x positiveFraction) (cheap), the mask branch's RoIs to a multiple of
+   * MASK_ROWS (its cost grows with the rows: at capacity the default tiny-cpu step took 1.5x the
+   * CPU time). A mask head with BatchNorm (train-mode statistics over the RoIs, which padding would
+   * change) runs on the real rows only.
+   */
   losses(features: readonly Tensor[], proposals: Float32Array[], targets: TrainTarget[] | MaskTarget[], scales: number[], rng?: Rng): { loss_classifier: Tensor; loss_box_reg: Tensor; loss_mask?: Tensor } {
     const h = this.cfg.roiHeads;
     if (this.cfg.maskOn && targets.some((t) => !('masks' in t) || !t.masks)) throw new Error(`RoI heads loss: config '${this.cfg.name}' has a mask branch, so every target needs masks`);
     const w = h.boxCoderWeights;
+    // Each image's capacity of positives: the sampler's most, or all its candidates if fewer.
+    const posCaps: number[] = [];
     const sampledBoxes: Float32Array[] = [];
     const labels: number[] = [];
-    const regTargets: number[] = [];
-    const maskBoxes: Float32Array[] = [];
-    const maskGt: number[][] = [];
+    const posRows: number[] = [];
+    const posTargets: number[] = [];
+    const mask: MaskRois = { image: [], boxes: [], gtIndex: [], labels: [] };
     proposals.forEach((props, n) => {
       const t = targets[n]!;
       const all = h.addGtAsProposals ? concatBoxes(props, t.boxes) : props;
@@ -105,6 +117,7 @@ export class RoIHeads extends nn.Module {
       }
       if (!rng && h.batchSizePerImage < P) throw new Error('RoI heads loss: a random generator is needed to sample proposals');
       const s = sampleBalanced(lab, h.batchSizePerImage, h.positiveFraction, rng!);
+      posCaps.push(Math.min(Math.floor(h.batchSizePerImage * h.positiveFraction), P));
       const keep = [...s.positive, ...s.negative].sort((a, b) => a - b);
       const boxes = new Float32Array(keep.length * 4);
       const gt = new Float32Array(keep.length * 4);
@@ -113,52 +126,92 @@ export class RoIHeads extends nn.Module {
         boxes.set(all.subarray(4 * i, 4 * i + 4), 4 * k);
         const m = Math.max(matches[i]!, 0);
         if (G > 0) gt.set(t.boxes.subarray(4 * m, 4 * m + 4), 4 * k);
-        labels.push(lab[i]!);
         if (lab[i]! > 0) pos.push(k);
       });
+      const encoded = encodeBoxes(gt, boxes, w);
+      for (const k of pos) {
+        posRows.push(labels.length + k);
+        posTargets.push(...encoded.subarray(4 * k, 4 * k + 4));
+      }
+      keep.forEach((i) => labels.push(lab[i]!));
       sampledBoxes.push(boxes);
-      regTargets.push(...encodeBoxes(gt, boxes, w));
-      maskBoxes.push(Float32Array.from(pos.flatMap((k) => Array.from(boxes.subarray(4 * k, 4 * k + 4)))));
-      maskGt.push(pos.map((k) => Math.max(matches[keep[k]!]!, 0)));
+      for (const k of pos) {
+        mask.image.push(n);
+        mask.boxes.push(...boxes.subarray(4 * k, 4 * k + 4));
+        mask.gtIndex.push(Math.max(matches[keep[k]!]!, 0));
+        mask.labels.push(lab[keep[k]!]!);
+      }
     });
     const S = labels.length;
     const C = this.cfg.numClasses;
-    const posRows = labels.flatMap((l, k) => (l > 0 ? [k] : []));
-    const posLabels = posRows.map((k) => labels[k]!);
     return tidy(() => {
       const { classLogits, boxRegression } = this.boxBranch(features, sampledBoxes, scales);
       const labelT = tensor(Int32Array.from(labels), [S], 'int32');
       const loss_classifier = crossEntropy(classLogits, labelT);
-      const rows = tensor(Int32Array.from(posRows.map((k, j) => k * C + posLabels[j]!)), [posRows.length], 'int32');
-      const pred = indexSelect(reshape(boxRegression, [S * C, 4]), 0, rows);
-      const target = noGrad(() => indexSelect(tensor(Float32Array.from(regTargets), [S, 4]), 0, tensor(Int32Array.from(posRows), [posRows.length], 'int32')));
-      const loss_box_reg = boxRegressionLoss(pred, target, h.boxLoss, Math.max(S, 1));
+      const rows = posRows.map((k) => k * C + labels[k]!);
+      const loss_box_reg = paddedBoxRegressionLoss(reshape(boxRegression, [S * C, 4]), rows, posTargets, sum(posCaps), h.boxLoss, Math.max(S, 1));
       if (!this.cfg.maskOn) return { loss_classifier, loss_box_reg };
-      const loss_mask = this.maskLoss(features, maskBoxes, maskGt, targets as MaskTarget[], posLabels, scales);
+      const loss_mask = this.maskLoss(features, mask, targets as MaskTarget[], scales, posCaps);
       return { loss_classifier, loss_box_reg, loss_mask };
     });
   }
 
-  /** BCE between each positive RoI's logits for its class and its gt mask cropped by RoIAlign. */
-  private maskLoss(features: readonly Tensor[], boxes: Float32Array[], gtIndex: number[][], targets: MaskTarget[], labels: number[], scales: number[]): Tensor {
-    const P = labels.length;
-    const logits = this.maskBranch(features, boxes, scales);
+  /**
+   * BCE between each positive RoI's logits for its class and its gt mask cropped by RoIAlign, the
+   * mean over the real rows. The RoIs are padded to a multiple of MASK_ROWS (not past the images'
+   * capacities `posCaps`) with a box of image 0 and class 0, weighing 0; without a BatchNorm head.
+   */
+  private maskLoss(features: readonly Tensor[], rois: MaskRois, targets: MaskTarget[], scales: number[], posCaps: number[]): Tensor {
+    const P = rois.labels.length;
+    const R = this.cfg.roiHeads.maskHead.norm === 'bn' ? P : Math.max(P, Math.min(sum(posCaps), Math.ceil(Math.max(P, 1) / MASK_ROWS) * MASK_ROWS));
+    const boxes = new Float32Array(R * 5);
+    const labels = new Array<number>(R).fill(0);
+    // Row of each RoI in the per-image targets below (image n's k-th positive: first[n] + k).
+    const first = posCaps.map((_, n) => sum(posCaps.slice(0, n)));
+    const targetRow = new Int32Array(R);
+    const seen = posCaps.map(() => 0);
+    for (let r = 0; r < R; r++) {
+      if (r < P) {
+        const n = rois.image[r]!;
+        boxes[5 * r] = n;
+        boxes.set(rois.boxes.slice(4 * r, 4 * r + 4), 5 * r + 1);
+        labels[r] = rois.labels[r]!;
+        targetRow[r] = first[n]! + seen[n]!++;
+      } else boxes.set(PAD_BOX, 5 * r + 1);
+    }
+    const logits = this.maskBranch(features, tensor(boxes, [R, 5]), scales);
     const M = logits.shape[3]!;
-    if (P === 0) return tidy(() => reshape(logits, [-1]).sum().mul(0));
+    if (R === 0) return tidy(() => reshape(logits, [-1]).sum().mul(0));
     const picked = selectClassChannel(logits, labels);
-    // torchvision project_masks_on_boxes: roi_align over the gt masks with the matched gt as batch index.
+    // torchvision project_masks_on_boxes: roi_align over the gt masks with the matched gt as batch
+    // index; per image at its capacity of rows (gt 0 and a corner box past the real ones).
     const mt = noGrad(() =>
       tidy(() => {
-        const parts = boxes.map((b, n) => {
-          const rois = Float32Array.from(gtIndex[n]!.flatMap((g, k) => [g, ...Array.from(b.subarray(4 * k, 4 * k + 4))]));
-          const masks = targets[n]!.masks;
-          const pooled = roiAlign(reshape(masks, [masks.shape[0]!, 1, masks.shape[1]!, masks.shape[2]!]), tensor(rois, [rois.length / 5, 5]), { outputSize: M, spatialScale: 1, samplingRatio: -1, aligned: false });
-          return reshape(pooled, [-1, M, M]);
+        const parts = targets.map((t, n) => {
+          const masks = t.masks;
+          const posCap = posCaps[n]!;
+          if (masks.shape[0] === 0) return zeros([posCap, M, M]);
+          const gtRois = new Float32Array(posCap * 5);
+          for (let k = 0; k < posCap; k++) gtRois.set(PAD_BOX, 5 * k + 1);
+          for (let r = 0, k = 0; r < P; r++) {
+            if (rois.image[r] !== n) continue;
+            gtRois[5 * k] = rois.gtIndex[r]!;
+            gtRois.set(rois.boxes.slice(4 * r, 4 * r + 4), 5 * k + 1);
+            k++;
+          }
+          const pooled = roiAlign(reshape(masks, [masks.shape[0]!, 1, masks.shape[1]!, masks.shape[2]!]), tensor(gtRois, [posCap, 5]), { outputSize: M, spatialScale: 1, samplingRatio: -1, aligned: false });
+          return reshape(pooled, [posCap, M, M]);
         });
-        return cat(parts, 0);
+        return indexSelect(cat(parts, 0), 0, tensor(targetRow, [R], 'int32'));
       }),
     );
-    return binaryCrossEntropyWithLogits(picked, mt, 'mean');
+    if (P === R) return binaryCrossEntropyWithLogits(picked, mt, 'mean');
+    return tidy(() => {
+      const weight = Float32Array.from({ length: R }, (_, r) => (r < P ? 1 : 0));
+      const per = mul(binaryCrossEntropyWithLogits(picked, mt, 'none'), tensor(weight, [R, 1, 1]));
+      // 'mean' over the real rows, as pointLoss takes it (the sum times the reciprocal); 0 without any.
+      return mul(per.sum(), P === 0 ? 0 : 1 / (P * M * M));
+    });
   }
 
   /** Inference: detections per image (torchvision postprocess_detections + maskrcnn_inference). */
@@ -230,6 +283,22 @@ export class RoIHeads extends nn.Module {
     }
   }
 }
+
+/** The positive RoIs of a batch, for the mask branch: image, box (4 numbers), matched gt and class of each. */
+interface MaskRois {
+  image: number[];
+  boxes: number[];
+  gtIndex: number[];
+  labels: number[];
+}
+
+/** The mask branch's RoIs are padded to a multiple of this many rows (see RoIHeads.losses). */
+const MASK_ROWS = 8;
+
+const sum = (xs: readonly number[]): number => xs.reduce((a, x) => a + x, 0);
+
+/** The box of padding RoIs: a small box in the image's corner. */
+const PAD_BOX = [0, 0, 1, 1];
 
 function concatBoxes(a: Float32Array, b: Float32Array): Float32Array {
   const out = new Float32Array(a.length + b.length);

@@ -2,11 +2,11 @@
 // levels predicts an objectness logit and 4 box deltas per anchor; the deltas decode anchors into
 // proposals, which are filtered per level (top-k), clipped, thinned by NMS and cut to the top-N.
 // The filtering is data-dependent, so (as torchvision's CUDA path syncs) it runs on the host.
-import { cat, indexSelect, noGrad, permute, reshape, tensor, tidy, nn, type Rng, type Tensor } from '../engine/index.js';
+import { cat, indexSelect, permute, reshape, tensor, tidy, nn, type Rng, type Tensor } from '../engine/index.js';
 import { AnchorCache, anchorsPerLocation, type LevelGrid } from './anchors.js';
 import { boxes32, topKDesc } from '../kernels/box-math.js';
 import { labelsFromMatches, matchPredictions, sampleBalanced } from './matcher.js';
-import { boxRegressionLoss, binaryCrossEntropyWithLogits } from './losses.js';
+import { paddedBoxRegressionLoss, binaryCrossEntropyWithLogits } from './losses.js';
 import type { MaskRCNNConfig, RpnConfig } from './config.js';
 
 // The host box math in float32, as torchvision computes it (kernels/box-math.ts).
@@ -231,10 +231,9 @@ export class RegionProposalNetwork extends nn.Module {
       const logits = indexSelect(objFlat, 0, idx);
       const labels = tensor(Float32Array.from(sampledLabels), [sampledLabels.length]);
       const loss_objectness = binaryCrossEntropyWithLogits(logits, labels, 'mean');
-      const posIdx = tensor(Int32Array.from(positive), [positive.length], 'int32');
-      const pred = indexSelect(delFlat, 0, posIdx);
-      const target = noGrad(() => tensor(Float32Array.from(regTargets), [positive.length, 4]));
-      const loss_rpn_box_reg = boxRegressionLoss(pred, target, r.boxLoss, Math.max(sampled.length, 1));
+      // Positives at their capacity (the sampler's most per image): the same shapes every step.
+      const capacity = targets.length * Math.min(Math.floor(r.batchSizePerImage * r.positiveFraction), R);
+      const loss_rpn_box_reg = paddedBoxRegressionLoss(delFlat, positive, regTargets, capacity, r.boxLoss, Math.max(sampled.length, 1));
       return { loss_objectness, loss_rpn_box_reg };
     });
   }

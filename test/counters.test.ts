@@ -118,4 +118,29 @@ test('ops: a repeated tidy step creates no buffer or pipeline after its first ru
   a.dispose();
 });
 
+test('a readback started early and taken after the GPU finished it is not a blocking sync', async () => {
+  const b = getBackend();
+  const a = tensor([1, 2, 3], [3]);
+  const r = tidy(() => mul(a, a));
+  const c0 = counters();
+  const late = r.dataLater(); // copy submitted and map requested: no wait yet
+  r.dispose(); // the tensor may go; the readback holds its copy
+  assert.equal([since(c0).readbacks, since(c0).blockingSyncs], [1, 0]);
+  const first = a.dataLater(); // recorded after `late`: when it is in, so is `late`
+  assert.is(first.ready, false);
+  assert.equal(Array.from(await first.result()), [1, 2, 3]);
+  assert.is(since(c0).blockingSyncs, 1, 'awaiting the second readback before its data was there is one wait');
+  assert.is(late.ready, true);
+  assert.equal(Array.from(await late.result()), [1, 4, 9]);
+  assert.is(late.result(), late.result(), 'the same promise every call');
+  const d = since(c0);
+  assert.equal([d.readbacks, d.blockingSyncs], [2, 1], 'taking the finished readback did not wait');
+  // Taken at once (data(), read()), a readback is one blocking sync as before.
+  await b.sync();
+  const c1 = counters();
+  assert.equal(Array.from(await a.data()), [1, 2, 3]);
+  assert.is(since(c1).blockingSyncs, 1);
+  a.dispose();
+});
+
 test.run();

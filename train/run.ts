@@ -22,7 +22,7 @@ import { loadInitialWeights, restoreCheckpoint, saveCheckpoint, saveWeights } fr
 import { evaluateModel, type EvaluationResult } from './evaluate.js';
 import { ProgressReporter, readMetrics, formatDuration, startCompileStatus } from './progress.js';
 import { plotMetrics } from './plot.js';
-import { NonFiniteLossError, trainStep } from './step.js';
+import { NonFiniteLossError, startTrainStep, type PendingStep } from './step.js';
 import { buildTraining } from './trainer.js';
 import { milestones, type TrainConfig } from './config.js';
 import { singleProcess, type Collective } from './collective.js';
@@ -226,44 +226,76 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions): Promise<RunO
 
     let lastSaved = start;
     const imagesPerStep = cfg.batch * cfg.accumulate * coll.size;
+    // Steps are pipelined: step n's losses are read back late and taken (checked for NaN, logged)
+    // once step n+1 has been started, by when the GPU has long finished them, or before anything
+    // that must only follow a checked step (a checkpoint, an evaluation, the end).
+    let pending: { step: PendingStep; t0: number; lr: number } | null = null;
+    /** Takes the pending step's losses and logs them; returns the non-finite loss that stops the run, if any. */
+    const settle = async (): Promise<NonFiniteLossError | undefined> => {
+      if (!pending) return undefined;
+      const { step, t0, lr } = pending;
+      pending = null;
+      let r;
+      try {
+        r = await step.result();
+      } catch (e) {
+        if (e instanceof NonFiniteLossError) return e;
+        throw e;
+      }
+      // The step's time: from its start until the next step is under way (or its losses are in).
+      const seconds = (performance.now() - t0) / 1000;
+      await progress.iteration({ iter: step.iter, losses: r.losses, total: r.total, lr, seconds, images: r.images, ...(r.amp ? { amp: r.amp } : {}) });
+      if (r.amp?.skipped) print(`  iteration ${step.iter}: --amp skipped the update (inf/NaN at loss scale ${r.amp.scale}); loss scale now ${amp!.scaler.getScale()}`);
+      if (coll.size > 1 && (step.iter % cfg.logEvery === 0 || step.iter === cfg.iters)) {
+        // The log line is followed by every rank's speed.
+        const rates = await coll.allgather(new Float64Array([r.images / coll.size / seconds]));
+        print(`  images/s per rank: ${Array.from(rates, (x) => x.toFixed(2)).join(', ')} (all ${rates.reduce((a, x) => a + x, 0).toFixed(2)})`);
+      }
+      return undefined;
+    };
+    const diverged = async (e: NonFiniteLossError): Promise<RunOutcome> => {
+      const kept = lastSaved > 0 ? `the last good checkpoint (iteration ${lastSaved}) is kept in ${ckptPath}` : 'no checkpoint had been written yet';
+      const message = `${e.message}; training stopped, ${kept}`;
+      print(`error: ${message}`);
+      await plot();
+      return { status: 'diverged', iter: e.iter - 1, message, imagesPerSecond: imagesPerStep / progress.secondsPerIter() };
+    };
     for (let it = start; it < cfg.iters; it++) {
       const t0 = performance.now();
-      let step;
+      let step: PendingStep;
       // The process's first step compiles the pipelines: say so while it does.
       const stopStatus = it === start ? startCompileStatus(print, () => counters().pipelinesCreated) : undefined;
       try {
-        step = await trainStep({
+        step = await startTrainStep({
           model, optimizer, loader, rng, iter: it + 1, accumulate: cfg.accumulate, lrFactor: schedule(it),
           injectNaN: o.injectNaN, collective: coll, reducer, samplingSeed: o.collective ? cfg.seed : undefined, amp,
         });
       } catch (e) {
-        if (!(e instanceof NonFiniteLossError)) throw e;
-        const kept = lastSaved > 0 ? `the last good checkpoint (iteration ${lastSaved}) is kept in ${ckptPath}` : 'no checkpoint had been written yet';
-        const message = `${e.message}; training stopped, ${kept}`;
-        print(`error: ${message}`);
-        await plot();
-        return { status: 'diverged', iter: it, message, imagesPerSecond: imagesPerStep / progress.secondsPerIter() };
+        // A non-finite loss of the previous step (whose update this step ran on) is the cause to report.
+        const nan = await settle();
+        if (nan) return diverged(nan);
+        throw e;
       } finally {
         stopStatus?.();
       }
+      const nan = await settle();
+      if (nan) return diverged(nan);
+      pending = { step, t0, lr: optimizer.lr };
       const done = it + 1;
-      const seconds = (performance.now() - t0) / 1000;
-      await progress.iteration({ iter: done, losses: step.losses, total: step.total, lr: optimizer.lr, seconds, images: step.images, ...(step.amp ? { amp: step.amp } : {}) });
-      if (step.amp?.skipped) print(`  iteration ${done}: --amp skipped the update (inf/NaN at loss scale ${step.amp.scale}); loss scale now ${amp!.scaler.getScale()}`);
       const last = done === cfg.iters;
       if (coll.size > 1) {
-        // Every rank stops at the same iteration (a signal reaches the ranks at different times),
-        // and the log line is followed by every rank's speed.
-        const logLine = done % cfg.logEvery === 0 || last;
+        // Every rank stops at the same iteration (a signal reaches the ranks at different times).
         const v = new Float64Array([control.stop ? 1 : 0]);
         await coll.allreduceSum(v);
         control.stop = v[0]! > 0;
-        if (logLine) {
-          const rates = await coll.allgather(new Float64Array([step.images / coll.size / seconds]));
-          print(`  images/s per rank: ${Array.from(rates, (r) => r.toFixed(2)).join(', ')} (all ${rates.reduce((a, r) => a + r, 0).toFixed(2)})`);
-        }
       }
-      if (done % cfg.checkpointEvery === 0 || last || control.stop) {
+      const checkpoint = done % cfg.checkpointEvery === 0 || last || control.stop;
+      const evaluateNow = cfg.evalEvery > 0 && done % cfg.evalEvery === 0 && !last;
+      if (checkpoint || evaluateNow) {
+        const err = await settle();
+        if (err) return diverged(err);
+      }
+      if (checkpoint) {
         await save(done);
         lastSaved = done;
       }
@@ -273,11 +305,13 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions): Promise<RunO
         print(message);
         return { status: 'interrupted', iter: done, message, imagesPerSecond: imagesPerStep / progress.secondsPerIter() };
       }
-      if (cfg.evalEvery > 0 && done % cfg.evalEvery === 0 && !last) {
+      if (evaluateNow) {
         await evaluate(done);
         await plot();
       }
     }
+    const err = await settle();
+    if (err) return diverged(err);
     const imagesPerSecond = imagesPerStep / progress.secondsPerIter();
     if (lead) await saveWeights(io, io.join(cfg.out, FINAL_WEIGHTS_FILE), model, { model: modelCfg, categories, iter: cfg.iters });
     const final = await evaluate(cfg.iters);

@@ -1,16 +1,19 @@
 // The training iteration (the one step `node cli/train.js`, the demo page's Train tab, bench/ and
 // tools/ all run): K micro-batches (gradient accumulation), each running the model's five
 // losses and accumulating the gradient of their sum / K, then one SGD step at the scheduled
-// learning rate. Loss values are read back once per micro-batch (one stacked readback) and checked
-// before the step: a NaN or infinite term stops training without touching the weights, naming the
+// learning rate. Loss values are read back once per step (one stacked readback), late: started
+// after the backward pass and taken when the caller asks (startTrainStep), so the step itself waits
+// on the GPU only for the RPN's proposals. A NaN or infinite term stops training, naming the
 // iteration and the term, as Detectron2's FloatingPointError does. In data-parallel training the
 // last micro-batch's backward hands each finished gradient to a GradientReducer (train/ddp.ts), which
 // averages them over the ranks before the step; the losses are averaged too, so all ranks agree.
 // With `amp` (train/amp.ts) the forward runs under autocast, the loss is scaled before backward, the
 // gradients are unscaled on the GPU with a found-inf flag read back with the last micro-batch's
 // losses, and the GradScaler skips overflowing steps; train/amp.ts states when training then stops.
+// The scaler must know the flag before it steps, so an amp step waits for its losses (a second
+// blocking wait per step, where fp32 has one).
 import type { DataLoader } from '../data/loader.js';
-import { mul, add, mixSeed, reshape, stack, tensor, tidyAsync, autocastAsync, nn, optim, Rng, type Tensor } from '../engine/index.js';
+import { mul, add, cat, mixSeed, reshape, stack, tensor, tidyAsync, autocastAsync, nn, optim, Rng, type PendingData, type Tensor } from '../engine/index.js';
 import { AMP_NONFINITE_LOSS_LIMIT, type AmpTraining } from './amp.js';
 import { LOSS_TERMS, type LossTerm, type MaskRCNN } from '../model/maskrcnn.js';
 import { batchToModelInput } from './batch.js';
@@ -94,74 +97,141 @@ export interface StepOptions {
   amp?: AmpTraining;
 }
 
-/** One optimisation step over `accumulate` micro-batches. Throws NonFiniteLossError before stepping. */
-export async function trainStep(o: StepOptions): Promise<StepResult> {
-  const sums = Object.fromEntries(LOSS_TERMS.map((k) => [k, 0])) as Record<LossTerm, number>;
+/** A step whose weights are updated and whose losses are still on their way to the host. */
+export interface PendingStep {
+  /** 1-based number of the iteration. */
+  iter: number;
+  /** Images of this rank's micro-batches. */
+  images: number;
+  /** Whether the losses are on the host already (result() then does not wait on the GPU). */
+  readonly ready: boolean;
+  /**
+   * The losses (averaged over micro-batches and ranks, all ranks calling it at the same point);
+   * rejects with NonFiniteLossError naming the iteration and the term. The same promise every call.
+   */
+  result(): Promise<StepResult>;
+}
+
+/**
+ * One optimisation step over `accumulate` micro-batches, without waiting for its losses: the loss
+ * values are copied back once, after the backward pass, and taken by result() later (e.g. after the
+ * next step's RPN readback, when they are long there), so a step's one blocking wait is the RPN's.
+ * The SGD step is taken before the losses are known: a non-finite loss is reported by result(),
+ * after the weights were updated with it; the caller stops and keeps its last checked checkpoint
+ * (train/run.ts settles a step's losses before any checkpoint). `checkFirst` instead waits for the
+ * losses before stepping and leaves the weights untouched on a non-finite one (trainStep); so does
+ * every amp step, whose GradScaler needs the found-inf flag before it steps.
+ */
+export async function startTrainStep(o: StepOptions, checkFirst = false): Promise<PendingStep> {
   let images = 0;
   const ranks = o.collective?.size ?? 1;
   const rank = o.collective?.rank ?? 0;
   const amp = o.amp;
   let foundInf: number | undefined;
   o.optimizer.zeroGrad();
-  for (let micro = 0; micro < o.accumulate; micro++) {
-    const rng = o.samplingSeed === undefined ? o.rng : new Rng(mixSeed(o.samplingSeed, 0x5a3, o.iter, micro * ranks + rank));
-    const last = micro === o.accumulate - 1;
-    const b = await o.loader.next();
-    if (!b) throw new Error('train: the data loader ran out of batches');
-    images += b.samples.length;
-    const stacked = await tidyAsync(async () => {
-      const { batch, targets } = batchToModelInput(b);
-      const forward = () => o.model.losses(batch, targets, rng);
-      const losses = await (amp ? autocastAsync(forward) : forward());
-      const terms = LOSS_TERMS.map((k) => {
-        // A model without a mask branch (Faster R-CNN) has no loss_mask: it counts as 0.
-        const t = reshape(losses[k] ?? tensor(new Float32Array(1), [1]), [1]);
-        const nan = o.injectNaN, hit = nan && nan.term === k && o.iter >= nan.iter && o.iter < nan.iter + (nan.count ?? 1);
-        return hit ? mul(t, NaN) : t;
-      });
-      const total = terms.reduce((a, t) => add(a, t));
-      const objective = mul(total, 1 / o.accumulate);
-      (amp ? amp.scaler.scale(objective) : objective).backward(last && o.reducer ? { onLeafGrad: o.reducer.onLeafGrad } : {});
-      // amp: the found-inf flag of the unscaled gradients rides along with the losses' readback
-      // (data-parallel: unscaled after the reduction instead, and read by the scaler's step).
-      const flag = amp && last && !o.reducer ? [reshape(amp.scaler.unscale_(o.optimizer), [])] : [];
-      return stack([...terms.map((t) => reshape(t, [])), ...flag]);
-    });
-    const vals = await stacked.floatData();
-    if (vals.length > LOSS_TERMS.length) foundInf = vals[LOSS_TERMS.length];
-    stacked.dispose();
-    LOSS_TERMS.forEach((k, i) => {
-      sums[k] += vals[i]! / o.accumulate;
-    });
+  const perMicro: Tensor[] = [];
+  let values: PendingData<Float32Array>;
+  try {
+    for (let micro = 0; micro < o.accumulate; micro++) {
+      const rng = o.samplingSeed === undefined ? o.rng : new Rng(mixSeed(o.samplingSeed, 0x5a3, o.iter, micro * ranks + rank));
+      const last = micro === o.accumulate - 1;
+      const b = await o.loader.next();
+      if (!b) throw new Error('train: the data loader ran out of batches');
+      images += b.samples.length;
+      perMicro.push(
+        await tidyAsync(async () => {
+          const { batch, targets } = batchToModelInput(b);
+          const forward = () => o.model.losses(batch, targets, rng);
+          const losses = await (amp ? autocastAsync(forward) : forward());
+          const terms = LOSS_TERMS.map((k) => {
+            // A model without a mask branch (Faster R-CNN) has no loss_mask: it counts as 0.
+            const t = reshape(losses[k] ?? tensor(new Float32Array(1), [1]), [1]);
+            const nan = o.injectNaN, hit = nan && nan.term === k && o.iter >= nan.iter && o.iter < nan.iter + (nan.count ?? 1);
+            return hit ? mul(t, NaN) : t;
+          });
+          const total = terms.reduce((a, t) => add(a, t));
+          const objective = mul(total, 1 / o.accumulate);
+          (amp ? amp.scaler.scale(objective) : objective).backward(last && o.reducer ? { onLeafGrad: o.reducer.onLeafGrad } : {});
+          // amp: the found-inf flag of the unscaled gradients rides along with the losses' readback
+          // (data-parallel: unscaled after the reduction instead, and read by the scaler's step).
+          const flag = amp && last && !o.reducer ? [reshape(amp.scaler.unscale_(o.optimizer), [])] : [];
+          return stack([...terms.map((t) => reshape(t, [])), ...flag]);
+        }),
+      );
+    }
+    // One readback of every micro-batch's terms (K x 5, then amp's flag), started now and taken late.
+    const all = perMicro.length === 1 ? perMicro[0]! : cat(perMicro, 0);
+    values = all.dataLater() as PendingData<Float32Array>;
+    if (all !== perMicro[0]) all.dispose();
+  } finally {
+    perMicro.forEach((t) => t.dispose());
   }
   if (o.reducer) await o.reducer.finish();
-  if (ranks > 1) {
-    const v = Float64Array.from([...LOSS_TERMS.map((k) => sums[k]), images]);
-    await o.collective!.allreduceSum(v);
-    LOSS_TERMS.forEach((k, i) => (sums[k] = v[i]! / ranks));
-    images = v[LOSS_TERMS.length]!;
-  }
-  const nonFinite = LOSS_TERMS.find((k) => !Number.isFinite(sums[k]));
-  if (amp) amp.nonFiniteLossSteps = nonFinite ? amp.nonFiniteLossSteps + 1 : 0;
-  if (nonFinite && (!amp || amp.nonFiniteLossSteps >= AMP_NONFINITE_LOSS_LIMIT)) {
-    o.optimizer.zeroGrad();
-    amp?.scaler.dispose();
-    const e = new NonFiniteLossError(o.iter, nonFinite, sums);
-    if (amp) e.message += ` (with --amp: ${amp.nonFiniteLossSteps} iterations in a row)`;
-    throw e;
+  let result: Promise<StepResult> | undefined;
+  const take = async (): Promise<StepResult> => {
+    const vals = await values.result();
+    const sums = Object.fromEntries(LOSS_TERMS.map((k) => [k, 0])) as Record<LossTerm, number>;
+    for (let micro = 0; micro < o.accumulate; micro++) {
+      LOSS_TERMS.forEach((k, i) => {
+        sums[k] += vals[micro * LOSS_TERMS.length + i]! / o.accumulate;
+      });
+    }
+    if (vals.length > o.accumulate * LOSS_TERMS.length) foundInf = vals[o.accumulate * LOSS_TERMS.length];
+    let all = images;
+    if (ranks > 1) {
+      const v = Float64Array.from([...LOSS_TERMS.map((k) => sums[k]), images]);
+      await o.collective!.allreduceSum(v);
+      LOSS_TERMS.forEach((k, i) => (sums[k] = v[i]! / ranks));
+      all = v[LOSS_TERMS.length]!;
+    }
+    const nonFinite = LOSS_TERMS.find((k) => !Number.isFinite(sums[k]));
+    if (amp) amp.nonFiniteLossSteps = nonFinite ? amp.nonFiniteLossSteps + 1 : 0;
+    if (nonFinite && (!amp || amp.nonFiniteLossSteps >= AMP_NONFINITE_LOSS_LIMIT)) {
+      const e = new NonFiniteLossError(o.iter, nonFinite, sums);
+      if (amp) e.message += ` (with --amp: ${amp.nonFiniteLossSteps} iterations in a row)`;
+      throw e;
+    }
+    const total = LOSS_TERMS.reduce((a, k) => a + sums[k], 0);
+    return { losses: sums, total, images: all };
+  };
+  const pending: PendingStep = {
+    iter: o.iter,
+    images,
+    get ready() {
+      return values.ready;
+    },
+    result: () => (result ??= take()),
+  };
+  let checked: StepResult | undefined;
+  if (checkFirst || amp) {
+    try {
+      checked = await pending.result();
+    } catch (e) {
+      o.optimizer.zeroGrad();
+      if (e instanceof NonFiniteLossError) amp?.scaler.dispose();
+      throw e;
+    }
   }
   o.optimizer.scaleLr(o.lrFactor);
-  let ampResult: StepResult['amp'];
-  if (amp) {
+  if (amp && checked) {
     // A non-finite loss skips the step like overflowing gradients do (and halves the scale).
+    const nonFinite = LOSS_TERMS.some((k) => !Number.isFinite(checked!.losses[k]));
     const scale = amp.scaler.getScale();
     const stepped = await amp.scaler.step(o.optimizer, nonFinite ? 1 : foundInf);
     amp.scaler.update();
-    ampResult = { scale, skipped: !stepped };
+    checked.amp = { scale, skipped: !stepped };
   } else {
     o.optimizer.step();
   }
   o.optimizer.zeroGrad();
-  const total = LOSS_TERMS.reduce((a, k) => a + sums[k], 0);
-  return { losses: sums, total, images, ...(ampResult ? { amp: ampResult } : {}) };
+  return pending;
+}
+
+/**
+ * One optimisation step that waits for its losses before stepping: a non-finite loss throws
+ * NonFiniteLossError and leaves the weights as they were (the demo page; train/run.ts pipelines
+ * steps with startTrainStep instead).
+ */
+export async function trainStep(o: StepOptions): Promise<StepResult> {
+  return (await startTrainStep(o, true)).result();
 }
