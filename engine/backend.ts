@@ -241,8 +241,9 @@ export class WebGPUBackend {
     this.batchLabels.push(this.lastLabel);
     this.counts.dispatches++;
     if (this.tally) {
-      // The label without its parenthesised shapes, and the entry point: one row per op kind.
-      const key = `${d.label.replace(/\([^()]*\)/g, '')} [${d.kernel.entry}]`;
+      // The label without its shapes and sizes, and the entry point: one row per op kind.
+      const kind = d.label.replace(/\w*\[[^\]]*\]|[\d.e-]*\d[\d.x]*|[(),=]|->/g, ' ').replace(/\s+/g, ' ').trim();
+      const key = `${kind} [${d.kernel.entry}]`;
       this.tally.set(key, (this.tally.get(key) ?? 0) + 1);
     }
     if (this.debug) {

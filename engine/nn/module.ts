@@ -204,8 +204,16 @@ export abstract class Module {
       assignInto(t, v, key);
       report.loaded.push(key);
     }
+    if (toLoad.length) for (const [, m] of this.namedModules()) m.stateChanged();
     return report;
   }
+
+  /**
+   * Called after this module's parameters or buffers were written in place (loadStateDict calls it
+   * on every submodule): a module that derives and keeps values from its state (FrozenBatchNorm2d's
+   * scale and shift) drops them here. Code that writes state by other means calls it too.
+   */
+  stateChanged(): void {}
 
   /** Sets training mode here and in every submodule. */
   train(mode = true): this {
