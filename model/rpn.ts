@@ -51,15 +51,19 @@ export class RPNHead extends nn.Module {
   }
 }
 
-/** Objectness [N, A, H, W] per level -> [N, sum(H*W*A)]; deltas [N, 4A, H, W] -> [N, sum, 4]. */
+/**
+ * Objectness [N, A, H, W] per level -> [N, sum(H*W*A)]; deltas [N, 4A, H, W] -> [N, sum, 4], in
+ * torchvision's order (level, then pixel, then anchor). The levels are joined along their pixels
+ * first ([N, A, sum(H*W)], views in, one copy each) and permuted once, so the whole takes one copy
+ * per level and one for the permute, rather than a permute copy and a join copy per level.
+ */
 export function flattenPredictions(objectness: readonly Tensor[], deltas: readonly Tensor[]): { objectness: Tensor; deltas: Tensor } {
   return tidy(() => {
-    const obj = objectness.map((o) => reshape(permute(o, [0, 2, 3, 1]), [o.shape[0]!, -1]));
-    const del = deltas.map((d) => {
-      const [N, A4, H, W] = d.shape as [number, number, number, number];
-      return reshape(permute(reshape(d, [N, A4 / 4, 4, H, W]), [0, 3, 4, 1, 2]), [N, -1, 4]);
-    });
-    return { objectness: cat(obj, 1), deltas: cat(del, 1) };
+    const pixels = (t: Tensor, lead: number[]): Tensor => reshape(t, [...lead, t.shape[2]! * t.shape[3]!]);
+    const [N, A] = objectness[0]!.shape as [number, number];
+    const obj = cat(objectness.map((o) => pixels(o, [N, A])), 2);
+    const del = cat(deltas.map((d) => pixels(d, [N, A, 4])), 3);
+    return { objectness: reshape(permute(obj, [0, 2, 1]), [N, -1]), deltas: reshape(permute(del, [0, 3, 1, 2]), [N, -1, 4]) };
   });
 }
 
