@@ -47,7 +47,7 @@ export { indexSelect, gather, take, scatterAdd, indexAdd, maskedFill, maskedSele
 // Neural-network functions (torch.nn.functional).
 export { softmax, logSoftmax } from './ops/softmax.js';
 export { conv2d, convTranspose2d, type ConvOptions, type Activation } from './ops/conv.js';
-export { batchNorm, frozenBatchNorm2d, frozenBatchNormScaleShift, frozenBatchNormApply, groupNorm, type NormEpilogue } from './ops/norm.js';
+export { batchNorm, channelSum, frozenBatchNorm2d, frozenBatchNormScaleShift, frozenBatchNormApply, groupNorm, type NormEpilogue } from './ops/norm.js';
 export { maxPool2d, maxPool2dWithIndices } from './ops/pool.js';
 export { interpolate, type InterpolateOptions } from './ops/resize.js';
 export { binaryCrossEntropyWithLogits, smoothL1Loss, l1Loss, crossEntropy } from './ops/losses.js';

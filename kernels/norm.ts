@@ -61,24 +61,31 @@ const decode = (e: string): string => `let c = (${e} / u.L) % u.C;
     let s = (${e} / (u.L * u.C)) * u.nStat + c / u.cPerStat;`;
 
 /**
- * Row reduction kernels. 'stats': out[r] = mean, out[R + r] = biased variance, out[2R + r] = rstd
+ * Row reduction kernels. 'sum': out[r] = the row's sum (a conv bias gradient: dy summed per
+ * channel over images and pixels, in one pass). 'stats': out[r] = mean, out[R + r] = biased variance, out[2R + r] = rstd
  * (two passes: the mean, then the sum of squared deviations with the rounding correction of the
  * corrected two-pass algorithm). 'grad': out[r] = sum(g*w[c]), out[R + r] = sum(g*w[c]*xhat) with
  * xhat = (x - mean[s]) * rstd[s]; w is left out when `weight` is false, and with `mask` g is zero
  * where the saved output y of a fused ReLU is not positive. One workgroup of `wg` invocations (a
  * power of two) per row: the engine's reductionWorkgroup().
  */
-export function normRowsKernel(mode: 'stats' | 'grad', weight: boolean, wg: number = WORKGROUP, mask = false): { wgsl: string; entry: string; inputs: NormInput[] } {
+export function normRowsKernel(mode: 'sum' | 'stats' | 'grad', weight: boolean, wg: number = WORKGROUP, mask = false): { wgsl: string; entry: string; inputs: NormInput[] } {
   if (!isTreeWidth(wg)) throw new Error(`normRowsKernel: workgroup size ${wg} is not a power of two in [2, 256]`);
-  const inputs: NormInput[] = mode === 'stats' ? ['x'] : ['x', 'g', 'mean', 'rstd', ...(weight ? (['w'] as const) : []), ...(mask ? (['y'] as const) : [])];
+  const inputs: NormInput[] = mode !== 'grad' ? ['x'] : ['x', 'g', 'mean', 'rstd', ...(weight ? (['w'] as const) : []), ...(mask ? (['y'] as const) : [])];
   const entry = `norm_rows_${mode}${weight ? '_w' : ''}${mask ? '_mask' : ''}`;
   const loop = (body: string): string => `for (var j = lid; j < count; j += ${wg}u) {
     let o = j / u.K;
     let e = row * u.rowStride + o * u.outerStride + (j - o * u.K);
     ${body}
   }`;
+  const sumBody = `var acc = 0.0;
+  ${loop(`acc += ${load('x', 'e')};`)}
+  let t = wg_sum(vec2<f32>(acc, 0.0), lid).x;
+  if (lid == 0u) { out[row] = t; }`;
   const body =
-    mode === 'stats'
+    mode === 'sum'
+      ? sumBody
+      : mode === 'stats'
       ? `var acc = 0.0;
   ${loop(`acc += ${load('x', 'e')};`)}
   let m0 = wg_sum(vec2<f32>(acc, 0.0), lid).x / f32(count);

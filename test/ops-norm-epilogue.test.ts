@@ -3,7 +3,8 @@
 // normEpilogueReference, on odd shapes, with finite-difference gradients of x, weight, bias and the
 // residual. A residual that does not need a gradient (or none) takes the path where the ReLU mask
 // is applied inside the backward kernels; one that does, the path with a shared relu_grad. Also:
-// nn.FrozenBatchNorm2d computes its scale and shift once and recomputes them after loadStateDict.
+// nn.FrozenBatchNorm2d computes its scale and shift once and recomputes them after loadStateDict;
+// channelSum, the one-pass per-channel sum that conv bias gradients use.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ready } from './helpers/gpu.js';
@@ -11,6 +12,7 @@ import { checkOp, ref, gpu, expectRef } from './helpers/check.js';
 import * as F from '../engine/index.js';
 import { batchNormReference, frozenBatchNormReference, groupNormReference, normEpilogueReference } from '../kernels/norm.js';
 import type { RefTensor } from '../kernels/common.js';
+import { setReductionWorkgroup } from '../engine/device.js';
 
 await ready;
 
@@ -128,6 +130,24 @@ test('nn.FrozenBatchNorm2d keeps its scale and shift, and recomputes them after 
   const rv2 = { shape: [C], data: Float64Array.from(await layer.getBuffer('running_var')!.data()) };
   await expectRef(layer.forward(gpu(x)), frozenBatchNormReference(x, w!, b!, m!, rv2), FWD, 'after registerBuffer');
   layer.dispose();
+});
+
+test('channelSum (conv bias gradients): per-channel sums over images and pixels, float64 reference, several row widths', async () => {
+  for (const wg of [2, 16, 256]) {
+    setReductionWorkgroup(wg);
+    try {
+      for (const shape of [[3, 5, 7, 11], [1, 4, 1, 1], [2, 3, 5], [5, 2]]) {
+        const x = ref(shape, 81);
+        const [N, Cn] = shape as [number, number];
+        const L = x.data.length / (N * Cn);
+        const want = new Float64Array(Cn);
+        for (let n = 0; n < N; n++) for (let c = 0; c < Cn; c++) for (let k = 0; k < L; k++) want[c] += x.data[(n * Cn + c) * L + k]!;
+        await expectRef(F.channelSum(gpu(x)), { shape: [Cn], data: want }, { atol: 1e-5, rtol: 1e-5 }, `channelSum ${JSON.stringify(shape)} wg=${wg}`);
+      }
+    } finally {
+      setReductionWorkgroup(null);
+    }
+  }
 });
 
 test.run();

@@ -82,6 +82,21 @@ function stats(x: Tensor, l: Layout, rows: Rows, eps: number, label: string): Te
   return out;
 }
 
+/**
+ * Per-channel sums of a float32 [N, C, *] tensor over the images and trailing dims ([C], no
+ * autodiff): a conv bias gradient in one dispatch, where a general sum over [0, 2, 3] takes two.
+ */
+export function channelSum(x: Tensor, label = 'channel sum'): Tensor {
+  const l = layoutOf('channel_sum', x);
+  return tidy(() => {
+    const out = empty([l.C]);
+    const xd = dense(x);
+    const rows = channelRows(l);
+    run(cached(`sum|${reductionWorkgroup()}`, () => normRowsKernel('sum', false, reductionWorkgroup())), { x: xd }, out, { ...rowWords(rows), ...layoutWords(l) }, grid(rows.R), label);
+    return out;
+  });
+}
+
 /** [2 * R]: sum(g * w[c]) and sum(g * w[c] * xhat) of each row (w left out when null; g masked by mask > 0 when given). */
 function gradSums(x: Tensor, g: Tensor, mean: Tensor, rstd: Tensor, w: Tensor | null, l: Layout, rows: Rows, label: string, mask: Tensor | null = null): Tensor {
   const out = empty([2 * rows.R]);
