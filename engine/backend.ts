@@ -242,7 +242,7 @@ export class WebGPUBackend {
     this.counts.dispatches++;
     if (this.tally) {
       // The label without its shapes and sizes, and the entry point: one row per op kind.
-      const kind = d.label.replace(/\w*\[[^\]]*\]|[\d.e-]*\d[\d.x]*|[(),=]|->/g, ' ').replace(/\s+/g, ' ').trim();
+      const kind = d.label.replace(/\w*\[[^\]]*\]|(?<![A-Za-z_\d])-?\d[\d.e+x-]*|[(),=]|->/g, ' ').replace(/\s+/g, ' ').trim();
       const key = `${kind} [${d.kernel.entry}]`;
       this.tally.set(key, (this.tally.get(key) ?? 0) + 1);
     }
