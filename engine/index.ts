@@ -37,6 +37,7 @@ export {
 // Views, joins, reductions, linear algebra.
 export { reshape, permute, transpose, slice, narrow, expand, unsqueeze, squeeze, flatten } from './ops/view.js';
 export { stack, split, chunk } from './ops/join.js';
+export { tile2d, flattenWindows, type Window } from './ops/tile.js';
 export { sum, mean, max, min, argmax, argmin, type Dims } from './ops/reduce.js';
 export { matmul } from './ops/matmul.js';
 export { sort, argsort, topk, type SortResult } from './ops/sort.js';

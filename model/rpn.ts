@@ -2,7 +2,7 @@
 // levels predicts an objectness logit and 4 box deltas per anchor; the deltas decode anchors into
 // proposals, which are filtered per level (top-k), clipped, thinned by NMS and cut to the top-N.
 // The filtering is data-dependent, so (as torchvision's CUDA path syncs) it runs on the host.
-import { cat, indexSelect, noGrad, permute, reshape, tensor, tidy, nn, type Rng, type Tensor } from '../engine/index.js';
+import { cat, flattenWindows, indexSelect, noGrad, permute, reshape, slice, tensor, tidy, tile2d, nn, type Rng, type Tensor, type Window } from '../engine/index.js';
 import { AnchorCache, anchorsPerLocation, type LevelGrid } from './anchors.js';
 import { boxes32, topKDesc } from '../kernels/box-math.js';
 import { labelsFromMatches, matchPredictions, sampleBalanced } from './matcher.js';
@@ -38,6 +38,33 @@ export class RPNHead extends nn.Module {
     this.bboxPred = this.registerModule('bbox_pred', new nn.Conv2d(inChannels, numAnchors * 4, 1, { init: RPN_INIT }));
   }
 
+  /**
+   * Both predictions of every level, flattened as flattenPredictions does, and (for inspection) the
+   * per-level maps. With one conv before the predictors (torchvision's RPNHead) the levels run
+   * packed into one canvas, 1 pixel of zeros between them (the 3x3 conv's padding): each conv is one
+   * dispatch for all levels instead of one per level, its weight gradient one sum, not five.
+   */
+  predict(features: readonly Tensor[]): { objectness: Tensor; deltas: Tensor; levels: { objectness: Tensor[]; deltas: Tensor[] } } {
+    if (this.conv.length !== 1 || features.length < 2) {
+      const levels = this.forward(features);
+      return { ...flattenPredictions(levels.objectness, levels.deltas), levels };
+    }
+    return tidy(() => {
+      const { windows, height, width } = packLevels(features.map((f) => [f.shape[2]!, f.shape[3]!]));
+      const t = this.conv.forward(tile2d(features, windows, height, width));
+      const obj = this.clsLogits.forward(t), del = this.bboxPred.forward(t);
+      const [N, A] = obj.shape as [number, number];
+      const flat = flattenWindows(obj, windows), flatDeltas = reshape(flattenWindows(del, windows), [N, A, 4, -1]);
+      const at = (x: Tensor, w: Window): Tensor => slice(slice(x, 2, w.top, w.top + w.height), 3, w.left, w.left + w.width);
+      return {
+        objectness: reshape(permute(flat, [0, 2, 1]), [N, -1]),
+        deltas: reshape(permute(flatDeltas, [0, 3, 1, 2]), [N, -1, 4]),
+        levels: { objectness: windows.map((w) => at(obj, w)), deltas: windows.map((w) => at(del, w)) },
+      };
+    });
+  }
+
+  /** Per level: objectness [N, A, H, W] and deltas [N, 4A, H, W]. */
   forward(features: readonly Tensor[]): { objectness: Tensor[]; deltas: Tensor[] } {
     const objectness: Tensor[] = [];
     const deltas: Tensor[] = [];
@@ -49,6 +76,22 @@ export class RPNHead extends nn.Module {
     }
     return { objectness, deltas };
   }
+}
+
+/**
+ * Windows of a canvas holding maps of the given [H, W] sizes with at least one zero row/column
+ * between any two: the first at the top left, the others left to right in a row below it.
+ */
+export function packLevels(sizes: readonly (readonly [number, number])[]): { windows: Window[]; height: number; width: number } {
+  const [H0, W0] = sizes[0]!;
+  const windows: Window[] = [{ top: 0, left: 0, height: H0, width: W0 }];
+  let left = 0, below = 0;
+  for (const [h, w] of sizes.slice(1)) {
+    windows.push({ top: H0 + 1, left, height: h, width: w });
+    left += w + 1;
+    below = Math.max(below, h);
+  }
+  return { windows, height: sizes.length > 1 ? H0 + 1 + below : H0, width: Math.max(W0, left - 1) };
 }
 
 /**
@@ -121,8 +164,7 @@ export class RegionProposalNetwork extends nn.Module {
     raw?: { objectness?: Tensor[]; deltas?: Tensor[] },
   ): Promise<RpnOutput> {
     const r: RpnConfig = this.cfg.rpn;
-    const head = this.head.forward(features);
-    const flat = flattenPredictions(head.objectness, head.deltas);
+    const { levels: head, ...flat } = this.head.predict(features);
     if (raw) {
       raw.objectness = head.objectness;
       raw.deltas = head.deltas;
