@@ -2,7 +2,7 @@
 // levels predicts an objectness logit and 4 box deltas per anchor; the deltas decode anchors into
 // proposals, which are filtered per level (top-k), clipped, thinned by NMS and cut to the top-N.
 // The filtering is data-dependent, so (as torchvision's CUDA path syncs) it runs on the host.
-import { cat, flattenWindows, indexSelect, noGrad, permute, reshape, slice, tensor, tidy, tile2d, nn, type Rng, type Tensor, type Window } from '../engine/index.js';
+import { cat, conv2d, flattenWindows, indexSelect, noGrad, permute, reshape, slice, tensor, tidy, tile2d, nn, type Rng, type Tensor, type Window } from '../engine/index.js';
 import { AnchorCache, anchorsPerLocation, type LevelGrid } from './anchors.js';
 import { boxes32, topKDesc } from '../kernels/box-math.js';
 import { labelsFromMatches, matchPredictions, sampleBalanced } from './matcher.js';
@@ -52,13 +52,17 @@ export class RPNHead extends nn.Module {
     return tidy(() => {
       const { windows, height, width } = packLevels(features.map((f) => [f.shape[2]!, f.shape[3]!]));
       const t = this.conv.forward(tile2d(features, windows, height, width));
-      const obj = this.clsLogits.forward(t), del = this.bboxPred.forward(t);
-      const [N, A] = obj.shape as [number, number];
-      const flat = flattenWindows(obj, windows), flatDeltas = reshape(flattenWindows(del, windows), [N, A, 4, -1]);
+      // cls_logits and bbox_pred are two 1x1 convs of t: run as one with their weights stacked
+      // (A objectness channels, then 4A delta channels), so t's gradient is one sum, not two.
+      const { clsLogits: c, bboxPred: b } = this;
+      const both = conv2d(t, cat([c.weight, b.weight], 0), cat([c.bias!, b.bias!], 0));
+      const A = c.outChannels, N = both.shape[0]!;
+      const flat = flattenWindows(both, windows);
+      const obj = slice(both, 1, 0, A), del = slice(both, 1, A, 5 * A);
       const at = (x: Tensor, w: Window): Tensor => slice(slice(x, 2, w.top, w.top + w.height), 3, w.left, w.left + w.width);
       return {
-        objectness: reshape(permute(flat, [0, 2, 1]), [N, -1]),
-        deltas: reshape(permute(flatDeltas, [0, 3, 1, 2]), [N, -1, 4]),
+        objectness: reshape(permute(slice(flat, 1, 0, A), [0, 2, 1]), [N, -1]),
+        deltas: reshape(permute(reshape(slice(flat, 1, A, 5 * A), [N, A, 4, -1]), [0, 3, 1, 2]), [N, -1, 4]),
         levels: { objectness: windows.map((w) => at(obj, w)), deltas: windows.map((w) => at(del, w)) },
       };
     });

@@ -8,6 +8,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ready } from './helpers/gpu.js';
+import { settleGarbage } from './helpers/gc.js';
 import { checkOp, ref, gpu, expectRef } from './helpers/check.js';
 import * as F from '../engine/index.js';
 import { batchNormReference, frozenBatchNormReference, groupNormReference, normEpilogueReference } from '../kernels/norm.js';
@@ -130,6 +131,17 @@ test('nn.FrozenBatchNorm2d keeps its scale and shift, and recomputes them after 
   const rv2 = { shape: [C], data: Float64Array.from(await layer.getBuffer('running_var')!.data()) };
   await expectRef(layer.forward(gpu(x)), frozenBatchNormReference(x, w!, b!, m!, rv2), FWD, 'after registerBuffer');
   layer.dispose();
+});
+
+test("a model's dispose() frees its FrozenBatchNorm2d's kept scale and shift", async () => {
+  const x = F.randn([2, C, 3, 3]);
+  await settleGarbage();
+  const live = F.memory().liveBytes;
+  const model = new F.nn.Sequential(new F.nn.FrozenBatchNorm2d(C));
+  F.tidy(() => model.forward(x)).dispose();
+  model.dispose();
+  assert.is(F.memory().liveBytes, live, 'no GPU memory left behind');
+  x.dispose();
 });
 
 test('channelSum (conv bias gradients): per-channel sums over images and pixels, float64 reference, several row widths', async () => {

@@ -236,6 +236,7 @@ export abstract class Module {
   /** Frees all parameters (and their gradients) and buffers of this module and its submodules. */
   dispose(): void {
     for (const [, m] of this.namedModules()) {
+      m.stateChanged(); // drops values derived from the state (FrozenBatchNorm2d's scale and shift)
       for (const t of m._params.values()) t.dispose();
       for (const b of m._buffers.values()) b.t.dispose();
     }

@@ -92,8 +92,8 @@ export class BatchNorm2d extends Module {
  * torchvision.ops.FrozenBatchNorm2d(num_features, eps=1e-5): batch norm with fixed statistics and
  * affine, all four stored as buffers (weight 1, bias 0, running_mean 0, running_var 1 initially).
  * Its scale and shift are computed on the first forward and kept (five small dispatches a layer
- * saved per step) until the buffers change: loadStateDict() and registerBuffer() drop them, and
- * code that writes the buffers in place by other means calls stateChanged().
+ * saved per step) until the buffers change: loadStateDict(), registerBuffer() and dispose() drop
+ * them, and code that writes the buffers in place by other means calls stateChanged().
  */
 export class FrozenBatchNorm2d extends Module {
   private scaleShift: { scale: Tensor; shift: Tensor } | null = null;
@@ -126,11 +126,6 @@ export class FrozenBatchNorm2d extends Module {
     this.scaleShift?.scale.dispose();
     this.scaleShift?.shift.dispose();
     this.scaleShift = null;
-  }
-
-  override dispose(): void {
-    this.stateChanged();
-    super.dispose();
   }
 }
 
