@@ -17,7 +17,8 @@
 // and gpuMs (summed kernel times from timestamp queries over extra profiled steps; null without
 // 'timestamp-query'). Profiling gives every dispatch its own pass, so it runs after the timed steps.
 // --no-profile skips those extra steps (gpuMs null): R50 steps take minutes each on lavapipe.
-// Usage: node dist/bench/train.js [--r50] [--r50-full] [--iters N] [--warmup N] [--json] [--no-profile] [--only tiny-cpu|tiny|r50]
+// --tally prints (stderr) the dispatches per step of each op kind (label without shapes, entry point).
+// Usage: node dist/bench/train.js [--r50] [--r50-full] [--iters N] [--warmup N] [--json] [--no-profile] [--tally] [--only tiny-cpu|tiny|r50]
 import '../cli/node-gpu.js';
 import { init, setQuiet, adapterReport, shutdown, counters, getBackend, type Counters } from '../engine/index.js';
 import type { TrainConfig } from '../train/config.js';
@@ -53,6 +54,7 @@ if (argv.includes('--r50')) cases.push({ key: 'r50', name: 'torchvision-r50-fpn,
 if (argv.includes('--r50-full')) cases.push({ key: 'r50', name: 'torchvision-r50-fpn, 800x800 (min 800, max 1333), batch 2', config: r50(800, 1333), warmup: 2, iters: 10, formulaWeights: true });
 
 const json = argv.includes('--json');
+const tally = argv.includes('--tally');
 const only = argv.includes('--only') ? argv[argv.indexOf('--only') + 1] : undefined;
 const log = (line: string) => (json ? console.error(line) : console.log(line));
 
@@ -81,6 +83,7 @@ for (const c of cases.filter((c) => !only || c.key === only)) {
   // No sync here: steps are pipelined (each takes the previous one's losses late), so the timed
   // span runs from one step's start to a later step's start, the same phase at both ends.
   const n = itersFlag || c.iters;
+  if (tally) getBackend().tallyDispatches(true);
   const c0 = counters();
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
@@ -89,6 +92,7 @@ for (const c of cases.filter((c) => !only || c.key === only)) {
   const s = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
   const per = perStep(c0, counters(), n);
+  if (tally) for (const [k, v] of getBackend().tallyDispatches(false)) console.error(`  ${(v / n).toFixed(1).padStart(7)}  ${k}`);
   const cpuS = (cpu.user + cpu.system) / 1e6;
   rows.push([c.name, n, images / s, (1000 * s) / n, cpuS / images]);
   log(`  ${c.name}: ${(images / s).toFixed(2)} images/s`);

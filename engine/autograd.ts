@@ -67,6 +67,8 @@ export function record(op: string, inputs: Tensor[], output: Tensor | Tensor[], 
 // Gradient arithmetic is provided by ops (add, sum-to-shape) to avoid an import cycle.
 export interface GradMath {
   add(a: Tensor, b: Tensor): Tensor;
+  /** (a + b) + c. */
+  add3(a: Tensor, b: Tensor, c: Tensor): Tensor;
   onesLike(t: Tensor): Tensor;
 }
 let math: GradMath | undefined;
@@ -74,15 +76,36 @@ export function registerGradMath(m: GradMath): void {
   math = m;
 }
 
-function accumulate(map: Map<Tensor, Tensor>, t: Tensor, g: Tensor): void {
+/**
+ * A tensor's gradient contributions so far: their running sum and at most one not yet added, so
+ * contributions are summed three at a time ((a + b) + c: the same rounding as adding them one by
+ * one, in half the dispatches; a shared RPN head's weights get one per pyramid level).
+ */
+interface Contributions {
+  sum: Tensor;
+  pending: Tensor | null;
+}
+
+function accumulate(map: Map<Tensor, Contributions>, t: Tensor, g: Tensor): void {
   const prev = map.get(t);
   if (!prev) {
-    map.set(t, g);
-    return;
+    map.set(t, { sum: g, pending: null });
+  } else if (!prev.pending) {
+    prev.pending = g;
+  } else {
+    const s = math!.add3(prev.sum, prev.pending, g);
+    for (const x of [prev.sum, prev.pending, g]) x.dispose();
+    map.set(t, { sum: s, pending: null });
   }
-  map.set(t, math!.add(prev, g));
-  prev.dispose();
-  g.dispose();
+}
+
+/** The total of a tensor's contributions. */
+function settle(c: Contributions): Tensor {
+  if (!c.pending) return c.sum;
+  const s = math!.add(c.sum, c.pending);
+  c.sum.dispose();
+  c.pending.dispose();
+  return s;
 }
 
 export interface BackwardOptions {
@@ -133,13 +156,14 @@ export function backward(output: Tensor, opts: BackwardOptions = {}): void {
   }
 
   noGrad(() => {
-    const grads = new Map<Tensor, Tensor>();
-    grads.set(output, opts.grad ? opts.grad.view(opts.grad.shape, opts.grad.strides, opts.grad.offset) : math!.onesLike(output));
+    const grads = new Map<Tensor, Contributions>();
+    accumulate(grads, output, opts.grad ? opts.grad.view(opts.grad.shape, opts.grad.strides, opts.grad.offset) : math!.onesLike(output));
     for (let k = order.length - 1; k >= 0; k--) {
       const t = order[k]!;
-      const g = grads.get(t);
-      if (!g) continue;
+      const c = grads.get(t);
+      if (!c) continue;
       grads.delete(t);
+      const g = settle(c);
       if (!t.node) {
         // A leaf: accumulate into .grad, which outlives every scope.
         if (t.grad) {
@@ -177,6 +201,9 @@ export function backward(output: Tensor, opts: BackwardOptions = {}): void {
       });
       if (!opts.retainGraph) node.release();
     }
-    for (const g of grads.values()) g.dispose();
+    for (const c of grads.values()) {
+      c.sum.dispose();
+      c.pending?.dispose();
+    }
   });
 }

@@ -104,6 +104,9 @@ export class WebGPUBackend {
   private waiting = 0;
   private waitStart = 0;
   private profiler: KernelProfiler | null = null;
+  /** Dispatches per op kind while a tally runs (tallyDispatches), else null: a cheap per-op count
+   *  that needs no timestamp queries (lavapipe has none). */
+  private tally: Map<string, number> | null = null;
 
   constructor(readonly device: GPUDevice) {
     this.pool = new BufferPool(device);
@@ -274,6 +277,12 @@ export class WebGPUBackend {
     this.lastLabel = `${d.label} [${d.kernel.entry}]`;
     this.batchLabels.push(this.lastLabel);
     this.counts.dispatches++;
+    if (this.tally) {
+      // The label without its shapes and sizes, and the entry point: one row per op kind.
+      const kind = d.label.replace(/\w*\[[^\]]*\]|(?<![A-Za-z_\d])-?\d[\d.e+x-]*|[(),=]|->/g, ' ').replace(/\s+/g, ' ').trim();
+      const key = `${kind} [${d.kernel.entry}]`;
+      this.tally.set(key, (this.tally.get(key) ?? 0) + 1);
+    }
     if (this.debug) {
       this.flush();
       this.device.popErrorScope().then((err) => {
@@ -357,6 +366,13 @@ export class WebGPUBackend {
 
   memory(): PoolStats {
     return this.pool.getStats();
+  }
+
+  /** Starts (true) or stops (false) counting dispatches per op kind; returns the counts so far, most first. */
+  tallyDispatches(on: boolean): [string, number][] {
+    const rows = [...(this.tally ?? [])].sort((a, b) => b[1] - a[1]);
+    this.tally = on ? new Map() : null;
+    return rows;
   }
 
   /** The counters since init() (a snapshot). */

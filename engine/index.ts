@@ -38,6 +38,7 @@ export {
 // Views, joins, reductions, linear algebra.
 export { reshape, permute, transpose, slice, narrow, expand, unsqueeze, squeeze, flatten } from './ops/view.js';
 export { stack, split, chunk } from './ops/join.js';
+export { tile2d, flattenWindows, type Window } from './ops/tile.js';
 export { sum, mean, max, min, argmax, argmin, type Dims } from './ops/reduce.js';
 export { matmul } from './ops/matmul.js';
 export { sort, argsort, topk, type SortResult } from './ops/sort.js';
@@ -48,7 +49,7 @@ export { indexSelect, gather, take, scatterAdd, indexAdd, maskedFill, maskedSele
 // Neural-network functions (torch.nn.functional).
 export { softmax, logSoftmax } from './ops/softmax.js';
 export { conv2d, convTranspose2d, type ConvOptions, type Activation } from './ops/conv.js';
-export { batchNorm, frozenBatchNorm2d, groupNorm } from './ops/norm.js';
+export { batchNorm, channelSum, frozenBatchNorm2d, frozenBatchNormScaleShift, frozenBatchNormApply, groupNorm, type NormEpilogue } from './ops/norm.js';
 export { maxPool2d, maxPool2dWithIndices } from './ops/pool.js';
 export { interpolate, type InterpolateOptions } from './ops/resize.js';
 export { binaryCrossEntropyWithLogits, smoothL1Loss, l1Loss, crossEntropy } from './ops/losses.js';

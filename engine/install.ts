@@ -11,5 +11,5 @@ import './ops/reduce.js';
 import './tensor-methods.js';
 import './tensor-methods-extra.js';
 
-registerGradMath({ add, onesLike });
+registerGradMath({ add, add3: (a, b, c) => elementwise('add3', [a, b, c]), onesLike });
 registerContiguousCopy((t) => elementwise('copy', [t]));

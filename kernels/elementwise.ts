@@ -85,6 +85,8 @@ export const EW_OPS = {
   where: { arity: 3, wgsl: 'select(c, b, a != U(0))', ref: (a, b, c) => (a !== 0 ? b : c) },
   // a*b + c, the multiply-add many updates use
   fma: { arity: 3, wgsl: 'a * b + c', ref: (a, b, c) => a * b + c },
+  // (a + b) + c: autodiff sums three gradient contributions in one pass, rounding as two adds do
+  add3: { arity: 3, wgsl: 'a + b + c', ref: (a, b, c) => a + b + c },
 } satisfies Record<string, EwOp>;
 
 export type EwOpName = keyof typeof EW_OPS;

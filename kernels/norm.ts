@@ -37,9 +37,12 @@ export const NORM_UNIFORMS = uniformBlock('norm', {
   bOff: 'u32',
   s1Off: 'u32',
   s2Off: 'u32',
+  rOff: 'u32',
+  yOff: 'u32',
 });
 
-export type NormInput = 'x' | 'g' | 'mean' | 'rstd' | 'w' | 'b' | 's1' | 's2';
+/** r: a residual added before the ReLU; y: a ReLU's saved output, whose sign masks a gradient. */
+export type NormInput = 'x' | 'g' | 'mean' | 'rstd' | 'w' | 'b' | 's1' | 's2' | 'r' | 'y';
 
 function header(inputs: readonly NormInput[]): string {
   const decls = inputs.map((name, k) => `@group(0) @binding(${k + 1}) var<storage, read> in_${name}: array<f32>;`);
@@ -49,29 +52,40 @@ ${decls.join('\n')}
 }
 
 const load = (name: NormInput, index: string): string => `in_${name}[u.${name}Off + ${index}]`;
+/** A gradient's element, zeroed where the saved ReLU output is not positive when `mask` (relu_grad's rule). */
+const gradLoad = (name: NormInput, index: string, mask: boolean): string =>
+  mask ? `select(0.0, ${load(name, index)}, ${load('y', index)} > 0.0)` : load(name, index);
 
 // Channel and stat of dense element index `e` (a WGSL expression).
 const decode = (e: string): string => `let c = (${e} / u.L) % u.C;
     let s = (${e} / (u.L * u.C)) * u.nStat + c / u.cPerStat;`;
 
 /**
- * Row reduction kernels. 'stats': out[r] = mean, out[R + r] = biased variance, out[2R + r] = rstd
+ * Row reduction kernels. 'sum': out[r] = the row's sum (a conv bias gradient: dy summed per
+ * channel over images and pixels, in one pass). 'stats': out[r] = mean, out[R + r] = biased variance, out[2R + r] = rstd
  * (two passes: the mean, then the sum of squared deviations with the rounding correction of the
  * corrected two-pass algorithm). 'grad': out[r] = sum(g*w[c]), out[R + r] = sum(g*w[c]*xhat) with
- * xhat = (x - mean[s]) * rstd[s]; w is left out when `weight` is false. One workgroup of `wg`
- * invocations (a power of two) per row: the engine's reductionWorkgroup().
+ * xhat = (x - mean[s]) * rstd[s]; w is left out when `weight` is false, and with `mask` g is zero
+ * where the saved output y of a fused ReLU is not positive. One workgroup of `wg` invocations (a
+ * power of two) per row: the engine's reductionWorkgroup().
  */
-export function normRowsKernel(mode: 'stats' | 'grad', weight: boolean, wg: number = WORKGROUP): { wgsl: string; entry: string; inputs: NormInput[] } {
+export function normRowsKernel(mode: 'sum' | 'stats' | 'grad', weight: boolean, wg: number = WORKGROUP, mask = false): { wgsl: string; entry: string; inputs: NormInput[] } {
   if (!isTreeWidth(wg)) throw new Error(`normRowsKernel: workgroup size ${wg} is not a power of two in [2, 256]`);
-  const inputs: NormInput[] = mode === 'stats' ? ['x'] : ['x', 'g', 'mean', 'rstd', ...(weight ? (['w'] as const) : [])];
-  const entry = `norm_rows_${mode}${weight ? '_w' : ''}`;
+  const inputs: NormInput[] = mode !== 'grad' ? ['x'] : ['x', 'g', 'mean', 'rstd', ...(weight ? (['w'] as const) : []), ...(mask ? (['y'] as const) : [])];
+  const entry = `norm_rows_${mode}${weight ? '_w' : ''}${mask ? '_mask' : ''}`;
   const loop = (body: string): string => `for (var j = lid; j < count; j += ${wg}u) {
     let o = j / u.K;
     let e = row * u.rowStride + o * u.outerStride + (j - o * u.K);
     ${body}
   }`;
+  const sumBody = `var acc = 0.0;
+  ${loop(`acc += ${load('x', 'e')};`)}
+  let t = wg_sum(vec2<f32>(acc, 0.0), lid).x;
+  if (lid == 0u) { out[row] = t; }`;
   const body =
-    mode === 'stats'
+    mode === 'sum'
+      ? sumBody
+      : mode === 'stats'
       ? `var acc = 0.0;
   ${loop(`acc += ${load('x', 'e')};`)}
   let m0 = wg_sum(vec2<f32>(acc, 0.0), lid).x / f32(count);
@@ -87,7 +101,7 @@ export function normRowsKernel(mode: 'stats' | 'grad', weight: boolean, wg: numb
   }`
       : `var acc = vec2<f32>(0.0, 0.0);
   ${loop(`${decode('e')}
-    let gw = ${load('g', 'e')}${weight ? ` * ${load('w', 'c')}` : ''};
+    let gw = ${gradLoad('g', 'e', mask)}${weight ? ` * ${load('w', 'c')}` : ''};
     let xhat = (${load('x', 'e')} - ${load('mean', 's')}) * ${load('rstd', 's')};
     acc += vec2<f32>(gw, gw * xhat);`)}
   let t = wg_sum(acc, lid);
@@ -125,27 +139,38 @@ export interface ApplySpec {
   rstd: boolean;
   weight: boolean;
   bias: boolean;
+  /** The epilogue: + r[i] (a residual), then max(., 0). */
+  residual?: boolean;
+  relu?: boolean;
+  /** x is a gradient, zeroed where the saved ReLU output y is not positive (a fused ReLU's backward). */
+  mask?: boolean;
 }
 
 /**
- * y = ((x - mean[s]) * rstd[s]) * w[c] + b[c], each factor present or not. Frozen batch norm is
- * x * scale[c] + shift[c] (weight and bias only); eval batch norm's input gradient is g*rstd*w.
+ * y = relu(((x - mean[s]) * rstd[s]) * w[c] + b[c] + r[i]), each factor and the ReLU present or not.
+ * Frozen batch norm is x * scale[c] + shift[c] (weight and bias only), with a block's residual add
+ * and ReLU fused in; eval batch norm's input gradient is g*rstd*w, with `mask` the gradient through
+ * a fused ReLU as well.
  */
 export function normApplyKernel(spec: ApplySpec): { wgsl: string; entry: string; inputs: NormInput[] } {
   const inputs: NormInput[] = ['x'];
-  let expr = load('x', 'i');
+  let expr = gradLoad('x', 'i', !!spec.mask);
   const terms: [boolean, NormInput, (e: string) => string][] = [
     [spec.mean, 'mean', (e) => `(${e} - ${load('mean', 's')})`],
     [spec.rstd, 'rstd', (e) => `${e} * ${load('rstd', 's')}`],
     [spec.weight, 'w', (e) => `${e} * ${load('w', 'c')}`],
     [spec.bias, 'b', (e) => `${e} + ${load('b', 'c')}`],
+    [!!spec.residual, 'r', (e) => `${e} + ${load('r', 'i')}`],
   ];
   for (const [on, name, wrap] of terms) {
     if (!on) continue;
     inputs.push(name);
     expr = wrap(expr);
   }
-  const entry = `norm_apply_${['mean', 'rstd', 'weight', 'bias'].filter((k) => spec[k as keyof ApplySpec]).join('_') || 'copy'}`;
+  if (spec.mask) inputs.push('y');
+  if (spec.relu) expr = `max(${expr}, 0.0)`;
+  const parts = ['mean', 'rstd', 'weight', 'bias', 'residual', 'relu', 'mask'].filter((k) => spec[k as keyof ApplySpec]);
+  const entry = `norm_apply_${parts.join('_') || 'copy'}`;
   return { wgsl: elementwiseShell(inputs, entry, `out[i] = ${expr};`), entry, inputs };
 }
 
@@ -154,14 +179,15 @@ export function normApplyKernel(spec: ApplySpec): { wgsl: string; entry: string;
  *   gx = rstd[s] * (g*wIn - (s1[s] + xhat * s2[s]) * invM) * wOut
  * where s1 = sum(g*wIn) and s2 = sum(g*wIn*xhat) over the stat. Batch norm applies its weight
  * outside (it is constant over a channel, and its sums double as the weight/bias gradients);
- * group norm inside (the weight varies over a group).
+ * group norm inside (the weight varies over a group). With `mask`, g is zero where the saved
+ * output y of a fused ReLU is not positive.
  */
-export function normGradInputKernel(weight: 'inner' | 'outer' | 'none'): { wgsl: string; entry: string; inputs: NormInput[] } {
-  const inputs: NormInput[] = ['x', 'g', 'mean', 'rstd', 's1', 's2', ...(weight !== 'none' ? (['w'] as const) : [])];
-  const entry = `norm_grad_input_${weight}`;
+export function normGradInputKernel(weight: 'inner' | 'outer' | 'none', mask = false): { wgsl: string; entry: string; inputs: NormInput[] } {
+  const inputs: NormInput[] = ['x', 'g', 'mean', 'rstd', 's1', 's2', ...(weight !== 'none' ? (['w'] as const) : []), ...(mask ? (['y'] as const) : [])];
+  const entry = `norm_grad_input_${weight}${mask ? '_mask' : ''}`;
   const body = `let r = ${load('rstd', 's')};
   let xhat = (${load('x', 'i')} - ${load('mean', 's')}) * r;
-  let gw = ${load('g', 'i')}${weight === 'inner' ? ` * ${load('w', 'c')}` : ''};
+  let gw = ${gradLoad('g', 'i', mask)}${weight === 'inner' ? ` * ${load('w', 'c')}` : ''};
   out[i] = r * (gw - (${load('s1', 's')} + xhat * ${load('s2', 's')}) * u.invM)${weight === 'outer' ? ` * ${load('w', 'c')}` : ''};`;
   return { wgsl: elementwiseShell(inputs, entry, body), entry, inputs };
 }
@@ -247,6 +273,15 @@ export function frozenBatchNormReference(x: RefTensor, weight: RefTensor, bias: 
     }
   }
   return { shape: [...x.shape], data: y };
+}
+
+/** The fused epilogue of a normalisation's output y: relu(y + residual), each part optional (PyTorch's separate add and relu). */
+export function normEpilogueReference(y: RefTensor, residual: RefTensor | null, relu: boolean): RefTensor {
+  const data = y.data.map((v, i) => {
+    const z = v + (residual ? residual.data[i]! : 0);
+    return relu ? Math.max(z, 0) : z;
+  });
+  return { shape: [...y.shape], data };
 }
 
 /**

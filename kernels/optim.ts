@@ -1,12 +1,12 @@
-// Optimizer update kernels: one fused kernel per parameter tensor that reads the gradient and
-// updates the parameter (and its momentum buffer) in place, plus the float64 reference of the same
+// Optimizer update kernels: one fused kernel that reads the gradients of up to k parameter tensors
+// and updates them (and their momentum buffers) in place, plus the float64 reference of the same
 // rule. The rule is torch.optim.SGD's (_single_tensor_sgd in torch/optim/sgd.py):
 //   d = grad (negated when maximize);  d += weightDecay * p
 //   momentum: buf = d on the first step, else buf = momentum * buf + (1 - dampening) * d
 //             d = nesterov ? d + momentum * buf : buf
 //   p -= lr * d
 import { LINEAR_GROUP, WORKGROUP } from './common.js';
-import { uniformBlock } from './uniforms.js';
+import { blockVariants, uniformBlock } from './uniforms.js';
 
 /** Compile-time variant of the SGD kernel (each flag removes work rather than multiplying by 0). */
 export interface SgdVariant {
@@ -17,52 +17,67 @@ export interface SgdVariant {
 }
 
 /**
- * keep = 1 - dampening; first = 1 when the momentum buffer is initialised from d. Offsets in
- * elements (bufOffset 0 without momentum).
+ * The uniforms of an SGD kernel over `k` tensors: shared keep = 1 - dampening, lr, momentum and
+ * weight decay; per tensor j its size n{j}, offsets (in elements) p{j}, g{j}, b{j} (0 without
+ * momentum) and first{j} = 1 when its momentum buffer is initialised from d.
  */
-export const SGD_UNIFORMS = uniformBlock('sgd', {
-  n: 'u32',
-  pOffset: 'u32',
-  gOffset: 'u32',
-  bufOffset: 'u32',
-  lr: 'f32',
-  momentum: 'f32',
-  keep: 'f32',
-  weightDecay: 'f32',
-  first: 'u32',
+export const sgdUniforms = blockVariants((k: number) => {
+  const spec: Record<string, 'u32' | 'f32'> = { lr: 'f32', momentum: 'f32', keep: 'f32', weightDecay: 'f32' };
+  for (let j = 0; j < k; j++) Object.assign(spec, { [`n${j}`]: 'u32', [`p${j}`]: 'u32', [`g${j}`]: 'u32', [`b${j}`]: 'u32', [`first${j}`]: 'u32' });
+  return uniformBlock(`sgd${k}`, spec);
 });
 
-/** Consecutive elements each invocation updates (dispatch ceil(n / (WORKGROUP * SGD_PER_THREAD))). */
+/** Consecutive elements each invocation updates (dispatch ceil(max n / (WORKGROUP * SGD_PER_THREAD)) x k). */
 export const SGD_PER_THREAD = 4;
 
+/** Storage buffers one tensor binds: parameter, gradient, and the momentum buffer with momentum. */
+export const sgdBuffersPerTensor = (v: SgdVariant): number => (v.momentum ? 3 : 2);
+
 /**
- * Bindings: 1 = param (read_write), 2 = grad (read), 3 = momentum buffer (read_write, momentum only).
+ * One dispatch updates `k` tensors (torch's foreach SGD): workgroup z = j updates tensor j.
+ * Bindings per tensor j, from 1 + j * sgdBuffersPerTensor: param (read_write), grad (read),
+ * momentum buffer (read_write, momentum only).
  */
-export function sgdKernel(v: SgdVariant): { wgsl: string; entry: string } {
+export function sgdKernel(v: SgdVariant, k = 1): { wgsl: string; entry: string } {
   if (v.nesterov && !v.momentum) throw new Error('sgdKernel: nesterov needs momentum');
-  const body: string[] = [`var d = ${v.maximize ? '-' : ''}g[u.gOffset + i];`, `let pi = u.pOffset + i;`];
-  if (v.weightDecay) body.push(`d = d + u.weightDecay * p[pi];`);
-  if (v.momentum) {
-    body.push(
-      `let bi = u.bufOffset + i;`,
-      // The first step copies d into the buffer (torch clones the gradient), so no garbage is read.
-      `var b = d;`,
-      `if (u.first == 0u) { b = buf[bi] * u.momentum + u.keep * d; }`,
-      `buf[bi] = b;`,
-      v.nesterov ? `d = d + u.momentum * b;` : `d = b;`,
-    );
+  if (!Number.isInteger(k) || k < 1) throw new Error(`sgdKernel: ${k} tensors per dispatch`);
+  const per = sgdBuffersPerTensor(v);
+  const update = (j: number): string => {
+    const body: string[] = [`var d = ${v.maximize ? '-' : ''}g${j}[u.g${j} + i];`, `let pi = u.p${j} + i;`];
+    if (v.weightDecay) body.push(`d = d + u.weightDecay * p${j}[pi];`);
+    if (v.momentum) {
+      body.push(
+        `let bi = u.b${j} + i;`,
+        // The first step copies d into the buffer (torch clones the gradient), so no garbage is read.
+        `var b = d;`,
+        `if (u.first${j} == 0u) { b = buf${j}[bi] * u.momentum + u.keep * d; }`,
+        `buf${j}[bi] = b;`,
+        v.nesterov ? `d = d + u.momentum * b;` : `d = b;`,
+      );
+    }
+    body.push(`p${j}[pi] = p${j}[pi] - u.lr * d;`);
+    return `case ${j}u: {
+      for (var i = i0; i < min(i0 + ${SGD_PER_THREAD}u, u.n${j}); i++) {
+        ${body.join('\n        ')}
+      }
+    }`;
+  };
+  const decls: string[] = [];
+  for (let j = 0; j < k; j++) {
+    const at = 1 + j * per;
+    decls.push(`@group(0) @binding(${at}) var<storage, read_write> p${j}: array<f32>;`, `@group(0) @binding(${at + 1}) var<storage, read> g${j}: array<f32>;`);
+    if (v.momentum) decls.push(`@group(0) @binding(${at + 2}) var<storage, read_write> buf${j}: array<f32>;`);
   }
-  body.push(`p[pi] = p[pi] - u.lr * d;`);
-  const entry = `sgd${v.momentum ? '_momentum' : ''}${v.nesterov ? '_nesterov' : ''}${v.weightDecay ? '_wd' : ''}${v.maximize ? '_max' : ''}`;
-  const wgsl = `${SGD_UNIFORMS.wgsl}
-@group(0) @binding(1) var<storage, read_write> p: array<f32>;
-@group(0) @binding(2) var<storage, read> g: array<f32>;
-${v.momentum ? '@group(0) @binding(3) var<storage, read_write> buf: array<f32>;' : ''}
+  const entry = `sgd${v.momentum ? '_momentum' : ''}${v.nesterov ? '_nesterov' : ''}${v.weightDecay ? '_wd' : ''}${v.maximize ? '_max' : ''}${k > 1 ? `_x${k}` : ''}`;
+  const cases = Array.from({ length: k }, (_, j) => update(j));
+  const wgsl = `${sgdUniforms(k).wgsl}
+${decls.join('\n')}
 @compute @workgroup_size(${WORKGROUP})
 fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let i0 = (${LINEAR_GROUP} * ${WORKGROUP}u + lid) * ${SGD_PER_THREAD}u;
-  for (var i = i0; i < min(i0 + ${SGD_PER_THREAD}u, u.n); i++) {
-    ${body.join('\n    ')}
+  switch wid.z {
+    ${cases.join('\n    ')}
+    default: {}
   }
 }
 `;

@@ -84,19 +84,21 @@ export class FastRCNNPredictor extends nn.Module {
 
 /** One Conv2dNormActivation(3x3, dilation) + ReLU, the conv as child '0' (and GN/BN as '1'). */
 class ConvNormReLU extends nn.Sequential {
-  private readonly withNorm: boolean;
+  private readonly norm: nn.NormLayer | null;
 
   constructor(inC: number, outC: number, cfg: Pick<MaskHeadConfig, 'dilation' | 'norm' | 'gnGroups'>) {
     const norm = makeHeadNorm(cfg.norm, cfg.gnGroups, outC);
     const conv = new nn.Conv2d(inC, outC, 3, { padding: cfg.dilation, dilation: cfg.dilation, bias: !norm, init: MASK_INIT });
     super(...(norm ? [conv, norm] : [conv]));
-    this.withNorm = norm !== null;
+    this.norm = norm;
   }
 
   override forward(x: Tensor): Tensor {
     const conv = this.at(0) as nn.Conv2d;
-    if (!this.withNorm) return conv.forward(x, 'relu');
-    return tidy(() => relu(this.at(1).forward(conv.forward(x))));
+    if (!this.norm) return conv.forward(x, 'relu');
+    const norm = this.norm;
+    // The ReLU runs in the norm's kernel.
+    return tidy(() => norm.forward(conv.forward(x), { relu: true }));
   }
 }
 

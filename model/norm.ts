@@ -11,7 +11,7 @@ export interface NormSpec {
 }
 
 /** The norm layer after a conv with `channels` outputs (torchvision's norm_layer(channels)). */
-export function makeNorm(spec: NormSpec, channels: number): nn.Layer {
+export function makeNorm(spec: NormSpec, channels: number): nn.NormLayer {
   switch (spec.kind) {
     case 'frozen_bn': return new nn.FrozenBatchNorm2d(channels, spec.eps);
     case 'bn': return new nn.BatchNorm2d(channels, { eps: spec.eps });
@@ -20,6 +20,6 @@ export function makeNorm(spec: NormSpec, channels: number): nn.Layer {
 }
 
 /** A head's norm (null for 'none'), with torch's default eps 1e-5 (torchvision passes none). */
-export function makeHeadNorm(kind: HeadNorm, gnGroups: number, channels: number): nn.Layer | null {
+export function makeHeadNorm(kind: HeadNorm, gnGroups: number, channels: number): nn.NormLayer | null {
   return kind === 'none' ? null : makeNorm({ kind, gnGroups, eps: 1e-5 }, channels);
 }

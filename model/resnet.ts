@@ -3,7 +3,7 @@
 // torchvision's state dict: conv1, bn1, layer1..layer4, each block conv1/bn1/conv2/bn2[/conv3/bn3]
 // and downsample.0 (1x1 conv) / downsample.1 (norm). The norm is selectable (FrozenBatchNorm2d for
 // imported weights, BatchNorm2d, GroupNorm), as is Detectron2's "stride in the 1x1" Bottleneck.
-import { add, maxPool2d, relu, tidy, nn, type Tensor } from '../engine/index.js';
+import { maxPool2d, tidy, nn, type Tensor } from '../engine/index.js';
 import { blockExpansion, bottleneckWidth, stageBlocks, type BackboneConfig } from './config.js';
 import { makeNorm, type NormSpec } from './norm.js';
 
@@ -24,9 +24,9 @@ export interface Block extends nn.Layer {
 export class BasicBlock extends nn.Module implements Block {
   static readonly expansion = 1;
   readonly conv1: nn.Conv2d;
-  readonly bn1: nn.Layer;
+  readonly bn1: nn.NormLayer;
   readonly conv2: nn.Conv2d;
-  readonly bn2: nn.Layer;
+  readonly bn2: nn.NormLayer;
   readonly downsample: nn.Sequential | null;
   readonly outChannels: number;
 
@@ -42,10 +42,10 @@ export class BasicBlock extends nn.Module implements Block {
 
   forward(x: Tensor): Tensor {
     return tidy(() => {
-      let out = relu(this.bn1.forward(this.conv1.forward(x)));
-      out = this.bn2.forward(this.conv2.forward(out));
+      const out = this.bn1.forward(this.conv1.forward(x), { relu: true });
       const identity = this.downsample ? this.downsample.forward(x) : x;
-      return relu(add(out, identity));
+      // relu(bn2(conv2(out)) + identity): the add and relu run in the norm's kernel.
+      return this.bn2.forward(this.conv2.forward(out), { residual: identity, relu: true });
     });
   }
 }
@@ -59,11 +59,11 @@ export class BasicBlock extends nn.Module implements Block {
 export class Bottleneck extends nn.Module implements Block {
   static readonly expansion = 4;
   readonly conv1: nn.Conv2d;
-  readonly bn1: nn.Layer;
+  readonly bn1: nn.NormLayer;
   readonly conv2: nn.Conv2d;
-  readonly bn2: nn.Layer;
+  readonly bn2: nn.NormLayer;
   readonly conv3: nn.Conv2d;
-  readonly bn3: nn.Layer;
+  readonly bn3: nn.NormLayer;
   readonly downsample: nn.Sequential | null;
   readonly outChannels: number;
 
@@ -83,11 +83,11 @@ export class Bottleneck extends nn.Module implements Block {
 
   forward(x: Tensor): Tensor {
     return tidy(() => {
-      let out = relu(this.bn1.forward(this.conv1.forward(x)));
-      out = relu(this.bn2.forward(this.conv2.forward(out)));
-      out = this.bn3.forward(this.conv3.forward(out));
+      let out = this.bn1.forward(this.conv1.forward(x), { relu: true });
+      out = this.bn2.forward(this.conv2.forward(out), { relu: true });
       const identity = this.downsample ? this.downsample.forward(x) : x;
-      return relu(add(out, identity));
+      // relu(bn3(conv3(out)) + identity): the add and relu run in the norm's kernel.
+      return this.bn3.forward(this.conv3.forward(out), { residual: identity, relu: true });
     });
   }
 }
@@ -98,7 +98,7 @@ export class Bottleneck extends nn.Module implements Block {
  */
 export class ResNetBody extends nn.Module {
   readonly conv1: nn.Conv2d;
-  readonly bn1: nn.Layer;
+  readonly bn1: nn.NormLayer;
   readonly layers: nn.Sequential[];
   /** Channels of C2..C5. */
   readonly outChannels: number[];
@@ -134,7 +134,7 @@ export class ResNetBody extends nn.Module {
   /** x [N, 3, H, W] -> [C2, C3, C4, C5]. */
   forward(x: Tensor): Tensor[] {
     return tidy(() => {
-      const stem = maxPool2d(relu(this.bn1.forward(this.conv1.forward(x))), 3, 2, 1);
+      const stem = maxPool2d(this.bn1.forward(this.conv1.forward(x), { relu: true }), 3, 2, 1);
       const outs: Tensor[] = [];
       let h = stem;
       for (const layer of this.layers) {

@@ -2,7 +2,7 @@
 // levels predicts an objectness logit and 4 box deltas per anchor; the deltas decode anchors into
 // proposals, which are filtered per level (top-k), clipped, thinned by NMS and cut to the top-N.
 // The filtering is data-dependent, so (as torchvision's CUDA path syncs) it runs on the host.
-import { cat, indexSelect, permute, reshape, tensor, tidy, nn, type Rng, type Tensor } from '../engine/index.js';
+import { cat, conv2d, flattenWindows, indexSelect, noGrad, permute, reshape, slice, tensor, tidy, tile2d, nn, type Rng, type Tensor, type Window } from '../engine/index.js';
 import { AnchorCache, anchorsPerLocation, type LevelGrid } from './anchors.js';
 import { boxes32, topKDesc } from '../kernels/box-math.js';
 import { labelsFromMatches, matchPredictions, sampleBalanced } from './matcher.js';
@@ -38,6 +38,37 @@ export class RPNHead extends nn.Module {
     this.bboxPred = this.registerModule('bbox_pred', new nn.Conv2d(inChannels, numAnchors * 4, 1, { init: RPN_INIT }));
   }
 
+  /**
+   * Both predictions of every level, flattened as flattenPredictions does, and (for inspection) the
+   * per-level maps. With one conv before the predictors (torchvision's RPNHead) the levels run
+   * packed into one canvas, 1 pixel of zeros between them (the 3x3 conv's padding): each conv is one
+   * dispatch for all levels instead of one per level, its weight gradient one sum, not five.
+   */
+  predict(features: readonly Tensor[]): { objectness: Tensor; deltas: Tensor; levels: { objectness: Tensor[]; deltas: Tensor[] } } {
+    if (this.conv.length !== 1 || features.length < 2) {
+      const levels = this.forward(features);
+      return { ...flattenPredictions(levels.objectness, levels.deltas), levels };
+    }
+    return tidy(() => {
+      const { windows, height, width } = packLevels(features.map((f) => [f.shape[2]!, f.shape[3]!]));
+      const t = this.conv.forward(tile2d(features, windows, height, width));
+      // cls_logits and bbox_pred are two 1x1 convs of t: run as one with their weights stacked
+      // (A objectness channels, then 4A delta channels), so t's gradient is one sum, not two.
+      const { clsLogits: c, bboxPred: b } = this;
+      const both = conv2d(t, cat([c.weight, b.weight], 0), cat([c.bias!, b.bias!], 0));
+      const A = c.outChannels, N = both.shape[0]!;
+      const flat = flattenWindows(both, windows);
+      const obj = slice(both, 1, 0, A), del = slice(both, 1, A, 5 * A);
+      const at = (x: Tensor, w: Window): Tensor => slice(slice(x, 2, w.top, w.top + w.height), 3, w.left, w.left + w.width);
+      return {
+        objectness: reshape(permute(slice(flat, 1, 0, A), [0, 2, 1]), [N, -1]),
+        deltas: reshape(permute(reshape(slice(flat, 1, A, 5 * A), [N, A, 4, -1]), [0, 3, 1, 2]), [N, -1, 4]),
+        levels: { objectness: windows.map((w) => at(obj, w)), deltas: windows.map((w) => at(del, w)) },
+      };
+    });
+  }
+
+  /** Per level: objectness [N, A, H, W] and deltas [N, 4A, H, W]. */
   forward(features: readonly Tensor[]): { objectness: Tensor[]; deltas: Tensor[] } {
     const objectness: Tensor[] = [];
     const deltas: Tensor[] = [];
@@ -51,15 +82,35 @@ export class RPNHead extends nn.Module {
   }
 }
 
-/** Objectness [N, A, H, W] per level -> [N, sum(H*W*A)]; deltas [N, 4A, H, W] -> [N, sum, 4]. */
+/**
+ * Windows of a canvas holding maps of the given [H, W] sizes with at least one zero row/column
+ * between any two: the first at the top left, the others left to right in a row below it.
+ */
+export function packLevels(sizes: readonly (readonly [number, number])[]): { windows: Window[]; height: number; width: number } {
+  const [H0, W0] = sizes[0]!;
+  const windows: Window[] = [{ top: 0, left: 0, height: H0, width: W0 }];
+  let left = 0, below = 0;
+  for (const [h, w] of sizes.slice(1)) {
+    windows.push({ top: H0 + 1, left, height: h, width: w });
+    left += w + 1;
+    below = Math.max(below, h);
+  }
+  return { windows, height: sizes.length > 1 ? H0 + 1 + below : H0, width: Math.max(W0, left - 1) };
+}
+
+/**
+ * Objectness [N, A, H, W] per level -> [N, sum(H*W*A)]; deltas [N, 4A, H, W] -> [N, sum, 4], in
+ * torchvision's order (level, then pixel, then anchor). The levels are joined along their pixels
+ * first ([N, A, sum(H*W)], views in, one copy each) and permuted once, so the whole takes one copy
+ * per level and one for the permute, rather than a permute copy and a join copy per level.
+ */
 export function flattenPredictions(objectness: readonly Tensor[], deltas: readonly Tensor[]): { objectness: Tensor; deltas: Tensor } {
   return tidy(() => {
-    const obj = objectness.map((o) => reshape(permute(o, [0, 2, 3, 1]), [o.shape[0]!, -1]));
-    const del = deltas.map((d) => {
-      const [N, A4, H, W] = d.shape as [number, number, number, number];
-      return reshape(permute(reshape(d, [N, A4 / 4, 4, H, W]), [0, 3, 4, 1, 2]), [N, -1, 4]);
-    });
-    return { objectness: cat(obj, 1), deltas: cat(del, 1) };
+    const pixels = (t: Tensor, lead: number[]): Tensor => reshape(t, [...lead, t.shape[2]! * t.shape[3]!]);
+    const [N, A] = objectness[0]!.shape as [number, number];
+    const obj = cat(objectness.map((o) => pixels(o, [N, A])), 2);
+    const del = cat(deltas.map((d) => pixels(d, [N, A, 4])), 3);
+    return { objectness: reshape(permute(obj, [0, 2, 1]), [N, -1]), deltas: reshape(permute(del, [0, 3, 1, 2]), [N, -1, 4]) };
   });
 }
 
@@ -117,8 +168,7 @@ export class RegionProposalNetwork extends nn.Module {
     raw?: { objectness?: Tensor[]; deltas?: Tensor[] },
   ): Promise<RpnOutput> {
     const r: RpnConfig = this.cfg.rpn;
-    const head = this.head.forward(features);
-    const flat = flattenPredictions(head.objectness, head.deltas);
+    const { levels: head, ...flat } = this.head.predict(features);
     if (raw) {
       raw.objectness = head.objectness;
       raw.deltas = head.deltas;

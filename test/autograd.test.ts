@@ -46,6 +46,21 @@ test('x used twice in one op and in two branches', async () => {
   });
 });
 
+test('a tensor with many uses: its gradient contributions summed three at a time', async () => {
+  // Integer factors: every partial sum is exact, whatever order the contributions arrive in.
+  const x = F.tensor(Float32Array.from(ref([37], 5).data), [37]).requiresGrad_();
+  const factors = [1, 2, 3, 4, 5].map((k) => Float32Array.from(ref([37], 10 + k, -50, 50).data, Math.round));
+  const loss = F.tidy(() => factors.map((a) => F.sum(F.mul(x, F.tensor(a, [37])))).reduce((p, q) => F.add(p, q)));
+  F.getBackend().tallyDispatches(true);
+  loss.backward();
+  const kinds = F.getBackend().tallyDispatches(false);
+  assert.equal([...(await x.grad!.data())], Array.from({ length: 37 }, (_, i) => factors.reduce((acc, a) => acc + a[i]!, 0)));
+  // x's five contributions: two three-way adds, where pairwise adds took four.
+  const count = (op: string): number => kinds.filter(([k]) => k.startsWith(`${op} [`)).reduce((a, [, n]) => a + n, 0);
+  assert.is(count('add3'), 2);
+  assert.is(count('add'), 0);
+});
+
 test('gradients accumulate across backward calls until zeroed', async () => {
   const x = F.tensor([1, 2, 3]).requiresGrad_();
   F.sum(F.mul(x, 2)).backward();

@@ -12,6 +12,8 @@ import { groupNormReference } from '../kernels/norm.js';
 import type { RefTensor } from '../kernels/common.js';
 import { FastRCNNConvFCHead } from '../model/heads.js';
 import { RoIHeads } from '../model/roi-heads.js';
+import { flattenPredictions } from '../model/rpn.js';
+import { mul, sum, tensor, type Tensor } from '../engine/index.js';
 import { getPreset } from '../model/presets.js';
 
 await ready;
@@ -62,6 +64,38 @@ test('conv_fc box head: forward equals conv -> GN -> ReLU (x2), flatten, fc -> R
   y.dispose();
   x.dispose();
   head.dispose();
+});
+
+/** torchvision's permute_and_flatten + cat on the host: [N, A*K, H, W] levels -> [N, sum(H*W*A), K]. */
+function flattenReference(levels: { shape: number[]; data: Float32Array }[], K: number): number[] {
+  const N = levels[0]!.shape[0]!;
+  const out: number[] = [];
+  for (let n = 0; n < N; n++) {
+    for (const { shape, data } of levels) {
+      const [, AK, H, W] = shape as [number, number, number, number];
+      for (let p = 0; p < H * W; p++) for (let a = 0; a < AK / K; a++) for (let k = 0; k < K; k++) out.push(data[((n * AK + a * K + k) * H * W) + p]!);
+    }
+  }
+  return out;
+}
+
+test('RPN flattenPredictions: torchvision order (level, pixel, anchor), gradient back to each level', async () => {
+  const sizes = [[5, 7], [3, 4], [1, 2]];
+  const N = 2, A = 3;
+  const obj = sizes.map(([H, W]) => randn([N, A, H!, W!]).requiresGrad_());
+  const del = sizes.map(([H, W]) => randn([N, 4 * A, H!, W!]).requiresGrad_());
+  const host = async (ts: Tensor[]) => Promise.all(ts.map(async (t) => ({ shape: [...t.shape], data: (await t.data()) as Float32Array })));
+  const { objectness, deltas } = flattenPredictions(obj, del);
+  const total = sizes.reduce((a, [H, W]) => a + H! * W! * A, 0);
+  assert.equal([...objectness.shape], [N, total]);
+  assert.equal([...deltas.shape], [N, total, 4]);
+  assert.equal([...(await objectness.data())], flattenReference(await host(obj), 1));
+  assert.equal([...(await deltas.data())], flattenReference(await host(del), 4));
+  // d(sum(out * ramp))/d(level) is the ramp scattered back: flattening the gradients gives the ramp.
+  const ramp = (shape: number[]): Tensor => tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => i), shape);
+  sum(mul(objectness, ramp([N, total]))).add(sum(mul(deltas, ramp([N, total, 4])))).backward();
+  assert.equal(flattenReference(await host(obj.map((t) => t.grad!)), 1), [...(await ramp([N, total]).data())]);
+  assert.equal(flattenReference(await host(del.map((t) => t.grad!)), 4), [...(await ramp([N, total, 4]).data())]);
 });
 
 test.run();

@@ -73,6 +73,11 @@ test('batch index selects the image; list-of-boxes input; empty box lists', asyn
   assertClose(await pool(two, [1, 0, 0, 2, 2], { outputSize: 1, samplingRatio: 2 }), [f(1, 1)], TOL, 'image 1');
   const out = F.roiAlign(two, [F.tensor([[0, 0, 2, 2]]), F.tensor([[0, 0, 2, 2], [1, 1, 3, 3]])], { outputSize: 1, samplingRatio: 2 });
   assertClose(await out.data(), [0, f(1, 1), f(2, 2)], TOL, 'list of boxes');
+  // An image without boxes between two with boxes, and boxes given as a strided view (columns 1..4 of [2,5]).
+  const three = F.cat([ramp(), F.zeros([1, 1, 4, 4]), ramp()], 0);
+  const strided = F.slice(F.tensor([[9, 1, 1, 3, 3], [9, 0, 0, 2, 2]]), 1, 1, 5);
+  const gap = F.roiAlign(three, [F.tensor([[0, 0, 2, 2]]), F.zeros([0, 4]), strided], { outputSize: 1, samplingRatio: 2 });
+  assertClose(await gap.data(), [f(1, 1), f(2, 2), f(1, 1)], TOL, 'empty image in the list; strided boxes');
   const empty = F.roiAlign(two, F.zeros([0, 5]), { outputSize: [7, 5] });
   assert.equal([...empty.shape], [0, 1, 7, 5]);
   const x = F.ones([1, 2, 3, 3]).requiresGrad_();

@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { ready } from './helpers/gpu.js';
 import { settleGarbage } from './helpers/gc.js';
 import { assertClose, values } from './helpers/check.js';
-import { optim, tensor, keep, memory, saveSafetensors, loadSafetensors, type Tensor } from '../engine/index.js';
+import { optim, tensor, keep, memory, counters, saveSafetensors, loadSafetensors, type Tensor } from '../engine/index.js';
 import { sgdReference, type SgdHyper } from '../kernels/optim.js';
 
 await ready;
@@ -67,6 +67,32 @@ for (const [name, over] of CASES) {
     params.forEach((p) => p.dispose());
   });
 }
+
+test('several tensors per dispatch: bit-identical to one tensor per dispatch, and one dispatch for all four', async () => {
+  const h = { ...HYPER, momentum: 0.9, weightDecay: 1e-2, nesterov: true };
+  const run = async (perDispatch: number | null): Promise<{ data: ArrayLike<number>[]; dispatches: number }> => {
+    optim.setSgdTensorsPerDispatch(perDispatch);
+    const params = makeParams(3);
+    const opt = new optim.SGD(params, h);
+    let dispatches = 0;
+    for (let t = 0; t < 3; t++) {
+      setGrads(params, t, t === 1 ? 2 : -1);
+      const before = counters().dispatches;
+      opt.step();
+      dispatches = counters().dispatches - before;
+    }
+    const data = await Promise.all(params.map((p) => p.data()));
+    opt.dispose();
+    params.forEach((p) => p.dispose());
+    optim.setSgdTensorsPerDispatch(null);
+    return { data, dispatches };
+  };
+  const one = await run(1), two = await run(2), all = await run(null);
+  assert.is(one.dispatches, SHAPES.length);
+  assert.is(two.dispatches, 2);
+  assert.is(all.dispatches, 1, 'the four parameters in one dispatch');
+  for (const other of [two, all]) other.data.forEach((d, i) => assert.equal(Array.from(d), Array.from(one.data[i]!), `param ${i}`));
+});
 
 test('parameter groups: per-group lr and weight decay, lr changes between steps', async () => {
   const params = makeParams(2);

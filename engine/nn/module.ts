@@ -204,8 +204,16 @@ export abstract class Module {
       assignInto(t, v, key);
       report.loaded.push(key);
     }
+    if (toLoad.length) for (const [, m] of this.namedModules()) m.stateChanged();
     return report;
   }
+
+  /**
+   * Called after this module's parameters or buffers were written in place (loadStateDict calls it
+   * on every submodule): a module that derives and keeps values from its state (FrozenBatchNorm2d's
+   * scale and shift) drops them here. Code that writes state by other means calls it too.
+   */
+  stateChanged(): void {}
 
   /** Sets training mode here and in every submodule. */
   train(mode = true): this {
@@ -228,6 +236,7 @@ export abstract class Module {
   /** Frees all parameters (and their gradients) and buffers of this module and its submodules. */
   dispose(): void {
     for (const [, m] of this.namedModules()) {
+      m.stateChanged(); // drops values derived from the state (FrozenBatchNorm2d's scale and shift)
       for (const t of m._params.values()) t.dispose();
       for (const b of m._buffers.values()) b.t.dispose();
     }

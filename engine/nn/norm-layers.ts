@@ -2,14 +2,19 @@
 // state dicts map key for key: BatchNorm2d (weight, bias; buffers running_mean, running_var,
 // num_batches_tracked), torchvision's FrozenBatchNorm2d (buffers weight, bias, running_mean,
 // running_var; nothing trainable), GroupNorm (weight, bias) and MaxPool2d (no state).
+// The norms' forward takes an optional epilogue (a residual to add, a ReLU) that runs inside the
+// normalisation's kernel: forward(x, { residual, relu: true }) is relu(norm(x) + residual).
 import { shapeStr, type Tensor } from '../tensor.js';
 import { copyInto, full } from '../ops/copy.js';
 import { elementwise } from '../ops/elementwise.js';
-import { batchNorm, frozenBatchNorm2d, groupNorm } from '../ops/norm.js';
+import { batchNorm, frozenBatchNormApply, frozenBatchNormScaleShift, groupNorm, type NormEpilogue } from '../ops/norm.js';
 import { maxPool2d, type Pair } from '../ops/pool.js';
 import { noGrad } from '../autograd.js';
-import { tidy } from '../scope.js';
+import { keep, tidy } from '../scope.js';
 import { Module } from './module.js';
+
+/** A normalisation layer: forward(x, { residual, relu }) is relu(norm(x) + residual), fused into its kernel. */
+export type NormLayer = Module & { forward(x: Tensor, epilogue?: NormEpilogue): Tensor };
 
 function checkCount(layer: string, what: string, v: number): void {
   if (!Number.isInteger(v) || v <= 0) throw new Error(`${layer}: ${what} must be a positive integer, got ${v}`);
@@ -70,7 +75,7 @@ export class BatchNorm2d extends Module {
     return this.getBuffer('running_var') ?? null;
   }
 
-  forward(x: Tensor): Tensor {
+  forward(x: Tensor, epilogue: NormEpilogue = {}): Tensor {
     check4d('BatchNorm2d', x, this.numFeatures);
     const rm = this.runningMean, rv = this.runningVar;
     const counter = this.getBuffer('num_batches_tracked');
@@ -79,15 +84,20 @@ export class BatchNorm2d extends Module {
     }
     // As torch: batch statistics in training, or whenever there are no running statistics.
     const useBatch = this.training || !rm || !rv;
-    return batchNorm(x, rm, rv, this.weight, this.bias, useBatch, this.momentum, this.eps);
+    return batchNorm(x, rm, rv, this.weight, this.bias, useBatch, this.momentum, this.eps, epilogue);
   }
 }
 
 /**
  * torchvision.ops.FrozenBatchNorm2d(num_features, eps=1e-5): batch norm with fixed statistics and
  * affine, all four stored as buffers (weight 1, bias 0, running_mean 0, running_var 1 initially).
+ * Its scale and shift are computed on the first forward and kept (five small dispatches a layer
+ * saved per step) until the buffers change: loadStateDict(), registerBuffer() and dispose() drop
+ * them, and code that writes the buffers in place by other means calls stateChanged().
  */
 export class FrozenBatchNorm2d extends Module {
+  private scaleShift: { scale: Tensor; shift: Tensor } | null = null;
+
   constructor(readonly numFeatures: number, readonly eps = 1e-5) {
     super();
     checkCount('FrozenBatchNorm2d', 'num_features', numFeatures);
@@ -97,10 +107,25 @@ export class FrozenBatchNorm2d extends Module {
     this.registerBuffer('running_var', full([numFeatures], 1));
   }
 
-  forward(x: Tensor): Tensor {
+  forward(x: Tensor, epilogue: NormEpilogue = {}): Tensor {
     check4d('FrozenBatchNorm2d', x, this.numFeatures);
-    const b = (name: string): Tensor => this.getBuffer(name)!;
-    return frozenBatchNorm2d(x, b('weight'), b('bias'), b('running_mean'), b('running_var'), this.eps);
+    if (!this.scaleShift) {
+      const b = (name: string): Tensor => this.getBuffer(name)!;
+      const ss = noGrad(() => frozenBatchNormScaleShift(x, b('weight'), b('bias'), b('running_mean'), b('running_var'), this.eps));
+      this.scaleShift = { scale: keep(ss.scale), shift: keep(ss.shift) };
+    }
+    return frozenBatchNormApply(x, this.scaleShift.scale, this.scaleShift.shift, epilogue);
+  }
+
+  override registerBuffer(name: string, t: Tensor, opts: { persistent?: boolean } = {}): Tensor {
+    this.stateChanged();
+    return super.registerBuffer(name, t, opts);
+  }
+
+  override stateChanged(): void {
+    this.scaleShift?.scale.dispose();
+    this.scaleShift?.shift.dispose();
+    this.scaleShift = null;
   }
 }
 
@@ -126,11 +151,11 @@ export class GroupNorm extends Module {
     }
   }
 
-  forward(x: Tensor): Tensor {
+  forward(x: Tensor, epilogue: NormEpilogue = {}): Tensor {
     if (x.ndim < 2 || x.shape[1] !== this.numChannels) {
       throw new Error(`GroupNorm: input ${shapeStr(x.shape)} should be [N, ${this.numChannels}, ...]`);
     }
-    return groupNorm(x, this.numGroups, this.getParameter('weight') ?? null, this.getParameter('bias') ?? null, this.eps);
+    return groupNorm(x, this.numGroups, this.getParameter('weight') ?? null, this.getParameter('bias') ?? null, this.eps, epilogue);
   }
 }
 

@@ -15,6 +15,7 @@ import { elementwise as ew } from './elementwise.js';
 import { reshape } from './view.js';
 import { sum } from './reduce.js';
 import { fillInPlace } from './copy.js';
+import { channelSum } from './norm.js';
 
 export type IntPair = number | readonly number[];
 export type Activation = 'none' | 'relu';
@@ -240,7 +241,7 @@ export function conv2d(
     const gyd = dense(ys ? ew('relu_grad', [gy, ys]) : gy);
     const gx = input.requiresGrad ? conv2dInputGradRaw(gyd, dense(ws), g) : null;
     const gw = weight.requiresGrad ? conv2dWeightGradRaw(gyd, dense(xs), g) : null;
-    const gb = bias?.requiresGrad ? sum(gyd, [0, 2, 3]) : null;
+    const gb = bias?.requiresGrad ? channelSum(gyd, `${op} bias grad`) : null;
     return [gx, gw, gb];
   }));
   return out;
@@ -327,7 +328,7 @@ export function convTranspose2d(
     const gyd = dense(ys ? ew('relu_grad', [gy, ys]) : gy);
     const gx = input.requiresGrad ? conv2dForwardRaw(gyd, dense(wsv), null, g) : null;
     const gw = weight.requiresGrad ? conv2dWeightGradRaw(dense(xsv), gyd, g) : null;
-    const gb = bias?.requiresGrad ? sum(gyd, [0, 2, 3]) : null;
+    const gb = bias?.requiresGrad ? channelSum(gyd, `${op} bias grad`) : null;
     return [gx, gw, gb];
   }));
   return out;

@@ -6,6 +6,7 @@ export * from './reduce.js';
 export * from './matmul.js';
 export * from './copy.js';
 export * from './join.js';
+export * from './tile.js';
 export * from './create.js';
 export * from './softmax.js';
 export * from './indexing.js';

@@ -63,11 +63,14 @@ function gatherRaw(x: Tensor, dim: number, index: Tensor, idxStrides: readonly n
   return out;
 }
 
-/** A dense copy of base with src[c] added at c[dim] = index[c], for c over iterShape; no autodiff. */
-function scatterAddRaw(base: Tensor, dim: number, index: Tensor, idxStrides: readonly number[], src: Tensor, iterShape: readonly number[], label: string): Tensor {
+/**
+ * A dense copy of base with src[c] added at c[dim] = index[c], for c over iterShape; no autodiff.
+ * `own`: base is a fresh dense tensor of the caller's (a zero gradient), added into in place.
+ */
+function scatterAddRaw(base: Tensor, dim: number, index: Tensor, idxStrides: readonly number[], src: Tensor, iterShape: readonly number[], label: string, own = false): Tensor {
   const type = WGSL_TYPE[base.dtype];
   if (type === 'u32') throw new Error(`${label}: not defined for bool tensors`);
-  const out = elementwise('copy', [base]);
+  const out = own ? base : elementwise('copy', [base]);
   const n = iterShape.reduce((a, b) => a * b, 1);
   if (n === 0 || out.size === 0) return out;
   const ndim = base.ndim;
@@ -105,7 +108,7 @@ export function indexSelect(x: Tensor, dim: number, index: Tensor): Tensor {
   const label = `index_select(${desc(x)}, dim=${d}, ${desc(index)})`;
   const y = gatherRaw(x, d, index, alongDim(index, x.ndim, d), shape, label);
   record('index_select', [x], y, [index], (g, [idx]) => [
-    scatterAddRaw(zeros(x.shape), d, idx!, alongDim(idx!, x.ndim, d), g, g.shape, 'index_select backward'),
+    scatterAddRaw(zeros(x.shape), d, idx!, alongDim(idx!, x.ndim, d), g, g.shape, 'index_select backward', true),
   ]);
   return y;
 }
@@ -118,7 +121,7 @@ export function gather(x: Tensor, dim: number, index: Tensor): Tensor {
     throw new Error(`gather: index ${shapeStr(index.shape)} must have the rank of input ${shapeStr(x.shape)} and no larger size except along dim ${d}`);
   }
   const y = gatherRaw(x, d, index, index.strides, index.shape, `gather(${desc(x)}, dim=${d}, ${desc(index)})`);
-  record('gather', [x], y, [index], (g, [idx]) => [scatterAddRaw(zeros(x.shape), d, idx!, idx!.strides, g, idx!.shape, 'gather backward')]);
+  record('gather', [x], y, [index], (g, [idx]) => [scatterAddRaw(zeros(x.shape), d, idx!, idx!.strides, g, idx!.shape, 'gather backward', true)]);
   return y;
 }
 

@@ -2,6 +2,9 @@
 // eval), torchvision's FrozenBatchNorm2d, and group_norm; forward and backward each a few dedicated
 // kernels (kernels/norm.ts): row reductions for the statistics and sums, elementwise passes for the
 // rest. Inputs are [N, C, *]; statistics are float32 two-pass (mean, then squared deviations).
+// Each op takes an optional epilogue, relu(norm(x) + residual), fused into the kernel that applies
+// the normalisation: a ResNet's norm -> relu and norm -> + shortcut -> relu are one dispatch, and
+// the backward masks the gradient by the saved output's sign inside the kernels that read it.
 import { normApplyKernel, normGradInputKernel, normRowsKernel, NORM_UNIFORMS, type ApplySpec, type NormInput } from '../../kernels/norm.js';
 import { grid, WORKGROUP } from '../../kernels/common.js';
 import type { BlockValues } from '../../kernels/uniforms.js';
@@ -79,16 +82,43 @@ function stats(x: Tensor, l: Layout, rows: Rows, eps: number, label: string): Te
   return out;
 }
 
-/** [2 * R]: sum(g * w[c]) and sum(g * w[c] * xhat) of each row (w left out when null). */
-function gradSums(x: Tensor, g: Tensor, mean: Tensor, rstd: Tensor, w: Tensor | null, l: Layout, rows: Rows, label: string): Tensor {
+/**
+ * Per-channel sums of a float32 [N, C, *] tensor over the images and trailing dims ([C], no
+ * autodiff): a conv bias gradient in one dispatch, where a general sum over [0, 2, 3] takes two.
+ */
+export function channelSum(x: Tensor, label = 'channel sum'): Tensor {
+  const l = layoutOf('channel_sum', x);
+  return tidy(() => {
+    const out = empty([l.C]);
+    const xd = dense(x);
+    const rows = channelRows(l);
+    run(cached(`sum|${reductionWorkgroup()}`, () => normRowsKernel('sum', false, reductionWorkgroup())), { x: xd }, out, { ...rowWords(rows), ...layoutWords(l) }, grid(rows.R), label);
+    return out;
+  });
+}
+
+/** [2 * R]: sum(g * w[c]) and sum(g * w[c] * xhat) of each row (w left out when null; g masked by mask > 0 when given). */
+function gradSums(x: Tensor, g: Tensor, mean: Tensor, rstd: Tensor, w: Tensor | null, l: Layout, rows: Rows, label: string, mask: Tensor | null = null): Tensor {
   const out = empty([2 * rows.R]);
-  const kernel = cached(`grad|${!!w}|${reductionWorkgroup()}`, () => normRowsKernel('grad', !!w, reductionWorkgroup()));
-  run(kernel, { x, g, mean, rstd, ...(w ? { w } : {}) }, out, { ...rowWords(rows), ...layoutWords(l) }, grid(rows.R), `${label} backward sums`);
+  const kernel = cached(`grad|${!!w}|${reductionWorkgroup()}|${!!mask}`, () => normRowsKernel('grad', !!w, reductionWorkgroup(), !!mask));
+  run(kernel, { x, g, mean, rstd, ...(w ? { w } : {}), ...(mask ? { y: mask } : {}) }, out, { ...rowWords(rows), ...layoutWords(l) }, grid(rows.R), `${label} backward sums`);
   return out;
 }
 
-function apply(x: Tensor, l: Layout, t: { mean?: Tensor; rstd?: Tensor; w?: Tensor | null; b?: Tensor | null }, label: string): Tensor {
-  const spec: ApplySpec = { mean: !!t.mean, rstd: !!t.rstd, weight: !!t.w, bias: !!t.b };
+interface ApplyTerms {
+  mean?: Tensor;
+  rstd?: Tensor;
+  w?: Tensor | null;
+  b?: Tensor | null;
+  /** Added after the affine (dense, x's shape). */
+  r?: Tensor | null;
+  relu?: boolean;
+  /** A saved ReLU output whose sign masks x (x is then a gradient). */
+  y?: Tensor | null;
+}
+
+function apply(x: Tensor, l: Layout, t: ApplyTerms, label: string): Tensor {
+  const spec: ApplySpec = { mean: !!t.mean, rstd: !!t.rstd, weight: !!t.w, bias: !!t.b, residual: !!t.r, relu: !!t.relu, mask: !!t.y };
   const kernel = cached(`apply|${JSON.stringify(spec)}`, () => normApplyKernel(spec));
   const out = empty(x.shape);
   if (out.size === 0) return out;
@@ -97,18 +127,20 @@ function apply(x: Tensor, l: Layout, t: { mean?: Tensor; rstd?: Tensor; w?: Tens
   if (t.rstd) bound.rstd = t.rstd;
   if (t.w) bound.w = t.w;
   if (t.b) bound.b = t.b;
+  if (t.r) bound.r = t.r;
+  if (t.y) bound.y = t.y;
   run(kernel, bound, out, { n: out.size, ...layoutWords(l) }, grid(Math.ceil(out.size / WORKGROUP)), label);
   return out;
 }
 
 function gradInput(
   x: Tensor, g: Tensor, mean: Tensor, rstd: Tensor, s1: Tensor, s2: Tensor,
-  w: Tensor | null, where: 'inner' | 'outer', l: Layout, perStat: number, label: string,
+  w: Tensor | null, where: 'inner' | 'outer', l: Layout, perStat: number, label: string, mask: Tensor | null = null,
 ): Tensor {
   const pos = w ? where : 'none';
-  const kernel = cached(`gx|${pos}`, () => normGradInputKernel(pos));
+  const kernel = cached(`gx|${pos}|${!!mask}`, () => normGradInputKernel(pos, !!mask));
   const out = empty(x.shape);
-  const bound = { x, g, mean, rstd, s1, s2, ...(w ? { w } : {}) };
+  const bound = { x, g, mean, rstd, s1, s2, ...(w ? { w } : {}), ...(mask ? { y: mask } : {}) };
   run(kernel, bound, out, { n: out.size, invM: 1 / perStat, ...layoutWords(l) }, grid(Math.ceil(out.size / WORKGROUP)), `${label} backward input`);
   return out;
 }
@@ -135,6 +167,50 @@ function inOrder(weight: Tensor | null, bias: Tensor | null, gx: Tensor | null, 
 }
 
 /**
+ * What follows a normalisation inside its kernel: y = relu(norm(x) + residual), each part optional
+ * (the residual has x's shape). The residual receives the gradient of the sum, as add's would.
+ */
+export interface NormEpilogue {
+  residual?: Tensor | null;
+  relu?: boolean;
+}
+
+/** The checked epilogue of an op: the residual as given (a recorded input) or null, and whether a ReLU follows. */
+interface Epilogue {
+  input: Tensor | null;
+  relu: boolean;
+}
+
+function epilogueOf(op: string, x: Tensor, e: NormEpilogue): Epilogue {
+  const r = e.residual ?? null;
+  if (r) {
+    if (r.ndim !== x.ndim || r.shape.some((d, i) => d !== x.shape[i])) throw new Error(`${op}: residual ${shapeStr(r.shape)} does not match input ${shapeStr(x.shape)}`);
+    if (r.dtype !== 'float32') throw new Error(`${op}: residual must be float32, got ${r.dtype}`);
+  }
+  return { input: r, relu: !!e.relu };
+}
+
+/** The apply kernel's epilogue terms (inside the op's tidy: the residual may need a dense copy). */
+const epilogueTerms = (e: Epilogue): ApplyTerms => ({ r: e.input && dense(e.input), relu: e.relu });
+
+/** The recorded inputs after x, weight and bias: the residual, when there is one. */
+const epilogueInputs = (e: Epilogue): Tensor[] => (e.input ? [e.input] : []);
+
+/**
+ * The gradient reaching the normalisation through the epilogue, from the output's gradient g and
+ * (with a ReLU) the saved output y. A residual that needs a gradient gets the ReLU-masked gradient
+ * as a tensor of its own (one relu_grad dispatch, shared by both); otherwise the mask is left to
+ * the normalisation's backward kernels (`mask`), which read y and skip that dispatch.
+ */
+function epilogueGrad(e: Epilogue, g: Tensor, y: Tensor | undefined): { g: Tensor; mask: Tensor | null; gr: (Tensor | null)[] } {
+  const needR = !!e.input?.requiresGrad;
+  if (!e.relu) return { g: dense(g), mask: null, gr: e.input ? [needR ? g : null] : [] };
+  if (!needR) return { g: dense(g), mask: y!, gr: e.input ? [null] : [] };
+  const gz = ew('relu_grad', [g, y!]);
+  return { g: gz, mask: null, gr: [gz] };
+}
+
+/**
  * torch.nn.functional.batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps).
  * Training normalises with the batch statistics and, when running stats are given, updates them in
  * place: running = (1 - momentum) * running + momentum * stat, with the unbiased variance. Eval
@@ -149,9 +225,11 @@ export function batchNorm(
   training = false,
   momentum = 0.1,
   eps = 1e-5,
+  epilogue: NormEpilogue = {},
 ): Tensor {
   const op = 'batch_norm';
   const l = layoutOf(op, x);
+  const e = epilogueOf(op, x, epilogue);
   const M = l.N * l.L;
   const label = `${op}(${shapeStr(x.shape)}, ${training ? 'training' : 'eval'})`;
   if (!training && (!runningMean || !runningVar)) throw new Error(`${op}: eval mode needs running_mean and running_var`);
@@ -175,21 +253,22 @@ export function batchNorm(
       mean = rm!;
       rstd = ew('rsqrt', [ew('add', [rv!, eps])]);
     }
-    const y = apply(xd, l, { mean, rstd, w, b }, label);
+    const y = apply(xd, l, { mean, rstd, w, b, ...epilogueTerms(e) }, label);
     const needX = x.requiresGrad, needAffine = !!weight?.requiresGrad || !!bias?.requiresGrad;
-    record(op, [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])], y, [xd, mean, rstd, ...(w ? [w] : [])], (g, [xs, ms, rs, ws]) => {
-      const gd = dense(g);
+    const inputs = [x, ...(weight ? [weight] : []), ...(bias ? [bias] : []), ...epilogueInputs(e)];
+    record(op, inputs, y, [xd, mean, rstd, w ?? xd, ...(e.relu ? [y] : [])], (g, [xs, ms, rs, wsv, ys]) => {
+      const ws = w ? wsv! : null;
+      const { g: gd, mask, gr } = epilogueGrad(e, g, ys);
+      // Eval: the statistics are constants, so the input gradient is g * rstd * w.
+      const evalInput = (): Tensor => apply(gd, l, { rstd: rs!, w: ws, y: mask }, `${label} backward input`);
       // Per-channel sum(g) and sum(g * xhat): the bias and weight gradients, and (training) the
       // terms of the input gradient that flow through the batch statistics.
-      if (!(training && needX) && !needAffine) return inOrder(weight, bias, apply(gd, l, { rstd: rs!, w: ws ?? null }, `${label} backward input`), null, null);
-      const sums = gradSums(xs!, gd, ms!, rs!, null, l, rows, label);
+      if (!(training && needX) && !needAffine) return [...inOrder(weight, bias, needX ? evalInput() : null, null, null), ...gr];
+      const sums = gradSums(xs!, gd, ms!, rs!, null, l, rows, label, mask);
       const s1 = part(sums, l.C, 0), s2 = part(sums, l.C, l.C);
       let gx: Tensor | null = null;
-      if (needX) {
-        // Eval: the statistics are constants, so the input gradient is g * rstd * w.
-        gx = training ? gradInput(xs!, gd, ms!, rs!, s1, s2, ws ?? null, 'outer', l, M, label) : apply(gd, l, { rstd: rs!, w: ws ?? null }, `${label} backward input`);
-      }
-      return inOrder(weight, bias, gx, s2, s1);
+      if (needX) gx = training ? gradInput(xs!, gd, ms!, rs!, s1, s2, ws, 'outer', l, M, label, mask) : evalInput();
+      return [...inOrder(weight, bias, gx, s2, s1), ...gr];
     });
     return y;
   });
@@ -198,21 +277,48 @@ export function batchNorm(
 /**
  * torchvision.ops.FrozenBatchNorm2d's forward: scale = weight * rsqrt(running_var + eps),
  * shift = bias - running_mean * scale, y = x * scale + shift. The statistics and affine are fixed
- * buffers; the gradient flows to the input only.
+ * buffers; the gradient flows to the input (and a residual) only.
  */
-export function frozenBatchNorm2d(x: Tensor, weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor, eps = 1e-5): Tensor {
+export function frozenBatchNorm2d(x: Tensor, weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor, eps = 1e-5, epilogue: NormEpilogue = {}): Tensor {
+  return tidy(() => {
+    const { scale, shift } = frozenBatchNormScaleShift(x, weight, bias, runningMean, runningVar, eps);
+    return frozenBatchNormApply(x, scale, shift, epilogue);
+  });
+}
+
+/**
+ * FrozenBatchNorm2d's per-channel [C] scale = weight * rsqrt(running_var + eps) and shift =
+ * bias - running_mean * scale, for the C channels of `x` (only its shape is read): constants for
+ * as long as the buffers are, so a layer computes them once (nn.FrozenBatchNorm2d caches them).
+ */
+export function frozenBatchNormScaleShift(x: Tensor, weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor, eps = 1e-5): { scale: Tensor; shift: Tensor } {
+  const op = 'frozen_batch_norm';
+  const { C } = layoutOf(op, x);
+  return tidy(() => {
+    const w = channelVector(op, 'weight', weight, x, C);
+    const b = channelVector(op, 'bias', bias, x, C);
+    const rm = channelVector(op, 'running_mean', runningMean, x, C);
+    const rv = channelVector(op, 'running_var', runningVar, x, C);
+    const scale = ew('mul', [w, ew('rsqrt', [ew('add', [rv, eps])])]);
+    const shift = ew('sub', [b, ew('mul', [rm, scale])]);
+    return { scale, shift };
+  });
+}
+
+/** y = relu(x * scale[c] + shift[c] + residual), one dispatch: FrozenBatchNorm2d with its scale and shift given. */
+export function frozenBatchNormApply(x: Tensor, scale: Tensor, shift: Tensor, epilogue: NormEpilogue = {}): Tensor {
   const op = 'frozen_batch_norm';
   const l = layoutOf(op, x);
   const label = `${op}(${shapeStr(x.shape)})`;
+  const e = epilogueOf(op, x, epilogue);
   return tidy(() => {
-    const w = channelVector(op, 'weight', weight, x, l.C);
-    const b = channelVector(op, 'bias', bias, x, l.C);
-    const rm = channelVector(op, 'running_mean', runningMean, x, l.C);
-    const rv = channelVector(op, 'running_var', runningVar, x, l.C);
-    const scale = ew('mul', [w, ew('rsqrt', [ew('add', [rv, eps])])]);
-    const shift = ew('sub', [b, ew('mul', [rm, scale])]);
-    const y = apply(dense(x), l, { w: scale, b: shift }, label);
-    record(op, [x], y, [scale], (g, [sc]) => [apply(dense(g), l, { w: sc! }, `${label} backward`)]);
+    const sc = channelVector(op, 'scale', scale, x, l.C);
+    const sh = channelVector(op, 'shift', shift, x, l.C);
+    const y = apply(dense(x), l, { w: sc, b: sh, ...epilogueTerms(e) }, label);
+    record(op, [x, ...epilogueInputs(e)], y, [sc, ...(e.relu ? [y] : [])], (g, [scs, ys]) => {
+      const { g: gd, mask, gr } = epilogueGrad(e, g, ys);
+      return [x.requiresGrad ? apply(gd, l, { w: scs!, y: mask }, `${label} backward`) : null, ...gr];
+    });
     return y;
   });
 }
@@ -222,9 +328,10 @@ export function frozenBatchNorm2d(x: Tensor, weight: Tensor, bias: Tensor, runni
  * split into num_groups groups of consecutive channels, each normalised by its own mean and biased
  * variance; then the per-channel affine. Gradients flow to input, weight and bias.
  */
-export function groupNorm(x: Tensor, numGroups: number, weight: Tensor | null = null, bias: Tensor | null = null, eps = 1e-5): Tensor {
+export function groupNorm(x: Tensor, numGroups: number, weight: Tensor | null = null, bias: Tensor | null = null, eps = 1e-5, epilogue: NormEpilogue = {}): Tensor {
   const op = 'group_norm';
   const base = layoutOf(op, x);
+  const e = epilogueOf(op, x, epilogue);
   const G = numGroups;
   if (!Number.isInteger(G) || G <= 0 || base.C % G !== 0) {
     throw new Error(`${op}: the ${base.C} channels of input ${shapeStr(x.shape)} are not divisible into num_groups=${G} groups`);
@@ -240,22 +347,24 @@ export function groupNorm(x: Tensor, numGroups: number, weight: Tensor | null = 
     const S = l.N * G;
     const st = stats(xd, l, groupRows(l, G), eps, label);
     const mean = part(st, S, 0), rstd = part(st, S, 2 * S);
-    const y = apply(xd, l, { mean, rstd, w, b }, label);
+    const y = apply(xd, l, { mean, rstd, w, b, ...epilogueTerms(e) }, label);
     const needX = x.requiresGrad, needAffine = !!weight?.requiresGrad || !!bias?.requiresGrad;
-    record(op, [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])], y, [xd, mean, rstd, ...(w ? [w] : [])], (g, [xs, ms, rs, ws]) => {
-      const gd = dense(g);
+    const inputs = [x, ...(weight ? [weight] : []), ...(bias ? [bias] : []), ...epilogueInputs(e)];
+    record(op, inputs, y, [xd, mean, rstd, w ?? xd, ...(e.relu ? [y] : [])], (g, [xs, ms, rs, wsv, ys]) => {
+      const ws = w ? wsv! : null;
+      const { g: gd, mask, gr } = epilogueGrad(e, g, ys);
       let gx: Tensor | null = null, gw: Tensor | null = null, gb: Tensor | null = null;
       if (needX) {
-        const sums = gradSums(xs!, gd, ms!, rs!, ws ?? null, l, groupRows(l, G), label);
-        gx = gradInput(xs!, gd, ms!, rs!, part(sums, S, 0), part(sums, S, S), ws ?? null, 'inner', l, perStat, label);
+        const sums = gradSums(xs!, gd, ms!, rs!, ws, l, groupRows(l, G), label, mask);
+        gx = gradInput(xs!, gd, ms!, rs!, part(sums, S, 0), part(sums, S, S), ws, 'inner', l, perStat, label, mask);
       }
       if (needAffine) {
         // Per-channel sums of g and g * xhat over (n, spatial): the affine gradients.
-        const sums = gradSums(xs!, gd, ms!, rs!, null, l, channelRows(l), `${label} affine`);
+        const sums = gradSums(xs!, gd, ms!, rs!, null, l, channelRows(l), `${label} affine`, mask);
         gb = part(sums, l.C, 0);
         gw = part(sums, l.C, l.C);
       }
-      return inOrder(weight, bias, gx, gw, gb);
+      return [...inOrder(weight, bias, gx, gw, gb), ...gr];
     });
     return y;
   });

@@ -5,11 +5,10 @@
 import { roiAlignKernel, roiAlignInvocations, roiChannels, levelMapperKernel, packRoiAlignUniforms, LEVEL_MAPPER_UNIFORMS, type RoiAlignParams, type LevelMapperParams } from '../../kernels/roi_align.js';
 import { grid, WORKGROUP } from '../../kernels/common.js';
 import { getBackend } from '../backend.js';
-import { Tensor, empty, shapeStr } from '../tensor.js';
-import { record } from '../autograd.js';
-import { tidy } from '../scope.js';
+import { Tensor, empty, fromData, shapeStr } from '../tensor.js';
+import { noGrad, record } from '../autograd.js';
 import { contiguous } from './elementwise.js';
-import { cat, full, zeros } from './copy.js';
+import { copyInto, zeros } from './copy.js';
 
 const kernels = new Map<string, { wgsl: string; entry: string }>();
 function cached(key: string, make: () => { wgsl: string; entry: string }) {
@@ -45,7 +44,25 @@ export function toRois(boxes: Tensor | readonly Tensor[], op = 'roi_align'): Ten
     if (b.ndim !== 2 || b.shape[1] !== 4 || b.dtype !== 'float32') throw new Error(`${op}: boxes[${i}] must be float32 [L,4], got ${b.dtype}${shapeStr(b.shape)}`);
   });
   if (list.length === 0) return empty([0, 5]);
-  return tidy(() => cat(list.map((b, i) => cat([full([b.shape[0]!, 1], i), b], 1)), 0));
+  // The batch-index column is known on the host: upload it with zeros for the boxes, then copy each
+  // image's boxes into its rows (one dispatch per image; boxes get no gradient).
+  const K = list.reduce((a, b) => a + b.shape[0]!, 0);
+  const host = new Float32Array(K * 5);
+  let row = 0;
+  list.forEach((b, i) => {
+    for (let k = 0; k < b.shape[0]!; k++) host[(row + k) * 5] = i;
+    row += b.shape[0]!;
+  });
+  const rois = fromData(host, [K, 5]);
+  row = 0;
+  noGrad(() => {
+    for (const b of list) {
+      const n = b.shape[0]!;
+      if (n > 0) copyInto(rois.view([n, 4], [5, 1], rois.offset + row * 5 + 1), b);
+      row += n;
+    }
+  });
+  return rois;
 }
 
 function denseInput(t: Tensor): Tensor {

@@ -1,6 +1,7 @@
-// torch.optim.SGD: the same update rule, parameter groups and state dict, with each parameter's
-// update done by one fused kernel (kernels/optim.ts) that changes p and its momentum buffer in place.
-import { sgdKernel, SGD_PER_THREAD, SGD_UNIFORMS, type SgdVariant } from '../../kernels/optim.js';
+// torch.optim.SGD: the same update rule, parameter groups and state dict, the updates done by one
+// fused kernel (kernels/optim.ts) per several parameters that changes each p and its momentum
+// buffer in place.
+import { sgdKernel, sgdBuffersPerTensor, sgdUniforms, SGD_PER_THREAD, type SgdVariant } from '../../kernels/optim.js';
 import { grid, WORKGROUP } from '../../kernels/common.js';
 import { getBackend } from '../backend.js';
 import { Tensor, empty, fromData, shapeStr } from '../tensor.js';
@@ -43,6 +44,27 @@ export interface SGDState {
 }
 
 const kernels = new Map<string, { wgsl: string; entry: string }>();
+
+/** One parameter's update: its dense gradient and its momentum buffer (null without momentum). */
+interface SgdJob {
+  p: Tensor;
+  g: Tensor;
+  buf: Tensor | null;
+  first: boolean;
+}
+
+/** At most this many tensors per dispatch (set by tests to compare groupings; null: the device's binding limit). */
+let tensorsCap: number | null = null;
+/** Caps the tensors one SGD dispatch updates (tests); null restores the default (8). */
+export function setSgdTensorsPerDispatch(k: number | null): void {
+  tensorsCap = k;
+}
+
+/** Tensors per dispatch: within the device's storage-buffer bindings, and at most 8 (a WGSL switch of 8 cases). */
+function sgdTensorsPerDispatch(v: SgdVariant): number {
+  const bindings = getBackend().device.limits.maxStorageBuffersPerShaderStage;
+  return Math.max(1, Math.min(tensorsCap ?? 8, Math.floor(bindings / sgdBuffersPerTensor(v))));
+}
 
 function validate(h: Hyper, where: string): void {
   if (!(h.lr >= 0)) throw new Error(`SGD: invalid learning rate ${h.lr} (${where})`);
@@ -111,49 +133,57 @@ export class SGD {
     noGrad(() => {
       for (const g of this.paramGroups) {
         validate(g, 'step');
-        for (const p of g.params) if (p.grad) this.update(p, p.grad, g);
+        this.updateGroup(g.params.filter((p) => p.grad), g);
       }
     });
     this.stepCount++;
   }
 
-  private update(p: Tensor, grad: Tensor, h: Hyper): void {
+  /**
+   * Updates a group's parameters, several tensors per dispatch (torch's foreach implementation):
+   * as many as the device's storage-buffer bindings allow, tensors of similar sizes together so a
+   * dispatch's grid (sized for its largest) is mostly busy.
+   */
+  private updateGroup(params: Tensor[], h: Hyper): void {
+    const useMomentum = h.momentum !== 0;
+    const v: SgdVariant = { momentum: useMomentum, nesterov: h.nesterov, weightDecay: h.weightDecay !== 0, maximize: h.maximize };
+    const jobs = params.map((p) => this.prepare(p, p.grad!, useMomentum)).filter((j) => j !== null).sort((a, b) => a.p.size - b.p.size);
+    const perDispatch = sgdTensorsPerDispatch(v);
+    for (let at = 0; at < jobs.length; at += perDispatch) this.dispatch(jobs.slice(at, at + perDispatch), v, h);
+    for (const j of jobs) if (j.g !== j.p.grad) j.g.dispose();
+  }
+
+  /** Checks a parameter and its gradient; makes its momentum buffer on the first step. Null: nothing to update. */
+  private prepare(p: Tensor, grad: Tensor, useMomentum: boolean): SgdJob | null {
     if (grad.shape.length !== p.shape.length || grad.shape.some((d, i) => d !== p.shape[i])) {
       throw new Error(`SGD: gradient ${shapeStr(grad.shape)} does not match parameter ${shapeStr(p.shape)}`);
     }
     if (!p.isContiguous) throw new Error(`SGD: parameter ${p} must be dense (not a strided view)`);
-    if (p.size === 0) return;
-    const useMomentum = h.momentum !== 0;
-    let buf = this.buffers.get(p);
+    if (p.size === 0) return null;
+    let buf = this.buffers.get(p) ?? null;
     const first = useMomentum && !buf;
     if (first) {
       buf = keep(empty(p.shape));
       this.buffers.set(p, buf);
     }
-    const g = grad.isContiguous ? grad : contiguous(grad);
-    const v: SgdVariant = { momentum: useMomentum, nesterov: h.nesterov, weightDecay: h.weightDecay !== 0, maximize: h.maximize };
-    const key = JSON.stringify(v);
+    return { p, g: grad.isContiguous ? grad : contiguous(grad), buf: useMomentum ? buf : null, first };
+  }
+
+  private dispatch(jobs: SgdJob[], v: SgdVariant, h: Hyper): void {
+    const k = jobs.length;
+    const key = `${JSON.stringify(v)}|${k}`;
     let kernel = kernels.get(key);
-    if (!kernel) kernels.set(key, (kernel = sgdKernel(v)));
-    const u = SGD_UNIFORMS.pack({
-      n: p.size,
-      pOffset: p.offset,
-      gOffset: g.offset,
-      bufOffset: buf?.offset ?? 0,
-      lr: h.lr,
-      momentum: h.momentum,
-      keep: 1 - h.dampening,
-      weightDecay: h.weightDecay,
-      first: first ? 1 : 0,
-    });
+    if (!kernel) kernels.set(key, (kernel = sgdKernel(v, k)));
+    const u: Record<string, number> = { lr: h.lr, momentum: h.momentum, keep: 1 - h.dampening, weightDecay: h.weightDecay };
+    jobs.forEach((j, i) => Object.assign(u, { [`n${i}`]: j.p.size, [`p${i}`]: j.p.offset, [`g${i}`]: j.g.offset, [`b${i}`]: j.buf?.offset ?? 0, [`first${i}`]: j.first ? 1 : 0 }));
+    const largest = Math.max(...jobs.map((j) => j.p.size));
     getBackend().dispatch({
       kernel,
-      buffers: [p.storage.buffer, g.storage.buffer, ...(useMomentum ? [buf!.storage.buffer] : [])],
-      uniforms: u,
-      workgroups: grid(Math.ceil(p.size / (WORKGROUP * SGD_PER_THREAD))),
-      label: `sgd(${shapeStr(p.shape)})`,
+      buffers: jobs.flatMap((j) => [j.p.storage.buffer, j.g.storage.buffer, ...(j.buf ? [j.buf.storage.buffer] : [])]),
+      uniforms: sgdUniforms(k).pack(u as never),
+      workgroups: [...grid(Math.ceil(largest / (WORKGROUP * SGD_PER_THREAD))), k],
+      label: k === 1 ? `sgd(${shapeStr(jobs[0]!.p.shape)})` : `sgd(${k} tensors, largest ${largest})`,
     });
-    if (g !== grad) g.dispose();
   }
 
   /**
