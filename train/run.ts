@@ -274,6 +274,8 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions): Promise<RunO
         // A non-finite loss of the previous step (whose update this step ran on) is the cause to report.
         const nan = await settle();
         if (nan) return diverged(nan);
+        // An amp step checks its own losses before stepping (train/step.ts) and may stop here.
+        if (e instanceof NonFiniteLossError) return diverged(e);
         throw e;
       } finally {
         stopStatus?.();
