@@ -2,7 +2,7 @@
 // table that names the model's labels and maps them to results' category ids.
 import * as path from 'node:path';
 import type { FileIO } from '../data/io.js';
-import { categoriesTable, coco91Table, genericTable, type LabelTable } from '../data/coco-categories.js';
+import { categoriesTable, coco80Table, coco91Table, genericTable, type LabelTable } from '../data/coco-categories.js';
 
 /** An error in what the user asked for: printed as one line without a stack. */
 export class UserError extends Error {}
@@ -54,10 +54,19 @@ function tableFromJson(raw: unknown, file: string, numClasses: number): LabelTab
 
 /**
  * The label table: --classes coco or FILE.json when given; else the categories stored in the
- * checkpoint; else COCO's 91-index table for a 91-class model; else generic names.
+ * checkpoint; else COCO's 91-index table for a 91-class model; else, for a Detectron2 checkpoint
+ * (`keyStyle` 'detectron2') with 80 classes, COCO's 80 classes in contiguous order (Detectron2's
+ * model zoo numbers classes 0..79, the loader makes them labels 1..80); else generic names.
+ * `--classes coco` is the 80-class table for an 81-class model, the 91-index one otherwise.
  */
-export async function resolveLabelTable(spec: string | undefined, stored: readonly { id: number; name: string }[] | undefined, numClasses: number, io: FileIO): Promise<LabelTable> {
-  if (spec === 'coco') return checkSize(coco91Table(), numClasses);
+export async function resolveLabelTable(
+  spec: string | undefined,
+  stored: readonly { id: number; name: string }[] | undefined,
+  numClasses: number,
+  io: FileIO,
+  keyStyle?: string,
+): Promise<LabelTable> {
+  if (spec === 'coco') return checkSize(numClasses === 81 ? coco80Table() : coco91Table(), numClasses);
   if (spec !== undefined) {
     let raw: unknown;
     try {
@@ -69,5 +78,6 @@ export async function resolveLabelTable(spec: string | undefined, stored: readon
   }
   if (stored && stored.length) return checkSize(categoriesTable(stored, 'the checkpoint\'s categories'), numClasses);
   if (numClasses === 91) return coco91Table();
+  if (numClasses === 81 && keyStyle === 'detectron2') return coco80Table();
   return genericTable(numClasses);
 }

@@ -42,7 +42,7 @@ export const INFER_OPTIONS: OptionSpec[] = [
   { name: 'score-thresh', type: 'number', metavar: 'T', help: "keep detections scoring above T (default: the preset's, 0.05)" },
   { name: 'min-size', type: 'number', metavar: 'S', help: "resize the shorter side to S (default: the preset's)" },
   { name: 'max-size', type: 'number', metavar: 'M', help: "cap the longer side at M (default: the preset's)" },
-  { name: 'classes', type: 'string', metavar: 'coco|FILE.json', help: 'class names / category ids: coco (torchvision 91-index), a COCO annotation file, or a JSON list of names (default: the checkpoint\'s, else coco for 91 classes)' },
+  { name: 'classes', type: 'string', metavar: 'coco|FILE.json', help: 'class names / category ids: coco (torchvision 91-index; 80 contiguous for an 81-class model), a COCO annotation file, or a JSON list of names (default: the checkpoint\'s, else coco for 91 classes and for a Detectron2 .pkl of 81)' },
   { name: 'dump', type: 'string', metavar: 'OUT.safetensors', help: "the first image's intermediate tensors under the parity fixture's names" },
   { name: 'dump-input', type: 'string', metavar: 'CASE.safetensors', help: "with --dump: feed the first image's input.tensor / input.image_size from a fixture case instead of our decoding and resizing (compares the model alone)" },
   { name: 'draw', type: 'boolean', default: true, help: 'write the PNGs (--no-draw: results only)' },
@@ -203,7 +203,7 @@ export async function runInfer(args: ParsedArgs, log: (s: string) => void = (s) 
   const files = await listImages(args.positionals);
   const ckpt = await readWeights(weights);
   const cfg = resolveConfig(v, ckpt, log);
-  const table = await resolveLabelTable(v.classes as string | undefined, checkpointInfo(ckpt)?.categories, cfg.numClasses, nodeIO);
+  const table = await resolveLabelTable(v.classes as string | undefined, checkpointInfo(ckpt)?.categories, cfg.numClasses, nodeIO, ckpt.metadata.keyStyle);
   const ids = imageIdsFor(files);
   if (!ids.fromNames) log('note: image file names are not all distinct COCO names (digits); image_id is the image\'s position, 1..n');
 

@@ -33,6 +33,16 @@ export function coco91Table(): LabelTable {
 }
 
 /**
+ * COCO's 80 categories numbered contiguously in id order (label 1..80 -> category ids 1..90 without
+ * the 11 unused ones): the layout of Detectron2's COCO models, whose class k (0..79) is our label
+ * k + 1 once the loader has put background first (model/checkpoint-keys.ts).
+ */
+export function coco80Table(): LabelTable {
+  const cats = COCO_91_NAMES.flatMap((name, id) => (id > 0 && name !== 'N/A' ? [{ id, name }] : []));
+  return categoriesTable(cats, 'COCO (80 contiguous classes, Detectron2)');
+}
+
+/**
  * A table from dataset categories in contiguous order: categories[label - 1] is label `label`
  * (how data/coco.ts and training checkpoints number classes: categories sorted by id).
  */

@@ -2,7 +2,8 @@
 // (tools/make-checkpoint-fixtures.py, from the tiny-cpu preset's formula weights with 3 classes):
 // torch.save's zip and legacy formats (stride-0, transposed and shared-storage tensors, every
 // dtype, a wrapper dict), torchvision's pre-0.13 names, Detectron2 model-zoo pickles (names and class
-// layout mapped to ours; protocols 2 and 4; Fortran-ordered float64), and files that must be refused.
+// layout mapped to ours; protocols 2 and 4; Fortran-ordered float64; an 80-class COCO model's class
+// rows, labels and category ids: tools/make-detectron2-coco80-fixture.py), and files that must be refused.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
@@ -15,6 +16,7 @@ import { detectron2Key } from '../model/checkpoint-keys.js';
 import { fixtureValues } from '../model/fixture-weights.js';
 import { MaskRCNN } from '../model/maskrcnn.js';
 import { getPreset } from '../model/presets.js';
+import { resolveLabelTable } from '../cli/infer-inputs.js';
 
 await ready;
 
@@ -97,6 +99,40 @@ test('Detectron2 .pkl at pickle protocol 4 with a Fortran-ordered float64 array'
   expectValues(k, c.model[k]!, fixtureValues(k, shapes[k]!));
   assert.is(c.model[k]!.sourceDtype, 'F64');
   expectValues('cls_score.bias', c.model['roi_heads.box_predictor.cls_score.bias']!, fixtureValues('roi_heads.box_predictor.cls_score.bias', [3]));
+});
+
+test('Detectron2 COCO .pkl (80 classes): class k is our label k + 1, with its weight rows, COCO category id and name', async () => {
+  const c = decodeCheckpoint(read('detectron2-coco80.pkl'), 'model_final.pkl');
+  const m = c.model;
+  const rows = (k: string, r: number, len: number): number[] => Array.from(m[k]!.data.subarray(r * len, (r + 1) * len));
+  assert.equal(m['roi_heads.box_predictor.cls_score.weight']!.shape, [81, 2]);
+  assert.equal(m['roi_heads.box_predictor.bbox_pred.weight']!.shape, [324, 2]);
+  assert.equal(m['roi_heads.mask_predictor.mask_fcn_logits.weight']!.shape, [81, 2, 1, 1]);
+  // The fixture's values name Detectron2's rows: cls_score row k = [k, -k] (background: row 80),
+  // bbox_pred row 4k + j = [100k + j, 0.5], mask channel k = [k, k + 0.25].
+  assert.equal(rows('roi_heads.box_predictor.cls_score.weight', 0, 2), [80, -80], 'background row first');
+  assert.equal(Array.from(m['roi_heads.box_predictor.bbox_pred.bias']!.data.subarray(0, 4)), [0, 0, 0, 0], 'zero background box rows');
+  assert.equal(rows('roi_heads.mask_predictor.mask_fcn_logits.weight', 0, 2), [0, 0], 'zero background mask channel');
+  const table = await resolveLabelTable(undefined, undefined, 81, nodeIO, c.metadata.keyStyle);
+  // Detectron2's COCO classes 0 (person), 16 (dog: COCO id 18, after the unused id 12), 79 (toothbrush: id 90).
+  for (const [k, id, name] of [[0, 1, 'person'], [16, 18, 'dog'], [79, 90, 'toothbrush']] as const) {
+    const label = k + 1;
+    assert.equal([table.catIds[label], table.names[label]], [id, name], `Detectron2 class ${k}`);
+    assert.equal(rows('roi_heads.box_predictor.cls_score.weight', label, 2), [k, -k], `cls_score row of label ${label}`);
+    assert.is(m['roi_heads.box_predictor.cls_score.bias']!.data[label], k);
+    for (let j = 0; j < 4; j++) {
+      assert.equal(rows('roi_heads.box_predictor.bbox_pred.weight', 4 * label + j, 2), [100 * k + j, 0.5], `bbox_pred row ${4 * label + j}`);
+      assert.is(m['roi_heads.box_predictor.bbox_pred.bias']!.data[4 * label + j], 100 * k + j);
+    }
+    assert.equal(rows('roi_heads.mask_predictor.mask_fcn_logits.weight', label, 2), [k, k + 0.25], `mask channel of label ${label}`);
+    assert.is(m['roi_heads.mask_predictor.mask_fcn_logits.bias']!.data[label], k);
+  }
+  // The whole table: 80 distinct COCO ids, none of the 11 unused ones; `--classes coco` gives it too.
+  assert.is(new Set(table.catIds.subarray(1)).size, 80);
+  assert.not.ok([12, 26, 29, 30, 45, 66, 68, 69, 71, 83].some((id) => table.catIds.includes(id)));
+  assert.equal((await resolveLabelTable('coco', undefined, 81, nodeIO)).catIds, table.catIds);
+  // Without the Detectron2 layout an 81-class model's labels are not assumed to be COCO's.
+  assert.is((await resolveLabelTable(undefined, undefined, 81, nodeIO, 'ours')).names[17], 'class 17');
 });
 
 test('Detectron2 names of the R-50 and GN presets map to ours', () => {
