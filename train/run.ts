@@ -229,11 +229,11 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions): Promise<RunO
     // Steps are pipelined: step n's losses are read back late and taken (checked for NaN, logged)
     // once step n+1 has been started, by when the GPU has long finished them, or before anything
     // that must only follow a checked step (a checkpoint, an evaluation, the end).
-    let pending: { step: PendingStep; t0: number; lr: number } | null = null;
+    let pending: { step: PendingStep; t0: number; lr: number; end?: number } | null = null;
     /** Takes the pending step's losses and logs them; returns the non-finite loss that stops the run, if any. */
     const settle = async (): Promise<NonFiniteLossError | undefined> => {
       if (!pending) return undefined;
-      const { step, t0, lr } = pending;
+      const { step, t0, lr, end } = pending;
       pending = null;
       let r;
       try {
@@ -242,8 +242,9 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions): Promise<RunO
         if (e instanceof NonFiniteLossError) return e;
         throw e;
       }
-      // The step's time: from its start until the next step is under way (or its losses are in).
-      const seconds = (performance.now() - t0) / 1000;
+      // The step's time: from its start to the next step's start (or, for the last one, until its
+      // losses are in); not until this settle, which runs after the next step's work was queued.
+      const seconds = ((end ?? performance.now()) - t0) / 1000;
       await progress.iteration({ iter: step.iter, losses: r.losses, total: r.total, lr, seconds, images: r.images, ...(r.amp ? { amp: r.amp } : {}) });
       if (r.amp?.skipped) print(`  iteration ${step.iter}: --amp skipped the update (inf/NaN at loss scale ${r.amp.scale}); loss scale now ${amp!.scaler.getScale()}`);
       if (coll.size > 1 && (step.iter % cfg.logEvery === 0 || step.iter === cfg.iters)) {
@@ -262,6 +263,7 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions): Promise<RunO
     };
     for (let it = start; it < cfg.iters; it++) {
       const t0 = performance.now();
+      if (pending) pending.end = t0;
       let step: PendingStep;
       // The process's first step compiles the pipelines: say so while it does.
       const stopStatus = it === start ? startCompileStatus(print, () => counters().pipelinesCreated) : undefined;
