@@ -67,9 +67,12 @@ const USAGE_MAP_READ = 0x1, USAGE_COPY_DST = 0x8, USAGE_UNIFORM = 0x40, MAP_MODE
 const UNIFORM_SLOT = 256;
 const ARENA_BYTES = 64 * 1024;
 const MAX_BATCH = 256;
-/** Readback staging buffers kept for reuse: at most this many, each at most STAGING_KEEP_BYTES. */
+/**
+ * Readback staging buffers kept for reuse: at most this many, each at most STAGING_KEEP_BYTES (R50's
+ * RPN readback at 512 px is 2 MB, so a 1 MB bound made it create a staging buffer every step).
+ */
 const MAX_IDLE_STAGING = 8;
-const STAGING_KEEP_BYTES = 1 << 20;
+const STAGING_KEEP_BYTES = 32 << 20;
 /** Bind groups kept for reuse, most recently used last; older ones (and those of destroyed buffers) age out. */
 const MAX_BIND_GROUPS = 8192;
 
@@ -305,7 +308,10 @@ export class WebGPUBackend {
       this.bindGroups.delete(key); // most recently used goes last
     } else {
       const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.arena, offset: 0, size: uniformBytes } }];
-      buffers.forEach((buffer, i) => entries.push({ binding: i + 1, resource: { buffer } }));
+      // A buffer may be larger than the tensor it holds (a size class, a larger idle buffer): bind at
+      // most the device's limit; the tensor itself lies within it.
+      const maxBinding = this.device.limits.maxStorageBufferBindingSize;
+      buffers.forEach((buffer, i) => entries.push({ binding: i + 1, resource: { buffer, size: Math.min(buffer.size, maxBinding) } }));
       group = this.device.createBindGroup({ layout, entries });
       this.counts.bindGroupsCreated++;
       if (this.bindGroups.size >= MAX_BIND_GROUPS) this.bindGroups.delete(this.bindGroups.keys().next().value as string);
