@@ -5,7 +5,7 @@
 // training step can go on encoding while the GPU selects. proposalsReference is the same selection
 // on the host (float64, or float32 rounding as torchvision) that the tests hold the GPU path to.
 import {
-  add, batchedNmsPadded, cat, clamp, decodeBoxes, gather, ge, indexSelect, logicalAnd, maximum, minimum, reshape, sigmoid, slice, sub, tensor, tidy, topk, unsqueeze, where,
+  add, batchedNmsPadded, cast, cat, clamp, decodeBoxes, gather, ge, indexSelect, logicalAnd, maximum, minimum, reshape, sigmoid, slice, sub, tensor, tidy, topk, unsqueeze, where,
   type BoxWeights, type Tensor,
 } from '../engine/index.js';
 import { boxes32, boxes64, topKDesc, type BoxMath } from '../kernels/box-math.js';
@@ -127,12 +127,22 @@ export function proposalsReference(
   return out;
 }
 
-/** Unpacks read-back padded proposals [N, K, 4] / scores [N, K] / counts [N] into per-image arrays. */
-export function unpadProposals(boxes: Float32Array, scores: Float32Array, count: Int32Array, K: number): { proposals: Float32Array[]; scores: Float32Array[] } {
-  const proposals: Float32Array[] = [], probs: Float32Array[] = [];
-  count.forEach((c, n) => {
-    proposals.push(boxes.slice(n * K * 4, (n * K + c) * 4));
-    probs.push(scores.slice(n * K, n * K + c));
-  });
-  return { proposals, scores: probs };
+/**
+ * The padded proposals as one float32 tensor to read back in one go: [N, K, 5] (box, score) rows,
+ * then the N counts (exact in float32).
+ */
+export function packProposals(p: PaddedProposals): Tensor {
+  return tidy(() => cat([reshape(cat([p.boxes, unsqueeze(p.scores, 2)], 2), [-1]), cast(p.count, 'float32')], 0));
+}
+
+/** Each image's proposals [count * 4] and scores [count] from packProposals' values. */
+export function unpackProposals(packed: Float32Array, N: number, K: number): { proposals: Float32Array[]; scores: Float32Array[] } {
+  const proposals: Float32Array[] = [], scores: Float32Array[] = [];
+  for (let n = 0; n < N; n++) {
+    const count = packed[N * K * 5 + n]!;
+    const rows = packed.subarray(n * K * 5, (n * K + count) * 5);
+    proposals.push(Float32Array.from({ length: count * 4 }, (_, i) => rows[5 * (i >> 2) + (i & 3)]!));
+    scores.push(Float32Array.from({ length: count }, (_, r) => rows[5 * r + 4]!));
+  }
+  return { proposals, scores };
 }

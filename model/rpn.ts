@@ -6,7 +6,7 @@
 import { cat, conv2d, flattenWindows, indexSelect, keep, noGrad, permute, reshape, slice, tensor, tidy, tile2d, nn, type Rng, type Tensor, type Window } from '../engine/index.js';
 import { AnchorCache, anchorsPerLocation, type LevelGrid } from './anchors.js';
 import { boxes32 } from '../kernels/box-math.js';
-import { selectProposals, unpadProposals } from './rpn-proposals.js';
+import { packProposals, selectProposals, unpackProposals } from './rpn-proposals.js';
 import { labelsFromMatches, matchPredictions, sampleBalanced } from './matcher.js';
 import { paddedBoxRegressionLoss, binaryCrossEntropyWithLogits } from './losses.js';
 import type { MaskRCNNConfig, RpnConfig } from './config.js';
@@ -192,15 +192,14 @@ export class RegionProposalNetwork extends nn.Module {
           scoreThresh: r.scoreThresh,
           weights: r.boxCoderWeights,
         });
-        return { boxes: sel.boxes.dataLater(), scores: sel.scores.dataLater(), count: sel.count.dataLater() };
+        return packProposals(sel).dataLater();
       }),
     );
     let losses: RpnOutput['losses'];
     if (targets) losses = this.losses(flat.objectness, flat.deltas, anchors, targets, rng);
     flat.objectness.dispose();
     flat.deltas.dispose();
-    const [boxes, scores, count] = await Promise.all([pending.boxes.result(), pending.scores.result(), pending.count.result()]);
-    return { ...unpadProposals(boxes as Float32Array, scores as Float32Array, count as Int32Array, K), losses };
+    return { ...unpackProposals((await pending.result()) as Float32Array, info.imageSizes.length, K), losses };
   }
 
   /** The anchors on the GPU, uploaded once per anchor set (the batch's padded size and levels). */

@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import { ready } from './helpers/gpu.js';
 import * as F from '../engine/index.js';
 import { Rng } from '../engine/random.js';
-import { proposalsReference, selectProposals, unpadProposals, type ProposalOptions } from '../model/rpn-proposals.js';
+import { packProposals, proposalsReference, selectProposals, unpackProposals, type ProposalOptions } from '../model/rpn-proposals.js';
 
 await ready;
 
@@ -38,15 +38,18 @@ async function run(c: Case, precision: 32 | 64): Promise<void> {
   const K = c.opts.postNmsTopN;
   assert.equal(sel.boxes.shape, [N, K, 4]);
   assert.equal(sel.scores.shape, [N, K]);
-  const [boxes, scores, count] = await Promise.all([sel.boxes.data(), sel.scores.data(), sel.count.data()]);
-  const got = unpadProposals(boxes as Float32Array, scores as Float32Array, count as Int32Array, K);
+  const [boxes, scores, count, packed] = await Promise.all([sel.boxes.data(), sel.scores.data(), sel.count.data(), packProposals(sel).data()]);
+  const got = unpackProposals(packed as Float32Array, N, K);
   for (let n = 0; n < N; n++) {
     const label = `seed ${c.seed} image ${n}`;
     assert.is(got.proposals[n]!.length / 4, want.proposals[n]!.length / 4, `${label}: count`);
     got.proposals[n]!.forEach((v, i) => assert.ok(Math.abs(v - want.proposals[n]![i]!) <= 1e-4 * (1 + Math.abs(v)), `${label}: box value ${i}: ${v} vs ${want.proposals[n]![i]}`));
     got.scores[n]!.forEach((v, i) => assert.ok(Math.abs(v - want.scores[n]![i]!) <= 1e-6, `${label}: score ${i}: ${v} vs ${want.scores[n]![i]}`));
-    // Padding rows are zero.
-    assert.ok(boxes.subarray((n * K + count[n]!) * 4, (n + 1) * K * 4).every((v) => v === 0), `${label}: padding`);
+    // The padded tensors: the same rows, then zeros.
+    assert.equal(Array.from(boxes.subarray(n * K * 4, (n * K + count[n]!) * 4)), Array.from(got.proposals[n]!), `${label}: padded boxes`);
+    assert.equal(Array.from(scores.subarray(n * K, n * K + count[n]!)), Array.from(got.scores[n]!), `${label}: padded scores`);
+    assert.ok(boxes.subarray((n * K + count[n]!) * 4, (n + 1) * K * 4).every((v) => v === 0), `${label}: padding boxes`);
+    assert.ok(scores.subarray(n * K + count[n]!, (n + 1) * K).every((v) => v === 0), `${label}: padding scores`);
   }
   for (const t of [sel.boxes, sel.scores, sel.count]) t.dispose();
 }
