@@ -136,6 +136,39 @@ fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
   };
 }
 
+/** count = rows*P/2 outputs; P is the input row length (a multiple of 2*BLOCK). */
+export const SORT_HALVE_UNIFORMS = uniformBlock('sort_halve', { count: 'u32', P: 'u32' });
+
+/**
+ * One round of a top-k (k <= BLOCK) over rows whose BLOCK-blocks are sorted in alternating
+ * directions (as the block sort and the merges leave them): each pair of blocks (ascending,
+ * descending) is a bitonic sequence, and the elementwise lesser of its halves holds the pair's BLOCK
+ * smallest as a bitonic block (Batcher's half-cleaner), which a merge then sorts. Rows halve.
+ */
+export function sortHalveKernel(): { wgsl: string; entry: string } {
+  const entry = 'sort_halve';
+  return {
+    entry,
+    wgsl: `${SORT_HALVE_UNIFORMS.wgsl}
+@group(0) @binding(1) var<storage, read> src: array<vec2<u32>>;
+@group(0) @binding(2) var<storage, read_write> dst: array<vec2<u32>>;
+${LESS}
+@compute @workgroup_size(${WORKGROUP})
+fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let t = ${LINEAR_GROUP} * ${WORKGROUP}u + lid;
+  if (t >= u.count) { return; }
+  let half = u.P / 2u;
+  let row = t / half;
+  let q = t - row * half;
+  let a = row * u.P + (q / ${SORT_BLOCK}u) * ${2 * SORT_BLOCK}u + q % ${SORT_BLOCK}u;
+  let x = src[a];
+  let y = src[a + ${SORT_BLOCK}u];
+  dst[t] = select(x, y, less(y, x));
+}
+`,
+  };
+}
+
 /** The first `k` sorted entries of each row: values (gathered from x) and indices (int32). */
 export function sortOutputKernel(): { wgsl: string; entry: string } {
   const entry = 'sort_output';

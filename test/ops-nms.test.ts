@@ -130,6 +130,18 @@ test('topk: k largest / smallest with ties in index order; gradient scatters bac
   });
 });
 
+test('topk with k up to one block: rows cut by halving rounds (one to four), ties, NaN, both directions', async () => {
+  for (const [rows, n, k, largest] of [[3, 513, 512, true], [2, 5000, 200, true], [1, 8192, 1, false], [4, 3072, 512, false], [2, 1100, 37, true]] as const) {
+    const x = randomWithTies(rows * n, n + k);
+    x[(rows - 1) * n + 7] = NaN; // in the last row: NaN ranks largest
+    const want = sortReference(x, rows, n, largest, k);
+    const { values, indices } = F.topk(F.tensor(x, [rows, n]), k, -1, largest);
+    const label = `rows=${rows} n=${n} k=${k} largest=${largest}`;
+    assert.equal(Array.from(await indices.data()), want.indices, label);
+    assert.equal(Array.from(await values.data()), want.values, label);
+  }
+});
+
 /** batchedNmsPadded on rows of random boxes vs the float64 batched NMS of each row's valid boxes, cut to k. */
 async function checkPadded(B: number, n: number, k: number, thr: number, seed: number, groups: number): Promise<void> {
   const rows = Array.from({ length: B }, (_, b) => randomBoxes(n, seed + b));
