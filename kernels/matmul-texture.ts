@@ -12,7 +12,7 @@
 //     4-step slice of K, lane l fetches the texel of row (8g + l) of each group g of 8 rows (one
 //     fetch serves 8 rows x 4 k), and row i's 4 values come from lane i % 8 by subgroupBroadcast
 //     (a register shuffle on lavapipe). The K tail: A's texels are zero past K and B's row index is
-//     clamped, so the loop has no branches.
+//     clamped and the value zeroed (selects, no branches).
 // Texture rows are b*M + r (r clamped to M - 1), so batch*M must not exceed maxTextureDimension2D,
 // nor ceil(K/4) its width (engine/ops/matmul.ts checks). The float64 reference is matmulReference.
 import { MATMUL_UNIFORMS, type MatmulVariant, type RegisterBlock } from './matmul.js';
@@ -65,7 +65,9 @@ export function textureLoop(v: MatmulVariant, { tm, tnv, T, roundF16 }: Register
   for (const i of range(tm)) lines.push(`  let a${i} = subgroupBroadcast(as${Math.floor(i / 8)}, ${i % 8}u);`);
   for (const kk of range(4)) {
     lines.push(`  let k${kk} = min(k0 + ${kk}u, K - 1u);`);
-    for (const j of range(tnv)) lines.push(`  let b${kk}_${j} = ${f16Load(`b[bc${j} + k${kk} * bKv]`, roundF16, T !== 'f32')};`);
+    // Past K, B's clamped row is zeroed too: a zero A times an infinite B would be NaN.
+    const load = (j: number) => f16Load(`b[bc${j} + k${kk} * bKv]`, roundF16, T !== 'f32');
+    for (const j of range(tnv)) lines.push(`  let b${kk}_${j} = ${kk === 0 ? load(j) : `select(${T}(0.0), ${load(j)}, k0 + ${kk}u < K)`};`);
     for (const i of range(tm)) for (const j of range(tnv)) lines.push(`  acc${i}_${j} = fma(${T}(a${i}[${kk}]), b${kk}_${j}, acc${i}_${j});`);
   }
   lines.push('}');
