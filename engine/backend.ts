@@ -216,6 +216,15 @@ export class WebGPUBackend {
     this.recordCopy(src, srcOffset, dst, dstOffset, bytes);
   }
 
+  /**
+   * Copies rows of texels from a buffer into a texture's top-left corner (bytesPerRow a multiple of
+   * 256, offset of the texel size), after all work recorded so far.
+   */
+  copyToTexture(src: GPUBuffer, offset: number, bytesPerRow: number, texture: GPUTexture, width: number, height: number): void {
+    this.endPass();
+    this.ensureEncoder().copyBufferToTexture({ buffer: src, offset, bytesPerRow }, { texture }, [width, height]);
+  }
+
   private recordCopy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
     this.endPass();
     this.ensureEncoder().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);

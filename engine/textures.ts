@@ -11,8 +11,8 @@
 const MAX_TEXTURES = 8;
 const MAX_BYTES = 256 << 20;
 const TEXEL_BYTES = 16;
-// GPUTextureUsage.TEXTURE_BINDING | STORAGE_BINDING, numeric so the engine needs no WebGPU globals.
-const USAGE_TEXTURE_BINDING = 0x4, USAGE_STORAGE_BINDING = 0x8;
+// GPUTextureUsage flags, numeric so the engine needs no WebGPU globals.
+const USAGE_COPY_DST = 0x2, USAGE_TEXTURE_BINDING = 0x4, USAGE_STORAGE_BINDING = 0x8;
 
 export interface ScratchTexture {
   texture: GPUTexture;
@@ -42,7 +42,7 @@ export class ScratchTextures {
       return t;
     }
     const w = Math.min(max, Math.ceil(width / 16) * 16), h = Math.min(max, Math.ceil(height / 64) * 64);
-    const texture = this.device.createTexture({ size: [w, h], format: 'rgba32float', usage: USAGE_TEXTURE_BINDING | USAGE_STORAGE_BINDING, label: `scratch ${w}x${h}` });
+    const texture = this.device.createTexture({ size: [w, h], format: 'rgba32float', usage: USAGE_COPY_DST | USAGE_TEXTURE_BINDING | USAGE_STORAGE_BINDING, label: `scratch ${w}x${h}` });
     const t = { texture, view: texture.createView(), width: w, height: h };
     this.created++;
     this.evict(w * h * TEXEL_BYTES);

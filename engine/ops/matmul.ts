@@ -135,8 +135,13 @@ function dispatchVariant(v: MatmulVariant, buffers: GPUBuffer[], l: MatmulLayout
   let textures: GPUTextureView[] | undefined;
   if (v.kind === 'texture') {
     const kq = Math.ceil(l.K / 4);
-    const { view } = be.textures.acquire(kq, batch * l.M);
-    be.dispatch({ kernel: packKernels[isAutocastEnabled() ? 1 : 0]!, buffers: [buffers[0]!], textures: [view], uniforms, workgroups: [Math.ceil(kq / PACK_WG), batch * l.M], label: `${label} pack A` });
+    const { texture, view } = be.textures.acquire(kq, batch * l.M);
+    // Dense rows of a multiple of 64 floats are the texture's rows as they are: a plain copy (the
+    // packing dispatch costs a per-lane loop per element on lavapipe). Else (strides, broadcast
+    // batches, odd K, autocast's rounding) the packing kernel.
+    const dense = l.aK === 1 && l.aM === l.K && (batch === 1 || l.aBatch === l.M * l.K) && l.K % 64 === 0 && l.aOff % 4 === 0;
+    if (dense && !isAutocastEnabled()) be.copyToTexture(buffers[0]!, l.aOff * 4, l.K * 4, texture, kq, batch * l.M);
+    else be.dispatch({ kernel: packKernels[isAutocastEnabled() ? 1 : 0]!, buffers: [buffers[0]!], textures: [view], uniforms, workgroups: [Math.ceil(kq / PACK_WG), batch * l.M], label: `${label} pack A` });
     buffers = buffers.slice(1);
     textures = [view];
   }
