@@ -29,6 +29,7 @@
 // rounded with roundArrayToF16.
 import { uniformBlock, type BlockValues } from './uniforms.js';
 import { F16_ROUND_WGSL, f16Load } from './f16.js';
+import { WEIGHT_TEXTURE_DECL } from './conv-weight-texture.js';
 
 export interface SpatialSpec {
   mode: 'fwd' | 'bwdInput';
@@ -47,6 +48,8 @@ export interface SpatialSpec {
   tn: number;
   /** Autocast: round src and weight values to f16 as they are loaded. */
   roundF16?: boolean;
+  /** Weights from a packed texture (SpatialShape.wtex). */
+  wtex?: boolean;
 }
 
 /**
@@ -66,6 +69,12 @@ export interface SpatialShape {
   tn: number;
   /** Autocast: round src and weight values to f16 as they are loaded. */
   roundF16?: boolean;
+  /**
+   * Weights read from a packed texture at @binding(5) (kernels/conv-weight-texture.ts: 4 output
+   * channels per texel, one fetch for 8 lanes where a buffer load is a per-lane loop on lavapipe);
+   * needs tn % 4 = 0. The packing rounds to f16 under autocast.
+   */
+  wtex?: boolean;
 }
 
 export const SPATIAL_WG = 64;
@@ -155,7 +164,7 @@ export function spatialPlan(s: SpatialSpec): { shape: SpatialShape; geometry: Sp
   if (step(tw.off) < 0) tw = { ks: [...tw.ks].reverse(), off: [...tw.off].reverse() };
   const empty = !th.ks.length || !tw.ks.length;
   const taps = empty ? 1 : tw.ks.length;
-  const shape: SpatialShape = { srcMulW: fwd ? s.sw : 1, taps, tapStep: taps > 1 ? step(tw.off) : 0, tm: s.tm, tn: s.tn, ...(s.roundF16 ? { roundF16: true } : {}) };
+  const shape: SpatialShape = { srcMulW: fwd ? s.sw : 1, taps, tapStep: taps > 1 ? step(tw.off) : 0, tm: s.tm, tn: s.tn, ...(s.roundF16 ? { roundF16: true } : {}), ...(s.wtex ? { wtex: true } : {}) };
   const geometry: SpatialGeometry = {
     khN: empty ? 0 : th.ks.length,
     kh0: th.ks[0] ?? 0,
@@ -187,7 +196,8 @@ export function spatialWeightStrides(mode: SpatialSpec['mode'], kc: number, nc: 
 /** Workgroups: (ceil(N*rows*blocks / 64), chBlocks, groups). */
 export function spatialKernel(s: SpatialShape): { wgsl: string; entry: string } {
   const { tm, tn, srcMulW, taps, tapStep } = s;
-  const r16 = !!s.roundF16;
+  const r16 = !!s.roundF16, wtex = !!s.wtex;
+  if (wtex && tn % 4 !== 0) throw new Error(`spatialKernel: weights from a texture need tn % 4 = 0 (tn ${tn})`);
   const L: string[] = [];
   const e = (x: string): void => void L.push(x);
   e(SPATIAL_UNIFORMS.wgsl);
@@ -197,6 +207,7 @@ export function spatialKernel(s: SpatialShape): { wgsl: string; entry: string } 
   // Bias and relu are uniform flags (fewer pipelines to compile); without a bias any buffer is bound.
   e('@group(0) @binding(3) var<storage, read> bias: array<f32>;');
   e('@group(0) @binding(4) var<storage, read_write> dst: array<f32>;');
+  if (wtex) e(WEIGHT_TEXTURE_DECL);
   e(`@compute @workgroup_size(${SPATIAL_WG})`);
   e(`fn conv_spatial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {`);
   e(`  let Nb = u.N; let srcC = u.srcC; let srcH = u.srcH; let srcW = u.srcW;`);
@@ -214,7 +225,8 @@ export function spatialKernel(s: SpatialShape): { wgsl: string; entry: string } 
   for (let q = 0; q < segLen; q++) e(`  let cok${q} = u32(seg0 + ${q}) < srcW;`);
   e(`  let srcBase = (nb * srcC + g * kc) * srcH * srcW;`);
   e(`  let wg = g * nc * kc * u.KHW;`);
-  for (let j = 0; j < tn; j++) e(`  let wb${j} = wg + min(j0 + ${j}u, nc - 1u) * u.wJ;`);
+  if (wtex) for (let q = 0; q < tn / 4; q++) e(`  let wrow${q} = g * ((nc + 3u) / 4u) + min(j0 / 4u + ${q}u, (nc - 1u) / 4u);`);
+  else for (let j = 0; j < tn; j++) e(`  let wb${j} = wg + min(j0 + ${j}u, nc - 1u) * u.wJ;`);
   for (let n = 0; n < taps; n++) e(`  let kw${n} = u32(u.kw0 + ${n} * u.kwStep);`);
   for (let i = 0; i < tm; i++) e(`  ${Array.from({ length: tn }, (_, j) => `var c${i}_${j} = 0.0;`).join(' ')}`);
   e(`  for (var c = 0u; c < kc; c++) {`);
@@ -229,8 +241,15 @@ export function spatialKernel(s: SpatialShape): { wgsl: string; entry: string } 
     e(`      let ok${q} = rok && cok${q}; let x${q} = select(0.0, ${f16Load(`src[select(0u, rowBase + u32(seg0 + ${q}), ok${q})]`, r16)}, ok${q});`);
   }
   for (let n = 0; n < taps; n++) {
-    e(`      { let wo = wr + kw${n};`);
-    e(`        ${Array.from({ length: tn }, (_, j) => `let w${j} = ${f16Load(`wt[wb${j} + wo]`, r16)};`).join(' ')}`);
+    if (wtex) {
+      // Texel column: (source channel, kernel row, kernel column) of the tap, as packed.
+      e(`      { let wo = c * u.KHW + kh * u.KW + kw${n};`);
+      e(`        ${Array.from({ length: tn / 4 }, (_, q) => `let wv${q} = textureLoad(wtx, vec2<u32>(wo, wrow${q}), 0);`).join(' ')}`);
+      e(`        ${Array.from({ length: tn }, (_, j) => `let w${j} = wv${Math.floor(j / 4)}[${j % 4}];`).join(' ')}`);
+    } else {
+      e(`      { let wo = wr + kw${n};`);
+      e(`        ${Array.from({ length: tn }, (_, j) => `let w${j} = ${f16Load(`wt[wb${j} + wo]`, r16)};`).join(' ')}`);
+    }
     for (let i = 0; i < tm; i++) {
       const q = i * srcMulW + n * tapStep;
       e(`        ${Array.from({ length: tn }, (_, j) => `c${i}_${j} = fma(x${q}, w${j}, c${i}_${j});`).join(' ')}`);
