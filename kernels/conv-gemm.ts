@@ -289,6 +289,13 @@ export interface WeightGradSpec {
   R: number;
   /** Autocast: round dy and x values to f16 as they are loaded. */
   roundF16?: boolean;
+  /**
+   * dy shared across a subgroup of exactly 8 lanes (needs the 'subgroups' feature and tm*R % 8 = 0):
+   * the 8 lanes own one output-channel block and 8 (kernel row, input-channel block) pairs, so they
+   * need the same dy values; each lane loads tm*R/8 of them and the rest arrive by subgroupBroadcast.
+   * On lavapipe every lane-varying load is a per-lane loop, so this halves the loads of a 3x3 layer.
+   */
+  sgDy?: boolean;
 }
 
 /** cinG, coutG: channels per group; perSplit: (image, row) pairs per split. */
@@ -316,7 +323,8 @@ export const WEIGHT_GRAD_UNIFORMS = uniformBlock('conv_weight_grad', {
 
 /**
  * Partial output [splits, Cout, Cin_g, KH, KW].
- * Workgroups: (ceil(coBlocks*ciBlocks*KH / 64), 1, groups*splits).
+ * Workgroups: (ceil(coBlocks*ciBlocks*KH / 64), 1, groups*splits); with sgDy,
+ * (ceil(coBlocks * ceil(ciBlocks*KH / 8) * 8 / 64), 1, groups*splits).
  */
 export function weightGradKernel(s: WeightGradSpec): { wgsl: string; entry: string } {
   const { tm, tc, R, KW } = s;
@@ -326,20 +334,34 @@ export function weightGradKernel(s: WeightGradSpec): { wgsl: string; entry: stri
   const L: string[] = [];
   const e = (x: string): void => void L.push(x);
   const r16 = !!s.roundF16;
+  const sg = !!s.sgDy;
+  if (sg && (tm * R) % 8 !== 0) throw new Error(`weightGradKernel: a shared dy needs tm*R % 8 = 0 (tm ${tm}, R ${R})`);
+  if (sg) e('enable subgroups;');
   e(WEIGHT_GRAD_UNIFORMS.wgsl);
   if (r16) e(F16_ROUND_WGSL);
   e('@group(0) @binding(1) var<storage, read> dy: array<f32>;');
   e('@group(0) @binding(2) var<storage, read> x: array<f32>;');
   e('@group(0) @binding(3) var<storage, read_write> dw: array<f32>;');
   e(`@compute @workgroup_size(${SPATIAL_WG})`);
-  e(`fn conv_bwdWeight(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {`);
+  e(`fn conv_bwdWeight(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>${sg ? ', @builtin(subgroup_invocation_id) sl: u32' : ''}) {`);
   e(`  let Nb = u.N; let Cin = u.Cin; let H = u.H; let W = u.W; let Cout = u.Cout;`);
   e(`  let OH = u.OH; let OW = u.OW; let cinG = u.cinG; let coutG = u.coutG; let KH = u.KH;`);
   e(`  let splits = u.splits; let perSplit = u.perSplit; let coBlocks = u.coBlocks; let ciBlocks = u.ciBlocks;`);
   e(`  let id = wid.x * ${SPATIAL_WG}u + lid.x;`);
-  e(`  if (id >= coBlocks * ciBlocks * KH) { return; }`);
   e(`  let g = wid.z / splits; let split = wid.z - g * splits;`);
-  e(`  let kh = id % KH; let rest = id / KH; let cib = rest % ciBlocks; let cob = rest / ciBlocks;`);
+  if (sg) {
+    // Subgroup q: output-channel block q % coBlocks; its lanes take 8 consecutive (kh, ci block)
+    // pairs. No lane returns early (subgroupBroadcast needs uniform control flow, and the compiler
+    // cannot prove that whole subgroups would leave together): a lane past the last pair, or of a
+    // subgroup past the last one, computes a clamped one and stores nothing.
+    e(`  let pairs = KH * ciBlocks; let qn = coBlocks * ((pairs + 7u) / 8u); let q = min(id / 8u, qn - 1u);`);
+    e(`  let pair = (q / coBlocks) * 8u + sl; let live = id / 8u < qn && pair < pairs; let pc = min(pair, pairs - 1u);`);
+    e(`  let kh = pc % KH; let cib = pc / KH; let cob = q % coBlocks;`);
+  } else {
+    e(`  if (id >= coBlocks * ciBlocks * KH) { return; }`);
+    e(`  let live = true;`);
+    e(`  let kh = id % KH; let rest = id / KH; let cib = rest % ciBlocks; let cob = rest / ciBlocks;`);
+  }
   e(`  let co0 = cob * ${tm}u; let ci0 = cib * ${tc}u;`);
   e(`  let HW = H * W; let OHW = OH * OW;`);
   for (let i = 0; i < tm; i++) e(`  let dyc${i} = (g * coutG + min(co0 + ${i}u, coutG - 1u)) * OHW;`);
@@ -349,17 +371,30 @@ export function weightGradKernel(s: WeightGradSpec): { wgsl: string; entry: stri
   e(`  for (var row = r0; row < r1; row++) {`);
   e(`    let nb = row / OH; let oh = row - nb * OH;`);
   e(`    let ih = i32(oh * u.sh) - u.ph + i32(kh * u.dh);`);
-  e(`    if (u32(ih) >= H) { continue; }`);
-  e(`    let dyRow = nb * Cout * OHW + oh * OW; let xRow = nb * Cin * HW + u32(ih) * W;`);
+  // Shared dy: a row outside the input (kh varies across the subgroup) reads zeros instead of skipping.
+  if (sg) e(`    let rok = u32(ih) < H;`);
+  else e(`    if (u32(ih) >= H) { continue; }`);
+  e(`    let dyRow = nb * Cout * OHW + oh * OW; let xRow = nb * Cin * HW + ${sg ? 'select(0u, u32(ih), rok)' : 'u32(ih)'} * W;`);
   e(`    for (var ow0 = 0u; ow0 < OW; ow0 += ${R}u) {`);
   for (let t = 0; t < R; t++) e(`      let tok${t} = ow0 + ${t}u < OW; let tcol${t} = min(ow0 + ${t}u, OW - 1u);`);
-  for (let i = 0; i < tm; i++) {
-    e(`      ${Array.from({ length: R }, (_, t) => `let d${i}_${t} = select(0.0, ${f16Load(`dy[dyRow + dyc${i} + tcol${t}]`, r16)}, tok${t});`).join(' ')}`);
+  if (sg) {
+    // dy value v = i*R + t (channel co0 + i, column ow0 + t) is loaded by lane v % 8 as its share v / 8.
+    for (let m = 0; m < (tm * R) / 8; m++) {
+      e(`      let dvi${m} = sl + ${m * 8}u; let vc${m} = ow0 + dvi${m} % ${R}u;`);
+      e(`      let dv${m} = select(0.0, ${f16Load(`dy[dyRow + (g * coutG + min(co0 + dvi${m} / ${R}u, coutG - 1u)) * OHW + min(vc${m}, OW - 1u)]`, r16)}, vc${m} < OW);`);
+    }
+    for (let i = 0; i < tm; i++) {
+      e(`      ${Array.from({ length: R }, (_, t) => `let d${i}_${t} = subgroupBroadcast(dv${Math.floor((i * R + t) / 8)}, ${(i * R + t) % 8}u);`).join(' ')}`);
+    }
+  } else {
+    for (let i = 0; i < tm; i++) {
+      e(`      ${Array.from({ length: R }, (_, t) => `let d${i}_${t} = select(0.0, ${f16Load(`dy[dyRow + dyc${i} + tcol${t}]`, r16)}, tok${t});`).join(' ')}`);
+    }
   }
   e(`      let seg0 = i32(ow0 * u.sw) - u.pw;`);
   for (let q = 0; q < segLen; q++) {
     const col = KW === 1 ? `seg0 + ${q} * i32(u.sw)` : `seg0 + ${q}`;
-    e(`      let sok${q} = u32(${col}) < W; let scol${q} = select(0u, u32(${col}), sok${q});`);
+    e(`      let sok${q} = ${sg ? 'rok && ' : ''}u32(${col}) < W; let scol${q} = select(0u, u32(${col}), sok${q});`);
   }
   for (let c = 0; c < tc; c++) {
     e(`      {`);
@@ -377,7 +412,7 @@ export function weightGradKernel(s: WeightGradSpec): { wgsl: string; entry: stri
   e(`  let KHW = KH * ${KW}u;`);
   for (let i = 0; i < tm; i++) {
     for (let c = 0; c < tc; c++) {
-      e(`  if (co0 + ${i}u < coutG && ci0 + ${c}u < cinG) {`);
+      e(`  if (live && co0 + ${i}u < coutG && ci0 + ${c}u < cinG) {`);
       e(`    let o = ((split * Cout + g * coutG + co0 + ${i}u) * cinG + ci0 + ${c}u) * KHW + kh * ${KW}u;`);
       e(`    ${Array.from({ length: KW }, (_, k) => `dw[o + ${k}u] = a${i}_${c}_${k};`).join(' ')}`);
       e(`  }`);

@@ -15,7 +15,7 @@ import {
   type Conv2dRefParams,
 } from '../kernels/conv.js';
 import { spatialPlan, type SpatialSpec } from '../kernels/conv-gemm.js';
-import { setConvWeightTexture } from '../engine/ops/conv.js';
+import { setConvWeightTexture, setConvWeightGradSharedDy } from '../engine/ops/conv.js';
 import type { RefTensor } from '../kernels/common.js';
 
 await ready;
@@ -108,6 +108,30 @@ for (const wtex of [false, true]) {
       }
     } finally {
       setConvWeightTexture(null);
+    }
+  });
+}
+
+// The weight gradient shares dy across 8-lane subgroups where the adapter's subgroups are exactly 8
+// wide (lavapipe), else reads it per lane: both forms, forced, on cases with groups, 1x1, strides,
+// dilation and split-K (forcing the shared form on is a no-op on adapters without 8-wide subgroups).
+for (const shared of [false, true]) {
+  test(`conv2d weight gradient, dy ${shared ? 'shared across the subgroup' : 'per lane'} (forced): matches the reference`, async () => {
+    setConvWeightGradSharedDy(shared);
+    try {
+      for (const ci of [0, 2, 3, 4, 7, 8, 12]) {
+        const c = CASES[ci]!;
+        const xr = ref(c.x, 10 * ci + 8, -1, 1), wr = ref(c.w, 10 * ci + 9, -1, 1);
+        const p = refParams(c, c.w, c.x);
+        const x = gpu(xr), w = gpu(wr, true);
+        const y = F.conv2d(x, w, null, c.stride ?? 1, c.padding ?? 0, c.dilation ?? 1, c.groups ?? 1);
+        const gyr = ref(conv2dReference(xr, wr, null, p).shape, 10 * ci + 1, -1, 1);
+        F.backward(y, { grad: gpu(gyr) });
+        await expectRef(w.grad!, conv2dWeightGradReference(gyr, xr, c.w, p), TOL, `${c.name} grad weight`);
+        [x, w, y].forEach((t) => t.dispose());
+      }
+    } finally {
+      setConvWeightGradSharedDy(null);
     }
   });
 }

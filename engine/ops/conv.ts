@@ -6,7 +6,7 @@ import { spatialKernel, spatialPlan, spatialWeightStrides, weightGradKernel, pic
 import { convOutSize, convTransposeOutSize, type ConvGeom } from '../../kernels/conv.js';
 import { packWeightsKernel, weightTextureSize, PACK_WEIGHTS_UNIFORMS, PACK_WEIGHTS_WG } from '../../kernels/conv-weight-texture.js';
 import { getBackend } from '../backend.js';
-import { adapterIsCpu } from '../device.js';
+import { adapterIsCpu, adapterReport } from '../device.js';
 import { engineTuner } from '../autotune.js';
 import { isAutocastEnabled, underForwardAutocast } from '../autocast.js';
 import { timeOnScratch } from '../tune-timing.js';
@@ -187,6 +187,22 @@ export function conv2dInputGradRaw(dy: Tensor, w: Tensor, g: ConvGeom, bias: Ten
   return dx;
 }
 
+let shareDyForced: boolean | null = null;
+
+/**
+ * Forces the weight gradient's subgroup-shared dy (WeightGradSpec.sgDy) on or off where the adapter
+ * and block allow it (tests, benchmarks); null restores the default: on wherever the adapter's
+ * subgroups are exactly 8 wide (lavapipe), off elsewhere (GPUs keep the kernel they had).
+ */
+export function setConvWeightGradSharedDy(on: boolean | null): void {
+  shareDyForced = on;
+}
+
+function shareDy(valuesPerStep: number): boolean {
+  const sg = adapterReport?.subgroups;
+  return (shareDyForced ?? adapterIsCpu()) && sg?.min === 8 && sg.max === 8 && valuesPerStep % 8 === 0;
+}
+
 /** Invocations to aim for in the weight gradient (split-K adds (image,row) ranges until there are this many). */
 const WEIGHT_GRAD_TARGET = 2048;
 
@@ -204,10 +220,12 @@ export function conv2dWeightGradRaw(dy: Tensor, x: Tensor, g: ConvGeom, splitsOv
   while (tm > 1 && tm * tc * g.KW > 128) tm /= 2;
   while (g.KW > 1 && tm > 1 && tm / 2 >= coutG) tm /= 2; // powers of two only: fewer pipelines
   const R = 4;
-  const spec: WeightGradSpec = { KW: g.KW, sw: g.KW === 1 ? 0 : g.sw, dw: g.KW === 1 ? 0 : g.dw, tm, tc, R, ...autocastSpec() };
+  const sgDy = shareDy(tm * R);
+  const spec: WeightGradSpec = { KW: g.KW, sw: g.KW === 1 ? 0 : g.sw, dw: g.KW === 1 ? 0 : g.dw, tm, tc, R, ...autocastSpec(), ...(sgDy ? { sgDy } : {}) };
   const kernel = cached(`wg${JSON.stringify(spec)}`, () => weightGradKernel(spec));
   const coBlocks = Math.ceil(coutG / tm), ciBlocks = Math.ceil(cinG / tc);
-  const base = coBlocks * ciBlocks * g.KH;
+  // Invocations: one per (output block, input block, kernel row); with a shared dy, whole subgroups of 8 per output block.
+  const base = sgDy ? coBlocks * Math.ceil((ciBlocks * g.KH) / 8) * 8 : coBlocks * ciBlocks * g.KH;
   const rowsTotal = g.N * g.OH;
   const splits = splitsOverride ?? Math.max(1, Math.min(Math.ceil(WEIGHT_GRAD_TARGET / (base * g.groups)), Math.ceil(rowsTotal / 2), Math.floor(65535 / g.groups)));
   const perSplit = Math.ceil(rowsTotal / splits);
