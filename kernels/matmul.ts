@@ -8,6 +8,9 @@
 //    the CPU caches do what workgroup memory does on a GPU, barriers cost coroutine switches, and
 //    every divergent load is a per-lane loop of scalar loads (~15 FMAs' worth each), so the largest
 //    register block that still compiles well (16 x 8 per invocation) wins.
+//  - 'subgroup' (kernels/matmul-subgroup.ts) and 'texture' (kernels/matmul-texture.ts): 'direct'
+//    with A shared across an 8-lane subgroup; 'texture' reads A from a packed rgba32float texture,
+//    lavapipe's fastest (a texel fetch is one vectorised call, a storage load a per-lane loop).
 // Every variant also comes in a `roundF16` form (autocast): each A and B element is rounded to f16
 // as it is loaded (kernels/f16.ts), products and sums stay f32; the reference is the same triple
 // loop on operands rounded with roundArrayToF16.
