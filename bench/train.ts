@@ -117,7 +117,7 @@ for (const c of cases.filter((c) => !only || c.key === only)) {
       blockingSyncMsPerStep: round(per.blockingSyncMs),
       hostMsPerStep: round((1000 * s) / n - per.blockingSyncMs),
       gpuMsPerStep: gpuMs === null ? null : round(gpuMs),
-      cpuSecondsPerImage: round(cpuS / images),
+      cpuSecondsPerImage: Math.round((cpuS / images) * 1000) / 1000,
     }));
   }
   await session.dispose();

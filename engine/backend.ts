@@ -7,6 +7,7 @@ import { BufferPool, sizeClass, type PoolStats } from './pool.js';
 import { getDevice, releaseDevice, hostPause } from './device.js';
 import { KernelProfiler, type ProfileRow } from './profiler.js';
 import { engineTuner, TUNE_BUDGET_S } from './autotune.js';
+import { ScratchTextures } from './textures.js';
 
 export interface Kernel {
   /** Unique WGSL source; the pipeline cache key. */
@@ -55,6 +56,8 @@ export interface DispatchDesc {
   kernel: Kernel;
   /** Storage buffers, bound at @binding(1..n) of group 0, in order. */
   buffers: GPUBuffer[];
+  /** Texture views (a texture_2d<f32> or a texture_storage_2d), bound after the buffers at @binding(n+1..). */
+  textures?: GPUTextureView[];
   /** Uniform bytes bound at @binding(0); every kernel declares one (possibly a dummy). */
   uniforms: ArrayBuffer | ArrayBufferView;
   workgroups: [number, number?, number?];
@@ -84,7 +87,7 @@ export class WebGPUBackend {
   /** Bind groups by kernel, uniform size and buffers: the uniform slot is a dynamic offset, so a
    *  dispatch on the same buffers as an earlier one (the next training step's) reuses its group. */
   private bindGroups = new Map<string, GPUBindGroup>();
-  private bufferIds = new WeakMap<GPUBuffer, number>();
+  private bufferIds = new WeakMap<GPUBuffer | GPUTextureView, number>();
   private nextBufferId = 0;
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
@@ -111,8 +114,12 @@ export class WebGPUBackend {
    *  that needs no timestamp queries (lavapipe has none). */
   private tally: Map<string, number> | null = null;
 
+  /** Scratch textures of ops that repack an operand (engine/textures.ts). */
+  readonly textures: ScratchTextures;
+
   constructor(readonly device: GPUDevice) {
     this.pool = new BufferPool(device);
+    this.textures = new ScratchTextures(device, () => this.flush());
     this.arena = device.createBuffer({ size: ARENA_BYTES, usage: USAGE_UNIFORM | USAGE_COPY_DST });
     this.counts.ownBuffers++;
     device.lost.then((info) => {
@@ -209,6 +216,15 @@ export class WebGPUBackend {
     this.recordCopy(src, srcOffset, dst, dstOffset, bytes);
   }
 
+  /**
+   * Copies rows of texels from a buffer into a texture's top-left corner (bytesPerRow a multiple of
+   * 256, offset of the texel size), after all work recorded so far.
+   */
+  copyToTexture(src: GPUBuffer, offset: number, bytesPerRow: number, texture: GPUTexture, width: number, height: number): void {
+    this.endPass();
+    this.ensureEncoder().copyBufferToTexture({ buffer: src, offset, bytesPerRow }, { texture }, [width, height]);
+  }
+
   private recordCopy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
     this.endPass();
     this.ensureEncoder().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
@@ -245,6 +261,12 @@ export class WebGPUBackend {
       const hasDynamicOffset = m[1] === '0' && type === 'uniform';
       entries.push({ binding: Number(m[1]), visibility: 0x4 /* COMPUTE */, buffer: { type, hasDynamicOffset } });
     }
+    const tex = /@group\(0\)\s*@binding\((\d+)\)\s*var\s+\w+\s*:\s*texture_(2d<f32>|storage_2d<\s*rgba32float\s*,\s*write\s*>)/g;
+    for (const m of kernel.wgsl.matchAll(tex)) {
+      const binding = Number(m[1]), visibility = 0x4; /* COMPUTE */
+      if (m[2]!.startsWith('2d')) entries.push({ binding, visibility, texture: { sampleType: 'unfilterable-float' } });
+      else entries.push({ binding, visibility, storageTexture: { access: 'write-only', format: 'rgba32float' } });
+    }
     const bindGroupLayout = this.device.createBindGroupLayout({ entries, label: kernel.entry });
     this.layouts.set(kernel.wgsl, { layout: bindGroupLayout, id: this.layouts.size });
     return this.device.createPipelineLayout({ bindGroupLayouts: [bindGroupLayout], label: kernel.entry });
@@ -262,7 +284,7 @@ export class WebGPUBackend {
 
     const pipeline = this.pipeline(d.kernel);
     if (this.debug) this.device.pushErrorScope('validation');
-    const bindGroup = this.bindGroupFor(d.kernel, Math.max(bytes, 16), d.buffers);
+    const bindGroup = this.bindGroupFor(d.kernel, Math.max(bytes, 16), d.buffers, d.textures ?? []);
     if (this.profiler) {
       this.endPass();
       this.pass = this.ensureEncoder().beginComputePass(this.profiler.passFor(d.label, d.kernel.entry));
@@ -294,11 +316,11 @@ export class WebGPUBackend {
     }
   }
 
-  /** The kept bind group of this kernel, uniform size and buffers, or a new one (kept, the oldest dropped). */
-  private bindGroupFor(kernel: Kernel, uniformBytes: number, buffers: GPUBuffer[]): GPUBindGroup {
+  /** The kept bind group of this kernel, uniform size, buffers and textures, or a new one (kept, the oldest dropped). */
+  private bindGroupFor(kernel: Kernel, uniformBytes: number, buffers: GPUBuffer[], textures: GPUTextureView[]): GPUBindGroup {
     const { layout, id } = this.layouts.get(kernel.wgsl)!;
     let key = `${id}:${uniformBytes}`;
-    for (const b of buffers) {
+    for (const b of [...buffers, ...textures]) {
       let bid = this.bufferIds.get(b);
       if (bid === undefined) this.bufferIds.set(b, (bid = this.nextBufferId++));
       key += `,${bid}`;
@@ -312,6 +334,7 @@ export class WebGPUBackend {
       // most the device's limit; the tensor itself lies within it.
       const maxBinding = this.device.limits.maxStorageBufferBindingSize;
       buffers.forEach((buffer, i) => entries.push({ binding: i + 1, resource: { buffer, size: Math.min(buffer.size, maxBinding) } }));
+      textures.forEach((view, i) => entries.push({ binding: buffers.length + i + 1, resource: view }));
       group = this.device.createBindGroup({ layout, entries });
       this.counts.bindGroupsCreated++;
       if (this.bindGroups.size >= MAX_BIND_GROUPS) this.bindGroups.delete(this.bindGroups.keys().next().value as string);
@@ -469,6 +492,7 @@ export async function shutdown(): Promise<void> {
   if (backend) {
     backend.flush();
     backend.pool.trim();
+    backend.textures.clear();
     backend.pool.destroyRetired();
     backend.isShutDown = true;
     backend = undefined;

@@ -101,6 +101,7 @@ const WANTED_LIMITS = [
   'maxComputeWorkgroupStorageSize',
   'maxStorageBuffersPerShaderStage',
   'maxComputeWorkgroupsPerDimension',
+  'maxTextureDimension2D',
 ] as const;
 
 async function createDevice(): Promise<GPUDevice> {

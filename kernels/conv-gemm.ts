@@ -18,6 +18,10 @@
 //    output channels x tc input channels x one kernel row, all kw; it walks a range of (image, row)
 //    pairs (split-K: partial sums per range, reduced by the op) R columns at a time, again reusing
 //    each input row segment across kw.
+// Two CPU-adapter forms (bench/RESULTS.md, "Texture-fed matmul and conv weights"): the spatial
+// kernel's `wtex` reads the weights, shared by all lanes, from a packed texture
+// (kernels/conv-weight-texture.ts), and the weight gradient's `sgDy` shares dy across an 8-lane
+// subgroup; on lavapipe both replace per-lane storage-load loops.
 // Only what the sliding window unrolls onto named registers is baked in: the register block and the
 // column taps (count, source spacing, column stride). Everything else (sizes, kernel rows, stride,
 // padding and dilation along H, the phase's offsets, the weight layout of the mode) travels in the
@@ -29,6 +33,7 @@
 // rounded with roundArrayToF16.
 import { uniformBlock, type BlockValues } from './uniforms.js';
 import { F16_ROUND_WGSL, f16Load } from './f16.js';
+import { WEIGHT_TEXTURE_DECL } from './conv-weight-texture.js';
 
 export interface SpatialSpec {
   mode: 'fwd' | 'bwdInput';
@@ -47,6 +52,8 @@ export interface SpatialSpec {
   tn: number;
   /** Autocast: round src and weight values to f16 as they are loaded. */
   roundF16?: boolean;
+  /** Weights from a packed texture (SpatialShape.wtex). */
+  wtex?: boolean;
 }
 
 /**
@@ -66,6 +73,12 @@ export interface SpatialShape {
   tn: number;
   /** Autocast: round src and weight values to f16 as they are loaded. */
   roundF16?: boolean;
+  /**
+   * Weights read from a packed texture at @binding(5) (kernels/conv-weight-texture.ts: 4 output
+   * channels per texel, one fetch for 8 lanes where a buffer load is a per-lane loop on lavapipe);
+   * needs tn % 4 = 0. The packing rounds to f16 under autocast.
+   */
+  wtex?: boolean;
 }
 
 export const SPATIAL_WG = 64;
@@ -155,7 +168,7 @@ export function spatialPlan(s: SpatialSpec): { shape: SpatialShape; geometry: Sp
   if (step(tw.off) < 0) tw = { ks: [...tw.ks].reverse(), off: [...tw.off].reverse() };
   const empty = !th.ks.length || !tw.ks.length;
   const taps = empty ? 1 : tw.ks.length;
-  const shape: SpatialShape = { srcMulW: fwd ? s.sw : 1, taps, tapStep: taps > 1 ? step(tw.off) : 0, tm: s.tm, tn: s.tn, ...(s.roundF16 ? { roundF16: true } : {}) };
+  const shape: SpatialShape = { srcMulW: fwd ? s.sw : 1, taps, tapStep: taps > 1 ? step(tw.off) : 0, tm: s.tm, tn: s.tn, ...(s.roundF16 ? { roundF16: true } : {}), ...(s.wtex ? { wtex: true } : {}) };
   const geometry: SpatialGeometry = {
     khN: empty ? 0 : th.ks.length,
     kh0: th.ks[0] ?? 0,
@@ -187,7 +200,8 @@ export function spatialWeightStrides(mode: SpatialSpec['mode'], kc: number, nc: 
 /** Workgroups: (ceil(N*rows*blocks / 64), chBlocks, groups). */
 export function spatialKernel(s: SpatialShape): { wgsl: string; entry: string } {
   const { tm, tn, srcMulW, taps, tapStep } = s;
-  const r16 = !!s.roundF16;
+  const r16 = !!s.roundF16, wtex = !!s.wtex;
+  if (wtex && tn % 4 !== 0) throw new Error(`spatialKernel: weights from a texture need tn % 4 = 0 (tn ${tn})`);
   const L: string[] = [];
   const e = (x: string): void => void L.push(x);
   e(SPATIAL_UNIFORMS.wgsl);
@@ -197,6 +211,7 @@ export function spatialKernel(s: SpatialShape): { wgsl: string; entry: string } 
   // Bias and relu are uniform flags (fewer pipelines to compile); without a bias any buffer is bound.
   e('@group(0) @binding(3) var<storage, read> bias: array<f32>;');
   e('@group(0) @binding(4) var<storage, read_write> dst: array<f32>;');
+  if (wtex) e(WEIGHT_TEXTURE_DECL);
   e(`@compute @workgroup_size(${SPATIAL_WG})`);
   e(`fn conv_spatial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {`);
   e(`  let Nb = u.N; let srcC = u.srcC; let srcH = u.srcH; let srcW = u.srcW;`);
@@ -214,7 +229,8 @@ export function spatialKernel(s: SpatialShape): { wgsl: string; entry: string } 
   for (let q = 0; q < segLen; q++) e(`  let cok${q} = u32(seg0 + ${q}) < srcW;`);
   e(`  let srcBase = (nb * srcC + g * kc) * srcH * srcW;`);
   e(`  let wg = g * nc * kc * u.KHW;`);
-  for (let j = 0; j < tn; j++) e(`  let wb${j} = wg + min(j0 + ${j}u, nc - 1u) * u.wJ;`);
+  if (wtex) for (let q = 0; q < tn / 4; q++) e(`  let wrow${q} = g * ((nc + 3u) / 4u) + min(j0 / 4u + ${q}u, (nc - 1u) / 4u);`);
+  else for (let j = 0; j < tn; j++) e(`  let wb${j} = wg + min(j0 + ${j}u, nc - 1u) * u.wJ;`);
   for (let n = 0; n < taps; n++) e(`  let kw${n} = u32(u.kw0 + ${n} * u.kwStep);`);
   for (let i = 0; i < tm; i++) e(`  ${Array.from({ length: tn }, (_, j) => `var c${i}_${j} = 0.0;`).join(' ')}`);
   e(`  for (var c = 0u; c < kc; c++) {`);
@@ -229,8 +245,15 @@ export function spatialKernel(s: SpatialShape): { wgsl: string; entry: string } 
     e(`      let ok${q} = rok && cok${q}; let x${q} = select(0.0, ${f16Load(`src[select(0u, rowBase + u32(seg0 + ${q}), ok${q})]`, r16)}, ok${q});`);
   }
   for (let n = 0; n < taps; n++) {
-    e(`      { let wo = wr + kw${n};`);
-    e(`        ${Array.from({ length: tn }, (_, j) => `let w${j} = ${f16Load(`wt[wb${j} + wo]`, r16)};`).join(' ')}`);
+    if (wtex) {
+      // Texel column: (source channel, kernel row, kernel column) of the tap, as packed.
+      e(`      { let wo = c * u.KHW + kh * u.KW + kw${n};`);
+      e(`        ${Array.from({ length: tn / 4 }, (_, q) => `let wv${q} = textureLoad(wtx, vec2<u32>(wo, wrow${q}), 0);`).join(' ')}`);
+      e(`        ${Array.from({ length: tn }, (_, j) => `let w${j} = wv${Math.floor(j / 4)}[${j % 4}];`).join(' ')}`);
+    } else {
+      e(`      { let wo = wr + kw${n};`);
+      e(`        ${Array.from({ length: tn }, (_, j) => `let w${j} = ${f16Load(`wt[wb${j} + wo]`, r16)};`).join(' ')}`);
+    }
     for (let i = 0; i < tm; i++) {
       const q = i * srcMulW + n * tapStep;
       e(`        ${Array.from({ length: tn }, (_, j) => `c${i}_${j} = fma(x${q}, w${j}, c${i}_${j});`).join(' ')}`);
@@ -270,6 +293,13 @@ export interface WeightGradSpec {
   R: number;
   /** Autocast: round dy and x values to f16 as they are loaded. */
   roundF16?: boolean;
+  /**
+   * dy shared across a subgroup of exactly 8 lanes (needs the 'subgroups' feature and tm*R % 8 = 0):
+   * the 8 lanes own one output-channel block and 8 (kernel row, input-channel block) pairs, so they
+   * need the same dy values; each lane loads tm*R/8 of them and the rest arrive by subgroupBroadcast.
+   * On lavapipe every lane-varying load is a per-lane loop, so this halves the loads of a 3x3 layer.
+   */
+  sgDy?: boolean;
 }
 
 /** cinG, coutG: channels per group; perSplit: (image, row) pairs per split. */
@@ -297,7 +327,8 @@ export const WEIGHT_GRAD_UNIFORMS = uniformBlock('conv_weight_grad', {
 
 /**
  * Partial output [splits, Cout, Cin_g, KH, KW].
- * Workgroups: (ceil(coBlocks*ciBlocks*KH / 64), 1, groups*splits).
+ * Workgroups: (ceil(coBlocks*ciBlocks*KH / 64), 1, groups*splits); with sgDy,
+ * (ceil(coBlocks * ceil(ciBlocks*KH / 8) * 8 / 64), 1, groups*splits).
  */
 export function weightGradKernel(s: WeightGradSpec): { wgsl: string; entry: string } {
   const { tm, tc, R, KW } = s;
@@ -307,20 +338,34 @@ export function weightGradKernel(s: WeightGradSpec): { wgsl: string; entry: stri
   const L: string[] = [];
   const e = (x: string): void => void L.push(x);
   const r16 = !!s.roundF16;
+  const sg = !!s.sgDy;
+  if (sg && (tm * R) % 8 !== 0) throw new Error(`weightGradKernel: a shared dy needs tm*R % 8 = 0 (tm ${tm}, R ${R})`);
+  if (sg) e('enable subgroups;');
   e(WEIGHT_GRAD_UNIFORMS.wgsl);
   if (r16) e(F16_ROUND_WGSL);
   e('@group(0) @binding(1) var<storage, read> dy: array<f32>;');
   e('@group(0) @binding(2) var<storage, read> x: array<f32>;');
   e('@group(0) @binding(3) var<storage, read_write> dw: array<f32>;');
   e(`@compute @workgroup_size(${SPATIAL_WG})`);
-  e(`fn conv_bwdWeight(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {`);
+  e(`fn conv_bwdWeight(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>${sg ? ', @builtin(subgroup_invocation_id) sl: u32' : ''}) {`);
   e(`  let Nb = u.N; let Cin = u.Cin; let H = u.H; let W = u.W; let Cout = u.Cout;`);
   e(`  let OH = u.OH; let OW = u.OW; let cinG = u.cinG; let coutG = u.coutG; let KH = u.KH;`);
   e(`  let splits = u.splits; let perSplit = u.perSplit; let coBlocks = u.coBlocks; let ciBlocks = u.ciBlocks;`);
   e(`  let id = wid.x * ${SPATIAL_WG}u + lid.x;`);
-  e(`  if (id >= coBlocks * ciBlocks * KH) { return; }`);
   e(`  let g = wid.z / splits; let split = wid.z - g * splits;`);
-  e(`  let kh = id % KH; let rest = id / KH; let cib = rest % ciBlocks; let cob = rest / ciBlocks;`);
+  if (sg) {
+    // Subgroup q: output-channel block q % coBlocks; its lanes take 8 consecutive (kh, ci block)
+    // pairs. No lane returns early (subgroupBroadcast needs uniform control flow, and the compiler
+    // cannot prove that whole subgroups would leave together): a lane past the last pair, or of a
+    // subgroup past the last one, computes a clamped one and stores nothing.
+    e(`  let pairs = KH * ciBlocks; let qn = coBlocks * ((pairs + 7u) / 8u); let q = min(id / 8u, qn - 1u);`);
+    e(`  let pair = (q / coBlocks) * 8u + sl; let live = id / 8u < qn && pair < pairs; let pc = min(pair, pairs - 1u);`);
+    e(`  let kh = pc % KH; let cib = pc / KH; let cob = q % coBlocks;`);
+  } else {
+    e(`  if (id >= coBlocks * ciBlocks * KH) { return; }`);
+    e(`  let live = true;`);
+    e(`  let kh = id % KH; let rest = id / KH; let cib = rest % ciBlocks; let cob = rest / ciBlocks;`);
+  }
   e(`  let co0 = cob * ${tm}u; let ci0 = cib * ${tc}u;`);
   e(`  let HW = H * W; let OHW = OH * OW;`);
   for (let i = 0; i < tm; i++) e(`  let dyc${i} = (g * coutG + min(co0 + ${i}u, coutG - 1u)) * OHW;`);
@@ -330,17 +375,30 @@ export function weightGradKernel(s: WeightGradSpec): { wgsl: string; entry: stri
   e(`  for (var row = r0; row < r1; row++) {`);
   e(`    let nb = row / OH; let oh = row - nb * OH;`);
   e(`    let ih = i32(oh * u.sh) - u.ph + i32(kh * u.dh);`);
-  e(`    if (u32(ih) >= H) { continue; }`);
-  e(`    let dyRow = nb * Cout * OHW + oh * OW; let xRow = nb * Cin * HW + u32(ih) * W;`);
+  // Shared dy: a row outside the input (kh varies across the subgroup) reads zeros instead of skipping.
+  if (sg) e(`    let rok = u32(ih) < H;`);
+  else e(`    if (u32(ih) >= H) { continue; }`);
+  e(`    let dyRow = nb * Cout * OHW + oh * OW; let xRow = nb * Cin * HW + ${sg ? 'select(0u, u32(ih), rok)' : 'u32(ih)'} * W;`);
   e(`    for (var ow0 = 0u; ow0 < OW; ow0 += ${R}u) {`);
   for (let t = 0; t < R; t++) e(`      let tok${t} = ow0 + ${t}u < OW; let tcol${t} = min(ow0 + ${t}u, OW - 1u);`);
-  for (let i = 0; i < tm; i++) {
-    e(`      ${Array.from({ length: R }, (_, t) => `let d${i}_${t} = select(0.0, ${f16Load(`dy[dyRow + dyc${i} + tcol${t}]`, r16)}, tok${t});`).join(' ')}`);
+  if (sg) {
+    // dy value v = i*R + t (channel co0 + i, column ow0 + t) is loaded by lane v % 8 as its share v / 8.
+    for (let m = 0; m < (tm * R) / 8; m++) {
+      e(`      let dvi${m} = sl + ${m * 8}u; let vc${m} = ow0 + dvi${m} % ${R}u;`);
+      e(`      let dv${m} = select(0.0, ${f16Load(`dy[dyRow + (g * coutG + min(co0 + dvi${m} / ${R}u, coutG - 1u)) * OHW + min(vc${m}, OW - 1u)]`, r16)}, vc${m} < OW);`);
+    }
+    for (let i = 0; i < tm; i++) {
+      e(`      ${Array.from({ length: R }, (_, t) => `let d${i}_${t} = subgroupBroadcast(dv${Math.floor((i * R + t) / 8)}, ${(i * R + t) % 8}u);`).join(' ')}`);
+    }
+  } else {
+    for (let i = 0; i < tm; i++) {
+      e(`      ${Array.from({ length: R }, (_, t) => `let d${i}_${t} = select(0.0, ${f16Load(`dy[dyRow + dyc${i} + tcol${t}]`, r16)}, tok${t});`).join(' ')}`);
+    }
   }
   e(`      let seg0 = i32(ow0 * u.sw) - u.pw;`);
   for (let q = 0; q < segLen; q++) {
     const col = KW === 1 ? `seg0 + ${q} * i32(u.sw)` : `seg0 + ${q}`;
-    e(`      let sok${q} = u32(${col}) < W; let scol${q} = select(0u, u32(${col}), sok${q});`);
+    e(`      let sok${q} = ${sg ? 'rok && ' : ''}u32(${col}) < W; let scol${q} = select(0u, u32(${col}), sok${q});`);
   }
   for (let c = 0; c < tc; c++) {
     e(`      {`);
@@ -358,7 +416,7 @@ export function weightGradKernel(s: WeightGradSpec): { wgsl: string; entry: stri
   e(`  let KHW = KH * ${KW}u;`);
   for (let i = 0; i < tm; i++) {
     for (let c = 0; c < tc; c++) {
-      e(`  if (co0 + ${i}u < coutG && ci0 + ${c}u < cinG) {`);
+      e(`  if (live && co0 + ${i}u < coutG && ci0 + ${c}u < cinG) {`);
       e(`    let o = ((split * Cout + g * coutG + co0 + ${i}u) * cinG + ci0 + ${c}u) * KHW + kh * ${KW}u;`);
       e(`    ${Array.from({ length: KW }, (_, k) => `dw[o + ${k}u] = a${i}_${c}_${k};`).join(' ')}`);
       e(`  }`);

@@ -8,6 +8,9 @@
 //    the CPU caches do what workgroup memory does on a GPU, barriers cost coroutine switches, and
 //    every divergent load is a per-lane loop of scalar loads (~15 FMAs' worth each), so the largest
 //    register block that still compiles well (16 x 8 per invocation) wins.
+//  - 'subgroup' (kernels/matmul-subgroup.ts) and 'texture' (kernels/matmul-texture.ts): 'direct'
+//    with A shared across an 8-lane subgroup; 'texture' reads A from a packed rgba32float texture,
+//    lavapipe's fastest (a texel fetch is one vectorised call, a storage load a per-lane loop).
 // Every variant also comes in a `roundF16` form (autocast): each A and B element is rounded to f16
 // as it is loaded (kernels/f16.ts), products and sums stay f32; the reference is the same triple
 // loop on operands rounded with roundArrayToF16.
@@ -16,10 +19,11 @@ import type { RefTensor } from './common.js';
 import { F16_ROUND_WGSL, f16Load } from './f16.js';
 import { uniformBlock } from './uniforms.js';
 import { subgroupLoop } from './matmul-subgroup.js';
+import { textureLoop, textureRows, TEXTURE_A_DECL } from './matmul-texture.js';
 
 export interface MatmulVariant {
   name: string;
-  kind: 'tiled' | 'direct' | 'subgroup';
+  kind: 'tiled' | 'direct' | 'subgroup' | 'texture';
   /** Threads per workgroup along N and M. */
   wgN: number;
   wgM: number;
@@ -28,9 +32,9 @@ export interface MatmulVariant {
   tn: number;
   /** 'tiled': K-slice staged per step. */
   tk?: number;
-  /** 'direct', 'subgroup': B read / C written as vec4 along N (needs bN = 1 and N, B offsets, bK divisible by 4). */
+  /** 'direct', 'subgroup', 'texture': B read / C written as vec4 along N (needs bN = 1 and N, B offsets, bK divisible by 4). */
   vecB?: boolean;
-  /** 'subgroup': the subgroup size it is written for (the adapter's must be exactly this). */
+  /** 'subgroup', 'texture': the subgroup size it is written for (the adapter's must be exactly this). */
   subgroup?: number;
 }
 
@@ -176,14 +180,16 @@ function directLoop({ tm, tnv, T, roundF16 }: RegisterBlock): string[] {
 }
 
 /**
- * Register-blocked, no workgroup memory ('direct' and 'subgroup', which differ in the k-loop only).
+ * Register-blocked, no workgroup memory ('direct' and 'subgroup', which differ in the k-loop only;
+ * 'texture', which also reads A from a packed texture: kernels/matmul-texture.ts).
  * Statements are unrolled in the generator (named registers).
  */
 function registerWgsl(v: MatmulVariant, roundF16: boolean): string {
   const { wgN, wgM, tm, vecB = false } = v;
   const tnv = v.tn / (vecB ? 4 : 1); // B/C reads per row per thread
   const T = vecB ? 'vec4<f32>' : 'f32';
-  const sg = v.kind === 'subgroup';
+  const tex = v.kind === 'texture';
+  const sg = v.kind === 'subgroup' || tex;
   const ly = wgM === 1 ? '' : ' + lid.y';
   const lines: string[] = [];
   const emit = (s: string) => lines.push(`  ${s}`);
@@ -191,11 +197,13 @@ function registerWgsl(v: MatmulVariant, roundF16: boolean): string {
   emit(`let colv0 = wid.x * ${wgN * tnv}u + lid.x;`);
   emit(vecB ? 'let Nv = N / 4u;' : 'let Nv = N;');
   // Out-of-range rows/columns read the last valid one (no branches in the loop) and are not stored.
-  for (const i of range(tm)) emit(`let ar${i} = aBase + min(row0 + ${i * wgM}u, M - 1u) * aM;`);
+  if (tex) textureRows(v).forEach(emit);
+  else for (const i of range(tm)) emit(`let ar${i} = aBase + min(row0 + ${i * wgM}u, M - 1u) * aM;`);
   for (const j of range(tnv)) emit(`let bc${j} = ${vecB ? 'bBase / 4u + ' : 'bBase + '}min(colv0 + ${j * wgN}u, Nv - 1u)${vecB ? '' : ' * bN'};`);
   emit(vecB ? 'let bKv = bK / 4u;' : 'let bKv = bK;');
   for (const i of range(tm)) for (const j of range(tnv)) emit(`var acc${i}_${j} = ${T}(0.0);`);
-  for (const l of sg ? subgroupLoop(v, { tm, tnv, T, roundF16 }) : directLoop({ tm, tnv, T, roundF16 })) emit(l);
+  const block = { tm, tnv, T, roundF16 };
+  for (const l of tex ? textureLoop(v, block) : sg ? subgroupLoop(v, block) : directLoop(block)) emit(l);
   for (const i of range(tm)) {
     emit(`if (row0 + ${i * wgM}u < M) {`);
     for (const j of range(tnv)) {
@@ -205,10 +213,9 @@ function registerWgsl(v: MatmulVariant, roundF16: boolean): string {
     emit('}');
   }
   return `${sg ? 'enable subgroups;\n' : ''}${MATMUL_UNIFORMS.wgsl}
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<${T}>;
-@group(0) @binding(3) var<storage, read_write> c: array<${T}>;
-@compute @workgroup_size(${wgN}, ${wgM})
+${tex ? '' : '@group(0) @binding(1) var<storage, read> a: array<f32>;\n'}@group(0) @binding(${tex ? 1 : 2}) var<storage, read> b: array<${T}>;
+@group(0) @binding(${tex ? 2 : 3}) var<storage, read_write> c: array<${T}>;
+${tex ? `${TEXTURE_A_DECL}\n` : ''}@compute @workgroup_size(${wgN}, ${wgM})
 fn matmul_${v.name}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>${sg ? ', @builtin(subgroup_invocation_id) sl: u32' : ''}) {
 ${PRELUDE}
 ${lines.join('\n')}

@@ -15,6 +15,7 @@ import {
   type Conv2dRefParams,
 } from '../kernels/conv.js';
 import { spatialPlan, type SpatialSpec } from '../kernels/conv-gemm.js';
+import { setConvWeightTexture, setConvWeightGradSharedDy } from '../engine/ops/conv.js';
 import type { RefTensor } from '../kernels/common.js';
 
 await ready;
@@ -84,6 +85,56 @@ CASES.forEach((c, ci) => {
     [x, w, b, y].forEach((t) => t?.dispose());
   });
 });
+
+// The spatial kernel reads its weights from a packed texture on CPU adapters and from the buffer on
+// GPUs (engine/ops/conv.ts): both forms, forced, on the cases above that vary groups, channel
+// blocks, the stem and strides (forward and the input gradient, whose weight strides differ).
+for (const wtex of [false, true]) {
+  test(`conv2d weights ${wtex ? 'from a texture' : 'from the buffer'} (forced): forward and input gradient match the references`, async () => {
+    setConvWeightTexture(wtex);
+    try {
+      for (const ci of [1, 2, 4, 6, 7]) {
+        const c = CASES[ci]!;
+        const xr = ref(c.x, 10 * ci + 5, -1, 1), wr = ref(c.w, 10 * ci + 6, -1, 1);
+        const p = refParams(c, c.w, c.x);
+        const want = conv2dReference(xr, wr, null, p);
+        const x = gpu(xr, true), w = gpu(wr);
+        const y = F.conv2d(x, w, null, c.stride ?? 1, c.padding ?? 0, c.dilation ?? 1, c.groups ?? 1);
+        await expectRef(y, want, TOL, `${c.name} forward`);
+        const gyr = ref(want.shape, 10 * ci + 7, -1, 1);
+        F.backward(y, { grad: gpu(gyr) });
+        await expectRef(x.grad!, conv2dInputGradReference(gyr, wr, c.x, p), TOL, `${c.name} grad input`);
+        [x, w, y].forEach((t) => t.dispose());
+      }
+    } finally {
+      setConvWeightTexture(null);
+    }
+  });
+}
+
+// The weight gradient shares dy across 8-lane subgroups where the adapter's subgroups are exactly 8
+// wide (lavapipe), else reads it per lane: both forms, forced, on cases with groups, 1x1, strides,
+// dilation and split-K (forcing the shared form on is a no-op on adapters without 8-wide subgroups).
+for (const shared of [false, true]) {
+  test(`conv2d weight gradient, dy ${shared ? 'shared across the subgroup' : 'per lane'} (forced): matches the reference`, async () => {
+    setConvWeightGradSharedDy(shared);
+    try {
+      for (const ci of [0, 2, 3, 4, 7, 8, 12]) {
+        const c = CASES[ci]!;
+        const xr = ref(c.x, 10 * ci + 8, -1, 1), wr = ref(c.w, 10 * ci + 9, -1, 1);
+        const p = refParams(c, c.w, c.x);
+        const x = gpu(xr), w = gpu(wr, true);
+        const y = F.conv2d(x, w, null, c.stride ?? 1, c.padding ?? 0, c.dilation ?? 1, c.groups ?? 1);
+        const gyr = ref(conv2dReference(xr, wr, null, p).shape, 10 * ci + 1, -1, 1);
+        F.backward(y, { grad: gpu(gyr) });
+        await expectRef(w.grad!, conv2dWeightGradReference(gyr, xr, c.w, p), TOL, `${c.name} grad weight`);
+        [x, w, y].forEach((t) => t.dispose());
+      }
+    } finally {
+      setConvWeightGradSharedDy(null);
+    }
+  });
+}
 
 test('conv2d: gradients match finite differences (stride 2, pad 1, bias)', async () => {
   const p: Conv2dRefParams = { stride: [2, 2], padding: [1, 1], dilation: [1, 1], groups: 1 };

@@ -68,6 +68,10 @@ const CASES: Case[] = [
   // Several tiles each way and a K tail (45 = 5 slices of 8 + 5) for the subgroup variants.
   { name: '37x45x132 (N divisible by 4)', a: ref([37, 45], 23), b: ref([45, 132], 24) },
   { name: 'transposed batched [2,19,29] @ [2,29,70]', a: ref([2, 19, 29], 25), b: ref([2, 29, 70], 26), make: transposed },
+  // K a multiple of 64 with dense A: the texture variants copy A into their texture instead of packing it.
+  { name: '21x64x12 (dense A, K = 64)', a: ref([21, 64], 27), b: ref([64, 12], 28) },
+  { name: 'batched [3,9,128] @ [3,128,20] (dense A)', a: ref([3, 9, 128], 29), b: ref([3, 128, 20], 30) },
+  { name: 'offset views 10x64x8', a: ref([10, 64], 31), b: ref([64, 8], 32), make: offset },
 ];
 
 for (const v of matmulVariants()) {

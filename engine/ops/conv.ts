@@ -4,7 +4,9 @@
 // gradient and its input gradient is conv2d's forward.
 import { spatialKernel, spatialPlan, spatialWeightStrides, weightGradKernel, pickBlock, columnTaps, SPATIAL_WG, SPATIAL_UNIFORMS, WEIGHT_GRAD_UNIFORMS, type SpatialSpec, type WeightGradSpec } from '../../kernels/conv-gemm.js';
 import { convOutSize, convTransposeOutSize, type ConvGeom } from '../../kernels/conv.js';
+import { packWeightsKernel, weightTextureSize, PACK_WEIGHTS_UNIFORMS, PACK_WEIGHTS_WG } from '../../kernels/conv-weight-texture.js';
 import { getBackend } from '../backend.js';
+import { adapterIsCpu, adapterReport } from '../device.js';
 import { engineTuner } from '../autotune.js';
 import { isAutocastEnabled, underForwardAutocast } from '../autocast.js';
 import { timeOnScratch } from '../tune-timing.js';
@@ -96,10 +98,32 @@ function spatialClass(j: SpatialJob): string {
     `n${p2(g.N * j.rows)}c${p2(j.cols)} kc${p2(j.kc)} nc${p2(j.nc)} g${p2(g.groups)}`;
 }
 
+let weightTextureForced: boolean | null = null;
+
+/**
+ * Forces the spatial kernel's weights from a packed texture on (true) or off (false) wherever the
+ * block allows it (tests, benchmarks); null restores the default: on for CPU adapters (lavapipe,
+ * where a texel fetch is far cheaper than a storage load: bench/RESULTS.md), off for GPUs.
+ */
+export function setConvWeightTexture(on: boolean | null): void {
+  weightTextureForced = on;
+}
+
+/** Whether this dispatch reads its weights from a texture: 4-channel texels, within the texture size limit. */
+function useWeightTexture(j: SpatialJob, tn: number): boolean {
+  if (!(weightTextureForced ?? adapterIsCpu()) || tn % 4 !== 0) return false;
+  const [w, h] = weightTextureSize(j.kc, j.nc, j.g.KH * j.g.KW, j.g.groups);
+  const max = getBackend().device.limits.maxTextureDimension2D;
+  return w <= max && h <= max;
+}
+
+const packWeights = [packWeightsKernel(false), packWeightsKernel(true)];
+
 function dispatchBlock(j: SpatialJob, block: string, buffers: GPUBuffer[], bias: boolean, relu: boolean, label: string): void {
   const [tm, tn] = block.split('x').map(Number) as [number, number];
   const { g } = j;
-  const spec: SpatialSpec = { mode: j.mode, KH: g.KH, KW: g.KW, sh: g.sh, sw: g.sw, ph: g.ph, pw: g.pw, dh: g.dh, dw: g.dw, phase: j.phase, tm, tn, ...autocastSpec() };
+  const wtex = useWeightTexture(j, tn);
+  const spec: SpatialSpec = { mode: j.mode, KH: g.KH, KW: g.KW, sh: g.sh, sw: g.sw, ph: g.ph, pw: g.pw, dh: g.dh, dw: g.dw, phase: j.phase, tm, tn, ...autocastSpec(), ...(wtex ? { wtex } : {}) };
   const { shape, geometry } = spatialPlan(spec);
   const kernel = cached(JSON.stringify(shape), () => spatialKernel(shape));
   const blocks = Math.ceil(j.cols / tm), chBlocks = Math.ceil(j.nc / tn);
@@ -107,7 +131,16 @@ function dispatchBlock(j: SpatialJob, block: string, buffers: GPUBuffer[], bias:
   const { srcC, srcH, srcW, dstC, dstH, dstW, kc, nc, rows, cols } = j;
   const strides = spatialWeightStrides(j.mode, kc, nc, geometry.KHW);
   const u = SPATIAL_UNIFORMS.pack({ N: g.N, srcC, srcH, srcW, dstC, dstH, dstW, kc, nc, rows, blocks, cols, chBlocks, flags, ...geometry, ...strides });
-  getBackend().dispatch({ kernel, buffers, uniforms: u, workgroups: [Math.ceil((g.N * rows * blocks) / SPATIAL_WG), chBlocks, g.groups], label });
+  const be = getBackend();
+  let textures: GPUTextureView[] | undefined;
+  if (wtex) {
+    const [tw, th] = weightTextureSize(kc, nc, geometry.KHW, g.groups);
+    const { view } = be.textures.acquire(tw, th);
+    const pu = PACK_WEIGHTS_UNIFORMS.pack({ kc, nc, KHW: geometry.KHW, ...strides });
+    be.dispatch({ kernel: packWeights[spec.roundF16 ? 1 : 0]!, buffers: [buffers[1]!], textures: [view], uniforms: pu, workgroups: [Math.ceil(tw / PACK_WEIGHTS_WG), Math.ceil(nc / 4), g.groups], label: `${label} pack weights` });
+    textures = [view];
+  }
+  be.dispatch({ kernel, buffers, textures, uniforms: u, workgroups: [Math.ceil((g.N * rows * blocks) / SPATIAL_WG), chBlocks, g.groups], label });
 }
 
 /** One run of a block on scratch buffers of the job's sizes, timed (the autotuner's timer). */
@@ -154,6 +187,22 @@ export function conv2dInputGradRaw(dy: Tensor, w: Tensor, g: ConvGeom, bias: Ten
   return dx;
 }
 
+let shareDyForced: boolean | null = null;
+
+/**
+ * Forces the weight gradient's subgroup-shared dy (WeightGradSpec.sgDy) on or off where the adapter
+ * and block allow it (tests, benchmarks); null restores the default: on wherever the adapter's
+ * subgroups are exactly 8 wide (lavapipe), off elsewhere (GPUs keep the kernel they had).
+ */
+export function setConvWeightGradSharedDy(on: boolean | null): void {
+  shareDyForced = on;
+}
+
+function shareDy(valuesPerStep: number): boolean {
+  const sg = adapterReport?.subgroups;
+  return (shareDyForced ?? adapterIsCpu()) && sg?.min === 8 && sg.max === 8 && valuesPerStep % 8 === 0;
+}
+
 /** Invocations to aim for in the weight gradient (split-K adds (image,row) ranges until there are this many). */
 const WEIGHT_GRAD_TARGET = 2048;
 
@@ -171,10 +220,12 @@ export function conv2dWeightGradRaw(dy: Tensor, x: Tensor, g: ConvGeom, splitsOv
   while (tm > 1 && tm * tc * g.KW > 128) tm /= 2;
   while (g.KW > 1 && tm > 1 && tm / 2 >= coutG) tm /= 2; // powers of two only: fewer pipelines
   const R = 4;
-  const spec: WeightGradSpec = { KW: g.KW, sw: g.KW === 1 ? 0 : g.sw, dw: g.KW === 1 ? 0 : g.dw, tm, tc, R, ...autocastSpec() };
+  const sgDy = shareDy(tm * R);
+  const spec: WeightGradSpec = { KW: g.KW, sw: g.KW === 1 ? 0 : g.sw, dw: g.KW === 1 ? 0 : g.dw, tm, tc, R, ...autocastSpec(), ...(sgDy ? { sgDy } : {}) };
   const kernel = cached(`wg${JSON.stringify(spec)}`, () => weightGradKernel(spec));
   const coBlocks = Math.ceil(coutG / tm), ciBlocks = Math.ceil(cinG / tc);
-  const base = coBlocks * ciBlocks * g.KH;
+  // Invocations: one per (output block, input block, kernel row); with a shared dy, whole subgroups of 8 per output block.
+  const base = sgDy ? coBlocks * Math.ceil((ciBlocks * g.KH) / 8) * 8 : coBlocks * ciBlocks * g.KH;
   const rowsTotal = g.N * g.OH;
   const splits = splitsOverride ?? Math.max(1, Math.min(Math.ceil(WEIGHT_GRAD_TARGET / (base * g.groups)), Math.ceil(rowsTotal / 2), Math.floor(65535 / g.groups)));
   const perSplit = Math.ceil(rowsTotal / splits);

@@ -2,6 +2,7 @@
 // variant is chosen per call from the operands' shapes and strides (see MATMUL_VARIANTS): the
 // autotuner's choice for the shape class where it has one, else the fixed per-adapter fallback.
 import { matmulKernel, variantFits, variantTile, MATMUL_UNIFORMS, type MatmulLayout, type MatmulVariant } from '../../kernels/matmul.js';
+import { packAKernel, PACK_WG } from '../../kernels/matmul-texture.js';
 import { broadcastShapes } from '../../kernels/elementwise.js';
 import { getBackend } from '../backend.js';
 import { adapterIsCpu, adapterReport } from '../device.js';
@@ -31,8 +32,13 @@ export const MATMUL_VARIANTS: readonly MatmulVariant[] = [
   // autotuner picks these (never in the fallback table), on adapters whose subgroups are 8 wide.
   { name: 'subgroup8_v4_16x8', kind: 'subgroup', subgroup: 8, wgN: 8, wgM: 1, tm: 16, tn: 8, vecB: true },
   { name: 'subgroup8_8x8', kind: 'subgroup', subgroup: 8, wgN: 8, wgM: 1, tm: 8, tn: 8 },
+  // Subgroup size 8, A packed into a texture first (kernels/matmul-texture.ts): lavapipe's fastest
+  // (bench/RESULTS.md, "Texture-fed matmul"), first in the CPU table where the adapter's subgroups are 8 wide.
+  // (16 x 8 and 24 x 8 blocks measured slower: more accumulators spilled to the stack.)
+  { name: 'texture8_v4_16x4', kind: 'texture', subgroup: 8, wgN: 8, wgM: 1, tm: 16, tn: 4, vecB: true },
+  { name: 'texture8_16x4', kind: 'texture', subgroup: 8, wgN: 8, wgM: 1, tm: 16, tn: 4 },
 ];
-const CPU_ORDER = ['direct_v4_16x8', 'direct_8x8'];
+const CPU_ORDER = ['texture8_v4_16x4', 'texture8_16x4', 'direct_v4_16x8', 'direct_8x8'];
 const GPU_ORDER = ['tiled_64x64'];
 
 const kernels = new Map(MATMUL_VARIANTS.map((v) => [v.name, matmulKernel(v)]));
@@ -60,17 +66,25 @@ export function setMatmulVariant(name: string | null): void {
 }
 
 /** Variants this adapter can run on this layout (the subgroup ones need the 'subgroups' feature). */
-function candidates(l: MatmulLayout): MatmulVariant[] {
-  return MATMUL_VARIANTS.filter((v) => variantFits(v, l) && runsHere(v));
+function candidates(l: MatmulLayout, batch: number): MatmulVariant[] {
+  return MATMUL_VARIANTS.filter((v) => fitsHere(v, l, batch) && runsHere(v));
+}
+
+/** variantFits, and for a texture variant: A's packed texture within the device's texture limit. */
+function fitsHere(v: MatmulVariant, l: MatmulLayout, batch: number): boolean {
+  if (!variantFits(v, l)) return false;
+  if (v.kind !== 'texture') return true;
+  const max = getBackend().device.limits.maxTextureDimension2D;
+  return batch * l.M <= max && Math.ceil(l.K / 4) <= max;
 }
 
 /**
  * The fixed fallback table (what runs with tuning off, and before a class is tuned): the first
  * fitting variant of the adapter kind's order, measured by hand (bench/RESULTS.md).
  */
-function fallbackVariant(l: MatmulLayout): MatmulVariant {
+function fallbackVariant(l: MatmulLayout, batch: number): MatmulVariant {
   const order = adapterIsCpu() ? CPU_ORDER : GPU_ORDER;
-  return order.map((n) => MATMUL_VARIANTS.find((v) => v.name === n)!).find((v) => variantFits(v, l))!;
+  return order.map((n) => MATMUL_VARIANTS.find((v) => v.name === n)!).find((v) => fitsHere(v, l, batch) && runsHere(v))!;
 }
 
 /** Tuning classes: sizes by power of two, batch or not, operand orientation, vec4 fit. */
@@ -84,12 +98,12 @@ const VEC_PROBE = MATMUL_VARIANTS.find((v) => v.vecB)!;
 function pickVariant(l: MatmulLayout, batch: number, label: string): MatmulVariant {
   if (forced !== null) {
     const v = MATMUL_VARIANTS.find((x) => x.name === forced)!;
-    if (!variantFits(v, l)) throw new Error(`${label}: forced matmul variant '${v.name}' cannot handle layout ${JSON.stringify(l)}`);
+    if (!fitsHere(v, l, batch)) throw new Error(`${label}: forced matmul variant '${v.name}' cannot handle layout ${JSON.stringify(l)} (batch ${batch})`);
     if (!runsHere(v)) throw new Error(`${label}: forced matmul variant '${v.name}' needs subgroups of ${v.subgroup} lanes; this adapter has ${JSON.stringify(adapterReport?.subgroups ?? null)}`);
     return v;
   }
-  const fallback = fallbackVariant(l);
-  const names = candidates(l).map((v) => v.name);
+  const fallback = fallbackVariant(l, batch);
+  const names = candidates(l, batch).map((v) => v.name);
   const name = engineTuner.choose('matmul', shapeClass(l, batch), names, fallback.name, (n) => timeVariant(n, l, batch));
   return MATMUL_VARIANTS.find((v) => v.name === name)!;
 }
@@ -110,12 +124,31 @@ function variantKernel(v: MatmulVariant): ReturnType<typeof matmulKernel> {
   return k;
 }
 
+const packKernels = [packAKernel(false), packAKernel(true)];
+
+/** Dispatches a variant on [a, b, c]; a texture variant first packs A into a scratch texture. */
 function dispatchVariant(v: MatmulVariant, buffers: GPUBuffer[], l: MatmulLayout, batch: number, label: string): void {
+  const be = getBackend();
   const tile = variantTile(v);
-  getBackend().dispatch({
+  const uniforms = MATMUL_UNIFORMS.pack({ ...l, batch, cBatch: l.M * l.N });
+  let textures: GPUTextureView[] | undefined;
+  if (v.kind === 'texture') {
+    const kq = Math.ceil(l.K / 4);
+    const { texture, view } = be.textures.acquire(kq, batch * l.M);
+    // Dense rows of a multiple of 64 floats are the texture's rows as they are: a plain copy (the
+    // packing dispatch costs a per-lane loop per element on lavapipe). Else (strides, broadcast
+    // batches, odd K, autocast's rounding) the packing kernel.
+    const dense = l.aK === 1 && l.aM === l.K && (batch === 1 || l.aBatch === l.M * l.K) && l.K % 64 === 0 && l.aOff % 4 === 0;
+    if (dense && !isAutocastEnabled()) be.copyToTexture(buffers[0]!, l.aOff * 4, l.K * 4, texture, kq, batch * l.M);
+    else be.dispatch({ kernel: packKernels[isAutocastEnabled() ? 1 : 0]!, buffers: [buffers[0]!], textures: [view], uniforms, workgroups: [Math.ceil(kq / PACK_WG), batch * l.M], label: `${label} pack A` });
+    buffers = buffers.slice(1);
+    textures = [view];
+  }
+  be.dispatch({
     kernel: variantKernel(v),
     buffers,
-    uniforms: MATMUL_UNIFORMS.pack({ ...l, batch, cBatch: l.M * l.N }),
+    textures,
+    uniforms,
     workgroups: [Math.ceil(l.N / tile.tileN), Math.ceil(l.M / tile.tileM), batch],
     label,
   });
