@@ -4,15 +4,22 @@
 // bind groups by kernel and buffers (each dispatch's arena slot is a dynamic offset).
 // Nothing is read back unless asked.
 import { BufferPool, sizeClass, type PoolStats } from './pool.js';
-import { getDevice, releaseDevice, hostPause } from './device.js';
+import { getDevice, releaseDevice, hostPause, adapterReport, createSiblingDevice, destroyWhenIdle } from './device.js';
 import { KernelProfiler, type ProfileRow } from './profiler.js';
 import { engineTuner, TUNE_BUDGET_S } from './autotune.js';
+import { kernelLayoutEntries } from './kernel-layout.js';
+import { KernelTiers, kernelTieringRequested, type TierStatus, type TieringMode } from './tiering.js';
 
 export interface Kernel {
   /** Unique WGSL source; the pipeline cache key. */
   wgsl: string;
   /** Entry point name, for error messages and labels. */
   entry: string;
+  /**
+   * A variant that compiles in a fraction of the time, with the same grid, uniforms, bindings and
+   * results: dispatched while this kernel is compiled in the background (engine/tiering.ts).
+   */
+  quick?: Kernel;
 }
 
 /**
@@ -111,7 +118,11 @@ export class WebGPUBackend {
    *  that needs no timestamp queries (lavapipe has none). */
   private tally: Map<string, number> | null = null;
 
-  constructor(readonly device: GPUDevice) {
+  /** Which variant of a tiered kernel each dispatch runs (engine/tiering.ts). */
+  private readonly tiers: KernelTiers;
+
+  constructor(readonly device: GPUDevice, tiering: Exclude<TieringMode, 'auto'> = 'off') {
+    this.tiers = new KernelTiers(tiering, createSiblingDevice, destroyWhenIdle);
     this.pool = new BufferPool(device);
     this.arena = device.createBuffer({ size: ARENA_BYTES, usage: USAGE_UNIFORM | USAGE_COPY_DST });
     this.counts.ownBuffers++;
@@ -231,21 +242,9 @@ export class WebGPUBackend {
     return p;
   }
 
-  /**
-   * An explicit pipeline layout from the kernel's own declarations. With layout 'auto' a compiler
-   * drops bindings it proves unused (Chromium's Tint and Dawn's differ in what they prove), and
-   * binding the buffer the op passes then fails; declared bindings are always kept here.
-   */
+  /** The kernel's explicit pipeline layout (engine/kernel-layout.ts), its bind group layout kept for bind groups. */
   private layoutFor(kernel: Kernel): GPUPipelineLayout {
-    const entries: GPUBindGroupLayoutEntry[] = [];
-    const decl = /@group\(0\)\s*@binding\((\d+)\)\s*var<\s*(uniform|storage)\s*(?:,\s*(read_write|read))?\s*>/g;
-    for (const m of kernel.wgsl.matchAll(decl)) {
-      const type: GPUBufferBindingType = m[2] === 'uniform' ? 'uniform' : m[3] === 'read_write' ? 'storage' : 'read-only-storage';
-      // The uniform slot in the arena moves from dispatch to dispatch: a dynamic offset, so bind groups can be kept.
-      const hasDynamicOffset = m[1] === '0' && type === 'uniform';
-      entries.push({ binding: Number(m[1]), visibility: 0x4 /* COMPUTE */, buffer: { type, hasDynamicOffset } });
-    }
-    const bindGroupLayout = this.device.createBindGroupLayout({ entries, label: kernel.entry });
+    const bindGroupLayout = this.device.createBindGroupLayout({ entries: kernelLayoutEntries(kernel.wgsl), label: kernel.entry });
     this.layouts.set(kernel.wgsl, { layout: bindGroupLayout, id: this.layouts.size });
     return this.device.createPipelineLayout({ bindGroupLayouts: [bindGroupLayout], label: kernel.entry });
   }
@@ -260,12 +259,13 @@ export class WebGPUBackend {
     this.arenaCpu.set(src, offset);
     this.arenaUsed += slotBytes;
 
-    const pipeline = this.pipeline(d.kernel);
+    const kernel = this.tiers.choose(d.kernel);
+    const pipeline = this.pipeline(kernel);
     if (this.debug) this.device.pushErrorScope('validation');
-    const bindGroup = this.bindGroupFor(d.kernel, Math.max(bytes, 16), d.buffers);
+    const bindGroup = this.bindGroupFor(kernel, Math.max(bytes, 16), d.buffers);
     if (this.profiler) {
       this.endPass();
-      this.pass = this.ensureEncoder().beginComputePass(this.profiler.passFor(d.label, d.kernel.entry));
+      this.pass = this.ensureEncoder().beginComputePass(this.profiler.passFor(d.label, kernel.entry));
     }
     const pass = this.ensurePass();
     pass.setPipeline(pipeline);
@@ -273,23 +273,23 @@ export class WebGPUBackend {
     const [x, y = 1, z = 1] = d.workgroups;
     const maxDim = this.device.limits.maxComputeWorkgroupsPerDimension;
     if (x > maxDim || y > maxDim || z > maxDim) {
-      throw new Error(`${d.label}: ${x}x${y}x${z} workgroups exceed the device limit ${maxDim} per dimension (${d.kernel.entry})`);
+      throw new Error(`${d.label}: ${x}x${y}x${z} workgroups exceed the device limit ${maxDim} per dimension (${kernel.entry})`);
     }
     pass.dispatchWorkgroups(x, y, z);
     if (this.profiler) this.endPass();
-    this.lastLabel = `${d.label} [${d.kernel.entry}]`;
+    this.lastLabel = `${d.label} [${kernel.entry}]`;
     this.batchLabels.push(this.lastLabel);
     this.counts.dispatches++;
     if (this.tally) {
       // The label without its shapes and sizes, and the entry point: one row per op kind.
       const kind = d.label.replace(/\w*\[[^\]]*\]|(?<![A-Za-z_\d])-?\d[\d.e+x-]*|[(),=]|->/g, ' ').replace(/\s+/g, ' ').trim();
-      const key = `${kind} [${d.kernel.entry}]`;
+      const key = `${kind} [${kernel.entry}]`;
       this.tally.set(key, (this.tally.get(key) ?? 0) + 1);
     }
     if (this.debug) {
       this.flush();
       this.device.popErrorScope().then((err) => {
-        if (err) this.pendingErrors.push(`WebGPU validation error in ${d.label} (entry ${d.kernel.entry}): ${err.message}`);
+        if (err) this.pendingErrors.push(`WebGPU validation error in ${d.label} (entry ${kernel.entry}): ${err.message}`);
       });
     }
   }
@@ -381,6 +381,31 @@ export class WebGPUBackend {
     return rows;
   }
 
+  /** Where kernel tiering stands: its mode, fast variants compiled and pending in the background. */
+  tierStatus(): TierStatus {
+    return this.tiers.status();
+  }
+
+  /** Changes how tiered kernels are dispatched from now on (setKernelTiering chooses it for new backends). */
+  setKernelTiering(mode: Exclude<TieringMode, 'auto'>): void {
+    this.tiers.setMode(mode);
+  }
+
+  /** Resolves when every fast variant asked for so far has been compiled in the background. */
+  whenTiered(): Promise<void> {
+    return this.tiers.whenIdle();
+  }
+
+  /** Runs fn with its dispatches on the fast variants whatever their state (the autotuner times those). */
+  withFastKernels<T>(fn: () => T): T {
+    return this.tiers.withFastKernels(fn);
+  }
+
+  /** Stops the background compiles (the one in flight is awaited) and destroys their device. */
+  closeTiers(): Promise<void> {
+    return this.tiers.close();
+  }
+
   /** The counters since init() (a snapshot). */
   stats(): Counters {
     const { ownBuffers, ...rest } = this.counts;
@@ -448,9 +473,22 @@ function numbered(src: string): string {
 
 let backend: WebGPUBackend | undefined;
 
+/**
+ * setKernelTiering's choice for this adapter: 'auto' tiers on lavapipe only, whose disk shader cache
+ * carries a kernel's machine code from the sibling device to the engine's (engine/tiering.ts).
+ */
+function resolveTiering(): Exclude<TieringMode, 'auto'> {
+  const mode = kernelTieringRequested();
+  if (mode !== 'auto') return mode;
+  return /llvmpipe|lavapipe/i.test(adapterReport?.description ?? '') ? 'background' : 'off';
+}
+
 /** Initialises the engine (device + backend). Every program awaits this once before using tensors. */
 export async function init(): Promise<WebGPUBackend> {
-  if (!backend) backend = new WebGPUBackend(await getDevice());
+  if (!backend) {
+    const device = await getDevice();
+    backend ??= new WebGPUBackend(device, resolveTiering());
+  }
   return backend;
 }
 
@@ -466,12 +504,14 @@ export function getBackend(): WebGPUBackend {
  * awaits it before it exits (see releaseDevice).
  */
 export async function shutdown(): Promise<void> {
-  if (backend) {
-    backend.flush();
-    backend.pool.trim();
-    backend.pool.destroyRetired();
-    backend.isShutDown = true;
-    backend = undefined;
+  const b = backend;
+  backend = undefined;
+  if (b) {
+    b.flush();
+    b.pool.trim();
+    b.pool.destroyRetired();
+    b.isShutDown = true;
+    await b.closeTiers();
   }
   await releaseDevice();
 }

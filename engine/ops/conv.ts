@@ -3,8 +3,9 @@
 // weight gradient = split-K GEMM) serve both ops: conv_transpose2d's forward is conv2d's input
 // gradient and its input gradient is conv2d's forward.
 import { spatialKernel, spatialPlan, spatialWeightStrides, weightGradKernel, pickBlock, columnTaps, SPATIAL_WG, SPATIAL_UNIFORMS, WEIGHT_GRAD_UNIFORMS, type SpatialSpec, type WeightGradSpec } from '../../kernels/conv-gemm.js';
+import { spatialQuickKernel, weightGradQuickKernel } from '../../kernels/conv-gemm-quick.js';
 import { convOutSize, convTransposeOutSize, type ConvGeom } from '../../kernels/conv.js';
-import { getBackend } from '../backend.js';
+import { getBackend, type Kernel } from '../backend.js';
 import { engineTuner } from '../autotune.js';
 import { isAutocastEnabled, underForwardAutocast } from '../autocast.js';
 import { timeOnScratch } from '../tune-timing.js';
@@ -25,12 +26,17 @@ export interface ConvOptions {
   activation?: Activation;
 }
 
-const kernels = new Map<string, { wgsl: string; entry: string }>();
+const kernels = new Map<string, Kernel>();
 
-function cached(key: string, make: () => { wgsl: string; entry: string }): { wgsl: string; entry: string } {
+function cached(key: string, make: () => Kernel): Kernel {
   let k = kernels.get(key);
   if (!k) kernels.set(key, (k = make()));
   return k;
+}
+
+/** A fast kernel with its quick variant (engine/tiering.ts), both kept. */
+function tiered(key: string, fast: () => Kernel, quickKey: string, quick: () => Kernel): Kernel {
+  return cached(key, () => ({ ...fast(), quick: cached(quickKey, quick) }));
 }
 
 /** Under autocast, the kernels' roundF16 form (an absent field otherwise, so the fp32 cache keys are unchanged). */
@@ -101,7 +107,8 @@ function dispatchBlock(j: SpatialJob, block: string, buffers: GPUBuffer[], bias:
   const { g } = j;
   const spec: SpatialSpec = { mode: j.mode, KH: g.KH, KW: g.KW, sh: g.sh, sw: g.sw, ph: g.ph, pw: g.pw, dh: g.dh, dw: g.dw, phase: j.phase, tm, tn, ...autocastSpec() };
   const { shape, geometry } = spatialPlan(spec);
-  const kernel = cached(JSON.stringify(shape), () => spatialKernel(shape));
+  const r16 = !!shape.roundF16;
+  const kernel = tiered(JSON.stringify(shape), () => spatialKernel(shape), `quick spatial ${r16}`, () => spatialQuickKernel(r16));
   const blocks = Math.ceil(j.cols / tm), chBlocks = Math.ceil(j.nc / tn);
   const flags = (bias ? 1 : 0) | (relu ? 2 : 0);
   const { srcC, srcH, srcW, dstC, dstH, dstW, kc, nc, rows, cols } = j;
@@ -172,15 +179,15 @@ export function conv2dWeightGradRaw(dy: Tensor, x: Tensor, g: ConvGeom, splitsOv
   while (g.KW > 1 && tm > 1 && tm / 2 >= coutG) tm /= 2; // powers of two only: fewer pipelines
   const R = 4;
   const spec: WeightGradSpec = { KW: g.KW, sw: g.KW === 1 ? 0 : g.sw, dw: g.KW === 1 ? 0 : g.dw, tm, tc, R, ...autocastSpec() };
-  const kernel = cached(`wg${JSON.stringify(spec)}`, () => weightGradKernel(spec));
+  const kernel = tiered(`wg${JSON.stringify(spec)}`, () => weightGradKernel(spec), `quick wg ${R} ${!!spec.roundF16}`, () => weightGradQuickKernel(R, !!spec.roundF16));
   const coBlocks = Math.ceil(coutG / tm), ciBlocks = Math.ceil(cinG / tc);
   const base = coBlocks * ciBlocks * g.KH;
   const rowsTotal = g.N * g.OH;
   const splits = splitsOverride ?? Math.max(1, Math.min(Math.ceil(WEIGHT_GRAD_TARGET / (base * g.groups)), Math.ceil(rowsTotal / 2), Math.floor(65535 / g.groups)));
   const perSplit = Math.ceil(rowsTotal / splits);
   const run = (out: Tensor): void => {
-    const { N, Cin, H, W, Cout, OH, OW, KH, sh, sw, ph, pw, dh } = g;
-    const u = WEIGHT_GRAD_UNIFORMS.pack({ N, Cin, H, W, Cout, OH, OW, cinG, coutG, KH, splits, perSplit, coBlocks, ciBlocks, sh, sw, ph, pw, dh });
+    const { N, Cin, H, W, Cout, OH, OW, KH, KW, sh, sw, ph, pw, dh } = g;
+    const u = WEIGHT_GRAD_UNIFORMS.pack({ N, Cin, H, W, Cout, OH, OW, cinG, coutG, KH, splits, perSplit, coBlocks, ciBlocks, sh, sw, ph, pw, dh, tm, tc, KW, dwCol: g.dw });
     getBackend().dispatch({
       kernel,
       buffers: [dy.storage.buffer, x.storage.buffer, out.storage.buffer],

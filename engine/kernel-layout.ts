@@ -1,0 +1,20 @@
+// The bind group layout of a kernel, read from its own WGSL declarations (engine/backend.ts and the
+// background compiler of engine/tiering.ts build identical pipelines from it, so a kernel compiled on
+// one device is the same driver shader as on the other).
+
+/**
+ * An explicit layout from the kernel's declarations: with layout 'auto' a compiler drops bindings it
+ * proves unused (Chromium's Tint and Dawn's differ in what they prove), and binding the buffer the op
+ * passes then fails; declared bindings are always kept here. The uniform block at @binding(0) has a
+ * dynamic offset (its slot in the backend's arena moves from dispatch to dispatch).
+ */
+export function kernelLayoutEntries(wgsl: string): GPUBindGroupLayoutEntry[] {
+  const entries: GPUBindGroupLayoutEntry[] = [];
+  const decl = /@group\(0\)\s*@binding\((\d+)\)\s*var<\s*(uniform|storage)\s*(?:,\s*(read_write|read))?\s*>/g;
+  for (const m of wgsl.matchAll(decl)) {
+    const type: GPUBufferBindingType = m[2] === 'uniform' ? 'uniform' : m[3] === 'read_write' ? 'storage' : 'read-only-storage';
+    const hasDynamicOffset = m[1] === '0' && type === 'uniform';
+    entries.push({ binding: Number(m[1]), visibility: 0x4 /* COMPUTE */, buffer: { type, hasDynamicOffset } });
+  }
+  return entries;
+}
