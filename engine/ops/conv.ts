@@ -3,7 +3,7 @@
 // weight gradient = split-K GEMM) serve both ops: conv_transpose2d's forward is conv2d's input
 // gradient and its input gradient is conv2d's forward.
 import { spatialKernel, spatialPlan, spatialWeightStrides, weightGradKernel, pickBlock, columnTaps, SPATIAL_WG, SPATIAL_UNIFORMS, WEIGHT_GRAD_UNIFORMS, type SpatialSpec, type WeightGradSpec } from '../../kernels/conv-gemm.js';
-import { spatialQuickKernel, weightGradQuickKernel } from '../../kernels/conv-gemm-quick.js';
+import { spatialQuickKernel, weightGradQuickKernel, QUICK_COLS } from '../../kernels/conv-gemm-quick.js';
 import { convOutSize, convTransposeOutSize, type ConvGeom } from '../../kernels/conv.js';
 import { getBackend, type Kernel } from '../backend.js';
 import { engineTuner } from '../autotune.js';
@@ -108,7 +108,10 @@ function dispatchBlock(j: SpatialJob, block: string, buffers: GPUBuffer[], bias:
   const spec: SpatialSpec = { mode: j.mode, KH: g.KH, KW: g.KW, sh: g.sh, sw: g.sw, ph: g.ph, pw: g.pw, dh: g.dh, dw: g.dw, phase: j.phase, tm, tn, ...autocastSpec() };
   const { shape, geometry } = spatialPlan(spec);
   const r16 = !!shape.roundF16;
-  const kernel = tiered(JSON.stringify(shape), () => spatialKernel(shape), `quick spatial ${r16}`, () => spatialQuickKernel(r16));
+  // The quick variant walks the block QUICK_COLS columns at a time (every pickBlock size is a multiple).
+  const kernel = tm % QUICK_COLS === 0
+    ? tiered(JSON.stringify(shape), () => spatialKernel(shape), `quick spatial ${tn} ${r16}`, () => spatialQuickKernel(tn, r16))
+    : cached(JSON.stringify(shape), () => spatialKernel(shape));
   const blocks = Math.ceil(j.cols / tm), chBlocks = Math.ceil(j.nc / tn);
   const flags = (bias ? 1 : 0) | (relu ? 2 : 0);
   const { srcC, srcH, srcW, dstC, dstH, dstW, kc, nc, rows, cols } = j;
