@@ -1,10 +1,11 @@
-// The quick convolution variants (kernels/conv-gemm-quick.ts) that run while the fast ones compile in
-// the background (engine/tiering.ts): on odd shapes covering every column geometry the fast kernels
+// The quick kernel variants that run while the fast ones compile in the background
+// (engine/tiering.ts). Convolutions (kernels/conv-gemm-quick.ts): on odd shapes covering every column geometry the fast kernels
 // bake (1, 2, 3 and 7 column taps, column strides 1 and 2, dilation, groups, the empty stride
 // phases of a 1x1 stride-2 input gradient, split-K weight gradients, bias and relu, autocast's f16
 // rounding), forward, input gradient and weight gradient of the quick tier match the float64
 // references, and are bit for bit what the fast tier computes (so a run's numbers never depend on
-// when a kernel tiered up).
+// when a kernel tiered up). Matmul's 'direct' variants (matmulQuickKernel): the same on odd
+// batched shapes, plain and autocast.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ready } from './helpers/gpu.js';
@@ -14,6 +15,8 @@ import {
   conv2dReference, conv2dInputGradReference, conv2dWeightGradReference, convTranspose2dReference, type Conv2dRefParams,
 } from '../kernels/conv.js';
 import type { RefTensor } from '../kernels/common.js';
+import { matmulReference } from '../kernels/matmul.js';
+import { setMatmulVariant } from '../engine/ops/matmul.js';
 
 await ready;
 const backend = F.getBackend();
@@ -111,5 +114,29 @@ test('quick conv2d under autocast (f16-rounded operands) gives the fast kernels\
   for (const mode of ['quick', 'off'] as const) both.push(await F.autocastAsync(() => run(c, mode, xr, wr, br, gyr)));
   for (let k = 0; k < 3; k++) assertSameBits(both[0]![k]!, both[1]![k]!, `autocast output ${k}`);
 });
+
+for (const [variant, N] of [['direct_v4_16x8', 20], ['direct_8x8', 19]] as const) {
+  test(`quick matmul ${variant}: [2,37,13] @ [2,13,${N}] matches the reference and the fast bits, plain and autocast`, async () => {
+    const ar = ref([2, 37, 13], 601, -1, 1), br = ref([2, 13, N], 602, -1, 1);
+    setMatmulVariant(variant);
+    try {
+      for (const amp of [false, true]) {
+        const out: Float32Array[] = [];
+        for (const mode of ['quick', 'off'] as const) {
+          backend.setKernelTiering(mode);
+          const q0 = backend.tierStatus().quickDispatches;
+          const c = await F.autocastAsync(async () => F.matmul(gpu(ar), gpu(br)), amp);
+          assert.is(backend.tierStatus().quickDispatches - q0, mode === 'quick' ? 1 : 0, `${mode} ran`);
+          if (mode === 'quick' && !amp) await expectRef(c, matmulReference(ar, br), TOL, `${variant} quick`);
+          out.push((await c.data()) as Float32Array);
+        }
+        assertSameBits(out[0]!, out[1]!, `${variant}${amp ? ' autocast' : ''}`);
+      }
+    } finally {
+      backend.setKernelTiering('off');
+      setMatmulVariant(null);
+    }
+  });
+}
 
 test.run();
