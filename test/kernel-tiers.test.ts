@@ -5,7 +5,8 @@
 // rounding), forward, input gradient and weight gradient of the quick tier match the float64
 // references, and are bit for bit what the fast tier computes (so a run's numbers never depend on
 // when a kernel tiered up). Matmul's 'direct' variants (matmulQuickKernel): the same on odd
-// batched shapes, plain and autocast.
+// batched shapes, plain and autocast. RoIAlign (roiAlignKernel's quick form): the multi-level
+// pooler with partial channel blocks, forward (bits too) and backward (float atomics: references).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ready } from './helpers/gpu.js';
@@ -17,6 +18,7 @@ import {
 import type { RefTensor } from '../kernels/common.js';
 import { matmulReference } from '../kernels/matmul.js';
 import { setMatmulVariant } from '../engine/ops/matmul.js';
+import { roiAlignReference, roiAlignBackwardReference, mapLevelsReference, type RoiAlignParams, type LevelMapperParams } from '../kernels/roi_align.js';
 
 await ready;
 const backend = F.getBackend();
@@ -138,5 +140,36 @@ for (const [variant, N] of [['direct_v4_16x8', 20], ['direct_8x8', 19]] as const
     }
   });
 }
+
+test('quick multi-level RoIAlign: 3 levels, 19 channels (partial blocks), forward bits and backward reference', async () => {
+  const C = 19;
+  const featRefs = [ref([2, C, 12, 10], 701, -1, 1), ref([2, C, 6, 5], 702, -1, 1), ref([2, C, 3, 3], 703, -1, 1)];
+  const scales = [1 / 2, 1 / 4, 1 / 8];
+  // [batch, x1, y1, x2, y2] in image pixels (24 x 20): sizes 1.5 to 14 spread over the three levels.
+  const boxes = [[0, 1, 2, 2.5, 3.5], [1, 3, 1, 9, 8], [0, 0.5, 0.5, 14, 12], [1, 10, 4, 12, 6], [0, 6, 6, 19, 22], [1, -1, -2, 4, 3], [0, 2, 9, 10, 13]];
+  const rois: RefTensor = { shape: [boxes.length, 5], data: Float64Array.from(boxes.flat()) };
+  const mp: LevelMapperParams = { kMin: 1, kMax: 3, canonicalScale: 8, canonicalLevel: 4, eps: 1e-6, variant: 'torchvision' };
+  const levels = mapLevelsReference(rois.data, 5, 1, mp);
+  assert.is(new Set(levels).size, 3, `boxes cover all levels: ${levels}`);
+  const p: RoiAlignParams = { pooledH: 2, pooledW: 3, samplingRatio: 2, aligned: false };
+  const gout = ref([boxes.length, C, 2, 3], 704, -1, 1);
+  const outs: Float32Array[] = [];
+  for (const mode of ['quick', 'off'] as const) {
+    backend.setKernelTiering(mode);
+    const feats = featRefs.map((r) => gpu(r, true));
+    const q0 = backend.tierStatus().quickDispatches;
+    const y = F.multiScaleRoiAlign(feats, gpu(rois), { outputSize: [2, 3], samplingRatio: 2, scales, canonicalScale: 8 });
+    F.backward(y, { grad: gpu(gout) });
+    outs.push((await y.data()) as Float32Array);
+    if (mode === 'quick') {
+      assert.ok(backend.tierStatus().quickDispatches - q0 >= 2, 'the quick variants ran');
+      await expectRef(y, roiAlignReference(featRefs, rois, scales, p, levels), TOL, 'quick roi_align forward');
+      const want = roiAlignBackwardReference(featRefs.map((r) => r.shape), gout, rois, scales, p, levels);
+      for (let l = 0; l < 3; l++) await expectRef(feats[l]!.grad!, want[l]!, TOL, `quick roi_align grad level ${l}`);
+    }
+  }
+  backend.setKernelTiering('off');
+  assertSameBits(outs[0]!, outs[1]!, 'roi_align forward');
+});
 
 test.run();
