@@ -332,6 +332,7 @@ export class WebGPUBackend {
     this.profiler?.resolve(this.encoder);
     this.device.pushErrorScope('validation');
     this.device.queue.submit([this.encoder.finish()]);
+    this.tiers.noteActivity();
     this.device.popErrorScope().then((err) => {
       if (err) {
         const ops = labels.length > 8 ? [...labels.slice(0, 8), `... ${labels.length - 8} more`] : labels;

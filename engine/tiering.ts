@@ -57,6 +57,9 @@ export class KernelTiers {
   private running: Promise<void> | null = null;
   private closed = false;
   private compiled = 0;
+  /** Submits of the engine's device so far, and callers awaiting whenIdle (see noteActivity). */
+  private activity = 0;
+  private waiters = 0;
   private inFlight = false;
   private quickDispatches = 0;
   /** Nesting depth of withFastKernels (the autotuner times the fast variants). */
@@ -78,8 +81,8 @@ export class KernelTiers {
     if (!this.queued.has(k.wgsl)) {
       this.queued.add(k.wgsl);
       this.queue.push(k);
-      this.running ??= this.pump();
     }
+    this.noteActivity();
     return k.quick;
   }
 
@@ -98,13 +101,33 @@ export class KernelTiers {
     }
   }
 
+  /**
+   * The engine's device was given work (the backend calls this at each submit). The background goes
+   * on from one kernel to the next only while the program is working (or awaits whenIdle): a Node
+   * process stays alive while a GPU event is pending, so a program that ends without shutdown()
+   * waits for the kernel in flight only, not for the whole queue.
+   */
+  noteActivity(): void {
+    this.activity++;
+    if (!this.running && this.queue.length > 0 && !this.closed && this.mode === 'background') this.running = this.pump();
+  }
+
   status(): TierStatus {
     return { mode: this.mode, compiled: this.compiled, pending: this.queue.length + (this.inFlight ? 1 : 0), quickDispatches: this.quickDispatches };
   }
 
   /** Resolves when no fast variant is waiting or compiling (those asked for later start a new wait). */
   async whenIdle(): Promise<void> {
-    while (this.running) await this.running;
+    this.waiters++;
+    try {
+      for (;;) {
+        if (!this.running) this.noteActivity();
+        if (!this.running) return;
+        await this.running;
+      }
+    } finally {
+      this.waiters--;
+    }
   }
 
   /** Stops compiling: the kernel in flight is awaited, the rest dropped, the sibling device destroyed. */
@@ -128,6 +151,7 @@ export class KernelTiers {
         return;
       }
       for (let k = this.queue.shift(); k && !this.closed; k = this.queue.shift()) {
+        const seen = this.activity;
         this.inFlight = true;
         try {
           await compileOnce(device, k);
@@ -139,6 +163,8 @@ export class KernelTiers {
         if (this.closed) break;
         this.ready.add(k.wgsl);
         this.compiled++;
+        // The program did nothing meanwhile: pause until it does (noteActivity starts a new pump).
+        if (this.activity === seen && this.waiters === 0) break;
       }
     } finally {
       this.running = null;

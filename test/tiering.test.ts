@@ -79,6 +79,20 @@ test('background: quick first, the fast variant once the sibling device has run 
   assert.is(tiers.status().compiled, 2);
 });
 
+test('background compiles go on only while the program works: an idle program waits for the kernel in flight only', async () => {
+  const tiers = new KernelTiers('background', createSiblingDevice, destroyWhenIdle);
+  const a = fresh('idle_a'), b = fresh('idle_b');
+  tiers.choose(a);
+  tiers.choose(b);
+  for (let i = 0; i < 3000 && tiers.status().compiled < 1; i++) await new Promise((r) => setTimeout(r, 10));
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal([tiers.status().compiled, tiers.status().pending], [1, 1], 'paused after the first kernel');
+  tiers.noteActivity();
+  for (let i = 0; i < 3000 && tiers.status().compiled < 2; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.is(tiers.status().compiled, 2, 'resumed on activity');
+  await tiers.close();
+});
+
 test('the backend dispatches the variant its tiers choose, and switches with no other change', async () => {
   const be = F.getBackend();
   const k = fresh('be');
