@@ -4,7 +4,7 @@
 // bind groups by kernel and buffers (each dispatch's arena slot is a dynamic offset).
 // Nothing is read back unless asked.
 import { BufferPool, sizeClass, type PoolStats } from './pool.js';
-import { getDevice, releaseDevice, hostPause, adapterReport, createSiblingDevice, destroyWhenIdle } from './device.js';
+import { getDevice, releaseDevice, hostPause, adapterReport, createSiblingDevice, destroyWhenIdle, gpuFromProvider } from './device.js';
 import { KernelProfiler, type ProfileRow } from './profiler.js';
 import { engineTuner, TUNE_BUDGET_S } from './autotune.js';
 import { kernelLayoutEntries } from './kernel-layout.js';
@@ -475,13 +475,14 @@ function numbered(src: string): string {
 let backend: WebGPUBackend | undefined;
 
 /**
- * setKernelTiering's choice for this adapter: 'auto' tiers on lavapipe only, whose disk shader cache
- * carries a kernel's machine code from the sibling device to the engine's (engine/tiering.ts).
+ * setKernelTiering's choice for this adapter: 'auto' tiers on lavapipe under Dawn in Node only, where
+ * Mesa's disk shader cache was measured to carry a kernel's machine code from the sibling device to
+ * the engine's (engine/tiering.ts); a browser compiles in its GPU process, not measured.
  */
 function resolveTiering(): Exclude<TieringMode, 'auto'> {
   const mode = kernelTieringRequested();
   if (mode !== 'auto') return mode;
-  return /llvmpipe|lavapipe/i.test(adapterReport?.description ?? '') ? 'background' : 'off';
+  return gpuFromProvider() && /llvmpipe|lavapipe/i.test(adapterReport?.description ?? '') ? 'background' : 'off';
 }
 
 /** Initialises the engine (device + backend). Every program awaits this once before using tensors. */

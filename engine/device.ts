@@ -21,6 +21,11 @@ export function setGPUProvider(p: GPUProvider): void {
   provider = p;
 }
 
+/** Whether the GPU comes from a registered provider (Node's Dawn) rather than a browser's navigator.gpu. */
+export function gpuFromProvider(): boolean {
+  return provider !== undefined;
+}
+
 /**
  * How the host waits for the GPU. Dawn's Node binding polls for finished work from the event loop
  * without pause, so a plain `await` of a readback keeps one CPU core busy -- on a CPU driver such as

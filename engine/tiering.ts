@@ -14,7 +14,8 @@ import type { Kernel } from './backend.js';
 import { kernelLayoutEntries } from './kernel-layout.js';
 
 /**
- * 'auto': 'background' on lavapipe with Mesa's shader cache on, else 'off'. 'background': quick
+ * 'auto': 'background' on lavapipe under Node's Dawn (with Mesa's shader cache on: cli/node-gpu.ts
+ * turns it off otherwise), else 'off'. 'background': quick
  * variants until the fast one has been compiled on the sibling device. 'quick': the quick variants
  * always (tests, and measuring them). 'off': the fast variants only (compiled at first use).
  */
