@@ -122,7 +122,7 @@ export class WebGPUBackend {
   private readonly tiers: KernelTiers;
 
   constructor(readonly device: GPUDevice, tiering: Exclude<TieringMode, 'auto'> = 'off') {
-    this.tiers = new KernelTiers(tiering, createSiblingDevice, destroyWhenIdle);
+    this.tiers = new KernelTiers(tiering, createSiblingDevice, destroyWhenIdle, () => this.waiting > 0);
     this.pool = new BufferPool(device);
     this.arena = device.createBuffer({ size: ARENA_BYTES, usage: USAGE_UNIFORM | USAGE_COPY_DST });
     this.counts.ownBuffers++;

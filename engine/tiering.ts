@@ -70,6 +70,8 @@ export class KernelTiers {
     mode: Exclude<TieringMode, 'auto'>,
     private readonly makeDevice: () => Promise<GPUDevice | null>,
     private readonly destroyDevice: (d: GPUDevice) => Promise<void>,
+    /** Whether the program is awaiting the engine's device right now (it is working: see noteActivity). */
+    private readonly hostWaiting: () => boolean = () => false,
   ) {
     this.mode = mode;
   }
@@ -104,7 +106,8 @@ export class KernelTiers {
 
   /**
    * The engine's device was given work (the backend calls this at each submit). The background goes
-   * on from one kernel to the next only while the program is working (or awaits whenIdle): a Node
+   * on from one kernel to the next only while the program is working (submits, or awaits the engine's
+   * device or whenIdle): a Node
    * process stays alive while a GPU event is pending, so a program that ends without shutdown()
    * waits for the kernel in flight only, not for the whole queue.
    */
@@ -165,7 +168,7 @@ export class KernelTiers {
         this.ready.add(k.wgsl);
         this.compiled++;
         // The program did nothing meanwhile: pause until it does (noteActivity starts a new pump).
-        if (this.activity === seen && this.waiters === 0) break;
+        if (this.activity === seen && this.waiters === 0 && !this.hostWaiting()) break;
       }
     } finally {
       this.running = null;

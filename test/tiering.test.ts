@@ -91,6 +91,13 @@ test('background compiles go on only while the program works: an idle program wa
   for (let i = 0; i < 3000 && tiers.status().compiled < 2; i++) await new Promise((r) => setTimeout(r, 10));
   assert.is(tiers.status().compiled, 2, 'resumed on activity');
   await tiers.close();
+  // A program awaiting the engine's device (the first step's long readback) is working too.
+  const waiting = new KernelTiers('background', createSiblingDevice, destroyWhenIdle, () => true);
+  waiting.choose(fresh('wait_a'));
+  waiting.choose(fresh('wait_b'));
+  for (let i = 0; i < 3000 && waiting.status().compiled < 2; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.is(waiting.status().compiled, 2, 'no pause while the host waits on the GPU');
+  await waiting.close();
 });
 
 test('the backend dispatches the variant its tiers choose, and switches with no other change', async () => {
