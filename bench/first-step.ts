@@ -11,14 +11,19 @@
 //     disabled: its pipeline creation and its first (one-workgroup) dispatch timed alone, in CPU
 //     seconds, so the compile cost of each kernel family and size shows.
 // Usage: node dist/bench/first-step.js [--steps N] [--per-pipeline] [--warm-cache] [--json] [--top N]
-// --json prints one JSON line: firstStep {wallS, cpuS}, steadyStep {wallS, cpuS} (mean over the next
-// steps), pipelines, wgslChars, and with --per-pipeline the families (count, createCpuS,
+// With kernel tiering (engine/tiering.ts; KERNEL_TIERS=off for the untiered run) the next steps
+// follow at once while the fast kernels compile in the background; then the run waits for the tier-up
+// (its time from the first step's start is tieredUpS) and --steps more are the steady figure.
+// --json prints one JSON line: firstStep {wallS, cpuS}, earlySteps and steadyStep {wallS, cpuS}
+// (means over the steps during and after the tier-up), tieredUpS, tiers (the backend's tierStatus),
+// pipelines, wgslChars, and with --per-pipeline the families (count, createCpuS,
 // firstDispatchCpuS) and the costliest kernels.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { TierStatus } from '../engine/index.js';
 
 const argv = process.argv.slice(2);
 const flag = (name: string): boolean => argv.includes(name);
@@ -38,6 +43,9 @@ interface Recorded {
 
 interface StepTimes {
   firstStep: { wallS: number; cpuS: number };
+  earlySteps: { wallS: number; cpuS: number };
+  tieredUpS: number;
+  tiers: TierStatus;
   steadyStep: { wallS: number; cpuS: number };
   steps: number;
   pipelines: number;
@@ -67,28 +75,39 @@ async function trainChild(outFile: string): Promise<void> {
   const recorded = new Map<string, Recorded>();
   const dispatch = backend.dispatch.bind(backend);
   backend.dispatch = (d) => {
-    if (!recorded.has(d.kernel.wgsl)) {
+    // A tiered kernel's quick variant too (either may run; the replay times both).
+    for (const k of [d.kernel, d.kernel.quick]) {
+      if (!k || recorded.has(k.wgsl)) continue;
       const u = d.uniforms instanceof ArrayBuffer ? new Uint8Array(d.uniforms) : new Uint8Array(d.uniforms.buffer, d.uniforms.byteOffset, d.uniforms.byteLength);
-      recorded.set(d.kernel.wgsl, { entry: d.kernel.entry, wgsl: d.kernel.wgsl, bufferSizes: d.buffers.map((b) => b.size), uniforms: [...u], workgroups: [...d.workgroups].map((w) => w ?? 1) });
+      recorded.set(k.wgsl, { entry: k.entry, wgsl: k.wgsl, bufferSizes: d.buffers.map((b) => b.size), uniforms: [...u], workgroups: [...d.workgroups].map((w) => w ?? 1) });
     }
     dispatch(d);
   };
   const session = await trainSession({});
   const p0 = counters().pipelinesCreated;
-  let cpu = process.cpuUsage(), t = performance.now();
+  const start = performance.now();
+  let cpu = process.cpuUsage(), t = start;
   await session.step();
   await backend.sync();
   const firstStep = { wallS: (performance.now() - t) / 1000, cpuS: cpuSeconds(cpu) };
   const pipelines = counters().pipelinesCreated - p0;
   const steps = num('--steps', 3);
-  cpu = process.cpuUsage();
-  t = performance.now();
-  for (let i = 0; i < steps; i++) await session.step();
-  await backend.sync();
-  const steadyStep = { wallS: (performance.now() - t) / 1000 / steps, cpuS: cpuSeconds(cpu) / steps };
+  const timeSteps = async (): Promise<{ wallS: number; cpuS: number }> => {
+    cpu = process.cpuUsage();
+    t = performance.now();
+    for (let i = 0; i < steps; i++) await session.step();
+    await backend.sync();
+    return { wallS: (performance.now() - t) / 1000 / steps, cpuS: cpuSeconds(cpu) / steps };
+  };
+  let tieredUpS = -1;
+  const tieredUp = backend.whenTiered().then(() => (tieredUpS = (performance.now() - start) / 1000));
+  const earlySteps = await timeSteps();
+  await tieredUp;
+  const steadyStep = await timeSteps();
+  const tiers = backend.tierStatus();
   await session.dispose();
   await shutdown();
-  const times: StepTimes = { firstStep, steadyStep, steps, pipelines };
+  const times: StepTimes = { firstStep, earlySteps, tieredUpS, tiers, steadyStep, steps, pipelines };
   writeFileSync(outFile, JSON.stringify({ times, kernels: [...recorded.values()] }));
 }
 
@@ -134,12 +153,13 @@ async function main(): Promise<void> {
     const r3 = (x: number) => Math.round(x * 1000) / 1000;
     log(`cache: ${flag('--warm-cache') ? 'the user\'s Mesa shader cache' : `empty (MESA_SHADER_CACHE_DIR=${cacheDir})`}`);
     log(`first step: ${times.firstStep.wallS.toFixed(1)} s wall, ${times.firstStep.cpuS.toFixed(1)} CPU s; ${times.pipelines} pipelines, ${kernels.length} kernels dispatched`);
-    log(`next ${times.steps} steps: ${times.steadyStep.wallS.toFixed(2)} s wall, ${times.steadyStep.cpuS.toFixed(2)} CPU s per step`);
+    log(`next ${times.steps} steps (kernel tiers ${times.tiers.mode}, ${times.tiers.compiled} fast variants compiled in the background, ${times.tiers.quickDispatches} quick dispatches): ${times.earlySteps.wallS.toFixed(2)} s wall, ${times.earlySteps.cpuS.toFixed(2)} CPU s per step`);
+    log(`tiered up ${times.tieredUpS.toFixed(1)} s after the first step began; then ${times.steps} steps: ${times.steadyStep.wallS.toFixed(2)} s wall, ${times.steadyStep.cpuS.toFixed(2)} CPU s per step`);
     const families: Record<string, { count: number; chars: number; createCpuS: number; firstDispatchCpuS: number }> = {};
     let top: Replayed[] = [];
     if (flag('--per-pipeline')) {
       const replayOut = join(tmp, 'replay.json');
-      runChild(['--child-replay', trainOut, replayOut], { ...process.env, MESA_SHADER_CACHE_DISABLE: 'true' });
+      runChild(['--child-replay', trainOut, replayOut], { ...process.env, MESA_SHADER_CACHE_DISABLE: 'true', KERNEL_TIERS: 'off' });
       const rows = JSON.parse(readFileSync(replayOut, 'utf8')) as Replayed[];
       for (const r of rows) {
         const f = (families[r.entry] ??= { count: 0, chars: 0, createCpuS: 0, firstDispatchCpuS: 0 });
@@ -162,6 +182,9 @@ async function main(): Promise<void> {
       console.log(JSON.stringify({
         cache: flag('--warm-cache') ? 'warm' : 'empty',
         firstStep: { wallS: r3(times.firstStep.wallS), cpuS: r3(times.firstStep.cpuS) },
+        earlySteps: { wallS: r3(times.earlySteps.wallS), cpuS: r3(times.earlySteps.cpuS), steps: times.steps },
+        tieredUpS: r3(times.tieredUpS),
+        tiers: times.tiers,
         steadyStep: { wallS: r3(times.steadyStep.wallS), cpuS: r3(times.steadyStep.cpuS), steps: times.steps },
         pipelines: times.pipelines,
         wgslChars: kernels.reduce((a, k) => a + k.wgsl.length, 0),

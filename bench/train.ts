@@ -80,6 +80,12 @@ const rows: (string | number)[][] = [];
 for (const c of cases.filter((c) => !only || c.key === only)) {
   const session = await trainSession(c.config, { formulaWeights: c.formulaWeights });
   for (let i = 0; i < (warmupFlag ?? c.warmup); i++) await session.step();
+  // Steady state: every tiered kernel on its fast variant (engine/tiering.ts), then one more step
+  // so that the switch (pipeline and bind group creation) falls before the timed span.
+  if (getBackend().tierStatus().mode === 'background') {
+    await getBackend().whenTiered();
+    await session.step();
+  }
   // No sync here: steps are pipelined (each takes the previous one's losses late), so the timed
   // span runs from one step's start to a later step's start, the same phase at both ends.
   const n = itersFlag || c.iters;

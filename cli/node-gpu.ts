@@ -3,10 +3,22 @@
 import { closeSync, openSync } from 'node:fs';
 import { create, globals } from 'webgpu';
 import { setGPUProvider, setHostPause } from '../engine/device.js';
+import { setKernelTiering, type TieringMode } from '../engine/tiering.js';
 
 Object.assign(globalThis, globals);
 process.env.XDG_RUNTIME_DIR ??= '/tmp';
 setGPUProvider(() => quietAdapters(create([])));
+
+// Kernel tiering (engine/tiering.ts) hands machine code from a background device to the engine's
+// through Mesa's disk shader cache: with the cache off it would compile every fast kernel twice.
+// KERNEL_TIERS=auto|background|quick|off chooses it outright (benchmarks).
+const tiers = process.env.KERNEL_TIERS;
+if (tiers) {
+  if (!['auto', 'background', 'quick', 'off'].includes(tiers)) throw new Error(`KERNEL_TIERS=${tiers}: expected auto, background, quick or off`);
+  setKernelTiering(tiers as TieringMode);
+} else if (/^(1|true|yes)$/i.test(process.env.MESA_SHADER_CACHE_DISABLE ?? '')) {
+  setKernelTiering('off');
+}
 
 /**
  * Dawn prints "Warning: maxDynamic{Uniform,Storage}BuffersPerPipelineLayout artificially reduced

@@ -4,16 +4,23 @@
 // bind groups by kernel and buffers (each dispatch's arena slot is a dynamic offset).
 // Nothing is read back unless asked.
 import { BufferPool, sizeClass, type PoolStats } from './pool.js';
-import { getDevice, releaseDevice, hostPause } from './device.js';
+import { getDevice, releaseDevice, hostPause, adapterReport, createSiblingDevice, destroyWhenIdle, gpuFromProvider } from './device.js';
 import { KernelProfiler, type ProfileRow } from './profiler.js';
 import { engineTuner, TUNE_BUDGET_S } from './autotune.js';
 import { ScratchTextures } from './textures.js';
+import { kernelLayoutEntries } from './kernel-layout.js';
+import { KernelTiers, kernelTieringRequested, type TierStatus, type TieringMode } from './tiering.js';
 
 export interface Kernel {
   /** Unique WGSL source; the pipeline cache key. */
   wgsl: string;
   /** Entry point name, for error messages and labels. */
   entry: string;
+  /**
+   * A variant that compiles in a fraction of the time, with the same grid, uniforms, bindings and
+   * results: dispatched while this kernel is compiled in the background (engine/tiering.ts).
+   */
+  quick?: Kernel;
 }
 
 /**
@@ -116,8 +123,11 @@ export class WebGPUBackend {
 
   /** Scratch textures of ops that repack an operand (engine/textures.ts). */
   readonly textures: ScratchTextures;
+  /** Which variant of a tiered kernel each dispatch runs (engine/tiering.ts). */
+  private readonly tiers: KernelTiers;
 
-  constructor(readonly device: GPUDevice) {
+  constructor(readonly device: GPUDevice, tiering: Exclude<TieringMode, 'auto'> = 'off') {
+    this.tiers = new KernelTiers(tiering, createSiblingDevice, destroyWhenIdle, () => this.waiting > 0);
     this.pool = new BufferPool(device);
     this.textures = new ScratchTextures(device, () => this.flush());
     this.arena = device.createBuffer({ size: ARENA_BYTES, usage: USAGE_UNIFORM | USAGE_COPY_DST });
@@ -247,27 +257,9 @@ export class WebGPUBackend {
     return p;
   }
 
-  /**
-   * An explicit pipeline layout from the kernel's own declarations. With layout 'auto' a compiler
-   * drops bindings it proves unused (Chromium's Tint and Dawn's differ in what they prove), and
-   * binding the buffer the op passes then fails; declared bindings are always kept here.
-   */
+  /** The kernel's explicit pipeline layout (engine/kernel-layout.ts), its bind group layout kept for bind groups. */
   private layoutFor(kernel: Kernel): GPUPipelineLayout {
-    const entries: GPUBindGroupLayoutEntry[] = [];
-    const decl = /@group\(0\)\s*@binding\((\d+)\)\s*var<\s*(uniform|storage)\s*(?:,\s*(read_write|read))?\s*>/g;
-    for (const m of kernel.wgsl.matchAll(decl)) {
-      const type: GPUBufferBindingType = m[2] === 'uniform' ? 'uniform' : m[3] === 'read_write' ? 'storage' : 'read-only-storage';
-      // The uniform slot in the arena moves from dispatch to dispatch: a dynamic offset, so bind groups can be kept.
-      const hasDynamicOffset = m[1] === '0' && type === 'uniform';
-      entries.push({ binding: Number(m[1]), visibility: 0x4 /* COMPUTE */, buffer: { type, hasDynamicOffset } });
-    }
-    const tex = /@group\(0\)\s*@binding\((\d+)\)\s*var\s+\w+\s*:\s*texture_(2d<f32>|storage_2d<\s*rgba32float\s*,\s*write\s*>)/g;
-    for (const m of kernel.wgsl.matchAll(tex)) {
-      const binding = Number(m[1]), visibility = 0x4; /* COMPUTE */
-      if (m[2]!.startsWith('2d')) entries.push({ binding, visibility, texture: { sampleType: 'unfilterable-float' } });
-      else entries.push({ binding, visibility, storageTexture: { access: 'write-only', format: 'rgba32float' } });
-    }
-    const bindGroupLayout = this.device.createBindGroupLayout({ entries, label: kernel.entry });
+    const bindGroupLayout = this.device.createBindGroupLayout({ entries: kernelLayoutEntries(kernel.wgsl), label: kernel.entry });
     this.layouts.set(kernel.wgsl, { layout: bindGroupLayout, id: this.layouts.size });
     return this.device.createPipelineLayout({ bindGroupLayouts: [bindGroupLayout], label: kernel.entry });
   }
@@ -282,12 +274,13 @@ export class WebGPUBackend {
     this.arenaCpu.set(src, offset);
     this.arenaUsed += slotBytes;
 
-    const pipeline = this.pipeline(d.kernel);
+    const kernel = this.tiers.choose(d.kernel);
+    const pipeline = this.pipeline(kernel);
     if (this.debug) this.device.pushErrorScope('validation');
-    const bindGroup = this.bindGroupFor(d.kernel, Math.max(bytes, 16), d.buffers, d.textures ?? []);
+    const bindGroup = this.bindGroupFor(kernel, Math.max(bytes, 16), d.buffers, d.textures ?? []);
     if (this.profiler) {
       this.endPass();
-      this.pass = this.ensureEncoder().beginComputePass(this.profiler.passFor(d.label, d.kernel.entry));
+      this.pass = this.ensureEncoder().beginComputePass(this.profiler.passFor(d.label, kernel.entry));
     }
     const pass = this.ensurePass();
     pass.setPipeline(pipeline);
@@ -295,23 +288,23 @@ export class WebGPUBackend {
     const [x, y = 1, z = 1] = d.workgroups;
     const maxDim = this.device.limits.maxComputeWorkgroupsPerDimension;
     if (x > maxDim || y > maxDim || z > maxDim) {
-      throw new Error(`${d.label}: ${x}x${y}x${z} workgroups exceed the device limit ${maxDim} per dimension (${d.kernel.entry})`);
+      throw new Error(`${d.label}: ${x}x${y}x${z} workgroups exceed the device limit ${maxDim} per dimension (${kernel.entry})`);
     }
     pass.dispatchWorkgroups(x, y, z);
     if (this.profiler) this.endPass();
-    this.lastLabel = `${d.label} [${d.kernel.entry}]`;
+    this.lastLabel = `${d.label} [${kernel.entry}]`;
     this.batchLabels.push(this.lastLabel);
     this.counts.dispatches++;
     if (this.tally) {
       // The label without its shapes and sizes, and the entry point: one row per op kind.
       const kind = d.label.replace(/\w*\[[^\]]*\]|(?<![A-Za-z_\d])-?\d[\d.e+x-]*|[(),=]|->/g, ' ').replace(/\s+/g, ' ').trim();
-      const key = `${kind} [${d.kernel.entry}]`;
+      const key = `${kind} [${kernel.entry}]`;
       this.tally.set(key, (this.tally.get(key) ?? 0) + 1);
     }
     if (this.debug) {
       this.flush();
       this.device.popErrorScope().then((err) => {
-        if (err) this.pendingErrors.push(`WebGPU validation error in ${d.label} (entry ${d.kernel.entry}): ${err.message}`);
+        if (err) this.pendingErrors.push(`WebGPU validation error in ${d.label} (entry ${kernel.entry}): ${err.message}`);
       });
     }
   }
@@ -355,6 +348,7 @@ export class WebGPUBackend {
     this.profiler?.resolve(this.encoder);
     this.device.pushErrorScope('validation');
     this.device.queue.submit([this.encoder.finish()]);
+    this.tiers.noteActivity();
     this.device.popErrorScope().then((err) => {
       if (err) {
         const ops = labels.length > 8 ? [...labels.slice(0, 8), `... ${labels.length - 8} more`] : labels;
@@ -402,6 +396,40 @@ export class WebGPUBackend {
     const rows = [...(this.tally ?? [])].sort((a, b) => b[1] - a[1]);
     this.tally = on ? new Map() : null;
     return rows;
+  }
+
+  /** Where kernel tiering stands: its mode, fast variants compiled and pending in the background. */
+  tierStatus(): TierStatus {
+    return this.tiers.status();
+  }
+
+  /** Changes how tiered kernels are dispatched from now on (setKernelTiering chooses it for new backends). */
+  setKernelTiering(mode: Exclude<TieringMode, 'auto'>): void {
+    this.tiers.setMode(mode);
+  }
+
+  /** Resolves when every fast variant asked for so far has been compiled in the background. */
+  whenTiered(): Promise<void> {
+    return this.tiers.whenIdle();
+  }
+
+  /**
+   * Whether the fast variant of a tiered kernel runs now; if not, it is queued for the background
+   * and the op dispatches a stand-in of its own (ops whose fast form binds other resources than its
+   * stand-in: the texture-fed kernels of CPU adapters).
+   */
+  fastKernelReady(kernel: Kernel): boolean {
+    return this.tiers.fastReady(kernel);
+  }
+
+  /** Runs fn with its dispatches on the fast variants whatever their state (the autotuner times those). */
+  withFastKernels<T>(fn: () => T): T {
+    return this.tiers.withFastKernels(fn);
+  }
+
+  /** Stops the background compiles (the one in flight is awaited) and destroys their device. */
+  closeTiers(): Promise<void> {
+    return this.tiers.close();
   }
 
   /** The counters since init() (a snapshot). */
@@ -471,9 +499,23 @@ function numbered(src: string): string {
 
 let backend: WebGPUBackend | undefined;
 
+/**
+ * setKernelTiering's choice for this adapter: 'auto' tiers on lavapipe under Dawn in Node only, where
+ * Mesa's disk shader cache was measured to carry a kernel's machine code from the sibling device to
+ * the engine's (engine/tiering.ts); a browser compiles in its GPU process, not measured.
+ */
+function resolveTiering(): Exclude<TieringMode, 'auto'> {
+  const mode = kernelTieringRequested();
+  if (mode !== 'auto') return mode;
+  return gpuFromProvider() && /llvmpipe|lavapipe/i.test(adapterReport?.description ?? '') ? 'background' : 'off';
+}
+
 /** Initialises the engine (device + backend). Every program awaits this once before using tensors. */
 export async function init(): Promise<WebGPUBackend> {
-  if (!backend) backend = new WebGPUBackend(await getDevice());
+  if (!backend) {
+    const device = await getDevice();
+    backend ??= new WebGPUBackend(device, resolveTiering());
+  }
   return backend;
 }
 
@@ -489,13 +531,15 @@ export function getBackend(): WebGPUBackend {
  * awaits it before it exits (see releaseDevice).
  */
 export async function shutdown(): Promise<void> {
-  if (backend) {
-    backend.flush();
-    backend.pool.trim();
-    backend.textures.clear();
-    backend.pool.destroyRetired();
-    backend.isShutDown = true;
-    backend = undefined;
+  const b = backend;
+  backend = undefined;
+  if (b) {
+    b.flush();
+    b.pool.trim();
+    b.textures.clear();
+    b.pool.destroyRetired();
+    b.isShutDown = true;
+    await b.closeTiers();
   }
   await releaseDevice();
 }

@@ -21,6 +21,11 @@ export function setGPUProvider(p: GPUProvider): void {
   provider = p;
 }
 
+/** Whether the GPU comes from a registered provider (Node's Dawn) rather than a browser's navigator.gpu. */
+export function gpuFromProvider(): boolean {
+  return provider !== undefined;
+}
+
 /**
  * How the host waits for the GPU. Dawn's Node binding polls for finished work from the event loop
  * without pause, so a plain `await` of a readback keeps one CPU core busy -- on a CPU driver such as
@@ -104,21 +109,28 @@ const WANTED_LIMITS = [
   'maxTextureDimension2D',
 ] as const;
 
-async function createDevice(): Promise<GPUDevice> {
-  const gpu = await findGPU();
-  gpuRef = gpu;
-  const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
-  if (!adapter) {
-    throw new Error(
-      'No WebGPU adapter. On Linux without a GPU install Mesa lavapipe (run `npm run setup`, which explains how).',
-    );
-  }
+/** The adapter's device with the limits and features the engine asks for (an adapter makes one device). */
+async function requestEngineDevice(adapter: GPUAdapter): Promise<GPUDevice> {
   const requiredLimits: Record<string, number> = {};
   for (const name of WANTED_LIMITS) requiredLimits[name] = adapter.limits[name] as number;
   // Timestamp queries serve the kernel profiler (backend.startProfile); asked for where offered.
   // Subgroups serve the subgroup matmul variant (kernels/matmul-subgroup.ts).
   const requiredFeatures = (['timestamp-query', 'subgroups'] as GPUFeatureName[]).filter((f) => adapter.features.has(f));
-  const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
+  return adapter.requestDevice({ requiredLimits, requiredFeatures });
+}
+
+const ADAPTER_OPTIONS: GPURequestAdapterOptions = { powerPreference: 'high-performance' };
+
+async function createDevice(): Promise<GPUDevice> {
+  const gpu = await findGPU();
+  gpuRef = gpu;
+  const adapter = await gpu.requestAdapter(ADAPTER_OPTIONS);
+  if (!adapter) {
+    throw new Error(
+      'No WebGPU adapter. On Linux without a GPU install Mesa lavapipe (run `npm run setup`, which explains how).',
+    );
+  }
+  const device = await requestEngineDevice(adapter);
   const info = adapter.info;
   const sg = info as GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number };
   adapterReport = {
@@ -140,6 +152,7 @@ async function createDevice(): Promise<GPUDevice> {
     if (current === device) devicePromise = undefined;
   });
   current = device;
+  adapterInfoOf.set(device, info.description || '');
   return device;
 }
 
@@ -157,6 +170,38 @@ function guessBackend(info: GPUAdapterInfo): string {
 export function getDevice(): Promise<GPUDevice> {
   devicePromise ??= createDevice();
   return devicePromise;
+}
+
+/**
+ * A second device on the same adapter as the engine's (same limits and features, so a kernel compiles
+ * to the same driver code on both), with its own queue: engine/tiering.ts compiles kernels there in
+ * the background. null where there is none (no engine device yet, or the adapter refuses).
+ */
+export async function createSiblingDevice(): Promise<GPUDevice | null> {
+  if (!gpuRef || !current) return null;
+  try {
+    const adapter = await gpuRef.requestAdapter(ADAPTER_OPTIONS);
+    const info = adapter?.info;
+    // Another adapter than the engine's (a machine with two GPUs) would compile for the wrong driver.
+    if (!adapter || (info && (info.description || '') !== (adapterInfoOf.get(current) ?? ''))) return null;
+    return await requestEngineDevice(adapter);
+  } catch {
+    return null;
+  }
+}
+
+/** Each engine device's adapter description, so a sibling can be checked to share the adapter. */
+const adapterInfoOf = new WeakMap<GPUDevice, string>();
+
+/**
+ * Destroys a device once its queue is idle and waits until Dawn has delivered its `lost` event, so no
+ * GPU event is left pending when the process exits (each wait bounded by RELEASE_WAIT_MS; a device
+ * that fails to settle is left to the process exit).
+ */
+export async function destroyWhenIdle(device: GPUDevice): Promise<void> {
+  await withinMs(device.queue.onSubmittedWorkDone(), RELEASE_WAIT_MS);
+  device.destroy();
+  await withinMs(device.lost, RELEASE_WAIT_MS);
 }
 
 /** How long releaseDevice() waits for the queue to drain and for Dawn to report the device lost. */
@@ -186,7 +231,5 @@ export async function releaseDevice(): Promise<void> {
   } catch {
     return; // never made: nothing to release
   }
-  await withinMs(device.queue.onSubmittedWorkDone(), RELEASE_WAIT_MS);
-  device.destroy();
-  await withinMs(device.lost, RELEASE_WAIT_MS);
+  await destroyWhenIdle(device);
 }

@@ -15,6 +15,7 @@ export { setGPUProvider, setHostPause, setQuiet, adapterReport, type GPUProvider
 export type { PoolStats } from './pool.js';
 export { memory, counters } from './memory.js';
 export type { Counters } from './backend.js';
+export { setKernelTiering, type TieringMode, type TierStatus } from './tiering.js';
 export { setAutotune, memoryTuneStore, type AutotuneOptions, type TuneStore } from './autotune.js';
 
 // Tensors, scopes, autodiff, random numbers.

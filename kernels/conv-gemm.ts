@@ -152,6 +152,13 @@ export const SPATIAL_UNIFORMS = uniformBlock('conv_spatial', {
   drowMul: 'u32',
   dcolOff: 'u32',
   dcolMul: 'u32',
+  // The baked shape again (SpatialShape), read only by the quick variant (kernels/conv-gemm-quick.ts),
+  // which loops where the fast kernel unrolls: one quick pipeline serves every shape.
+  tm: 'u32',
+  tn: 'u32',
+  srcMulW: 'u32',
+  taps: 'u32',
+  tapStep: 'u32',
 });
 
 type SpatialGeometry = Omit<BlockValues<typeof SPATIAL_UNIFORMS>, 'N' | 'srcC' | 'srcH' | 'srcW' | 'dstC' | 'dstH' | 'dstW' | 'kc' | 'nc' | 'rows' | 'blocks' | 'cols' | 'chBlocks' | 'flags' | 'wJ' | 'wC'>;
@@ -185,6 +192,11 @@ export function spatialPlan(s: SpatialSpec): { shape: SpatialShape; geometry: Sp
     drowMul: fwd ? 1 : s.sh,
     dcolOff: fwd ? 0 : s.phase[1],
     dcolMul: fwd ? 1 : s.sw,
+    tm: shape.tm,
+    tn: shape.tn,
+    srcMulW: shape.srcMulW,
+    taps: shape.taps,
+    tapStep: shape.tapStep,
   };
   return { shape, geometry };
 }
@@ -323,6 +335,12 @@ export const WEIGHT_GRAD_UNIFORMS = uniformBlock('conv_weight_grad', {
   ph: 'i32',
   pw: 'i32',
   dh: 'u32',
+  // The baked block and column geometry again (WeightGradSpec, the column dilation as dwCol), read
+  // only by the quick variant (kernels/conv-gemm-quick.ts).
+  tm: 'u32',
+  tc: 'u32',
+  KW: 'u32',
+  dwCol: 'u32',
 });
 
 /**

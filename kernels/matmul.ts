@@ -223,6 +223,48 @@ ${lines.join('\n')}
 `;
 }
 
+/**
+ * The quick-to-compile variant of a 'direct' kernel (engine/tiering.ts runs it while the fast one
+ * compiles in the background): the same grid, uniforms and bindings, each invocation's tm x tn
+ * outputs computed one at a time by a k-loop, so nothing is unrolled. Each output is the same chain
+ * of fma over k as in the fast kernel: bit for bit the same C.
+ */
+export function matmulQuickKernel(v: MatmulVariant, roundF16 = false): { wgsl: string; entry: string } {
+  if (v.kind !== 'direct') throw new Error(`matmulQuickKernel: only 'direct' variants have one (got ${v.name})`);
+  const { wgN, wgM, tm, vecB = false } = v;
+  const tnv = v.tn / (vecB ? 4 : 1);
+  const T = vecB ? 'vec4<f32>' : 'f32';
+  const wgsl = `${roundF16 ? `${F16_ROUND_WGSL}\n` : ''}${MATMUL_UNIFORMS.wgsl}
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<${T}>;
+@group(0) @binding(3) var<storage, read_write> c: array<${T}>;
+@compute @workgroup_size(${wgN}, ${wgM})
+fn matmul_${v.name}_quick(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+${PRELUDE}
+  let row0 = wid.y * ${wgM * tm}u${wgM === 1 ? '' : ' + lid.y'};
+  let colv0 = wid.x * ${wgN * tnv}u + lid.x;
+  let Nv = N${vecB ? ' / 4u' : ''};
+  let bKv = bK${vecB ? ' / 4u' : ''};
+  for (var i = 0u; i < ${tm}u; i++) {
+    let r = row0 + i * ${wgM}u;
+    if (r >= M) { break; }
+    let ar = aBase + r * aM;
+    for (var j = 0u; j < ${tnv}u; j++) {
+      let cv = colv0 + j * ${wgN}u;
+      if (cv >= Nv) { break; }
+      let bc = ${vecB ? 'bBase / 4u + cv' : 'bBase + cv * bN'};
+      var acc = ${T}(0.0);
+      for (var k = 0u; k < K; k++) {
+        acc = fma(${T}(${f16Load('a[ar + k * aK]', roundF16)}), ${f16Load('b[bc + k * bKv]', roundF16, vecB)}, acc);
+      }
+      c[${vecB ? 'cBase / 4u' : 'cBase'} + r * Nv + cv] = acc;
+    }
+  }
+}
+`;
+  return { wgsl, entry: `matmul_${v.name}_quick` };
+}
+
 /** float64 reference: a [..., M, K] @ b [..., K, N] with broadcast batch dims. */
 export function matmulReference(a: RefTensor, b: RefTensor): RefTensor {
   const M = a.shape[a.shape.length - 2]!, K = a.shape[a.shape.length - 1]!;

@@ -210,7 +210,7 @@ function levelBody(nLevels: number, l: number, backward: boolean, cb: number): s
  * block fastest. Bindings: boxes, [levels when nLevels > 1], grad_out (backward), features or grad
  * inputs (one per level), then out (forward). Uniform word 0 is the invocation count.
  */
-export function roiAlignKernel(nLevels: number, backward: boolean, cb = roiChannels(backward)): { wgsl: string; entry: string } {
+export function roiAlignKernel(nLevels: number, backward: boolean, cb = roiChannels(backward), quick = false): { wgsl: string; entry: string } {
   const decls: string[] = ['@group(0) @binding(1) var<storage, read> boxes: array<f32>;'];
   let binding = 2;
   if (nLevels > 1) decls.push(`@group(0) @binding(${binding++}) var<storage, read> lvl: array<i32>;`);
@@ -233,14 +233,29 @@ export function roiAlignKernel(nLevels: number, backward: boolean, cb = roiChann
     } else decls.push(`@group(0) @binding(${binding++}) var<storage, read> f${l}: array<f32>;`);
   }
   if (!backward) decls.push(`@group(0) @binding(${binding++}) var<storage, read_write> out: array<f32>;`);
+  // The quick variant (quick: engine/tiering.ts runs it while this kernel compiles in the background)
+  // visits the levels' sampling grids once per channel of the block, in a loop: a one-channel body
+  // per level instead of cb channels unrolled. Same grid, uniforms and bindings; the forward's sums
+  // run in the same order (the same bits), the backward's atomic adds are unordered either way.
+  const bodyCb = quick ? 1 : cb;
   let dispatchLevel: string;
-  if (nLevels === 1) dispatchLevel = `{\n    ${levelBody(1, 0, backward, cb)}\n  }`;
+  if (nLevels === 1) dispatchLevel = `{\n    ${levelBody(1, 0, backward, bodyCb)}\n  }`;
   else {
-    const cases = range(nLevels).map((l) => `case ${l}: {\n    ${levelBody(nLevels, l, backward, cb)}\n  }`);
+    const cases = range(nLevels).map((l) => `case ${l}: {\n    ${levelBody(nLevels, l, backward, bodyCb)}\n  }`);
     dispatchLevel = `switch (lvl[k]) {\n  ${cases.join('\n  ')}\n  default: {}\n  }`;
   }
-  const js = range(cb);
-  const entry = `roi_align_${backward ? 'backward' : 'forward'}_l${nLevels}_c${cb}`;
+  if (quick) {
+    dispatchLevel = `for (var jq = 0u; jq < ${cb}u; jq++) {
+  if (c0 + jq >= C) { break; }
+  let ch0 = c0 + jq;
+  let o0 = ((k * C + ch0) * PH + ph) * PW + pw;
+  ${backward ? 'let gv0 = gout[o0];\n  if (gv0 == 0.0) { continue; }' : 'var a0 = 0.0;\n  var cnt = 1.0;'}
+  ${dispatchLevel}
+  ${backward ? '' : 'out[o0] = a0 / cnt;'}
+  }`;
+  }
+  const js = range(quick ? 0 : cb);
+  const entry = `roi_align_${backward ? 'backward' : 'forward'}_l${nLevels}_c${cb}${quick ? '_quick' : ''}`;
   const wgsl = `${roiAlignUniforms(nLevels).wgsl}
 ${decls.join('\n')}
 ${F32_BITS}
@@ -263,7 +278,7 @@ fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
   ${js.map((j) => `let ch${j} = min(c0 + ${j}u, C - 1u);`).join(' ')}
   ${js.map((j) => `let o${j} = ((k * C + ch${j}) * PH + ph) * PW + pw;`).join('\n  ')}
   ${
-    backward
+    quick ? '' : backward
       ? `${js.map((j) => `let gv${j} = select(0.0, gout[o${j}], c0 + ${j}u < C);`).join(' ')}
   if (${js.map((j) => `gv${j} == 0.0`).join(' && ')}) { return; }`
       : `${js.map((j) => `var a${j} = 0.0;`).join(' ')}

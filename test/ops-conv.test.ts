@@ -119,7 +119,7 @@ for (const shared of [false, true]) {
   test(`conv2d weight gradient, dy ${shared ? 'shared across the subgroup' : 'per lane'} (forced): matches the reference`, async () => {
     setConvWeightGradSharedDy(shared);
     try {
-      for (const ci of [0, 2, 3, 4, 7, 8, 12]) {
+      for (const ci of [0, 2, 3, 4, 7, 8, 11]) {
         const c = CASES[ci]!;
         const xr = ref(c.x, 10 * ci + 8, -1, 1), wr = ref(c.w, 10 * ci + 9, -1, 1);
         const p = refParams(c, c.w, c.x);

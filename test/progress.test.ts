@@ -35,4 +35,18 @@ test('startCompileStatus: a line while pipelines are being created, none once st
   assert.equal(quiet, []);
 });
 
+test('startCompileStatus: says how many fast kernel variants still compile in the background', async () => {
+  const lines: string[] = [];
+  let pending = 12, pipelines = 0;
+  const stop = startCompileStatus((l) => lines.push(l), () => pipelines, 1, 1, () => pending);
+  pipelines = 3;
+  for (let i = 0; i < 500 && lines.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+  pending = 0;
+  const n = lines.length;
+  for (let i = 0; i < 500 && lines.length === n; i++) await new Promise((r) => setTimeout(r, 10));
+  stop();
+  assert.match(lines[0]!, /^first step: compiling kernels \(3 pipelines so far, \d+s; 12 fast variants compiling in the background, quick ones running meanwhile\) \.\.\.$/);
+  assert.match(lines[lines.length - 1]!, /^first step: compiling kernels \(3 pipelines so far, \d+s\) \.\.\.$/, 'none pending: no background clause');
+});
+
 test.run();

@@ -162,14 +162,18 @@ export class ProgressReporter {
  * `everyMs`, prints how many pipelines were created since the start, if any were, and how long
  * it has been. Returns the function that stops it. On lavapipe the pipelines are created quickly
  * and most of the time goes into the driver's compile at each kernel's first dispatch, so the count
- * stops rising while the seconds go on.
+ * stops rising while the seconds go on. `background` tells how many fast kernel variants are still
+ * compiling on the side (engine/tiering.ts): the step runs their quick variants meanwhile, and the
+ * line says so, since the steps until they are done run slower.
  */
-export function startCompileStatus(print: (line: string) => void, pipelines: () => number, firstMs = 5000, everyMs = 15000): () => void {
+export function startCompileStatus(print: (line: string) => void, pipelines: () => number, firstMs = 5000, everyMs = 15000, background?: () => number): () => void {
   const p0 = pipelines();
   const t0 = performance.now();
   const report = (): void => {
     const n = pipelines() - p0;
-    if (n > 0) print(`first step: compiling kernels (${n} pipelines so far, ${formatDuration((performance.now() - t0) / 1000)}) ...`);
+    const bg = background?.() ?? 0;
+    const side = bg > 0 ? `; ${bg} fast variants compiling in the background, quick ones running meanwhile` : '';
+    if (n > 0) print(`first step: compiling kernels (${n} pipelines so far, ${formatDuration((performance.now() - t0) / 1000)}${side}) ...`);
   };
   let timer: ReturnType<typeof setInterval> | undefined;
   const first = setTimeout(() => {

@@ -15,7 +15,7 @@ import { CocoSampleSource, type SampleSource } from '../data/coco-source.js';
 import { DataLoader } from '../data/loader.js';
 import type { TransformConfig } from '../data/transforms.js';
 import { generateShapesDataset, shapesDatasetPaths, shapesDatasetReady, DEFAULT_SHAPES_OPTIONS } from '../data/synthetic.js';
-import { counters, memory, nn } from '../engine/index.js';
+import { counters, getBackend, memory, nn } from '../engine/index.js';
 import type { LossTerm } from '../model/maskrcnn.js';
 import { loadCheckpoint, type CheckpointCategory } from '../model/checkpoint.js';
 import { loadInitialWeights, restoreCheckpoint, saveCheckpoint, saveWeights } from './checkpoint.js';
@@ -266,7 +266,7 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions): Promise<RunO
       if (pending) pending.end = t0;
       let step: PendingStep;
       // The process's first step compiles the pipelines: say so while it does.
-      const stopStatus = it === start ? startCompileStatus(print, () => counters().pipelinesCreated) : undefined;
+      const stopStatus = it === start ? startCompileStatus(print, () => counters().pipelinesCreated, undefined, undefined, () => getBackend().tierStatus().pending) : undefined;
       try {
         step = await startTrainStep({
           model, optimizer, loader, rng, iter: it + 1, accumulate: cfg.accumulate, lrFactor: schedule(it),

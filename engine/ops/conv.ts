@@ -3,9 +3,10 @@
 // weight gradient = split-K GEMM) serve both ops: conv_transpose2d's forward is conv2d's input
 // gradient and its input gradient is conv2d's forward.
 import { spatialKernel, spatialPlan, spatialWeightStrides, weightGradKernel, pickBlock, columnTaps, SPATIAL_WG, SPATIAL_UNIFORMS, WEIGHT_GRAD_UNIFORMS, type SpatialSpec, type WeightGradSpec } from '../../kernels/conv-gemm.js';
+import { spatialQuickKernel, weightGradQuickKernel, QUICK_COLS } from '../../kernels/conv-gemm-quick.js';
 import { convOutSize, convTransposeOutSize, type ConvGeom } from '../../kernels/conv.js';
 import { packWeightsKernel, weightTextureSize, PACK_WEIGHTS_UNIFORMS, PACK_WEIGHTS_WG } from '../../kernels/conv-weight-texture.js';
-import { getBackend } from '../backend.js';
+import { getBackend, type Kernel } from '../backend.js';
 import { adapterIsCpu, adapterReport } from '../device.js';
 import { engineTuner } from '../autotune.js';
 import { isAutocastEnabled, underForwardAutocast } from '../autocast.js';
@@ -27,12 +28,17 @@ export interface ConvOptions {
   activation?: Activation;
 }
 
-const kernels = new Map<string, { wgsl: string; entry: string }>();
+const kernels = new Map<string, Kernel>();
 
-function cached(key: string, make: () => { wgsl: string; entry: string }): { wgsl: string; entry: string } {
+function cached(key: string, make: () => Kernel): Kernel {
   let k = kernels.get(key);
   if (!k) kernels.set(key, (k = make()));
   return k;
+}
+
+/** A fast kernel with its quick variant (engine/tiering.ts), both kept. */
+function tiered(key: string, fast: () => Kernel, quickKey: string, quick: () => Kernel): Kernel {
+  return cached(key, () => ({ ...fast(), quick: cached(quickKey, quick) }));
 }
 
 /** Under autocast, the kernels' roundF16 form (an absent field otherwise, so the fp32 cache keys are unchanged). */
@@ -125,13 +131,24 @@ function dispatchBlock(j: SpatialJob, block: string, buffers: GPUBuffer[], bias:
   const wtex = useWeightTexture(j, tn);
   const spec: SpatialSpec = { mode: j.mode, KH: g.KH, KW: g.KW, sh: g.sh, sw: g.sw, ph: g.ph, pw: g.pw, dh: g.dh, dw: g.dw, phase: j.phase, tm, tn, ...autocastSpec(), ...(wtex ? { wtex } : {}) };
   const { shape, geometry } = spatialPlan(spec);
-  const kernel = cached(JSON.stringify(shape), () => spatialKernel(shape));
+  const r16 = !!shape.roundF16;
+  // The quick variant walks the block QUICK_COLS columns at a time (every pickBlock size is a multiple).
+  const kernel = tm % QUICK_COLS === 0
+    ? tiered(JSON.stringify(shape), () => spatialKernel(shape), `quick spatial ${tn} ${r16}`, () => spatialQuickKernel(tn, r16))
+    : cached(JSON.stringify(shape), () => spatialKernel(shape));
   const blocks = Math.ceil(j.cols / tm), chBlocks = Math.ceil(j.nc / tn);
   const flags = (bias ? 1 : 0) | (relu ? 2 : 0);
   const { srcC, srcH, srcW, dstC, dstH, dstW, kc, nc, rows, cols } = j;
   const strides = spatialWeightStrides(j.mode, kc, nc, geometry.KHW);
   const u = SPATIAL_UNIFORMS.pack({ N: g.N, srcC, srcH, srcW, dstC, dstH, dstW, kc, nc, rows, blocks, cols, chBlocks, flags, ...geometry, ...strides });
   const be = getBackend();
+  const grid: [number, number, number] = [Math.ceil((g.N * rows * blocks) / SPATIAL_WG), chBlocks, g.groups];
+  // Until the texture-fed kernel is compiled (engine/tiering.ts), the storage-fed quick variant
+  // stands in: same grid, uniforms and buffers, weights read from the buffer, nothing packed.
+  if (wtex && kernel.quick && !be.fastKernelReady(kernel)) {
+    be.dispatch({ kernel: kernel.quick, buffers, uniforms: u, workgroups: grid, label });
+    return;
+  }
   let textures: GPUTextureView[] | undefined;
   if (wtex) {
     const [tw, th] = weightTextureSize(kc, nc, geometry.KHW, g.groups);
@@ -140,7 +157,7 @@ function dispatchBlock(j: SpatialJob, block: string, buffers: GPUBuffer[], bias:
     be.dispatch({ kernel: packWeights[spec.roundF16 ? 1 : 0]!, buffers: [buffers[1]!], textures: [view], uniforms: pu, workgroups: [Math.ceil(tw / PACK_WEIGHTS_WG), Math.ceil(nc / 4), g.groups], label: `${label} pack weights` });
     textures = [view];
   }
-  be.dispatch({ kernel, buffers, textures, uniforms: u, workgroups: [Math.ceil((g.N * rows * blocks) / SPATIAL_WG), chBlocks, g.groups], label });
+  be.dispatch({ kernel, buffers, textures, uniforms: u, workgroups: grid, label });
 }
 
 /** One run of a block on scratch buffers of the job's sizes, timed (the autotuner's timer). */
@@ -222,7 +239,8 @@ export function conv2dWeightGradRaw(dy: Tensor, x: Tensor, g: ConvGeom, splitsOv
   const R = 4;
   const sgDy = shareDy(tm * R);
   const spec: WeightGradSpec = { KW: g.KW, sw: g.KW === 1 ? 0 : g.sw, dw: g.KW === 1 ? 0 : g.dw, tm, tc, R, ...autocastSpec(), ...(sgDy ? { sgDy } : {}) };
-  const kernel = cached(`wg${JSON.stringify(spec)}`, () => weightGradKernel(spec));
+  // The quick variant bounds-checks its invocations, so the shared-dy grid (padded to whole subgroups) suits it too.
+  const kernel = tiered(`wg${JSON.stringify(spec)}`, () => weightGradKernel(spec), `quick wg ${R} ${!!spec.roundF16}`, () => weightGradQuickKernel(R, !!spec.roundF16));
   const coBlocks = Math.ceil(coutG / tm), ciBlocks = Math.ceil(cinG / tc);
   // Invocations: one per (output block, input block, kernel row); with a shared dy, whole subgroups of 8 per output block.
   const base = sgDy ? coBlocks * Math.ceil((ciBlocks * g.KH) / 8) * 8 : coBlocks * ciBlocks * g.KH;
@@ -230,8 +248,8 @@ export function conv2dWeightGradRaw(dy: Tensor, x: Tensor, g: ConvGeom, splitsOv
   const splits = splitsOverride ?? Math.max(1, Math.min(Math.ceil(WEIGHT_GRAD_TARGET / (base * g.groups)), Math.ceil(rowsTotal / 2), Math.floor(65535 / g.groups)));
   const perSplit = Math.ceil(rowsTotal / splits);
   const run = (out: Tensor): void => {
-    const { N, Cin, H, W, Cout, OH, OW, KH, sh, sw, ph, pw, dh } = g;
-    const u = WEIGHT_GRAD_UNIFORMS.pack({ N, Cin, H, W, Cout, OH, OW, cinG, coutG, KH, splits, perSplit, coBlocks, ciBlocks, sh, sw, ph, pw, dh });
+    const { N, Cin, H, W, Cout, OH, OW, KH, KW, sh, sw, ph, pw, dh } = g;
+    const u = WEIGHT_GRAD_UNIFORMS.pack({ N, Cin, H, W, Cout, OH, OW, cinG, coutG, KH, splits, perSplit, coBlocks, ciBlocks, sh, sw, ph, pw, dh, tm, tc, KW, dwCol: g.dw });
     getBackend().dispatch({
       kernel,
       buffers: [dy.storage.buffer, x.storage.buffer, out.storage.buffer],

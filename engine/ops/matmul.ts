@@ -1,10 +1,10 @@
 // torch.matmul: 1-D operands, batch broadcasting, transposed views read in place. The kernel
 // variant is chosen per call from the operands' shapes and strides (see MATMUL_VARIANTS): the
 // autotuner's choice for the shape class where it has one, else the fixed per-adapter fallback.
-import { matmulKernel, variantFits, variantTile, MATMUL_UNIFORMS, type MatmulLayout, type MatmulVariant } from '../../kernels/matmul.js';
+import { matmulKernel, matmulQuickKernel, variantFits, variantTile, MATMUL_UNIFORMS, type MatmulLayout, type MatmulVariant } from '../../kernels/matmul.js';
 import { packAKernel, PACK_WG } from '../../kernels/matmul-texture.js';
 import { broadcastShapes } from '../../kernels/elementwise.js';
-import { getBackend } from '../backend.js';
+import { getBackend, type Kernel } from '../backend.js';
 import { adapterIsCpu, adapterReport } from '../device.js';
 import { engineTuner } from '../autotune.js';
 import { isAutocastEnabled, underForwardAutocast } from '../autocast.js';
@@ -41,9 +41,14 @@ export const MATMUL_VARIANTS: readonly MatmulVariant[] = [
 const CPU_ORDER = ['texture8_v4_16x4', 'texture8_16x4', 'direct_v4_16x8', 'direct_8x8'];
 const GPU_ORDER = ['tiled_64x64'];
 
-const kernels = new Map(MATMUL_VARIANTS.map((v) => [v.name, matmulKernel(v)]));
+/** A variant's kernel, with its quick variant where it has one (the 'direct' ones; engine/tiering.ts). */
+function tieredKernel(v: MatmulVariant, roundF16 = false): Kernel {
+  return v.kind === 'direct' ? { ...matmulKernel(v, roundF16), quick: matmulQuickKernel(v, roundF16) } : matmulKernel(v, roundF16);
+}
+
+const kernels = new Map(MATMUL_VARIANTS.map((v) => [v.name, tieredKernel(v)]));
 /** The autocast forms (operands rounded to f16 at load), generated when first used. */
-const f16Kernels = new Map<string, ReturnType<typeof matmulKernel>>();
+const f16Kernels = new Map<string, Kernel>();
 let forced: string | null = null;
 
 /** The variants this adapter can run (the subgroup ones need its subgroup size), for tests and benchmarks. */
@@ -117,10 +122,10 @@ async function timeVariant(name: string, l: MatmulLayout, batch: number): Promis
 }
 
 /** The variant's kernel: its autocast form under autocast (the same variant: same tiles and speed class). */
-function variantKernel(v: MatmulVariant): ReturnType<typeof matmulKernel> {
+function variantKernel(v: MatmulVariant): Kernel {
   if (!isAutocastEnabled()) return kernels.get(v.name)!;
   let k = f16Kernels.get(v.name);
-  if (!k) f16Kernels.set(v.name, (k = matmulKernel(v, true)));
+  if (!k) f16Kernels.set(v.name, (k = tieredKernel(v, true)));
   return k;
 }
 
@@ -129,6 +134,20 @@ const packKernels = [packAKernel(false), packAKernel(true)];
 /** Dispatches a variant on [a, b, c]; a texture variant first packs A into a scratch texture. */
 function dispatchVariant(v: MatmulVariant, buffers: GPUBuffer[], l: MatmulLayout, batch: number, label: string): void {
   const be = getBackend();
+  if (v.kind === 'texture' && !be.fastKernelReady(variantKernel(v))) {
+    // Until the texture-fed kernel is compiled (engine/tiering.ts), the quick variant of the table's
+    // first storage-fed choice stands in (its own grid; no packing).
+    const d = CPU_ORDER.map((n) => MATMUL_VARIANTS.find((x) => x.name === n)!).find((x) => x.kind === 'direct' && fitsHere(x, l, batch))!;
+    const tileD = variantTile(d);
+    be.dispatch({
+      kernel: variantKernel(d).quick!,
+      buffers,
+      uniforms: MATMUL_UNIFORMS.pack({ ...l, batch, cBatch: l.M * l.N }),
+      workgroups: [Math.ceil(l.N / tileD.tileN), Math.ceil(l.M / tileD.tileM), batch],
+      label,
+    });
+    return;
+  }
   const tile = variantTile(v);
   const uniforms = MATMUL_UNIFORMS.pack({ ...l, batch, cBatch: l.M * l.N });
   let textures: GPUTextureView[] | undefined;

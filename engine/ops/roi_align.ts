@@ -4,17 +4,22 @@
 // (not to the boxes, as in torchvision).
 import { roiAlignKernel, roiAlignInvocations, roiChannels, levelMapperKernel, packRoiAlignUniforms, LEVEL_MAPPER_UNIFORMS, type RoiAlignParams, type LevelMapperParams } from '../../kernels/roi_align.js';
 import { grid, WORKGROUP } from '../../kernels/common.js';
-import { getBackend } from '../backend.js';
+import { getBackend, type Kernel } from '../backend.js';
 import { Tensor, empty, fromData, shapeStr } from '../tensor.js';
 import { noGrad, record } from '../autograd.js';
 import { contiguous } from './elementwise.js';
 import { copyInto, zeros } from './copy.js';
 
-const kernels = new Map<string, { wgsl: string; entry: string }>();
-function cached(key: string, make: () => { wgsl: string; entry: string }) {
+const kernels = new Map<string, Kernel>();
+function cached(key: string, make: () => Kernel): Kernel {
   let k = kernels.get(key);
   if (!k) kernels.set(key, (k = make()));
   return k;
+}
+
+/** The kernel with its quick variant (engine/tiering.ts: a loop over the channel block, quick to compile). */
+function tieredRoiAlign(L: number, backward: boolean): Kernel {
+  return { ...roiAlignKernel(L, backward), quick: roiAlignKernel(L, backward, undefined, true) };
 }
 
 export interface RoiAlignOptions {
@@ -101,7 +106,7 @@ function poolLevels(op: string, features: readonly Tensor[], rois: Tensor, level
   const lv = levels ? [levels.storage.buffer] : [];
   const nf = roiAlignInvocations(K, C, p, roiChannels(false));
   getBackend().dispatch({
-    kernel: cached(`f${L}`, () => roiAlignKernel(L, false)),
+    kernel: cached(`f${L}`, () => tieredRoiAlign(L, false)),
     buffers: [r.storage.buffer, ...lv, ...feats.map((t) => t.storage.buffer), out.storage.buffer],
     uniforms: uniforms(nf, r.offset, feats.map((t) => t.offset)),
     workgroups: grid(Math.ceil(nf / WORKGROUP)),
@@ -114,7 +119,7 @@ function poolLevels(op: string, features: readonly Tensor[], rois: Tensor, level
     const nb = roiAlignInvocations(K, C, p, roiChannels(true));
     const gd = g.isContiguous && g.offset === 0 ? g : contiguous(g);
     getBackend().dispatch({
-      kernel: cached(`b${L}`, () => roiAlignKernel(L, true)),
+      kernel: cached(`b${L}`, () => tieredRoiAlign(L, true)),
       buffers: [rs!.storage.buffer, ...(ls ? [ls.storage.buffer] : []), gd.storage.buffer, ...grads.map((t) => t.storage.buffer)],
       uniforms: uniforms(nb, rs!.offset, grads.map(() => 0)),
       workgroups: grid(Math.ceil(nb / WORKGROUP)),
