@@ -15,12 +15,14 @@
 // msPerStep, and per step: dispatches, submits, GPU buffers / pipelines / bind groups created, readbacks,
 // blocking host<->GPU syncs, hostMs (wall time not spent blocked on the GPU: JS, encoding, data)
 // and gpuMs (summed kernel times from timestamp queries over extra profiled steps; null without
-// 'timestamp-query'). Profiling gives every dispatch its own pass, so it runs after the timed steps.
+// 'timestamp-query'); then the pool's bytes (live + idle, MB) and the peak live MB. Profiling gives every dispatch its own pass, so it runs after the timed steps.
 // --no-profile skips those extra steps (gpuMs null): R50 steps take minutes each on lavapipe.
 // --tally prints (stderr) the dispatches per step of each op kind (label without shapes, entry point).
-// Usage: node dist/bench/train.js [--r50] [--r50-full] [--iters N] [--warmup N] [--json] [--no-profile] [--tally] [--only tiny-cpu|tiny|r50]
+// --trace-buffers prints (stderr) each GPU buffer created in the measured steps: its size, usage,
+// the pool's live/idle bytes then and the call stack (where a step still creates buffers after warm-up).
+// Usage: node dist/bench/train.js [--r50] [--r50-full] [--iters N] [--warmup N] [--json] [--no-profile] [--tally] [--trace-buffers] [--only tiny-cpu|tiny|r50]
 import '../cli/node-gpu.js';
-import { init, setQuiet, adapterReport, shutdown, counters, getBackend, type Counters } from '../engine/index.js';
+import { init, setQuiet, adapterReport, shutdown, counters, getBackend, memory, type Counters } from '../engine/index.js';
 import type { TrainConfig } from '../train/config.js';
 import { printTable } from './harness.js';
 import { trainSession } from './train-session.js';
@@ -58,6 +60,23 @@ const tally = argv.includes('--tally');
 const only = argv.includes('--only') ? argv[argv.indexOf('--only') + 1] : undefined;
 const log = (line: string) => (json ? console.error(line) : console.log(line));
 
+/** Logs every GPU buffer created while `on` is true (--trace-buffers): size, usage, pool bytes, stack. */
+function traceBufferCreations(): { on: boolean } {
+  const state = { on: false };
+  const backend = getBackend();
+  const create = backend.device.createBuffer.bind(backend.device);
+  Error.stackTraceLimit = 40;
+  backend.device.createBuffer = (desc: GPUBufferDescriptor) => {
+    if (state.on) {
+      const { liveBytes, idleBytes } = backend.pool.getStats();
+      const stack = (new Error().stack ?? '').split('\n').slice(2).filter((l) => !l.includes('node:internal')).map((l) => l.trim().replace(/^at /, '')).join(' < ');
+      console.error(`buffer created: ${desc.size} bytes, usage ${desc.usage}, pool live ${liveBytes} idle ${idleBytes}: ${stack}`);
+    }
+    return create(desc);
+  };
+  return state;
+}
+
 /** Counter differences divided by the number of steps. */
 function perStep(before: Counters, after: Counters, n: number): Counters {
   return Object.fromEntries(Object.entries(after).map(([k, v]) => [k, (v - before[k as keyof Counters]) / n])) as unknown as Counters;
@@ -75,6 +94,7 @@ async function gpuMsPerStep(step: () => Promise<unknown>, n: number): Promise<nu
 
 setQuiet(true);
 await init();
+const trace = argv.includes('--trace-buffers') ? traceBufferCreations() : undefined;
 log(`adapter: ${adapterReport?.description ?? 'unknown'}`);
 const rows: (string | number)[][] = [];
 for (const c of cases.filter((c) => !only || c.key === only)) {
@@ -84,6 +104,7 @@ for (const c of cases.filter((c) => !only || c.key === only)) {
   // span runs from one step's start to a later step's start, the same phase at both ends.
   const n = itersFlag || c.iters;
   if (tally) getBackend().tallyDispatches(true);
+  if (trace) trace.on = true;
   const c0 = counters();
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
@@ -92,6 +113,7 @@ for (const c of cases.filter((c) => !only || c.key === only)) {
   const s = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
   const per = perStep(c0, counters(), n);
+  if (trace) trace.on = false;
   if (tally) for (const [k, v] of getBackend().tallyDispatches(false)) console.error(`  ${(v / n).toFixed(1).padStart(7)}  ${k}`);
   const cpuS = (cpu.user + cpu.system) / 1e6;
   rows.push([c.name, n, images / s, (1000 * s) / n, cpuS / images]);
@@ -118,6 +140,8 @@ for (const c of cases.filter((c) => !only || c.key === only)) {
       hostMsPerStep: round((1000 * s) / n - per.blockingSyncMs),
       gpuMsPerStep: gpuMs === null ? null : round(gpuMs),
       cpuSecondsPerImage: round(cpuS / images),
+      poolMB: round((memory().liveBytes + memory().idleBytes) / 2 ** 20),
+      peakLiveMB: round(memory().peakLiveBytes / 2 ** 20),
     }));
   }
   await session.dispose();

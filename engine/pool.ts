@@ -50,9 +50,10 @@ export class BufferPool {
 
   constructor(private readonly device: GPUDevice) {}
 
-  acquire(bytes: number): GPUBuffer {
+  /** A buffer of at least `bytes`: an idle one of its class (or up to MAX_FIT larger), else a new one; always new if `fresh`. */
+  acquire(bytes: number, fresh = false): GPUBuffer {
     let size = sizeClass(bytes);
-    let buffer = this.idle.get(size)?.pop() ?? this.popLarger(size);
+    let buffer = fresh ? undefined : (this.idle.get(size)?.pop() ?? this.popLarger(size));
     if (buffer) {
       size = buffer.size;
       this.idleOrder.delete(buffer);

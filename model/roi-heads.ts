@@ -3,7 +3,7 @@
 // branch (classification + class-specific regression) and mask branch (per-class 28x28 logits on
 // positive RoIs) give three losses; in inference, boxes are decoded per class, thresholded and
 // NMS-ed, and masks are predicted for the kept detections.
-import { cat, indexSelect, mul, multiScaleRoiAlign, noGrad, reshape, roiAlign, sigmoid, softmax, tensor, tidy, zeros, nn, type Rng, type Tensor } from '../engine/index.js';
+import { cat, indexSelect, mul, multiScaleRoiAlign, noGrad, withRowCapacity, reshape, roiAlign, sigmoid, softmax, tensor, tidy, zeros, nn, type Rng, type Tensor } from '../engine/index.js';
 import { boxes32 } from '../kernels/box-math.js';
 import { BELOW_LOW_THRESHOLD, labelsFromMatches, matchPredictions, sampleBalanced } from './matcher.js';
 import { FastRCNNConvFCHead, FastRCNNPredictor, MaskRCNNHeads, MaskRCNNPredictor, TwoMLPHead, type BoxHead } from './heads.js';
@@ -88,8 +88,9 @@ export class RoIHeads extends nn.Module {
    * real rows: the box regression rows and the mask targets to the sampler's capacity per image,
    * floor(batchSizePerImage x positiveFraction) (cheap), the mask branch's RoIs to a multiple of
    * MASK_ROWS (its cost grows with the rows: at capacity the default tiny-cpu step took 1.5x the
-   * CPU time). A mask head with BatchNorm (train-mode statistics over the RoIs, which padding would
-   * change) runs on the real rows only.
+   * CPU time), with buffers sized for the batch's capacity of positives (withRowCapacity: only the
+   * real and padding rows are computed). A mask head with BatchNorm (train-mode statistics over the
+   * RoIs, which padding would change) runs on the real rows only (in capacity-sized buffers too).
    */
   losses(features: readonly Tensor[], proposals: Float32Array[], targets: TrainTarget[] | MaskTarget[], scales: number[], rng?: Rng): { loss_classifier: Tensor; loss_box_reg: Tensor; loss_mask?: Tensor } {
     const h = this.cfg.roiHeads;
@@ -144,7 +145,10 @@ export class RoIHeads extends nn.Module {
     });
     const S = labels.length;
     const C = this.cfg.numClasses;
-    return tidy(() => {
+    // The box branch's S sampled rows (fewer than the sampler's most when an image has few
+    // proposals) get buffers for N x batchSizePerImage rows, as the mask branch's (maskLoss).
+    const boxRows = { rows: S, capacity: Math.max(S, proposals.length * h.batchSizePerImage) };
+    return withRowCapacity(boxRows, () => tidy(() => {
       const { classLogits, boxRegression } = this.boxBranch(features, sampledBoxes, scales);
       const labelT = tensor(Int32Array.from(labels), [S], 'int32');
       const loss_classifier = crossEntropy(classLogits, labelT);
@@ -153,7 +157,7 @@ export class RoIHeads extends nn.Module {
       if (!this.cfg.maskOn) return { loss_classifier, loss_box_reg };
       const loss_mask = this.maskLoss(features, mask, targets as MaskTarget[], scales, posCaps);
       return { loss_classifier, loss_box_reg, loss_mask };
-    });
+    }));
   }
 
   /**
@@ -162,8 +166,18 @@ export class RoIHeads extends nn.Module {
    * capacities `posCaps`) with a box of image 0 and class 0, weighing 0; without a BatchNorm head.
    */
   private maskLoss(features: readonly Tensor[], rois: MaskRois, targets: MaskTarget[], scales: number[], posCaps: number[]): Tensor {
+    const h = this.cfg.roiHeads;
     const P = rois.labels.length;
-    const R = this.cfg.roiHeads.maskHead.norm === 'bn' ? P : Math.max(P, Math.min(sum(posCaps), Math.ceil(Math.max(P, 1) / MASK_ROWS) * MASK_ROWS));
+    const R = h.maskHead.norm === 'bn' ? P : Math.max(P, Math.min(sum(posCaps), Math.ceil(Math.max(P, 1) / MASK_ROWS) * MASK_ROWS));
+    // The tensors of R rows (forward and backward) get buffers for the batch's most positives, so a
+    // step with more positives than any before creates no buffer (engine/capacity.ts).
+    const capacity = Math.max(R, targets.length * Math.floor(h.batchSizePerImage * h.positiveFraction));
+    return withRowCapacity({ rows: R, capacity }, () => this.paddedMaskLoss(features, rois, targets, scales, posCaps, R));
+  }
+
+  /** maskLoss over R >= P rows (the positives, then padding rows). */
+  private paddedMaskLoss(features: readonly Tensor[], rois: MaskRois, targets: MaskTarget[], scales: number[], posCaps: number[], R: number): Tensor {
+    const P = rois.labels.length;
     const boxes = new Float32Array(R * 5);
     const labels = new Array<number>(R).fill(0);
     // Row of each RoI in the per-image targets below (image n's k-th positive: first[n] + k).
