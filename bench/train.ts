@@ -60,17 +60,34 @@ const tally = argv.includes('--tally');
 const only = argv.includes('--only') ? argv[argv.indexOf('--only') + 1] : undefined;
 const log = (line: string) => (json ? console.error(line) : console.log(line));
 
-/** Logs every GPU buffer created while `on` is true (--trace-buffers): size, usage, pool bytes, stack. */
+/**
+ * Logs every GPU buffer created while `on` is true (--trace-buffers): its size (and the pool request
+ * it serves), usage, the pool's bytes then and the call stack (paths relative to dist/).
+ */
 function traceBufferCreations(): { on: boolean } {
   const state = { on: false };
   const backend = getBackend();
-  const create = backend.device.createBuffer.bind(backend.device);
+  const { pool, device } = backend;
+  const create = device.createBuffer.bind(device);
+  const acquire = pool.acquire.bind(pool);
+  let request = 0;
+  pool.acquire = (bytes: number, fresh?: boolean) => {
+    request = bytes;
+    try {
+      return acquire(bytes, fresh);
+    } finally {
+      request = 0;
+    }
+  };
   Error.stackTraceLimit = 40;
-  backend.device.createBuffer = (desc: GPUBufferDescriptor) => {
+  const dist = new URL('..', import.meta.url).href;
+  device.createBuffer = (desc: GPUBufferDescriptor) => {
     if (state.on) {
-      const { liveBytes, idleBytes } = backend.pool.getStats();
-      const stack = (new Error().stack ?? '').split('\n').slice(2).filter((l) => !l.includes('node:internal')).map((l) => l.trim().replace(/^at /, '')).join(' < ');
-      console.error(`buffer created: ${desc.size} bytes, usage ${desc.usage}, pool live ${liveBytes} idle ${idleBytes}: ${stack}`);
+      const { liveBytes, idleBytes } = pool.getStats();
+      const frames = (new Error().stack ?? '').split('\n').slice(2).filter((l) => !l.includes('node:internal') && !l.includes('/bench/train.js'));
+      const stack = frames.map((l) => l.trim().replace(/^at /, '').replaceAll(dist, '')).join(' < ');
+      const asked = request ? ` for a request of ${request}` : '';
+      console.error(`buffer created: ${desc.size} bytes${asked}, usage ${desc.usage}, pool live ${liveBytes} idle ${idleBytes}: ${stack}`);
     }
     return create(desc);
   };

@@ -55,11 +55,14 @@ export class RoIHeads extends nn.Module {
     }
   }
 
-  /** RoIAlign of each image's boxes [K, 4], or of rois [K, 5] (batch index, box) in one tensor. */
+  /**
+   * RoIAlign of each image's boxes [K, 4], or of rois [K, 5] (batch index, box) in one tensor. Per-image
+   * boxes go up as one [K, 5] upload (one buffer whose size follows the total, not one per image).
+   */
   private pool(features: readonly Tensor[], boxes: Float32Array[] | Tensor, p: PoolerConfig, scales: number[]): Tensor {
     return tidy(() => {
-      const list = Array.isArray(boxes) ? boxes.map((b) => tensor(b, [b.length / 4, 4])) : boxes;
-      return multiScaleRoiAlign(features, list, {
+      const rois = Array.isArray(boxes) ? tensor(roisOf(boxes), [sum(boxes.map((b) => b.length / 4)), 5]) : boxes;
+      return multiScaleRoiAlign(features, rois, {
         outputSize: p.outputSize,
         samplingRatio: p.samplingRatio,
         aligned: p.aligned,
@@ -168,11 +171,24 @@ export class RoIHeads extends nn.Module {
   private maskLoss(features: readonly Tensor[], rois: MaskRois, targets: MaskTarget[], scales: number[], posCaps: number[]): Tensor {
     const h = this.cfg.roiHeads;
     const P = rois.labels.length;
-    const R = h.maskHead.norm === 'bn' ? P : Math.max(P, Math.min(sum(posCaps), Math.ceil(Math.max(P, 1) / MASK_ROWS) * MASK_ROWS));
+    const R = h.maskHead.norm === 'bn' ? P : Math.max(P, Math.min(sum(posCaps), this.maskBucket(P)));
     // The tensors of R rows (forward and backward) get buffers for the batch's most positives, so a
-    // step with more positives than any before creates no buffer (engine/capacity.ts).
+    // step with more positives than any before creates no buffer (engine/alloc-hints.ts).
     const capacity = Math.max(R, targets.length * Math.floor(h.batchSizePerImage * h.positiveFraction));
     return withRowCapacity({ rows: R, capacity }, () => this.paddedMaskLoss(features, rois, targets, scales, posCaps, R));
+  }
+
+  /**
+   * The padded row count for P positives: the next multiple of MASK_ROWS that is not the leading
+   * size of a mask-branch parameter. withRowCapacity enlarges every tensor of R leading rows made in
+   * the branch and its backward, so R = 32 with a [32, 256, 3, 3] conv weight would give that
+   * weight's gradient a capacity-sized buffer on some steps and not others (buffers created late).
+   */
+  private maskBucket(P: number): number {
+    const paramRows = new Set([...this.maskHead!.parameters(), ...this.maskPredictor!.parameters()].map((t) => t.shape[0]));
+    let R = Math.ceil(Math.max(P, 1) / MASK_ROWS) * MASK_ROWS;
+    while (paramRows.has(R)) R += MASK_ROWS;
+    return R;
   }
 
   /** maskLoss over R >= P rows (the positives, then padding rows). */
@@ -219,11 +235,12 @@ export class RoIHeads extends nn.Module {
         return indexSelect(cat(parts, 0), 0, tensor(targetRow, [R], 'int32'));
       }),
     );
-    if (P === R) return binaryCrossEntropyWithLogits(picked, mt, 'mean');
+    // One path whether or not there are padding rows (P < R), so that every step runs the same ops
+    // on the same buffers: the per-element terms weighed by row (0 for padding), and 'mean' over the
+    // real rows as pointLoss takes it (the sum times the reciprocal); 0 without any.
     return tidy(() => {
       const weight = Float32Array.from({ length: R }, (_, r) => (r < P ? 1 : 0));
       const per = mul(binaryCrossEntropyWithLogits(picked, mt, 'none'), tensor(weight, [R, 1, 1]));
-      // 'mean' over the real rows, as pointLoss takes it (the sum times the reciprocal); 0 without any.
       return mul(per.sum(), P === 0 ? 0 : 1 / (P * M * M));
     });
   }
@@ -313,6 +330,19 @@ const sum = (xs: readonly number[]): number => xs.reduce((a, x) => a + x, 0);
 
 /** The box of padding RoIs: a small box in the image's corner. */
 const PAD_BOX = [0, 0, 1, 1];
+
+/** Per-image [L_i x 4] boxes as [K x 5] rois (batch index, box), K = sum of L_i. */
+function roisOf(boxes: readonly Float32Array[]): Float32Array {
+  const out = new Float32Array(sum(boxes.map((b) => b.length / 4)) * 5);
+  let row = 0;
+  boxes.forEach((b, n) => {
+    for (let k = 0; k < b.length / 4; k++, row++) {
+      out[5 * row] = n;
+      out.set(b.subarray(4 * k, 4 * k + 4), 5 * row + 1);
+    }
+  });
+  return out;
+}
 
 function concatBoxes(a: Float32Array, b: Float32Array): Float32Array {
   const out = new Float32Array(a.length + b.length);
