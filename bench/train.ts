@@ -18,8 +18,9 @@
 // 'timestamp-query'); then the pool's bytes (live + idle, MB) and the peak live MB. Profiling gives every dispatch its own pass, so it runs after the timed steps.
 // --no-profile skips those extra steps (gpuMs null): R50 steps take minutes each on lavapipe.
 // --tally prints (stderr) the dispatches per step of each op kind (label without shapes, entry point).
-// --trace-buffers prints (stderr) each GPU buffer created in the measured steps: its size, usage,
-// the pool's live/idle bytes then and the call stack (where a step still creates buffers after warm-up).
+// --trace-buffers prints (stderr) each GPU buffer created in the measured steps: its size (and the
+// pool request it serves), usage, the pool's live/idle bytes then and the call stack (where a step
+// still creates buffers after warm-up); and the call stack of each bind group created.
 // Usage: node dist/bench/train.js [--r50] [--r50-full] [--iters N] [--warmup N] [--json] [--no-profile] [--tally] [--trace-buffers] [--only tiny-cpu|tiny|r50]
 import '../cli/node-gpu.js';
 import { init, setQuiet, adapterReport, shutdown, counters, getBackend, memory, type Counters } from '../engine/index.js';
@@ -81,15 +82,22 @@ function traceBufferCreations(): { on: boolean } {
   };
   Error.stackTraceLimit = 40;
   const dist = new URL('..', import.meta.url).href;
+  const stack = (): string => {
+    const frames = (new Error().stack ?? '').split('\n').slice(3).filter((l) => !l.includes('node:internal') && !l.includes('/bench/train.js'));
+    return frames.map((l) => l.trim().replace(/^at /, '').replaceAll(dist, '')).join(' < ');
+  };
   device.createBuffer = (desc: GPUBufferDescriptor) => {
     if (state.on) {
       const { liveBytes, idleBytes } = pool.getStats();
-      const frames = (new Error().stack ?? '').split('\n').slice(2).filter((l) => !l.includes('node:internal') && !l.includes('/bench/train.js'));
-      const stack = frames.map((l) => l.trim().replace(/^at /, '').replaceAll(dist, '')).join(' < ');
       const asked = request ? ` for a request of ${request}` : '';
-      console.error(`buffer created: ${desc.size} bytes${asked}, usage ${desc.usage}, pool live ${liveBytes} idle ${idleBytes}: ${stack}`);
+      console.error(`buffer created: ${desc.size} bytes${asked}, usage ${desc.usage}, pool live ${liveBytes} idle ${idleBytes}: ${stack()}`);
     }
     return create(desc);
+  };
+  const createBindGroup = device.createBindGroup.bind(device);
+  device.createBindGroup = (desc: GPUBindGroupDescriptor) => {
+    if (state.on) console.error(`bind group created: ${stack()}`);
+    return createBindGroup(desc);
   };
   return state;
 }
@@ -126,7 +134,10 @@ for (const c of cases.filter((c) => !only || c.key === only)) {
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   let images = 0;
-  for (let i = 0; i < n; i++) images += (await session.step()).images;
+  for (let i = 0; i < n; i++) {
+    if (trace) console.error(`measured step ${i + 1}`);
+    images += (await session.step()).images;
+  }
   const s = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
   const per = perStep(c0, counters(), n);

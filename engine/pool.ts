@@ -5,6 +5,10 @@
 // limit is `maxIdleBytes` or the largest working set seen (live bytes at their highest), whichever
 // is larger: a training step frees most of its working set at the end and needs it all again at the
 // next step, and a fixed cap below that destroys buffers the next step must create again.
+// Among the idle buffers of a class, a request takes the one created first (not the last released):
+// which buffer a request gets then depends on the set of idle buffers, not on the order they came
+// back in, so a step that makes the same requests as the one before gets the same buffers and the
+// backend's kept bind groups (keyed by buffer) serve it again.
 
 const USAGE = 0x80 /* STORAGE */ | 0x04 /* COPY_SRC */ | 0x08; /* COPY_DST */
 const MIN_BYTES = 256;
@@ -37,7 +41,11 @@ export interface PoolStats {
 }
 
 export class BufferPool {
+  /** Idle buffers per size class, by descending creation serial (pop() takes the oldest). */
   private idle = new Map<number, GPUBuffer[]>();
+  /** Creation serial of each buffer the pool made. */
+  private serials = new WeakMap<GPUBuffer, number>();
+  private nextSerial = 0;
   /** Idle buffers, oldest first (a Set keeps insertion order and deletes in O(1)). */
   private idleOrder = new Set<GPUBuffer>();
   /** The most live bytes ever held at once (not reset by resetPeak; trim() resets it). */
@@ -64,6 +72,7 @@ export class BufferPool {
         throw new Error(`buffer of ${bytes} bytes exceeds the device's maxBufferSize ${this.device.limits.maxBufferSize}`);
       }
       buffer = this.device.createBuffer({ size, usage: USAGE });
+      this.serials.set(buffer, this.nextSerial++);
       this.stats.created++;
     }
     this.stats.liveBytes += size;
@@ -88,7 +97,15 @@ export class BufferPool {
     this.stats.liveBuffers--;
     let list = this.idle.get(size);
     if (!list) this.idle.set(size, (list = []));
-    list.push(buffer);
+    // Insert keeping the list sorted by descending serial (binary search; lists are short).
+    const serial = this.serials.get(buffer) ?? -1;
+    let lo = 0, hi = list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if ((this.serials.get(list[mid]!) ?? -1) > serial) lo = mid + 1;
+      else hi = mid;
+    }
+    list.splice(lo, 0, buffer);
     this.idleOrder.add(buffer);
     this.stats.idleBytes += size;
     const limit = Math.max(this.maxIdleBytes, this.workingSetBytes);

@@ -171,7 +171,7 @@ export class RoIHeads extends nn.Module {
   private maskLoss(features: readonly Tensor[], rois: MaskRois, targets: MaskTarget[], scales: number[], posCaps: number[]): Tensor {
     const h = this.cfg.roiHeads;
     const P = rois.labels.length;
-    const R = h.maskHead.norm === 'bn' ? P : Math.max(P, Math.min(sum(posCaps), this.maskBucket(P)));
+    const R = h.maskHead.norm === 'bn' ? P : Math.max(P, Math.min(sum(posCaps), this.maskBucket(P, posCaps)));
     // The tensors of R rows (forward and backward) get buffers for the batch's most positives, so a
     // step with more positives than any before creates no buffer (engine/alloc-hints.ts).
     const capacity = Math.max(R, targets.length * Math.floor(h.batchSizePerImage * h.positiveFraction));
@@ -184,8 +184,9 @@ export class RoIHeads extends nn.Module {
    * the branch and its backward, so R = 32 with a [32, 256, 3, 3] conv weight would give that
    * weight's gradient a capacity-sized buffer on some steps and not others (buffers created late).
    */
-  private maskBucket(P: number): number {
+  private maskBucket(P: number, posCaps: readonly number[]): number {
     const paramRows = new Set([...this.maskHead!.parameters(), ...this.maskPredictor!.parameters()].map((t) => t.shape[0]));
+    for (const c of posCaps) paramRows.add(c); // the gt-mask targets' per-image tensors (cat'ed) have these rows
     let R = Math.ceil(Math.max(P, 1) / MASK_ROWS) * MASK_ROWS;
     while (paramRows.has(R)) R += MASK_ROWS;
     return R;
@@ -214,10 +215,11 @@ export class RoIHeads extends nn.Module {
     if (R === 0) return tidy(() => reshape(logits, [-1]).sum().mul(0));
     const picked = selectClassChannel(logits, labels);
     // torchvision project_masks_on_boxes: roi_align over the gt masks with the matched gt as batch
-    // index; per image at its capacity of rows (gt 0 and a corner box past the real ones).
+    // index; per image at its capacity of rows (gt 0 and a corner box past the real ones). Outside
+    // the row capacity: these tensors have the images' capacities as rows, whatever R is.
     const mt = noGrad(() =>
       tidy(() => {
-        const parts = targets.map((t, n) => {
+        const parts = withRowCapacity(null, () => targets.map((t, n) => {
           const masks = t.masks;
           const posCap = posCaps[n]!;
           if (masks.shape[0] === 0) return zeros([posCap, M, M]);
@@ -231,7 +233,7 @@ export class RoIHeads extends nn.Module {
           }
           const pooled = roiAlign(reshape(masks, [masks.shape[0]!, 1, masks.shape[1]!, masks.shape[2]!]), tensor(gtRois, [posCap, 5]), { outputSize: M, spatialScale: 1, samplingRatio: -1, aligned: false });
           return reshape(pooled, [posCap, M, M]);
-        });
+        }));
         return indexSelect(cat(parts, 0), 0, tensor(targetRow, [R], 'int32'));
       }),
     );

@@ -176,7 +176,8 @@ export function conv2dWeightGradRaw(dy: Tensor, x: Tensor, g: ConvGeom, splitsOv
   const coBlocks = Math.ceil(coutG / tm), ciBlocks = Math.ceil(cinG / tc);
   const base = coBlocks * ciBlocks * g.KH;
   const rowsTotal = g.N * g.OH;
-  const splits = splitsOverride ?? Math.max(1, Math.min(Math.ceil(WEIGHT_GRAD_TARGET / (base * g.groups)), Math.ceil(rowsTotal / 2), Math.floor(65535 / g.groups)));
+  const maxSplits = Math.max(1, Math.min(Math.ceil(WEIGHT_GRAD_TARGET / (base * g.groups)), Math.floor(65535 / g.groups)));
+  const splits = splitsOverride ?? Math.max(1, Math.min(maxSplits, Math.ceil(rowsTotal / 2)));
   const perSplit = Math.ceil(rowsTotal / splits);
   const run = (out: Tensor): void => {
     const { N, Cin, H, W, Cout, OH, OW, KH, sh, sw, ph, pw, dh } = g;
@@ -194,8 +195,12 @@ export function conv2dWeightGradRaw(dy: Tensor, x: Tensor, g: ConvGeom, splitsOv
     run(dw);
     return dw;
   }
+  // The partial sums get a buffer for the most splits this layer can take whatever its rows (a few
+  // weight-sized slices): a layer whose rows follow the data (the mask head's RoIs) takes fewer
+  // splits on small steps, and a buffer sized by them would differ from step to step.
   return tidy(() => {
-    const partial = empty([splits, ...shape]);
+    const store = empty([Math.max(splits, maxSplits), ...shape]);
+    const partial = store.view([splits, ...shape], store.strides, store.offset);
     run(partial);
     return noGrad(() => sum(partial, 0));
   });
