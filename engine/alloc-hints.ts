@@ -36,6 +36,16 @@ export function currentRowCapacity(): RowCapacity | null {
   return current;
 }
 
+/**
+ * Rows of a batch of `rows` items as the bound in force sizes it: its capacity when `rows` is the
+ * bounded row count, else `rows`. For work partitions that should not follow the data (the conv
+ * weight gradient's split-K count: a split count that followed the rows would change the partial
+ * sums' reduction from step to step).
+ */
+export function capacityRows(rows: number): number {
+  return current && rows === current.rows ? current.capacity : rows;
+}
+
 /** Elements to allocate for a dense tensor of `shape` (`n` elements) under the bound in force. */
 export function allocationElements(shape: readonly number[], n: number): number {
   if (!current || shape.length === 0 || shape[0] !== current.rows) return n;

@@ -11,6 +11,7 @@ import { timeOnScratch } from '../tune-timing.js';
 import { Tensor, empty, shapeStr } from '../tensor.js';
 import { noGrad, record } from '../autograd.js';
 import { tidy } from '../scope.js';
+import { capacityRows } from '../alloc-hints.js';
 import { elementwise as ew } from './elementwise.js';
 import { reshape } from './view.js';
 import { sum } from './reduce.js';
@@ -177,7 +178,9 @@ export function conv2dWeightGradRaw(dy: Tensor, x: Tensor, g: ConvGeom, splitsOv
   const base = coBlocks * ciBlocks * g.KH;
   const rowsTotal = g.N * g.OH;
   const maxSplits = Math.max(1, Math.min(Math.ceil(WEIGHT_GRAD_TARGET / (base * g.groups)), Math.floor(65535 / g.groups)));
-  const splits = splitsOverride ?? Math.max(1, Math.min(maxSplits, Math.ceil(rowsTotal / 2)));
+  // The split count follows the rows of the batch at its capacity (a row-bounded batch: the mask
+  // head's RoIs), so that it is the same on every step; splits past the real rows add zeros.
+  const splits = splitsOverride ?? Math.max(1, Math.min(maxSplits, Math.ceil((capacityRows(g.N) * g.OH) / 2)));
   const perSplit = Math.ceil(rowsTotal / splits);
   const run = (out: Tensor): void => {
     const { N, Cin, H, W, Cout, OH, OW, KH, sh, sw, ph, pw, dh } = g;
