@@ -1,13 +1,15 @@
 // The buffer pool's allocation hints (engine/alloc-hints.ts): withRowCapacity sizes the buffers of
 // tensors with a data-dependent row count for their capacity, in the forward and in the backward,
 // so a step with more rows than any before creates no buffer, and the values are those of the real
-// rows; persistent() gives kept state new buffers instead of idle ones.
+// rows; persistent() gives kept state new buffers instead of idle ones; capacityRows; the pool's
+// choice among idle buffers (the oldest) does not depend on the order they were released in.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ready } from './helpers/gpu.js';
 import { counters, mul, persistent, relu, tensor, tidy, withRowCapacity, type RowCapacity } from '../engine/index.js';
 import { getBackend } from '../engine/backend.js';
 import { empty } from '../engine/tensor.js';
+import { capacityRows } from '../engine/alloc-hints.js';
 
 await ready;
 
@@ -76,6 +78,30 @@ test('persistent: state made inside takes a new buffer, not an idle one a later 
   assert.is(plain.storage.buffer, buffer);
   kept.dispose();
   plain.dispose();
+  b.trim();
+});
+
+test('capacityRows: a batch of the bounded row count counts at its capacity, others as they are', () => {
+  assert.is(capacityRows(6), 6);
+  withRowCapacity({ rows: 6, capacity: 40 }, () => {
+    assert.is(capacityRows(6), 40);
+    assert.is(capacityRows(7), 7);
+  });
+  assert.is(capacityRows(6), 6);
+});
+
+test('pool: a request takes the oldest idle buffer of its class, whatever order they were released in', () => {
+  const b = getBackend();
+  b.trim();
+  const make = (): GPUBuffer[] => [b.malloc(5000), b.malloc(5000), b.malloc(5000)];
+  const [x, y, z] = make();
+  for (const order of [[x, y, z], [z, x, y], [y, z, x]]) {
+    order.forEach((buf) => b.free(buf!));
+    b.flush();
+    const again = make();
+    assert.equal(again, [x, y, z], 'the same three buffers in creation order');
+  }
+  [x, y, z].forEach((buf) => b.free(buf!));
   b.trim();
 });
 
