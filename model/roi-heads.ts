@@ -101,6 +101,8 @@ export class RoIHeads extends nn.Module {
     const w = h.boxCoderWeights;
     // Each image's capacity of positives: the sampler's most, or all its candidates if fewer.
     const posCaps: number[] = [];
+    // Each image's most sampled RoIs: batchSizePerImage, or all its candidates if fewer.
+    const sampleCaps: number[] = [];
     const sampledBoxes: Float32Array[] = [];
     const labels: number[] = [];
     const posRows: number[] = [];
@@ -122,6 +124,7 @@ export class RoIHeads extends nn.Module {
       if (!rng && h.batchSizePerImage < P) throw new Error('RoI heads loss: a random generator is needed to sample proposals');
       const s = sampleBalanced(lab, h.batchSizePerImage, h.positiveFraction, rng!);
       posCaps.push(Math.min(Math.floor(h.batchSizePerImage * h.positiveFraction), P));
+      sampleCaps.push(Math.min(h.batchSizePerImage, P));
       const keep = [...s.positive, ...s.negative].sort((a, b) => a - b);
       const boxes = new Float32Array(keep.length * 4);
       const gt = new Float32Array(keep.length * 4);
@@ -149,8 +152,8 @@ export class RoIHeads extends nn.Module {
     const S = labels.length;
     const C = this.cfg.numClasses;
     // The box branch's S sampled rows (fewer than the sampler's most when an image has few
-    // proposals) get buffers for N x batchSizePerImage rows, as the mask branch's (maskLoss).
-    const boxRows = { rows: S, capacity: Math.max(S, proposals.length * h.batchSizePerImage) };
+    // negatives) get buffers for the sampler's most, as the mask branch's (maskLoss).
+    const boxRows = { rows: S, capacity: Math.max(S, sum(sampleCaps)) };
     return withRowCapacity(boxRows, () => tidy(() => {
       const { classLogits, boxRegression } = this.boxBranch(features, sampledBoxes, scales);
       const labelT = tensor(Int32Array.from(labels), [S], 'int32');
@@ -172,9 +175,10 @@ export class RoIHeads extends nn.Module {
     const h = this.cfg.roiHeads;
     const P = rois.labels.length;
     const R = h.maskHead.norm === 'bn' ? P : Math.max(P, Math.min(sum(posCaps), this.maskBucket(P, posCaps)));
-    // The tensors of R rows (forward and backward) get buffers for the batch's most positives, so a
+    // The tensors of R rows (forward and backward) get buffers for the batch's most positives (the
+    // images' capacities, from their candidates: not N x the sampler's most, which may be huge), so a
     // step with more positives than any before creates no buffer (engine/alloc-hints.ts).
-    const capacity = Math.max(R, targets.length * Math.floor(h.batchSizePerImage * h.positiveFraction));
+    const capacity = Math.max(R, sum(posCaps));
     return withRowCapacity({ rows: R, capacity }, () => this.paddedMaskLoss(features, rois, targets, scales, posCaps, R));
   }
 
