@@ -2,9 +2,12 @@
 // ~9% waste), freed buffers wait in their class for reuse (a request whose class has none takes an idle
 // buffer up to 1.5x larger before creating one), and unlike TF.js's pool this one shrinks:
 // when idle buffers exceed the idle limit the oldest are destroyed, and `trim()` empties it. The
-// limit is `maxIdleBytes` or the largest working set seen (live bytes at their highest), whichever
-// is larger: a training step frees most of its working set at the end and needs it all again at the
-// next step, and a fixed cap below that destroys buffers the next step must create again.
+// limit is `maxIdleBytes` or the largest working set seen, whichever is larger: a training step
+// frees most of its working set at the end and needs it all again at the next step, and a fixed cap
+// below that destroys buffers the next step must create again. The working set is the pool's size
+// (live + idle) when the live bytes were at their highest, not the live bytes alone: a step also
+// needs buffers that are idle at its peak (other size classes, used before or after it), and with
+// the live peak as the limit R50's step destroyed and re-created the same 5 buffers every time.
 // Among the idle buffers of a class, a request takes the one created first (not the last released):
 // which buffer a request gets then depends on the set of idle buffers, not on the order they came
 // back in, so a step that makes the same requests as the one before gets the same buffers and the
@@ -48,8 +51,10 @@ export class BufferPool {
   private nextSerial = 0;
   /** Idle buffers, oldest first (a Set keeps insertion order and deletes in O(1)). */
   private idleOrder = new Set<GPUBuffer>();
-  /** The most live bytes ever held at once (not reset by resetPeak; trim() resets it). */
+  /** The pool's bytes (live + idle) when the live bytes were at their highest (trim() resets it). */
   private workingSetBytes = 0;
+  /** The most live bytes held at once since the last trim(). */
+  private liveHigh = 0;
   // A released buffer may still be used by recorded but unsubmitted work, so buffers leaving the
   // pool are destroyed only by destroyRetired(), which the backend calls after a submit.
   private retired: GPUBuffer[] = [];
@@ -78,7 +83,10 @@ export class BufferPool {
     this.stats.liveBytes += size;
     this.stats.liveBuffers++;
     this.stats.peakLiveBytes = Math.max(this.stats.peakLiveBytes, this.stats.liveBytes);
-    this.workingSetBytes = Math.max(this.workingSetBytes, this.stats.liveBytes);
+    if (this.stats.liveBytes >= this.liveHigh) {
+      this.liveHigh = this.stats.liveBytes;
+      this.workingSetBytes = Math.max(this.workingSetBytes, this.stats.liveBytes + this.stats.idleBytes);
+    }
     return buffer;
   }
 
@@ -115,7 +123,7 @@ export class BufferPool {
   /** Retires every idle buffer (live ones are untouched; destroyed at the next flush) and forgets the working set. */
   trim(): void {
     while (this.idleOrder.size > 0) this.destroyOldest();
-    this.workingSetBytes = this.stats.liveBytes;
+    this.workingSetBytes = this.liveHigh = this.stats.liveBytes;
   }
 
   private destroyOldest(): void {

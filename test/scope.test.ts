@@ -107,4 +107,32 @@ test('the idle limit grows to the working set: a repeated step reuses every buff
   assert.is(F.memory().idleBytes, 0);
 });
 
+test('the working set counts the buffers idle at the live peak: a step whose early buffer is idle at its peak reuses it', () => {
+  const pool = backend.pool;
+  const saved = pool.maxIdleBytes;
+  pool.trim();
+  pool.maxIdleBytes = 4096;
+  try {
+    // 2 x 24 kB used and freed first (idle at the peak, another size class), then 2 x 80 kB live at
+    // once, all freed at the end: idle 208 kB > the 160 kB live peak, within the pool's 208 kB then.
+    const step = (): void => {
+      F.tidy(() => {
+        F.exp(F.ones([6000]));
+      });
+      F.tidy(() => {
+        const a = F.ones([20000]);
+        F.exp(a);
+      });
+    };
+    step();
+    const created = F.memory().created;
+    step();
+    step();
+    assert.is(F.memory().created, created, 'buffers were destroyed and recreated');
+  } finally {
+    pool.maxIdleBytes = saved;
+    pool.trim();
+  }
+});
+
 test.run();
