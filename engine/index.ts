@@ -57,7 +57,7 @@ export { binaryCrossEntropyWithLogits, smoothL1Loss, l1Loss, crossEntropy } from
 
 // Vision ops (torchvision.ops and torchvision's BoxCoder).
 export { roiAlign, multiScaleRoiAlign, inferScales, type RoiAlignOptions, type MultiScaleRoiAlignOptions } from './ops/roi_align.js';
-export { boxArea, boxIou, encodeBoxes, decodeBoxes, clipBoxesToImage, removeSmallBoxes, nms, batchedNms } from './ops/detection.js';
+export { boxArea, boxIou, encodeBoxes, decodeBoxes, clipBoxesToImage, removeSmallBoxes, nms, batchedNms, batchedNmsPadded } from './ops/detection.js';
 export type { BoxWeights } from '../kernels/boxes.js';
 
 // torch.nn, torch.optim, safetensors files, torch.save / numpy pickle files (read only).

@@ -1,8 +1,8 @@
 // Box arithmetic on the host, one implementation at two precisions. In float32 (every step rounded
 // with Math.fround where torchvision computes in float32, so thresholds flip exactly where
-// torchvision's do) it is the detector's host path: model/ runs its data-dependent glue (proposal
-// filtering, matching, NMS, postprocessing) with it, as torchvision's CUDA path also synchronises
-// there. In float64 (no rounding) it is the reference of the box kernels (boxes.ts, nms.ts): the
+// torchvision's do) it is the detector's host path: model/ runs its data-dependent glue (matching,
+// detection NMS, postprocessing) with it, and it is the reference of the RPN's GPU proposal
+// selection (model/rpn-proposals.ts), whose ties it defines. In float64 (no rounding) it is the reference of the box kernels (boxes.ts, nms.ts): the
 // same expressions in the same order, so the two precisions cannot drift apart.
 // Boxes are packed [n, 4] (x1, y1, x2, y2) arrays; widths are x2 - x1 (no +1), as torchvision.
 

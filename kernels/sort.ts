@@ -60,23 +60,28 @@ fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
   };
 }
 
-/** One compare-exchange step (k, j) with j >= BLOCK, one thread per pair. */
-export function sortStepKernel(): { wgsl: string; entry: string } {
-  const entry = 'sort_step';
-  return {
-    entry,
-    wgsl: `${SORT_STEP_UNIFORMS.wgsl}
-@group(0) @binding(1) var<storage, read_write> kv: array<vec2<u32>>;
+/**
+ * The start of a kernel with one thread per pair of a row of P: t, and the pair's row and position q
+ * in it (0 <= q < P/2).
+ */
+const PAIR_HEAD = (entry: string, uniforms: string, bindings: string): string => `${uniforms}
+${bindings}
 ${LESS}
 @compute @workgroup_size(${WORKGROUP})
 fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let t = ${LINEAR_GROUP} * ${WORKGROUP}u + lid;
   if (t >= u.count) { return; }
-  let half = u.P / 2u;
+  let row = t / (u.P / 2u);
+  let q = t - row * (u.P / 2u);`;
+
+/** One compare-exchange step (k, j) with j >= BLOCK, one thread per pair. */
+export function sortStepKernel(): { wgsl: string; entry: string } {
+  const entry = 'sort_step';
+  return {
+    entry,
+    wgsl: `${PAIR_HEAD(entry, SORT_STEP_UNIFORMS.wgsl, '@group(0) @binding(1) var<storage, read_write> kv: array<vec2<u32>>;')}
   let k = u.k;
   let j = u.j;
-  let row = t / half;
-  let q = t - row * half;
   let lo = ((q & ~(j - 1u)) << 1u) | (q & (j - 1u)); // j is a power of two
   let a = row * u.P + lo;
   let ascending = (lo & k) == 0u;
@@ -131,6 +136,29 @@ fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
   ${steps}
   kv[base + lid] = s[lid];
   kv[base + lid + ${WORKGROUP}u] = s[lid + ${WORKGROUP}u];
+}
+`,
+  };
+}
+
+/** count = rows*P/2 outputs; P is the input row length (a multiple of 2*BLOCK). */
+export const SORT_HALVE_UNIFORMS = uniformBlock('sort_halve', { count: 'u32', P: 'u32' });
+
+/**
+ * One round of a top-k (k <= BLOCK) over rows whose BLOCK-blocks are sorted in alternating
+ * directions (as the block sort and the merges leave them): each pair of blocks (ascending,
+ * descending) is a bitonic sequence, and the elementwise lesser of its halves holds the pair's BLOCK
+ * smallest as a bitonic block (Batcher's half-cleaner), which a merge then sorts. Rows halve.
+ */
+export function sortHalveKernel(): { wgsl: string; entry: string } {
+  const entry = 'sort_halve';
+  return {
+    entry,
+    wgsl: `${PAIR_HEAD(entry, SORT_HALVE_UNIFORMS.wgsl, '@group(0) @binding(1) var<storage, read> src: array<vec2<u32>>;\n@group(0) @binding(2) var<storage, read_write> dst: array<vec2<u32>>;')}
+  let a = row * u.P + (q / ${SORT_BLOCK}u) * ${2 * SORT_BLOCK}u + q % ${SORT_BLOCK}u;
+  let x = src[a];
+  let y = src[a + ${SORT_BLOCK}u];
+  dst[t] = select(x, y, less(y, x));
 }
 `,
   };

@@ -1,16 +1,18 @@
 // Region Proposal Network (Ren et al. 2015) as torchvision's rpn.py: a shared head over the pyramid
 // levels predicts an objectness logit and 4 box deltas per anchor; the deltas decode anchors into
 // proposals, which are filtered per level (top-k), clipped, thinned by NMS and cut to the top-N.
-// The filtering is data-dependent, so (as torchvision's CUDA path syncs) it runs on the host.
-import { cat, conv2d, flattenWindows, indexSelect, noGrad, permute, reshape, slice, tensor, tidy, tile2d, nn, type Rng, type Tensor, type Window } from '../engine/index.js';
+// The filtering runs on the GPU at a fixed capacity (rpn-proposals.ts); only its small padded
+// result is read back, late, for the RoI heads' host-side matching and sampling.
+import { cat, conv2d, flattenWindows, indexSelect, keep, noGrad, permute, reshape, slice, tensor, tidy, tile2d, nn, type Rng, type Tensor, type Window } from '../engine/index.js';
 import { AnchorCache, anchorsPerLocation, type LevelGrid } from './anchors.js';
-import { boxes32, topKDesc } from '../kernels/box-math.js';
+import { boxes32 } from '../kernels/box-math.js';
+import { packProposals, selectProposals, unpackProposals } from './rpn-proposals.js';
 import { labelsFromMatches, matchPredictions, sampleBalanced } from './matcher.js';
 import { paddedBoxRegressionLoss, binaryCrossEntropyWithLogits } from './losses.js';
 import type { MaskRCNNConfig, RpnConfig } from './config.js';
 
 // The host box math in float32, as torchvision computes it (kernels/box-math.ts).
-const { batchedNms, boxIou, clipBoxes, decodeBoxes, encodeBoxes, keepLargeBoxes } = boxes32;
+const { boxIou, encodeBoxes } = boxes32;
 
 const RPN_INIT = { kind: 'normal', std: 0.01 } as const;
 
@@ -135,11 +137,10 @@ export interface RpnOutput {
   losses?: { loss_objectness: Tensor; loss_rpn_box_reg: Tensor };
 }
 
-const sigmoid32 = (x: number): number => Math.fround(1 / (1 + Math.exp(-x)));
-
 export class RegionProposalNetwork extends nn.Module {
   readonly head: RPNHead;
   private readonly anchorCache: AnchorCache;
+  private anchorsOnGpu?: { host: Float32Array; tensor: Tensor };
 
   constructor(private readonly cfg: MaskRCNNConfig) {
     super();
@@ -176,60 +177,38 @@ export class RegionProposalNetwork extends nn.Module {
       head.objectness.forEach((t) => t.dispose());
       head.deltas.forEach((t) => t.dispose());
     }
-    const N = info.imageSizes.length;
     const { anchors, perLevel } = this.anchorsFor(features, info);
-    const R = anchors.length / 4;
-    const [objHost, delHost] = await Promise.all([flat.objectness.floatData(), flat.deltas.floatData()]);
     const training = targets !== undefined;
-    const preNms = training ? r.preNmsTopNTrain : r.preNmsTopNTest;
-    const postNms = training ? r.postNmsTopNTrain : r.postNmsTopNTest;
-    const weights = r.boxCoderWeights;
-
-    const proposals: Float32Array[] = [];
-    const scores: Float32Array[] = [];
-    for (let n = 0; n < N; n++) {
-      const obj = objHost.subarray(n * R, (n + 1) * R);
-      const deltas = delHost.subarray(n * R * 4, (n + 1) * R * 4);
-      // Per level: the pre-NMS top-k by objectness logit (candidate c is anchor candidates[c]).
-      const candidates: number[] = [];
-      const candidateLevel: number[] = [];
-      let start = 0;
-      perLevel.forEach((count, l) => {
-        for (const i of topKDesc(obj, start, count, preNms)) {
-          candidates.push(i);
-          candidateLevel.push(l);
-        }
-        start += count;
-      });
-      // Decode and clip only the candidates: torchvision decodes every anchor, but each box is
-      // decoded on its own, so the candidates' boxes are the same numbers.
-      const C = candidates.length;
-      const candDeltas = new Float32Array(C * 4);
-      const candAnchors = new Float32Array(C * 4);
-      candidates.forEach((i, c) => {
-        candDeltas.set(deltas.subarray(4 * i, 4 * i + 4), 4 * c);
-        candAnchors.set(anchors.subarray(4 * i, 4 * i + 4), 4 * c);
-      });
-      const boxes = clipBoxes(decodeBoxes(candDeltas, candAnchors, weights), ...info.imageSizes[n]!);
-      const prob = Float32Array.from(candidates, (i) => sigmoid32(obj[i]!));
-      const kept = keepLargeBoxes(boxes, r.minSize).filter((c) => prob[c]! >= r.scoreThresh);
-      // Equal probabilities keep the candidates' (logit) order, as torchvision's stable sort in nms does.
-      const keep = batchedNms(boxes, prob, candidateLevel, r.nmsThresh, kept).slice(0, postNms);
-      const p = new Float32Array(keep.length * 4);
-      const s = new Float32Array(keep.length);
-      keep.forEach((c, k) => {
-        p.set(boxes.subarray(4 * c, 4 * c + 4), 4 * k);
-        s[k] = prob[c]!;
-      });
-      proposals.push(p);
-      scores.push(s);
-    }
-
+    const K = training ? r.postNmsTopNTrain : r.postNmsTopNTest;
+    // The selection is encoded on the GPU and its small padded result read back late: the host
+    // encodes the RPN losses meanwhile and waits (if the GPU is not done) only when it needs them.
+    const pending = noGrad(() =>
+      tidy(() => {
+        const sel = selectProposals(flat.objectness, flat.deltas, this.anchorTensor(anchors), perLevel, info.imageSizes, {
+          preNmsTopN: training ? r.preNmsTopNTrain : r.preNmsTopNTest,
+          postNmsTopN: K,
+          nmsThresh: r.nmsThresh,
+          minSize: r.minSize,
+          scoreThresh: r.scoreThresh,
+          weights: r.boxCoderWeights,
+        });
+        return packProposals(sel).dataLater();
+      }),
+    );
     let losses: RpnOutput['losses'];
     if (targets) losses = this.losses(flat.objectness, flat.deltas, anchors, targets, rng);
     flat.objectness.dispose();
     flat.deltas.dispose();
-    return { proposals, scores, losses };
+    return { ...unpackProposals((await pending.result()) as Float32Array, info.imageSizes.length, K), losses };
+  }
+
+  /** The anchors on the GPU, uploaded once per anchor set (the batch's padded size and levels). */
+  private anchorTensor(anchors: Float32Array): Tensor {
+    if (this.anchorsOnGpu?.host !== anchors) {
+      this.anchorsOnGpu?.tensor.dispose();
+      this.anchorsOnGpu = { host: anchors, tensor: keep(tensor(anchors, [anchors.length / 4, 4])) };
+    }
+    return this.anchorsOnGpu.tensor;
   }
 
   /** torchvision RegionProposalNetwork.compute_loss over sampled anchors of every image. */

@@ -130,4 +130,53 @@ test('topk: k largest / smallest with ties in index order; gradient scatters bac
   });
 });
 
+test('topk with k up to one block: rows cut by halving rounds (one to four), ties, NaN, both directions', async () => {
+  for (const [rows, n, k, largest] of [[3, 513, 512, true], [2, 5000, 200, true], [1, 8192, 1, false], [4, 3072, 512, false], [2, 1100, 37, true]] as const) {
+    const x = randomWithTies(rows * n, n + k);
+    x[(rows - 1) * n + 7] = NaN; // in the last row: NaN ranks largest
+    const want = sortReference(x, rows, n, largest, k);
+    const { values, indices } = F.topk(F.tensor(x, [rows, n]), k, -1, largest);
+    const label = `rows=${rows} n=${n} k=${k} largest=${largest}`;
+    assert.equal(Array.from(await indices.data()), want.indices, label);
+    assert.equal(Array.from(await values.data()), want.values, label);
+  }
+});
+
+/** batchedNmsPadded on rows of random boxes vs the float64 batched NMS of each row's valid boxes, cut to k. */
+async function checkPadded(B: number, n: number, k: number, thr: number, seed: number, groups: number): Promise<void> {
+  const rows = Array.from({ length: B }, (_, b) => randomBoxes(n, seed + b));
+  const idxs = rows.map((_, b) => Array.from({ length: n }, (_, i) => (i * 7 + b) % groups));
+  const valid = rows.map((_, b) => Array.from({ length: n }, (_, i) => ((i + b) % 5 === 3 ? 0 : 1)));
+  const { keep, count } = F.batchedNmsPadded(
+    F.tensor(rows.flatMap((r) => r.boxes.flat()), [B, n, 4]),
+    F.tensor(rows.flatMap((r) => r.scores), [B, n]),
+    F.tensor(Int32Array.from(idxs.flat()), [B, n], 'int32'),
+    F.tensor(Int32Array.from(valid.flat()), [B, n], 'int32'),
+    thr,
+    k,
+  );
+  assert.equal(keep.shape, [B, k]);
+  const [kept, counts] = await Promise.all([keep.data(), count.data()]);
+  for (let b = 0; b < B; b++) {
+    const candidates = valid[b]!.flatMap((v, i) => (v ? [i] : []));
+    const want = boxes64.batchedNms(rows[b]!.boxes.flat(), rows[b]!.scores, idxs[b]!, thr, candidates).slice(0, k);
+    const label = `B=${B} n=${n} k=${k} thr=${thr} row ${b}`;
+    assert.is(counts[b], want.length, label);
+    assert.equal(Array.from(kept.subarray(b * k, (b + 1) * k)), [...want, ...new Array<number>(k - want.length).fill(-1)], label);
+  }
+}
+
+test('batchedNmsPadded: per row, fixed capacity, invalid boxes skipped, ties in index order, vs float64 reference', async () => {
+  await checkPadded(1, 1, 3, 0.5, 11, 1);
+  await checkPadded(3, 63, 100, 0.5, 12, 3);
+  await checkPadded(2, 130, 17, 0.7, 13, 5);
+  await checkPadded(3, 333, 400, 0.3, 14, 4);
+  await checkPadded(2, 700, 50, 0.7, 15, 1);
+  // Empty rows and a zero capacity; bad shapes are named.
+  const e = F.batchedNmsPadded(F.zeros([2, 0, 4]), F.zeros([2, 0]), F.zeros([2, 0], 'int32'), F.zeros([2, 0], 'int32'), 0.5, 3);
+  assert.equal(await e.keep.toArray(), [[-1, -1, -1], [-1, -1, -1]]);
+  assert.equal(Array.from(await e.count.data()), [0, 0]);
+  assert.throws(() => F.batchedNmsPadded(F.zeros([2, 5, 4]), F.zeros([2, 4]), F.zeros([2, 5], 'int32'), F.zeros([2, 5], 'int32'), 0.5, 3), /batched_nms_padded: scores must be float32 \[2,5\], got float32\[2,4\]/);
+});
+
 test.run();

@@ -4,10 +4,11 @@
 // async: they read a little back from the GPU.
 import { boxIouKernel, encodeKernel, decodeKernel, clipKernel, BBOX_XFORM_CLIP, type BoxWeights } from '../../kernels/boxes.js';
 import { BOX_IOU_UNIFORMS, BOX_ENCODE_UNIFORMS, BOX_DECODE_UNIFORMS, BOX_CLIP_UNIFORMS } from '../../kernels/boxes.js';
-import { nmsMaskKernel, greedyFromMask, NMS_BLOCK, NMS_UNIFORMS } from '../../kernels/nms.js';
+import { nmsMaskKernel, nmsGreedyKernel, greedyFromMask, NMS_BLOCK, NMS_UNIFORMS, NMS_GREEDY_UNIFORMS, NMS_GREEDY_MAX_BOXES } from '../../kernels/nms.js';
 import { grid, WORKGROUP } from '../../kernels/common.js';
 import { getBackend } from '../backend.js';
 import { Tensor, empty, fromData, shapeStr } from '../tensor.js';
+import { full, zeros } from './copy.js';
 import { noGrad } from '../autograd.js';
 import { tidy } from '../scope.js';
 import { add, cast, contiguous, elementwise as ew, mul } from './elementwise.js';
@@ -172,10 +173,10 @@ export async function nms(boxes: Tensor, scores: Tensor, iouThreshold: number): 
       const b = dense(boxes);
       const mask = empty([n * blocks * 2], 'int32');
       getBackend().dispatch({
-        kernel: cached('nms', nmsMaskKernel),
+        kernel: cached('nms', () => nmsMaskKernel()),
         buffers: [b.storage.buffer, order.storage.buffer, mask.storage.buffer],
-        uniforms: NMS_UNIFORMS.pack({ n, colBlocks: blocks, boxesOffset: b.offset, thr: iouThreshold }),
-        workgroups: [blocks, blocks],
+        uniforms: NMS_UNIFORMS.pack({ n, colBlocks: blocks, boxesOffset: b.offset, groupsOffset: 0, thr: iouThreshold }),
+        workgroups: [blocks, blocks, 1],
         label: `nms(${shapeStr(boxes.shape)})`,
       });
       return { order, mask };
@@ -209,4 +210,60 @@ export async function batchedNms(boxes: Tensor, scores: Tensor, idxs: Tensor, io
   } finally {
     shifted.dispose();
   }
+}
+
+/**
+ * batched_nms on each row of a batch at a fixed capacity, with nothing read back (a training step
+ * can select its proposals without waiting for the GPU): boxes [B, n, 4], scores [B, n], idxs [B, n]
+ * (int32 categories: boxes of different categories never suppress each other) and valid [B, n]
+ * (int32 or bool, nonzero = take part: an invalid box is neither kept nor suppresses). Returns keep
+ * [B, k] (int32: per row, the kept boxes' indices in decreasing score order, equal scores lower index
+ * first, as batched_nms(...)[:k] on the valid boxes; -1 past the row's count) and count [B] (int32).
+ */
+export function batchedNmsPadded(boxes: Tensor, scores: Tensor, idxs: Tensor, valid: Tensor, iouThreshold: number, k: number): { keep: Tensor; count: Tensor } {
+  const op = 'batched_nms_padded';
+  if (boxes.dtype !== 'float32' || boxes.ndim !== 3 || boxes.shape[2] !== 4) throw new Error(`${op}: boxes must be float32 [B,n,4], got ${boxes.dtype}${shapeStr(boxes.shape)}`);
+  const [B, n] = boxes.shape as [number, number];
+  const rowShape = (t: Tensor): boolean => t.ndim === 2 && t.shape[0] === B && t.shape[1] === n;
+  if (scores.dtype !== 'float32' || !rowShape(scores)) throw new Error(`${op}: scores must be float32 [${B},${n}], got ${scores.dtype}${shapeStr(scores.shape)}`);
+  if (idxs.dtype !== 'int32' || !rowShape(idxs)) throw new Error(`${op}: idxs must be int32 [${B},${n}], got ${idxs.dtype}${shapeStr(idxs.shape)}`);
+  if (valid.dtype === 'float32' || !rowShape(valid)) throw new Error(`${op}: valid must be int32 or bool [${B},${n}], got ${valid.dtype}${shapeStr(valid.shape)}`);
+  if (!Number.isInteger(k) || k < 0) throw new Error(`${op}: capacity k = ${k} must be a non-negative integer`);
+  if (n > NMS_GREEDY_MAX_BOXES) throw new Error(`${op}: ${n} boxes per row, more than the ${NMS_GREEDY_MAX_BOXES} the GPU greedy pass holds`);
+  const keep = empty([B, k], 'int32');
+  const count = empty([B], 'int32');
+  if (B === 0) return { keep, count };
+  if (n === 0 || k === 0) {
+    keep.dispose();
+    count.dispose();
+    return { keep: full([B, k], -1, 'int32'), count: zeros([B], 'int32') };
+  }
+  const blocks = Math.ceil(n / NMS_BLOCK);
+  tidy(() =>
+    noGrad(() => {
+      const order = argsort(scores, 1, true);
+      const b = dense(boxes), g = dense(idxs), v = dense(valid);
+      const mask = empty([B * n * blocks * 2], 'int32');
+      const be = getBackend();
+      be.dispatch({
+        kernel: cached('nms-grouped', () => nmsMaskKernel(true)),
+        buffers: [b.storage.buffer, order.storage.buffer, mask.storage.buffer, g.storage.buffer],
+        uniforms: NMS_UNIFORMS.pack({ n, colBlocks: blocks, boxesOffset: b.offset, groupsOffset: g.offset, thr: iouThreshold }),
+        workgroups: [blocks, blocks, B],
+        label: `${op}(${shapeStr(boxes.shape)}) mask`,
+      });
+      // The removed-bits array is sized by powers of two, so a few kernels serve every n.
+      let words = 64;
+      while (words < 2 * blocks) words *= 2;
+      be.dispatch({
+        kernel: cached(`nms-greedy-${words}`, () => nmsGreedyKernel(words)),
+        buffers: [mask.storage.buffer, order.storage.buffer, v.storage.buffer, keep.storage.buffer, count.storage.buffer],
+        uniforms: NMS_GREEDY_UNIFORMS.pack({ n, colBlocks: blocks, k, validOffset: v.offset }),
+        workgroups: [B],
+        label: `${op}(${shapeStr(boxes.shape)}, k=${k}) greedy`,
+      });
+      for (const t of [b, g, v]) t.dispose();
+    }),
+  );
+  return { keep, count };
 }

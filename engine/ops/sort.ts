@@ -2,8 +2,8 @@
 // last and made dense; results come back in the input's layout. Sorted values carry a gradient
 // (scattered back to the positions they came from); indices are int32.
 import {
-  sortInitKernel, sortStepKernel, sortLocalKernel, sortOutputKernel, sortScatterKernel, sortPadded, SORT_BLOCK,
-  SORT_INIT_UNIFORMS, SORT_STEP_UNIFORMS, SORT_LOCAL_UNIFORMS, SORT_OUTPUT_UNIFORMS, SORT_SCATTER_UNIFORMS,
+  sortInitKernel, sortStepKernel, sortLocalKernel, sortOutputKernel, sortScatterKernel, sortHalveKernel, sortPadded, SORT_BLOCK,
+  SORT_INIT_UNIFORMS, SORT_STEP_UNIFORMS, SORT_LOCAL_UNIFORMS, SORT_OUTPUT_UNIFORMS, SORT_SCATTER_UNIFORMS, SORT_HALVE_UNIFORMS,
 } from '../../kernels/sort.js';
 import { grid, WORKGROUP } from '../../kernels/common.js';
 import { getBackend } from '../backend.js';
@@ -21,10 +21,15 @@ function cached(key: string, make: () => { wgsl: string; entry: string }) {
   return k;
 }
 
-/** Sorted (rank, index) pairs of each row of dense [rows, n] x, rows padded to P. No autodiff. */
-function sortPairs(x: Tensor, rows: number, n: number, descending: boolean, label: string): { kv: Tensor; P: number } {
-  const P = sortPadded(n);
-  const kv = empty([rows * P * 2], 'int32');
+/**
+ * Sorted (rank, index) pairs of each row of dense [rows, n] x, rows padded to P. With `k` <=
+ * SORT_BLOCK (a top-k) the rows are cut instead of merged once their blocks are sorted: each round
+ * keeps the better half of every pair of blocks (sortHalveKernel) and sorts it, until one block a row
+ * is left (P = SORT_BLOCK), its first k the top k. No autodiff.
+ */
+function sortPairs(x: Tensor, rows: number, n: number, descending: boolean, label: string, k = n): { kv: Tensor; P: number } {
+  let P = sortPadded(n);
+  let kv = empty([rows * P * 2], 'int32');
   const be = getBackend();
   be.dispatch({
     kernel: cached('init', sortInitKernel),
@@ -33,19 +38,38 @@ function sortPairs(x: Tensor, rows: number, n: number, descending: boolean, labe
     workgroups: grid(Math.ceil((rows * P) / WORKGROUP)),
     label: `${label} init`,
   });
-  const blocks = (rows * P) / SORT_BLOCK;
-  be.dispatch({ kernel: cached('sort', () => sortLocalKernel('sort')), buffers: [kv.storage.buffer], uniforms: SORT_LOCAL_UNIFORMS.pack({ P, k: 0 }), workgroups: grid(blocks), label: `${label} block sort` });
-  for (let k = 2 * SORT_BLOCK; k <= P; k *= 2) {
-    for (let j = k / 2; j >= SORT_BLOCK; j /= 2) {
+  const merge = (kind: string, stage: number): void =>
+    be.dispatch({ kernel: cached(kind, () => sortLocalKernel(kind as 'sort' | 'merge')), buffers: [kv.storage.buffer], uniforms: SORT_LOCAL_UNIFORMS.pack({ P, k: stage }), workgroups: grid((rows * P) / SORT_BLOCK), label: `${label} ${kind === 'sort' ? 'block sort' : `merge k=${stage}`}` });
+  merge('sort', 0);
+  if (k <= SORT_BLOCK) {
+    while (P > SORT_BLOCK) {
+      const half = empty([rows * P], 'int32'); // rows * P/2 pairs
+      be.dispatch({
+        kernel: cached('halve', sortHalveKernel),
+        buffers: [kv.storage.buffer, half.storage.buffer],
+        uniforms: SORT_HALVE_UNIFORMS.pack({ count: (rows * P) / 2, P }),
+        workgroups: grid(Math.ceil((rows * P) / 2 / WORKGROUP)),
+        label: `${label} halve P=${P}`,
+      });
+      kv.dispose();
+      kv = half;
+      P /= 2;
+      // Sort each kept block, in alternating directions again (the first ascending: in the end, the answer).
+      merge('merge', SORT_BLOCK);
+    }
+    return { kv, P };
+  }
+  for (let stage = 2 * SORT_BLOCK; stage <= P; stage *= 2) {
+    for (let j = stage / 2; j >= SORT_BLOCK; j /= 2) {
       be.dispatch({
         kernel: cached('step', sortStepKernel),
         buffers: [kv.storage.buffer],
-        uniforms: SORT_STEP_UNIFORMS.pack({ count: (rows * P) / 2, P, k, j }),
+        uniforms: SORT_STEP_UNIFORMS.pack({ count: (rows * P) / 2, P, k: stage, j }),
         workgroups: grid(Math.ceil((rows * P) / 2 / WORKGROUP)),
-        label: `${label} step k=${k} j=${j}`,
+        label: `${label} step k=${stage} j=${j}`,
       });
     }
-    be.dispatch({ kernel: cached('merge', () => sortLocalKernel('merge')), buffers: [kv.storage.buffer], uniforms: SORT_LOCAL_UNIFORMS.pack({ P, k }), workgroups: grid(blocks), label: `${label} merge k=${k}` });
+    merge('merge', stage);
   }
   return { kv, P };
 }
@@ -64,7 +88,7 @@ function sortLast(x: Tensor, k: number, descending: boolean, op: string): SortRe
   const label = `${op}(${x.dtype}${shapeStr(x.shape)})`;
   if (values.size > 0) {
     const xd = x.isContiguous ? x : contiguous(x);
-    const { kv, P } = sortPairs(xd, rows, n, descending, label);
+    const { kv, P } = sortPairs(xd, rows, n, descending, label, k);
     getBackend().dispatch({
       kernel: cached('out', sortOutputKernel),
       buffers: [kv.storage.buffer, xd.storage.buffer, values.storage.buffer, indices.storage.buffer],
