@@ -15,12 +15,15 @@
 // msPerStep, and per step: dispatches, submits, GPU buffers / pipelines / bind groups created, readbacks,
 // blocking host<->GPU syncs, hostMs (wall time not spent blocked on the GPU: JS, encoding, data)
 // and gpuMs (summed kernel times from timestamp queries over extra profiled steps; null without
-// 'timestamp-query'). Profiling gives every dispatch its own pass, so it runs after the timed steps.
+// 'timestamp-query'); then the pool's bytes (live + idle, MB) and the peak live MB. Profiling gives every dispatch its own pass, so it runs after the timed steps.
 // --no-profile skips those extra steps (gpuMs null): R50 steps take minutes each on lavapipe.
 // --tally prints (stderr) the dispatches per step of each op kind (label without shapes, entry point).
-// Usage: node dist/bench/train.js [--r50] [--r50-full] [--iters N] [--warmup N] [--json] [--no-profile] [--tally] [--only tiny-cpu|tiny|r50]
+// --trace-buffers prints (stderr) each GPU buffer created in the measured steps: its size (and the
+// pool request it serves), usage, the pool's live/idle bytes then and the call stack (where a step
+// still creates buffers after warm-up); and the call stack of each bind group created.
+// Usage: node dist/bench/train.js [--r50] [--r50-full] [--iters N] [--warmup N] [--json] [--no-profile] [--tally] [--trace-buffers] [--only tiny-cpu|tiny|r50]
 import '../cli/node-gpu.js';
-import { init, setQuiet, adapterReport, shutdown, counters, getBackend, type Counters } from '../engine/index.js';
+import { init, setQuiet, adapterReport, shutdown, counters, getBackend, memory, type Counters } from '../engine/index.js';
 import type { TrainConfig } from '../train/config.js';
 import { printTable } from './harness.js';
 import { trainSession } from './train-session.js';
@@ -58,6 +61,47 @@ const tally = argv.includes('--tally');
 const only = argv.includes('--only') ? argv[argv.indexOf('--only') + 1] : undefined;
 const log = (line: string) => (json ? console.error(line) : console.log(line));
 
+/**
+ * Logs every GPU buffer created while `on` is true (--trace-buffers): its size (and the pool request
+ * it serves), usage, the pool's bytes then and the call stack (paths relative to dist/).
+ */
+function traceBufferCreations(): { on: boolean } {
+  const state = { on: false };
+  const backend = getBackend();
+  const { pool, device } = backend;
+  const create = device.createBuffer.bind(device);
+  const acquire = pool.acquire.bind(pool);
+  let request = 0;
+  pool.acquire = (bytes: number, fresh?: boolean) => {
+    request = bytes;
+    try {
+      return acquire(bytes, fresh);
+    } finally {
+      request = 0;
+    }
+  };
+  Error.stackTraceLimit = 40;
+  const dist = new URL('..', import.meta.url).href;
+  const stack = (): string => {
+    const frames = (new Error().stack ?? '').split('\n').slice(3).filter((l) => !l.includes('node:internal') && !l.includes('/bench/train.js'));
+    return frames.map((l) => l.trim().replace(/^at /, '').replaceAll(dist, '')).join(' < ');
+  };
+  device.createBuffer = (desc: GPUBufferDescriptor) => {
+    if (state.on) {
+      const { liveBytes, idleBytes } = pool.getStats();
+      const asked = request ? ` for a request of ${request}` : '';
+      console.error(`buffer created: ${desc.size} bytes${asked}, usage ${desc.usage}, pool live ${liveBytes} idle ${idleBytes}: ${stack()}`);
+    }
+    return create(desc);
+  };
+  const createBindGroup = device.createBindGroup.bind(device);
+  device.createBindGroup = (desc: GPUBindGroupDescriptor) => {
+    if (state.on) console.error(`bind group created: ${stack()}`);
+    return createBindGroup(desc);
+  };
+  return state;
+}
+
 /** Counter differences divided by the number of steps. */
 function perStep(before: Counters, after: Counters, n: number): Counters {
   return Object.fromEntries(Object.entries(after).map(([k, v]) => [k, (v - before[k as keyof Counters]) / n])) as unknown as Counters;
@@ -75,6 +119,7 @@ async function gpuMsPerStep(step: () => Promise<unknown>, n: number): Promise<nu
 
 setQuiet(true);
 await init();
+const trace = argv.includes('--trace-buffers') ? traceBufferCreations() : undefined;
 log(`adapter: ${adapterReport?.description ?? 'unknown'}`);
 const rows: (string | number)[][] = [];
 for (const c of cases.filter((c) => !only || c.key === only)) {
@@ -90,14 +135,19 @@ for (const c of cases.filter((c) => !only || c.key === only)) {
   // span runs from one step's start to a later step's start, the same phase at both ends.
   const n = itersFlag || c.iters;
   if (tally) getBackend().tallyDispatches(true);
+  if (trace) trace.on = true;
   const c0 = counters();
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   let images = 0;
-  for (let i = 0; i < n; i++) images += (await session.step()).images;
+  for (let i = 0; i < n; i++) {
+    if (trace) console.error(`measured step ${i + 1}`);
+    images += (await session.step()).images;
+  }
   const s = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
   const per = perStep(c0, counters(), n);
+  if (trace) trace.on = false;
   if (tally) for (const [k, v] of getBackend().tallyDispatches(false)) console.error(`  ${(v / n).toFixed(1).padStart(7)}  ${k}`);
   const cpuS = (cpu.user + cpu.system) / 1e6;
   rows.push([c.name, n, images / s, (1000 * s) / n, cpuS / images]);
@@ -124,6 +174,8 @@ for (const c of cases.filter((c) => !only || c.key === only)) {
       hostMsPerStep: round((1000 * s) / n - per.blockingSyncMs),
       gpuMsPerStep: gpuMs === null ? null : round(gpuMs),
       cpuSecondsPerImage: Math.round((cpuS / images) * 1000) / 1000,
+      poolMB: round((memory().liveBytes + memory().idleBytes) / 2 ** 20),
+      peakLiveMB: round(memory().peakLiveBytes / 2 ** 20),
     }));
   }
   await session.dispose();

@@ -23,7 +23,7 @@ try {
   const dataset = await CocoDataset.load(nodeIO, spec.annotationFile);
   const source = new CocoSampleSource(dataset, nodeIO, spec);
   const names = spec.sendNames ? Array.from({ length: source.size }, (_, i) => source.name(i)) : undefined;
-  port.postMessage({ type: 'ready', size: source.size, names } satisfies WorkerReply);
+  port.postMessage({ type: 'ready', size: source.size, maxInstances: source.maxInstances, names } satisfies WorkerReply);
   port.on('message', (req: WorkerRequest) => {
     source.load(req.index, req.seed).then(
       (sample) => port.postMessage({ type: 'sample', id: req.id, sample } satisfies WorkerReply, transferables(sample)),

@@ -17,7 +17,7 @@ export interface CocoWorkerSpec extends CocoSourceOptions {
 
 export type WorkerRequest = { id: number; index: number; seed: number };
 export type WorkerReply =
-  | { type: 'ready'; size: number; names?: string[] }
+  | { type: 'ready'; size: number; maxInstances: number; names?: string[] }
   | { type: 'sample'; id: number; sample: Sample }
   | { type: 'error'; id: number; message: string }
   | { type: 'fatal'; message: string };
@@ -37,6 +37,7 @@ export class WorkerPoolSource implements SampleSource {
     private readonly slots: Slot[],
     readonly size: number,
     private readonly names: string[],
+    readonly maxInstances: number,
   ) {
     for (const slot of slots) {
       slot.worker.on('message', (msg: WorkerReply) => this.onReply(msg));
@@ -75,6 +76,7 @@ export class WorkerPoolSource implements SampleSource {
       ok.map((r) => r.slot),
       first.size,
       first.names ?? [],
+      first.maxInstances,
     );
   }
 

@@ -17,6 +17,12 @@ export interface SampleSource {
    *  function of (i, seed) whatever thread or order it runs in. */
   load(i: number, seed: number): Promise<Sample>;
   close?(): Promise<void>;
+  /**
+   * At least as many instances as any sample has (an upper bound, not necessarily reached), when
+   * known: training sizes the instance-mask tensors for this many so every batch fits the same
+   * buffers (train/batch.ts).
+   */
+  readonly maxInstances?: number;
   /** Why the source has no samples (when size is 0), for the error that says so. */
   whyEmpty?(): string;
 }
@@ -41,7 +47,11 @@ export class CocoSampleSource implements SampleSource {
     readonly options: CocoSourceOptions,
   ) {
     this.ids = dataset.imageIds({ filterEmpty: options.filterEmpty ?? false });
+    // Annotations per image, crowd ones included: a bound on the instances a sample can have.
+    this.maxInstances = this.ids.reduce((m, id) => Math.max(m, dataset.annotations(id).length), 0);
   }
+
+  readonly maxInstances: number;
 
   get size(): number {
     return this.ids.length;

@@ -4,6 +4,7 @@
 // topological order, accumulates into leaves' .grad, and frees the nodes it used.
 import { Tensor, shapeStr } from './tensor.js';
 import { keep, tidy, trackNode, untrackNode } from './scope.js';
+import { currentRowCapacity, withRowCapacity, type RowCapacity } from './alloc-hints.js';
 
 let gradEnabled = true;
 
@@ -26,6 +27,8 @@ export type BackwardFn = (gradOutput: Tensor, saved: Tensor[]) => (Tensor | null
 
 export class GradNode {
   released = false;
+  /** The row capacity in force when the op ran: its backward's tensors are sized the same way. */
+  readonly capacity: RowCapacity | null = currentRowCapacity();
   constructor(
     readonly op: string,
     /** The op's inputs, in order (not owned: only their requiresGrad/node/grad are used). */
@@ -180,7 +183,7 @@ export function backward(output: Tensor, opts: BackwardOptions = {}): void {
       const node = t.node;
       // Rules may pass g through or return one tensor for two inputs: give each use its own view.
       const owned = new Set<Tensor>();
-      const inputGrads = tidy(() => node.backward(g, node.saved)).map((ig) => {
+      const inputGrads = tidy(() => withRowCapacity(node.capacity, () => node.backward(g, node.saved))).map((ig) => {
         if (!ig) return ig;
         const mine = ig === g || owned.has(ig) ? ig.view(ig.shape, ig.strides, ig.offset) : ig;
         owned.add(mine);

@@ -141,9 +141,10 @@ export class WebGPUBackend {
     });
   }
 
-  malloc(bytes: number): GPUBuffer {
+  /** A buffer of at least `bytes` from the pool; `fresh`: a new one, not an idle one (persistent state). */
+  malloc(bytes: number, fresh = false): GPUBuffer {
     this.throwPending();
-    return this.pool.acquire(Math.max(bytes, 4));
+    return this.pool.acquire(Math.max(bytes, 4), fresh);
   }
 
   free(buffer: GPUBuffer): void {
@@ -323,8 +324,8 @@ export class WebGPUBackend {
       this.bindGroups.delete(key); // most recently used goes last
     } else {
       const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.arena, offset: 0, size: uniformBytes } }];
-      // A buffer may be larger than the tensor it holds (a size class, a larger idle buffer): bind at
-      // most the device's limit; the tensor itself lies within it.
+      // A buffer may be larger than the tensor it holds (a size class, a larger idle buffer, a row
+      // capacity): bind at most the device's limit; the tensor itself lies within it.
       const maxBinding = this.device.limits.maxStorageBufferBindingSize;
       buffers.forEach((buffer, i) => entries.push({ binding: i + 1, resource: { buffer, size: Math.min(buffer.size, maxBinding) } }));
       textures.forEach((view, i) => entries.push({ binding: buffers.length + i + 1, resource: view }));

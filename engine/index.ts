@@ -23,6 +23,7 @@ export { Tensor, type DType, type PendingData } from './tensor.js';
 export { tidy, tidyAsync, keep } from './scope.js';
 export { noGrad, isGradEnabled, backward, type BackwardOptions } from './autograd.js';
 export { autocast, autocastAsync, isAutocastEnabled } from './autocast.js';
+export { withRowCapacity, persistent, type RowCapacity } from './alloc-hints.js';
 export { manualSeed, mixSeed, Rng } from './random.js';
 
 // Creation (torch.tensor, torch.zeros, ...).

@@ -2,9 +2,16 @@
 // ~9% waste), freed buffers wait in their class for reuse (a request whose class has none takes an idle
 // buffer up to 1.5x larger before creating one), and unlike TF.js's pool this one shrinks:
 // when idle buffers exceed the idle limit the oldest are destroyed, and `trim()` empties it. The
-// limit is `maxIdleBytes` or the largest working set seen (live bytes at their highest), whichever
-// is larger: a training step frees most of its working set at the end and needs it all again at the
-// next step, and a fixed cap below that destroys buffers the next step must create again.
+// limit is `maxIdleBytes` or the largest working set seen, whichever is larger: a training step
+// frees most of its working set at the end and needs it all again at the next step, and a fixed cap
+// below that destroys buffers the next step must create again. The working set is the pool's size
+// (live + idle) when the live bytes were at their highest, not the live bytes alone: a step also
+// needs buffers that are idle at its peak (other size classes, used before or after it), and with
+// the live peak as the limit R50's step destroyed and re-created the same 5 buffers every time.
+// Among the idle buffers of a class, a request takes the one created first (not the last released):
+// which buffer a request gets then depends on the set of idle buffers, not on the order they came
+// back in, so a step that makes the same requests as the one before gets the same buffers and the
+// backend's kept bind groups (keyed by buffer) serve it again.
 
 const USAGE = 0x80 /* STORAGE */ | 0x04 /* COPY_SRC */ | 0x08; /* COPY_DST */
 const MIN_BYTES = 256;
@@ -37,11 +44,17 @@ export interface PoolStats {
 }
 
 export class BufferPool {
+  /** Idle buffers per size class, by descending creation serial (pop() takes the oldest). */
   private idle = new Map<number, GPUBuffer[]>();
+  /** Creation serial of each buffer the pool made. */
+  private serials = new WeakMap<GPUBuffer, number>();
+  private nextSerial = 0;
   /** Idle buffers, oldest first (a Set keeps insertion order and deletes in O(1)). */
   private idleOrder = new Set<GPUBuffer>();
-  /** The most live bytes ever held at once (not reset by resetPeak; trim() resets it). */
+  /** The pool's bytes (live + idle) when the live bytes were at their highest (trim() resets it). */
   private workingSetBytes = 0;
+  /** The most live bytes held at once since the last trim(). */
+  private liveHigh = 0;
   // A released buffer may still be used by recorded but unsubmitted work, so buffers leaving the
   // pool are destroyed only by destroyRetired(), which the backend calls after a submit.
   private retired: GPUBuffer[] = [];
@@ -50,9 +63,10 @@ export class BufferPool {
 
   constructor(private readonly device: GPUDevice) {}
 
-  acquire(bytes: number): GPUBuffer {
+  /** A buffer of at least `bytes`: an idle one of its class (or up to MAX_FIT larger), else a new one; always new if `fresh`. */
+  acquire(bytes: number, fresh = false): GPUBuffer {
     let size = sizeClass(bytes);
-    let buffer = this.idle.get(size)?.pop() ?? this.popLarger(size);
+    let buffer = fresh ? undefined : (this.idle.get(size)?.pop() ?? this.popLarger(size));
     if (buffer) {
       size = buffer.size;
       this.idleOrder.delete(buffer);
@@ -63,12 +77,16 @@ export class BufferPool {
         throw new Error(`buffer of ${bytes} bytes exceeds the device's maxBufferSize ${this.device.limits.maxBufferSize}`);
       }
       buffer = this.device.createBuffer({ size, usage: USAGE });
+      this.serials.set(buffer, this.nextSerial++);
       this.stats.created++;
     }
     this.stats.liveBytes += size;
     this.stats.liveBuffers++;
     this.stats.peakLiveBytes = Math.max(this.stats.peakLiveBytes, this.stats.liveBytes);
-    this.workingSetBytes = Math.max(this.workingSetBytes, this.stats.liveBytes);
+    if (this.stats.liveBytes >= this.liveHigh) {
+      this.liveHigh = this.stats.liveBytes;
+      this.workingSetBytes = Math.max(this.workingSetBytes, this.stats.liveBytes + this.stats.idleBytes);
+    }
     return buffer;
   }
 
@@ -87,7 +105,15 @@ export class BufferPool {
     this.stats.liveBuffers--;
     let list = this.idle.get(size);
     if (!list) this.idle.set(size, (list = []));
-    list.push(buffer);
+    // Insert keeping the list sorted by descending serial (binary search; lists are short).
+    const serial = this.serials.get(buffer) ?? -1;
+    let lo = 0, hi = list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if ((this.serials.get(list[mid]!) ?? -1) > serial) lo = mid + 1;
+      else hi = mid;
+    }
+    list.splice(lo, 0, buffer);
     this.idleOrder.add(buffer);
     this.stats.idleBytes += size;
     const limit = Math.max(this.maxIdleBytes, this.workingSetBytes);
@@ -97,7 +123,7 @@ export class BufferPool {
   /** Retires every idle buffer (live ones are untouched; destroyed at the next flush) and forgets the working set. */
   trim(): void {
     while (this.idleOrder.size > 0) this.destroyOldest();
-    this.workingSetBytes = this.stats.liveBytes;
+    this.workingSetBytes = this.liveHigh = this.stats.liveBytes;
   }
 
   private destroyOldest(): void {

@@ -4,6 +4,7 @@
 // (tidy) a tensor was made in, or, as a last resort, when JS garbage-collects the Tensor object.
 import { getBackend, type WebGPUBackend } from './backend.js';
 import { trackTensor, untrackTensor } from './scope.js';
+import { allocationElements, isPersistent } from './alloc-hints.js';
 import type { GradNode } from './autograd.js';
 
 export type DType = 'float32' | 'int32' | 'bool';
@@ -202,7 +203,7 @@ export function registerContiguousCopy(fn: (t: Tensor) => Tensor): void {
 /** Allocates an uninitialised dense tensor. */
 export function empty(shape: readonly number[], dtype: DType = 'float32'): Tensor {
   const n = sizeOf(shape);
-  const buffer = getBackend().malloc(n * 4);
+  const buffer = getBackend().malloc(allocationElements(shape, n) * 4, isPersistent());
   return new Tensor(new Storage(buffer, n), shape, dtype);
 }
 

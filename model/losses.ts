@@ -1,5 +1,5 @@
 // The detection losses in the two libraries' variants, over the engine's loss ops.
-import { div, indexSelect, l1Loss, mul, noGrad, reshape, smoothL1Loss, tensor, tidy, type Tensor } from '../engine/index.js';
+import { div, expand, gather, indexSelect, l1Loss, mul, noGrad, reshape, smoothL1Loss, tensor, tidy, type Tensor } from '../engine/index.js';
 import type { BoxLossConfig } from './config.js';
 
 export { binaryCrossEntropyWithLogits, crossEntropy } from '../engine/index.js';
@@ -36,9 +36,11 @@ export function paddedBoxRegressionLoss(pred: Tensor, rows: ArrayLike<number>, t
 
 /**
  * x[arange(R), labels] for mask logits x [R, C, ...]: each RoI's channel of its class, [R, ...]
- * (the selection in torchvision's maskrcnn_loss before binary_cross_entropy_with_logits). An
- * index_select of row r * C + label[r] of x viewed as [R * C, ...]: a copy, so the values are
- * exact and the gradient (index_select's backward) lands on the selected channels only.
+ * (the selection in torchvision's maskrcnn_loss before binary_cross_entropy_with_logits). A gather
+ * along dim 1 of x viewed as [R, C, rest] with the label broadcast over rest: a copy, so the values
+ * are exact and the gradient (gather's backward) lands on the selected channels only. Its gradient
+ * tensor has x's shape (R leading rows, as engine/alloc-hints.ts row capacities expect; an
+ * index_select over [R * C, ...] would allocate one that escapes them).
  */
 export function selectClassChannel(x: Tensor, labels: ArrayLike<number>): Tensor {
   if (x.ndim < 2 || labels.length !== x.shape[0]) throw new Error(`selectClassChannel: x must be [R, C, ...] with R = ${labels.length} labels, got [${x.shape.join(', ')}]`);
@@ -47,5 +49,9 @@ export function selectClassChannel(x: Tensor, labels: ArrayLike<number>): Tensor
     const l = labels[r]!;
     if (!Number.isInteger(l) || l < 0 || l >= C) throw new Error(`selectClassChannel: label ${l} of RoI ${r} is not a class index in [0, ${C})`);
   }
-  return tidy(() => indexSelect(reshape(x, [R * C, ...x.shape.slice(2)]), 0, tensor(Int32Array.from(labels, (l, r) => r * C + l), [R], 'int32')));
+  const rest = x.shape.slice(2).reduce((a, b) => a * b, 1);
+  return tidy(() => {
+    const index = expand(tensor(Int32Array.from(labels), [R, 1, 1], 'int32'), [R, 1, rest]);
+    return reshape(gather(reshape(x, [R, C, rest]), 1, index), [R, ...x.shape.slice(2)]);
+  });
 }

@@ -3,7 +3,7 @@
 // branch (classification + class-specific regression) and mask branch (per-class 28x28 logits on
 // positive RoIs) give three losses; in inference, boxes are decoded per class, thresholded and
 // NMS-ed, and masks are predicted for the kept detections.
-import { cat, indexSelect, mul, multiScaleRoiAlign, noGrad, reshape, roiAlign, sigmoid, softmax, tensor, tidy, zeros, nn, type Rng, type Tensor } from '../engine/index.js';
+import { cat, indexSelect, mul, multiScaleRoiAlign, noGrad, withRowCapacity, reshape, roiAlign, sigmoid, softmax, tensor, tidy, zeros, nn, type Rng, type Tensor } from '../engine/index.js';
 import { boxes32 } from '../kernels/box-math.js';
 import { BELOW_LOW_THRESHOLD, labelsFromMatches, matchPredictions, sampleBalanced } from './matcher.js';
 import { FastRCNNConvFCHead, FastRCNNPredictor, MaskRCNNHeads, MaskRCNNPredictor, TwoMLPHead, type BoxHead } from './heads.js';
@@ -55,11 +55,14 @@ export class RoIHeads extends nn.Module {
     }
   }
 
-  /** RoIAlign of each image's boxes [K, 4], or of rois [K, 5] (batch index, box) in one tensor. */
+  /**
+   * RoIAlign of each image's boxes [K, 4], or of rois [K, 5] (batch index, box) in one tensor. Per-image
+   * boxes go up as one [K, 5] upload (one buffer whose size follows the total, not one per image).
+   */
   private pool(features: readonly Tensor[], boxes: Float32Array[] | Tensor, p: PoolerConfig, scales: number[]): Tensor {
     return tidy(() => {
-      const list = Array.isArray(boxes) ? boxes.map((b) => tensor(b, [b.length / 4, 4])) : boxes;
-      return multiScaleRoiAlign(features, list, {
+      const rois = Array.isArray(boxes) ? tensor(roisOf(boxes), [sum(boxes.map((b) => b.length / 4)), 5]) : boxes;
+      return multiScaleRoiAlign(features, rois, {
         outputSize: p.outputSize,
         samplingRatio: p.samplingRatio,
         aligned: p.aligned,
@@ -88,8 +91,9 @@ export class RoIHeads extends nn.Module {
    * real rows: the box regression rows and the mask targets to the sampler's capacity per image,
    * floor(batchSizePerImage x positiveFraction) (cheap), the mask branch's RoIs to a multiple of
    * MASK_ROWS (its cost grows with the rows: at capacity the default tiny-cpu step took 1.5x the
-   * CPU time). A mask head with BatchNorm (train-mode statistics over the RoIs, which padding would
-   * change) runs on the real rows only.
+   * CPU time), with buffers sized for the batch's capacity of positives (withRowCapacity: only the
+   * real and padding rows are computed). A mask head with BatchNorm (train-mode statistics over the
+   * RoIs, which padding would change) runs on the real rows only (in capacity-sized buffers too).
    */
   losses(features: readonly Tensor[], proposals: Float32Array[], targets: TrainTarget[] | MaskTarget[], scales: number[], rng?: Rng): { loss_classifier: Tensor; loss_box_reg: Tensor; loss_mask?: Tensor } {
     const h = this.cfg.roiHeads;
@@ -97,6 +101,8 @@ export class RoIHeads extends nn.Module {
     const w = h.boxCoderWeights;
     // Each image's capacity of positives: the sampler's most, or all its candidates if fewer.
     const posCaps: number[] = [];
+    // Each image's most sampled RoIs: batchSizePerImage, or all its candidates if fewer.
+    const sampleCaps: number[] = [];
     const sampledBoxes: Float32Array[] = [];
     const labels: number[] = [];
     const posRows: number[] = [];
@@ -118,6 +124,7 @@ export class RoIHeads extends nn.Module {
       if (!rng && h.batchSizePerImage < P) throw new Error('RoI heads loss: a random generator is needed to sample proposals');
       const s = sampleBalanced(lab, h.batchSizePerImage, h.positiveFraction, rng!);
       posCaps.push(Math.min(Math.floor(h.batchSizePerImage * h.positiveFraction), P));
+      sampleCaps.push(Math.min(h.batchSizePerImage, P));
       const keep = [...s.positive, ...s.negative].sort((a, b) => a - b);
       const boxes = new Float32Array(keep.length * 4);
       const gt = new Float32Array(keep.length * 4);
@@ -144,7 +151,10 @@ export class RoIHeads extends nn.Module {
     });
     const S = labels.length;
     const C = this.cfg.numClasses;
-    return tidy(() => {
+    // The box branch's S sampled rows (fewer than the sampler's most when an image has few
+    // negatives) get buffers for the sampler's most, as the mask branch's (maskLoss).
+    const boxRows = { rows: S, capacity: Math.max(S, sum(sampleCaps)) };
+    return withRowCapacity(boxRows, () => tidy(() => {
       const { classLogits, boxRegression } = this.boxBranch(features, sampledBoxes, scales);
       const labelT = tensor(Int32Array.from(labels), [S], 'int32');
       const loss_classifier = crossEntropy(classLogits, labelT);
@@ -153,7 +163,7 @@ export class RoIHeads extends nn.Module {
       if (!this.cfg.maskOn) return { loss_classifier, loss_box_reg };
       const loss_mask = this.maskLoss(features, mask, targets as MaskTarget[], scales, posCaps);
       return { loss_classifier, loss_box_reg, loss_mask };
-    });
+    }));
   }
 
   /**
@@ -162,8 +172,33 @@ export class RoIHeads extends nn.Module {
    * capacities `posCaps`) with a box of image 0 and class 0, weighing 0; without a BatchNorm head.
    */
   private maskLoss(features: readonly Tensor[], rois: MaskRois, targets: MaskTarget[], scales: number[], posCaps: number[]): Tensor {
+    const h = this.cfg.roiHeads;
     const P = rois.labels.length;
-    const R = this.cfg.roiHeads.maskHead.norm === 'bn' ? P : Math.max(P, Math.min(sum(posCaps), Math.ceil(Math.max(P, 1) / MASK_ROWS) * MASK_ROWS));
+    const R = h.maskHead.norm === 'bn' ? P : Math.max(P, Math.min(sum(posCaps), this.maskBucket(P, posCaps)));
+    // The tensors of R rows (forward and backward) get buffers for the batch's most positives (the
+    // images' capacities, from their candidates: not N x the sampler's most, which may be huge), so a
+    // step with more positives than any before creates no buffer (engine/alloc-hints.ts).
+    const capacity = Math.max(R, sum(posCaps));
+    return withRowCapacity({ rows: R, capacity }, () => this.paddedMaskLoss(features, rois, targets, scales, posCaps, R));
+  }
+
+  /**
+   * The padded row count for P positives: the next multiple of MASK_ROWS that is not the leading
+   * size of a mask-branch parameter. withRowCapacity enlarges every tensor of R leading rows made in
+   * the branch and its backward, so R = 32 with a [32, 256, 3, 3] conv weight would give that
+   * weight's gradient a capacity-sized buffer on some steps and not others (buffers created late).
+   */
+  private maskBucket(P: number, posCaps: readonly number[]): number {
+    const paramRows = new Set([...this.maskHead!.parameters(), ...this.maskPredictor!.parameters()].map((t) => t.shape[0]));
+    for (const c of posCaps) paramRows.add(c); // the gt-mask targets' per-image tensors (cat'ed) have these rows
+    let R = Math.ceil(Math.max(P, 1) / MASK_ROWS) * MASK_ROWS;
+    while (paramRows.has(R)) R += MASK_ROWS;
+    return R;
+  }
+
+  /** maskLoss over R >= P rows (the positives, then padding rows). */
+  private paddedMaskLoss(features: readonly Tensor[], rois: MaskRois, targets: MaskTarget[], scales: number[], posCaps: number[], R: number): Tensor {
+    const P = rois.labels.length;
     const boxes = new Float32Array(R * 5);
     const labels = new Array<number>(R).fill(0);
     // Row of each RoI in the per-image targets below (image n's k-th positive: first[n] + k).
@@ -184,10 +219,11 @@ export class RoIHeads extends nn.Module {
     if (R === 0) return tidy(() => reshape(logits, [-1]).sum().mul(0));
     const picked = selectClassChannel(logits, labels);
     // torchvision project_masks_on_boxes: roi_align over the gt masks with the matched gt as batch
-    // index; per image at its capacity of rows (gt 0 and a corner box past the real ones).
+    // index; per image at its capacity of rows (gt 0 and a corner box past the real ones). Outside
+    // the row capacity: these tensors have the images' capacities as rows, whatever R is.
     const mt = noGrad(() =>
       tidy(() => {
-        const parts = targets.map((t, n) => {
+        const parts = withRowCapacity(null, () => targets.map((t, n) => {
           const masks = t.masks;
           const posCap = posCaps[n]!;
           if (masks.shape[0] === 0) return zeros([posCap, M, M]);
@@ -201,15 +237,16 @@ export class RoIHeads extends nn.Module {
           }
           const pooled = roiAlign(reshape(masks, [masks.shape[0]!, 1, masks.shape[1]!, masks.shape[2]!]), tensor(gtRois, [posCap, 5]), { outputSize: M, spatialScale: 1, samplingRatio: -1, aligned: false });
           return reshape(pooled, [posCap, M, M]);
-        });
+        }));
         return indexSelect(cat(parts, 0), 0, tensor(targetRow, [R], 'int32'));
       }),
     );
-    if (P === R) return binaryCrossEntropyWithLogits(picked, mt, 'mean');
+    // One path whether or not there are padding rows (P < R), so that every step runs the same ops
+    // on the same buffers: the per-element terms weighed by row (0 for padding), and 'mean' over the
+    // real rows as pointLoss takes it (the sum times the reciprocal); 0 without any.
     return tidy(() => {
       const weight = Float32Array.from({ length: R }, (_, r) => (r < P ? 1 : 0));
       const per = mul(binaryCrossEntropyWithLogits(picked, mt, 'none'), tensor(weight, [R, 1, 1]));
-      // 'mean' over the real rows, as pointLoss takes it (the sum times the reciprocal); 0 without any.
       return mul(per.sum(), P === 0 ? 0 : 1 / (P * M * M));
     });
   }
@@ -299,6 +336,19 @@ const sum = (xs: readonly number[]): number => xs.reduce((a, x) => a + x, 0);
 
 /** The box of padding RoIs: a small box in the image's corner. */
 const PAD_BOX = [0, 0, 1, 1];
+
+/** Per-image [L_i x 4] boxes as [K x 5] rois (batch index, box), K = sum of L_i. */
+function roisOf(boxes: readonly Float32Array[]): Float32Array {
+  const out = new Float32Array(sum(boxes.map((b) => b.length / 4)) * 5);
+  let row = 0;
+  boxes.forEach((b, n) => {
+    for (let k = 0; k < b.length / 4; k++, row++) {
+      out[5 * row] = n;
+      out.set(b.subarray(4 * k, 4 * k + 4), 5 * row + 1);
+    }
+  });
+  return out;
+}
 
 function concatBoxes(a: Float32Array, b: Float32Array): Float32Array {
   const out = new Float32Array(a.length + b.length);

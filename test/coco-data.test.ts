@@ -256,6 +256,10 @@ test('end to end: a val image through CocoSampleSource', async () => {
   for (let k = 0; k < n * 4; k++) assert.ok(s.boxes[k]! >= 0 && s.boxes[k]! <= 143.001);
   assert.ok(s.image.every((v) => Number.isFinite(v) && v > -2.2 && v < 2.7));
   assert.ok(src.name(i).endsWith('000000397133.jpg'));
+  // maxInstances bounds every sample's instances (training sizes the mask tensors for it).
+  const most = Math.max(...src.ids.map((id) => ds.annotations(id).length));
+  assert.is(src.maxInstances, most);
+  assert.ok(src.ids.every((id) => ds.targets(id).labels.length <= src.maxInstances));
 });
 
 test.run();

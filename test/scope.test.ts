@@ -82,29 +82,53 @@ test('the pool reuses buffers by size class and trim() empties it', () => {
   assert.is(F.memory().idleBytes, 0);
 });
 
-test('the idle limit grows to the working set: a repeated step reuses every buffer', () => {
+/**
+ * Runs `step` three times under an idle limit far below its working set (4 kB) from an empty pool;
+ * returns the buffers the second and third runs created (0 when the pool kept the first run's).
+ */
+function recreatedUnderSmallIdleLimit(step: () => void): number {
   const pool = backend.pool;
   const saved = pool.maxIdleBytes;
   pool.trim();
-  pool.maxIdleBytes = 4096; // far below one step's working set (3 x 40 kB)
+  pool.maxIdleBytes = 4096;
   try {
-    const step = (): void => {
-      F.tidy(() => {
-        const a = F.ones([10000]);
-        F.exp(F.add(a, 1));
-      });
-    };
     step();
     const created = F.memory().created;
     assert.ok(F.memory().idleBytes > 4096, `idle ${F.memory().idleBytes} bytes`);
     step();
     step();
-    assert.is(F.memory().created, created, 'buffers were recreated');
+    return F.memory().created - created;
   } finally {
     pool.maxIdleBytes = saved;
     pool.trim();
   }
+}
+
+test('the idle limit grows to the working set: a repeated step reuses every buffer', () => {
+  // 3 x 40 kB live at once.
+  const recreated = recreatedUnderSmallIdleLimit(() => {
+    F.tidy(() => {
+      const a = F.ones([10000]);
+      F.exp(F.add(a, 1));
+    });
+  });
+  assert.is(recreated, 0, 'buffers were recreated');
   assert.is(F.memory().idleBytes, 0);
+});
+
+test('the working set counts the buffers idle at the live peak: a step whose early buffer is idle at its peak reuses it', () => {
+  // 2 x 24 kB used and freed first (idle at the peak, another size class), then 2 x 80 kB live at
+  // once, all freed at the end: idle 208 kB > the 160 kB live peak, within the pool's 208 kB then.
+  const recreated = recreatedUnderSmallIdleLimit(() => {
+    F.tidy(() => {
+      F.exp(F.ones([6000]));
+    });
+    F.tidy(() => {
+      const a = F.ones([20000]);
+      F.exp(a);
+    });
+  });
+  assert.is(recreated, 0, 'buffers were destroyed and recreated');
 });
 
 test.run();

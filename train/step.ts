@@ -140,7 +140,7 @@ export async function startTrainStep(o: StepOptions, checkFirst = false): Promis
       images += b.samples.length;
       perMicro.push(
         await tidyAsync(async () => {
-          const { batch, targets } = batchToModelInput(b);
+          const { batch, targets } = batchToModelInput(b, o.loader.source.maxInstances);
           const forward = () => o.model.losses(batch, targets, rng);
           const losses = await (amp ? autocastAsync(forward) : forward());
           const terms = LOSS_TERMS.map((k) => {

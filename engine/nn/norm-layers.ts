@@ -11,6 +11,7 @@ import { batchNorm, frozenBatchNormApply, frozenBatchNormScaleShift, groupNorm, 
 import { maxPool2d, type Pair } from '../ops/pool.js';
 import { noGrad } from '../autograd.js';
 import { keep, tidy } from '../scope.js';
+import { persistent } from '../alloc-hints.js';
 import { Module } from './module.js';
 
 /** A normalisation layer: forward(x, { residual, relu }) is relu(norm(x) + residual), fused into its kernel. */
@@ -111,7 +112,7 @@ export class FrozenBatchNorm2d extends Module {
     check4d('FrozenBatchNorm2d', x, this.numFeatures);
     if (!this.scaleShift) {
       const b = (name: string): Tensor => this.getBuffer(name)!;
-      const ss = noGrad(() => frozenBatchNormScaleShift(x, b('weight'), b('bias'), b('running_mean'), b('running_var'), this.eps));
+      const ss = persistent(() => noGrad(() => frozenBatchNormScaleShift(x, b('weight'), b('bias'), b('running_mean'), b('running_var'), this.eps)));
       this.scaleShift = { scale: keep(ss.scale), shift: keep(ss.shift) };
     }
     return frozenBatchNormApply(x, this.scaleShift.scale, this.scaleShift.shift, epilogue);

@@ -14,6 +14,7 @@ import { timeOnScratch } from '../tune-timing.js';
 import { Tensor, empty, shapeStr } from '../tensor.js';
 import { noGrad, record } from '../autograd.js';
 import { tidy } from '../scope.js';
+import { capacityRows } from '../alloc-hints.js';
 import { elementwise as ew } from './elementwise.js';
 import { reshape } from './view.js';
 import { sum } from './reduce.js';
@@ -245,7 +246,10 @@ export function conv2dWeightGradRaw(dy: Tensor, x: Tensor, g: ConvGeom, splitsOv
   // Invocations: one per (output block, input block, kernel row); with a shared dy, whole subgroups of 8 per output block.
   const base = sgDy ? coBlocks * Math.ceil((ciBlocks * g.KH) / 8) * 8 : coBlocks * ciBlocks * g.KH;
   const rowsTotal = g.N * g.OH;
-  const splits = splitsOverride ?? Math.max(1, Math.min(Math.ceil(WEIGHT_GRAD_TARGET / (base * g.groups)), Math.ceil(rowsTotal / 2), Math.floor(65535 / g.groups)));
+  const maxSplits = Math.max(1, Math.min(Math.ceil(WEIGHT_GRAD_TARGET / (base * g.groups)), Math.floor(65535 / g.groups)));
+  // The split count follows the rows of the batch at its capacity (a row-bounded batch: the mask
+  // head's RoIs), so that it is the same on every step; splits past the real rows add zeros.
+  const splits = splitsOverride ?? Math.max(1, Math.min(maxSplits, Math.ceil((capacityRows(g.N) * g.OH) / 2)));
   const perSplit = Math.ceil(rowsTotal / splits);
   const run = (out: Tensor): void => {
     const { N, Cin, H, W, Cout, OH, OW, KH, KW, sh, sw, ph, pw, dh } = g;
@@ -263,8 +267,12 @@ export function conv2dWeightGradRaw(dy: Tensor, x: Tensor, g: ConvGeom, splitsOv
     run(dw);
     return dw;
   }
+  // The partial sums get a buffer for the most splits this layer can take whatever its rows (a few
+  // weight-sized slices): a layer whose rows follow the data (the mask head's RoIs) takes fewer
+  // splits on small steps, and a buffer sized by them would differ from step to step.
   return tidy(() => {
-    const partial = empty([splits, ...shape]);
+    const store = empty([Math.max(splits, maxSplits), ...shape]);
+    const partial = store.view([splits, ...shape], store.strides, store.offset);
     run(partial);
     return noGrad(() => sum(partial, 0));
   });

@@ -6,6 +6,7 @@ import { grid, WORKGROUP } from '../../kernels/common.js';
 import { getBackend } from '../backend.js';
 import { Tensor, empty, fromData, shapeStr } from '../tensor.js';
 import { keep } from '../scope.js';
+import { persistent } from '../alloc-hints.js';
 import { noGrad } from '../autograd.js';
 import { contiguous } from '../ops/elementwise.js';
 import { copyInto } from '../ops/copy.js';
@@ -163,7 +164,7 @@ export class SGD {
     let buf = this.buffers.get(p) ?? null;
     const first = useMomentum && !buf;
     if (first) {
-      buf = keep(empty(p.shape));
+      buf = keep(persistent(() => empty(p.shape)));
       this.buffers.set(p, buf);
     }
     return { p, g: grad.isContiguous ? grad : contiguous(grad), buf: useMomentum ? buf : null, first };
@@ -240,7 +241,7 @@ export class SGD {
     noGrad(() => {
       for (const [k, b] of Object.entries(s.momentumBuffers)) {
         const p = params[Number(k)]!;
-        const buf = keep(empty(p.shape));
+        const buf = keep(persistent(() => empty(p.shape)));
         if (b instanceof Tensor) copyInto(buf, b); // reads any strided view
         else {
           const src = fromData(b.data, b.shape, 'float32');
