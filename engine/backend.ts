@@ -4,7 +4,7 @@
 // bind groups by kernel and buffers (each dispatch's arena slot is a dynamic offset).
 // Nothing is read back unless asked.
 import { BufferPool, sizeClass, type PoolStats } from './pool.js';
-import { getDevice, releaseDevice, hostPause, adapterReport, createSiblingDevice, destroyWhenIdle, gpuFromProvider } from './device.js';
+import { getDevice, releaseDevice, hostPause, adapterReport, adapterIsCpu, createSiblingDevice, destroyWhenIdle, gpuFromProvider } from './device.js';
 import { KernelProfiler, type ProfileRow } from './profiler.js';
 import { engineTuner, TUNE_BUDGET_S } from './autotune.js';
 import { ScratchTextures } from './textures.js';
@@ -128,7 +128,7 @@ export class WebGPUBackend {
 
   constructor(readonly device: GPUDevice, tiering: Exclude<TieringMode, 'auto'> = 'off') {
     this.tiers = new KernelTiers(tiering, createSiblingDevice, destroyWhenIdle, () => this.waiting > 0);
-    this.pool = new BufferPool(device);
+    this.pool = new BufferPool(device, adapterIsCpu() ? 'recent' : 'stable');
     this.textures = new ScratchTextures(device, () => this.flush());
     this.arena = device.createBuffer({ size: ARENA_BYTES, usage: USAGE_UNIFORM | USAGE_COPY_DST });
     this.counts.ownBuffers++;

@@ -8,10 +8,13 @@
 // (live + idle) when the live bytes were at their highest, not the live bytes alone: a step also
 // needs buffers that are idle at its peak (other size classes, used before or after it), and with
 // the live peak as the limit R50's step destroyed and re-created the same 5 buffers every time.
-// Among the idle buffers of a class, a request takes the one created first (not the last released):
-// which buffer a request gets then depends on the set of idle buffers, not on the order they came
-// back in, so a step that makes the same requests as the one before gets the same buffers and the
-// backend's kept bind groups (keyed by buffer) serve it again.
+// Among the idle buffers of a class, a request takes (order 'stable') the one created first: which
+// buffer a request gets then depends on the set of idle buffers, not on the order they came back in,
+// so a step that makes the same requests as the one before gets the same buffers and the backend's
+// kept bind groups (keyed by buffer) serve it again. On CPU adapters (order 'recent') it takes the
+// last released instead: there a buffer is host memory, and the one just released is still in the
+// CPU's caches; stable order made lavapipe's tiny-cpu step ~10% slower (bench/RESULTS.md), more
+// than the bind groups it saves cost.
 
 const USAGE = 0x80 /* STORAGE */ | 0x04 /* COPY_SRC */ | 0x08; /* COPY_DST */
 const MIN_BYTES = 256;
@@ -44,7 +47,7 @@ export interface PoolStats {
 }
 
 export class BufferPool {
-  /** Idle buffers per size class, by descending creation serial (pop() takes the oldest). */
+  /** Idle buffers per size class, by descending creation serial (pop() takes the oldest), or by release ('recent'). */
   private idle = new Map<number, GPUBuffer[]>();
   /** Creation serial of each buffer the pool made. */
   private serials = new WeakMap<GPUBuffer, number>();
@@ -61,7 +64,12 @@ export class BufferPool {
   private stats: PoolStats = { liveBytes: 0, liveBuffers: 0, idleBytes: 0, peakLiveBytes: 0, created: 0, reused: 0 };
   maxIdleBytes = 512 * 1024 * 1024;
 
-  constructor(private readonly device: GPUDevice) {}
+  /** Which idle buffer of a class a request takes: see the header. */
+  order: 'stable' | 'recent';
+
+  constructor(private readonly device: GPUDevice, order: 'stable' | 'recent' = 'stable') {
+    this.order = order;
+  }
 
   /** A buffer of at least `bytes`: an idle one of its class (or up to MAX_FIT larger), else a new one; always new if `fresh`. */
   acquire(bytes: number, fresh = false): GPUBuffer {
@@ -105,7 +113,7 @@ export class BufferPool {
     this.stats.liveBuffers--;
     let list = this.idle.get(size);
     if (!list) this.idle.set(size, (list = []));
-    // Insert keeping the list sorted by descending serial (binary search; lists are short).
+    // 'stable': insert keeping the list sorted by descending serial (binary search; lists are short).
     const serial = this.serials.get(buffer) ?? -1;
     let lo = 0, hi = list.length;
     while (lo < hi) {
@@ -113,7 +121,8 @@ export class BufferPool {
       if ((this.serials.get(list[mid]!) ?? -1) > serial) lo = mid + 1;
       else hi = mid;
     }
-    list.splice(lo, 0, buffer);
+    if (this.order === 'recent') list.push(buffer);
+    else list.splice(lo, 0, buffer);
     this.idleOrder.add(buffer);
     this.stats.idleBytes += size;
     const limit = Math.max(this.maxIdleBytes, this.workingSetBytes);

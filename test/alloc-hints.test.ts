@@ -90,8 +90,10 @@ test('capacityRows: a batch of the bounded row count counts at its capacity, oth
   assert.is(capacityRows(6), 6);
 });
 
-test('pool: a request takes the oldest idle buffer of its class, whatever order they were released in', () => {
+test("pool: order 'stable' hands out the oldest idle buffer of its class, whatever order they were released in; 'recent' the last released", () => {
   const b = getBackend();
+  const saved = b.pool.order;
+  b.pool.order = 'stable';
   b.trim();
   const make = (): GPUBuffer[] => [b.malloc(5000), b.malloc(5000), b.malloc(5000)];
   const [x, y, z] = make();
@@ -101,7 +103,12 @@ test('pool: a request takes the oldest idle buffer of its class, whatever order 
     const again = make();
     assert.equal(again, [x, y, z], 'the same three buffers in creation order');
   }
+  b.pool.order = 'recent';
+  [z, x, y].forEach((buf) => b.free(buf!));
+  b.flush();
+  assert.equal([b.malloc(5000), b.malloc(5000), b.malloc(5000)], [y, x, z], "'recent': the last released first");
   [x, y, z].forEach((buf) => b.free(buf!));
+  b.pool.order = saved;
   b.trim();
 });
 
