@@ -137,6 +137,7 @@ for (const c of cases.filter((c) => !only || c.key === only)) {
   if (tally) getBackend().tallyDispatches(true);
   if (trace) trace.on = true;
   const c0 = counters();
+  const q0 = getBackend().tierStatus().quickDispatches;
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   let images = 0;
@@ -147,6 +148,7 @@ for (const c of cases.filter((c) => !only || c.key === only)) {
   const s = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
   const per = perStep(c0, counters(), n);
+  const quickPerStep = (getBackend().tierStatus().quickDispatches - q0) / n;
   if (trace) trace.on = false;
   if (tally) for (const [k, v] of getBackend().tallyDispatches(false)) console.error(`  ${(v / n).toFixed(1).padStart(7)}  ${k}`);
   const cpuS = (cpu.user + cpu.system) / 1e6;
@@ -167,6 +169,7 @@ for (const c of cases.filter((c) => !only || c.key === only)) {
       submitsPerStep: round(per.submits),
       buffersCreatedPerStep: round(per.buffersCreated),
       pipelinesCreatedPerStep: round(per.pipelinesCreated),
+      quickKernelDispatchesPerStep: round(quickPerStep),
       bindGroupsCreatedPerStep: round(per.bindGroupsCreated),
       readbacksPerStep: round(per.readbacks),
       blockingSyncsPerStep: round(per.blockingSyncs),
