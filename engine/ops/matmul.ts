@@ -134,19 +134,12 @@ const packKernels = [packAKernel(false), packAKernel(true)];
 /** Dispatches a variant on [a, b, c]; a texture variant first packs A into a scratch texture. */
 function dispatchVariant(v: MatmulVariant, buffers: GPUBuffer[], l: MatmulLayout, batch: number, label: string): void {
   const be = getBackend();
-  if (v.kind === 'texture' && !be.fastKernelReady(variantKernel(v))) {
+  let kernel = variantKernel(v);
+  if (v.kind === 'texture' && !be.fastKernelReady(kernel)) {
     // Until the texture-fed kernel is compiled (engine/tiering.ts), the quick variant of the table's
     // first storage-fed choice stands in (its own grid; no packing).
-    const d = CPU_ORDER.map((n) => MATMUL_VARIANTS.find((x) => x.name === n)!).find((x) => x.kind === 'direct' && fitsHere(x, l, batch))!;
-    const tileD = variantTile(d);
-    be.dispatch({
-      kernel: variantKernel(d).quick!,
-      buffers,
-      uniforms: MATMUL_UNIFORMS.pack({ ...l, batch, cBatch: l.M * l.N }),
-      workgroups: [Math.ceil(l.N / tileD.tileN), Math.ceil(l.M / tileD.tileM), batch],
-      label,
-    });
-    return;
+    v = CPU_ORDER.map((n) => MATMUL_VARIANTS.find((x) => x.name === n)!).find((x) => x.kind === 'direct' && fitsHere(x, l, batch))!;
+    kernel = variantKernel(v).quick!;
   }
   const tile = variantTile(v);
   const uniforms = MATMUL_UNIFORMS.pack({ ...l, batch, cBatch: l.M * l.N });
@@ -164,7 +157,7 @@ function dispatchVariant(v: MatmulVariant, buffers: GPUBuffer[], l: MatmulLayout
     textures = [view];
   }
   be.dispatch({
-    kernel: variantKernel(v),
+    kernel,
     buffers,
     textures,
     uniforms,
