@@ -7,6 +7,8 @@
 // read non-recursively (.jpg/.jpeg/.png). User errors print one line (no stack; DEBUG=1 shows it).
 // An image that cannot be read or run (corrupt, an aspect ratio too extreme for the input size) is
 // reported and skipped; the results of the others are still written, and the exit code is then 1.
+// The results file is written as images finish and is a valid JSON array at every moment; SIGINT or
+// SIGTERM stops after the current image (exit 130 / 143) with the finished images' results kept.
 import './node-gpu.js';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
@@ -30,6 +32,7 @@ import { imageIdsFor, resolveLabelTable, UserError } from './infer-inputs.js';
 
 export { UserError };
 import { nodeIO } from './node-io.js';
+import { JsonArrayFile, JsonWriteError } from './json-array-file.js';
 import { configureAutotune } from './node-tune.js';
 
 export const INFER_USAGE = 'node cli/infer.js --preset NAME --weights W.safetensors IMAGE_OR_DIR... [options]';
@@ -185,6 +188,13 @@ export interface InferSummary {
   /** Wall milliseconds per image (decode, detect, results, drawing) in processing order. */
   msPerImage: number[];
   cpuSeconds: number;
+  /** The signal that stopped the run before its last image (results so far are in the file). */
+  interrupted?: 'SIGINT' | 'SIGTERM';
+}
+
+/** Stops a run after its current image on SIGINT/SIGTERM; a second signal exits at once (130). */
+export interface InferControl {
+  stop: 'SIGINT' | 'SIGTERM' | null;
 }
 
 /** Refuses incomplete or contradictory arguments (ArgsError: exit code 2) before any GPU work. */
@@ -197,7 +207,7 @@ function checkUsage(args: ParsedArgs): { weights: string } {
 }
 
 /** Runs inference on parsed arguments (after init()); returns the exit code. */
-export async function runInfer(args: ParsedArgs, log: (s: string) => void = (s) => process.stderr.write(s + '\n')): Promise<InferSummary> {
+export async function runInfer(args: ParsedArgs, log: (s: string) => void = (s) => process.stderr.write(s + '\n'), control: InferControl = { stop: null }): Promise<InferSummary> {
   const v = args.values;
   const { weights } = checkUsage(args);
   const files = await listImages(args.positionals);
@@ -211,10 +221,10 @@ export async function runInfer(args: ParsedArgs, log: (s: string) => void = (s) 
   const outDir = String(v.out);
   const resultsPath = typeof v.json === 'string' ? v.json : path.join(outDir, 'results.json');
   const pngs = pngNames(files);
-  const results: CocoResult[] = [];
+  // The results file holds every finished image's results as a valid JSON array at all times.
+  let results: JsonArrayFile | null = null;
   const summary: InferSummary = { images: files.length, failed: 0, detections: 0, msPerImage: [], cpuSeconds: 0 };
   const cpu0 = process.cpuUsage();
-  let started = false;
   /** --amp: the model runs under autocast (matmul / conv operands rounded to f16, f32 accumulation). */
   const amp = <T>(f: () => Promise<T>): Promise<T> => autocastAsync(f, !!v.amp);
   /** Detections of one decoded image (the first one's tensors also go to --dump). */
@@ -242,8 +252,13 @@ export async function runInfer(args: ParsedArgs, log: (s: string) => void = (s) 
     model.eval();
     const quiet = !!v.quiet;
     log(`model ${cfg.name} (${cfg.numClasses} classes, test size ${cfg.input.minSizeTest}/${cfg.input.maxSize}, score > ${cfg.roiHeads.scoreThresh}${v.amp ? ', --amp' : ''}); classes: ${table.source}; ${files.length} image(s)`);
-    started = true;
+    results = await JsonArrayFile.create(resultsPath);
     for (let i = 0; i < files.length; i++) {
+      if (control.stop) {
+        summary.interrupted = control.stop;
+        log(`${control.stop}: stopped after ${i} of ${files.length} image(s)`);
+        break;
+      }
       const file = files[i]!;
       const t0 = performance.now();
       const c0 = process.cpuUsage();
@@ -251,7 +266,7 @@ export async function runInfer(args: ParsedArgs, log: (s: string) => void = (s) 
       try {
         const image = await decodeImage(await nodeIO.readBytes(file), file);
         const { det, detectMs } = await detectOne(i, file, image);
-        results.push(...detectionsToResults(det, ids.ids[i]!, table.catIds, cfg.roiHeads.maskThreshold));
+        await results.append(detectionsToResults(det, ids.ids[i]!, table.catIds, cfg.roiHeads.maskThreshold));
         summary.detections += det.scores.length;
         if (v.draw) {
           const drawn = drawDetections(image, det, { className: (l) => table.names[l] ?? `class ${l}`, maskThreshold: cfg.roiHeads.maskThreshold });
@@ -265,6 +280,7 @@ export async function runInfer(args: ParsedArgs, log: (s: string) => void = (s) 
             `${ms.toFixed(0)} ms (detect ${detectMs.toFixed(0)} ms), ${((c.user + c.system) / 1e6).toFixed(1)} CPU s`);
         }
       } catch (e) {
+        if (e instanceof JsonWriteError) throw e; // not the image's fault: the run cannot go on
         summary.failed++;
         const msg = (e as Error).message;
         log(`[${i + 1}/${files.length}] skipped: ${msg.includes(file) ? msg : `${file}: ${msg}`}`);
@@ -273,8 +289,7 @@ export async function runInfer(args: ParsedArgs, log: (s: string) => void = (s) 
     }
   } finally {
     model.dispose();
-    // Written on every way out once images were processed, so an error keeps the earlier results.
-    if (started) await nodeIO.writeText(resultsPath, JSON.stringify(results));
+    await results?.close();
   }
   const cpu = process.cpuUsage(cpu0);
   summary.cpuSeconds = (cpu.user + cpu.system) / 1e6;
@@ -302,12 +317,27 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
     console.error(`error: ${e.message}\n\n${formatHelp(INFER_USAGE, INFER_OPTIONS)}`);
     return 2;
   }
+  // Ctrl-C / SIGTERM: finish the current image, keep the results file complete, exit 130 / 143.
+  const control: InferControl = { stop: null };
+  const onSignal = (sig: 'SIGINT' | 'SIGTERM'): void => {
+    if (control.stop) {
+      console.error(`\n${sig} again: exiting now (the results file holds the finished images)`);
+      process.exit(sig === 'SIGINT' ? 130 : 143);
+    }
+    control.stop = sig;
+    console.error(`\n${sig}: stopping after this image (again to quit at once)`);
+  };
+  const onInt = (): void => onSignal('SIGINT');
+  const onTerm = (): void => onSignal('SIGTERM');
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onTerm);
   try {
     checkUsage(args); // usage errors end here, before a GPU exists
     setQuiet(true);
     await init();
     await configureAutotune(args.values.tune as boolean | undefined);
-    const s = await runInfer(args);
+    const s = await runInfer(args, undefined, control);
+    if (s.interrupted) return s.interrupted === 'SIGINT' ? 130 : 143;
     return s.failed ? 1 : 0;
   } catch (e) {
     if (e instanceof ArgsError) {
@@ -320,6 +350,8 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
     if (process.env.DEBUG || !userError) console.error((e as Error).stack);
     return 1;
   } finally {
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
     await shutdown();
   }
 }

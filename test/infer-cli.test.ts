@@ -187,6 +187,37 @@ test('infer: a corrupt file and a 3x1000 image are reported and skipped; the goo
   assert.ok(results.every((d) => d.image_id === 1), 'only the good image has results');
 });
 
+test('infer: SIGINT after the first image stops the run with exit 130; the results file is a valid array of the finished images', async () => {
+  const folder = join(dir, 'many');
+  mkdirSync(folder);
+  for (let i = 1; i <= 6; i++) copyFileSync(IMAGES[i % 2]!, join(folder, `img-${i}.jpg`));
+  const json = join(dir, 'many.json');
+  const child = spawn(process.execPath, [INFER, '--preset', 'tiny', '--weights', W, folder, '--json', json, '--no-draw', '--score-thresh', '0', '--min-size', '64', '--max-size', '96'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '', signalled = false;
+  let fileAfterFirst: CocoResult[] | null = null;
+  child.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+    if (!signalled && /\[1\/6\] /.test(stderr)) {
+      signalled = true;
+      // Written as it comes: the first image's results are in the file, as a whole array, now.
+      fileAfterFirst = JSON.parse(readFileSync(json, 'utf8')) as CocoResult[];
+      child.kill('SIGINT');
+    }
+  });
+  const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+  assert.ok(signalled, stderr);
+  assert.is(code, 130, stderr);
+  assert.not.ok(hasStack(stderr), stderr);
+  assert.match(stderr, /SIGINT: stopping after this image/);
+  assert.match(stderr, /SIGINT: stopped after [1-5] of 6 image\(s\)/);
+  const done = Number(/stopped after (\d) of 6/.exec(stderr)![1]);
+  const results = JSON.parse(readFileSync(json, 'utf8')) as CocoResult[];
+  const ids = [...new Set(results.map((d) => d.image_id))].sort();
+  assert.equal(ids, Array.from({ length: done }, (_, i) => i + 1), 'the finished images\' results, no others');
+  assert.ok(fileAfterFirst!.length > 0 && fileAfterFirst!.every((d) => d.image_id === 1), 'after the first image the file held its results');
+  assert.equal(results.slice(0, fileAfterFirst!.length), fileAfterFirst, 'later appends keep the earlier results');
+});
+
 test('infer: --min-size 0 and unreadable metadata are one-line errors; --score-thresh 2 and NaN weights warn', async () => {
   const common = ['--preset', 'tiny', IMAGES[0]!, '--no-draw', '--out', join(dir, 'o-warn')];
   const zero = await run(INFER, ['--weights', W, ...common, '--min-size', '0']);
