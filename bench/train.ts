@@ -168,6 +168,7 @@ for (const c of cases.filter((c) => !only || c.key === only)) {
       dispatchesPerStep: round(per.dispatches),
       submitsPerStep: round(per.submits),
       buffersCreatedPerStep: round(per.buffersCreated),
+      texturesCreatedPerStep: round(per.texturesCreated),
       pipelinesCreatedPerStep: round(per.pipelinesCreated),
       quickKernelDispatchesPerStep: round(quickPerStep),
       bindGroupsCreatedPerStep: round(per.bindGroupsCreated),
@@ -179,6 +180,7 @@ for (const c of cases.filter((c) => !only || c.key === only)) {
       cpuSecondsPerImage: Math.round((cpuS / images) * 1000) / 1000,
       poolMB: round((memory().liveBytes + memory().idleBytes) / 2 ** 20),
       peakLiveMB: round(memory().peakLiveBytes / 2 ** 20),
+      keptTexturesMB: round(getBackend().keptTextures.stats().bytes / 2 ** 20),
     }));
   }
   await session.dispose();

@@ -8,6 +8,7 @@ import { getDevice, releaseDevice, hostPause, adapterReport, adapterIsCpu, creat
 import { KernelProfiler, type ProfileRow } from './profiler.js';
 import { engineTuner, TUNE_BUDGET_S } from './autotune.js';
 import { ScratchTextures } from './textures.js';
+import { KeptTextures } from './kept-textures.js';
 import { kernelLayoutEntries } from './kernel-layout.js';
 import { KernelTiers, kernelTieringRequested, type TierStatus, type TieringMode } from './tiering.js';
 
@@ -49,6 +50,8 @@ export interface Counters {
   blockingSyncs: number;
   /** Milliseconds during which at least one such wait was outstanding. */
   blockingSyncMs: number;
+  /** Textures created: scratch textures (engine/textures.ts) and kept ones (engine/kept-textures.ts). */
+  texturesCreated: number;
 }
 
 /** A readback under way (WebGPUBackend.readLater). */
@@ -90,7 +93,14 @@ export class WebGPUBackend {
   readonly pool: BufferPool;
   private pipelines = new Map<string, GPUComputePipeline>();
   /** Each kernel's bind group layout and a small id for bind group keys. */
-  private layouts = new Map<string, { layout: GPUBindGroupLayout; id: number }>();
+  private layouts = new Map<string, { layout: GPUBindGroupLayout; id: number; writable: number[] }>();
+  /**
+   * Each buffer's write stamp: the clock at the last recorded write into it (a dispatch binding it
+   * read_write, write(), a copy into it); absent: never written since created. Kept textures
+   * (engine/kept-textures.ts) compare it with the stamp they were packed at.
+   */
+  private writeStamps = new WeakMap<GPUBuffer, number>();
+  private writeClock = 0;
   /** Bind groups by kernel, uniform size and buffers: the uniform slot is a dynamic offset, so a
    *  dispatch on the same buffers as an earlier one (the next training step's) reuses its group. */
   private bindGroups = new Map<string, GPUBindGroup>();
@@ -110,7 +120,7 @@ export class WebGPUBackend {
   debug = false;
   isShutDown = false;
   private lost: string | null = null;
-  private counts: Omit<Counters, 'buffersCreated'> & { ownBuffers: number } = {
+  private counts: Omit<Counters, 'buffersCreated' | 'texturesCreated'> & { ownBuffers: number } = {
     dispatches: 0, submits: 0, ownBuffers: 0, pipelinesCreated: 0, bindGroupsCreated: 0, readbacks: 0, blockingSyncs: 0, blockingSyncMs: 0,
   };
   /** Host waits outstanding, and when the first of them began. */
@@ -123,6 +133,8 @@ export class WebGPUBackend {
 
   /** Scratch textures of ops that repack an operand (engine/textures.ts). */
   readonly textures: ScratchTextures;
+  /** Textures packed from a buffer and kept while it is unchanged (engine/kept-textures.ts). */
+  readonly keptTextures: KeptTextures;
   /** Which variant of a tiered kernel each dispatch runs (engine/tiering.ts). */
   private readonly tiers: KernelTiers;
 
@@ -130,6 +142,7 @@ export class WebGPUBackend {
     this.tiers = new KernelTiers(tiering, createSiblingDevice, destroyWhenIdle, () => this.waiting > 0);
     this.pool = new BufferPool(device, adapterIsCpu() ? 'recent' : 'stable');
     this.textures = new ScratchTextures(device, () => this.flush());
+    this.keptTextures = new KeptTextures(device, (b) => this.writeStamp(b));
     this.arena = device.createBuffer({ size: ARENA_BYTES, usage: USAGE_UNIFORM | USAGE_COPY_DST });
     this.counts.ownBuffers++;
     device.lost.then((info) => {
@@ -148,12 +161,23 @@ export class WebGPUBackend {
   }
 
   free(buffer: GPUBuffer): void {
+    this.keptTextures.release(buffer);
     this.pool.release(buffer);
+  }
+
+  /** The clock at the last write recorded into the buffer (0: none since it was created). */
+  writeStamp(buffer: GPUBuffer): number {
+    return this.writeStamps.get(buffer) ?? 0;
+  }
+
+  private noteWrite(buffer: GPUBuffer): void {
+    this.writeStamps.set(buffer, ++this.writeClock);
   }
 
   /** Copies CPU data into a buffer, after all work recorded so far (which may still read it). */
   write(buffer: GPUBuffer, data: ArrayBufferView, byteOffset = 0): void {
     this.flush();
+    this.noteWrite(buffer);
     this.device.queue.writeBuffer(buffer, byteOffset, data.buffer, data.byteOffset, data.byteLength);
   }
 
@@ -210,6 +234,7 @@ export class WebGPUBackend {
   /** Empties the buffer pool and the idle readback buffers (see BufferPool.trim). */
   trim(): void {
     this.pool.trim();
+    this.keptTextures.trim();
     for (const b of this.idleStaging) b.destroy();
     this.idleStaging = [];
   }
@@ -238,6 +263,7 @@ export class WebGPUBackend {
 
   private recordCopy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
     this.endPass();
+    this.noteWrite(dst);
     this.ensureEncoder().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
   }
 
@@ -260,8 +286,11 @@ export class WebGPUBackend {
 
   /** The kernel's explicit pipeline layout (engine/kernel-layout.ts), its bind group layout kept for bind groups. */
   private layoutFor(kernel: Kernel): GPUPipelineLayout {
-    const bindGroupLayout = this.device.createBindGroupLayout({ entries: kernelLayoutEntries(kernel.wgsl), label: kernel.entry });
-    this.layouts.set(kernel.wgsl, { layout: bindGroupLayout, id: this.layouts.size });
+    const entries = kernelLayoutEntries(kernel.wgsl);
+    const bindGroupLayout = this.device.createBindGroupLayout({ entries, label: kernel.entry });
+    // Buffers bound read_write (binding i + 1 holds buffers[i]): each dispatch stamps them written.
+    const writable = entries.filter((e) => e.buffer?.type === 'storage').map((e) => e.binding - 1);
+    this.layouts.set(kernel.wgsl, { layout: bindGroupLayout, id: this.layouts.size, writable });
     return this.device.createPipelineLayout({ bindGroupLayouts: [bindGroupLayout], label: kernel.entry });
   }
 
@@ -279,6 +308,7 @@ export class WebGPUBackend {
     const pipeline = this.pipeline(kernel);
     if (this.debug) this.device.pushErrorScope('validation');
     const bindGroup = this.bindGroupFor(kernel, Math.max(bytes, 16), d.buffers, d.textures ?? []);
+    for (const i of this.layouts.get(kernel.wgsl)!.writable) if (d.buffers[i]) this.noteWrite(d.buffers[i]!);
     if (this.profiler) {
       this.endPass();
       this.pass = this.ensureEncoder().beginComputePass(this.profiler.passFor(d.label, kernel.entry));
@@ -341,6 +371,7 @@ export class WebGPUBackend {
   flush(): void {
     if (!this.encoder) {
       this.pool.destroyRetired();
+      this.keptTextures.destroyRetired();
       return;
     }
     this.endPass();
@@ -363,6 +394,7 @@ export class WebGPUBackend {
     this.batchLabels = [];
     this.counts.submits++;
     this.pool.destroyRetired();
+    this.keptTextures.destroyRetired();
   }
 
   /** Resolves when the GPU has finished all submitted work. */
@@ -436,7 +468,7 @@ export class WebGPUBackend {
   /** The counters since init() (a snapshot). */
   stats(): Counters {
     const { ownBuffers, ...rest } = this.counts;
-    return { ...rest, buffersCreated: ownBuffers + this.pool.getStats().created };
+    return { ...rest, buffersCreated: ownBuffers + this.pool.getStats().created, texturesCreated: this.textures.created + this.keptTextures.created };
   }
 
   /** A host wait on the GPU, counted and timed (overlapping waits count once, their union timed). */
@@ -538,7 +570,9 @@ export async function shutdown(): Promise<void> {
     b.flush();
     b.pool.trim();
     b.textures.clear();
+    b.keptTextures.clear();
     b.pool.destroyRetired();
+    b.keptTextures.destroyRetired();
     b.isShutDown = true;
     await b.closeTiers();
   }

@@ -7,8 +7,13 @@
 // of group g (zero past nc) at source channel c and tap (kh, kw); the mode's weight strides (wJ, wC
 // of spatialWeightStrides) say where each sits in the weight tensor, so 'fwd' and 'bwdInput' share
 // the packer. Cost O(weights) per dispatch, against O(pixels x weights) for the convolution.
+//
+// The dual form writes both modes' textures in one dispatch (a training step needs the forward's
+// texture now and the input gradient's in the backward: engine/ops/conv-weight-pack.ts keeps them).
+// The second mode's layout is the first's with (kc, nc) and (wJ, wC) swapped: fwd reads
+// w[g][j][c][khw] as (wJ, wC) = (kc*KHW, KHW), bwdInput as (KHW, nc_b*KHW) with its nc_b = kc.
 import { uniformBlock } from './uniforms.js';
-import { F16_ROUND_WGSL, f16Load } from './f16.js';
+import { F16_ROUND_WGSL, f16Load, roundToF16 } from './f16.js';
 
 /** The spatial kernel's texture binding (after src, wt, bias, dst at bindings 1-4). */
 export const WEIGHT_TEXTURE_DECL = '@group(0) @binding(5) var wtx: texture_2d<f32>;';
@@ -30,28 +35,66 @@ export function weightTextureSize(kc: number, nc: number, KHW: number, groups: n
 }
 
 /**
- * Buffers [w], textures [the texture (storage, written)]. Workgroups: (ceil(kc*KHW / PACK_WEIGHTS_WG),
- * ceil(nc/4), groups). roundF16: the autocast form (values rounded to f16 as packed).
+ * Workgroups of a pack of the layout (kc, nc) (and, dual, of its swap (nc, kc)):
+ * (ceil(taps / PACK_WEIGHTS_WG), ceil(channels / 4), groups), the larger of the two in each dimension.
  */
-export function packWeightsKernel(roundF16: boolean): { wgsl: string; entry: string } {
-  const entry = `conv_pack_weights${roundF16 ? '_f16' : ''}`;
+export function packWeightsGrid(kc: number, nc: number, KHW: number, groups: number, dual: boolean): [number, number, number] {
+  const taps = dual ? Math.max(kc, nc) * KHW : kc * KHW;
+  const quads = dual ? Math.max(Math.ceil(kc / 4), Math.ceil(nc / 4)) : Math.ceil(nc / 4);
+  return [Math.ceil(taps / PACK_WEIGHTS_WG), quads, groups];
+}
+
+/**
+ * Buffers [w], textures [the texture (storage, written)] or, dual, [the (kc, nc) texture, the
+ * swapped layout's texture]. Workgroups: packWeightsGrid. roundF16: the autocast form (values
+ * rounded to f16 as packed).
+ */
+export function packWeightsKernel(roundF16: boolean, dual = false): { wgsl: string; entry: string } {
+  const entry = `conv_pack_weights${dual ? '_dual' : ''}${roundF16 ? '_f16' : ''}`;
   const lanes = [0, 1, 2, 3].map((i) => `  let j${i} = jq * 4u + ${i}u;
-  let v${i} = select(0.0, ${f16Load(`w[base + min(j${i}, nc - 1u) * u.wJ]`, roundF16)}, j${i} < nc);`);
+  let v${i} = select(0.0, ${f16Load(`w[base + min(j${i}, nc - 1u) * wJ]`, roundF16)}, j${i} < nc);`);
+  // One texel of the layout (kc, nc, wJ, wC), stored when (tap, jq) lies within it.
+  const store = (t: string, kc: string, nc: string, wJ: string, wC: string) =>
+    `  if (tap < ${kc} * u.KHW && jq < (${nc} + 3u) / 4u) { textureStore(${t}, vec2<u32>(tap, g * ((${nc} + 3u) / 4u) + jq), texel(tap, jq, g, ${kc}, ${nc}, ${wJ}, ${wC})); }`;
   return {
     entry,
     wgsl: `${roundF16 ? `${F16_ROUND_WGSL}\n` : ''}${PACK_WEIGHTS_UNIFORMS.wgsl}
 @group(0) @binding(1) var<storage, read> w: array<f32>;
 @group(0) @binding(2) var t: texture_storage_2d<rgba32float, write>;
+${dual ? '@group(0) @binding(3) var t2: texture_storage_2d<rgba32float, write>;\n' : ''}
+fn texel(tap: u32, jq: u32, g: u32, kc: u32, nc: u32, wJ: u32, wC: u32) -> vec4<f32> {
+  let KHW = u.KHW;
+  let c = tap / KHW; let khw = tap % KHW;
+  let base = g * nc * kc * KHW + c * wC + khw;
+${lanes.join('\n')}
+  return vec4<f32>(v0, v1, v2, v3);
+}
 @compute @workgroup_size(${PACK_WEIGHTS_WG})
 fn ${entry}(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-  let nc = u.nc; let KHW = u.KHW;
   let tap = gid.x; let jq = wid.y; let g = wid.z;
-  if (tap >= u.kc * KHW) { return; }
-  let c = tap / KHW; let khw = tap % KHW;
-  let base = g * nc * u.kc * KHW + c * u.wC + khw;
-${lanes.join('\n')}
-  textureStore(t, vec2<u32>(tap, g * ((nc + 3u) / 4u) + jq), vec4<f32>(v0, v1, v2, v3));
+${store('t', 'u.kc', 'u.nc', 'u.wJ', 'u.wC')}
+${dual ? store('t2', 'u.nc', 'u.kc', 'u.wC', 'u.wJ') : ''}
 }
 `,
   };
+}
+
+/**
+ * The float64 reference: the texels of the layout (kc, nc, wJ, wC) of groups x nc x kc x KHW weights
+ * `w`, row-major (texel (x, y) at (y*width + x)*4), values rounded to f16 when roundF16.
+ */
+export function packWeightsReference(w: ArrayLike<number>, kc: number, nc: number, KHW: number, groups: number, wJ: number, wC: number, roundF16 = false): Float64Array {
+  const [width, height] = weightTextureSize(kc, nc, KHW, groups);
+  const out = new Float64Array(width * height * 4);
+  const quads = Math.ceil(nc / 4);
+  for (let g = 0; g < groups; g++) {
+    for (let tap = 0; tap < kc * KHW; tap++) {
+      const c = Math.floor(tap / KHW), khw = tap % KHW;
+      for (let j = 0; j < nc; j++) {
+        const v = w[g * nc * kc * KHW + c * wC + khw + j * wJ]!;
+        out[((g * quads + Math.floor(j / 4)) * width + tap) * 4 + (j % 4)] = roundF16 ? roundToF16(v) : v;
+      }
+    }
+  }
+  return out;
 }

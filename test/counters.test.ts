@@ -43,7 +43,7 @@ test('backend: dispatches, submits, buffers, pipelines, bind groups and blocking
   assert.equal(Array.from(out), [2, 4, 6, 8, 10]);
   const d = since(c0);
   assert.equal({ ...d, blockingSyncMs: 0 }, {
-    dispatches: 2, submits: 1, buffersCreated: 3, pipelinesCreated: 1, bindGroupsCreated: 1, readbacks: 1, blockingSyncs: 1, blockingSyncMs: 0,
+    dispatches: 2, submits: 1, buffersCreated: 3, pipelinesCreated: 1, bindGroupsCreated: 1, readbacks: 1, blockingSyncs: 1, blockingSyncMs: 0, texturesCreated: 0,
   });
   assert.ok(d.blockingSyncMs >= 0 && Number.isFinite(d.blockingSyncMs), `blockingSyncMs ${d.blockingSyncMs}`);
 
@@ -58,7 +58,7 @@ test('backend: dispatches, submits, buffers, pipelines, bind groups and blocking
   await b.sync(); // nothing recorded: no submit, but the host still waits
   assert.equal(Array.from(new Float32Array(await b.read(y2, 0, 20))), [2, 4, 6, 8, 10]);
   assert.equal({ ...since(c1), blockingSyncMs: 0 }, {
-    dispatches: 1, submits: 2, buffersCreated: 0, pipelinesCreated: 0, bindGroupsCreated: 0, readbacks: 1, blockingSyncs: 3, blockingSyncMs: 0,
+    dispatches: 1, submits: 2, buffersCreated: 0, pipelinesCreated: 0, bindGroupsCreated: 0, readbacks: 1, blockingSyncs: 3, blockingSyncMs: 0, texturesCreated: 0,
   });
   // Two readbacks awaited together: two readbacks (two staging buffers, one of them new), one wait.
   const c2 = counters();

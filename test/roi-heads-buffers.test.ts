@@ -81,6 +81,8 @@ test('RoI heads step: no buffer and no bind group created after warm-up as posit
   const c1 = counters();
   assert.is(c1.buffersCreated - c0.buffersCreated, 0, 'GPU buffers created after warm-up');
   assert.is(c1.bindGroupsCreated - c0.bindGroupsCreated, 0, 'bind groups created after warm-up');
+  // Scratch and kept textures (CPU adapters' packed conv weights and matmul operands): none either.
+  assert.is(c1.texturesCreated - c0.texturesCreated, 0, 'textures created after warm-up');
   assert.ok(c1.dispatches - c0.dispatches > 100, 'the steps ran');
   sgd.zeroGrad();
   features.forEach((f: Tensor) => (f.grad?.dispose(), f.dispose()));

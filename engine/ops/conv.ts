@@ -5,14 +5,15 @@
 import { spatialKernel, spatialPlan, spatialWeightStrides, weightGradKernel, pickBlock, columnTaps, SPATIAL_WG, SPATIAL_UNIFORMS, WEIGHT_GRAD_UNIFORMS, type SpatialSpec, type WeightGradSpec } from '../../kernels/conv-gemm.js';
 import { spatialQuickKernel, weightGradQuickKernel, QUICK_COLS } from '../../kernels/conv-gemm-quick.js';
 import { convOutSize, convTransposeOutSize, type ConvGeom } from '../../kernels/conv.js';
-import { packWeightsKernel, weightTextureSize, PACK_WEIGHTS_UNIFORMS, PACK_WEIGHTS_WG } from '../../kernels/conv-weight-texture.js';
+import { weightTextureSize } from '../../kernels/conv-weight-texture.js';
+import { weightTextureView, type WeightPacking } from './conv-weight-pack.js';
 import { getBackend, type Kernel } from '../backend.js';
 import { adapterIsCpu, adapterReport } from '../device.js';
 import { engineTuner } from '../autotune.js';
 import { isAutocastEnabled, underForwardAutocast } from '../autocast.js';
 import { timeOnScratch } from '../tune-timing.js';
 import { Tensor, empty, shapeStr } from '../tensor.js';
-import { noGrad, record } from '../autograd.js';
+import { noGrad, record, isGradEnabled } from '../autograd.js';
 import { tidy } from '../scope.js';
 import { capacityRows } from '../alloc-hints.js';
 import { elementwise as ew } from './elementwise.js';
@@ -124,9 +125,25 @@ function useWeightTexture(j: SpatialJob, tn: number): boolean {
   return w <= max && h <= max;
 }
 
-const packWeights = [packWeightsKernel(false), packWeightsKernel(true)];
+/**
+ * Whether any dispatch of this mode on g reads its weights from a texture (the forward asks it of
+ * the backward's mode, to pack both textures at once).
+ */
+function weightTextureUsed(mode: 'fwd' | 'bwdInput', g: ConvGeom): boolean {
+  if (!(weightTextureForced ?? adapterIsCpu())) return false;
+  const [ph, pw] = mode === 'fwd' ? [1, 1] : [g.sh, g.sw];
+  for (let rh = 0; rh < ph; rh++) {
+    for (let rw = 0; rw < pw; rw++) {
+      const j = spatialJob(mode, g, [rh, rw]);
+      if (j.rows <= 0 || j.cols <= 0) continue;
+      const tn = Number(convBlockChoice(mode, g, [rh, rw]).block.split('x')[1]);
+      if (useWeightTexture(j, tn)) return true;
+    }
+  }
+  return false;
+}
 
-function dispatchBlock(j: SpatialJob, block: string, buffers: GPUBuffer[], bias: boolean, relu: boolean, label: string): void {
+function dispatchBlock(j: SpatialJob, block: string, buffers: GPUBuffer[], bias: boolean, relu: boolean, label: string, packing: WeightPacking): void {
   const [tm, tn] = block.split('x').map(Number) as [number, number];
   const { g } = j;
   const wtex = useWeightTexture(j, tn);
@@ -150,14 +167,7 @@ function dispatchBlock(j: SpatialJob, block: string, buffers: GPUBuffer[], bias:
     be.dispatch({ kernel: kernel.quick, buffers, uniforms: u, workgroups: grid, label });
     return;
   }
-  let textures: GPUTextureView[] | undefined;
-  if (wtex) {
-    const [tw, th] = weightTextureSize(kc, nc, geometry.KHW, g.groups);
-    const { view } = be.textures.acquire(tw, th);
-    const pu = PACK_WEIGHTS_UNIFORMS.pack({ kc, nc, KHW: geometry.KHW, ...strides });
-    be.dispatch({ kernel: packWeights[spec.roundF16 ? 1 : 0]!, buffers: [buffers[1]!], textures: [view], uniforms: pu, workgroups: [Math.ceil(tw / PACK_WEIGHTS_WG), Math.ceil(nc / 4), g.groups], label: `${label} pack weights` });
-    textures = [view];
-  }
+  const textures = wtex ? [weightTextureView(buffers[1]!, { mode: j.mode, kc, nc, KHW: geometry.KHW, groups: g.groups, roundF16: r16 }, packing, label)] : undefined;
   be.dispatch({ kernel, buffers, textures, uniforms: u, workgroups: grid, label });
 }
 
@@ -166,7 +176,7 @@ async function timeBlock(j: SpatialJob, block: string): Promise<number> {
   const { g } = j;
   const sizes = [g.N * j.srcC * j.srcH * j.srcW, g.Cout * (g.Cin / g.groups) * g.KH * g.KW, g.N * j.dstC * j.dstH * j.dstW];
   const flop = 2 * g.N * j.rows * j.cols * j.nc * g.groups * j.kc * g.KH * g.KW;
-  return timeOnScratch(sizes, ([src, w, dst]) => dispatchBlock(j, block, [src!, w!, w!, dst!], false, false, `autotune conv ${block}`), flop);
+  return timeOnScratch(sizes, ([src, w, dst]) => dispatchBlock(j, block, [src!, w!, w!, dst!], false, false, `autotune conv ${block}`, { keep: false, alsoOther: false }), flop);
 }
 
 /**
@@ -174,12 +184,12 @@ async function timeBlock(j: SpatialJob, block: string): Promise<number> {
  * output phase, from src. fwd: src x, dst y. bwdInput: src dy, dst dx. The register block is the
  * autotuner's choice for the class, else pickBlock's.
  */
-function dispatchSpatial(mode: 'fwd' | 'bwdInput', g: ConvGeom, src: Tensor, w: Tensor, bias: Tensor | null, relu: boolean, dst: Tensor, phase: [number, number]): void {
+function dispatchSpatial(mode: 'fwd' | 'bwdInput', g: ConvGeom, src: Tensor, w: Tensor, bias: Tensor | null, relu: boolean, dst: Tensor, phase: [number, number], packBoth = false): void {
   const j = spatialJob(mode, g, phase);
   if (j.rows <= 0 || j.cols <= 0) return;
   const { block } = convBlockChoice(mode, g, phase);
   const buffers = [src.storage.buffer, w.storage.buffer, (bias ?? w).storage.buffer, dst.storage.buffer];
-  dispatchBlock(j, block, buffers, !!bias, relu, `conv ${mode} ${describe(g)}`);
+  dispatchBlock(j, block, buffers, !!bias, relu, `conv ${mode} ${describe(g)}`, { keep: true, alsoOther: packBoth });
 }
 
 /** The spatial kernel's register block for one dispatch, its candidates and tuning class (tests, benchmarks). */
@@ -189,19 +199,22 @@ export function convBlockChoice(mode: 'fwd' | 'bwdInput', g: ConvGeom, phase: [n
   return { block: engineTuner.choose('conv-spatial', shapeClass, candidates, candidates[0]!, (b) => timeBlock(j, b)), candidates, shapeClass };
 }
 
-/** y = conv2d(x, w) + bias (then relu), all dense. */
-export function conv2dForwardRaw(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeom, relu = false): Tensor {
+/**
+ * y = conv2d(x, w) + bias (then relu), all dense. packBoth: the backward will take the input
+ * gradient, so a packed weight texture of its mode is packed now too (engine/ops/conv-weight-pack.ts).
+ */
+export function conv2dForwardRaw(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeom, relu = false, packBoth = false): Tensor {
   const y = empty([g.N, g.Cout, g.OH, g.OW]);
   if (y.size === 0) return y;
-  dispatchSpatial('fwd', g, x, w, bias, relu, y, [0, 0]);
+  dispatchSpatial('fwd', g, x, w, bias, relu, y, [0, 0], packBoth);
   return y;
 }
 
 /** dx = the transposed convolution of dy with w (+ bias over dx's channels, for conv_transpose2d): one dispatch per stride phase. */
-export function conv2dInputGradRaw(dy: Tensor, w: Tensor, g: ConvGeom, bias: Tensor | null = null, relu = false): Tensor {
+export function conv2dInputGradRaw(dy: Tensor, w: Tensor, g: ConvGeom, bias: Tensor | null = null, relu = false, packBoth = false): Tensor {
   const dx = empty([g.N, g.Cin, g.H, g.W]);
   if (dx.size === 0) return dx;
-  for (let rh = 0; rh < g.sh; rh++) for (let rw = 0; rw < g.sw; rw++) dispatchSpatial('bwdInput', g, dy, w, bias, relu, dx, [rh, rw]);
+  for (let rh = 0; rh < g.sh; rh++) for (let rw = 0; rw < g.sw; rw++) dispatchSpatial('bwdInput', g, dy, w, bias, relu, dx, [rh, rw], packBoth);
   return dx;
 }
 
@@ -311,7 +324,8 @@ export function conv2d(
   if (bias && (bias.ndim !== 1 || bias.shape[0] !== g.Cout)) throw new Error(`${op}: bias ${shapeStr(bias.shape)} should be [${g.Cout}] for weight ${shapeStr(weight.shape)}`);
   checkIndexRange(op, g);
   const relu = (opts.activation ?? 'none') === 'relu';
-  const out = noGrad(() => tidy(() => conv2dForwardRaw(dense(input), dense(weight), bias ? dense(bias) : null, g, relu)));
+  const packBoth = isGradEnabled() && input.requiresGrad && weightTextureUsed('bwdInput', g);
+  const out = noGrad(() => tidy(() => conv2dForwardRaw(dense(input), dense(weight), bias ? dense(bias) : null, g, relu, packBoth)));
   const inputs = bias ? [input, weight, bias] : [input, weight];
   record(op, inputs, out, relu ? [input, weight, out] : [input, weight], underForwardAutocast((gy, saved) => {
     const [xs, ws, ys] = saved as [Tensor, Tensor, Tensor | undefined];
@@ -398,7 +412,8 @@ export function convTranspose2d(
   const g: ConvGeom = { N, Cin: Cout, H: OH, W: OW, Cout: Cin, KH, KW, OH: H, OW: W, sh, sw, ph, pw, dh, dw, groups };
   checkIndexRange(op, g);
   const relu = (opts.activation ?? 'none') === 'relu';
-  const out = noGrad(() => tidy(() => conv2dInputGradRaw(dense(input), dense(weight), g, bias ? dense(bias) : null, relu)));
+  const packBoth = isGradEnabled() && input.requiresGrad && weightTextureUsed('fwd', g);
+  const out = noGrad(() => tidy(() => conv2dInputGradRaw(dense(input), dense(weight), g, bias ? dense(bias) : null, relu, packBoth)));
   const inputs = bias ? [input, weight, bias] : [input, weight];
   record(op, inputs, out, relu ? [input, weight, out] : [input, weight], underForwardAutocast((gy, saved) => {
     const [xsv, wsv, ys] = saved as [Tensor, Tensor, Tensor | undefined];
