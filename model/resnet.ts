@@ -18,9 +18,11 @@ function conv(inC: number, outC: number, k: number, stride = 1, groups = 1): nn.
   return new nn.Conv2d(inC, outC, k, { stride, padding: (k - 1) >> 1, groups, bias: false, init: RESNET_INIT });
 }
 
-/** The projection shortcut (torchvision's downsample: 1x1 conv, norm), its norm fused where it can be. */
+/** The projection shortcut (torchvision's downsample: 1x1 conv, norm), a frozen norm fused into the conv. */
 function shortcut(downsample: nn.Sequential | null, x: Tensor): Tensor {
-  return downsample ? nn.convNorm(downsample.at(0) as nn.Conv2d, downsample.at(1) as nn.NormLayer, x) : x;
+  if (!downsample) return x;
+  const [conv, norm] = [downsample.at(0) as nn.Conv2d, downsample.at(1) as nn.NormLayer];
+  return norm instanceof nn.FrozenBatchNorm2d ? nn.convNorm(conv, norm, x) : downsample.forward(x);
 }
 
 /** A residual block: forward(x) = relu(branch(x) + shortcut(x)). */
