@@ -14,7 +14,8 @@ import {
   conv2dReference, conv2dInputGradReference, conv2dWeightGradReference, convTranspose2dReference, conv2dEpilogueReference,
   type Conv2dRefParams,
 } from '../kernels/conv.js';
-import { spatialPlan, type SpatialSpec } from '../kernels/conv-gemm.js';
+import { spatialKernel, spatialPlan, type SpatialShape, type SpatialSpec } from '../kernels/conv-gemm.js';
+import { spatialQuickKernel } from '../kernels/conv-gemm-quick.js';
 import { setConvWeightTexture, setConvWeightGradSharedDy } from '../engine/ops/conv.js';
 import type { RefTensor } from '../kernels/common.js';
 
@@ -376,6 +377,13 @@ test('conv kernels: the input gradient shares the forward pipeline, stride phase
   assert.is(spatialPlan(spec('bwdInput', 1, 2, 0, [0, 1])).geometry.khN, 0);
   // The forward's column stride is baked: stride 2 and stride 1 differ.
   assert.is.not(shape(spec('fwd', 3, 2, 1)), shape(spec('fwd', 3, 1, 1)));
+  // The epilogue's scale and residual bindings exist only in its form (the weight texture follows them).
+  const wgsl = (extra: Partial<SpatialShape>): string => spatialKernel({ ...spatialPlan(spec('fwd', 3, 1, 1)).shape, ...extra }).wgsl;
+  for (const q of [wgsl({}), wgsl({ wtex: true }), spatialQuickKernel(8).wgsl]) assert.not.match(q, /binding\(6\)|scale\[|res\[/);
+  assert.match(wgsl({ wtex: true }), /@binding\(5\) var wtx/);
+  for (const q of [wgsl({ epi: true, wtex: true }), spatialQuickKernel(8, false, true).wgsl]) assert.match(q, /@binding\(5\) var<storage, read> scale[^]*@binding\(6\) var<storage, read> res/);
+  assert.match(wgsl({ epi: true, wtex: true }), /@binding\(7\) var wtx/);
+  assert.throws(() => spatialPlan({ ...spec('bwdInput', 3, 1, 1), epi: true }), /'fwd' only/);
 });
 
 test.run();
