@@ -12,7 +12,7 @@
 // operations in the same order (spatial: fma over (channel, kernel row, column tap), out-of-range
 // taps included as fma(0, w, acc); weight gradient: the same R-column chunk sums added in the same
 // order), so which tier ran a step never changes the numbers (test/conv-tier.test.ts checks it).
-import { SPATIAL_UNIFORMS, WEIGHT_GRAD_UNIFORMS, SPATIAL_WG } from './conv-gemm.js';
+import { SPATIAL_UNIFORMS, WEIGHT_GRAD_UNIFORMS, SPATIAL_WG, spatialBindings, spatialEpilogue, spatialTouch } from './conv-gemm.js';
 import { F16_ROUND_WGSL, f16Load } from './f16.js';
 
 /** Output columns of a quick spatial kernel's register block (the fast block's tm must be a multiple). */
@@ -23,22 +23,21 @@ export const QUICK_COLS = 4;
  * the SpatialShape is read from the uniforms; `roundF16` as there). Same grid and bindings. It walks
  * the fast block's tm columns QUICK_COLS at a time with QUICK_COLS x tn accumulators, so a loaded
  * weight serves 4 columns and a loaded input value tn channels (~0.4 loads per FMA, against 2 for
- * one output at a time), in a loop body of 4 x tn FMAs.
+ * one output at a time), in a loop body of 4 x tn FMAs. `epi`: the scale-and-residual epilogue
+ * (SpatialShape.epi), with its bindings.
  */
-export function spatialQuickKernel(tn: number, roundF16 = false): { wgsl: string; entry: string } {
+export function spatialQuickKernel(tn: number, roundF16 = false, epi = false): { wgsl: string; entry: string } {
   const ld = (x: string): string => f16Load(x, roundF16);
+  const ep = spatialEpilogue(epi);
   const js = Array.from({ length: tn }, (_, j) => j), is = Array.from({ length: QUICK_COLS }, (_, i) => i);
   const wgsl = `${SPATIAL_UNIFORMS.wgsl}
 ${roundF16 ? F16_ROUND_WGSL : ''}
-@group(0) @binding(1) var<storage, read> src: array<f32>;
-@group(0) @binding(2) var<storage, read> wt: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dst: array<f32>;
+${spatialBindings(epi)}
 @compute @workgroup_size(${SPATIAL_WG})
 fn conv_spatial_quick(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let srcH = u.srcH; let srcW = u.srcW; let kc = u.kc; let nc = u.nc; let flags = u.flags;
   let id = wid.x * ${SPATIAL_WG}u + lid.x;
-  if (id >= u.N * u.rows * u.blocks) { _ = src[0]; _ = wt[0]; _ = bias[0]; return; }
+  if (id >= u.N * u.rows * u.blocks) { ${spatialTouch(epi)} return; }
   let g = wid.z; let j0 = wid.y * ${tn}u;
   let blk = id % u.blocks; let rest = id / u.blocks; let a = rest % u.rows; let nb = rest / u.rows;
   let b0 = blk * u.tm;
@@ -68,9 +67,9 @@ ${is.map((i) => `          let col${i} = seg0 + i32((i0 + ${i}u) * u.srcMulW + n
       }
     }
 ${js.map((j) => `    if (j0 + ${j}u < nc) {
-      let ch = g * nc + j0 + ${j}u; var bv = 0.0; if ((flags & 1u) != 0u) { bv = bias[ch]; }
+      ${ep.channel(`g * nc + j0 + ${j}u`)}
       let ob = ((nb * u.dstC + ch) * u.dstH + drow) * u.dstW + u.dcolOff;
-${is.map((i) => `      if (b0 + i0 + ${i}u < u.cols) { let v = c${i}_${j} + bv; dst[ob + (b0 + i0 + ${i}u) * u.dcolMul] = select(v, max(v, 0.0), (flags & 2u) != 0u); }`).join('\n')}
+${is.map((i) => `      if (b0 + i0 + ${i}u < u.cols) { ${ep.store(`c${i}_${j}`, `ob + (b0 + i0 + ${i}u) * u.dcolMul`)} }`).join('\n')}
     }`).join('\n')}
   }
 }`;

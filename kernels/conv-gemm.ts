@@ -31,6 +31,11 @@
 // is the autocast form: every loaded operand value is rounded to f16 (kernels/f16.ts) and the sums
 // stay f32; bias and the epilogue stay f32. Its reference is kernels/conv.ts's loops on operands
 // rounded with roundArrayToF16.
+// The forward's `epi` form adds a per-output-channel scale and a residual to the epilogue,
+// y = relu(acc * scale[c] + bias[c] + residual), in torchvision's order for a conv followed by
+// FrozenBatchNorm2d (x * scale + shift), a block's shortcut add and its ReLU: the norm's own
+// elementwise pass over y is gone (engine/ops/conv.ts ConvOptions). Its bindings exist only in that
+// form, so every other kernel keeps its layout.
 import { uniformBlock, type BlockValues } from './uniforms.js';
 import { F16_ROUND_WGSL, f16Load } from './f16.js';
 import { WEIGHT_TEXTURE_DECL } from './conv-weight-texture.js';
@@ -54,6 +59,8 @@ export interface SpatialSpec {
   roundF16?: boolean;
   /** Weights from a packed texture (SpatialShape.wtex). */
   wtex?: boolean;
+  /** The scale-and-residual epilogue (SpatialShape.epi); 'fwd' only. */
+  epi?: boolean;
 }
 
 /**
@@ -79,9 +86,59 @@ export interface SpatialShape {
    * needs tn % 4 = 0. The packing rounds to f16 under autocast.
    */
   wtex?: boolean;
+  /**
+   * The epilogue's per-output-channel scale at @binding(5) and residual (dst's layout) at
+   * @binding(6), each applied when its flag is set (SPATIAL_FLAGS); the weight texture then moves
+   * to @binding(7).
+   */
+  epi?: boolean;
 }
 
 export const SPATIAL_WG = 64;
+
+/** Bits of SPATIAL_UNIFORMS.flags: which epilogue terms a dispatch applies (scale and residual need `epi`). */
+export const SPATIAL_FLAGS = { bias: 1, relu: 2, scale: 4, residual: 8 } as const;
+
+/**
+ * The epilogue shared by the spatial kernels (fast and quick, so both tiers round alike): per
+ * output channel `ch`, the terms it loads; per output, the store of accumulator `acc` at dst[o]:
+ * v = acc * scale[ch] + bias[ch] + residual[o], then relu, each term under its flag. Without `epi`
+ * this is the plain bias-and-relu store.
+ */
+export function spatialEpilogue(epi: boolean): { channel: (ch: string) => string; store: (acc: string, o: string) => string } {
+  const F = SPATIAL_FLAGS;
+  const reluOf = (v: string): string => `select(${v}, max(${v}, 0.0), (flags & ${F.relu}u) != 0u)`;
+  const bias = `var bv = 0.0; if ((flags & ${F.bias}u) != 0u) { bv = bias[ch]; }`;
+  if (!epi) return { channel: (ch) => `let ch = ${ch}; ${bias}`, store: (acc, o) => `let v = ${acc} + bv; dst[${o}] = ${reluOf('v')};` };
+  return {
+    channel: (ch) => `let ch = ${ch}; ${bias} var sv = 1.0; if ((flags & ${F.scale}u) != 0u) { sv = scale[ch]; }`,
+    store: (acc, o) => `let o = ${o}; var v = ${acc} * sv + bv; if ((flags & ${F.residual}u) != 0u) { v = v + res[o]; } dst[o] = ${reluOf('v')};`,
+  };
+}
+
+/** The spatial kernels' storage bindings: src, wt, bias, dst (1-4), and the epilogue's scale and residual (5-6) with `epi`. */
+export function spatialBindings(epi: boolean): string {
+  const L = [
+    '@group(0) @binding(1) var<storage, read> src: array<f32>;',
+    '@group(0) @binding(2) var<storage, read> wt: array<f32>;',
+    // Bias and relu are uniform flags (fewer pipelines to compile); without a bias any buffer is bound.
+    '@group(0) @binding(3) var<storage, read> bias: array<f32>;',
+    '@group(0) @binding(4) var<storage, read_write> dst: array<f32>;',
+  ];
+  if (epi) L.push('@group(0) @binding(5) var<storage, read> scale: array<f32>;', '@group(0) @binding(6) var<storage, read> res: array<f32>;');
+  return L.join('\n');
+}
+
+/** Statements that keep every storage binding in the layout when an invocation leaves early. */
+export const spatialTouch = (epi: boolean): string => `_ = src[0]; _ = wt[0]; _ = bias[0];${epi ? ' _ = scale[0]; _ = res[0];' : ''}`;
+
+/** The weight texture's declaration: after the storage bindings (the backend binds textures after buffers). */
+function weightTextureDecl(epi: boolean): string {
+  if (!epi) return WEIGHT_TEXTURE_DECL;
+  const d = WEIGHT_TEXTURE_DECL.replace('@binding(5)', '@binding(7)');
+  if (d === WEIGHT_TEXTURE_DECL) throw new Error('spatialKernel: the weight texture is no longer declared at @binding(5)');
+  return d;
+}
 
 /** Taps along one axis: kernel index k, and the source coordinate offset (affine in k's position). */
 interface Taps {
@@ -175,7 +232,11 @@ export function spatialPlan(s: SpatialSpec): { shape: SpatialShape; geometry: Sp
   if (step(tw.off) < 0) tw = { ks: [...tw.ks].reverse(), off: [...tw.off].reverse() };
   const empty = !th.ks.length || !tw.ks.length;
   const taps = empty ? 1 : tw.ks.length;
-  const shape: SpatialShape = { srcMulW: fwd ? s.sw : 1, taps, tapStep: taps > 1 ? step(tw.off) : 0, tm: s.tm, tn: s.tn, ...(s.roundF16 ? { roundF16: true } : {}), ...(s.wtex ? { wtex: true } : {}) };
+  if (s.epi && !fwd) throw new Error(`spatialPlan: the scale-and-residual epilogue is for 'fwd' only (got '${s.mode}')`);
+  const shape: SpatialShape = {
+    srcMulW: fwd ? s.sw : 1, taps, tapStep: taps > 1 ? step(tw.off) : 0, tm: s.tm, tn: s.tn,
+    ...(s.roundF16 ? { roundF16: true } : {}), ...(s.wtex ? { wtex: true } : {}), ...(s.epi ? { epi: true } : {}),
+  };
   const geometry: SpatialGeometry = {
     khN: empty ? 0 : th.ks.length,
     kh0: th.ks[0] ?? 0,
@@ -212,18 +273,14 @@ export function spatialWeightStrides(mode: SpatialSpec['mode'], kc: number, nc: 
 /** Workgroups: (ceil(N*rows*blocks / 64), chBlocks, groups). */
 export function spatialKernel(s: SpatialShape): { wgsl: string; entry: string } {
   const { tm, tn, srcMulW, taps, tapStep } = s;
-  const r16 = !!s.roundF16, wtex = !!s.wtex;
+  const r16 = !!s.roundF16, wtex = !!s.wtex, epi = !!s.epi;
   if (wtex && tn % 4 !== 0) throw new Error(`spatialKernel: weights from a texture need tn % 4 = 0 (tn ${tn})`);
   const L: string[] = [];
   const e = (x: string): void => void L.push(x);
   e(SPATIAL_UNIFORMS.wgsl);
   if (r16) e(F16_ROUND_WGSL);
-  e('@group(0) @binding(1) var<storage, read> src: array<f32>;');
-  e('@group(0) @binding(2) var<storage, read> wt: array<f32>;');
-  // Bias and relu are uniform flags (fewer pipelines to compile); without a bias any buffer is bound.
-  e('@group(0) @binding(3) var<storage, read> bias: array<f32>;');
-  e('@group(0) @binding(4) var<storage, read_write> dst: array<f32>;');
-  if (wtex) e(WEIGHT_TEXTURE_DECL);
+  e(spatialBindings(epi));
+  if (wtex) e(weightTextureDecl(epi));
   e(`@compute @workgroup_size(${SPATIAL_WG})`);
   e(`fn conv_spatial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {`);
   e(`  let Nb = u.N; let srcC = u.srcC; let srcH = u.srcH; let srcW = u.srcW;`);
@@ -231,7 +288,7 @@ export function spatialKernel(s: SpatialShape): { wgsl: string; entry: string } 
   e(`  let rows = u.rows; let blocks = u.blocks; let cols = u.cols; let flags = u.flags;`);
   e(`  let id = wid.x * ${SPATIAL_WG}u + lid.x;`);
   // Phases with no taps read nothing, but their bindings must stay in the layout.
-  e(`  if (id >= Nb * rows * blocks) { _ = src[0]; _ = wt[0]; _ = bias[0]; return; }`);
+  e(`  if (id >= Nb * rows * blocks) { ${spatialTouch(epi)} return; }`);
   e(`  let g = wid.z; let j0 = wid.y * ${tn}u;`);
   e(`  let blk = id % blocks; let rest = id / blocks; let a = rest % rows; let nb = rest / rows;`);
   e(`  let b0 = blk * ${tm}u;`);
@@ -276,12 +333,13 @@ export function spatialKernel(s: SpatialShape): { wgsl: string; entry: string } 
   e(`  }`);
   // Store: dst[((nb*dstC + g*nc + j)*dstH + drowOff + drowMul*a)*dstW + dcolOff + dcolMul*(b0 + t)].
   e(`  let drow = u.drowOff + u.drowMul * a; let dcm = u.dcolMul;`);
+  const ep = spatialEpilogue(epi);
   for (let j = 0; j < tn; j++) {
     e(`  if (j0 + ${j}u < nc) {`);
-    e(`    let ch = g * nc + j0 + ${j}u; var bv = 0.0; if ((flags & 1u) != 0u) { bv = bias[ch]; }`);
+    e(`    ${ep.channel(`g * nc + j0 + ${j}u`)}`);
     e(`    let ob = ((nb * dstC + ch) * dstH + drow) * dstW + u.dcolOff;`);
     for (let i = 0; i < tm; i++) {
-      e(`    if (b0 + ${i}u < cols) { let v = c${i}_${j} + bv; dst[ob + (b0 + ${i}u) * dcm] = select(v, max(v, 0.0), (flags & 2u) != 0u); }`);
+      e(`    if (b0 + ${i}u < cols) { ${ep.store(`c${i}_${j}`, `ob + (b0 + ${i}u) * dcm`)} }`);
     }
     e(`  }`);
   }

@@ -100,6 +100,21 @@ export function conv2dReference(x: RefTensor, w: RefTensor, bias: RefTensor | nu
   return { shape: [g.N, g.Cout, g.OH, g.OW], data: y };
 }
 
+/**
+ * float64 conv2d with the spatial kernel's full epilogue (ConvOptions): relu?(conv(x, w) * scale[c]
+ * + bias[c] + residual), in that order (torchvision's conv, FrozenBatchNorm2d, + identity, relu).
+ */
+export function conv2dEpilogueReference(x: RefTensor, w: RefTensor, scale: RefTensor | null, bias: RefTensor | null, residual: RefTensor | null, relu: boolean, p: Conv2dRefParams): RefTensor {
+  const y = conv2dReference(x, w, null, p);
+  const [, C, OH, OW] = y.shape as [number, number, number, number];
+  const data = y.data.map((v, i) => {
+    const c = Math.floor(i / (OH * OW)) % C;
+    const z = v * (scale ? scale.data[c]! : 1) + (bias ? bias.data[c]! : 0) + (residual ? residual.data[i]! : 0);
+    return relu ? Math.max(z, 0) : z;
+  });
+  return { shape: y.shape, data };
+}
+
 /** float64 d(sum(y*gy))/dx for conv2d: the adjoint loop (scatter of gy through w). */
 export function conv2dInputGradReference(gy: RefTensor, w: RefTensor, xShape: readonly number[], p: Conv2dRefParams): RefTensor {
   const g = refGeom(xShape, w.shape, p);

@@ -3,6 +3,9 @@
 // torchvision's state dict: conv1, bn1, layer1..layer4, each block conv1/bn1/conv2/bn2[/conv3/bn3]
 // and downsample.0 (1x1 conv) / downsample.1 (norm). The norm is selectable (FrozenBatchNorm2d for
 // imported weights, BatchNorm2d, GroupNorm), as is Detectron2's "stride in the 1x1" Bottleneck.
+// Each conv -> norm (-> + shortcut) (-> relu) runs through nn.convNorm: with FrozenBatchNorm2d
+// (torchvision's presets) the norm, add and relu are the conv kernel's epilogue, one dispatch;
+// other norms keep their own kernel, with the add and relu fused there.
 import { maxPool2d, tidy, nn, type Tensor } from '../engine/index.js';
 import { blockExpansion, bottleneckWidth, stageBlocks, type BackboneConfig } from './config.js';
 import { makeNorm, type NormSpec } from './norm.js';
@@ -13,6 +16,13 @@ const RESNET_INIT: nn.ConvInit = { kind: 'kaiming_normal', mode: 'fan_out' };
 
 function conv(inC: number, outC: number, k: number, stride = 1, groups = 1): nn.Conv2d {
   return new nn.Conv2d(inC, outC, k, { stride, padding: (k - 1) >> 1, groups, bias: false, init: RESNET_INIT });
+}
+
+/** The projection shortcut (torchvision's downsample: 1x1 conv, norm), a frozen norm fused into the conv. */
+function shortcut(downsample: nn.Sequential | null, x: Tensor): Tensor {
+  if (!downsample) return x;
+  const [conv, norm] = [downsample.at(0) as nn.Conv2d, downsample.at(1) as nn.NormLayer];
+  return norm instanceof nn.FrozenBatchNorm2d ? nn.convNorm(conv, norm, x) : downsample.forward(x);
 }
 
 /** A residual block: forward(x) = relu(branch(x) + shortcut(x)). */
@@ -42,10 +52,10 @@ export class BasicBlock extends nn.Module implements Block {
 
   forward(x: Tensor): Tensor {
     return tidy(() => {
-      const out = this.bn1.forward(this.conv1.forward(x), { relu: true });
-      const identity = this.downsample ? this.downsample.forward(x) : x;
-      // relu(bn2(conv2(out)) + identity): the add and relu run in the norm's kernel.
-      return this.bn2.forward(this.conv2.forward(out), { residual: identity, relu: true });
+      const out = nn.convNorm(this.conv1, this.bn1, x, { relu: true });
+      const identity = shortcut(this.downsample, x);
+      // relu(bn2(conv2(out)) + identity): the add and relu run in the conv's or the norm's kernel.
+      return nn.convNorm(this.conv2, this.bn2, out, { residual: identity, relu: true });
     });
   }
 }
@@ -83,11 +93,11 @@ export class Bottleneck extends nn.Module implements Block {
 
   forward(x: Tensor): Tensor {
     return tidy(() => {
-      let out = this.bn1.forward(this.conv1.forward(x), { relu: true });
-      out = this.bn2.forward(this.conv2.forward(out), { relu: true });
-      const identity = this.downsample ? this.downsample.forward(x) : x;
-      // relu(bn3(conv3(out)) + identity): the add and relu run in the norm's kernel.
-      return this.bn3.forward(this.conv3.forward(out), { residual: identity, relu: true });
+      let out = nn.convNorm(this.conv1, this.bn1, x, { relu: true });
+      out = nn.convNorm(this.conv2, this.bn2, out, { relu: true });
+      const identity = shortcut(this.downsample, x);
+      // relu(bn3(conv3(out)) + identity): the add and relu run in the conv's or the norm's kernel.
+      return nn.convNorm(this.conv3, this.bn3, out, { residual: identity, relu: true });
     });
   }
 }
@@ -134,7 +144,7 @@ export class ResNetBody extends nn.Module {
   /** x [N, 3, H, W] -> [C2, C3, C4, C5]. */
   forward(x: Tensor): Tensor[] {
     return tidy(() => {
-      const stem = maxPool2d(this.bn1.forward(this.conv1.forward(x), { relu: true }), 3, 2, 1);
+      const stem = maxPool2d(nn.convNorm(this.conv1, this.bn1, x, { relu: true }), 3, 2, 1);
       const outs: Tensor[] = [];
       let h = stem;
       for (const layer of this.layers) {

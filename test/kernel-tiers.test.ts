@@ -13,7 +13,7 @@ import { ready } from './helpers/gpu.js';
 import { ref, gpu, expectRef } from './helpers/check.js';
 import * as F from '../engine/index.js';
 import {
-  conv2dReference, conv2dInputGradReference, conv2dWeightGradReference, convTranspose2dReference, type Conv2dRefParams,
+  conv2dReference, conv2dInputGradReference, conv2dWeightGradReference, convTranspose2dReference, conv2dEpilogueReference, type Conv2dRefParams,
 } from '../kernels/conv.js';
 import type { RefTensor } from '../kernels/common.js';
 import { matmulReference } from '../kernels/matmul.js';
@@ -107,6 +107,24 @@ test('quick conv_transpose2d stride 2 (every stride phase) matches the reference
   }
   backend.setKernelTiering('off');
   assertSameBits(out[0]!, out[1]!, 'transposed');
+});
+
+test('quick conv2d with the scale/shift/residual/relu epilogue matches the reference and the fast bits', async () => {
+  const p: Conv2dRefParams = { stride: [2, 2], padding: [1, 1], dilation: [1, 1], groups: 1 };
+  const xr = ref([2, 3, 7, 13], 451, -1, 1), wr = ref([5, 3, 3, 3], 452, -1, 1), sr = ref([5], 453, 0.3, 1.7), br = ref([5], 454, -1, 1);
+  const rr = ref([2, 5, 4, 7], 455, -1, 1);
+  const want = conv2dEpilogueReference(xr, wr, sr, br, rr, true, p);
+  const out: Float32Array[] = [];
+  for (const mode of ['quick', 'off'] as const) {
+    backend.setKernelTiering(mode);
+    const q0 = backend.tierStatus().quickDispatches;
+    const y = F.conv2d(gpu(xr), gpu(wr), gpu(br), 2, 1, 1, 1, { scale: gpu(sr), residual: gpu(rr), activation: 'relu' });
+    assert.is(backend.tierStatus().quickDispatches - q0, mode === 'quick' ? 1 : 0, `${mode} ran`);
+    await expectRef(y, want, TOL, `epilogue ${mode}`);
+    out.push((await y.data()) as Float32Array);
+  }
+  backend.setKernelTiering('off');
+  assertSameBits(out[0]!, out[1]!, 'epilogue');
 });
 
 test('quick conv2d under autocast (f16-rounded operands) gives the fast kernels\' bits', async () => {

@@ -22,6 +22,10 @@ import { fixtureStateDict } from '../model/fixture-weights.js';
 import { headStateShapes } from '../tools/fixture-weights.js';
 import { RegionProposalNetwork } from '../model/rpn.js';
 import { RoIHeads } from '../model/roi-heads.js';
+import { ResNetBody, type BasicBlock } from '../model/resnet.js';
+import { FrozenBatchNorm2d, type NormLayer } from '../engine/nn/norm-layers.js';
+import * as F from '../engine/index.js';
+import { assertClose } from './helpers/check.js';
 
 await ready;
 
@@ -212,6 +216,58 @@ test('tiny preset (basic blocks, GN, all trainable): shapes, backward reaches ev
   tiny.dispose();
   await settleGarbage();
   assert.ok(memory().liveBytes <= before, `live bytes ${memory().liveBytes} > ${before} before the tiny model ran (leak)`);
+});
+
+test('frozen batch norm folds into the trunk convs (nn.convNorm): no norm dispatch, same outputs and gradients as conv then norm', async () => {
+  const cfg = getPreset('tiny', { backbone: { norm: 'frozen_bn', trainableLayers: 5 } }).backbone;
+  const body = new ResNetBody(cfg);
+  // Non-trivial frozen statistics and affine in every norm (registerBuffer drops the kept scale and shift).
+  let seed = 900;
+  for (const [, m] of body.namedModules()) {
+    if (!(m instanceof FrozenBatchNorm2d)) continue;
+    const C = m.numFeatures, u = (lo: number, hi: number): F.Tensor => F.rand([C], { low: lo, high: hi, rng: new F.Rng(seed++) });
+    m.registerBuffer('weight', u(0.5, 1.5));
+    m.registerBuffer('bias', u(-0.5, 0.5));
+    m.registerBuffer('running_mean', u(-0.3, 0.3));
+    m.registerBuffer('running_var', u(0.5, 2));
+  }
+  // The trunk as conv then norm, each its own layer (what ResNetBody ran before the fusion).
+  const cn = (conv: Conv2d, norm: NormLayer, x: F.Tensor, e: F.NormEpilogue = {}): F.Tensor => norm.forward(conv.forward(x), e);
+  const unfused = (x: F.Tensor): F.Tensor[] => {
+    let h = F.maxPool2d(cn(body.conv1, body.bn1, x, { relu: true }), 3, 2, 1);
+    const outs: F.Tensor[] = [];
+    for (const layer of body.layers) {
+      for (const b of layer.layers as BasicBlock[]) {
+        const out = cn(b.conv1, b.bn1, h, { relu: true });
+        const identity = b.downsample ? b.downsample.forward(h) : h;
+        h = cn(b.conv2, b.bn2, out, { residual: identity, relu: true });
+      }
+      outs.push(h);
+    }
+    return outs;
+  };
+  const xr = F.randn([2, 3, 37, 53], { rng: new F.Rng(7) });
+  const run = async (fused: boolean): Promise<{ outs: Float32Array[]; grads: Float32Array[]; norms: number }> => {
+    body.zeroGrad();
+    const x = xr.detach();
+    x.requiresGrad = true;
+    F.getBackend().tallyDispatches(true);
+    const outs = tidy(() => (fused ? body.forward(x) : unfused(x)));
+    const total = tidy(() => outs.map((o, i) => sum(o.mul(i + 1))).reduce((a, b) => a.add(b)));
+    backward(total);
+    const norms = F.getBackend().tallyDispatches(false).filter(([k]) => k.includes('frozen_batch_norm')).reduce((n, [, v]) => n + v, 0);
+    const res = { outs: await Promise.all(outs.map((o) => o.data() as Promise<Float32Array>)), grads: [(await x.grad!.data()) as Float32Array, ...(await Promise.all(body.namedParameters().map(([, p]) => p.grad!.data() as Promise<Float32Array>)))], norms };
+    [...outs, total, x].forEach((t) => t.dispose());
+    return res;
+  };
+  const plain = await run(false), fused = await run(true);
+  assert.ok(plain.norms > 0, 'the unfused walk runs frozen batch norm kernels');
+  assert.is(fused.norms, 0, 'the trunk runs no frozen batch norm kernel, forward or backward');
+  const tol = { atol: 1e-5, rtol: 1e-4 };
+  fused.outs.forEach((o, i) => assertClose(o, plain.outs[i]!, tol, `C${i + 2}`));
+  fused.grads.forEach((g, i) => assertClose(g, plain.grads[i]!, { atol: 1e-4, rtol: 1e-3 }, i === 0 ? 'grad input' : `grad ${body.namedParameters()[i - 1]![0]}`));
+  xr.dispose();
+  body.dispose();
 });
 
 // The features' parity with torchvision (fpn.0..3, fpn.pool) is checked in model-parity.test.ts,

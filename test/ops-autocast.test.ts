@@ -12,7 +12,7 @@ import { ref, gpu, expectRef, assertClose } from './helpers/check.js';
 import * as F from '../engine/index.js';
 import { matmulVariants, setMatmulVariant } from '../engine/ops/matmul.js';
 import { matmulReference } from '../kernels/matmul.js';
-import { conv2dReference, conv2dInputGradReference, conv2dWeightGradReference, convTranspose2dReference, type Conv2dRefParams } from '../kernels/conv.js';
+import { conv2dReference, conv2dInputGradReference, conv2dWeightGradReference, convTranspose2dReference, conv2dEpilogueReference, type Conv2dRefParams } from '../kernels/conv.js';
 import { roundToF16, roundArrayToF16 } from '../kernels/f16.js';
 import type { RefTensor } from '../kernels/common.js';
 
@@ -147,6 +147,23 @@ CONV_CASES.forEach((c, ci) => {
     await expectRounded(x.grad!, conv2dInputGradReference(r16(gy), r16(wr), c.x, p), conv2dInputGradReference(gy, wr, c.x, p), `${c.name} grad input`);
     await expectRounded(w.grad!, conv2dWeightGradReference(r16(gy), r16(xr), c.w, p), conv2dWeightGradReference(gy, xr, c.w, p), `${c.name} grad weight`);
   });
+});
+
+test('conv2d with the scale/shift/residual/relu epilogue under autocast: f16-rounded operands, an f32 epilogue', async () => {
+  const xr = ref([2, 3, 7, 13], 70, -1, 1), wr = ref([5, 3, 3, 3], 71, -1, 1), sr = ref([5], 72, 0.3, 1.7), br = ref([5], 73, -1, 1), rr = ref([2, 5, 7, 13], 74, -1, 1);
+  const p: Conv2dRefParams = { stride: [1, 1], padding: [1, 1], dilation: [1, 1], groups: 1 };
+  const x = gpu(xr, true), w = gpu(wr, true), r = gpu(rr, true);
+  const y = F.autocast(() => F.conv2d(x, w, gpu(br), 1, 1, 1, 1, { scale: gpu(sr), residual: r, activation: 'relu' }));
+  const want = conv2dEpilogueReference(r16(xr), r16(wr), sr, br, rr, true, p);
+  await expectRounded(y, want, conv2dEpilogueReference(xr, wr, sr, br, rr, true, p), 'forward');
+  const gy = ref(want.shape, 75, -1, 1);
+  F.backward(y, { grad: gpu(gy) });
+  // The gradient reaching the convolution, gy * (y > 0) * scale[c], is f32; the conv kernels round it as they load it.
+  const gz: RefTensor = { shape: gy.shape, data: gy.data.map((v, i) => (want.data[i]! > 0 ? v : 0)) };
+  const gc: RefTensor = { shape: gy.shape, data: gz.data.map((v, i) => v * sr.data[Math.floor(i / (7 * 13)) % 5]!) };
+  await expectRounded(x.grad!, conv2dInputGradReference(r16(gc), r16(wr), [2, 3, 7, 13], p), conv2dInputGradReference(gc, wr, [2, 3, 7, 13], p), 'grad input');
+  await expectRounded(w.grad!, conv2dWeightGradReference(r16(gc), r16(xr), [5, 3, 3, 3], p), conv2dWeightGradReference(gc, xr, [5, 3, 3, 3], p), 'grad weight');
+  await expectRef(r.grad!, gz, TOL, 'grad residual (f32)');
 });
 
 test('conv_transpose2d under autocast: forward and both gradients use f16-rounded operands', async () => {

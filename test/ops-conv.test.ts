@@ -11,10 +11,11 @@ import { ready } from './helpers/gpu.js';
 import { checkOp, ref, gpu, expectRef } from './helpers/check.js';
 import * as F from '../engine/index.js';
 import {
-  conv2dReference, conv2dInputGradReference, conv2dWeightGradReference, convTranspose2dReference,
+  conv2dReference, conv2dInputGradReference, conv2dWeightGradReference, convTranspose2dReference, conv2dEpilogueReference,
   type Conv2dRefParams,
 } from '../kernels/conv.js';
-import { spatialPlan, type SpatialSpec } from '../kernels/conv-gemm.js';
+import { spatialKernel, spatialPlan, type SpatialShape, type SpatialSpec } from '../kernels/conv-gemm.js';
+import { spatialQuickKernel } from '../kernels/conv-gemm-quick.js';
 import { setConvWeightTexture, setConvWeightGradSharedDy } from '../engine/ops/conv.js';
 import type { RefTensor } from '../kernels/common.js';
 
@@ -174,6 +175,117 @@ test('conv2d: gradients match finite differences (depthwise, 1x1)', async () => 
   });
 });
 
+// The scale-and-residual epilogue (ConvOptions: relu?(conv * scale[c] + bias[c] + residual), conv +
+// FrozenBatchNorm2d + shortcut + relu in one dispatch): float64 references on odd shapes (Cout 5, 9
+// and 19, stride 2, groups, 1x1 and 3x3, with and without residual and relu), weights from the
+// buffer and from a texture, gradients of x, w and the residual against the adjoint references,
+// finite differences through the fused op, the fallback for a scale that requires grad, and the
+// dispatch counts against conv then frozen batch norm.
+interface EpiCase extends Case {
+  residual: boolean;
+  /** A bias (the shift) is given. */
+  shift: boolean;
+}
+const EPI_CASES: EpiCase[] = [
+  { name: '3x3 pad 1, Cout 5, shift + residual + relu', x: [2, 3, 7, 13], w: [5, 3, 3, 3], padding: [1, 1], shift: true, residual: true, relu: true },
+  { name: '3x3 stride 2 groups 3, Cout 9, shift + relu', x: [2, 6, 7, 13], w: [9, 2, 3, 3], stride: [2, 2], padding: [1, 1], groups: 3, shift: true, residual: false, relu: true },
+  { name: '1x1, Cout 19, shift + residual', x: [2, 7, 7, 13], w: [19, 7, 1, 1], shift: true, residual: true, relu: false },
+  { name: '1x1 stride 2, Cout 5, scale only', x: [2, 7, 7, 13], w: [5, 7, 1, 1], stride: [2, 2], shift: false, residual: false, relu: false },
+];
+
+/** The references of an epilogue case: y, and the gradients of x, w and the residual for output gradient gy. */
+function epiReferences(c: EpiCase, xr: RefTensor, wr: RefTensor, sr: RefTensor, br: RefTensor | null, rr: RefTensor | null, gyr: RefTensor): RefTensor[] {
+  const p = refParams(c, c.w, c.x);
+  const y = conv2dEpilogueReference(xr, wr, sr, br, rr, !!c.relu, p);
+  const [, C, OH, OW] = y.shape as [number, number, number, number];
+  // d/d(sum before the relu), then d/d(conv output) = that times scale[c].
+  const gz = gyr.data.map((v, i) => (!c.relu || y.data[i]! > 0 ? v : 0));
+  const gc = { shape: y.shape, data: gz.map((v, i) => v * sr.data[Math.floor(i / (OH * OW)) % C]!) };
+  return [y, conv2dInputGradReference(gc, wr, c.x, p), conv2dWeightGradReference(gc, xr, c.w, p), { shape: y.shape, data: gz }];
+}
+
+for (const wtex of [false, true]) {
+  test(`conv2d scale/shift/residual/relu epilogue, weights ${wtex ? 'from a texture' : 'from the buffer'} (forced): forward and gradients match the references`, async () => {
+    setConvWeightTexture(wtex);
+    try {
+      for (const [ci, c] of EPI_CASES.entries()) {
+        const xr = ref(c.x, 40 * ci + 1, -1, 1), wr = ref(c.w, 40 * ci + 2, -1, 1);
+        const Cout = c.w[0]!;
+        const sr = ref([Cout], 40 * ci + 3, 0.3, 1.7), br = c.shift ? ref([Cout], 40 * ci + 4, -1, 1) : null;
+        const y0 = conv2dReference(xr, wr, null, refParams(c, c.w, c.x));
+        const rr = c.residual ? ref(y0.shape, 40 * ci + 5, -1, 1) : null;
+        const gyr = ref(y0.shape, 40 * ci + 6, -1, 1);
+        const [want, gx, gw, gr] = epiReferences(c, xr, wr, sr, br, rr, gyr);
+        // Scale and shift are constants (a frozen norm's): no gradient, the fused path.
+        const x = gpu(xr, true), w = gpu(wr, true), s = gpu(sr), b = br && gpu(br), r = rr && gpu(rr, true);
+        const y = F.conv2d(x, w, b, c.stride ?? 1, c.padding ?? 0, 1, c.groups ?? 1, { scale: s, residual: r, activation: c.relu ? 'relu' : 'none' });
+        await expectRef(y, want!, TOL, `${c.name} forward`);
+        F.backward(y, { grad: gpu(gyr) });
+        await expectRef(x.grad!, gx!, TOL, `${c.name} grad input`);
+        await expectRef(w.grad!, gw!, TOL, `${c.name} grad weight`);
+        if (r) await expectRef(r.grad!, gr!, TOL, `${c.name} grad residual`);
+        [x, w, s, b, r, y].forEach((t) => t?.dispose());
+      }
+    } finally {
+      setConvWeightTexture(null);
+    }
+  });
+}
+
+test('conv2d epilogue: finite differences of x, w and the residual through the fused op (stride 2, relu)', async () => {
+  const p: Conv2dRefParams = { stride: [2, 2], padding: [1, 1], dilation: [1, 1], groups: 1 };
+  await checkOp({
+    name: 'conv2d fused scale/shift/residual/relu',
+    inputs: [ref([1, 3, 5, 13], 301, -1, 1), ref([5, 3, 3, 3], 302, -1, 1), ref([5], 303, 0.3, 1.7), ref([5], 304, -1, 1), ref([1, 5, 3, 7], 305, -1, 1)],
+    differentiable: [true, true, false, false, true],
+    gpu: ([x, w, s, b, r]) => F.conv2d(x!, w!, b!, 2, 1, 1, 1, { scale: s!, residual: r!, activation: 'relu' }),
+    ref: ([x, w, s, b, r]) => conv2dEpilogueReference(x!, w!, s!, b!, r!, true, p),
+  });
+});
+
+test('conv2d epilogue: a scale and shift that require grad take the unfused ops and get their gradients (1x1, groups 2)', async () => {
+  const p: Conv2dRefParams = { stride: [1, 1], padding: [0, 0], dilation: [1, 1], groups: 2 };
+  await checkOp({
+    name: 'conv2d unfused scale/shift/residual',
+    inputs: [ref([2, 4, 3, 5], 311, -1, 1), ref([6, 2, 1, 1], 312, -1, 1), ref([6], 313, 0.3, 1.7), ref([6], 314, -1, 1), ref([2, 6, 3, 5], 315, -1, 1)],
+    gpu: ([x, w, s, b, r]) => F.conv2d(x!, w!, b!, 1, 0, 1, 2, { scale: s!, residual: r! }),
+    ref: ([x, w, s, b, r]) => conv2dEpilogueReference(x!, w!, s!, b!, r!, false, p),
+  });
+});
+
+test('conv2d epilogue: one forward dispatch, and no more backward dispatches than conv then frozen batch norm', async () => {
+  setConvWeightTexture(false);
+  try {
+    const xr = ref([2, 3, 7, 13], 321, -1, 1), wr = ref([5, 3, 3, 3], 322, -1, 1), sr = ref([5], 323, 0.3, 1.7), br = ref([5], 324, -1, 1);
+    const rr = ref([2, 5, 7, 13], 325, -1, 1), gyr = ref([2, 5, 7, 13], 326, -1, 1);
+    for (const residualGrad of [false, true]) {
+      const count = (fused: boolean): [number, number] => F.tidy(() => {
+        const x = gpu(xr, true), w = gpu(wr, true), s = gpu(sr), b = gpu(br), r = gpu(rr, residualGrad), gy = gpu(gyr);
+        const d0 = F.counters().dispatches;
+        const y = fused
+          ? F.conv2d(x, w, b, 1, 1, 1, 1, { scale: s, residual: r, activation: 'relu' })
+          : F.frozenBatchNormApply(F.conv2d(x, w, null, 1, 1), s, b, { residual: r, relu: true });
+        const d1 = F.counters().dispatches;
+        F.backward(y, { grad: gy });
+        return [d1 - d0, F.counters().dispatches - d1];
+      });
+      count(true); // compile and warm every pipeline first
+      const [fusedFwd, fusedBwd] = count(true), [plainFwd, plainBwd] = count(false);
+      assert.is(fusedFwd, plainFwd - 1, `the norm's dispatch is gone (residual grad ${residualGrad})`);
+      assert.ok(fusedBwd <= plainBwd, `backward: ${fusedBwd} dispatches fused, ${plainBwd} unfused (residual grad ${residualGrad})`);
+    }
+  } finally {
+    setConvWeightTexture(null);
+  }
+});
+
+test('conv2d epilogue: bad scale or residual shapes raise errors naming them; conv_transpose2d refuses them', () => {
+  const x = F.zeros([1, 3, 5, 5]), w = F.zeros([4, 3, 3, 3]);
+  assert.throws(() => F.conv2d(x, w, null, 1, 1, 1, 1, { scale: F.ones([3]) }), /conv2d: scale \[3\] should be \[4\]/);
+  assert.throws(() => F.conv2d(x, w, null, 1, 1, 1, 1, { residual: F.zeros([1, 4, 3, 3]) }), /conv2d: residual \[1,4,3,3\] should be the output's shape \[1,4,5,5\]/);
+  assert.throws(() => F.convTranspose2d(x, F.zeros([3, 2, 3, 3]), null, 1, 0, 0, 1, 1, { scale: F.ones([2]) }), /conv_transpose2d: takes no scale or residual/);
+});
+
 test('conv2d: non-contiguous input and unbatched [C, H, W] input', async () => {
   const xr = ref([2, 3, 7, 13], 21, -1, 1), wr = ref([4, 3, 3, 3], 22, -1, 1);
   const p: Conv2dRefParams = { stride: [1, 1], padding: [1, 1], dilation: [1, 1], groups: 1 };
@@ -265,6 +377,13 @@ test('conv kernels: the input gradient shares the forward pipeline, stride phase
   assert.is(spatialPlan(spec('bwdInput', 1, 2, 0, [0, 1])).geometry.khN, 0);
   // The forward's column stride is baked: stride 2 and stride 1 differ.
   assert.is.not(shape(spec('fwd', 3, 2, 1)), shape(spec('fwd', 3, 1, 1)));
+  // The epilogue's scale and residual bindings exist only in its form (the weight texture follows them).
+  const wgsl = (extra: Partial<SpatialShape>): string => spatialKernel({ ...spatialPlan(spec('fwd', 3, 1, 1)).shape, ...extra }).wgsl;
+  for (const q of [wgsl({}), wgsl({ wtex: true }), spatialQuickKernel(8).wgsl]) assert.not.match(q, /binding\(6\)|scale\[|res\[/);
+  assert.match(wgsl({ wtex: true }), /@binding\(5\) var wtx/);
+  for (const q of [wgsl({ epi: true, wtex: true }), spatialQuickKernel(8, false, true).wgsl]) assert.match(q, /@binding\(5\) var<storage, read> scale[^]*@binding\(6\) var<storage, read> res/);
+  assert.match(wgsl({ epi: true, wtex: true }), /@binding\(7\) var wtx/);
+  assert.throws(() => spatialPlan({ ...spec('bwdInput', 3, 1, 1), epi: true }), /'fwd' only/);
 });
 
 test.run();

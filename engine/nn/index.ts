@@ -6,4 +6,5 @@ export { Module, describeLoadReport, type LoadReport, type LoadOptions, type Sta
 export { Linear, linear, type LinearOptions } from './linear.js';
 export { Sequential, ReLU, type Layer } from './sequential.js';
 export { Conv2d, ConvTranspose2d, type ConvInit, type Conv2dOptions, type ConvTranspose2dOptions } from './conv-layers.js';
+export { convNorm } from './conv-norm.js';
 export { BatchNorm2d, FrozenBatchNorm2d, GroupNorm, MaxPool2d, type NormLayer, type BatchNorm2dOptions, type GroupNormOptions, type MaxPool2dOptions } from './norm-layers.js';

@@ -110,12 +110,25 @@ export class FrozenBatchNorm2d extends Module {
 
   forward(x: Tensor, epilogue: NormEpilogue = {}): Tensor {
     check4d('FrozenBatchNorm2d', x, this.numFeatures);
+    const { scale, shift } = this.affine();
+    return frozenBatchNormApply(x, scale, shift, epilogue);
+  }
+
+  /**
+   * The per-channel [C] scale and shift this layer applies (y = x * scale + shift), kept until the
+   * buffers change: what a convolution folds into its epilogue (nn.convNorm). Owned by the layer.
+   */
+  affine(): { scale: Tensor; shift: Tensor } {
     if (!this.scaleShift) {
       const b = (name: string): Tensor => this.getBuffer(name)!;
-      const ss = persistent(() => noGrad(() => frozenBatchNormScaleShift(x, b('weight'), b('bias'), b('running_mean'), b('running_var'), this.eps)));
+      const ss = persistent(() => noGrad(() => tidy(() => {
+        // Any [N, C, ...] tensor tells frozenBatchNormScaleShift the channel count: a view of the weight.
+        const w = b('weight'), C = this.numFeatures;
+        return frozenBatchNormScaleShift(w.view([1, C], [C, 1], w.offset), w, b('bias'), b('running_mean'), b('running_var'), this.eps);
+      })));
       this.scaleShift = { scale: keep(ss.scale), shift: keep(ss.shift) };
     }
-    return frozenBatchNormApply(x, this.scaleShift.scale, this.scaleShift.shift, epilogue);
+    return this.scaleShift;
   }
 
   override registerBuffer(name: string, t: Tensor, opts: { persistent?: boolean } = {}): Tensor {

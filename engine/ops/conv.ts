@@ -2,7 +2,7 @@
 // kernels/conv-gemm.ts. Three raw dispatchers (forward, input gradient = transposed convolution,
 // weight gradient = split-K GEMM) serve both ops: conv_transpose2d's forward is conv2d's input
 // gradient and its input gradient is conv2d's forward.
-import { spatialKernel, spatialPlan, spatialWeightStrides, weightGradKernel, pickBlock, columnTaps, SPATIAL_WG, SPATIAL_UNIFORMS, WEIGHT_GRAD_UNIFORMS, type SpatialSpec, type WeightGradSpec } from '../../kernels/conv-gemm.js';
+import { spatialKernel, spatialPlan, spatialWeightStrides, weightGradKernel, pickBlock, columnTaps, SPATIAL_WG, SPATIAL_FLAGS, SPATIAL_UNIFORMS, WEIGHT_GRAD_UNIFORMS, type SpatialSpec, type WeightGradSpec } from '../../kernels/conv-gemm.js';
 import { spatialQuickKernel, weightGradQuickKernel, QUICK_COLS } from '../../kernels/conv-gemm-quick.js';
 import { convOutSize, convTransposeOutSize, type ConvGeom } from '../../kernels/conv.js';
 import { weightTextureSize } from '../../kernels/conv-weight-texture.js';
@@ -16,18 +16,38 @@ import { Tensor, empty, shapeStr } from '../tensor.js';
 import { noGrad, record, isGradEnabled } from '../autograd.js';
 import { tidy } from '../scope.js';
 import { capacityRows } from '../alloc-hints.js';
-import { elementwise as ew } from './elementwise.js';
+import { elementwise as ew, add, mul, relu as reluOp } from './elementwise.js';
 import { reshape } from './view.js';
 import { sum } from './reduce.js';
 import { fillInPlace } from './copy.js';
-import { channelSum } from './norm.js';
+import { channelScale, channelSum } from './norm.js';
 
 export type IntPair = number | readonly number[];
 export type Activation = 'none' | 'relu';
 
+/**
+ * What conv2d's kernel applies to its accumulator before the store (and the backward rule undoes):
+ * y = activation(conv(x, W) * scale[c] + bias[c] + residual), in that order, each term optional.
+ * With `scale` the bias is the shift of an affine that follows the convolution: conv + frozen batch
+ * norm is conv2d(x, W, shift, ..., { scale }) with FrozenBatchNorm2d's scale = w * rsqrt(rv + eps)
+ * and shift = b - rm * scale (torchvision computes conv, then x * scale + shift, then + identity,
+ * then relu: the same operations in the same order). `residual` has the output's shape; it
+ * receives the gradient of the sum, as an add would. A scale that requires grad is not fused (the
+ * op falls back to separate conv, mul, add and relu, which differentiate it). conv_transpose2d
+ * takes the activation only.
+ */
 export interface ConvOptions {
-  /** Fused into the kernel's epilogue (and into the backward rule). */
   activation?: Activation;
+  /** Per-output-channel [Cout] factor on the convolution, before the bias (conv2d only). */
+  scale?: Tensor | null;
+  /** Added after the bias and before the activation (conv2d only; the output's shape). */
+  residual?: Tensor | null;
+}
+
+/** The scale-and-residual epilogue of a forward dispatch (SpatialShape.epi). */
+interface ScaleResidual {
+  scale: Tensor | null;
+  residual: Tensor | null;
 }
 
 const kernels = new Map<string, Kernel>();
@@ -143,19 +163,20 @@ function weightTextureUsed(mode: 'fwd' | 'bwdInput', g: ConvGeom): boolean {
   return false;
 }
 
-function dispatchBlock(j: SpatialJob, block: string, buffers: GPUBuffer[], bias: boolean, relu: boolean, label: string, packing: WeightPacking): void {
+function dispatchBlock(j: SpatialJob, block: string, buffers: GPUBuffer[], bias: boolean, relu: boolean, label: string, packing: WeightPacking, sr: ScaleResidual | null = null): void {
   const [tm, tn] = block.split('x').map(Number) as [number, number];
   const { g } = j;
   const wtex = useWeightTexture(j, tn);
-  const spec: SpatialSpec = { mode: j.mode, KH: g.KH, KW: g.KW, sh: g.sh, sw: g.sw, ph: g.ph, pw: g.pw, dh: g.dh, dw: g.dw, phase: j.phase, tm, tn, ...autocastSpec(), ...(wtex ? { wtex } : {}) };
+  const spec: SpatialSpec = { mode: j.mode, KH: g.KH, KW: g.KW, sh: g.sh, sw: g.sw, ph: g.ph, pw: g.pw, dh: g.dh, dw: g.dw, phase: j.phase, tm, tn, ...autocastSpec(), ...(wtex ? { wtex } : {}), ...(sr ? { epi: true } : {}) };
   const { shape, geometry } = spatialPlan(spec);
   const r16 = !!shape.roundF16;
   // The quick variant walks the block QUICK_COLS columns at a time (every pickBlock size is a multiple).
   const kernel = tm % QUICK_COLS === 0
-    ? tiered(JSON.stringify(shape), () => spatialKernel(shape), `quick spatial ${tn} ${r16}`, () => spatialQuickKernel(tn, r16))
+    ? tiered(JSON.stringify(shape), () => spatialKernel(shape), `quick spatial ${tn} ${r16}${sr ? ' epi' : ''}`, () => spatialQuickKernel(tn, r16, !!sr))
     : cached(JSON.stringify(shape), () => spatialKernel(shape));
   const blocks = Math.ceil(j.cols / tm), chBlocks = Math.ceil(j.nc / tn);
-  const flags = (bias ? 1 : 0) | (relu ? 2 : 0);
+  const F = SPATIAL_FLAGS;
+  const flags = (bias ? F.bias : 0) | (relu ? F.relu : 0) | (sr?.scale ? F.scale : 0) | (sr?.residual ? F.residual : 0);
   const { srcC, srcH, srcW, dstC, dstH, dstW, kc, nc, rows, cols } = j;
   const strides = spatialWeightStrides(j.mode, kc, nc, geometry.KHW);
   const u = SPATIAL_UNIFORMS.pack({ N: g.N, srcC, srcH, srcW, dstC, dstH, dstW, kc, nc, rows, blocks, cols, chBlocks, flags, ...geometry, ...strides });
@@ -184,12 +205,14 @@ async function timeBlock(j: SpatialJob, block: string): Promise<number> {
  * output phase, from src. fwd: src x, dst y. bwdInput: src dy, dst dx. The register block is the
  * autotuner's choice for the class, else pickBlock's.
  */
-function dispatchSpatial(mode: 'fwd' | 'bwdInput', g: ConvGeom, src: Tensor, w: Tensor, bias: Tensor | null, relu: boolean, dst: Tensor, phase: [number, number], packBoth = false): void {
+function dispatchSpatial(mode: 'fwd' | 'bwdInput', g: ConvGeom, src: Tensor, w: Tensor, bias: Tensor | null, relu: boolean, dst: Tensor, phase: [number, number], packBoth = false, sr: ScaleResidual | null = null): void {
   const j = spatialJob(mode, g, phase);
   if (j.rows <= 0 || j.cols <= 0) return;
   const { block } = convBlockChoice(mode, g, phase);
   const buffers = [src.storage.buffer, w.storage.buffer, (bias ?? w).storage.buffer, dst.storage.buffer];
-  dispatchBlock(j, block, buffers, !!bias, relu, `conv ${mode} ${describe(g)}`, { keep: true, alsoOther: packBoth });
+  // The epilogue's scale and residual (absent terms bind any buffer; their flags are off).
+  if (sr) buffers.push((sr.scale ?? w).storage.buffer, (sr.residual ?? w).storage.buffer);
+  dispatchBlock(j, block, buffers, !!bias, relu, `conv ${mode} ${describe(g)}`, { keep: true, alsoOther: packBoth }, sr);
 }
 
 /** The spatial kernel's register block for one dispatch, its candidates and tuning class (tests, benchmarks). */
@@ -200,13 +223,14 @@ export function convBlockChoice(mode: 'fwd' | 'bwdInput', g: ConvGeom, phase: [n
 }
 
 /**
- * y = conv2d(x, w) + bias (then relu), all dense. packBoth: the backward will take the input
- * gradient, so a packed weight texture of its mode is packed now too (engine/ops/conv-weight-pack.ts).
+ * y = conv2d(x, w) * scale + bias + residual (then relu), all dense and offset 0; scale and residual
+ * optional. packBoth: the backward will take the input gradient, so a packed weight texture of its
+ * mode is packed now too (engine/ops/conv-weight-pack.ts).
  */
-export function conv2dForwardRaw(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeom, relu = false, packBoth = false): Tensor {
+export function conv2dForwardRaw(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeom, relu = false, packBoth = false, scale: Tensor | null = null, residual: Tensor | null = null): Tensor {
   const y = empty([g.N, g.Cout, g.OH, g.OW]);
   if (y.size === 0) return y;
-  dispatchSpatial('fwd', g, x, w, bias, relu, y, [0, 0], packBoth);
+  dispatchSpatial('fwd', g, x, w, bias, relu, y, [0, 0], packBoth, scale || residual ? { scale, residual } : null);
   return y;
 }
 
@@ -312,30 +336,58 @@ export function conv2d(
   opts: ConvOptions = {},
 ): Tensor {
   const op = 'conv2d';
-  checkFloat(op, input, weight, bias);
+  const scale = opts.scale ?? null, residual = opts.residual ?? null;
+  checkFloat(op, input, weight, bias, scale, residual);
   if (input.ndim === 3) {
     // Unbatched input [C, H, W], as torch accepts.
     return tidy(() => {
-      const y = conv2d(reshape(input, [1, ...input.shape]), weight, bias, stride, padding, dilation, groups, opts);
+      const r = residual && reshape(residual, [1, ...residual.shape]);
+      const y = conv2d(reshape(input, [1, ...input.shape]), weight, bias, stride, padding, dilation, groups, { ...opts, residual: r });
       return reshape(y, y.shape.slice(1));
     });
   }
   const g = convShape(op, input.shape, weight.shape, stride, padding, dilation, groups);
   if (bias && (bias.ndim !== 1 || bias.shape[0] !== g.Cout)) throw new Error(`${op}: bias ${shapeStr(bias.shape)} should be [${g.Cout}] for weight ${shapeStr(weight.shape)}`);
+  if (scale && (scale.ndim !== 1 || scale.shape[0] !== g.Cout)) throw new Error(`${op}: scale ${shapeStr(scale.shape)} should be [${g.Cout}] for weight ${shapeStr(weight.shape)}`);
+  const outShape = [g.N, g.Cout, g.OH, g.OW];
+  if (residual && (residual.ndim !== 4 || residual.shape.some((d, i) => d !== outShape[i]))) throw new Error(`${op}: residual ${shapeStr(residual.shape)} should be the output's shape ${shapeStr(outShape)}`);
   checkIndexRange(op, g);
   const relu = (opts.activation ?? 'none') === 'relu';
+  if (scale?.requiresGrad) return conv2dUnfused(input, weight, bias, stride, padding, dilation, groups, scale, residual, relu);
   const packBoth = isGradEnabled() && input.requiresGrad && weightTextureUsed('bwdInput', g);
-  const out = noGrad(() => tidy(() => conv2dForwardRaw(dense(input), dense(weight), bias ? dense(bias) : null, g, relu, packBoth)));
-  const inputs = bias ? [input, weight, bias] : [input, weight];
-  record(op, inputs, out, relu ? [input, weight, out] : [input, weight], underForwardAutocast((gy, saved) => {
-    const [xs, ws, ys] = saved as [Tensor, Tensor, Tensor | undefined];
-    const gyd = dense(ys ? ew('relu_grad', [gy, ys]) : gy);
-    const gx = input.requiresGrad ? conv2dInputGradRaw(gyd, dense(ws), g) : null;
-    const gw = weight.requiresGrad ? conv2dWeightGradRaw(gyd, dense(xs), g) : null;
-    const gb = bias?.requiresGrad ? channelSum(gyd, `${op} bias grad`) : null;
-    return [gx, gw, gb];
+  const out = noGrad(() => tidy(() => conv2dForwardRaw(dense(input), dense(weight), bias ? dense(bias) : null, g, relu, packBoth, scale && dense(scale), residual && dense(residual))));
+  const inputs = [input, weight, ...(bias ? [bias] : []), ...(residual ? [residual] : [])];
+  const saved = [input, weight, ...(relu ? [out] : []), ...(scale ? [scale] : [])];
+  record(op, inputs, out, saved, underForwardAutocast((gy, sv) => {
+    const [xs, ws] = sv as [Tensor, Tensor];
+    const ys = relu ? sv[2]! : null, ss = scale ? sv[relu ? 3 : 2]! : null;
+    // gz: the gradient of the sum before the ReLU (the bias's and the residual's); gc: the
+    // convolution's, gz * scale[c]. Without a term that needs gz, the scale and the ReLU mask are
+    // one dispatch (channelScale reads the mask), as frozen batch norm's backward was.
+    const needZ = !!bias?.requiresGrad || !!residual?.requiresGrad || !ss;
+    const gz = needZ ? dense(ys ? ew('relu_grad', [gy, ys]) : gy) : null;
+    const needC = input.requiresGrad || weight.requiresGrad;
+    const gc = !needC ? null : ss ? channelScale(gz ?? gy, dense(ss), gz ? null : ys, `${op} scale grad`) : gz!;
+    const gx = input.requiresGrad ? conv2dInputGradRaw(gc!, dense(ws), g) : null;
+    const gw = weight.requiresGrad ? conv2dWeightGradRaw(gc!, dense(xs), g) : null;
+    const gb = bias?.requiresGrad ? channelSum(gz!, `${op} bias grad`) : null;
+    return [gx, gw, ...(bias ? [gb] : []), ...(residual ? [residual.requiresGrad ? gz : null] : [])];
   }));
   return out;
+}
+
+/**
+ * conv2d with a scale that requires grad: the epilogue as separate differentiable ops
+ * (relu(conv * scale + bias + residual)), whose backward gives the scale its gradient.
+ */
+function conv2dUnfused(input: Tensor, weight: Tensor, bias: Tensor | null, stride: IntPair, padding: IntPair | 'same' | 'valid', dilation: IntPair, groups: number, scale: Tensor, residual: Tensor | null, relu: boolean): Tensor {
+  return tidy(() => {
+    const perChannel = (t: Tensor): Tensor => reshape(t, [t.shape[0]!, 1, 1]);
+    let y = mul(conv2d(input, weight, null, stride, padding, dilation, groups), perChannel(scale));
+    if (bias) y = add(y, perChannel(bias));
+    if (residual) y = add(y, residual);
+    return relu ? reluOp(y) : y;
+  });
 }
 
 /** Validates conv2d arguments and returns the geometry (PyTorch's error cases, with shapes named). */
@@ -388,6 +440,7 @@ export function convTranspose2d(
 ): Tensor {
   const op = 'conv_transpose2d';
   checkFloat(op, input, weight, bias);
+  if (opts.scale || opts.residual) throw new Error(`${op}: takes no scale or residual epilogue (conv2d does)`);
   const xs = input.shape, ws = weight.shape;
   if (xs.length !== 4) throw new Error(`${op}: input ${shapeStr(xs)} must be [N, C, H, W]`);
   if (ws.length !== 4) throw new Error(`${op}: weight ${shapeStr(ws)} must be [Cin, Cout/groups, KH, KW]`);

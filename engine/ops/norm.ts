@@ -97,6 +97,16 @@ export function channelSum(x: Tensor, label = 'channel sum'): Tensor {
   });
 }
 
+/**
+ * g * scale[c] over a float32 [N, C, *] tensor, zeroed where `mask` (a saved ReLU output) is not
+ * positive when given: one dispatch (no autodiff). A conv's fused scale-and-ReLU epilogue
+ * (ConvOptions.scale) takes its backward through it, as frozen batch norm's did.
+ */
+export function channelScale(g: Tensor, scale: Tensor, mask: Tensor | null = null, label = 'channel scale'): Tensor {
+  const l = layoutOf('channel_scale', g);
+  return tidy(() => apply(dense(g), l, { w: channelVector('channel_scale', 'scale', scale, g, l.C), y: mask && dense(mask) }, label));
+}
+
 /** [2 * R]: sum(g * w[c]) and sum(g * w[c] * xhat) of each row (w left out when null; g masked by mask > 0 when given). */
 function gradSums(x: Tensor, g: Tensor, mean: Tensor, rstd: Tensor, w: Tensor | null, l: Layout, rows: Rows, label: string, mask: Tensor | null = null): Tensor {
   const out = empty([2 * rows.R]);
