@@ -314,3 +314,56 @@ export function segmentedTopkReference(x: ArrayLike<number>, rows: number, lengt
   }
   return { values, indices };
 }
+
+/** Runs a row may have for topkMergeRunsKernel (their starts live in its uniforms). */
+export const MERGE_RUNS_MAX = 15;
+/** count = rows * n outputs; starts: L + 1 run starts (the last n). */
+export const MERGE_RUNS_UNIFORMS = uniformBlock('merge_runs', { count: 'u32', n: 'u32', L: 'u32', xOffset: 'u32', descending: 'u32', starts: ['u32', MERGE_RUNS_MAX + 1] });
+
+/**
+ * The stable argsort of rows of x [rows, n] made of L runs that are each already in that order (as
+ * segmentedTopk leaves each segment): an element's place is its place in its run plus, for every
+ * other run, the count of its elements that come first (a binary search: smaller rank keys, and
+ * equal ones when that run is earlier in the row). One thread per element, no sort steps.
+ */
+export function mergeRunsKernel(): { wgsl: string; entry: string } {
+  const entry = 'merge_runs';
+  const start = (l: string): string => MERGE_RUNS_UNIFORMS.at('starts', l);
+  return {
+    entry,
+    wgsl: `${MERGE_RUNS_UNIFORMS.wgsl}
+@group(0) @binding(1) var<storage, read> x: array<u32>;
+@group(0) @binding(2) var<storage, read_write> order: array<i32>;
+${SORT_RANK}
+${HEAD}
+fn ${entry}(${ARGS}) {
+  let t = ${LINEAR_GROUP} * ${WORKGROUP}u + lid;
+  if (t >= u.count) { return; }
+  let row = t / u.n;
+  let i = t - row * u.n;
+  let base = u.xOffset + row * u.n;
+  let desc = u.descending != 0u;
+  // The run holding i: the last whose start is <= i (an empty run shares its start with the next).
+  var a = 0u;
+  for (var l = 0u; l < u.L; l++) { if (${start('l')} <= i) { a = l; } }
+  let key = sort_rank(x[base + i], desc);
+  var pos = i - ${start('a')};
+  for (var b = 0u; b < u.L; b++) {
+    if (b == a) { continue; }
+    let earlier = b < a;
+    // First j in run b that does not come before element i.
+    var lo = ${start('b')};
+    var hi = ${start('b + 1u')};
+    let first = lo;
+    while (lo < hi) {
+      let mid = (lo + hi) / 2u;
+      let k = sort_rank(x[base + mid], desc);
+      if (k < key || (earlier && k == key)) { lo = mid + 1u; } else { hi = mid; }
+    }
+    pos += lo - first;
+  }
+  order[row * u.n + pos] = i32(i);
+}
+`,
+  };
+}

@@ -10,7 +10,9 @@ import { checkOp, ref } from './helpers/check.js';
 import * as F from '../engine/index.js';
 import { getBackend } from '../engine/backend.js';
 import { counters } from '../engine/index.js';
-import { segmentedTopkReference, TOPK_CHUNK } from '../kernels/segmented-topk.js';
+import { segmentedTopkReference, TOPK_CHUNK, MERGE_RUNS_MAX } from '../kernels/segmented-topk.js';
+import { sortReference } from '../kernels/sort.js';
+import { boxes64 } from '../kernels/box-math.js';
 import { Rng } from '../engine/random.js';
 
 await ready;
@@ -109,6 +111,66 @@ test('segmentedTopk: the same dispatches for 2 and 5 segments (6 + the sort of [
   // 3 x (histogram + select), compaction, sort at P = 2048 (block sort, 3 steps, 2 merges), output.
   assert.is(two, 14);
   assert.is(five, 14);
+});
+
+/** Rows of runs each sorted as a stable sort in `descending` order leaves them (many ties across runs). */
+function sortedRuns(N: number, lengths: number[], descending: boolean, seed: number): number[] {
+  const R = lengths.reduce((a, c) => a + c, 0);
+  const x = withTies(N * R, seed, 12);
+  const out: number[] = [];
+  for (let n = 0; n < N; n++) {
+    let start = 0;
+    for (const len of lengths) {
+      const seg = x.slice(n * R + start, n * R + start + len);
+      out.push(...sortReference(seg, 1, len, descending).values);
+      start += len;
+    }
+  }
+  return out;
+}
+
+test('argsortRuns: the stable argsort of rows of sorted runs (empty and one-element runs, ties across runs, NaN)', async () => {
+  for (const [N, lengths] of [[1, [1]], [3, [5, 0, 1, 9]], [2, [700, 300, 64, 1, 2000]], [1, [0, 4, 0]]] as [number, number[]][]) {
+    const R = lengths.reduce((a, c) => a + c, 0);
+    for (const descending of [true, false]) {
+      const x = sortedRuns(N, [...lengths], descending, R + N);
+      if (R > 4) x[descending ? 0 : R - 1] = NaN; // NaN first (descending) or last in its run
+      const got = Array.from(await F.argsortRuns(F.tensor(x, [N, R]), lengths, descending).data());
+      assert.equal(got, sortReference(x, N, R, descending).indices, `N=${N} runs=${lengths} descending=${descending}`);
+    }
+  }
+  // Past MERGE_RUNS_MAX runs: a plain argsort.
+  const many = Array.from({ length: MERGE_RUNS_MAX + 1 }, () => 3);
+  const x = sortedRuns(2, many, true, 5);
+  assert.equal(Array.from(await F.argsortRuns(F.tensor(x, [2, x.length / 2]), many, true).data()), sortReference(x, 2, x.length / 2, true).indices);
+  assert.throws(() => F.argsortRuns(F.zeros([1, 4]), [1, 2], true), /argsort_runs: run lengths 1\+2 do not tile a row of 4/);
+});
+
+test('batchedNmsPadded with sortedRuns: the same keep and count as with a full sort, one merge dispatch for the order', async () => {
+  const B = 2, lengths = [300, 120, 7], n = 427, k = 100;
+  const rng = new Rng(3);
+  const boxes = Array.from({ length: B * n }, () => {
+    const x = rng.uniform() * 60, y = rng.uniform() * 60;
+    return [x, y, x + 5 + rng.uniform() * 20, y + 5 + rng.uniform() * 20];
+  });
+  const scores = sortedRuns(B, lengths, true, 11).map((v) => 1 / (1 + Math.exp(-v)));
+  const idxs = Int32Array.from({ length: B * n }, (_, i) => (i % n < 300 ? 0 : i % n < 420 ? 1 : 2));
+  const valid = Int32Array.from({ length: B * n }, (_, i) => (i % 7 === 3 ? 0 : 1));
+  const run = (runs?: number[]) => F.batchedNmsPadded(F.tensor(boxes.flat(), [B, n, 4]), F.tensor(scores, [B, n]), F.tensor(idxs, [B, n], 'int32'), F.tensor(valid, [B, n], 'int32'), 0.5, k, runs);
+  const full = run();
+  const before = counters().dispatches;
+  const merged = run(lengths);
+  assert.is(counters().dispatches - before, 3, 'merge, NMS mask, greedy pass');
+  assert.equal(Array.from(await merged.keep.data()), Array.from(await full.keep.data()));
+  assert.equal(Array.from(await merged.count.data()), Array.from(await full.count.data()));
+  // Both against the float64 batched NMS of each row's valid boxes.
+  const keep = await merged.keep.data();
+  for (let b = 0; b < B; b++) {
+    const rowBoxes = Float64Array.from(boxes.slice(b * n, (b + 1) * n).flat());
+    const kept = Array.from({ length: n }, (_, i) => i).filter((i) => valid[b * n + i]);
+    const want = boxes64.batchedNms(rowBoxes, scores.slice(b * n, (b + 1) * n), Array.from(idxs.slice(b * n, (b + 1) * n)), 0.5, kept).slice(0, k);
+    assert.equal(Array.from(keep.slice(b * k, b * k + want.length)), want, `row ${b}`);
+  }
 });
 
 test.run();

@@ -2,9 +2,11 @@
 // in a number of dispatches that does not grow with the number of segments or rows: 3 radix-select
 // passes of 2 dispatches, a compaction, the bitonic sort of the [segments, P] selected pairs
 // (P = next power of two of the largest k: 1 dispatch up to 512, 6 at 2048) and an output pass.
+// argsortRuns: the argsort of rows whose segments are each already sorted (segmentedTopk's output,
+// or a monotone function of it), by one merge dispatch instead of a sort.
 import {
-  topkHistKernel, topkSelectKernel, topkCompactKernel, topkOutputKernel, topkMeta, TOPK_BINS, TOPK_PASSES,
-  TOPK_HIST_UNIFORMS, TOPK_SELECT_UNIFORMS, TOPK_COMPACT_UNIFORMS, TOPK_OUTPUT_UNIFORMS,
+  topkHistKernel, topkSelectKernel, topkCompactKernel, topkOutputKernel, topkMeta, mergeRunsKernel, TOPK_BINS, TOPK_PASSES,
+  TOPK_HIST_UNIFORMS, TOPK_SELECT_UNIFORMS, TOPK_COMPACT_UNIFORMS, TOPK_OUTPUT_UNIFORMS, MERGE_RUNS_MAX, MERGE_RUNS_UNIFORMS,
 } from '../../kernels/segmented-topk.js';
 import { sortScatterKernel, sortPadded, SORT_SCATTER_UNIFORMS } from '../../kernels/sort.js';
 import { grid, WORKGROUP } from '../../kernels/common.js';
@@ -13,7 +15,7 @@ import { Tensor, empty, fromData, shapeStr } from '../tensor.js';
 import { record } from '../autograd.js';
 import { contiguous } from './elementwise.js';
 import { zeros } from './copy.js';
-import { sortKeyPairs, type SortResult } from './sort.js';
+import { argsort, sortKeyPairs, type SortResult } from './sort.js';
 
 const kernels = new Map<string, { wgsl: string; entry: string }>();
 function cached(key: string, make: () => { wgsl: string; entry: string }) {
@@ -109,4 +111,35 @@ export function segmentedTopk(x: Tensor, lengths: readonly number[], k: number |
     return [gx];
   });
   return { values, indices };
+}
+
+/**
+ * torch.argsort(x, dim=-1, descending, stable=True) of x float32 [B, n] whose segments `lengths`
+ * (tiling the row) are each already in that order, equal values in column order (as segmentedTopk
+ * returns them; also after a monotone map such as sigmoid): one merge dispatch instead of a sort.
+ * A row whose segments are not sorted gets no meaningful order. More than MERGE_RUNS_MAX segments
+ * fall back to argsort. int32 [B, n]; no gradient (indices).
+ */
+export function argsortRuns(x: Tensor, lengths: readonly number[], descending = false): Tensor {
+  const op = 'argsort_runs';
+  if (x.dtype !== 'float32' || x.ndim !== 2) throw new Error(`${op}: x must be float32 [B,n], got ${x.dtype}${shapeStr(x.shape)}`);
+  const [B, n] = x.shape as [number, number];
+  if (lengths.some((len) => !Number.isInteger(len) || len < 0) || lengths.reduce((a, c) => a + c, 0) !== n) {
+    throw new Error(`${op}: run lengths ${lengths.join('+')} do not tile a row of ${n} (x ${shapeStr(x.shape)})`);
+  }
+  if (lengths.length > MERGE_RUNS_MAX) return argsort(x, 1, descending);
+  const order = empty([B, n], 'int32');
+  if (order.size === 0) return order;
+  const xd = x.isContiguous ? x : contiguous(x);
+  const starts = new Array<number>(MERGE_RUNS_MAX + 1).fill(n);
+  lengths.reduce((s, len, l) => ((starts[l] = s), s + len), 0);
+  getBackend().dispatch({
+    kernel: cached('merge', mergeRunsKernel),
+    buffers: [xd.storage.buffer, order.storage.buffer],
+    uniforms: MERGE_RUNS_UNIFORMS.pack({ count: B * n, n, L: lengths.length, xOffset: xd.offset, descending: descending ? 1 : 0, starts }),
+    workgroups: grid(Math.ceil((B * n) / WORKGROUP)),
+    label: `${op}(${shapeStr(x.shape)}, ${lengths.length} runs)`,
+  });
+  if (xd !== x) xd.dispose();
+  return order;
 }
