@@ -3,8 +3,8 @@
 // what selectProposals did before) against one segmentedTopk over every level. Shapes: R50-FPN,
 // 3 anchors per location, levels P2..P6, batch 2, at 512x512 (the training bench's step) and at
 // 800x1344 (COCO's size, padded to 32), with torchvision's preNmsTopN 2000 (training) and 1000
-// (testing). Then the NMS order of those candidates (batchedNmsPadded): argsort of their
-// probabilities against argsortRuns (one merge of the levels' sorted runs). Each pair's results are
+// (testing). Then the order of all those candidates by score: argsort against argsortRuns (one
+// merge of the levels' sorted runs; what batchedNmsPadded's sortedRuns uses). Each pair's results are
 // checked equal first. Reports ms per call (best of a few batches) and dispatches per call.
 // Usage: node dist/bench/segmented-topk.js [--json]   (BENCH_QUICK=1 shortens every measurement)
 import '../cli/node-gpu.js';
@@ -62,16 +62,16 @@ for (const [H, W] of [[512, 512], [800, 1344]] as const) {
       rows.push([`${N}x${H}x${W}`, lengths.join('+'), String(k), name, d, t.s * 1000, t.cpuS * 1000]);
       results.push({ image: [H, W], batch: N, lengths, preNmsTopN: k, path: name, dispatches: d, ms: t.s * 1000, cpuMs: t.cpuS * 1000 });
     }
-    // The NMS order of the candidates (batchedNmsPadded): argsort of their probabilities, or one
-    // merge of the levels' sorted runs.
+    // Ordering all candidates by score: argsort, or one merge of the levels' sorted runs (on the
+    // logits: their sigmoid is not sorted to the last bit, see argsortRuns).
     const runs = lengths.map((len) => Math.min(k, len));
-    const prob = F.tidy(() => F.sigmoid(F.segmentedTopk(x, lengths, k).values));
+    const prob = F.tidy(() => F.segmentedTopk(x, lengths, k).values);
     const [o1, o2] = [F.argsort(prob, 1, true), F.argsortRuns(prob, runs, true)];
     const [d1, d2] = [await o1.data(), await o2.data()];
     if (d1.some((v, i) => v !== d2[i])) throw new Error(`${H}x${W} k=${k}: argsort and argsortRuns disagree`);
     o1.dispose();
     o2.dispose();
-    for (const [name, fn] of [['NMS order: argsort', () => [F.argsort(prob, 1, true)]], ['NMS order: argsortRuns', () => [F.argsortRuns(prob, runs, true)]]] as const) {
+    for (const [name, fn] of [['order: argsort', () => [F.argsort(prob, 1, true)]], ['order: argsortRuns', () => [F.argsortRuns(prob, runs, true)]]] as const) {
       const t = await timeOurs(fn, opts);
       const d = dispatches(fn);
       rows.push([`${N}x${H}x${W}`, runs.join('+'), String(k), name, d, t.s * 1000, t.cpuS * 1000]);

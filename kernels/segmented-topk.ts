@@ -9,8 +9,8 @@
 // the keys below the k-th in any order, and of the keys equal to it the ones with the lowest
 // columns (each chunk's ties ranked by a prefix over the chunks before it), so the bitonic sort of
 // kernels/sort.ts on those short rows (P = next power of two of the largest k) gives torch's stable
-// order. An output pass gathers values and columns in segment order. mergeRunsKernel then orders a
-// row made of such sorted segments (the RPN's NMS order) by one merge instead of a sort.
+// order. An output pass gathers values and columns in segment order. mergeRunsKernel orders a row
+// made of such sorted segments by one merge instead of a sort.
 //
 // Buffers shared by the kernels (u32 words):
 //   meta: per segment s (S = N * L, s = n * L + l) 8 words {start, count, k, outCol, row, firstChunk,

@@ -61,8 +61,10 @@ export function selectProposals(objectness: Tensor, deltas: Tensor, anchors: Ten
     const side = (lo: number): Tensor => reshape(sub(slice(boxes, 2, lo + 2, lo + 3), slice(boxes, 2, lo, lo + 1)), [N, C]);
     const valid = logicalAnd(logicalAnd(ge(side(0), o.minSize), ge(side(1), o.minSize)), ge(prob, o.scoreThresh));
     const level = Int32Array.from({ length: N * C }, (_, i) => levelOf(take, i % C));
-    // prob is each level's logits in order through the monotone sigmoid: the NMS order is a merge of the levels.
-    const { keep, count } = batchedNmsPadded(boxes, prob, tensor(level, [N, C], 'int32'), valid, o.nmsThresh, o.postNmsTopN, take);
+    // Not batchedNmsPadded's sortedRuns (one merge of the levels instead of a sort): the WGSL sigmoid
+    // is not monotone to the last bit (1-ulp inversions near -1.5 on lavapipe), so a level's
+    // probabilities need not be sorted even though its logits are.
+    const { keep, count } = batchedNmsPadded(boxes, prob, tensor(level, [N, C], 'int32'), valid, o.nmsThresh, o.postNmsTopN);
     const K = o.postNmsTopN;
     const safe = maximum(keep, 0);
     const real = ge(keep, 0);

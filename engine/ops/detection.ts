@@ -221,7 +221,7 @@ export async function batchedNms(boxes: Tensor, scores: Tensor, idxs: Tensor, io
  * [B, k] (int32: per row, the kept boxes' indices in decreasing score order, equal scores lower index
  * first, as batched_nms(...)[:k] on the valid boxes; -1 past the row's count) and count [B] (int32).
  * `sortedRuns`, when given, are the lengths of segments tiling each row whose scores are already in
- * descending order (equal scores in index order; e.g. the sigmoid of segmentedTopk's values): the
+ * descending order to the last bit (equal scores in index order; e.g. segmentedTopk's values): the
  * score order then comes from one merge (argsortRuns) instead of a full sort.
  */
 export function batchedNmsPadded(boxes: Tensor, scores: Tensor, idxs: Tensor, valid: Tensor, iouThreshold: number, k: number, sortedRuns?: readonly number[]): { keep: Tensor; count: Tensor } {

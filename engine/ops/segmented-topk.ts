@@ -2,8 +2,8 @@
 // in a number of dispatches that does not grow with the number of segments or rows: 3 radix-select
 // passes of 2 dispatches, a compaction, the bitonic sort of the [segments, P] selected pairs
 // (P = next power of two of the largest k: 1 dispatch up to 512, 6 at 2048) and an output pass.
-// argsortRuns: the argsort of rows whose segments are each already sorted (segmentedTopk's output,
-// or a monotone function of it), by one merge dispatch instead of a sort.
+// argsortRuns: the argsort of rows whose segments are each already sorted (segmentedTopk's output),
+// by one merge dispatch instead of a sort.
 import {
   topkHistKernel, topkSelectKernel, topkCompactKernel, topkOutputKernel, topkMeta, mergeRunsKernel, TOPK_BINS, TOPK_PASSES,
   TOPK_HIST_UNIFORMS, TOPK_SELECT_UNIFORMS, TOPK_COMPACT_UNIFORMS, TOPK_OUTPUT_UNIFORMS, MERGE_RUNS_MAX, MERGE_RUNS_UNIFORMS,
@@ -116,9 +116,10 @@ export function segmentedTopk(x: Tensor, lengths: readonly number[], k: number |
 /**
  * torch.argsort(x, dim=-1, descending, stable=True) of x float32 [B, n] whose segments `lengths`
  * (tiling the row) are each already in that order, equal values in column order (as segmentedTopk
- * returns them; also after a monotone map such as sigmoid): one merge dispatch instead of a sort.
- * A row whose segments are not sorted gets no meaningful order. More than MERGE_RUNS_MAX segments
- * fall back to argsort. int32 [B, n]; no gradient (indices).
+ * returns them): one merge dispatch instead of a sort. A row whose segments are not sorted to the
+ * last bit gets no meaningful order (not even a permutation); note that the GPU's sigmoid of sorted
+ * logits is not always sorted (1-ulp inversions). More than MERGE_RUNS_MAX segments fall back to
+ * argsort. int32 [B, n]; no gradient (indices).
  */
 export function argsortRuns(x: Tensor, lengths: readonly number[], descending = false): Tensor {
   const op = 'argsort_runs';
