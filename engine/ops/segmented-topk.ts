@@ -49,11 +49,12 @@ export function segmentedTopk(x: Tensor, lengths: readonly number[], k: number |
   const Kmax = Math.max(0, ...take);
   if (N * C > 0) {
     const label = `${op}(${shapeStr(x.shape)}, ${L} segments, k<=${Kmax})`;
-    const xd = x.isContiguous ? x : contiguous(x);
     const S = N * L;
     const { meta, chunks } = topkMeta(N, lengths, take);
     const P = sortPadded(Kmax);
+    // The table's upload first: an upload ends the recorded batch, so before x's copy (if any).
     const segs = fromData(new Int32Array(meta.buffer), [meta.length], 'int32');
+    const xd = x.isContiguous ? x : contiguous(x);
     const hist = empty([chunks * TOPK_BINS], 'int32');
     const state = empty([S * 4], 'int32');
     const tieBefore = empty([chunks], 'int32');
