@@ -44,6 +44,7 @@ export { tile2d, flattenWindows, type Window } from './ops/tile.js';
 export { sum, mean, max, min, argmax, argmin, type Dims } from './ops/reduce.js';
 export { matmul } from './ops/matmul.js';
 export { sort, argsort, topk, type SortResult } from './ops/sort.js';
+export { segmentedTopk, argsortRuns } from './ops/segmented-topk.js';
 
 // Indexing (torch.gather, index_select, scatter_add, ...).
 export { indexSelect, gather, take, scatterAdd, indexAdd, maskedFill, maskedSelect, nonzero } from './ops/indexing.js';

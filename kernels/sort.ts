@@ -20,6 +20,19 @@ export function sortPadded(n: number): number {
 // Pairs are ordered by (rank, index) ascending; padding is (0xffffffff, 0xffffffff), always last.
 const LESS = `fn less(a: vec2<u32>, b: vec2<u32>) -> bool { return (a.x < b.x) | ((a.x == b.x) & (a.y < b.y)); }`;
 
+/**
+ * WGSL sort_rank(bits, descending): the u32 whose unsigned order is the sort order of the float32
+ * with these bits (ascending; complemented for descending), NaN one value above +inf, -0 == +0.
+ */
+export const SORT_RANK = `fn sort_rank(bits: u32, descending: bool) -> u32 {
+  var b = bits;
+  if ((b & 0x7fffffffu) > 0x7f800000u) { b = 0x7fc00000u; }  // one NaN, the largest
+  if (b == 0x80000000u) { b = 0u; }                         // -0 == +0
+  // Flip so unsigned order is float order: negatives reversed below positives.
+  let r = select(b ^ 0x80000000u, ~b, (b & 0x80000000u) != 0u);
+  return select(r, ~r, descending);
+}`;
+
 /** count = rows*P threads; descending is 0 or 1. */
 export const SORT_INIT_UNIFORMS = uniformBlock('sort_init', { count: 'u32', P: 'u32', n: 'u32', xOffset: 'u32', descending: 'u32' });
 /** count = rows*P/2 pairs; one compare-exchange step (k, j). */
@@ -48,14 +61,9 @@ fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
   let row = t / P;
   let i = t % P;
   if (i >= n) { kv[t] = vec2<u32>(0xffffffffu, 0xffffffffu); return; }
-  var b = x[u.xOffset + row * n + i];
-  if ((b & 0x7fffffffu) > 0x7f800000u) { b = 0x7fc00000u; }  // one NaN, the largest
-  if (b == 0x80000000u) { b = 0u; }                         // -0 == +0
-  // Flip so unsigned order is float order: negatives reversed below positives.
-  var r = select(b ^ 0x80000000u, ~b, (b & 0x80000000u) != 0u);
-  if (u.descending != 0u) { r = ~r; }
-  kv[t] = vec2<u32>(r, i);
+  kv[t] = vec2<u32>(sort_rank(x[u.xOffset + row * n + i], u.descending != 0u), i);
 }
+${SORT_RANK}
 `,
   };
 }

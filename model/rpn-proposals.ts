@@ -5,7 +5,7 @@
 // training step can go on encoding while the GPU selects. proposalsReference is the same selection
 // on the host (float64, or float32 rounding as torchvision) that the tests hold the GPU path to.
 import {
-  add, batchedNmsPadded, cast, cat, clamp, decodeBoxes, gather, ge, indexSelect, logicalAnd, maximum, minimum, reshape, sigmoid, slice, sub, tensor, tidy, topk, unsqueeze, where,
+  batchedNmsPadded, cast, cat, clamp, decodeBoxes, gather, ge, indexSelect, logicalAnd, maximum, minimum, reshape, segmentedTopk, sigmoid, slice, sub, tensor, tidy, unsqueeze, where,
   type BoxWeights, type Tensor,
 } from '../engine/index.js';
 import { boxes32, boxes64, topKDesc, type BoxMath } from '../kernels/box-math.js';
@@ -48,27 +48,25 @@ export function selectProposals(objectness: Tensor, deltas: Tensor, anchors: Ten
   const take = levelTake(perLevel, o.preNmsTopN);
   const C = take.reduce((a, k) => a + k, 0);
   return tidy(() => {
-    // Per level: the top-k logits and their anchor indices (the level's first anchor added).
-    const logits: Tensor[] = [], index: Tensor[] = [];
-    let start = 0;
-    perLevel.forEach((count, l) => {
-      const { values, indices } = topk(slice(objectness, 1, start, start + count), take[l]!, 1);
-      logits.push(values);
-      index.push(start === 0 ? indices : add(indices, start));
-      start += count;
-    });
-    const idx = cat(index, 1); // [N, C] int32
+    // The host's tensors first: each upload ends the recorded batch (a submit), and back to back
+    // they end it once, together with segmentedTopk's own table.
+    // clip_boxes_to_image with each image's own size: min(max(x, 0), width or height).
+    const bounds = tensor(Float32Array.from(imageSizes.flatMap(([h, w]) => [w, h, w, h])), [N, 1, 4]);
+    const level = tensor(Int32Array.from({ length: N * C }, (_, i) => levelOf(take, i % C)), [N, C], 'int32');
+    // Per image and level the top-k logits and their anchor indices, every level in one segmented
+    // top-k (a fixed number of dispatches however many levels), in level order: [N, C].
+    const { values: logits, indices: idx } = segmentedTopk(objectness, perLevel, o.preNmsTopN);
     const candDeltas = gather(deltas, 1, unsqueeze(idx, 2).expand(N, C, 4));
     const candAnchors = indexSelect(anchors, 0, reshape(idx, [N * C]));
     const decoded = reshape(decodeBoxes(reshape(candDeltas, [N * C, 4]), candAnchors, o.weights), [N, C, 4]);
-    // clip_boxes_to_image with each image's own size: min(max(x, 0), width or height).
-    const bounds = tensor(Float32Array.from(imageSizes.flatMap(([h, w]) => [w, h, w, h])), [N, 1, 4]);
     const boxes = minimum(clamp(decoded, 0), bounds);
-    const prob = sigmoid(cat(logits, 1));
+    const prob = sigmoid(logits);
     const side = (lo: number): Tensor => reshape(sub(slice(boxes, 2, lo + 2, lo + 3), slice(boxes, 2, lo, lo + 1)), [N, C]);
     const valid = logicalAnd(logicalAnd(ge(side(0), o.minSize), ge(side(1), o.minSize)), ge(prob, o.scoreThresh));
-    const level = Int32Array.from({ length: N * C }, (_, i) => levelOf(take, i % C));
-    const { keep, count } = batchedNmsPadded(boxes, prob, tensor(level, [N, C], 'int32'), valid, o.nmsThresh, o.postNmsTopN);
+    // Not batchedNmsPadded's sortedRuns (one merge of the levels instead of a sort): the WGSL sigmoid
+    // is not monotone to the last bit (1-ulp inversions near -1.5 on lavapipe), so a level's
+    // probabilities need not be sorted even though its logits are.
+    const { keep, count } = batchedNmsPadded(boxes, prob, level, valid, o.nmsThresh, o.postNmsTopN);
     const K = o.postNmsTopN;
     const safe = maximum(keep, 0);
     const real = ge(keep, 0);

@@ -15,6 +15,7 @@ import { add, cast, contiguous, elementwise as ew, mul } from './elementwise.js'
 import { reduceRaw } from './reduce.js';
 import { reshape, slice, unsqueeze } from './view.js';
 import { argsort } from './sort.js';
+import { argsortRuns } from './segmented-topk.js';
 
 const kernels = new Map<string, { wgsl: string; entry: string }>();
 function cached(key: string, make: () => { wgsl: string; entry: string }) {
@@ -219,8 +220,11 @@ export async function batchedNms(boxes: Tensor, scores: Tensor, idxs: Tensor, io
  * (int32 or bool, nonzero = take part: an invalid box is neither kept nor suppresses). Returns keep
  * [B, k] (int32: per row, the kept boxes' indices in decreasing score order, equal scores lower index
  * first, as batched_nms(...)[:k] on the valid boxes; -1 past the row's count) and count [B] (int32).
+ * `sortedRuns`, when given, are the lengths of segments tiling each row whose scores are already in
+ * descending order to the last bit (equal scores in index order; e.g. segmentedTopk's values): the
+ * score order then comes from one merge (argsortRuns) instead of a full sort.
  */
-export function batchedNmsPadded(boxes: Tensor, scores: Tensor, idxs: Tensor, valid: Tensor, iouThreshold: number, k: number): { keep: Tensor; count: Tensor } {
+export function batchedNmsPadded(boxes: Tensor, scores: Tensor, idxs: Tensor, valid: Tensor, iouThreshold: number, k: number, sortedRuns?: readonly number[]): { keep: Tensor; count: Tensor } {
   const op = 'batched_nms_padded';
   if (boxes.dtype !== 'float32' || boxes.ndim !== 3 || boxes.shape[2] !== 4) throw new Error(`${op}: boxes must be float32 [B,n,4], got ${boxes.dtype}${shapeStr(boxes.shape)}`);
   const [B, n] = boxes.shape as [number, number];
@@ -241,7 +245,7 @@ export function batchedNmsPadded(boxes: Tensor, scores: Tensor, idxs: Tensor, va
   const blocks = Math.ceil(n / NMS_BLOCK);
   tidy(() =>
     noGrad(() => {
-      const order = argsort(scores, 1, true);
+      const order = sortedRuns ? argsortRuns(scores, sortedRuns, true) : argsort(scores, 1, true);
       const b = dense(boxes), g = dense(idxs), v = dense(valid);
       const mask = empty([B * n * blocks * 2], 'int32');
       const be = getBackend();

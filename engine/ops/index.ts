@@ -17,4 +17,5 @@ export * from './resize.js';
 export * from './roi_align.js';
 export * from './detection.js';
 export * from './sort.js';
+export * from './segmented-topk.js';
 export * from './losses.js';

@@ -38,10 +38,8 @@ function sortPairs(x: Tensor, rows: number, n: number, descending: boolean, labe
     workgroups: grid(Math.ceil((rows * P) / WORKGROUP)),
     label: `${label} init`,
   });
-  const merge = (kind: string, stage: number): void =>
-    be.dispatch({ kernel: cached(kind, () => sortLocalKernel(kind as 'sort' | 'merge')), buffers: [kv.storage.buffer], uniforms: SORT_LOCAL_UNIFORMS.pack({ P, k: stage }), workgroups: grid((rows * P) / SORT_BLOCK), label: `${label} ${kind === 'sort' ? 'block sort' : `merge k=${stage}`}` });
-  merge('sort', 0);
   if (k <= SORT_BLOCK) {
+    merge(be, kv, rows, P, 'sort', 0, label);
     while (P > SORT_BLOCK) {
       const half = empty([rows * P], 'int32'); // rows * P/2 pairs
       be.dispatch({
@@ -55,10 +53,26 @@ function sortPairs(x: Tensor, rows: number, n: number, descending: boolean, labe
       kv = half;
       P /= 2;
       // Sort each kept block, in alternating directions again (the first ascending: in the end, the answer).
-      merge('merge', SORT_BLOCK);
+      merge(be, kv, rows, P, 'merge', SORT_BLOCK, label);
     }
     return { kv, P };
   }
+  sortKeyPairs(kv, rows, P, label);
+  return { kv, P };
+}
+
+/** One in-workgroup pass over every BLOCK of kv: the block sort, or merge stage `stage`. */
+function merge(be: ReturnType<typeof getBackend>, kv: Tensor, rows: number, P: number, kind: 'sort' | 'merge', stage: number, label: string): void {
+  be.dispatch({ kernel: cached(kind, () => sortLocalKernel(kind)), buffers: [kv.storage.buffer], uniforms: SORT_LOCAL_UNIFORMS.pack({ P, k: stage }), workgroups: grid((rows * P) / SORT_BLOCK), label: `${label} ${kind === 'sort' ? 'block sort' : `merge k=${stage}`}` });
+}
+
+/**
+ * Sorts each row of kv ([rows, P] (rank, index) pairs as sortInitKernel writes them, P a power of
+ * two >= SORT_BLOCK) in place, ascending by (rank, index). No autodiff.
+ */
+export function sortKeyPairs(kv: Tensor, rows: number, P: number, label: string): void {
+  const be = getBackend();
+  merge(be, kv, rows, P, 'sort', 0, label);
   for (let stage = 2 * SORT_BLOCK; stage <= P; stage *= 2) {
     for (let j = stage / 2; j >= SORT_BLOCK; j /= 2) {
       be.dispatch({
@@ -69,9 +83,8 @@ function sortPairs(x: Tensor, rows: number, n: number, descending: boolean, labe
         label: `${label} step k=${stage} j=${j}`,
       });
     }
-    merge('merge', stage);
+    merge(be, kv, rows, P, 'merge', stage, label);
   }
-  return { kv, P };
 }
 
 export interface SortResult {
