@@ -13,7 +13,7 @@
 // The scaler must know the flag before it steps, so an amp step waits for its losses (a second
 // blocking wait per step, where fp32 has one).
 import type { DataLoader } from '../data/loader.js';
-import { mul, add, cat, mixSeed, reshape, stack, tensor, tidyAsync, autocastAsync, nn, optim, Rng, type PendingData, type Tensor } from '../engine/index.js';
+import { mul, cat, mixSeed, reshape, stack, sum, tensor, tidyAsync, autocastAsync, nn, optim, Rng, type PendingData, type Tensor } from '../engine/index.js';
 import { AMP_NONFINITE_LOSS_LIMIT, type AmpTraining } from './amp.js';
 import { LOSS_TERMS, type LossTerm, type MaskRCNN } from '../model/maskrcnn.js';
 import { batchToModelInput } from './batch.js';
@@ -145,17 +145,19 @@ export async function startTrainStep(o: StepOptions, checkFirst = false): Promis
           const losses = await (amp ? autocastAsync(forward) : forward());
           const terms = LOSS_TERMS.map((k) => {
             // A model without a mask branch (Faster R-CNN) has no loss_mask: it counts as 0.
-            const t = reshape(losses[k] ?? tensor(new Float32Array(1), [1]), [1]);
+            const t = reshape(losses[k] ?? tensor(new Float32Array(1), [1]), []);
             const nan = o.injectNaN, hit = nan && nan.term === k && o.iter >= nan.iter && o.iter < nan.iter + (nan.count ?? 1);
             return hit ? mul(t, NaN) : t;
           });
-          const total = terms.reduce((a, t) => add(a, t));
-          const objective = mul(total, 1 / o.accumulate);
+          // The terms side by side (read back for the log) and their sum: one reduction, where a
+          // chain of adds and a multiply by 1 took a dispatch each (and as many in the backward).
+          const vec = stack(terms);
+          const total = sum(vec);
+          const objective = o.accumulate === 1 ? total : mul(total, 1 / o.accumulate);
           (amp ? amp.scaler.scale(objective) : objective).backward(last && o.reducer ? { onLeafGrad: o.reducer.onLeafGrad } : {});
           // amp: the found-inf flag of the unscaled gradients rides along with the losses' readback
           // (data-parallel: unscaled after the reduction instead, and read by the scaler's step).
-          const flag = amp && last && !o.reducer ? [reshape(amp.scaler.unscale_(o.optimizer), [])] : [];
-          return stack([...terms.map((t) => reshape(t, [])), ...flag]);
+          return amp && last && !o.reducer ? cat([vec, reshape(amp.scaler.unscale_(o.optimizer), [1])], 0) : vec;
         }),
       );
     }
