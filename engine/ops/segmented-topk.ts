@@ -8,14 +8,12 @@ import {
   topkHistKernel, topkSelectKernel, topkCompactKernel, topkOutputKernel, topkMeta, mergeRunsKernel, TOPK_BINS, TOPK_PASSES,
   TOPK_HIST_UNIFORMS, TOPK_SELECT_UNIFORMS, TOPK_COMPACT_UNIFORMS, TOPK_OUTPUT_UNIFORMS, MERGE_RUNS_MAX, MERGE_RUNS_UNIFORMS,
 } from '../../kernels/segmented-topk.js';
-import { sortScatterKernel, sortPadded, SORT_SCATTER_UNIFORMS } from '../../kernels/sort.js';
+import { sortPadded } from '../../kernels/sort.js';
 import { grid, WORKGROUP } from '../../kernels/common.js';
 import { getBackend } from '../backend.js';
 import { Tensor, empty, fromData, shapeStr } from '../tensor.js';
-import { record } from '../autograd.js';
 import { contiguous } from './elementwise.js';
-import { zeros } from './copy.js';
-import { argsort, sortKeyPairs, type SortResult } from './sort.js';
+import { argsort, recordSelectedValues, sortKeyPairs, type SortResult } from './sort.js';
 
 const kernels = new Map<string, { wgsl: string; entry: string }>();
 function cached(key: string, make: () => { wgsl: string; entry: string }) {
@@ -96,21 +94,7 @@ export function segmentedTopk(x: Tensor, lengths: readonly number[], k: number |
     for (const t of [segs, hist, state, tieBefore, slots, kv]) t.dispose();
     if (xd !== x) xd.dispose();
   }
-  record(op, [x], values, [indices], (g, [idx]) => {
-    const gx = zeros(x.shape);
-    if (g.size === 0) return [gx];
-    const gd = g.isContiguous && g.offset === 0 ? g : contiguous(g);
-    // Columns are distinct within a row, so each gradient lands on its own element.
-    getBackend().dispatch({
-      kernel: cached('scatter', sortScatterKernel),
-      buffers: [gd.storage.buffer, idx!.storage.buffer, gx.storage.buffer],
-      uniforms: SORT_SCATTER_UNIFORMS.pack({ count: g.size, k: C, n: R }),
-      workgroups: grid(Math.ceil(g.size / WORKGROUP)),
-      label: `${op} backward`,
-    });
-    if (gd !== g) gd.dispose();
-    return [gx];
-  });
+  recordSelectedValues(op, x, values, indices, C, R);
   return { values, indices };
 }
 

@@ -112,6 +112,15 @@ function sortLast(x: Tensor, k: number, descending: boolean, op: string): SortRe
     kv.dispose();
     if (xd !== x) xd.dispose();
   }
+  recordSelectedValues(op, x, values, indices, k, n);
+  return { values, indices };
+}
+
+/**
+ * Records the backward of values selected from the rows of x (last dim n) at int32 `indices` (k per
+ * row, distinct within a row: a sort, a top-k): each gradient goes back to its column, zeros elsewhere.
+ */
+export function recordSelectedValues(op: string, x: Tensor, values: Tensor, indices: Tensor, k: number, n: number): void {
   record(op, [x], values, [indices], (g, [idx]) => {
     const gx = zeros(x.shape);
     if (g.size === 0) return [gx];
@@ -123,9 +132,9 @@ function sortLast(x: Tensor, k: number, descending: boolean, op: string): SortRe
       workgroups: grid(Math.ceil(g.size / WORKGROUP)),
       label: `${op} backward`,
     });
+    if (gd !== g) gd.dispose();
     return [gx];
   });
-  return { values, indices };
 }
 
 /** Runs fn over x with `dim` moved last, and moves the results' last dim back. */
