@@ -105,6 +105,7 @@ const WANTED_LIMITS = [
   'maxComputeWorkgroupSizeY',
   'maxComputeWorkgroupStorageSize',
   'maxStorageBuffersPerShaderStage',
+  'maxStorageTexturesPerShaderStage',
   'maxComputeWorkgroupsPerDimension',
   'maxTextureDimension2D',
 ] as const;

@@ -73,6 +73,11 @@ export class KeptTextures {
     t.stamp = this.stampOf(buffer);
   }
 
+  /** Every kept texture with its buffer and key, in the order they were first kept. */
+  *entries(): IterableIterator<[GPUBuffer, string, KeptTexture]> {
+    for (const [buffer, forBuffer] of this.byBuffer) for (const [key, t] of forBuffer) yield [buffer, key, t];
+  }
+
   /** The buffer is freed: its textures go idle (within the bounds), the rest are retired. */
   release(buffer: GPUBuffer): void {
     const forBuffer = this.byBuffer.get(buffer);

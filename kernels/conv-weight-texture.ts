@@ -12,7 +12,8 @@
 // texture now and the input gradient's in the backward: engine/ops/conv-weight-pack.ts keeps them).
 // The second mode's layout is the first's with (kc, nc) and (wJ, wC) swapped: fwd reads
 // w[g][j][c][khw] as (wJ, wC) = (kc*KHW, KHW), bwdInput as (KHW, nc_b*KHW) with its nc_b = kc.
-import { uniformBlock } from './uniforms.js';
+import { blockVariants, uniformBlock } from './uniforms.js';
+import { grid, LINEAR_GROUP } from './common.js';
 import { F16_ROUND_WGSL, f16Load, roundToF16 } from './f16.js';
 
 /** The spatial kernel's texture binding (after src, wt, bias, dst at bindings 1-4). */
@@ -20,13 +21,18 @@ export const WEIGHT_TEXTURE_DECL = '@group(0) @binding(5) var wtx: texture_2d<f3
 
 export const PACK_WEIGHTS_WG = 64;
 
-/** kc: source channels per group; nc: output channels per group; taps = kc * KHW texels per row. */
-export const PACK_WEIGHTS_UNIFORMS = uniformBlock('conv_pack_weights', {
-  kc: 'u32',
-  nc: 'u32',
-  KHW: 'u32',
-  wJ: 'u32',
-  wC: 'u32',
+/** Weights one pack dispatch packs at most (each binds its buffer and one or, dual, two storage textures). */
+export const PACK_WEIGHTS_MAX_BATCH = 4;
+
+/**
+ * The uniforms of a pack of k weights. Member j: kc{j} source and nc{j} output channels per group,
+ * KHW{j} taps, weight strides wJ{j}, wC{j} (spatialWeightStrides of its mode), and its share of the
+ * linear workgroup grid: xw{j} workgroups along the taps, q{j} texel quads, from workgroup start{j}.
+ */
+export const packWeightsUniforms = blockVariants((k: number) => {
+  const spec: Record<string, 'u32'> = {};
+  for (let j = 0; j < k; j++) for (const f of ['kc', 'nc', 'KHW', 'wJ', 'wC', 'xw', 'q', 'start']) spec[`${f}${j}`] = 'u32';
+  return uniformBlock(`conv_pack_weights${k}`, spec);
 });
 
 /** The texture's size in texels: kc*KHW wide, groups*ceil(nc/4) high. */
@@ -34,46 +40,87 @@ export function weightTextureSize(kc: number, nc: number, KHW: number, groups: n
   return [kc * KHW, groups * Math.ceil(nc / 4)];
 }
 
-/**
- * Workgroups of a pack of the layout (kc, nc) (and, dual, of its swap (nc, kc)):
- * (ceil(taps / PACK_WEIGHTS_WG), ceil(channels / 4), groups), the larger of the two in each dimension.
- */
-export function packWeightsGrid(kc: number, nc: number, KHW: number, groups: number, dual: boolean): [number, number, number] {
-  const taps = dual ? Math.max(kc, nc) * KHW : kc * KHW;
-  const quads = dual ? Math.max(Math.ceil(kc / 4), Math.ceil(nc / 4)) : Math.ceil(nc / 4);
-  return [Math.ceil(taps / PACK_WEIGHTS_WG), quads, groups];
+/** One weight of a pack: its layout (kc, nc, KHW, groups; wJ, wC its mode's strides), dual or not. */
+export interface PackMember {
+  kc: number;
+  nc: number;
+  KHW: number;
+  groups: number;
+  wJ: number;
+  wC: number;
 }
 
 /**
- * Buffers [w], textures [the texture (storage, written)] or, dual, [the (kc, nc) texture, the
- * swapped layout's texture]. Workgroups: packWeightsGrid. roundF16: the autocast form (values
- * rounded to f16 as packed).
+ * A member's workgroups: (ceil(taps / PACK_WEIGHTS_WG), quads, groups) with taps and quads those of
+ * the layout (kc, nc) or, dual, the larger of it and its swap (nc, kc).
  */
-export function packWeightsKernel(roundF16: boolean, dual = false): { wgsl: string; entry: string } {
-  const entry = `conv_pack_weights${dual ? '_dual' : ''}${roundF16 ? '_f16' : ''}`;
-  const lanes = [0, 1, 2, 3].map((i) => `  let j${i} = jq * 4u + ${i}u;
-  let v${i} = select(0.0, ${f16Load(`w[base + min(j${i}, nc - 1u) * wJ]`, roundF16)}, j${i} < nc);`);
-  // One texel of the layout (kc, nc, wJ, wC), stored when (tap, jq) lies within it.
-  const store = (t: string, kc: string, nc: string, wJ: string, wC: string) =>
-    `  if (tap < ${kc} * u.KHW && jq < (${nc} + 3u) / 4u) { textureStore(${t}, vec2<u32>(tap, g * ((${nc} + 3u) / 4u) + jq), texel(tap, jq, g, ${kc}, ${nc}, ${wJ}, ${wC})); }`;
+function memberGrid(m: PackMember, dual: boolean): { xw: number; q: number; groups: number } {
+  const taps = dual ? Math.max(m.kc, m.nc) * m.KHW : m.kc * m.KHW;
+  const q = dual ? Math.max(Math.ceil(m.kc / 4), Math.ceil(m.nc / 4)) : Math.ceil(m.nc / 4);
+  return { xw: Math.ceil(taps / PACK_WEIGHTS_WG), q, groups: m.groups };
+}
+
+/** The uniforms and workgroup grid of a pack of `members` (all dual or all single). */
+export function packWeightsDispatch(members: readonly PackMember[], dual: boolean): { uniforms: Uint32Array; workgroups: [number, number] } {
+  const values: Record<string, number> = {};
+  let start = 0;
+  members.forEach((m, j) => {
+    const { xw, q, groups } = memberGrid(m, dual);
+    Object.assign(values, { [`kc${j}`]: m.kc, [`nc${j}`]: m.nc, [`KHW${j}`]: m.KHW, [`wJ${j}`]: m.wJ, [`wC${j}`]: m.wC, [`xw${j}`]: xw, [`q${j}`]: q, [`start${j}`]: start });
+    start += xw * q * groups;
+  });
+  return { uniforms: packWeightsUniforms(members.length).pack(values), workgroups: grid(start) };
+}
+
+/**
+ * Packs k weights in one dispatch (k = 1: one weight). Buffers [w0 .. w(k-1)]; textures, per member,
+ * [its (kc, nc) texture] or, dual, [that, the swapped layout's texture]. The linear workgroup index
+ * picks the member (its range from start{j}), then its (tap block, quad, group). roundF16: the
+ * autocast form (values rounded to f16 as packed). Workgroups: packWeightsDispatch.
+ */
+export function packWeightsKernel(roundF16: boolean, dual = false, k = 1): { wgsl: string; entry: string } {
+  if (!Number.isInteger(k) || k < 1 || k > PACK_WEIGHTS_MAX_BATCH) throw new Error(`packWeightsKernel: ${k} weights per dispatch`);
+  const entry = `conv_pack_weights${dual ? '_dual' : ''}${k > 1 ? `_x${k}` : ''}${roundF16 ? '_f16' : ''}`;
+  const per = dual ? 2 : 1;
+  const decls: string[] = [];
+  for (let j = 0; j < k; j++) {
+    decls.push(`@group(0) @binding(${1 + j}) var<storage, read> w${j}: array<f32>;`);
+    decls.push(`@group(0) @binding(${1 + k + j * per}) var t${j}: texture_storage_2d<rgba32float, write>;`);
+    if (dual) decls.push(`@group(0) @binding(${2 + k + j * per}) var t${j}b: texture_storage_2d<rgba32float, write>;`);
+  }
+  // One texel of member j's layout (kc, nc, wJ, wC) at (tap, jq, g), stored when it lies within it.
+  const store = (j: number, t: string, kc: string, nc: string, wJ: string, wC: string): string => {
+    const lanes = [0, 1, 2, 3].map((i) => `let v${i} = select(0.0, ${f16Load(`w${j}[base + min(jq * 4u + ${i}u, ${nc} - 1u) * ${wJ}]`, roundF16)}, jq * 4u + ${i}u < ${nc});`);
+    return `if (tap < ${kc} * u.KHW${j} && jq < (${nc} + 3u) / 4u) {
+        let base = g * ${nc} * ${kc} * u.KHW${j} + (tap / u.KHW${j}) * ${wC} + tap % u.KHW${j};
+        ${lanes.join('\n        ')}
+        textureStore(${t}, vec2<u32>(tap, g * ((${nc} + 3u) / 4u) + jq), vec4<f32>(v0, v1, v2, v3));
+      }`;
+  };
+  const cases = Array.from({ length: k }, (_, j) => {
+    const body = [store(j, `t${j}`, `u.kc${j}`, `u.nc${j}`, `u.wJ${j}`, `u.wC${j}`)];
+    if (dual) body.push(store(j, `t${j}b`, `u.nc${j}`, `u.kc${j}`, `u.wC${j}`, `u.wJ${j}`));
+    return `case ${j}u: {
+      let local = wl - u.start${j};
+      let tap = (local % u.xw${j}) * ${PACK_WEIGHTS_WG}u + lid;
+      let jq = (local / u.xw${j}) % u.q${j};
+      let g = local / (u.xw${j} * u.q${j});
+      ${body.join('\n      ')}
+    }`;
+  });
+  const pick = Array.from({ length: k - 1 }, (_, j) => `if (wl >= u.start${j + 1}) { j = ${j + 1}u; }`).join(' ');
   return {
     entry,
-    wgsl: `${roundF16 ? `${F16_ROUND_WGSL}\n` : ''}${PACK_WEIGHTS_UNIFORMS.wgsl}
-@group(0) @binding(1) var<storage, read> w: array<f32>;
-@group(0) @binding(2) var t: texture_storage_2d<rgba32float, write>;
-${dual ? '@group(0) @binding(3) var t2: texture_storage_2d<rgba32float, write>;\n' : ''}
-fn texel(tap: u32, jq: u32, g: u32, kc: u32, nc: u32, wJ: u32, wC: u32) -> vec4<f32> {
-  let KHW = u.KHW;
-  let c = tap / KHW; let khw = tap % KHW;
-  let base = g * nc * kc * KHW + c * wC + khw;
-${lanes.join('\n')}
-  return vec4<f32>(v0, v1, v2, v3);
-}
+    wgsl: `${roundF16 ? `${F16_ROUND_WGSL}\n` : ''}${packWeightsUniforms(k).wgsl}
+${decls.join('\n')}
 @compute @workgroup_size(${PACK_WEIGHTS_WG})
-fn ${entry}(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-  let tap = gid.x; let jq = wid.y; let g = wid.z;
-${store('t', 'u.kc', 'u.nc', 'u.wJ', 'u.wC')}
-${dual ? store('t2', 'u.nc', 'u.kc', 'u.wC', 'u.wJ') : ''}
+fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let wl = ${LINEAR_GROUP};
+  var j = 0u; ${pick}
+  switch j {
+    ${cases.join('\n    ')}
+    default: {}
+  }
 }
 `,
   };

@@ -171,7 +171,7 @@ const range = (n: number): number[] => Array.from({ length: n }, (_, j) => j);
 function levelBody(nLevels: number, l: number, backward: boolean, cb: number): string {
   const U = roiAlignUniforms(nLevels);
   const visit = range(cb)
-    .map((j) => (backward ? `add${l}(b${j} + p, w * go${j});` : `a${j} += w * f${l}[b${j} + p];`))
+    .map((j) => (backward ? `add(b${j} + p, w * go${j});` : `a${j} += w * f${l}[b${j} + p];`))
     .join('\n            ');
   return `let g = roi_geom(k, ${U.at('levelScale', l)});
     let H = ${U.at('levelH', l)};
@@ -207,31 +207,30 @@ function levelBody(nLevels: number, l: number, backward: boolean, cb: number): s
 /**
  * Forward (`backward` false): out[k,c,ph,pw] from the box's level. Backward: grad_in[level] +=
  * weights * grad_out / count. One invocation per (box, bin, block of `cb` channels), the channel
- * block fastest. Bindings: boxes, [levels when nLevels > 1], grad_out (backward), features or grad
- * inputs (one per level), then out (forward). Uniform word 0 is the invocation count.
+ * block fastest. Bindings: boxes, [levels when nLevels > 1], then grad_out and the gradient of all
+ * levels (backward: one buffer, level l from its levelOffset) or the features (one per level) and out
+ * (forward). Uniform word 0 is the invocation count.
  */
 export function roiAlignKernel(nLevels: number, backward: boolean, cb = roiChannels(backward), quick = false): { wgsl: string; entry: string } {
   const decls: string[] = ['@group(0) @binding(1) var<storage, read> boxes: array<f32>;'];
   let binding = 2;
   if (nLevels > 1) decls.push(`@group(0) @binding(${binding++}) var<storage, read> lvl: array<i32>;`);
   if (backward) decls.push(`@group(0) @binding(${binding++}) var<storage, read> gout: array<f32>;`);
-  const adds: string[] = [];
-  for (let l = 0; l < nLevels; l++) {
-    if (backward) {
-      decls.push(`@group(0) @binding(${binding++}) var<storage, read_write> gin${l}: array<atomic<u32>>;`);
-      // Float atomic add as a compare-exchange loop on the bit pattern; one function per binding
-      // (WGSL pointers to storage cannot be passed to functions). Concurrent lanes hold different
-      // channels, so they never hit the same address.
-      adds.push(`fn add${l}(i: u32, v: f32) {
-  var old = atomicLoad(&gin${l}[i]);
+  // The backward adds every level's gradient into one buffer (each level from its levelOffset): one
+  // zero fill for all levels and one atomic-add function. Float atomic add as a compare-exchange loop
+  // on the bit pattern; concurrent lanes hold different channels, so they never hit the same address.
+  if (backward) decls.push(`@group(0) @binding(${binding++}) var<storage, read_write> gin: array<atomic<u32>>;`);
+  else for (let l = 0; l < nLevels; l++) decls.push(`@group(0) @binding(${binding++}) var<storage, read> f${l}: array<f32>;`);
+  const adds = backward
+    ? [`fn add(i: u32, v: f32) {
+  var old = atomicLoad(&gin[i]);
   loop {
-    let r = atomicCompareExchangeWeak(&gin${l}[i], old, bitcast<u32>(bitcast<f32>(old) + v));
+    let r = atomicCompareExchangeWeak(&gin[i], old, bitcast<u32>(bitcast<f32>(old) + v));
     if (r.exchanged) { break; }
     old = r.old_value;
   }
-}`);
-    } else decls.push(`@group(0) @binding(${binding++}) var<storage, read> f${l}: array<f32>;`);
-  }
+}`]
+    : [];
   if (!backward) decls.push(`@group(0) @binding(${binding++}) var<storage, read_write> out: array<f32>;`);
   // The quick variant (quick: engine/tiering.ts runs it while this kernel compiles in the background)
   // visits the levels' sampling grids once per channel of the block, in a loop: a one-channel body

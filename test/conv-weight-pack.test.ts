@@ -12,8 +12,8 @@ import * as F from '../engine/index.js';
 import { getBackend } from '../engine/backend.js';
 import { fillInPlace, copyInto } from '../engine/ops/copy.js';
 import { setConvWeightTexture } from '../engine/ops/conv.js';
-import { dispatchWeightPack, type WeightLayout } from '../engine/ops/conv-weight-pack.js';
-import { packWeightsReference, weightTextureSize } from '../kernels/conv-weight-texture.js';
+import { dispatchWeightPack, dispatchWeightPacks, type WeightLayout } from '../engine/ops/conv-weight-pack.js';
+import { packWeightsReference, weightTextureSize, PACK_WEIGHTS_MAX_BATCH } from '../kernels/conv-weight-texture.js';
 import { spatialWeightStrides } from '../kernels/conv-gemm.js';
 import { conv2dReference, conv2dInputGradReference, type Conv2dRefParams } from '../kernels/conv.js';
 import type { RefTensor } from '../kernels/common.js';
@@ -87,14 +87,45 @@ for (const roundF16 of [false, true]) {
   });
 }
 
-/** Pack dispatches (single, dual) recorded by fn. */
-function packs<T>(fn: () => T): { result: T; single: number; dual: number } {
+for (const [roundF16, dual] of [[false, false], [false, true], [true, true]] as const) {
+  test(`conv weight pack batches${dual ? ' (both modes)' : ''}${roundF16 ? ' (f16 rounding)' : ''}: each weight of a batch matches the reference`, async () => {
+    // Every shape in one list, cut into batches of the largest size and a shorter last one.
+    const ws = SHAPES.map((s, si) => ({ s, wr: ref(s.w, 120 + si, -3, 3) }));
+    const jobs = ws.map(({ s, wr }) => {
+      const [Cout, cinG, KH, KW] = s.w;
+      const fwd: WeightLayout = { mode: 'fwd', kc: cinG, nc: Cout / s.groups, KHW: KH * KW, groups: s.groups, roundF16 };
+      const ls = dual ? [fwd, swap(fwd)] : [fwd];
+      const textures = ls.map(newTexture);
+      return { w: gpu(wr), wr, s, ls, textures };
+    });
+    for (let at = 0; at < jobs.length; at += PACK_WEIGHTS_MAX_BATCH) {
+      dispatchWeightPacks(jobs.slice(at, at + PACK_WEIGHTS_MAX_BATCH).map((j) => ({ w: j.w.storage.buffer, l: j.ls[0]!, views: j.textures.map((t) => t.createView()) })), 'test');
+    }
+    for (const j of jobs) {
+      for (const [i, l] of j.ls.entries()) {
+        const { wJ, wC } = spatialWeightStrides(l.mode, l.kc, l.nc, l.KHW);
+        const want = packWeightsReference(j.wr.data, l.kc, l.nc, l.KHW, l.groups, wJ, wC, roundF16);
+        assert.equal(Array.from(await readTexture(j.textures[i]!)), Array.from(want), `w${JSON.stringify(j.s.w)} groups ${j.s.groups} ${l.mode}: batched pack vs reference`);
+      }
+      j.textures.forEach((t) => t.destroy());
+      j.w.dispose();
+    }
+  });
+}
+
+/** Weights packed by single and by dual packs, and pack dispatches, recorded by fn. */
+function packs<T>(fn: () => T): { result: T; single: number; dual: number; dispatches: number } {
   const b = getBackend();
   b.tallyDispatches(true);
   const result = fn();
   const rows = b.tallyDispatches(false);
-  const count = (entry: string) => rows.filter(([k]) => k.endsWith(`[${entry}]`) || k.endsWith(`[${entry}_f16]`)).reduce((s, [, n]) => s + n, 0);
-  return { result, single: count('conv_pack_weights'), dual: count('conv_pack_weights_dual') };
+  // Weights packed (a batch entry _xK packs K) by single and by dual packs, and the dispatches.
+  const count = (entry: string) => rows.reduce((s, [k, n]) => {
+    const m = new RegExp(`\\[${entry}(?:_x(\\d+))?(?:_f16)?\\]$`).exec(k);
+    return m ? s + n * Number(m[1] ?? 1) : s;
+  }, 0);
+  const dispatches = rows.filter(([k]) => /\[conv_pack_weights/.test(k)).reduce((s, [, n]) => s + n, 0);
+  return { result, single: count('conv_pack_weights'), dual: count('conv_pack_weights_dual'), dispatches };
 }
 
 /** Runs fn with the weight textures forced on and the fast kernels dispatched outright. */
@@ -234,6 +265,56 @@ test('kept weight textures: released with the weight, reused by the next of that
   assert.equal([held3.textures, held3.idle], [kept(held0), 0], 'only the textures of weights alive before');
   assert.ok(held3.bytes <= held0.bytes, `bytes ${held3.bytes} back within what was held before (${held0.bytes})`);
   x.dispose();
+}));
+
+test('kept weight textures: after an optimizer step, the first conv packs every stale weight in batches', () => withTextures(async () => {
+  // Six trainable convs in a chain (the input requires grad, so each keeps both modes' textures).
+  const chans = [3, 5, 4, 7, 6, 3, 5];
+  const convs = chans.slice(1).map((c, i) => new F.nn.Conv2d(chans[i]!, c, 3, { padding: 1, bias: false }));
+  const weights = convs.map((m) => m.weight);
+  const opt = new F.optim.SGD(weights, { lr: 0.1, momentum: 0.9 });
+  const xr = ref([2, 3, 6, 5], 12, -1, 1);
+  const forward = (x: F.Tensor) => convs.reduce((h, m) => F.relu(m.forward(h)), x);
+  const step = () => packs(() => {
+    const x = gpu(xr, true);
+    const y = forward(x), s = F.sum(y);
+    F.backward(s);
+    opt.step();
+    opt.zeroGrad();
+    [x, y, s].forEach((t) => t.dispose());
+  });
+  step(); // warm-up: each weight packs its own textures as its conv first runs
+  const c0 = F.counters().texturesCreated;
+  for (let i = 0; i < 2; i++) {
+    const r = step();
+    // 6 stale weights, both modes each: a batch of 4 and one of 2.
+    assert.equal([r.single, r.dual, r.dispatches], [0, 6, Math.ceil(6 / PACK_WEIGHTS_MAX_BATCH)], `step ${i}: every weight packed, in batches`);
+  }
+  assert.is(F.counters().texturesCreated - c0, 0, 'no texture created');
+  // The batched textures hold the weights as they are now: the forward and the input gradient match
+  // the references on the weights' present values.
+  const host64 = await Promise.all(weights.map(host));
+  const x = gpu(xr, true);
+  const y = forward(x);
+  let h: RefTensor = xr;
+  const pre: RefTensor[] = [];
+  for (const w of host64) {
+    const z = conv2dReference(h, w, null, { stride: [1, 1], padding: [1, 1], dilation: [1, 1], groups: 1 });
+    pre.push(z);
+    h = { shape: z.shape, data: z.data.map((v) => Math.max(v, 0)) };
+  }
+  await expectRef(y, h, TOL, 'forward after the batched packs');
+  F.backward(F.sum(y));
+  // Input gradient through the chain: ones through each relu mask and conv's input gradient.
+  let gr: RefTensor = { shape: h.shape, data: h.data.map(() => 1) };
+  for (let i = host64.length - 1; i >= 0; i--) {
+    const masked = { shape: gr.shape, data: gr.data.map((v, k) => (pre[i]!.data[k]! > 0 ? v : 0)) };
+    gr = conv2dInputGradReference(masked, host64[i]!, i === 0 ? xr.shape : pre[i - 1]!.shape, { stride: [1, 1], padding: [1, 1], dilation: [1, 1], groups: 1 });
+  }
+  await expectRef(x.grad!, gr, TOL, 'input gradient after the batched packs');
+  [x, y].forEach((t) => t.dispose());
+  opt.zeroGrad();
+  convs.forEach((m) => m.dispose());
 }));
 
 test.run();

@@ -5,7 +5,7 @@
 import { roiAlignKernel, roiAlignInvocations, roiChannels, levelMapperKernel, packRoiAlignUniforms, LEVEL_MAPPER_UNIFORMS, type RoiAlignParams, type LevelMapperParams } from '../../kernels/roi_align.js';
 import { grid, WORKGROUP } from '../../kernels/common.js';
 import { getBackend, type Kernel } from '../backend.js';
-import { Tensor, empty, fromData, shapeStr } from '../tensor.js';
+import { Tensor, contiguousStrides, empty, fromData, shapeStr } from '../tensor.js';
 import { noGrad, record } from '../autograd.js';
 import { contiguous } from './elementwise.js';
 import { copyInto, zeros } from './copy.js';
@@ -115,13 +115,19 @@ function poolLevels(op: string, features: readonly Tensor[], rois: Tensor, level
   feats.forEach((t) => t.dispose());
   const saved = levels ? [r, levels] : [r];
   record(op, [...features], out, saved, (g, [rs, ls]) => {
-    const grads = features.map((f) => zeros(f.shape));
+    // Every level's gradient in one zeroed buffer (one fill), each level a view at its offset.
+    const offsets: number[] = [];
+    let total = 0;
+    for (const f of features) offsets.push(total), (total += f.size);
+    const all = zeros([total]);
+    const grads = features.map((f, l) => all.view(f.shape, contiguousStrides(f.shape), offsets[l]!));
+    all.dispose();
     const nb = roiAlignInvocations(K, C, p, roiChannels(true));
     const gd = g.isContiguous && g.offset === 0 ? g : contiguous(g);
     getBackend().dispatch({
       kernel: cached(`b${L}`, () => tieredRoiAlign(L, true)),
-      buffers: [rs!.storage.buffer, ...(ls ? [ls.storage.buffer] : []), gd.storage.buffer, ...grads.map((t) => t.storage.buffer)],
-      uniforms: uniforms(nb, rs!.offset, grads.map(() => 0)),
+      buffers: [rs!.storage.buffer, ...(ls ? [ls.storage.buffer] : []), gd.storage.buffer, grads[0]!.storage.buffer],
+      uniforms: uniforms(nb, rs!.offset, offsets),
       workgroups: grid(Math.ceil(nb / WORKGROUP)),
       label: `${op} backward (rois ${shapeStr(rois.shape)})`,
     });
