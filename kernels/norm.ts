@@ -44,11 +44,13 @@ export const NORM_UNIFORMS = uniformBlock('norm', {
 /** r: a residual added before the ReLU; y: a ReLU's saved output, whose sign masks a gradient. */
 export type NormInput = 'x' | 'g' | 'mean' | 'rstd' | 'w' | 'b' | 's1' | 's2' | 'r' | 'y';
 
-function header(inputs: readonly NormInput[]): string {
+function header(inputs: readonly NormInput[], outputs = 1): string {
   const decls = inputs.map((name, k) => `@group(0) @binding(${k + 1}) var<storage, read> in_${name}: array<f32>;`);
   return `${NORM_UNIFORMS.wgsl}
 ${decls.join('\n')}
-@group(0) @binding(${inputs.length + 1}) var<storage, read_write> out: array<f32>;`;
+@group(0) @binding(${inputs.length + 1}) var<storage, read_write> out: array<f32>;${
+    outputs > 1 ? `\n@group(0) @binding(${inputs.length + 2}) var<storage, read_write> out2: array<f32>;` : ''
+  }`;
 }
 
 const load = (name: NormInput, index: string): string => `in_${name}[u.${name}Off + ${index}]`;
@@ -144,6 +146,9 @@ export interface ApplySpec {
   relu?: boolean;
   /** x is a gradient, zeroed where the saved ReLU output y is not positive (a fused ReLU's backward). */
   mask?: boolean;
+  /** Also writes the masked x itself to a second output, out2 (a conv epilogue's backward needs both
+   * the gradient before the scale, for its residual, and after it, for the convolution). */
+  maskedOut?: boolean;
 }
 
 /**
@@ -152,9 +157,9 @@ export interface ApplySpec {
  * and ReLU fused in; eval batch norm's input gradient is g*rstd*w, with `mask` the gradient through
  * a fused ReLU as well.
  */
-export function normApplyKernel(spec: ApplySpec): { wgsl: string; entry: string; inputs: NormInput[] } {
+export function normApplyKernel(spec: ApplySpec): { wgsl: string; entry: string; inputs: NormInput[]; outputs: number } {
   const inputs: NormInput[] = ['x'];
-  let expr = gradLoad('x', 'i', !!spec.mask);
+  let expr = spec.maskedOut ? 'xm' : gradLoad('x', 'i', !!spec.mask);
   const terms: [boolean, NormInput, (e: string) => string][] = [
     [spec.mean, 'mean', (e) => `(${e} - ${load('mean', 's')})`],
     [spec.rstd, 'rstd', (e) => `${e} * ${load('rstd', 's')}`],
@@ -169,9 +174,11 @@ export function normApplyKernel(spec: ApplySpec): { wgsl: string; entry: string;
   }
   if (spec.mask) inputs.push('y');
   if (spec.relu) expr = `max(${expr}, 0.0)`;
-  const parts = ['mean', 'rstd', 'weight', 'bias', 'residual', 'relu', 'mask'].filter((k) => spec[k as keyof ApplySpec]);
+  const parts = ['mean', 'rstd', 'weight', 'bias', 'residual', 'relu', 'mask', 'maskedOut'].filter((k) => spec[k as keyof ApplySpec]);
   const entry = `norm_apply_${parts.join('_') || 'copy'}`;
-  return { wgsl: elementwiseShell(inputs, entry, `out[i] = ${expr};`), entry, inputs };
+  const outputs = spec.maskedOut ? 2 : 1;
+  const body = spec.maskedOut ? `let xm = ${gradLoad('x', 'i', !!spec.mask)};\n  out[i] = ${expr};\n  out2[i] = xm;` : `out[i] = ${expr};`;
+  return { wgsl: elementwiseShell(inputs, entry, body, outputs), entry, inputs, outputs };
 }
 
 /**
@@ -192,8 +199,8 @@ export function normGradInputKernel(weight: 'inner' | 'outer' | 'none', mask = f
   return { wgsl: elementwiseShell(inputs, entry, body), entry, inputs };
 }
 
-function elementwiseShell(inputs: NormInput[], entry: string, body: string): string {
-  return `${header(inputs)}
+function elementwiseShell(inputs: NormInput[], entry: string, body: string, outputs = 1): string {
+  return `${header(inputs, outputs)}
 @compute @workgroup_size(${WORKGROUP})
 fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let i = ${LINEAR_GROUP} * ${WORKGROUP}u + lid;

@@ -97,6 +97,39 @@ test('cat, stack, split, chunk', async () => {
   assert.throws(() => F.cat([F.zeros([2, 3]), F.zeros([3, 3])], 1), /cat: tensor 1 has shape \[3,3\]/);
 });
 
+test('cat of many inputs: batched copies (8 per dispatch), strided and offset inputs, empty ones, int32', async () => {
+  // 11 inputs along dim 1 of odd sizes, one empty: a batch of 8 and one of 2 (the empty one skipped).
+  const sizes = [3, 1, 5, 2, 0, 7, 1, 4, 6, 2, 3];
+  const refs = sizes.map((n, i) => ref([2, n, 3], 40 + i));
+  await checkOp({
+    name: 'cat of 11',
+    inputs: refs,
+    gpu: (xs) => F.cat(xs, 1),
+    ref: (xs) => catRef(xs, 1),
+  });
+  // Strided (transposed) and offset (sliced) inputs, and the dispatches: ceil(10 / 8) = 2.
+  const wide = ref([2, 9, 3], 60);
+  const catOf = () => F.tidy(() => {
+    const xs = refs.map((r) => F.tensor(Array.from(r.data), r.shape));
+    const t = F.transpose(F.tensor(Array.from(refs[0]!.data), [2, 3, 3]), 1, 2); // [2,3,3], strided
+    const s = F.slice(F.tensor(Array.from(wide.data), wide.shape), 1, 4, 9); // [2,5,3] at an offset
+    const d0 = F.counters().dispatches;
+    const y = F.cat([...xs.slice(0, 9), t, s], 1);
+    return { y: F.keep(y), dispatches: F.counters().dispatches - d0 };
+  });
+  const { y, dispatches } = catOf();
+  assert.is(dispatches, 2, 'two copy dispatches for 10 non-empty inputs');
+  const tRef: RefTensor = { shape: [2, 3, 3], data: Float64Array.from({ length: 18 }, (_, i) => { const [n, a, b] = [Math.floor(i / 9), Math.floor(i / 3) % 3, i % 3]; return refs[0]!.data[n * 9 + b * 3 + a]!; }) };
+  const want = catRef([...refs.slice(0, 9), tRef, sliceRef(wide, 1, 4, 9, 1)], 1);
+  const got = await y.toArray();
+  assert.equal(Float64Array.from((got as number[][][]).flat(2)), Float64Array.from(want.data.map((v) => Math.fround(v))));
+  y.dispose();
+  // int32: values exact.
+  const ints = F.cat([F.tensor([1, 2, 3], [3], 'int32'), F.tensor([4], [1], 'int32'), F.tensor([5, 6], [2], 'int32')], 0);
+  assert.equal(await ints.toArray(), [1, 2, 3, 4, 5, 6]);
+  ints.dispose();
+});
+
 test('pad (constant) matches F.pad and passes gradients to the interior', async () => {
   await checkOp({
     name: 'pad',

@@ -20,7 +20,7 @@ import { elementwise as ew, add, mul, relu as reluOp } from './elementwise.js';
 import { reshape } from './view.js';
 import { sum } from './reduce.js';
 import { fillInPlace } from './copy.js';
-import { channelScale, channelSum } from './norm.js';
+import { channelScale, channelScaleMasked, channelSum } from './norm.js';
 
 export type IntPair = number | readonly number[];
 export type Activation = 'none' | 'relu';
@@ -364,10 +364,18 @@ export function conv2d(
     // gz: the gradient of the sum before the ReLU (the bias's and the residual's); gc: the
     // convolution's, gz * scale[c]. Without a term that needs gz, the scale and the ReLU mask are
     // one dispatch (channelScale reads the mask), as frozen batch norm's backward was.
+    // Where both are needed after a ReLU, one dispatch writes both.
     const needZ = !!bias?.requiresGrad || !!residual?.requiresGrad || !ss;
-    const gz = needZ ? dense(ys ? ew('relu_grad', [gy, ys]) : gy) : null;
     const needC = input.requiresGrad || weight.requiresGrad;
-    const gc = !needC ? null : ss ? channelScale(gz ?? gy, dense(ss), gz ? null : ys, `${op} scale grad`) : gz!;
+    let gz: Tensor | null, gc: Tensor | null;
+    if (needZ && needC && ss && ys) {
+      const both = channelScaleMasked(gy, dense(ss), ys, `${op} scale grad`);
+      gz = both.masked;
+      gc = both.scaled;
+    } else {
+      gz = needZ ? dense(ys ? ew('relu_grad', [gy, ys]) : gy) : null;
+      gc = !needC ? null : ss ? channelScale(gz ?? gy, dense(ss), gz ? null : ys, `${op} scale grad`) : gz!;
+    }
     const gx = input.requiresGrad ? conv2dInputGradRaw(gc!, dense(ws), g) : null;
     const gw = weight.requiresGrad ? conv2dWeightGradRaw(gc!, dense(xs), g) : null;
     const gb = bias?.requiresGrad ? channelSum(gz!, `${op} bias grad`) : null;

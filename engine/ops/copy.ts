@@ -1,6 +1,6 @@
 // Data movement built on the strided-copy and fill kernels: fill, copy into a view, pad,
 // concatenation and the zero-padding that slice's backward needs.
-import { stridedCopyKernel, fillKernel, copyUniforms, fillUniforms } from '../../kernels/copy.js';
+import { stridedCopyKernel, stridedCopyManyKernel, fillKernel, copyUniforms, copyManyUniforms, fillUniforms, COPY_MANY_MAX } from '../../kernels/copy.js';
 import { grid, WORKGROUP } from '../../kernels/common.js';
 import { getBackend } from '../backend.js';
 import { Tensor, empty, shapeStr, WGSL_TYPE, type DType } from '../tensor.js';
@@ -64,6 +64,52 @@ export function copyInto(dst: Tensor, src: Tensor): void {
   });
 }
 
+/**
+ * copyInto for each [dst, src] pair. Pairs whose destinations are views of one buffer (a cat's
+ * output, a canvas) with one dtype and rank go COPY_MANY_MAX to a dispatch (PyTorch's cat is one
+ * kernel too); the destinations must not overlap. No autodiff.
+ */
+export function copyManyInto(pairs: readonly (readonly [Tensor, Tensor])[]): void {
+  for (const [dst, src] of pairs) {
+    if (dst.shape.length !== src.shape.length || dst.shape.some((d, i) => d !== src.shape[i])) throw new Error(`copyInto: shapes differ (${shapeStr(dst.shape)} <- ${shapeStr(src.shape)})`);
+    if (dst.dtype !== src.dtype) throw new Error(`copyInto: dtypes differ (${dst.dtype} <- ${src.dtype})`);
+  }
+  const live = pairs.filter(([dst]) => dst.size > 0);
+  const first = live[0]?.[0];
+  const batchable = !!first && live.every(([dst]) => dst.storage.buffer === first.storage.buffer && dst.dtype === first.dtype && dst.ndim === first.ndim);
+  if (!batchable || live.length === 1) {
+    for (const [dst, src] of live) copyInto(dst, src);
+    return;
+  }
+  const ndim = first.ndim, type = WGSL_TYPE[first.dtype];
+  // k sources and the destination within the device's storage-buffer bindings.
+  const most = Math.max(1, Math.min(COPY_MANY_MAX, getBackend().device.limits.maxStorageBuffersPerShaderStage - 1));
+  for (let at = 0; at < live.length; at += most) {
+    const part = live.slice(at, at + most);
+    if (part.length === 1) {
+      copyInto(part[0]![0], part[0]![1]);
+      continue;
+    }
+    const values: Record<string, number | number[]> = {};
+    let total = 0;
+    part.forEach(([dst, src], j) => {
+      Object.assign(values, {
+        [`n${j}`]: dst.size, [`start${j}`]: total, [`shape${j}`]: dst.shape,
+        [`srcOffset${j}`]: src.offset, [`srcStrides${j}`]: src.strides, [`dstOffset${j}`]: dst.offset, [`dstStrides${j}`]: dst.strides,
+      });
+      total += dst.size;
+    });
+    values.total = total;
+    getBackend().dispatch({
+      kernel: cached(`copy_many|${type}|${ndim}|${part.length}`, () => stridedCopyManyKernel(type, ndim, part.length)),
+      buffers: [...part.map(([, src]) => src.storage.buffer), first.storage.buffer],
+      uniforms: copyManyUniforms(`${ndim}x${part.length}`).pack(values),
+      workgroups: grid(Math.ceil(total / WORKGROUP)),
+      label: `copy ${part.length} (${part.map(([, src]) => `${src.dtype}${shapeStr(src.shape)}`).join(', ')})`,
+    });
+  }
+}
+
 /** Zeros of `shape` with g written at positions start, start+step, ... along dim (slice backward). */
 export function padInto(g: Tensor, shape: readonly number[], dim: number, start: number, step: number): Tensor {
   const out = zeros(shape, g.dtype);
@@ -115,13 +161,14 @@ export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
   const out = empty(shape, first.dtype);
   let at = 0;
   const starts: number[] = [];
+  const regions: Tensor[] = [];
   for (const t of tensors) {
     starts.push(at);
-    const region = out.view(t.shape, out.strides, at * out.strides[d]!);
-    copyInto(region, t);
-    region.dispose();
+    regions.push(out.view(t.shape, out.strides, at * out.strides[d]!));
     at += t.shape[d]!;
   }
+  copyManyInto(regions.map((r, i) => [r, tensors[i]!] as const));
+  regions.forEach((r) => r.dispose());
   record('cat', [...tensors], out, [], (g) =>
     tensors.map((t, i) => g.view(t.shape, g.strides, g.offset + starts[i]! * g.strides[d]!)),
   );

@@ -34,7 +34,7 @@ interface Rows {
   outerStride: number;
 }
 
-type Kernel = { wgsl: string; entry: string; inputs: NormInput[] };
+type Kernel = { wgsl: string; entry: string; inputs: NormInput[]; outputs?: number };
 type NormValues = { -readonly [K in keyof BlockValues<typeof NORM_UNIFORMS>]: number };
 const UNSET = Object.fromEntries(NORM_UNIFORMS.names.map((f) => [f, 0])) as NormValues;
 /** The fields an op sets; run() sets the input offsets, and fields a kernel does not read stay 0. */
@@ -60,12 +60,12 @@ function part(t: Tensor, n: number, start: number): Tensor {
   return t.view([n], [1], t.offset + start);
 }
 
-function run(kernel: Kernel, bound: Partial<Record<NormInput, Tensor>>, out: Tensor, words: Words, workgroups: [number, number], label: string): void {
+function run(kernel: Kernel, bound: Partial<Record<NormInput, Tensor>>, out: Tensor, words: Words, workgroups: [number, number], label: string, out2: Tensor | null = null): void {
   const v: NormValues = { ...UNSET, ...words };
   for (const name of kernel.inputs) v[`${name}Off`] = bound[name]!.offset;
   getBackend().dispatch({
     kernel,
-    buffers: [...kernel.inputs.map((name) => bound[name]!.storage.buffer), out.storage.buffer],
+    buffers: [...kernel.inputs.map((name) => bound[name]!.storage.buffer), out.storage.buffer, ...(out2 ? [out2.storage.buffer] : [])],
     uniforms: NORM_UNIFORMS.pack(v),
     workgroups,
     label,
@@ -107,6 +107,18 @@ export function channelScale(g: Tensor, scale: Tensor, mask: Tensor | null = nul
   return tidy(() => apply(dense(g), l, { w: channelVector('channel_scale', 'scale', scale, g, l.C), y: mask && dense(mask) }, label));
 }
 
+/**
+ * Both g masked by `mask` (a saved ReLU output: zero where it is not positive) and that times
+ * scale[c], in one dispatch (no autodiff): the gradient of a conv epilogue's sum before the ReLU (its
+ * residual's) and of the convolution.
+ */
+export function channelScaleMasked(g: Tensor, scale: Tensor, mask: Tensor, label = 'channel scale'): { scaled: Tensor; masked: Tensor } {
+  const l = layoutOf('channel_scale', g);
+  const masked = empty(g.shape);
+  const scaled = tidy(() => apply(dense(g), l, { w: channelVector('channel_scale', 'scale', scale, g, l.C), y: dense(mask) }, label, masked));
+  return { scaled, masked };
+}
+
 /** [2 * R]: sum(g * w[c]) and sum(g * w[c] * xhat) of each row (w left out when null; g masked by mask > 0 when given). */
 function gradSums(x: Tensor, g: Tensor, mean: Tensor, rstd: Tensor, w: Tensor | null, l: Layout, rows: Rows, label: string, mask: Tensor | null = null): Tensor {
   const out = empty([2 * rows.R]);
@@ -127,8 +139,9 @@ interface ApplyTerms {
   y?: Tensor | null;
 }
 
-function apply(x: Tensor, l: Layout, t: ApplyTerms, label: string): Tensor {
-  const spec: ApplySpec = { mean: !!t.mean, rstd: !!t.rstd, weight: !!t.w, bias: !!t.b, residual: !!t.r, relu: !!t.relu, mask: !!t.y };
+/** The normalisation's elementwise pass; with `masked` (x's shape, dense) it also receives the masked x (ApplySpec.maskedOut). */
+function apply(x: Tensor, l: Layout, t: ApplyTerms, label: string, masked: Tensor | null = null): Tensor {
+  const spec: ApplySpec = { mean: !!t.mean, rstd: !!t.rstd, weight: !!t.w, bias: !!t.b, residual: !!t.r, relu: !!t.relu, mask: !!t.y, ...(masked ? { maskedOut: true } : {}) };
   const kernel = cached(`apply|${JSON.stringify(spec)}`, () => normApplyKernel(spec));
   const out = empty(x.shape);
   if (out.size === 0) return out;
@@ -139,7 +152,7 @@ function apply(x: Tensor, l: Layout, t: ApplyTerms, label: string): Tensor {
   if (t.b) bound.b = t.b;
   if (t.r) bound.r = t.r;
   if (t.y) bound.y = t.y;
-  run(kernel, bound, out, { n: out.size, ...layoutWords(l) }, grid(Math.ceil(out.size / WORKGROUP)), label);
+  run(kernel, bound, out, { n: out.size, ...layoutWords(l) }, grid(Math.ceil(out.size / WORKGROUP)), label, masked);
   return out;
 }
 

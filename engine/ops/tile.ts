@@ -3,7 +3,7 @@
 // instead of one per map. Both are pure copies; their gradients are the reverse copies.
 import { Tensor, empty, shapeStr } from '../tensor.js';
 import { record } from '../autograd.js';
-import { copyInto, fillInPlace } from './copy.js';
+import { copyManyInto, fillInPlace } from './copy.js';
 
 /** A window of a [N, C, H, W] canvas: rows top..top+height, columns left..left+width. */
 export interface Window {
@@ -44,18 +44,16 @@ export function tile2d(maps: readonly Tensor[], windows: readonly Window[], heig
   });
   const out = fillInPlace(empty([N, C, height, width]), 0);
   checkWindows(op, out.shape, windows);
-  maps.forEach((m, i) => {
-    const region = windowView(out, windows[i]!);
-    copyInto(region, m);
-    region.dispose();
-  });
+  const regions = maps.map((_, i) => windowView(out, windows[i]!));
+  copyManyInto(regions.map((r, i) => [r, maps[i]!] as const));
+  regions.forEach((r) => r.dispose());
   record(op, [...maps], out, [], (g) => windows.map((w) => windowView(g, w)));
   return out;
 }
 
 /**
  * The windows of a [N, C, H, W] canvas, each flattened over its pixels and joined:
- * [N, C, sum(h_i * w_i)] (one copy per window). Gradient: a zero canvas with each window's
+ * [N, C, sum(h_i * w_i)] (the windows' copies batched: copyManyInto). Gradient: a zero canvas with each window's
  * gradient copied back in.
  */
 export function flattenWindows(canvas: Tensor, windows: readonly Window[]): Tensor {
@@ -75,20 +73,14 @@ export function flattenWindows(canvas: Tensor, windows: readonly Window[]): Tens
     const w = windows[i]!;
     return t.view([N, C, w.height, w.width], [t.strides[0]!, t.strides[1]!, w.width * t.strides[2]!, t.strides[2]!], t.offset + starts[i]! * t.strides[2]!);
   };
-  windows.forEach((w, i) => {
-    const src = windowView(canvas, w), dst = part(out, i);
-    copyInto(dst, src);
-    src.dispose();
-    dst.dispose();
-  });
+  const fwd = windows.map((w, i) => [part(out, i), windowView(canvas, w)] as const);
+  copyManyInto(fwd);
+  fwd.forEach(([dst, src]) => (dst.dispose(), src.dispose()));
   record(op, [canvas], out, [], (g) => {
     const gc = fillInPlace(empty(canvas.shape), 0);
-    windows.forEach((w, i) => {
-      const dst = windowView(gc, w), src = part(g, i);
-      copyInto(dst, src);
-      dst.dispose();
-      src.dispose();
-    });
+    const bwd = windows.map((w, i) => [windowView(gc, w), part(g, i)] as const);
+    copyManyInto(bwd);
+    bwd.forEach(([dst, src]) => (dst.dispose(), src.dispose()));
     return [gc];
   });
   return out;
