@@ -12,6 +12,8 @@
 // texture now and the input gradient's in the backward: engine/ops/conv-weight-pack.ts keeps them).
 // The second mode's layout is the first's with (kc, nc) and (wJ, wC) swapped: fwd reads
 // w[g][j][c][khw] as (wJ, wC) = (kc*KHW, KHW), bwdInput as (KHW, nc_b*KHW) with its nc_b = kc.
+// One dispatch packs up to PACK_WEIGHTS_MAX_BATCH weights (all single or all dual): after an
+// optimizer step every trainable weight is stale at once (engine/ops/conv-weight-pack.ts).
 import { blockVariants, uniformBlock } from './uniforms.js';
 import { grid, LINEAR_GROUP } from './common.js';
 import { F16_ROUND_WGSL, f16Load, roundToF16 } from './f16.js';

@@ -34,7 +34,7 @@ export interface WeightLayout {
   roundF16: boolean;
 }
 
-/** Pack kernels by [roundF16][dual][k - 1], made at first use. */
+/** Pack kernels by (roundF16, dual, weights per dispatch), made at first use. */
 const kernels = new Map<string, { wgsl: string; entry: string }>();
 function packKernel(roundF16: boolean, dual: boolean, k: number): { wgsl: string; entry: string } {
   const key = `${roundF16} ${dual} ${k}`;
