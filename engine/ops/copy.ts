@@ -1,6 +1,6 @@
 // Data movement built on the strided-copy and fill kernels: fill, copy into a view, pad,
 // concatenation and the zero-padding that slice's backward needs.
-import { stridedCopyKernel, fillKernel, copyUniforms, fillUniforms } from '../../kernels/copy.js';
+import { stridedCopyKernel, fillKernel, fillVec4Kernel, fillVec4Invocations, copyUniforms, fillUniforms } from '../../kernels/copy.js';
 import { grid, WORKGROUP } from '../../kernels/common.js';
 import { getBackend } from '../backend.js';
 import { Tensor, empty, shapeStr, WGSL_TYPE, type DType } from '../tensor.js';
@@ -13,17 +13,29 @@ function cached(key: string, make: () => { wgsl: string; entry: string }) {
   return k;
 }
 
+let fillScalarOnly = false;
+/** Forces the one-element-per-invocation fill (tests compare the two forms). */
+export function setFillScalarOnly(on: boolean): void {
+  fillScalarOnly = on;
+}
+
 /** Fills a dense tensor in place. */
 export function fillInPlace(t: Tensor, value: number): Tensor {
   if (t.size === 0) return t;
   if (!t.isContiguous) throw new Error('internal: fillInPlace needs a dense tensor');
   const type = WGSL_TYPE[t.dtype];
   const v = t.dtype === 'bool' ? (value ? 1 : 0) : value;
-  getBackend().dispatch({
-    kernel: cached(`fill|${type}`, () => fillKernel(type)),
-    buffers: [t.storage.buffer],
+  const backend = getBackend();
+  const buffer = t.storage.buffer;
+  // The vec4 form where the range lies within the binding's whole vec4s (pool buffers are multiples
+  // of 256 bytes, so nearly always); else one element per invocation.
+  const vec4Words = Math.floor(Math.min(buffer.size, backend.device.limits.maxStorageBufferBindingSize) / 16) * 4;
+  const vec4 = t.offset + t.size <= vec4Words && !fillScalarOnly;
+  backend.dispatch({
+    kernel: vec4 ? cached(`fill4|${type}`, () => fillVec4Kernel(type)) : cached(`fill|${type}`, () => fillKernel(type)),
+    buffers: [buffer],
     uniforms: fillUniforms(type).pack({ n: t.size, offset: t.offset, value: v }),
-    workgroups: grid(Math.ceil(t.size / WORKGROUP)),
+    workgroups: grid(Math.ceil((vec4 ? fillVec4Invocations(t.size, t.offset) : t.size) / WORKGROUP)),
     label: `fill(${t.dtype}${shapeStr(t.shape)}, ${value})`,
   });
   return t;
