@@ -44,17 +44,35 @@ export const NORM_UNIFORMS = uniformBlock('norm', {
 /** r: a residual added before the ReLU; y: a ReLU's saved output, whose sign masks a gradient. */
 export type NormInput = 'x' | 'g' | 'mean' | 'rstd' | 'w' | 'b' | 's1' | 's2' | 'r' | 'y';
 
-function header(inputs: readonly NormInput[]): string {
-  const decls = inputs.map((name, k) => `@group(0) @binding(${k + 1}) var<storage, read> in_${name}: array<f32>;`);
+/** Inputs with one value per element (the others have one per stat or channel). */
+const PER_ELEMENT: ReadonlySet<NormInput> = new Set(['x', 'g', 'r', 'y']);
+
+/** Declarations; with `vec4`, the per-element inputs and out are arrays of vec4 (elementwise kernels' vec4 form). */
+function header(inputs: readonly NormInput[], vec4 = false): string {
+  const el = vec4 ? 'vec4<f32>' : 'f32';
+  const decls = inputs.map((name, k) => `@group(0) @binding(${k + 1}) var<storage, read> in_${name}: array<${PER_ELEMENT.has(name) ? el : 'f32'}>;`);
   return `${NORM_UNIFORMS.wgsl}
 ${decls.join('\n')}
-@group(0) @binding(${inputs.length + 1}) var<storage, read_write> out: array<f32>;`;
+@group(0) @binding(${inputs.length + 1}) var<storage, read_write> out: array<${el}>;`;
 }
 
 const load = (name: NormInput, index: string): string => `in_${name}[u.${name}Off + ${index}]`;
 /** A gradient's element, zeroed where the saved ReLU output is not positive when `mask` (relu_grad's rule). */
 const gradLoad = (name: NormInput, index: string, mask: boolean): string =>
   mask ? `select(0.0, ${load(name, index)}, ${load('y', index)} > 0.0)` : load(name, index);
+
+/**
+ * The loads of an elementwise kernel's body. Scalar form: every input at its element / stat /
+ * channel index. vec4 form (`v` is the vec4 index, offsets divide by 4): per-element inputs as one
+ * vec4 (4 elements of one channel and stat, as L divides by 4), the others once per 4 elements.
+ */
+function elementLoads(vec4: boolean): { at: (name: NormInput) => string; grad: (name: NormInput, mask: boolean) => string; zero: string } {
+  if (!vec4) {
+    return { at: (name) => load(name, PER_ELEMENT.has(name) ? 'i' : name === 'w' || name === 'b' ? 'c' : 's'), grad: (name, mask) => gradLoad(name, 'i', mask), zero: '0.0' };
+  }
+  const at = (name: NormInput): string => (PER_ELEMENT.has(name) ? `in_${name}[u.${name}Off / 4u + i]` : load(name, name === 'w' || name === 'b' ? 'c' : 's'));
+  return { at, grad: (name, mask) => (mask ? `select(vec4<f32>(0.0), ${at(name)}, ${at('y')} > vec4<f32>(0.0))` : at(name)), zero: 'vec4<f32>(0.0)' };
+}
 
 // Channel and stat of dense element index `e` (a WGSL expression).
 const decode = (e: string): string => `let c = (${e} / u.L) % u.C;
@@ -152,15 +170,16 @@ export interface ApplySpec {
  * and ReLU fused in; eval batch norm's input gradient is g*rstd*w, with `mask` the gradient through
  * a fused ReLU as well.
  */
-export function normApplyKernel(spec: ApplySpec): { wgsl: string; entry: string; inputs: NormInput[] } {
+export function normApplyKernel(spec: ApplySpec, vec4 = false): { wgsl: string; entry: string; inputs: NormInput[] } {
   const inputs: NormInput[] = ['x'];
-  let expr = gradLoad('x', 'i', !!spec.mask);
+  const ld = elementLoads(vec4);
+  let expr = ld.grad('x', !!spec.mask);
   const terms: [boolean, NormInput, (e: string) => string][] = [
-    [spec.mean, 'mean', (e) => `(${e} - ${load('mean', 's')})`],
-    [spec.rstd, 'rstd', (e) => `${e} * ${load('rstd', 's')}`],
-    [spec.weight, 'w', (e) => `${e} * ${load('w', 'c')}`],
-    [spec.bias, 'b', (e) => `${e} + ${load('b', 'c')}`],
-    [!!spec.residual, 'r', (e) => `${e} + ${load('r', 'i')}`],
+    [spec.mean, 'mean', (e) => `(${e} - ${ld.at('mean')})`],
+    [spec.rstd, 'rstd', (e) => `${e} * ${ld.at('rstd')}`],
+    [spec.weight, 'w', (e) => `${e} * ${ld.at('w')}`],
+    [spec.bias, 'b', (e) => `${e} + ${ld.at('b')}`],
+    [!!spec.residual, 'r', (e) => `${e} + ${ld.at('r')}`],
   ];
   for (const [on, name, wrap] of terms) {
     if (!on) continue;
@@ -168,10 +187,10 @@ export function normApplyKernel(spec: ApplySpec): { wgsl: string; entry: string;
     expr = wrap(expr);
   }
   if (spec.mask) inputs.push('y');
-  if (spec.relu) expr = `max(${expr}, 0.0)`;
+  if (spec.relu) expr = `max(${expr}, ${ld.zero})`;
   const parts = ['mean', 'rstd', 'weight', 'bias', 'residual', 'relu', 'mask'].filter((k) => spec[k as keyof ApplySpec]);
-  const entry = `norm_apply_${parts.join('_') || 'copy'}`;
-  return { wgsl: elementwiseShell(inputs, entry, `out[i] = ${expr};`), entry, inputs };
+  const entry = `norm_apply_${parts.join('_') || 'copy'}${vec4 ? '_v4' : ''}`;
+  return { wgsl: elementwiseShell(inputs, entry, `out[i] = ${expr};`, vec4), entry, inputs };
 }
 
 /**
@@ -182,23 +201,30 @@ export function normApplyKernel(spec: ApplySpec): { wgsl: string; entry: string;
  * group norm inside (the weight varies over a group). With `mask`, g is zero where the saved
  * output y of a fused ReLU is not positive.
  */
-export function normGradInputKernel(weight: 'inner' | 'outer' | 'none', mask = false): { wgsl: string; entry: string; inputs: NormInput[] } {
+export function normGradInputKernel(weight: 'inner' | 'outer' | 'none', mask = false, vec4 = false): { wgsl: string; entry: string; inputs: NormInput[] } {
   const inputs: NormInput[] = ['x', 'g', 'mean', 'rstd', 's1', 's2', ...(weight !== 'none' ? (['w'] as const) : []), ...(mask ? (['y'] as const) : [])];
-  const entry = `norm_grad_input_${weight}${mask ? '_mask' : ''}`;
-  const body = `let r = ${load('rstd', 's')};
-  let xhat = (${load('x', 'i')} - ${load('mean', 's')}) * r;
-  let gw = ${gradLoad('g', 'i', mask)}${weight === 'inner' ? ` * ${load('w', 'c')}` : ''};
-  out[i] = r * (gw - (${load('s1', 's')} + xhat * ${load('s2', 's')}) * u.invM)${weight === 'outer' ? ` * ${load('w', 'c')}` : ''};`;
-  return { wgsl: elementwiseShell(inputs, entry, body), entry, inputs };
+  const entry = `norm_grad_input_${weight}${mask ? '_mask' : ''}${vec4 ? '_v4' : ''}`;
+  const ld = elementLoads(vec4);
+  const body = `let r = ${ld.at('rstd')};
+  let xhat = (${ld.at('x')} - ${ld.at('mean')}) * r;
+  let gw = ${ld.grad('g', mask)}${weight === 'inner' ? ` * ${ld.at('w')}` : ''};
+  out[i] = r * (gw - (${ld.at('s1')} + xhat * ${ld.at('s2')}) * u.invM)${weight === 'outer' ? ` * ${ld.at('w')}` : ''};`;
+  return { wgsl: elementwiseShell(inputs, entry, body, vec4), entry, inputs };
 }
 
-function elementwiseShell(inputs: NormInput[], entry: string, body: string): string {
-  return `${header(inputs)}
+/**
+ * One invocation per element, or with `vec4` per 4 elements (u.n then counts vec4s; the caller
+ * checks that L and every per-element offset divide by 4). On lavapipe each load from a lane-varying
+ * address is a loop over the SIMD lanes: the vec4 form takes a quarter of them for the per-element
+ * inputs and loads each stat/channel value once per 4 elements.
+ */
+function elementwiseShell(inputs: NormInput[], entry: string, body: string, vec4 = false): string {
+  return `${header(inputs, vec4)}
 @compute @workgroup_size(${WORKGROUP})
 fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let i = ${LINEAR_GROUP} * ${WORKGROUP}u + lid;
   if (i >= u.n) { return; }
-  ${decode('i')}
+  ${decode(vec4 ? '4u * i' : 'i')}
   ${body}
 }
 `;

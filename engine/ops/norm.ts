@@ -127,11 +127,28 @@ interface ApplyTerms {
   y?: Tensor | null;
 }
 
+let elementwiseVec4 = true;
+/** Turns the vec4 form of the elementwise norm kernels off or on (tests compare the two forms). */
+export function setNormVec4(on: boolean): void {
+  elementwiseVec4 = on;
+}
+
+/**
+ * Whether the elementwise kernels' vec4 form fits: L divides by 4 (4 elements share a channel and a
+ * stat) and every per-element tensor starts at a multiple of 4 and ends within its binding's whole vec4s.
+ */
+function vec4Fits(l: Layout, perElement: (Tensor | null | undefined)[]): boolean {
+  if (!elementwiseVec4 || l.L % 4 !== 0) return false;
+  const max = getBackend().device.limits.maxStorageBufferBindingSize;
+  return perElement.every((t) => !t || (t.offset % 4 === 0 && t.offset + t.size <= Math.floor(Math.min(t.storage.buffer.size, max) / 16) * 4));
+}
+
 function apply(x: Tensor, l: Layout, t: ApplyTerms, label: string): Tensor {
   const spec: ApplySpec = { mean: !!t.mean, rstd: !!t.rstd, weight: !!t.w, bias: !!t.b, residual: !!t.r, relu: !!t.relu, mask: !!t.y };
-  const kernel = cached(`apply|${JSON.stringify(spec)}`, () => normApplyKernel(spec));
   const out = empty(x.shape);
   if (out.size === 0) return out;
+  const v4 = vec4Fits(l, [x, t.r, t.y, out]);
+  const kernel = cached(`apply|${JSON.stringify(spec)}|${v4}`, () => normApplyKernel(spec, v4));
   const bound: Partial<Record<NormInput, Tensor>> = { x };
   if (t.mean) bound.mean = t.mean;
   if (t.rstd) bound.rstd = t.rstd;
@@ -139,7 +156,8 @@ function apply(x: Tensor, l: Layout, t: ApplyTerms, label: string): Tensor {
   if (t.b) bound.b = t.b;
   if (t.r) bound.r = t.r;
   if (t.y) bound.y = t.y;
-  run(kernel, bound, out, { n: out.size, ...layoutWords(l) }, grid(Math.ceil(out.size / WORKGROUP)), label);
+  const n = v4 ? out.size / 4 : out.size;
+  run(kernel, bound, out, { n, ...layoutWords(l) }, grid(Math.ceil(n / WORKGROUP)), label);
   return out;
 }
 
@@ -148,10 +166,12 @@ function gradInput(
   w: Tensor | null, where: 'inner' | 'outer', l: Layout, perStat: number, label: string, mask: Tensor | null = null,
 ): Tensor {
   const pos = w ? where : 'none';
-  const kernel = cached(`gx|${pos}|${!!mask}`, () => normGradInputKernel(pos, !!mask));
   const out = empty(x.shape);
+  const v4 = vec4Fits(l, [x, g, mask, out]);
+  const kernel = cached(`gx|${pos}|${!!mask}|${v4}`, () => normGradInputKernel(pos, !!mask, v4));
   const bound = { x, g, mean, rstd, s1, s2, ...(w ? { w } : {}), ...(mask ? { y: mask } : {}) };
-  run(kernel, bound, out, { n: out.size, invM: 1 / perStat, ...layoutWords(l) }, grid(Math.ceil(out.size / WORKGROUP)), `${label} backward input`);
+  const n = v4 ? out.size / 4 : out.size;
+  run(kernel, bound, out, { n, invM: 1 / perStat, ...layoutWords(l) }, grid(Math.ceil(n / WORKGROUP)), `${label} backward input`);
   return out;
 }
 
