@@ -48,12 +48,12 @@ export type NormInput = 'x' | 'g' | 'mean' | 'rstd' | 'w' | 'b' | 's1' | 's2' | 
 const PER_ELEMENT: ReadonlySet<NormInput> = new Set(['x', 'g', 'r', 'y']);
 
 /** Declarations; with `vec4`, the per-element inputs and out are arrays of vec4 (elementwise kernels' vec4 form). */
-function header(inputs: readonly NormInput[], vec4 = false): string {
+function header(inputs: readonly NormInput[], vec4 = false, outVec4 = vec4): string {
   const el = vec4 ? 'vec4<f32>' : 'f32';
   const decls = inputs.map((name, k) => `@group(0) @binding(${k + 1}) var<storage, read> in_${name}: array<${PER_ELEMENT.has(name) ? el : 'f32'}>;`);
   return `${NORM_UNIFORMS.wgsl}
 ${decls.join('\n')}
-@group(0) @binding(${inputs.length + 1}) var<storage, read_write> out: array<${el}>;`;
+@group(0) @binding(${inputs.length + 1}) var<storage, read_write> out: array<${outVec4 ? 'vec4<f32>' : 'f32'}>;`;
 }
 
 const load = (name: NormInput, index: string): string => `in_${name}[u.${name}Off + ${index}]`;
@@ -66,11 +66,11 @@ const gradLoad = (name: NormInput, index: string, mask: boolean): string =>
  * channel index. vec4 form (`v` is the vec4 index, offsets divide by 4): per-element inputs as one
  * vec4 (4 elements of one channel and stat, as L divides by 4), the others once per 4 elements.
  */
-function elementLoads(vec4: boolean): { at: (name: NormInput) => string; grad: (name: NormInput, mask: boolean) => string; zero: string } {
+function elementLoads(vec4: boolean, vecIndex = 'i', index = 'i'): { at: (name: NormInput) => string; grad: (name: NormInput, mask: boolean) => string; zero: string } {
   if (!vec4) {
-    return { at: (name) => load(name, PER_ELEMENT.has(name) ? 'i' : name === 'w' || name === 'b' ? 'c' : 's'), grad: (name, mask) => gradLoad(name, 'i', mask), zero: '0.0' };
+    return { at: (name) => load(name, PER_ELEMENT.has(name) ? index : name === 'w' || name === 'b' ? 'c' : 's'), grad: (name, mask) => gradLoad(name, index, mask), zero: '0.0' };
   }
-  const at = (name: NormInput): string => (PER_ELEMENT.has(name) ? `in_${name}[u.${name}Off / 4u + i]` : load(name, name === 'w' || name === 'b' ? 'c' : 's'));
+  const at = (name: NormInput): string => (PER_ELEMENT.has(name) ? `in_${name}[u.${name}Off / 4u + ${vecIndex}]` : load(name, name === 'w' || name === 'b' ? 'c' : 's'));
   return { at, grad: (name, mask) => (mask ? `select(vec4<f32>(0.0), ${at(name)}, ${at('y')} > vec4<f32>(0.0))` : at(name)), zero: 'vec4<f32>(0.0)' };
 }
 
@@ -87,17 +87,30 @@ const decode = (e: string): string => `let c = (${e} / u.L) % u.C;
  * where the saved output y of a fused ReLU is not positive. One workgroup of `wg` invocations (a
  * power of two) per row: the engine's reductionWorkgroup().
  */
-export function normRowsKernel(mode: 'sum' | 'stats' | 'grad', weight: boolean, wg: number = WORKGROUP, mask = false): { wgsl: string; entry: string; inputs: NormInput[] } {
+export function normRowsKernel(mode: 'sum' | 'stats' | 'grad', weight: boolean, wg: number = WORKGROUP, mask = false, vec4 = false): { wgsl: string; entry: string; inputs: NormInput[] } {
   if (!isTreeWidth(wg)) throw new Error(`normRowsKernel: workgroup size ${wg} is not a power of two in [2, 256]`);
   const inputs: NormInput[] = mode !== 'grad' ? ['x'] : ['x', 'g', 'mean', 'rstd', ...(weight ? (['w'] as const) : []), ...(mask ? (['y'] as const) : [])];
-  const entry = `norm_rows_${mode}${weight ? '_w' : ''}${mask ? '_mask' : ''}`;
-  const loop = (body: string): string => `for (var j = lid; j < count; j += ${wg}u) {
+  const entry = `norm_rows_${mode}${weight ? '_w' : ''}${mask ? '_mask' : ''}${vec4 ? '_v4' : ''}`;
+  // The vec4 form (the caller checks that K, L, the strides and the per-element offsets divide by
+  // 4): each lane takes 4 elements of one channel and stat at a time, a quarter of the lane loops of
+  // the loads on lavapipe; its partial sums add in another order (within float32 rounding).
+  const loop = (body: string): string => vec4
+    ? `for (var j = lid; j < count / 4u; j += ${wg}u) {
+    let o = (4u * j) / u.K;
+    let e = row * u.rowStride + o * u.outerStride + (4u * j - o * u.K);
+    ${body}
+  }`
+    : `for (var j = lid; j < count; j += ${wg}u) {
     let o = j / u.K;
     let e = row * u.rowStride + o * u.outerStride + (j - o * u.K);
     ${body}
   }`;
+  const ld = elementLoads(vec4, 'e / 4u', 'e');
+  // The sum of a loaded value's elements (itself in the scalar form).
+  const hsum = (v: string): string => (vec4 ? `dot(${v}, vec4<f32>(1.0))` : v);
+  const sq = (v: string): string => (vec4 ? `dot(${v}, ${v})` : `${v} * ${v}`);
   const sumBody = `var acc = 0.0;
-  ${loop(`acc += ${load('x', 'e')};`)}
+  ${loop(`acc += ${hsum(ld.at('x'))};`)}
   let t = wg_sum(vec2<f32>(acc, 0.0), lid).x;
   if (lid == 0u) { out[row] = t; }`;
   const body =
@@ -105,10 +118,10 @@ export function normRowsKernel(mode: 'sum' | 'stats' | 'grad', weight: boolean, 
       ? sumBody
       : mode === 'stats'
       ? `var acc = 0.0;
-  ${loop(`acc += ${load('x', 'e')};`)}
+  ${loop(`acc += ${hsum(ld.at('x'))};`)}
   let m0 = wg_sum(vec2<f32>(acc, 0.0), lid).x / f32(count);
   var d = vec2<f32>(0.0, 0.0);
-  ${loop(`let t = ${load('x', 'e')} - m0; d += vec2<f32>(t, t * t);`)}
+  ${loop(`let t = ${ld.at('x')} - m0; d += vec2<f32>(${hsum('t')}, ${sq('t')});`)}
   let t = wg_sum(d, lid);
   let v = max((t.y - t.x * t.x / f32(count)) / f32(count), 0.0);
   if (lid == 0u) {
@@ -119,15 +132,15 @@ export function normRowsKernel(mode: 'sum' | 'stats' | 'grad', weight: boolean, 
   }`
       : `var acc = vec2<f32>(0.0, 0.0);
   ${loop(`${decode('e')}
-    let gw = ${gradLoad('g', 'e', mask)}${weight ? ` * ${load('w', 'c')}` : ''};
-    let xhat = (${load('x', 'e')} - ${load('mean', 's')}) * ${load('rstd', 's')};
-    acc += vec2<f32>(gw, gw * xhat);`)}
+    let gw = ${ld.grad('g', mask)}${weight ? ` * ${ld.at('w')}` : ''};
+    let xhat = (${ld.at('x')} - ${ld.at('mean')}) * ${ld.at('rstd')};
+    acc += vec2<f32>(${hsum('gw')}, ${vec4 ? 'dot(gw, xhat)' : 'gw * xhat'});`)}
   let t = wg_sum(acc, lid);
   if (lid == 0u) {
     out[row] = t.x;
     out[u.n + row] = t.y;
   }`;
-  const wgsl = `${header(inputs)}
+  const wgsl = `${header(inputs, vec4, false)}
 var<workgroup> red: array<vec2<f32>, ${wg}>;
 fn wg_sum(v: vec2<f32>, lid: u32) -> vec2<f32> {
   red[lid] = v;

@@ -97,8 +97,12 @@ for (const n of ALL) {
         ref: ([xr, wr, br, rr]) => normEpilogueReference(n.ref(xr!, wr!, br!), rr ?? null, v.relu),
         forwardTol: FWD,
       });
-      const v4 = backend.tallyDispatches(false).filter(([key]) => /norm_(apply|grad_input)\w*_v4\]/.test(key));
+      const tally = backend.tallyDispatches(false);
+      const v4 = tally.filter(([key]) => /norm_(apply|grad_input)\w*_v4\]/.test(key));
       assert.is(v4.length > 0, 'vec4' in n, `vec4 elementwise kernels ran: ${v4.map(([k]) => k).join(', ')}`);
+      // Batch statistics (not frozen batch norm): the row sums take their vec4 form too.
+      const rows = tally.filter(([key]) => /norm_rows_\w*_v4\]/.test(key));
+      assert.is(rows.length > 0, 'vec4' in n && n.affineGrad, `vec4 row kernels ran: ${rows.map(([k]) => k).join(', ')}`);
     });
   }
 }
@@ -186,7 +190,8 @@ test('channelSum (conv bias gradients): per-channel sums over images and pixels,
   for (const wg of [2, 16, 256]) {
     setReductionWorkgroup(wg);
     try {
-      for (const shape of [[3, 5, 7, 11], [1, 4, 1, 1], [2, 3, 5], [5, 2]]) {
+      // The last three have trailing sizes that divide by 4 (the vec4 form of the row sums).
+      for (const shape of [[3, 5, 7, 11], [1, 4, 1, 1], [2, 3, 5], [5, 2], [3, 5, 4, 3], [2, 3, 8], [2, 3, 4, 17]]) {
         const x = ref(shape, 81);
         const [N, Cn] = shape as [number, number];
         const L = x.data.length / (N * Cn);

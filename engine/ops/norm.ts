@@ -78,8 +78,14 @@ const rowWords = (r: Rows): Words => ({ n: r.R, O: r.O, K: r.K, rowStride: r.row
 /** [3 * R]: mean, biased variance, rstd = 1/sqrt(var + eps) of each row of dense x. */
 function stats(x: Tensor, l: Layout, rows: Rows, eps: number, label: string): Tensor {
   const out = empty([3 * rows.R]);
-  run(cached(`stats|${reductionWorkgroup()}`, () => normRowsKernel('stats', false, reductionWorkgroup())), { x }, out, { ...rowWords(rows), ...layoutWords(l), eps }, grid(rows.R), `${label} statistics`);
+  const v4 = rowsVec4Fits(l, rows, [x]);
+  run(cached(`stats|${reductionWorkgroup()}|${v4}`, () => normRowsKernel('stats', false, reductionWorkgroup(), false, v4)), { x }, out, { ...rowWords(rows), ...layoutWords(l), eps }, grid(rows.R), `${label} statistics`);
   return out;
+}
+
+/** Whether the row kernels' vec4 form fits: every row is runs of 4 elements of one channel, at multiples of 4. */
+function rowsVec4Fits(l: Layout, rows: Rows, perElement: (Tensor | null | undefined)[]): boolean {
+  return rows.K % 4 === 0 && rows.rowStride % 4 === 0 && rows.outerStride % 4 === 0 && vec4Fits(l, perElement);
 }
 
 /**
@@ -92,7 +98,8 @@ export function channelSum(x: Tensor, label = 'channel sum'): Tensor {
     const out = empty([l.C]);
     const xd = dense(x);
     const rows = channelRows(l);
-    run(cached(`sum|${reductionWorkgroup()}`, () => normRowsKernel('sum', false, reductionWorkgroup())), { x: xd }, out, { ...rowWords(rows), ...layoutWords(l) }, grid(rows.R), label);
+    const v4 = rowsVec4Fits(l, rows, [xd]);
+    run(cached(`sum|${reductionWorkgroup()}|${v4}`, () => normRowsKernel('sum', false, reductionWorkgroup(), false, v4)), { x: xd }, out, { ...rowWords(rows), ...layoutWords(l) }, grid(rows.R), label);
     return out;
   });
 }
@@ -110,7 +117,8 @@ export function channelScale(g: Tensor, scale: Tensor, mask: Tensor | null = nul
 /** [2 * R]: sum(g * w[c]) and sum(g * w[c] * xhat) of each row (w left out when null; g masked by mask > 0 when given). */
 function gradSums(x: Tensor, g: Tensor, mean: Tensor, rstd: Tensor, w: Tensor | null, l: Layout, rows: Rows, label: string, mask: Tensor | null = null): Tensor {
   const out = empty([2 * rows.R]);
-  const kernel = cached(`grad|${!!w}|${reductionWorkgroup()}|${!!mask}`, () => normRowsKernel('grad', !!w, reductionWorkgroup(), !!mask));
+  const v4 = rowsVec4Fits(l, rows, [x, g, mask]);
+  const kernel = cached(`grad|${!!w}|${reductionWorkgroup()}|${!!mask}|${v4}`, () => normRowsKernel('grad', !!w, reductionWorkgroup(), !!mask, v4));
   run(kernel, { x, g, mean, rstd, ...(w ? { w } : {}), ...(mask ? { y: mask } : {}) }, out, { ...rowWords(rows), ...layoutWords(l) }, grid(rows.R), `${label} backward sums`);
   return out;
 }
@@ -127,10 +135,10 @@ interface ApplyTerms {
   y?: Tensor | null;
 }
 
-let elementwiseVec4 = true;
-/** Turns the vec4 form of the elementwise norm kernels off or on (tests compare the two forms). */
+let normVec4 = true;
+/** Turns the vec4 forms of the norm kernels (elementwise passes and row sums) off or on (tests compare the two forms). */
 export function setNormVec4(on: boolean): void {
-  elementwiseVec4 = on;
+  normVec4 = on;
 }
 
 /**
@@ -138,7 +146,7 @@ export function setNormVec4(on: boolean): void {
  * stat) and every per-element tensor starts at a multiple of 4 and ends within its binding's whole vec4s.
  */
 function vec4Fits(l: Layout, perElement: (Tensor | null | undefined)[]): boolean {
-  if (!elementwiseVec4 || l.L % 4 !== 0) return false;
+  if (!normVec4 || l.L % 4 !== 0) return false;
   const max = getBackend().device.limits.maxStorageBufferBindingSize;
   return perElement.every((t) => !t || (t.offset % 4 === 0 && t.offset + t.size <= Math.floor(Math.min(t.storage.buffer.size, max) / 16) * 4));
 }
