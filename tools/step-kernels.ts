@@ -9,10 +9,11 @@
 // textures): the numbers are for timing only, and the session is not usable afterwards.
 // A dev tool for speed work; not run by tests.
 // Usage: node dist/tools/step-kernels.js [--json] [--by entry|op] [--target-s S] [--repeats N]
-//          [--warmup N] [--steps N] [--config FILE] [--top N] [--labels N] [--only REGEX]
+//          [--warmup N] [--steps N] [--config FILE] [--top N] [--labels N] [--only REGEX] [--no-vec4]
 //   --by entry   one row per WGSL entry point (default); op: per op label kind and entry point
 //   --labels N   also prints the op labels (with shapes) of the N costliest kinds
 //   --only REGEX measures only the kinds matching REGEX (before/after checks of one kernel)
+//   --no-vec4    the one-element-per-invocation fill, leading-axis sums and norm kernels (A/B of their vec4 forms)
 //   --json       one JSON line per kind, then one summary line (stdout); the table goes to stderr
 import '../cli/node-gpu.js';
 import { readFileSync } from 'node:fs';
@@ -20,6 +21,9 @@ import { init, getBackend, shutdown, setQuiet, adapterReport } from '../engine/i
 import type { CapturedDispatch } from '../engine/backend.js';
 import { hostPause } from '../engine/device.js';
 import { trainSession } from '../bench/train-session.js';
+import { setFillScalarOnly } from '../engine/ops/copy.js';
+import { setReduceColumnsVec4 } from '../engine/ops/reduce.js';
+import { setNormVec4 } from '../engine/ops/norm.js';
 import { threadCpu, cpuOf, type ThreadCpu } from './thread-cpu.js';
 
 const argv = process.argv.slice(2);
@@ -39,6 +43,11 @@ const log = (line: string) => (json ? console.error(line) : console.log(line));
 const USAGE_UNIFORM = 0x40, USAGE_COPY_DST = 0x8, SLOT = 256;
 
 setQuiet(true);
+if (argv.includes('--no-vec4')) {
+  setFillScalarOnly(true);
+  setReduceColumnsVec4(false);
+  setNormVec4(false);
+}
 await init();
 const backend = getBackend();
 const { device } = backend;
