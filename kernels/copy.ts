@@ -12,20 +12,36 @@ export const copyUniforms = blockVariants((ndim: number) =>
 /** The fill's uniforms for element type `type`. */
 export const fillUniforms = blockVariants((type: WType) => uniformBlock(`fill_${type}`, { n: 'u32', offset: 'u32', value: type }));
 
-export function stridedCopyKernel(type: WType, ndim: number): { wgsl: string; entry: string } {
+/**
+ * The strided copy. One element per invocation (`run` 1), or with `run` > 1 a run of that many
+ * consecutive elements of the last dim per invocation (u.n then counts invocations: the other dims'
+ * sizes times ceil(last / run)). The index arithmetic (a division and a remainder per dim, which
+ * LLVM does lane by lane on lavapipe) is then paid once per run instead of once per element.
+ */
+export function stridedCopyKernel(type: WType, ndim: number, run = 1): { wgsl: string; entry: string } {
   const U = copyUniforms(ndim);
+  const last = ndim - 1;
   const lines: string[] = ['var r = i;'];
   let src = 'u.srcOffset';
   let dst = 'u.dstOffset';
-  for (let d = ndim - 1; d >= 0; d--) {
-    lines.push(`let c${d} = r % ${U.at('shape', d)};`);
-    if (d > 0) lines.push(`r = r / ${U.at('shape', d)};`);
+  for (let d = last; d >= 0; d--) {
+    const size = run > 1 && d === last ? `((${U.at('shape', d)} + ${run - 1}u) / ${run}u)` : U.at('shape', d);
+    lines.push(`let c${d} = r % ${size};`);
+    if (d > 0) lines.push(`r = r / ${size};`);
   }
   for (let d = 0; d < ndim; d++) {
-    src += ` + c${d} * ${U.at('srcStrides', d)}`;
-    dst += ` + c${d} * ${U.at('dstStrides', d)}`;
+    const c = run > 1 && d === last ? `(c${d} * ${run}u)` : `c${d}`;
+    src += ` + ${c} * ${U.at('srcStrides', d)}`;
+    dst += ` + ${c} * ${U.at('dstStrides', d)}`;
   }
-  const entry = 'strided_copy';
+  const entry = run > 1 ? `strided_copy_run${run}` : 'strided_copy';
+  const body =
+    run > 1
+      ? `let s0 = ${src};
+  let d0 = ${dst};
+  let left = ${U.at('shape', last)} - c${last} * ${run}u;
+  for (var k = 0u; k < min(left, ${run}u); k++) { dst[d0 + k * ${U.at('dstStrides', last)}] = src[s0 + k * ${U.at('srcStrides', last)}]; }`
+      : `dst[${dst}] = src[${src}];`;
   return {
     entry,
     wgsl: `${U.wgsl}
@@ -36,7 +52,7 @@ fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
   let i = ${LINEAR_GROUP} * ${WORKGROUP}u + lid;
   if (i >= u.n) { return; }
   ${lines.join('\n  ')}
-  dst[${dst}] = src[${src}];
+  ${body}
 }
 `,
   };

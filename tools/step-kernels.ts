@@ -13,7 +13,8 @@
 //   --by entry   one row per WGSL entry point (default); op: per op label kind and entry point
 //   --labels N   also prints the op labels (with shapes) of the N costliest kinds
 //   --only REGEX measures only the kinds matching REGEX (before/after checks of one kernel)
-//   --no-vec4    the one-element-per-invocation fill, leading-axis sums and norm kernels (A/B of their vec4 forms)
+//   --no-vec4    one element per invocation in the fill, strided copy, leading-axis sums and norm
+//                kernels (A/B of their vec4 / run forms)
 //   --json       one JSON line per kind, then one summary line (stdout); the table goes to stderr
 import '../cli/node-gpu.js';
 import { readFileSync } from 'node:fs';
@@ -21,7 +22,7 @@ import { init, getBackend, shutdown, setQuiet, adapterReport } from '../engine/i
 import type { CapturedDispatch } from '../engine/backend.js';
 import { hostPause } from '../engine/device.js';
 import { trainSession } from '../bench/train-session.js';
-import { setFillScalarOnly } from '../engine/ops/copy.js';
+import { setFillScalarOnly, setCopyRun } from '../engine/ops/copy.js';
 import { setReduceColumnsVec4 } from '../engine/ops/reduce.js';
 import { setNormVec4 } from '../engine/ops/norm.js';
 import { threadCpu, cpuOf, type ThreadCpu } from './thread-cpu.js';
@@ -45,6 +46,7 @@ const USAGE_UNIFORM = 0x40, USAGE_COPY_DST = 0x8, SLOT = 256;
 setQuiet(true);
 if (argv.includes('--no-vec4')) {
   setFillScalarOnly(true);
+  setCopyRun(1);
   setReduceColumnsVec4(false);
   setNormVec4(false);
 }

@@ -13,6 +13,12 @@ function cached(key: string, make: () => { wgsl: string; entry: string }) {
   return k;
 }
 
+/** Elements of the last dim per invocation of the strided copy (1: one element each; tests set both). */
+let COPY_RUN = 4;
+export function setCopyRun(run: number): void {
+  COPY_RUN = run;
+}
+
 let fillScalarOnly = false;
 /** Forces the one-element-per-invocation fill (tests compare the two forms). */
 export function setFillScalarOnly(on: boolean): void {
@@ -59,8 +65,12 @@ export function copyInto(dst: Tensor, src: Tensor): void {
   if (dst.size === 0) return;
   const ndim = dst.ndim;
   const type = WGSL_TYPE[dst.dtype];
+  // Runs of COPY_RUN elements of the last dim per invocation where that dim is long enough to fill them.
+  const lastDim = dst.shape[ndim - 1] ?? 1;
+  const run = ndim > 0 && lastDim >= COPY_RUN ? COPY_RUN : 1;
+  const invocations = run > 1 ? (dst.size / lastDim) * Math.ceil(lastDim / run) : dst.size;
   const u = copyUniforms(ndim).pack({
-    n: dst.size,
+    n: invocations,
     shape: dst.shape,
     srcOffset: src.offset,
     srcStrides: src.strides,
@@ -68,10 +78,10 @@ export function copyInto(dst: Tensor, src: Tensor): void {
     dstStrides: dst.strides,
   });
   getBackend().dispatch({
-    kernel: cached(`copy|${type}|${ndim}`, () => stridedCopyKernel(type, ndim)),
+    kernel: cached(`copy|${type}|${ndim}|${run}`, () => stridedCopyKernel(type, ndim, run)),
     buffers: [src.storage.buffer, dst.storage.buffer],
     uniforms: u,
-    workgroups: grid(Math.ceil(dst.size / WORKGROUP)),
+    workgroups: grid(Math.ceil(invocations / WORKGROUP)),
     label: `copy(${src.dtype}${shapeStr(src.shape)})`,
   });
 }
