@@ -75,6 +75,27 @@ export interface DispatchDesc {
   label: string;
 }
 
+/**
+ * One dispatch as the backend recorded it, handed to WebGPUBackend.captureDispatches' callback: what
+ * a dev tool needs to record it again in a pass of its own (bench/step-kernels.ts times each kernel
+ * kind of a training step that way). The uniform bytes are a copy; the buffers and textures are the
+ * live ones, so a replay sees whatever they hold by then.
+ */
+export interface CapturedDispatch {
+  pipeline: GPUComputePipeline;
+  /** Group 0's layout: @binding(0) the uniforms (a dynamic offset), then buffers, then textures. */
+  layout: GPUBindGroupLayout;
+  buffers: GPUBuffer[];
+  textures: GPUTextureView[];
+  uniforms: Uint8Array;
+  /** The uniform binding's size (the uniforms padded to at least 16 bytes). */
+  uniformBytes: number;
+  workgroups: [number, number, number];
+  /** The entry point of the variant dispatched (a tiered kernel's quick one while it runs). */
+  entry: string;
+  label: string;
+}
+
 // Numeric WebGPU flags, so the engine does not depend on the GPUBufferUsage globals being installed.
 const USAGE_MAP_READ = 0x1, USAGE_COPY_DST = 0x8, USAGE_UNIFORM = 0x40, MAP_MODE_READ = 0x1;
 const UNIFORM_SLOT = 256;
@@ -130,6 +151,8 @@ export class WebGPUBackend {
   /** Dispatches per op kind while a tally runs (tallyDispatches), else null: a cheap per-op count
    *  that needs no timestamp queries (lavapipe has none). */
   private tally: Map<string, number> | null = null;
+  /** Receives every dispatch while a capture runs (captureDispatches), else null. */
+  private capture: ((d: CapturedDispatch) => void) | null = null;
 
   /** Scratch textures of ops that repack an operand (engine/textures.ts). */
   readonly textures: ScratchTextures;
@@ -326,6 +349,10 @@ export class WebGPUBackend {
     this.lastLabel = `${d.label} [${kernel.entry}]`;
     this.batchLabels.push(this.lastLabel);
     this.counts.dispatches++;
+    if (this.capture) {
+      const { layout } = this.layouts.get(kernel.wgsl)!;
+      this.capture({ pipeline, layout, buffers: [...d.buffers], textures: [...(d.textures ?? [])], uniforms: src.slice(), uniformBytes: Math.max(bytes, 16), workgroups: [x, y, z], entry: kernel.entry, label: d.label });
+    }
     if (this.tally) {
       // The label without its shapes and sizes, and the entry point: one row per op kind.
       const kind = d.label.replace(/\w*\[[^\]]*\]|(?<![A-Za-z_\d])-?\d[\d.e+x-]*|[(),=]|->/g, ' ').replace(/\s+/g, ' ').trim();
@@ -429,6 +456,14 @@ export class WebGPUBackend {
     const rows = [...(this.tally ?? [])].sort((a, b) => b[1] - a[1]);
     this.tally = on ? new Map() : null;
     return rows;
+  }
+
+  /**
+   * Hands every dispatch recorded from now on to `fn` (null stops): a debug hook for dev tools that
+   * replay a step's kernels (bench/step-kernels.ts). Costs nothing while off.
+   */
+  captureDispatches(fn: ((d: CapturedDispatch) => void) | null): void {
+    this.capture = fn;
   }
 
   /** Where kernel tiering stands: its mode, fast variants compiled and pending in the background. */

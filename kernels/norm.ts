@@ -44,12 +44,21 @@ export const NORM_UNIFORMS = uniformBlock('norm', {
 /** r: a residual added before the ReLU; y: a ReLU's saved output, whose sign masks a gradient. */
 export type NormInput = 'x' | 'g' | 'mean' | 'rstd' | 'w' | 'b' | 's1' | 's2' | 'r' | 'y';
 
-function header(inputs: readonly NormInput[], outputs = 1): string {
-  const decls = inputs.map((name, k) => `@group(0) @binding(${k + 1}) var<storage, read> in_${name}: array<f32>;`);
+/** Inputs with one value per element (the others have one per stat or channel). */
+const PER_ELEMENT: ReadonlySet<NormInput> = new Set(['x', 'g', 'r', 'y']);
+
+/**
+ * Declarations; with `vec4`, the per-element inputs and out are arrays of vec4 (elementwise kernels'
+ * vec4 form); with two outputs, out2 is declared as out is.
+ */
+function header(inputs: readonly NormInput[], vec4 = false, outVec4 = vec4, outputs = 1): string {
+  const el = vec4 ? 'vec4<f32>' : 'f32';
+  const decls = inputs.map((name, k) => `@group(0) @binding(${k + 1}) var<storage, read> in_${name}: array<${PER_ELEMENT.has(name) ? el : 'f32'}>;`);
+  const outType = outVec4 ? 'vec4<f32>' : 'f32';
   return `${NORM_UNIFORMS.wgsl}
 ${decls.join('\n')}
-@group(0) @binding(${inputs.length + 1}) var<storage, read_write> out: array<f32>;${
-    outputs > 1 ? `\n@group(0) @binding(${inputs.length + 2}) var<storage, read_write> out2: array<f32>;` : ''
+@group(0) @binding(${inputs.length + 1}) var<storage, read_write> out: array<${outType}>;${
+    outputs > 1 ? `\n@group(0) @binding(${inputs.length + 2}) var<storage, read_write> out2: array<${outType}>;` : ''
   }`;
 }
 
@@ -57,6 +66,19 @@ const load = (name: NormInput, index: string): string => `in_${name}[u.${name}Of
 /** A gradient's element, zeroed where the saved ReLU output is not positive when `mask` (relu_grad's rule). */
 const gradLoad = (name: NormInput, index: string, mask: boolean): string =>
   mask ? `select(0.0, ${load(name, index)}, ${load('y', index)} > 0.0)` : load(name, index);
+
+/**
+ * The loads of an elementwise kernel's body. Scalar form: every input at its element / stat /
+ * channel index. vec4 form (`v` is the vec4 index, offsets divide by 4): per-element inputs as one
+ * vec4 (4 elements of one channel and stat, as L divides by 4), the others once per 4 elements.
+ */
+function elementLoads(vec4: boolean, vecIndex = 'i', index = 'i'): { at: (name: NormInput) => string; grad: (name: NormInput, mask: boolean) => string; zero: string } {
+  if (!vec4) {
+    return { at: (name) => load(name, PER_ELEMENT.has(name) ? index : name === 'w' || name === 'b' ? 'c' : 's'), grad: (name, mask) => gradLoad(name, index, mask), zero: '0.0' };
+  }
+  const at = (name: NormInput): string => (PER_ELEMENT.has(name) ? `in_${name}[u.${name}Off / 4u + ${vecIndex}]` : load(name, name === 'w' || name === 'b' ? 'c' : 's'));
+  return { at, grad: (name, mask) => (mask ? `select(vec4<f32>(0.0), ${at(name)}, ${at('y')} > vec4<f32>(0.0))` : at(name)), zero: 'vec4<f32>(0.0)' };
+}
 
 // Channel and stat of dense element index `e` (a WGSL expression).
 const decode = (e: string): string => `let c = (${e} / u.L) % u.C;
@@ -71,17 +93,30 @@ const decode = (e: string): string => `let c = (${e} / u.L) % u.C;
  * where the saved output y of a fused ReLU is not positive. One workgroup of `wg` invocations (a
  * power of two) per row: the engine's reductionWorkgroup().
  */
-export function normRowsKernel(mode: 'sum' | 'stats' | 'grad', weight: boolean, wg: number = WORKGROUP, mask = false): { wgsl: string; entry: string; inputs: NormInput[] } {
+export function normRowsKernel(mode: 'sum' | 'stats' | 'grad', weight: boolean, wg: number = WORKGROUP, mask = false, vec4 = false): { wgsl: string; entry: string; inputs: NormInput[] } {
   if (!isTreeWidth(wg)) throw new Error(`normRowsKernel: workgroup size ${wg} is not a power of two in [2, 256]`);
   const inputs: NormInput[] = mode !== 'grad' ? ['x'] : ['x', 'g', 'mean', 'rstd', ...(weight ? (['w'] as const) : []), ...(mask ? (['y'] as const) : [])];
-  const entry = `norm_rows_${mode}${weight ? '_w' : ''}${mask ? '_mask' : ''}`;
-  const loop = (body: string): string => `for (var j = lid; j < count; j += ${wg}u) {
+  const entry = `norm_rows_${mode}${weight ? '_w' : ''}${mask ? '_mask' : ''}${vec4 ? '_v4' : ''}`;
+  // The vec4 form (the caller checks that K, L, the strides and the per-element offsets divide by
+  // 4): each lane takes 4 elements of one channel and stat at a time, a quarter of the lane loops of
+  // the loads on lavapipe; its partial sums add in another order (within float32 rounding).
+  const loop = (body: string): string => vec4
+    ? `for (var j = lid; j < count / 4u; j += ${wg}u) {
+    let o = (4u * j) / u.K;
+    let e = row * u.rowStride + o * u.outerStride + (4u * j - o * u.K);
+    ${body}
+  }`
+    : `for (var j = lid; j < count; j += ${wg}u) {
     let o = j / u.K;
     let e = row * u.rowStride + o * u.outerStride + (j - o * u.K);
     ${body}
   }`;
+  const ld = elementLoads(vec4, 'e / 4u', 'e');
+  // The sum of a loaded value's elements (itself in the scalar form).
+  const hsum = (v: string): string => (vec4 ? `dot(${v}, vec4<f32>(1.0))` : v);
+  const sq = (v: string): string => (vec4 ? `dot(${v}, ${v})` : `${v} * ${v}`);
   const sumBody = `var acc = 0.0;
-  ${loop(`acc += ${load('x', 'e')};`)}
+  ${loop(`acc += ${hsum(ld.at('x'))};`)}
   let t = wg_sum(vec2<f32>(acc, 0.0), lid).x;
   if (lid == 0u) { out[row] = t; }`;
   const body =
@@ -89,10 +124,10 @@ export function normRowsKernel(mode: 'sum' | 'stats' | 'grad', weight: boolean, 
       ? sumBody
       : mode === 'stats'
       ? `var acc = 0.0;
-  ${loop(`acc += ${load('x', 'e')};`)}
+  ${loop(`acc += ${hsum(ld.at('x'))};`)}
   let m0 = wg_sum(vec2<f32>(acc, 0.0), lid).x / f32(count);
   var d = vec2<f32>(0.0, 0.0);
-  ${loop(`let t = ${load('x', 'e')} - m0; d += vec2<f32>(t, t * t);`)}
+  ${loop(`let t = ${ld.at('x')} - m0; d += vec2<f32>(${hsum('t')}, ${sq('t')});`)}
   let t = wg_sum(d, lid);
   let v = max((t.y - t.x * t.x / f32(count)) / f32(count), 0.0);
   if (lid == 0u) {
@@ -103,15 +138,15 @@ export function normRowsKernel(mode: 'sum' | 'stats' | 'grad', weight: boolean, 
   }`
       : `var acc = vec2<f32>(0.0, 0.0);
   ${loop(`${decode('e')}
-    let gw = ${gradLoad('g', 'e', mask)}${weight ? ` * ${load('w', 'c')}` : ''};
-    let xhat = (${load('x', 'e')} - ${load('mean', 's')}) * ${load('rstd', 's')};
-    acc += vec2<f32>(gw, gw * xhat);`)}
+    let gw = ${ld.grad('g', mask)}${weight ? ` * ${ld.at('w')}` : ''};
+    let xhat = (${ld.at('x')} - ${ld.at('mean')}) * ${ld.at('rstd')};
+    acc += vec2<f32>(${hsum('gw')}, ${vec4 ? 'dot(gw, xhat)' : 'gw * xhat'});`)}
   let t = wg_sum(acc, lid);
   if (lid == 0u) {
     out[row] = t.x;
     out[u.n + row] = t.y;
   }`;
-  const wgsl = `${header(inputs)}
+  const wgsl = `${header(inputs, vec4, false)}
 var<workgroup> red: array<vec2<f32>, ${wg}>;
 fn wg_sum(v: vec2<f32>, lid: u32) -> vec2<f32> {
   red[lid] = v;
@@ -157,15 +192,16 @@ export interface ApplySpec {
  * and ReLU fused in; eval batch norm's input gradient is g*rstd*w, with `mask` the gradient through
  * a fused ReLU as well.
  */
-export function normApplyKernel(spec: ApplySpec): { wgsl: string; entry: string; inputs: NormInput[]; outputs: number } {
+export function normApplyKernel(spec: ApplySpec, vec4 = false): { wgsl: string; entry: string; inputs: NormInput[]; outputs: number } {
   const inputs: NormInput[] = ['x'];
-  let expr = spec.maskedOut ? 'xm' : gradLoad('x', 'i', !!spec.mask);
+  const ld = elementLoads(vec4);
+  let expr = spec.maskedOut ? 'xm' : ld.grad('x', !!spec.mask);
   const terms: [boolean, NormInput, (e: string) => string][] = [
-    [spec.mean, 'mean', (e) => `(${e} - ${load('mean', 's')})`],
-    [spec.rstd, 'rstd', (e) => `${e} * ${load('rstd', 's')}`],
-    [spec.weight, 'w', (e) => `${e} * ${load('w', 'c')}`],
-    [spec.bias, 'b', (e) => `${e} + ${load('b', 'c')}`],
-    [!!spec.residual, 'r', (e) => `${e} + ${load('r', 'i')}`],
+    [spec.mean, 'mean', (e) => `(${e} - ${ld.at('mean')})`],
+    [spec.rstd, 'rstd', (e) => `${e} * ${ld.at('rstd')}`],
+    [spec.weight, 'w', (e) => `${e} * ${ld.at('w')}`],
+    [spec.bias, 'b', (e) => `${e} + ${ld.at('b')}`],
+    [!!spec.residual, 'r', (e) => `${e} + ${ld.at('r')}`],
   ];
   for (const [on, name, wrap] of terms) {
     if (!on) continue;
@@ -173,12 +209,12 @@ export function normApplyKernel(spec: ApplySpec): { wgsl: string; entry: string;
     expr = wrap(expr);
   }
   if (spec.mask) inputs.push('y');
-  if (spec.relu) expr = `max(${expr}, 0.0)`;
+  if (spec.relu) expr = `max(${expr}, ${ld.zero})`;
   const parts = ['mean', 'rstd', 'weight', 'bias', 'residual', 'relu', 'mask', 'maskedOut'].filter((k) => spec[k as keyof ApplySpec]);
-  const entry = `norm_apply_${parts.join('_') || 'copy'}`;
+  const entry = `norm_apply_${parts.join('_') || 'copy'}${vec4 ? '_v4' : ''}`;
   const outputs = spec.maskedOut ? 2 : 1;
-  const body = spec.maskedOut ? `let xm = ${gradLoad('x', 'i', !!spec.mask)};\n  out[i] = ${expr};\n  out2[i] = xm;` : `out[i] = ${expr};`;
-  return { wgsl: elementwiseShell(inputs, entry, body, outputs), entry, inputs, outputs };
+  const body = spec.maskedOut ? `let xm = ${ld.grad('x', !!spec.mask)};\n  out[i] = ${expr};\n  out2[i] = xm;` : `out[i] = ${expr};`;
+  return { wgsl: elementwiseShell(inputs, entry, body, vec4, outputs), entry, inputs, outputs };
 }
 
 /**
@@ -189,23 +225,30 @@ export function normApplyKernel(spec: ApplySpec): { wgsl: string; entry: string;
  * group norm inside (the weight varies over a group). With `mask`, g is zero where the saved
  * output y of a fused ReLU is not positive.
  */
-export function normGradInputKernel(weight: 'inner' | 'outer' | 'none', mask = false): { wgsl: string; entry: string; inputs: NormInput[] } {
+export function normGradInputKernel(weight: 'inner' | 'outer' | 'none', mask = false, vec4 = false): { wgsl: string; entry: string; inputs: NormInput[] } {
   const inputs: NormInput[] = ['x', 'g', 'mean', 'rstd', 's1', 's2', ...(weight !== 'none' ? (['w'] as const) : []), ...(mask ? (['y'] as const) : [])];
-  const entry = `norm_grad_input_${weight}${mask ? '_mask' : ''}`;
-  const body = `let r = ${load('rstd', 's')};
-  let xhat = (${load('x', 'i')} - ${load('mean', 's')}) * r;
-  let gw = ${gradLoad('g', 'i', mask)}${weight === 'inner' ? ` * ${load('w', 'c')}` : ''};
-  out[i] = r * (gw - (${load('s1', 's')} + xhat * ${load('s2', 's')}) * u.invM)${weight === 'outer' ? ` * ${load('w', 'c')}` : ''};`;
-  return { wgsl: elementwiseShell(inputs, entry, body), entry, inputs };
+  const entry = `norm_grad_input_${weight}${mask ? '_mask' : ''}${vec4 ? '_v4' : ''}`;
+  const ld = elementLoads(vec4);
+  const body = `let r = ${ld.at('rstd')};
+  let xhat = (${ld.at('x')} - ${ld.at('mean')}) * r;
+  let gw = ${ld.grad('g', mask)}${weight === 'inner' ? ` * ${ld.at('w')}` : ''};
+  out[i] = r * (gw - (${ld.at('s1')} + xhat * ${ld.at('s2')}) * u.invM)${weight === 'outer' ? ` * ${ld.at('w')}` : ''};`;
+  return { wgsl: elementwiseShell(inputs, entry, body, vec4), entry, inputs };
 }
 
-function elementwiseShell(inputs: NormInput[], entry: string, body: string, outputs = 1): string {
-  return `${header(inputs, outputs)}
+/**
+ * One invocation per element, or with `vec4` per 4 elements (u.n then counts vec4s; the caller
+ * checks that L and every per-element offset divide by 4). On lavapipe each load from a lane-varying
+ * address is a loop over the SIMD lanes: the vec4 form takes a quarter of them for the per-element
+ * inputs and loads each stat/channel value once per 4 elements.
+ */
+function elementwiseShell(inputs: NormInput[], entry: string, body: string, vec4 = false, outputs = 1): string {
+  return `${header(inputs, vec4, vec4, outputs)}
 @compute @workgroup_size(${WORKGROUP})
 fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let i = ${LINEAR_GROUP} * ${WORKGROUP}u + lid;
   if (i >= u.n) { return; }
-  ${decode('i')}
+  ${decode(vec4 ? '4u * i' : 'i')}
   ${body}
 }
 `;

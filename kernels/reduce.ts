@@ -110,6 +110,34 @@ fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
   };
 }
 
+/**
+ * Sums of short rows that lie side by side (rowStride 1: a sum over a leading axis, such as the
+ * split-K partials of a conv weight gradient or a bias gradient [N, C] -> [C]), 4 rows per
+ * invocation as vec4 loads and one vec4 store. On lavapipe a load from a lane-varying address is a
+ * loop over the SIMD lanes, so this takes a quarter of the lane loops of reduceKernel's short form;
+ * each component adds in the same order, so the sums are the same bits. Uniforms: REDUCE_UNIFORMS
+ * with M, offset and elemStride in vec4s (the caller checks that all three divide by 4 and that
+ * both bindings hold whole vec4s up to their last element).
+ */
+export function reduceSumColumnsVec4Kernel(type: WType): { wgsl: string; entry: string } {
+  const entry = 'reduce_sum_short_v4';
+  return {
+    entry,
+    wgsl: `${REDUCE_UNIFORMS.wgsl}
+@group(0) @binding(1) var<storage, read> x: array<vec4<${type}>>;
+@group(0) @binding(2) var<storage, read_write> out: array<vec4<${type}>>;
+@compute @workgroup_size(${WORKGROUP})
+fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let q = ${LINEAR_GROUP} * ${WORKGROUP}u + lid;
+  if (q >= u.M) { return; }
+  var acc = vec4<${type}>(${type}(0));
+  for (var k = 0u; k < u.R; k++) { acc = acc + x[u.offset + q + k * u.elemStride]; }
+  out[q] = acc;
+}
+`,
+  };
+}
+
 /** float64 reference over the trailing `r` elements of each of the leading rows of x (dense). */
 export function reduceRowsReference(op: ReduceOp, x: RefTensor, rowLen: number): Float64Array {
   const rows = rowLen === 0 ? x.data.length : x.data.length / rowLen;

@@ -14,6 +14,7 @@ import * as F from '../engine/index.js';
 import { batchNormReference, frozenBatchNormReference, groupNormReference, normEpilogueReference } from '../kernels/norm.js';
 import type { RefTensor } from '../kernels/common.js';
 import { setReductionWorkgroup } from '../engine/device.js';
+import { setNormVec4 } from '../engine/ops/norm.js';
 
 await ready;
 
@@ -76,10 +77,18 @@ const NORMS: Norm[] = [
   },
 ];
 
-for (const n of NORMS) {
+// The same with trailing sizes that divide by 4: the elementwise passes (apply, input gradient) take
+// their vec4 form there (the shapes above, L odd or 10, take one element per invocation); the tally
+// shows that it ran.
+const VEC4_SHAPES = [[2, C, 3, 4], [3, C, 2, 4], [2, C, 4, 3], [1, C, 2, 6]];
+const ALL = [...NORMS, ...NORMS.map((n, k) => ({ ...n, name: `${n.name} (vec4 form)`, shape: VEC4_SHAPES[k]!, vec4: true }))];
+
+for (const n of ALL) {
   for (const v of VARIANTS) {
     test(`${n.name} ${JSON.stringify(n.shape)} ${v.name}: forward and gradients`, async () => {
       const x = ref(n.shape, 11, -2, 2), w = ref([C], 12, -1.5, 1.5), b = ref([C], 13), r = ref(n.shape, 14);
+      const backend = F.getBackend();
+      backend.tallyDispatches(true);
       await checkOp({
         name: `${n.name} ${v.name}`,
         inputs: v.residual ? [x, w, b, r] : [x, w, b],
@@ -88,8 +97,41 @@ for (const n of NORMS) {
         ref: ([xr, wr, br, rr]) => normEpilogueReference(n.ref(xr!, wr!, br!), rr ?? null, v.relu),
         forwardTol: FWD,
       });
+      const tally = backend.tallyDispatches(false);
+      const v4 = tally.filter(([key]) => /norm_(apply|grad_input)\w*_v4\]/.test(key));
+      assert.is(v4.length > 0, 'vec4' in n, `vec4 elementwise kernels ran: ${v4.map(([k]) => k).join(', ')}`);
+      // Batch statistics (not frozen batch norm): the row sums take their vec4 form too.
+      const rows = tally.filter(([key]) => /norm_rows_\w*_v4\]/.test(key));
+      assert.is(rows.length > 0, 'vec4' in n && n.affineGrad, `vec4 row kernels ran: ${rows.map(([k]) => k).join(', ')}`);
     });
   }
+}
+
+test('elementwise norm passes: vec4 and scalar forms agree (group_norm and batch_norm, masks, residual)', async () => {
+  const shape = [3, C, 4, 4];
+  const x = ref(shape, 61, -2, 2), w = ref([C], 62, -1.5, 1.5), b = ref([C], 63), r = ref(shape, 64), gy = ref(shape, 65);
+  const run = async (on: boolean): Promise<ArrayLike<number>[]> => {
+    setNormVec4(on);
+    try {
+      const out: ArrayLike<number>[] = [];
+      for (const op of [(xt: F.Tensor, wt: F.Tensor, bt: F.Tensor, rt: F.Tensor) => F.groupNorm(xt, 5, wt, bt, 1e-5, { residual: rt, relu: true }), (xt: F.Tensor, wt: F.Tensor, bt: F.Tensor, rt: F.Tensor) => F.batchNorm(xt, null, null, wt, bt, true, 0.1, 1e-5, { residual: rt, relu: true })]) {
+        const [xt, wt, bt, rt] = [gpu(x, true), gpu(w, true), gpu(b, true), gpu(r)];
+        const y = op(xt, wt, bt, rt);
+        F.sum(F.mul(y, gpu(gy))).backward();
+        out.push(await y.data(), await xt.grad!.data(), await wt.grad!.data(), await bt.grad!.data());
+      }
+      return out;
+    } finally {
+      setNormVec4(true);
+    }
+  };
+  const [on, off] = [await run(true), await run(false)];
+  on.forEach((a, k) => assertCloseArrays(a, off[k]!, `output ${k}`));
+});
+
+function assertCloseArrays(a: ArrayLike<number>, b: ArrayLike<number>, what: string): void {
+  assert.is(a.length, b.length, what);
+  for (let i = 0; i < a.length; i++) if (Math.abs(a[i]! - b[i]!) > 1e-5 * Math.max(1, Math.abs(b[i]!))) assert.unreachable(`${what}[${i}]: ${a[i]} vs ${b[i]}`);
 }
 
 test('group_norm with a ReLU: only the residual and the affine need gradients', async () => {
@@ -148,7 +190,8 @@ test('channelSum (conv bias gradients): per-channel sums over images and pixels,
   for (const wg of [2, 16, 256]) {
     setReductionWorkgroup(wg);
     try {
-      for (const shape of [[3, 5, 7, 11], [1, 4, 1, 1], [2, 3, 5], [5, 2]]) {
+      // The last three have trailing sizes that divide by 4 (the vec4 form of the row sums).
+      for (const shape of [[3, 5, 7, 11], [1, 4, 1, 1], [2, 3, 5], [5, 2], [3, 5, 4, 3], [2, 3, 8], [2, 3, 4, 17]]) {
         const x = ref(shape, 81);
         const [N, Cn] = shape as [number, number];
         const L = x.data.length / (N * Cn);

@@ -5,6 +5,7 @@ import { ready } from './helpers/gpu.js';
 import { checkOp, ref, gpu, expectRef } from './helpers/check.js';
 import * as F from '../engine/index.js';
 import { setReductionWorkgroup } from '../engine/device.js';
+import { setReduceColumnsVec4 } from '../engine/ops/reduce.js';
 import { reduceRowsReference, type ReduceOp } from '../kernels/reduce.js';
 import type { RefTensor } from '../kernels/common.js';
 import { permuteRef } from './helpers/refs.js';
@@ -124,6 +125,45 @@ for (const wg of [2, 16, 256]) {
     }
   });
 }
+
+// Sums over leading axes of rows side by side (split-K partials, bias gradients) take the vec4
+// form where the kept size, offset and stride divide by 4: both forms against the reference, and
+// the dispatch tally shows which form ran.
+test('sums over leading axes: vec4 form and one row per thread, offsets, int32', async () => {
+  const cases: { shape: number[]; axes: number[]; vec4: boolean }[] = [
+    { shape: [7, 12], axes: [0], vec4: true },
+    { shape: [22, 32, 3, 3], axes: [0], vec4: true },
+    { shape: [2, 4], axes: [0], vec4: true },
+    { shape: [3, 7, 8], axes: [0, 1], vec4: true },
+    { shape: [9, 4, 5], axes: [0], vec4: true },
+    { shape: [7, 13], axes: [0], vec4: false },
+    { shape: [5, 6], axes: [0], vec4: false },
+  ];
+  const backend = F.getBackend();
+  for (const [k, c] of cases.entries()) {
+    const x = ref(c.shape, 120 + k);
+    for (const on of [true, false]) {
+      setReduceColumnsVec4(on);
+      try {
+        backend.tallyDispatches(true);
+        await expectRef(F.sum(gpu(x), c.axes), reduceRef('sum', x, c.axes, false), { atol: 2e-5, rtol: 1e-5 }, `sum ${JSON.stringify(c)} vec4 ${on}`);
+        const ran = backend.tallyDispatches(false).some(([key]) => key.includes('reduce_sum_short_v4'));
+        assert.is(ran, on && c.vec4, `vec4 form used: ${JSON.stringify(c)} ${on}`);
+      } finally {
+        setReduceColumnsVec4(true);
+      }
+    }
+  }
+  // A view at an offset that divides by 4 (rows 1..5 of [6, 8]) and one that does not (rows of [6, 6]).
+  for (const cols of [8, 6]) {
+    const r = ref([6, cols], 140 + cols);
+    const rows = { shape: [5, cols], data: r.data.slice(cols) };
+    await expectRef(F.sum(F.slice(gpu(r), 0, 1, 6), 0), reduceRef('sum', rows, [0], false), { atol: 2e-5, rtol: 1e-5 }, `sum of rows 1..5 of [6,${cols}]`);
+  }
+  const xi = F.tensor(Int32Array.from({ length: 24 }, (_, i) => i * 3 - 20), [3, 8], 'int32');
+  const want = Array.from({ length: 8 }, (_, c) => [0, 1, 2].reduce((a, r) => a + (r * 8 + c) * 3 - 20, 0));
+  assert.equal(Array.from(await F.sum(xi, 0).data()), want);
+});
 
 test('int32 and bool sums', async () => {
   assert.equal(await F.sum(F.tensor(Int32Array.from([1, -2, 30]), [3])).item(), 29);

@@ -1,6 +1,6 @@
 // Data movement built on the strided-copy and fill kernels: fill, copy into a view, pad,
 // concatenation and the zero-padding that slice's backward needs.
-import { stridedCopyKernel, stridedCopyManyKernel, fillKernel, copyUniforms, copyManyUniforms, fillUniforms, COPY_MANY_MAX } from '../../kernels/copy.js';
+import { stridedCopyKernel, stridedCopyManyKernel, fillKernel, fillVec4Kernel, fillVec4Invocations, copyUniforms, copyManyUniforms, fillUniforms, COPY_MANY_MAX } from '../../kernels/copy.js';
 import { grid, WORKGROUP } from '../../kernels/common.js';
 import { getBackend } from '../backend.js';
 import { Tensor, empty, shapeStr, WGSL_TYPE, type DType } from '../tensor.js';
@@ -13,17 +13,35 @@ function cached(key: string, make: () => { wgsl: string; entry: string }) {
   return k;
 }
 
+/** Elements of the last dim per invocation of the strided copy (1: one element each; tests set both). */
+let COPY_RUN = 4;
+export function setCopyRun(run: number): void {
+  COPY_RUN = run;
+}
+
+let fillScalarOnly = false;
+/** Forces the one-element-per-invocation fill (tests compare the two forms). */
+export function setFillScalarOnly(on: boolean): void {
+  fillScalarOnly = on;
+}
+
 /** Fills a dense tensor in place. */
 export function fillInPlace(t: Tensor, value: number): Tensor {
   if (t.size === 0) return t;
   if (!t.isContiguous) throw new Error('internal: fillInPlace needs a dense tensor');
   const type = WGSL_TYPE[t.dtype];
   const v = t.dtype === 'bool' ? (value ? 1 : 0) : value;
-  getBackend().dispatch({
-    kernel: cached(`fill|${type}`, () => fillKernel(type)),
-    buffers: [t.storage.buffer],
+  const backend = getBackend();
+  const buffer = t.storage.buffer;
+  // The vec4 form where the range lies within the binding's whole vec4s (pool buffers are multiples
+  // of 256 bytes, so nearly always); else one element per invocation.
+  const vec4Words = Math.floor(Math.min(buffer.size, backend.device.limits.maxStorageBufferBindingSize) / 16) * 4;
+  const vec4 = t.offset + t.size <= vec4Words && !fillScalarOnly;
+  backend.dispatch({
+    kernel: vec4 ? cached(`fill4|${type}`, () => fillVec4Kernel(type)) : cached(`fill|${type}`, () => fillKernel(type)),
+    buffers: [buffer],
     uniforms: fillUniforms(type).pack({ n: t.size, offset: t.offset, value: v }),
-    workgroups: grid(Math.ceil(t.size / WORKGROUP)),
+    workgroups: grid(Math.ceil((vec4 ? fillVec4Invocations(t.size, t.offset) : t.size) / WORKGROUP)),
     label: `fill(${t.dtype}${shapeStr(t.shape)}, ${value})`,
   });
   return t;
@@ -47,8 +65,12 @@ export function copyInto(dst: Tensor, src: Tensor): void {
   if (dst.size === 0) return;
   const ndim = dst.ndim;
   const type = WGSL_TYPE[dst.dtype];
+  // Runs of COPY_RUN elements of the last dim per invocation where that dim is long enough to fill them.
+  const lastDim = dst.shape[ndim - 1] ?? 1;
+  const run = ndim > 0 && lastDim >= COPY_RUN ? COPY_RUN : 1;
+  const invocations = run > 1 ? (dst.size / lastDim) * Math.ceil(lastDim / run) : dst.size;
   const u = copyUniforms(ndim).pack({
-    n: dst.size,
+    n: invocations,
     shape: dst.shape,
     srcOffset: src.offset,
     srcStrides: src.strides,
@@ -56,10 +78,10 @@ export function copyInto(dst: Tensor, src: Tensor): void {
     dstStrides: dst.strides,
   });
   getBackend().dispatch({
-    kernel: cached(`copy|${type}|${ndim}`, () => stridedCopyKernel(type, ndim)),
+    kernel: cached(`copy|${type}|${ndim}|${run}`, () => stridedCopyKernel(type, ndim, run)),
     buffers: [src.storage.buffer, dst.storage.buffer],
     uniforms: u,
-    workgroups: grid(Math.ceil(dst.size / WORKGROUP)),
+    workgroups: grid(Math.ceil(invocations / WORKGROUP)),
     label: `copy(${src.dtype}${shapeStr(src.shape)})`,
   });
 }

@@ -78,8 +78,14 @@ const rowWords = (r: Rows): Words => ({ n: r.R, O: r.O, K: r.K, rowStride: r.row
 /** [3 * R]: mean, biased variance, rstd = 1/sqrt(var + eps) of each row of dense x. */
 function stats(x: Tensor, l: Layout, rows: Rows, eps: number, label: string): Tensor {
   const out = empty([3 * rows.R]);
-  run(cached(`stats|${reductionWorkgroup()}`, () => normRowsKernel('stats', false, reductionWorkgroup())), { x }, out, { ...rowWords(rows), ...layoutWords(l), eps }, grid(rows.R), `${label} statistics`);
+  const v4 = rowsVec4Fits(l, rows, [x]);
+  run(cached(`stats|${reductionWorkgroup()}|${v4}`, () => normRowsKernel('stats', false, reductionWorkgroup(), false, v4)), { x }, out, { ...rowWords(rows), ...layoutWords(l), eps }, grid(rows.R), `${label} statistics`);
   return out;
+}
+
+/** Whether the row kernels' vec4 form fits: every row is runs of 4 elements of one channel, at multiples of 4. */
+function rowsVec4Fits(l: Layout, rows: Rows, perElement: (Tensor | null | undefined)[]): boolean {
+  return rows.K % 4 === 0 && rows.rowStride % 4 === 0 && rows.outerStride % 4 === 0 && vec4Fits(l, perElement);
 }
 
 /**
@@ -92,7 +98,8 @@ export function channelSum(x: Tensor, label = 'channel sum'): Tensor {
     const out = empty([l.C]);
     const xd = dense(x);
     const rows = channelRows(l);
-    run(cached(`sum|${reductionWorkgroup()}`, () => normRowsKernel('sum', false, reductionWorkgroup())), { x: xd }, out, { ...rowWords(rows), ...layoutWords(l) }, grid(rows.R), label);
+    const v4 = rowsVec4Fits(l, rows, [xd]);
+    run(cached(`sum|${reductionWorkgroup()}|${v4}`, () => normRowsKernel('sum', false, reductionWorkgroup(), false, v4)), { x: xd }, out, { ...rowWords(rows), ...layoutWords(l) }, grid(rows.R), label);
     return out;
   });
 }
@@ -122,7 +129,8 @@ export function channelScaleMasked(g: Tensor, scale: Tensor, mask: Tensor, label
 /** [2 * R]: sum(g * w[c]) and sum(g * w[c] * xhat) of each row (w left out when null; g masked by mask > 0 when given). */
 function gradSums(x: Tensor, g: Tensor, mean: Tensor, rstd: Tensor, w: Tensor | null, l: Layout, rows: Rows, label: string, mask: Tensor | null = null): Tensor {
   const out = empty([2 * rows.R]);
-  const kernel = cached(`grad|${!!w}|${reductionWorkgroup()}|${!!mask}`, () => normRowsKernel('grad', !!w, reductionWorkgroup(), !!mask));
+  const v4 = rowsVec4Fits(l, rows, [x, g, mask]);
+  const kernel = cached(`grad|${!!w}|${reductionWorkgroup()}|${!!mask}|${v4}`, () => normRowsKernel('grad', !!w, reductionWorkgroup(), !!mask, v4));
   run(kernel, { x, g, mean, rstd, ...(w ? { w } : {}), ...(mask ? { y: mask } : {}) }, out, { ...rowWords(rows), ...layoutWords(l) }, grid(rows.R), `${label} backward sums`);
   return out;
 }
@@ -139,12 +147,29 @@ interface ApplyTerms {
   y?: Tensor | null;
 }
 
+let normVec4 = true;
+/** Turns the vec4 forms of the norm kernels (elementwise passes and row sums) off or on (tests compare the two forms). */
+export function setNormVec4(on: boolean): void {
+  normVec4 = on;
+}
+
+/**
+ * Whether the elementwise kernels' vec4 form fits: L divides by 4 (4 elements share a channel and a
+ * stat) and every per-element tensor starts at a multiple of 4 and ends within its binding's whole vec4s.
+ */
+function vec4Fits(l: Layout, perElement: (Tensor | null | undefined)[]): boolean {
+  if (!normVec4 || l.L % 4 !== 0) return false;
+  const max = getBackend().device.limits.maxStorageBufferBindingSize;
+  return perElement.every((t) => !t || (t.offset % 4 === 0 && t.offset + t.size <= Math.floor(Math.min(t.storage.buffer.size, max) / 16) * 4));
+}
+
 /** The normalisation's elementwise pass; with `masked` (x's shape, dense) it also receives the masked x (ApplySpec.maskedOut). */
 function apply(x: Tensor, l: Layout, t: ApplyTerms, label: string, masked: Tensor | null = null): Tensor {
   const spec: ApplySpec = { mean: !!t.mean, rstd: !!t.rstd, weight: !!t.w, bias: !!t.b, residual: !!t.r, relu: !!t.relu, mask: !!t.y, ...(masked ? { maskedOut: true } : {}) };
-  const kernel = cached(`apply|${JSON.stringify(spec)}`, () => normApplyKernel(spec));
   const out = empty(x.shape);
   if (out.size === 0) return out;
+  const v4 = vec4Fits(l, [x, t.r, t.y, out, masked]);
+  const kernel = cached(`apply|${JSON.stringify(spec)}|${v4}`, () => normApplyKernel(spec, v4));
   const bound: Partial<Record<NormInput, Tensor>> = { x };
   if (t.mean) bound.mean = t.mean;
   if (t.rstd) bound.rstd = t.rstd;
@@ -152,7 +177,8 @@ function apply(x: Tensor, l: Layout, t: ApplyTerms, label: string, masked: Tenso
   if (t.b) bound.b = t.b;
   if (t.r) bound.r = t.r;
   if (t.y) bound.y = t.y;
-  run(kernel, bound, out, { n: out.size, ...layoutWords(l) }, grid(Math.ceil(out.size / WORKGROUP)), label, masked);
+  const n = v4 ? out.size / 4 : out.size;
+  run(kernel, bound, out, { n, ...layoutWords(l) }, grid(Math.ceil(n / WORKGROUP)), label, masked);
   return out;
 }
 
@@ -161,10 +187,12 @@ function gradInput(
   w: Tensor | null, where: 'inner' | 'outer', l: Layout, perStat: number, label: string, mask: Tensor | null = null,
 ): Tensor {
   const pos = w ? where : 'none';
-  const kernel = cached(`gx|${pos}|${!!mask}`, () => normGradInputKernel(pos, !!mask));
   const out = empty(x.shape);
+  const v4 = vec4Fits(l, [x, g, mask, out]);
+  const kernel = cached(`gx|${pos}|${!!mask}|${v4}`, () => normGradInputKernel(pos, !!mask, v4));
   const bound = { x, g, mean, rstd, s1, s2, ...(w ? { w } : {}), ...(mask ? { y: mask } : {}) };
-  run(kernel, bound, out, { n: out.size, invM: 1 / perStat, ...layoutWords(l) }, grid(Math.ceil(out.size / WORKGROUP)), `${label} backward input`);
+  const n = v4 ? out.size / 4 : out.size;
+  run(kernel, bound, out, { n, invM: 1 / perStat, ...layoutWords(l) }, grid(Math.ceil(n / WORKGROUP)), `${label} backward input`);
   return out;
 }
 

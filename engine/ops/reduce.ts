@@ -1,6 +1,6 @@
 // Reductions over any set of axes, lowered to the row-reduction kernel: the reduced axes are
 // permuted last and, when the memory layout allows, read with strides instead of copied.
-import { reduceKernel, reduceShortRows, REDUCE_UNIFORMS, type ReduceOp } from '../../kernels/reduce.js';
+import { reduceKernel, reduceShortRows, reduceSumColumnsVec4Kernel, REDUCE_UNIFORMS, type ReduceOp } from '../../kernels/reduce.js';
 import { grid, WORKGROUP } from '../../kernels/common.js';
 import { getBackend } from '../backend.js';
 import { reductionWorkgroup } from '../device.js';
@@ -71,6 +71,17 @@ export function reduceRaw(x: Tensor, op: ReduceOp, dims: Dims, keepdim = false):
   }
   const short = reduceShortRows(out.size, R);
   const type = WGSL_TYPE[x.dtype];
+  if (op === 'sum' && short && outDtype === x.dtype && rows.stride === 1 && columnsVec4 && vec4Fits(src, out, R, elems.stride)) {
+    getBackend().dispatch({
+      kernel: cachedKernel(`sum4|${type}`, () => reduceSumColumnsVec4Kernel(type)),
+      buffers: [src.storage.buffer, out.storage.buffer],
+      uniforms: REDUCE_UNIFORMS.pack({ M: out.size / 4, R, offset: src.offset / 4, rowStride: 1, elemStride: elems.stride / 4 }),
+      workgroups: grid(Math.ceil(out.size / 4 / WORKGROUP)),
+      label: `${op}(${x.dtype}${shapeStr(x.shape)}, dims=[${axes.join(',')}])`,
+    });
+    if (src !== x) src.dispose();
+    return out;
+  }
   const wg = reductionWorkgroup();
   const key = `${op}|${type}|${short}|${wg}`;
   let kernel = kernels.get(key);
@@ -84,6 +95,29 @@ export function reduceRaw(x: Tensor, op: ReduceOp, dims: Dims, keepdim = false):
   });
   if (src !== x) src.dispose();
   return out;
+}
+
+function cachedKernel(key: string, make: () => { wgsl: string; entry: string }): { wgsl: string; entry: string } {
+  let k = kernels.get(key);
+  if (!k) kernels.set(key, (k = make()));
+  return k;
+}
+
+let columnsVec4 = true;
+/** Turns the vec4 form of sums over a leading axis off or on (tests compare the two forms). */
+export function setReduceColumnsVec4(on: boolean): void {
+  columnsVec4 = on;
+}
+
+/**
+ * Whether reduceSumColumnsVec4Kernel can serve rows side by side: out.size, the offset and the
+ * element stride divide by 4, and both bindings hold whole vec4s up to the last element read or written.
+ */
+function vec4Fits(src: Tensor, out: Tensor, R: number, elemStride: number): boolean {
+  if (out.size % 4 !== 0 || src.offset % 4 !== 0 || elemStride % 4 !== 0 || out.offset % 4 !== 0 || R === 0) return false;
+  const max = getBackend().device.limits.maxStorageBufferBindingSize;
+  const words = (b: GPUBuffer) => Math.floor(Math.min(b.size, max) / 16) * 4;
+  return src.offset + (R - 1) * elemStride + out.size <= words(src.storage.buffer) && out.offset + out.size <= words(out.storage.buffer);
 }
 
 /** The gradient g of a reduction, reshaped with the reduced axes as 1 and broadcast to `shape`. */
