@@ -188,6 +188,8 @@ interface EpiCase extends Case {
 }
 const EPI_CASES: EpiCase[] = [
   { name: '3x3 pad 1, Cout 5, shift + residual + relu', x: [2, 3, 7, 13], w: [5, 3, 3, 3], padding: [1, 1], shift: true, residual: true, relu: true },
+  // 8x6 pixels (a multiple of 4): the backward's two-output pass takes its vec4 form.
+  { name: '3x3 pad 1, Cout 6, 8x6 pixels, shift + residual + relu', x: [2, 3, 8, 6], w: [6, 3, 3, 3], padding: [1, 1], shift: true, residual: true, relu: true },
   { name: '3x3 stride 2 groups 3, Cout 9, shift + relu', x: [2, 6, 7, 13], w: [9, 2, 3, 3], stride: [2, 2], padding: [1, 1], groups: 3, shift: true, residual: false, relu: true },
   { name: '1x1, Cout 19, shift + residual', x: [2, 7, 7, 13], w: [19, 7, 1, 1], shift: true, residual: true, relu: false },
   { name: '1x1 stride 2, Cout 5, scale only', x: [2, 7, 7, 13], w: [5, 7, 1, 1], stride: [2, 2], shift: false, residual: false, relu: false },
