@@ -152,6 +152,15 @@ export function ewUniforms(name: EwOpName, operands: readonly EwOperand[], ndim:
   return block;
 }
 
+/**
+ * vec4s each invocation of the 4-wide form does (grid-strided: invocation i takes i, i + stride, ...;
+ * dispatch ewVec4Invocations of them): lavapipe pays per invocation too, not only per load.
+ */
+export const EW_VEC4S = 4;
+
+/** Invocations of the 4-wide form for n vec4s. */
+export const ewVec4Invocations = (n: number): number => Math.ceil(n / EW_VEC4S);
+
 export function ewKernel(name: EwOpName, operands: readonly EwOperand[], ndim: number, vec4 = false): { wgsl: string; entry: string } {
   // The 4-wide form: every tensor operand dense and 4-aligned; each invocation does 4 elements with
   // vector loads (CPU drivers such as lavapipe pay per load, not per element).
@@ -201,10 +210,21 @@ ${decls.join('\n')}
 ${helpers(V('f32'))}
 @compute @workgroup_size(${WORKGROUP})
 fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let i = ${LINEAR_GROUP} * ${WORKGROUP}u + lid;
+  ${
+    vec4
+      ? `let i0 = ${LINEAR_GROUP} * ${WORKGROUP}u + lid;
+  let stride = nwg.x * nwg.y * ${WORKGROUP}u;
+  for (var t = 0u; t < ${EW_VEC4S}u; t++) {
+  let i = i0 + t * stride;
   if (i >= u.n) { return; }
   ${lines.join('\n  ')}
   out[i] = ${expr};
+  }`
+      : `let i = ${LINEAR_GROUP} * ${WORKGROUP}u + lid;
+  if (i >= u.n) { return; }
+  ${lines.join('\n  ')}
+  out[i] = ${expr};`
+  }
 }
 `;
   return { wgsl, entry };

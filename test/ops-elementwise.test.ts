@@ -111,6 +111,15 @@ test('the 4-wide form reads offset views that are 4-aligned, and not others', as
   await expectRef(F.neg(flat), ewReference('neg', [{ shape: [20], data: x.data.slice(2, 22) }]), { atol: 0, rtol: 0 }, 'neg of unaligned slice');
 });
 
+test('the 4-wide form on sizes where each invocation takes several vec4s (grid-strided), with a partial last round', async () => {
+  // 1501 vec4s: 376 invocations of up to 4 vec4s in 2 workgroups (stride 512), the last round partial.
+  for (const n of [6004, 4 * 70001]) {
+    const a = ref([n], 31, -2, 2), b = ref([n], 32, -2, 2);
+    await expectRef(F.add(gpu(a), gpu(b)), ewReference('add', [a, b]), { atol: 1e-6, rtol: 2e-6 }, `add of ${n}`);
+    await expectRef(F.mul(gpu(a), 0.5), ewReference('mul', [a, 0.5]), { atol: 1e-6, rtol: 2e-6 }, `mul by a scalar, ${n}`);
+  }
+});
+
 test('scalar operands and strided views are read in place', async () => {
   const x = ref([4, 6], 1);
   const t = F.transpose(gpu(x), 0, 1); // [6,4] view

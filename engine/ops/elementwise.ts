@@ -1,6 +1,6 @@
 // Elementwise ops: broadcasting, dimension collapsing and dispatch of the generated kernels, and
 // each op's backward rule next to it. Scalars (JS numbers) travel in the uniforms, never as buffers.
-import { EW_OPS, ewHasVec4, ewKernel, ewResultType, ewUniforms, EW_OPERAND_LETTERS, broadcastShapes, type EwOpName, type EwOperand, type WType } from '../../kernels/elementwise.js';
+import { EW_OPS, ewHasVec4, ewKernel, ewVec4Invocations, ewResultType, ewUniforms, EW_OPERAND_LETTERS, broadcastShapes, type EwOpName, type EwOperand, type WType } from '../../kernels/elementwise.js';
 import type { UniformBlock } from '../../kernels/uniforms.js';
 import { grid, WORKGROUP } from '../../kernels/common.js';
 import { getBackend } from '../backend.js';
@@ -102,7 +102,7 @@ export function elementwise(name: EwOpName, operands: readonly Operand[], params
     kernel: variant.kernel,
     buffers: [...tensors.map((t) => t.storage.buffer), out.storage.buffer],
     uniforms: variant.uniforms.pack(values),
-    workgroups: grid(Math.ceil(out.size / lanes / WORKGROUP)),
+    workgroups: grid(Math.ceil((vec4 ? ewVec4Invocations(out.size / 4) : out.size) / WORKGROUP)),
     label,
   });
   return out;
