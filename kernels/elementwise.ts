@@ -204,6 +204,10 @@ export function ewKernel(name: EwOpName, operands: readonly EwOperand[], ndim: n
     .replace(/\bI\(/g, `${V('i32')}(`)
     .replace(/\bU\(/g, `${V('u32')}(`);
   const entry = vec4 ? `ew4_${name}` : `ew_${name}`;
+  // One element (a vec4 in the 4-wide form) at index i; past the end, the invocation is done.
+  const body = `if (i >= u.n) { return; }
+  ${lines.join('\n  ')}
+  out[i] = ${expr};`;
   const wgsl = `${U.wgsl}
 ${decls.join('\n')}
 @group(0) @binding(${binding}) var<storage, read_write> out: array<${V(outType)}>;
@@ -216,14 +220,10 @@ fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
   let stride = nwg.x * nwg.y * ${WORKGROUP}u;
   for (var t = 0u; t < ${EW_VEC4S}u; t++) {
   let i = i0 + t * stride;
-  if (i >= u.n) { return; }
-  ${lines.join('\n  ')}
-  out[i] = ${expr};
+  ${body}
   }`
       : `let i = ${LINEAR_GROUP} * ${WORKGROUP}u + lid;
-  if (i >= u.n) { return; }
-  ${lines.join('\n  ')}
-  out[i] = ${expr};`
+  ${body}`
   }
 }
 `;

@@ -35,8 +35,7 @@ export function fillInPlace(t: Tensor, value: number): Tensor {
   const buffer = t.storage.buffer;
   // The vec4 form where the range lies within the binding's whole vec4s (pool buffers are multiples
   // of 256 bytes, so nearly always); else one element per invocation.
-  const vec4Words = Math.floor(Math.min(buffer.size, backend.device.limits.maxStorageBufferBindingSize) / 16) * 4;
-  const vec4 = t.offset + t.size <= vec4Words && !fillScalarOnly;
+  const vec4 = t.offset + t.size <= backend.vec4Words(buffer) && !fillScalarOnly;
   backend.dispatch({
     kernel: vec4 ? cached(`fill4|${type}`, () => fillVec4Kernel(type)) : cached(`fill|${type}`, () => fillKernel(type)),
     buffers: [buffer],
@@ -56,12 +55,17 @@ export const ones = (shape: readonly number[], dtype: DType = 'float32'): Tensor
 export const zerosLike = (t: Tensor): Tensor => zeros(t.shape, t.dtype);
 export const onesLike = (t: Tensor): Tensor => ones(t.shape, t.dtype);
 
-/** Writes src into the view dst (same shape) in place; no autodiff. */
-export function copyInto(dst: Tensor, src: Tensor): void {
+/** A copy's destination and source agree in shape and dtype, else a clear error. */
+function checkCopy(dst: Tensor, src: Tensor): void {
   if (dst.shape.length !== src.shape.length || dst.shape.some((d, i) => d !== src.shape[i])) {
     throw new Error(`copyInto: shapes differ (${shapeStr(dst.shape)} <- ${shapeStr(src.shape)})`);
   }
   if (dst.dtype !== src.dtype) throw new Error(`copyInto: dtypes differ (${dst.dtype} <- ${src.dtype})`);
+}
+
+/** Writes src into the view dst (same shape) in place; no autodiff. */
+export function copyInto(dst: Tensor, src: Tensor): void {
+  checkCopy(dst, src);
   if (dst.size === 0) return;
   const ndim = dst.ndim;
   const type = WGSL_TYPE[dst.dtype];
@@ -92,10 +96,7 @@ export function copyInto(dst: Tensor, src: Tensor): void {
  * kernel too); the destinations must not overlap. No autodiff.
  */
 export function copyManyInto(pairs: readonly (readonly [Tensor, Tensor])[]): void {
-  for (const [dst, src] of pairs) {
-    if (dst.shape.length !== src.shape.length || dst.shape.some((d, i) => d !== src.shape[i])) throw new Error(`copyInto: shapes differ (${shapeStr(dst.shape)} <- ${shapeStr(src.shape)})`);
-    if (dst.dtype !== src.dtype) throw new Error(`copyInto: dtypes differ (${dst.dtype} <- ${src.dtype})`);
-  }
+  for (const [dst, src] of pairs) checkCopy(dst, src);
   const live = pairs.filter(([dst]) => dst.size > 0);
   const first = live[0]?.[0];
   const batchable = !!first && live.every(([dst]) => dst.storage.buffer === first.storage.buffer && dst.dtype === first.dtype && dst.ndim === first.ndim);

@@ -159,8 +159,8 @@ export function setNormVec4(on: boolean): void {
  */
 function vec4Fits(l: Layout, perElement: (Tensor | null | undefined)[]): boolean {
   if (!normVec4 || l.L % 4 !== 0) return false;
-  const max = getBackend().device.limits.maxStorageBufferBindingSize;
-  return perElement.every((t) => !t || (t.offset % 4 === 0 && t.offset + t.size <= Math.floor(Math.min(t.storage.buffer.size, max) / 16) * 4));
+  const be = getBackend();
+  return perElement.every((t) => !t || (t.offset % 4 === 0 && t.offset + t.size <= be.vec4Words(t.storage.buffer)));
 }
 
 /** The normalisation's elementwise pass; with `masked` (x's shape, dense) it also receives the masked x (ApplySpec.maskedOut). */

@@ -84,10 +84,8 @@ export function reduceRaw(x: Tensor, op: ReduceOp, dims: Dims, keepdim = false):
   }
   const wg = reductionWorkgroup();
   const key = `${op}|${type}|${short}|${wg}`;
-  let kernel = kernels.get(key);
-  if (!kernel) kernels.set(key, (kernel = reduceKernel(op, type, short, wg)));
   getBackend().dispatch({
-    kernel,
+    kernel: cachedKernel(key, () => reduceKernel(op, type, short, wg)),
     buffers: [src.storage.buffer, out.storage.buffer],
     uniforms: REDUCE_UNIFORMS.pack({ M: out.size, R, offset: src.offset, rowStride: rows.stride, elemStride: elems.stride }),
     workgroups: grid(short ? Math.ceil(out.size / WORKGROUP) : out.size),
@@ -115,9 +113,8 @@ export function setReduceColumnsVec4(on: boolean): void {
  */
 function vec4Fits(src: Tensor, out: Tensor, R: number, elemStride: number): boolean {
   if (out.size % 4 !== 0 || src.offset % 4 !== 0 || elemStride % 4 !== 0 || out.offset % 4 !== 0 || R === 0) return false;
-  const max = getBackend().device.limits.maxStorageBufferBindingSize;
-  const words = (b: GPUBuffer) => Math.floor(Math.min(b.size, max) / 16) * 4;
-  return src.offset + (R - 1) * elemStride + out.size <= words(src.storage.buffer) && out.offset + out.size <= words(out.storage.buffer);
+  const be = getBackend();
+  return src.offset + (R - 1) * elemStride + out.size <= be.vec4Words(src.storage.buffer) && out.offset + out.size <= be.vec4Words(out.storage.buffer);
 }
 
 /** The gradient g of a reduction, reshaped with the reduced axes as 1 and broadcast to `shape`. */
