@@ -92,9 +92,9 @@ ${roundF16 ? F16_ROUND_WGSL : ''}
 fn conv_bwdWeight_quick(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let H = u.H; let W = u.W; let OH = u.OH; let OW = u.OW; let KH = u.KH; let KW = u.KW;
   let cinG = u.cinG; let coutG = u.coutG; let splits = u.splits;
-  let id = wid.x * ${SPATIAL_WG}u + lid.x;
-  if (id >= u.coBlocks * u.ciBlocks * KH) { return; }
-  let g = wid.z / splits; let split = wid.z - g * splits;
+  let gid = wid.x * ${SPATIAL_WG}u + lid.x; let g = wid.z;
+  let split = gid / u.base; let id = gid - split * u.base;
+  if (split >= splits || id >= u.coBlocks * u.ciBlocks * KH) { return; }
   let kh = id % KH; let rest = id / KH; let cib = rest % u.ciBlocks; let cob = rest / u.ciBlocks;
   let co0 = cob * u.tm; let ci0 = cib * u.tc;
   let HW = H * W; let OHW = OH * OW;

@@ -386,6 +386,10 @@ export const WEIGHT_GRAD_UNIFORMS = uniformBlock('conv_weight_grad', {
   KH: 'u32',
   splits: 'u32',
   perSplit: 'u32',
+  // Invocations per split (one per (output block, input block, kernel row); with sgDy, whole
+  // subgroups of 8 per output block): the splits lie side by side along x, so a layer with few
+  // blocks still fills whole workgroups.
+  base: 'u32',
   coBlocks: 'u32',
   ciBlocks: 'u32',
   sh: 'u32',
@@ -403,8 +407,8 @@ export const WEIGHT_GRAD_UNIFORMS = uniformBlock('conv_weight_grad', {
 
 /**
  * Partial output [splits, Cout, Cin_g, KH, KW].
- * Workgroups: (ceil(coBlocks*ciBlocks*KH / 64), 1, groups*splits); with sgDy,
- * (ceil(coBlocks * ceil(ciBlocks*KH / 8) * 8 / 64), 1, groups*splits).
+ * Workgroups: (ceil(base * splits / 64), 1, groups), base = coBlocks*ciBlocks*KH, or with sgDy
+ * coBlocks * ceil(ciBlocks*KH / 8) * 8 (a multiple of 8, so no subgroup straddles two splits).
  */
 export function weightGradKernel(s: WeightGradSpec): { wgsl: string; entry: string } {
   const { tm, tc, R, KW } = s;
@@ -427,18 +431,20 @@ export function weightGradKernel(s: WeightGradSpec): { wgsl: string; entry: stri
   e(`  let Nb = u.N; let Cin = u.Cin; let H = u.H; let W = u.W; let Cout = u.Cout;`);
   e(`  let OH = u.OH; let OW = u.OW; let cinG = u.cinG; let coutG = u.coutG; let KH = u.KH;`);
   e(`  let splits = u.splits; let perSplit = u.perSplit; let coBlocks = u.coBlocks; let ciBlocks = u.ciBlocks;`);
-  e(`  let id = wid.x * ${SPATIAL_WG}u + lid.x;`);
-  e(`  let g = wid.z / splits; let split = wid.z - g * splits;`);
+  e(`  let gid = wid.x * ${SPATIAL_WG}u + lid.x; let g = wid.z;`);
   if (sg) {
     // Subgroup q: output-channel block q % coBlocks; its lanes take 8 consecutive (kh, ci block)
     // pairs. No lane returns early (subgroupBroadcast needs uniform control flow, and the compiler
     // cannot prove that whole subgroups would leave together): a lane past the last pair, or of a
     // subgroup past the last one, computes a clamped one and stores nothing.
-    e(`  let pairs = KH * ciBlocks; let qn = coBlocks * ((pairs + 7u) / 8u); let q = min(id / 8u, qn - 1u);`);
-    e(`  let pair = (q / coBlocks) * 8u + sl; let live = id / 8u < qn && pair < pairs; let pc = min(pair, pairs - 1u);`);
+    // A lane past the last split computes the last split's block again and stores nothing.
+    e(`  let split = min(gid / u.base, splits - 1u); let id = gid - split * u.base;`);
+    e(`  let pairs = KH * ciBlocks; let q = id / 8u;`);
+    e(`  let pair = (q / coBlocks) * 8u + sl; let live = gid / u.base < splits && pair < pairs; let pc = min(pair, pairs - 1u);`);
     e(`  let kh = pc % KH; let cib = pc / KH; let cob = q % coBlocks;`);
   } else {
-    e(`  if (id >= coBlocks * ciBlocks * KH) { return; }`);
+    e(`  let split = gid / u.base; let id = gid - split * u.base;`);
+    e(`  if (split >= splits || id >= coBlocks * ciBlocks * KH) { return; }`);
     e(`  let live = true;`);
     e(`  let kh = id % KH; let rest = id / KH; let cib = rest % ciBlocks; let cob = rest / ciBlocks;`);
   }
@@ -448,12 +454,21 @@ export function weightGradKernel(s: WeightGradSpec): { wgsl: string; entry: stri
   for (let c = 0; c < tc; c++) e(`  let xc${c} = (g * cinG + min(ci0 + ${c}u, cinG - 1u)) * HW;`);
   for (let i = 0; i < tm; i++) for (let c = 0; c < tc; c++) e(`  ${Array.from({ length: KW }, (_, k) => `var a${i}_${c}_${k} = 0.0;`).join(' ')}`);
   e(`  let r0 = split * perSplit; let r1 = min(r0 + perSplit, Nb * OH);`);
-  e(`  for (var row = r0; row < r1; row++) {`);
-  e(`    let nb = row / OH; let oh = row - nb * OH;`);
-  e(`    let ih = i32(oh * u.sh) - u.ph + i32(kh * u.dh);`);
-  // Shared dy: a row outside the input (kh varies across the subgroup) reads zeros instead of skipping.
-  if (sg) e(`    let rok = u32(ih) < H;`);
-  else e(`    if (u32(ih) >= H) { continue; }`);
+  if (sg) {
+    // Shared dy: the loop's trip count is the same for every lane (the split varies within a
+    // workgroup), and a row past the split's end or outside the input (kh varies across the
+    // subgroup) reads zeros instead of skipping.
+    e(`  for (var j = 0u; j < perSplit; j++) {`);
+    e(`    let row = min(r0 + j, Nb * OH - 1u);`);
+    e(`    let nb = row / OH; let oh = row - nb * OH;`);
+    e(`    let ih = i32(oh * u.sh) - u.ph + i32(kh * u.dh);`);
+    e(`    let rin = r0 + j < r1; let rok = rin && u32(ih) < H;`);
+  } else {
+    e(`  for (var row = r0; row < r1; row++) {`);
+    e(`    let nb = row / OH; let oh = row - nb * OH;`);
+    e(`    let ih = i32(oh * u.sh) - u.ph + i32(kh * u.dh);`);
+    e(`    if (u32(ih) >= H) { continue; }`);
+  }
   e(`    let dyRow = nb * Cout * OHW + oh * OW; let xRow = nb * Cin * HW + ${sg ? 'select(0u, u32(ih), rok)' : 'u32(ih)'} * W;`);
   e(`    for (var ow0 = 0u; ow0 < OW; ow0 += ${R}u) {`);
   for (let t = 0; t < R; t++) e(`      let tok${t} = ow0 + ${t}u < OW; let tcol${t} = min(ow0 + ${t}u, OW - 1u);`);
@@ -461,7 +476,7 @@ export function weightGradKernel(s: WeightGradSpec): { wgsl: string; entry: stri
     // dy value v = i*R + t (channel co0 + i, column ow0 + t) is loaded by lane v % 8 as its share v / 8.
     for (let m = 0; m < (tm * R) / 8; m++) {
       e(`      let dvi${m} = sl + ${m * 8}u; let vc${m} = ow0 + dvi${m} % ${R}u;`);
-      e(`      let dv${m} = select(0.0, ${f16Load(`dy[dyRow + (g * coutG + min(co0 + dvi${m} / ${R}u, coutG - 1u)) * OHW + min(vc${m}, OW - 1u)]`, r16)}, vc${m} < OW);`);
+      e(`      let dv${m} = select(0.0, ${f16Load(`dy[dyRow + (g * coutG + min(co0 + dvi${m} / ${R}u, coutG - 1u)) * OHW + min(vc${m}, OW - 1u)]`, r16)}, rin && vc${m} < OW);`);
     }
     for (let i = 0; i < tm; i++) {
       e(`      ${Array.from({ length: R }, (_, t) => `let d${i}_${t} = subgroupBroadcast(dv${Math.floor((i * R + t) / 8)}, ${(i * R + t) % 8}u);`).join(' ')}`);

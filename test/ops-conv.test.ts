@@ -16,7 +16,7 @@ import {
 } from '../kernels/conv.js';
 import { spatialKernel, spatialPlan, type SpatialShape, type SpatialSpec } from '../kernels/conv-gemm.js';
 import { spatialQuickKernel } from '../kernels/conv-gemm-quick.js';
-import { setConvWeightTexture, setConvWeightGradSharedDy } from '../engine/ops/conv.js';
+import { setConvWeightTexture, setConvWeightGradSharedDy, conv2dWeightGradRaw } from '../engine/ops/conv.js';
 import type { RefTensor } from '../kernels/common.js';
 
 await ready;
@@ -136,6 +136,39 @@ for (const shared of [false, true]) {
     }
   });
 }
+
+// The weight gradient lays its splits side by side in a workgroup (a layer with few register blocks,
+// like the stem's 7x7 over 3 channels or a 1x1 predictor with 5 outputs, would otherwise leave most
+// lanes idle): any split count, including ones that end mid-workgroup or mid-subgroup and more
+// splits than rows, must give the reference's sums, in both dy forms and with groups.
+test('conv2d weight gradient: explicit split counts side by side in workgroups match the reference', async () => {
+  const cases = [
+    { name: 'stem 7x7 stride 2 over 3 channels', x: [2, 3, 19, 17], w: [8, 3, 7, 7], s: 2, p: 3, groups: 1 },
+    { name: '1x1 with 5 outputs', x: [3, 16, 6, 9], w: [5, 16, 1, 1], s: 1, p: 0, groups: 1 },
+    { name: '3x3 groups 2', x: [2, 6, 7, 5], w: [4, 3, 3, 3], s: 1, p: 1, groups: 2 },
+  ];
+  for (const shared of [false, true]) {
+    setConvWeightGradSharedDy(shared);
+    try {
+      for (const [ci, c] of cases.entries()) {
+        const [N, Cin, H, W] = c.x as [number, number, number, number];
+        const [Cout, , KH, KW] = c.w as [number, number, number, number];
+        const OH = Math.floor((H + 2 * c.p - KH) / c.s) + 1, OW = Math.floor((W + 2 * c.p - KW) / c.s) + 1;
+        const p: Conv2dRefParams = { stride: [c.s, c.s], padding: [c.p, c.p], dilation: [1, 1], groups: c.groups };
+        const xr = ref(c.x, 70 + ci, -1, 1), gyr = ref([N, Cout, OH, OW], 80 + ci, -1, 1);
+        const want = conv2dWeightGradReference(gyr, xr, c.w, p);
+        const g = { N, Cin, H, W, Cout, KH, KW, OH, OW, sh: c.s, sw: c.s, ph: c.p, pw: c.p, dh: 1, dw: 1, groups: c.groups };
+        for (const splits of [1, 2, 3, 5, 13, N * OH + 3]) {
+          const x = gpu(xr), gy = gpu(gyr);
+          await expectRef(conv2dWeightGradRaw(gy, x, g, splits), want, TOL, `${c.name}, ${splits} splits, dy ${shared ? 'shared' : 'per lane'}`);
+          [x, gy].forEach((t) => t.dispose());
+        }
+      }
+    } finally {
+      setConvWeightGradSharedDy(null);
+    }
+  }
+});
 
 test('conv2d: gradients match finite differences (stride 2, pad 1, bias)', async () => {
   const p: Conv2dRefParams = { stride: [2, 2], padding: [1, 1], dilation: [1, 1], groups: 1 };

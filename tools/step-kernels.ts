@@ -10,7 +10,8 @@
 // A dev tool for speed work; not run by tests.
 // Usage: node dist/tools/step-kernels.js [--json] [--by entry|op] [--target-s S] [--repeats N]
 //          [--warmup N] [--steps N] [--config FILE] [--top N] [--labels N] [--only REGEX] [--no-vec4]
-//   --by entry   one row per WGSL entry point (default); op: per op label kind and entry point
+//   --by entry   one row per WGSL entry point (default); op: per op label kind and entry point;
+//                dispatch: one row per dispatch (its label, entry point and workgroup grid)
 //   --labels N   also prints the op labels (with shapes) of the N costliest kinds
 //   --only REGEX measures only the kinds matching REGEX (before/after checks of one kernel)
 //   --no-vec4    one element per invocation in the fill, strided copy, leading-axis sums and norm
@@ -167,6 +168,7 @@ const emptyPerBatch: Cost = { cpuMs: empty.cpuMs * empty.times, wallMs: empty.wa
 log(`empty replay (a submit and a queue wait): ${emptyPerBatch.cpuMs.toFixed(2)} CPU ms, ${emptyPerBatch.wallMs.toFixed(2)} wall ms`);
 
 const kindOf = (d: CapturedDispatch): string => {
+  if (by === 'dispatch') return `${d.label} [${d.entry} ${d.workgroups.join('x')}] #${captured.indexOf(d)}`;
   if (by !== 'op') return d.entry;
   const op = d.label.replace(/\w*\[[^\]]*\]|(?<![A-Za-z_\d])-?\d[\d.e+x-]*|[(),=]|->/g, ' ').replace(/\s+/g, ' ').trim();
   return `${op} [${d.entry}]`;

@@ -283,19 +283,19 @@ export function conv2dWeightGradRaw(dy: Tensor, x: Tensor, g: ConvGeom, splitsOv
   // Invocations: one per (output block, input block, kernel row); with a shared dy, whole subgroups of 8 per output block.
   const base = sgDy ? coBlocks * Math.ceil((ciBlocks * g.KH) / 8) * 8 : coBlocks * ciBlocks * g.KH;
   const rowsTotal = g.N * g.OH;
-  const maxSplits = Math.max(1, Math.min(Math.ceil(WEIGHT_GRAD_TARGET / (base * g.groups)), Math.floor(65535 / g.groups)));
+  const maxSplits = Math.max(1, Math.min(Math.ceil(WEIGHT_GRAD_TARGET / (base * g.groups)), Math.floor((65535 * SPATIAL_WG) / base)));
   // The split count follows the rows of the batch at its capacity (a row-bounded batch: the mask
   // head's RoIs), so that it is the same on every step; splits past the real rows add zeros.
   const splits = splitsOverride ?? Math.max(1, Math.min(maxSplits, Math.ceil((capacityRows(g.N) * g.OH) / 2)));
   const perSplit = Math.ceil(rowsTotal / splits);
   const run = (out: Tensor): void => {
     const { N, Cin, H, W, Cout, OH, OW, KH, KW, sh, sw, ph, pw, dh } = g;
-    const u = WEIGHT_GRAD_UNIFORMS.pack({ N, Cin, H, W, Cout, OH, OW, cinG, coutG, KH, splits, perSplit, coBlocks, ciBlocks, sh, sw, ph, pw, dh, tm, tc, KW, dwCol: g.dw });
+    const u = WEIGHT_GRAD_UNIFORMS.pack({ N, Cin, H, W, Cout, OH, OW, cinG, coutG, KH, splits, perSplit, base, coBlocks, ciBlocks, sh, sw, ph, pw, dh, tm, tc, KW, dwCol: g.dw });
     getBackend().dispatch({
       kernel,
       buffers: [dy.storage.buffer, x.storage.buffer, out.storage.buffer],
       uniforms: u,
-      workgroups: [Math.ceil(base / SPATIAL_WG), 1, g.groups * splits],
+      workgroups: [Math.ceil((base * splits) / SPATIAL_WG), 1, g.groups],
       label: `conv weight grad ${describe(g)}`,
     });
   };
