@@ -16,7 +16,7 @@ import {
 } from '../kernels/conv.js';
 import { spatialKernel, spatialPlan, type SpatialShape, type SpatialSpec } from '../kernels/conv-gemm.js';
 import { spatialQuickKernel } from '../kernels/conv-gemm-quick.js';
-import { setConvWeightTexture, setConvWeightGradSharedDy, conv2dWeightGradRaw } from '../engine/ops/conv.js';
+import { setConvWeightTexture, setConvWeightGradSharedDy, setConvSrcVec4, conv2dWeightGradRaw } from '../engine/ops/conv.js';
 import type { RefTensor } from '../kernels/common.js';
 
 await ready;
@@ -109,6 +109,31 @@ for (const wtex of [false, true]) {
       }
     } finally {
       setConvWeightTexture(null);
+    }
+  });
+}
+
+// The spatial kernel reads its source as vec4s on CPU adapters (a segment's start falls anywhere in
+// a vec4; padding columns sit before the buffer's first element) and as scalars on GPUs: both forms,
+// forced, on every case above (forward and the input gradient, whose source is dy).
+for (const src4 of [false, true]) {
+  test(`conv2d source ${src4 ? 'as vec4s' : 'as scalars'} (forced): forward and input gradient match the references`, async () => {
+    setConvSrcVec4(src4);
+    try {
+      for (const [ci, c] of CASES.entries()) {
+        const xr = ref(c.x, 10 * ci + 3, -1, 1), wr = ref(c.w, 10 * ci + 4, -1, 1);
+        const p = refParams(c, c.w, c.x);
+        const want = conv2dReference(xr, wr, null, p);
+        const x = gpu(xr, true), w = gpu(wr);
+        const y = F.conv2d(x, w, null, c.stride ?? 1, c.padding ?? 0, c.dilation ?? 1, c.groups ?? 1);
+        await expectRef(y, want, TOL, `${c.name} forward`);
+        const gyr = ref(want.shape, 10 * ci + 2, -1, 1);
+        F.backward(y, { grad: gpu(gyr) });
+        await expectRef(x.grad!, conv2dInputGradReference(gyr, wr, c.x, p), TOL, `${c.name} grad input`);
+        [x, w, y].forEach((t) => t.dispose());
+      }
+    } finally {
+      setConvSrcVec4(null);
     }
   });
 }

@@ -16,6 +16,7 @@
 //   --only REGEX measures only the kinds matching REGEX (before/after checks of one kernel)
 //   --no-vec4    one element per invocation in the fill, strided copy, leading-axis sums and norm
 //                kernels (A/B of their vec4 / run forms)
+//   --no-src4    the convolutions' spatial kernel reads its source as scalars (A/B of its vec4 form)
 //   --json       one JSON line per kind, then one summary line (stdout); the table goes to stderr
 import '../cli/node-gpu.js';
 import { readFileSync } from 'node:fs';
@@ -26,6 +27,7 @@ import { trainSession } from '../bench/train-session.js';
 import { setFillScalarOnly, setCopyRun } from '../engine/ops/copy.js';
 import { setReduceColumnsVec4 } from '../engine/ops/reduce.js';
 import { setNormVec4 } from '../engine/ops/norm.js';
+import { setConvSrcVec4 } from '../engine/ops/conv.js';
 import { threadCpu, cpuOf, type ThreadCpu } from './thread-cpu.js';
 
 const argv = process.argv.slice(2);
@@ -51,6 +53,7 @@ if (argv.includes('--no-vec4')) {
   setReduceColumnsVec4(false);
   setNormVec4(false);
 }
+if (argv.includes('--no-src4')) setConvSrcVec4(false);
 await init();
 const backend = getBackend();
 const { device } = backend;

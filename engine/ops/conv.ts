@@ -137,6 +137,22 @@ export function setConvWeightTexture(on: boolean | null): void {
   weightTextureForced = on;
 }
 
+let srcVec4Forced: boolean | null = null;
+
+/**
+ * Forces the spatial kernel's vec4 source loads (SpatialShape.src4) on or off wherever the source
+ * allows them (tests, benchmarks); null restores the default: on for CPU adapters (lavapipe, where
+ * a load costs the same per lane whatever its width), off for GPUs (not measured there).
+ */
+export function setConvSrcVec4(on: boolean | null): void {
+  srcVec4Forced = on;
+}
+
+/** Whether this dispatch reads src as vec4s: the tensor (dense, offset 0) lies within its binding's whole vec4s. */
+function useSrcVec4(src: Tensor): boolean {
+  return (srcVec4Forced ?? adapterIsCpu()) && src.offset === 0 && src.size <= getBackend().vec4Words(src.storage.buffer);
+}
+
 /** Whether this dispatch reads its weights from a texture: 4-channel texels, within the texture size limit. */
 function useWeightTexture(j: SpatialJob, tn: number): boolean {
   if (!(weightTextureForced ?? adapterIsCpu()) || tn % 4 !== 0) return false;
@@ -163,11 +179,11 @@ function weightTextureUsed(mode: 'fwd' | 'bwdInput', g: ConvGeom): boolean {
   return false;
 }
 
-function dispatchBlock(j: SpatialJob, block: string, buffers: GPUBuffer[], bias: boolean, relu: boolean, label: string, packing: WeightPacking, sr: ScaleResidual | null = null): void {
+function dispatchBlock(j: SpatialJob, block: string, buffers: GPUBuffer[], bias: boolean, relu: boolean, label: string, packing: WeightPacking, sr: ScaleResidual | null = null, src4 = false): void {
   const [tm, tn] = block.split('x').map(Number) as [number, number];
   const { g } = j;
   const wtex = useWeightTexture(j, tn);
-  const spec: SpatialSpec = { mode: j.mode, KH: g.KH, KW: g.KW, sh: g.sh, sw: g.sw, ph: g.ph, pw: g.pw, dh: g.dh, dw: g.dw, phase: j.phase, tm, tn, ...autocastSpec(), ...(wtex ? { wtex } : {}), ...(sr ? { epi: true } : {}) };
+  const spec: SpatialSpec = { mode: j.mode, KH: g.KH, KW: g.KW, sh: g.sh, sw: g.sw, ph: g.ph, pw: g.pw, dh: g.dh, dw: g.dw, phase: j.phase, tm, tn, ...autocastSpec(), ...(wtex ? { wtex } : {}), ...(src4 ? { src4 } : {}), ...(sr ? { epi: true } : {}) };
   const { shape, geometry } = spatialPlan(spec);
   const r16 = !!shape.roundF16;
   // The quick variant walks the block QUICK_COLS columns at a time (every pickBlock size is a multiple).
@@ -212,7 +228,7 @@ function dispatchSpatial(mode: 'fwd' | 'bwdInput', g: ConvGeom, src: Tensor, w: 
   const buffers = [src.storage.buffer, w.storage.buffer, (bias ?? w).storage.buffer, dst.storage.buffer];
   // The epilogue's scale and residual (absent terms bind any buffer; their flags are off).
   if (sr) buffers.push((sr.scale ?? w).storage.buffer, (sr.residual ?? w).storage.buffer);
-  dispatchBlock(j, block, buffers, !!bias, relu, `conv ${mode} ${describe(g)}`, { keep: true, alsoOther: packBoth }, sr);
+  dispatchBlock(j, block, buffers, !!bias, relu, `conv ${mode} ${describe(g)}`, { keep: true, alsoOther: packBoth }, sr, useSrcVec4(src));
 }
 
 /** The spatial kernel's register block for one dispatch, its candidates and tuning class (tests, benchmarks). */
