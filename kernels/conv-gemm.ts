@@ -548,14 +548,18 @@ export function columnTaps(s: Pick<SpatialSpec, 'mode' | 'KW' | 'sw' | 'pw' | 'd
 
 /**
  * Register block of the spatial kernel: output columns (4, 8 or 16: few sizes, so few pipelines to
- * compile; 16 wastes at most 3/16 of a block on rows wider than 12) and channels (1, 2 or 8).
+ * compile; 16 wastes at most 3/16 of a block on rows wider than 12) and channels (1, 2, 8 or 16).
  * A single column tap (1x1, and phases of strided transposed convolutions) shares no loads across
- * columns, so 16 columns buy little there: 8 keeps such layers on the 8-column pipelines (a 16 x 8
- * block costs ~5 CPU seconds of compile on lavapipe).
+ * columns, so 16 columns buy little there: such layers take 8 columns and, from 16 channels, 16
+ * channels (each source value then feeds 16 FMAs; on lavapipe the weights come from a texture, one
+ * fetch for all lanes). Wide layers with several taps take 8 x 16 rather than 16 x 8: the same
+ * accumulators, fewer lane-varying source loads. tools/step-kernels.js --only conv_spatial on a
+ * tiny-cpu step: ~125 -> ~100 CPU ms (bench/RESULTS.md).
  */
 export function pickBlock(cols: number, channels: number, taps = 2): { tm: number; tn: number } {
-  const tm = cols <= 4 ? 4 : cols <= 8 || taps <= 1 ? 8 : 16;
+  let tm = cols <= 4 ? 4 : cols <= 8 || taps <= 1 ? 8 : 16;
   // 3 to 7 channels take 8 too: one pipeline less per geometry (such layers are the small predictors).
-  const tn = channels >= 3 ? 8 : channels;
+  let tn = channels >= 3 ? (taps <= 1 && channels >= 16 ? 16 : 8) : channels;
+  if (taps > 1 && tm === 16 && channels >= 16) [tm, tn] = [8, 16];
   return { tm, tn };
 }

@@ -48,6 +48,8 @@ const CASES: Case[] = [
   { name: "padding 'same' with a 4x4 kernel", x: [1, 3, 7, 13], w: [3, 3, 4, 4], padding: 'same', bias: true },
   { name: 'fused relu', x: [2, 3, 7, 13], w: [5, 3, 3, 3], padding: [1, 1], bias: true, relu: true },
   { name: 'long reduction (split-K)', x: [2, 8, 30, 31], w: [16, 8, 3, 3], padding: [1, 1], bias: true },
+  // 8 x 16 register blocks of wide several-tap layers (pickBlock), the last channel block partial both ways.
+  { name: '3x3, 18->21 channels, 13 columns', x: [1, 18, 5, 13], w: [21, 18, 3, 3], padding: [1, 1], bias: true },
 ];
 
 function refParams(c: Case, w: number[], x: number[]): Conv2dRefParams {
@@ -392,6 +394,8 @@ const TCASES: TCase[] = [
   { name: '3x3 stride 2 pad 1 output_padding 1 groups 3', x: [1, 6, 5, 4], w: [6, 2, 3, 3], stride: [2, 2], padding: [1, 1], outputPadding: [1, 1], groups: 3, bias: true },
   { name: '3x2 stride (3,1) dilation (2,3) pad (2,1) output_padding (1,0)', x: [2, 3, 4, 5], w: [3, 5, 3, 2], stride: [3, 1], padding: [2, 1], outputPadding: [1, 0], dilation: [2, 3] },
   { name: '1x1 stride 1', x: [2, 5, 3, 7], w: [5, 4, 1, 1], bias: true },
+  // 16-channel register blocks of single-tap phases (pickBlock), the last block partial.
+  { name: 'mask head 2x2 stride 2, 19 outputs', x: [1, 3, 3, 5], w: [3, 19, 2, 2], stride: [2, 2], bias: true },
 ];
 
 TCASES.forEach((c, ci) => {
