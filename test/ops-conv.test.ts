@@ -89,56 +89,44 @@ CASES.forEach((c, ci) => {
   });
 });
 
-// The spatial kernel reads its weights from a packed texture on CPU adapters and from the buffer on
-// GPUs (engine/ops/conv.ts): both forms, forced, on the cases above that vary groups, channel
-// blocks, the stem and strides (forward and the input gradient, whose weight strides differ).
-for (const wtex of [false, true]) {
-  test(`conv2d weights ${wtex ? 'from a texture' : 'from the buffer'} (forced): forward and input gradient match the references`, async () => {
-    setConvWeightTexture(wtex);
-    try {
-      for (const ci of [1, 2, 4, 6, 7]) {
-        const c = CASES[ci]!;
-        const xr = ref(c.x, 10 * ci + 5, -1, 1), wr = ref(c.w, 10 * ci + 6, -1, 1);
-        const p = refParams(c, c.w, c.x);
-        const want = conv2dReference(xr, wr, null, p);
-        const x = gpu(xr, true), w = gpu(wr);
-        const y = F.conv2d(x, w, null, c.stride ?? 1, c.padding ?? 0, c.dilation ?? 1, c.groups ?? 1);
-        await expectRef(y, want, TOL, `${c.name} forward`);
-        const gyr = ref(want.shape, 10 * ci + 7, -1, 1);
-        F.backward(y, { grad: gpu(gyr) });
-        await expectRef(x.grad!, conv2dInputGradReference(gyr, wr, c.x, p), TOL, `${c.name} grad input`);
-        [x, w, y].forEach((t) => t.dispose());
+/**
+ * Forward and input gradient of CASES[ci] for each ci against the references, with a form forced by
+ * `force(on)` for both settings (force(null) restores the default); seeds from `seed`.
+ */
+function forcedFormTests(form: (on: boolean) => string, force: (on: boolean | null) => void, indices: number[], seed: number): void {
+  for (const on of [false, true]) {
+    test(`conv2d ${form(on)} (forced): forward and input gradient match the references`, async () => {
+      force(on);
+      try {
+        for (const ci of indices) {
+          const c = CASES[ci]!;
+          const xr = ref(c.x, 10 * ci + seed, -1, 1), wr = ref(c.w, 10 * ci + seed + 1, -1, 1);
+          const p = refParams(c, c.w, c.x);
+          const want = conv2dReference(xr, wr, null, p);
+          const x = gpu(xr, true), w = gpu(wr);
+          const y = F.conv2d(x, w, null, c.stride ?? 1, c.padding ?? 0, c.dilation ?? 1, c.groups ?? 1);
+          await expectRef(y, want, TOL, `${c.name} forward`);
+          const gyr = ref(want.shape, 10 * ci + seed + 2, -1, 1);
+          F.backward(y, { grad: gpu(gyr) });
+          await expectRef(x.grad!, conv2dInputGradReference(gyr, wr, c.x, p), TOL, `${c.name} grad input`);
+          [x, w, y].forEach((t) => t.dispose());
+        }
+      } finally {
+        force(null);
       }
-    } finally {
-      setConvWeightTexture(null);
-    }
-  });
+    });
+  }
 }
 
+// The spatial kernel reads its weights from a packed texture on CPU adapters and from the buffer on
+// GPUs (engine/ops/conv.ts): both forms on the cases above that vary groups, channel blocks, the
+// stem and strides (forward and the input gradient, whose weight strides differ).
+forcedFormTests((on) => `weights ${on ? 'from a texture' : 'from the buffer'}`, setConvWeightTexture, [1, 2, 4, 6, 7], 5);
+
 // The spatial kernel reads its source as vec4s on CPU adapters (a segment's start falls anywhere in
-// a vec4; padding columns sit before the buffer's first element) and as scalars on GPUs: both forms,
-// forced, on every case above (forward and the input gradient, whose source is dy).
-for (const src4 of [false, true]) {
-  test(`conv2d source ${src4 ? 'as vec4s' : 'as scalars'} (forced): forward and input gradient match the references`, async () => {
-    setConvSrcVec4(src4);
-    try {
-      for (const [ci, c] of CASES.entries()) {
-        const xr = ref(c.x, 10 * ci + 3, -1, 1), wr = ref(c.w, 10 * ci + 4, -1, 1);
-        const p = refParams(c, c.w, c.x);
-        const want = conv2dReference(xr, wr, null, p);
-        const x = gpu(xr, true), w = gpu(wr);
-        const y = F.conv2d(x, w, null, c.stride ?? 1, c.padding ?? 0, c.dilation ?? 1, c.groups ?? 1);
-        await expectRef(y, want, TOL, `${c.name} forward`);
-        const gyr = ref(want.shape, 10 * ci + 2, -1, 1);
-        F.backward(y, { grad: gpu(gyr) });
-        await expectRef(x.grad!, conv2dInputGradReference(gyr, wr, c.x, p), TOL, `${c.name} grad input`);
-        [x, w, y].forEach((t) => t.dispose());
-      }
-    } finally {
-      setConvSrcVec4(null);
-    }
-  });
-}
+// a vec4; padding columns sit before the buffer's first element) and as scalars on GPUs: both forms
+// on every case above (forward and the input gradient, whose source is dy).
+forcedFormTests((on) => `source ${on ? 'as vec4s' : 'as scalars'}`, setConvSrcVec4, [...CASES.keys()], 3);
 
 // The weight gradient shares dy across 8-lane subgroups where the adapter's subgroups are exactly 8
 // wide (lavapipe), else reads it per lane: both forms, forced, on cases with groups, 1x1, strides,
