@@ -91,9 +91,10 @@ export interface SpatialShape {
   /**
    * src read as array<vec4<f32>> (CPU adapters): each (channel, kernel row) segment of segLen
    * values takes ceil((segLen + 3) / 4) vec4 loads from the aligned vec4 at or before its start,
-   * and selects by the start's offset within a vec4 pick the values out. On lavapipe a lane-varying
-   * load is a per-lane loop whatever its width, so this cuts the source loads ~3x (a 3x3 block of
-   * 16 columns: 18 loads -> 6). Needs the tensor within the binding's whole vec4s.
+   * and selects by the start's offset within a vec4 pick the values out: 3x fewer loads for a 3x3
+   * block of 16 columns (18 -> 6), but on lavapipe only ~8% less time in this kernel (the selects,
+   * and a vec4 load costs more than a scalar one there). Needs the tensor within the binding's
+   * whole vec4s.
    */
   src4?: boolean;
   /**
@@ -462,9 +463,9 @@ export function weightGradKernel(s: WeightGradSpec): { wgsl: string; entry: stri
     // cannot prove that whole subgroups would leave together): a lane past the last pair, or of a
     // subgroup past the last one, computes a clamped one and stores nothing.
     // A lane past the last split computes the last split's block again and stores nothing.
-    e(`  let split = min(gid / u.base, splits - 1u); let id = gid - split * u.base;`);
+    e(`  let sq = gid / u.base; let split = min(sq, splits - 1u); let id = gid - split * u.base;`);
     e(`  let pairs = KH * ciBlocks; let q = id / 8u;`);
-    e(`  let pair = (q / coBlocks) * 8u + sl; let live = gid / u.base < splits && pair < pairs; let pc = min(pair, pairs - 1u);`);
+    e(`  let pair = (q / coBlocks) * 8u + sl; let live = sq < splits && pair < pairs; let pc = min(pair, pairs - 1u);`);
     e(`  let kh = pc % KH; let cib = pc / KH; let cob = q % coBlocks;`);
   } else {
     e(`  let split = gid / u.base; let id = gid - split * u.base;`);
@@ -557,9 +558,9 @@ export function columnTaps(s: Pick<SpatialSpec, 'mode' | 'KW' | 'sw' | 'pw' | 'd
  * tiny-cpu step: ~125 -> ~100 CPU ms (bench/RESULTS.md).
  */
 export function pickBlock(cols: number, channels: number, taps = 2): { tm: number; tn: number } {
-  let tm = cols <= 4 ? 4 : cols <= 8 || taps <= 1 ? 8 : 16;
+  const wide = channels >= 16;
+  const tm = cols <= 4 ? 4 : cols <= 8 || taps <= 1 || wide ? 8 : 16;
   // 3 to 7 channels take 8 too: one pipeline less per geometry (such layers are the small predictors).
-  let tn = channels >= 3 ? (taps <= 1 && channels >= 16 ? 16 : 8) : channels;
-  if (taps > 1 && tm === 16 && channels >= 16) [tm, tn] = [8, 16];
+  const tn = channels < 3 ? channels : wide && (taps <= 1 || cols > 8) ? 16 : 8;
   return { tm, tn };
 }

@@ -170,15 +170,15 @@ const empty = await measure([]);
 const emptyPerBatch: Cost = { cpuMs: empty.cpuMs * empty.times, wallMs: empty.wallMs * empty.times, threads: {} };
 log(`empty replay (a submit and a queue wait): ${emptyPerBatch.cpuMs.toFixed(2)} CPU ms, ${emptyPerBatch.wallMs.toFixed(2)} wall ms`);
 
-const kindOf = (d: CapturedDispatch): string => {
-  if (by === 'dispatch') return `${d.label} [${d.entry} ${d.workgroups.join('x')}] #${captured.indexOf(d)}`;
+const kindOf = (d: CapturedDispatch, i: number): string => {
+  if (by === 'dispatch') return `${d.label} [${d.entry} ${d.workgroups.join('x')}] #${i}`;
   if (by !== 'op') return d.entry;
   const op = d.label.replace(/\w*\[[^\]]*\]|(?<![A-Za-z_\d])-?\d[\d.e+x-]*|[(),=]|->/g, ' ').replace(/\s+/g, ' ').trim();
   return `${op} [${d.entry}]`;
 };
 const kinds = new Map<string, number[]>();
 captured.forEach((d, i) => {
-  const k = kindOf(d);
+  const k = kindOf(d, i);
   kinds.set(k, [...(kinds.get(k) ?? []), i]);
 });
 
