@@ -7,7 +7,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -83,5 +83,8 @@ test('file mode: errors name the file and the record; RLE counts not adding up t
     'warning: results[2].segmentation: RLE counts add up to 20 pixels, but its size 3x4 has 12',
   ]);
 });
+
+// The temp folder goes with the suite (it held up to ~50 MB per run when left behind).
+test.after(() => rmSync(dir, { recursive: true, force: true }));
 
 test.run();

@@ -9,7 +9,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -106,5 +106,8 @@ test(`CLIs exit with their own code, never hang or crash, under CPU starvation (
   assert.is(bad.length, 0, `${bad.length} of ${outcomes.length} runs ended wrongly`);
   assert.is(noisy.length, 0, `${noisy.length} runs printed Dawn's limit warnings`);
 });
+
+// The temp folder goes with the suite (it held up to ~50 MB per run when left behind).
+test.after(() => rmSync(dir, { recursive: true, force: true }));
 
 test.run();

@@ -8,7 +8,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -328,5 +328,8 @@ test('image ids: COCO file names give their number, anything else the position',
   assert.equal(imageIdsFor(['000000000007.jpg', 'cat.png']), { ids: [1, 2], fromNames: false });
   assert.equal(imageIdsFor(['a/000000000007.jpg', 'b/000000000007.jpg']), { ids: [1, 2], fromNames: false });
 });
+
+// The temp folder goes with the suite (it held up to ~50 MB per run when left behind).
+test.after(() => rmSync(dir, { recursive: true, force: true }));
 
 test.run();

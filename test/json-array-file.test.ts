@@ -3,7 +3,7 @@
 // a file that cannot be written is named in the error.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { JsonArrayFile, JsonWriteError } from '../cli/json-array-file.js';
@@ -55,5 +55,8 @@ test('a path under a regular file is refused with the file named', async () => {
     assert.ok((e as Error).message.startsWith(`cannot write ${p}: `), (e as Error).message);
   }
 });
+
+// The temp folder goes with the suite (it held up to ~50 MB per run when left behind).
+test.after(() => rmSync(dir, { recursive: true, force: true }));
 
 test.run();
