@@ -1,6 +1,10 @@
 // The comparison peer: TensorFlow.js's WebGPU backend running in this same Node process, on the
 // same Dawn instance (one `GPU` object) as our engine, so both ask the same adapter for a device.
 // Every benchmark awaits setupPeer() once; it returns the tfjs module with the backend active.
+// cli/node-gpu.ts also registers the host pause (engine/device.ts HostPause): without it every wait
+// for the GPU spins a core, which on lavapipe halves the shader threads' speed (the FMA peak read
+// 38 GFLOP/CPU-s here against 72 with the pause, same machine, same minute).
+import '../cli/node-gpu.js';
 import { create, globals } from 'webgpu';
 import { init, setGPUProvider, setQuiet, adapterReport } from '../engine/index.js';
 
