@@ -13,6 +13,7 @@ import { engineTuner } from '../autotune.js';
 import { isAutocastEnabled, underForwardAutocast } from '../autocast.js';
 import { timeOnScratch } from '../tune-timing.js';
 import { Tensor, empty, shapeStr } from '../tensor.js';
+import { inVec4Binding } from './vec4-binding.js';
 import { noGrad, record, isGradEnabled } from '../autograd.js';
 import { tidy } from '../scope.js';
 import { capacityRows } from '../alloc-hints.js';
@@ -150,7 +151,7 @@ export function setConvSrcVec4(on: boolean | null): void {
 
 /** Whether this dispatch reads src as vec4s: the tensor (dense, offset 0) lies within its binding's whole vec4s. */
 function useSrcVec4(src: Tensor): boolean {
-  return (srcVec4Forced ?? adapterIsCpu()) && src.offset === 0 && src.size <= getBackend().vec4Words(src.storage.buffer);
+  return (srcVec4Forced ?? adapterIsCpu()) && src.offset === 0 && inVec4Binding(src);
 }
 
 /** Whether this dispatch reads its weights from a texture: 4-channel texels, within the texture size limit. */

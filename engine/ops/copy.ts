@@ -4,6 +4,7 @@ import { stridedCopyKernel, stridedCopyManyKernel, fillKernel, fillVec4Kernel, f
 import { grid, WORKGROUP } from '../../kernels/common.js';
 import { getBackend } from '../backend.js';
 import { Tensor, empty, shapeStr, WGSL_TYPE, type DType } from '../tensor.js';
+import { inVec4Binding } from './vec4-binding.js';
 import { record } from '../autograd.js';
 
 const kernels = new Map<string, { wgsl: string; entry: string }>();
@@ -35,7 +36,7 @@ export function fillInPlace(t: Tensor, value: number): Tensor {
   const buffer = t.storage.buffer;
   // The vec4 form where the range lies within the binding's whole vec4s (pool buffers are multiples
   // of 256 bytes, so nearly always); else one element per invocation.
-  const vec4 = t.offset + t.size <= backend.vec4Words(buffer) && !fillScalarOnly;
+  const vec4 = inVec4Binding(t) && !fillScalarOnly;
   backend.dispatch({
     kernel: vec4 ? cached(`fill4|${type}`, () => fillVec4Kernel(type)) : cached(`fill|${type}`, () => fillKernel(type)),
     buffers: [buffer],

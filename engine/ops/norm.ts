@@ -11,6 +11,7 @@ import type { BlockValues } from '../../kernels/uniforms.js';
 import { getBackend } from '../backend.js';
 import { reductionWorkgroup } from '../device.js';
 import { Tensor, empty, shapeStr } from '../tensor.js';
+import { inVec4Binding } from './vec4-binding.js';
 import { record } from '../autograd.js';
 import { tidy } from '../scope.js';
 import { elementwise as ew } from './elementwise.js';
@@ -159,8 +160,7 @@ export function setNormVec4(on: boolean): void {
  */
 function vec4Fits(l: Layout, perElement: (Tensor | null | undefined)[]): boolean {
   if (!normVec4 || l.L % 4 !== 0) return false;
-  const be = getBackend();
-  return perElement.every((t) => !t || (t.offset % 4 === 0 && t.offset + t.size <= be.vec4Words(t.storage.buffer)));
+  return perElement.every((t) => !t || (t.offset % 4 === 0 && inVec4Binding(t)));
 }
 
 /** The normalisation's elementwise pass; with `masked` (x's shape, dense) it also receives the masked x (ApplySpec.maskedOut). */

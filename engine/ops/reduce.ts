@@ -5,6 +5,7 @@ import { grid, WORKGROUP } from '../../kernels/common.js';
 import { getBackend } from '../backend.js';
 import { reductionWorkgroup } from '../device.js';
 import { Tensor, contiguousStrides, empty, shapeStr, sizeOf, WGSL_TYPE } from '../tensor.js';
+import { inVec4Binding } from './vec4-binding.js';
 import { record } from '../autograd.js';
 import { tidy } from '../scope.js';
 import { contiguous, elementwise as ew } from './elementwise.js';
@@ -113,8 +114,7 @@ export function setReduceColumnsVec4(on: boolean): void {
  */
 function vec4Fits(src: Tensor, out: Tensor, R: number, elemStride: number): boolean {
   if (out.size % 4 !== 0 || src.offset % 4 !== 0 || elemStride % 4 !== 0 || out.offset % 4 !== 0 || R === 0) return false;
-  const be = getBackend();
-  return src.offset + (R - 1) * elemStride + out.size <= be.vec4Words(src.storage.buffer) && out.offset + out.size <= be.vec4Words(out.storage.buffer);
+  return inVec4Binding(src, src.offset + (R - 1) * elemStride + out.size) && inVec4Binding(out);
 }
 
 /** The gradient g of a reduction, reshaped with the reduced axes as 1 and broadcast to `shape`. */
