@@ -10,7 +10,8 @@
 // multi-level pooler binds every level's feature map and reads each box's level from a level buffer,
 // so pooling all boxes of all levels is one dispatch and the output is in the original box order. The
 // backward scatters the merged weights into the input gradient with a float atomic add
-// (compare-exchange loop on the bit pattern), since bins of different boxes read the same pixels.
+// (compare-exchange loop on the bit pattern), since bins of different boxes read the same pixels;
+// on CPU adapters a row form with fewer atomic adds (kernels/roi_align_rows.ts).
 import { F32_BITS, LINEAR_GROUP, WORKGROUP, type RefTensor } from './common.js';
 import { blockVariants, uniformBlock } from './uniforms.js';
 
@@ -82,7 +83,7 @@ export function roiChannels(backward: boolean): number {
 
 // Per-box geometry, shared by forward and backward (the same float32 expression order as torchvision),
 // and the sampling taps along one axis.
-const GEOMETRY = `struct Geom { sw: f32, sh: f32, bw: f32, bh: f32, gh: i32, gw: i32, count: f32, batch: u32 }
+export const GEOMETRY = `struct Geom { sw: f32, sh: f32, bw: f32, bh: f32, gh: i32, gw: i32, count: f32, batch: u32 }
 fn roi_geom(k: u32, scale: f32) -> Geom {
   let b = u.boxesOffset + k * 5u;
   let offset = select(0.0, 0.5, u.aligned != 0u);
@@ -160,7 +161,7 @@ fn pick_i(t: Taps, e: i32) -> i32 { return select(t.ia[e & 3], t.ib[e & 3], e >=
 fn pick_w(t: Taps, e: i32) -> f32 { return select(t.wa[e & 3], t.wb[e & 3], e >= 4); }`;
 
 
-const range = (n: number): number[] => Array.from({ length: n }, (_, j) => j);
+export const range = (n: number): number[] => Array.from({ length: n }, (_, j) => j);
 
 /**
  * One (box, bin, channel block) at level l: the sampling grid in chunks of 4 x 4 samples; within a
@@ -169,18 +170,28 @@ const range = (n: number): number[] => Array.from({ length: n }, (_, j) => j);
  * the visit code (the backward's atomics are large), loops with run-time bounds over vec4-packed taps.
  */
 function levelBody(nLevels: number, l: number, backward: boolean, cb: number): string {
-  const U = roiAlignUniforms(nLevels);
   const visit = range(cb)
     .map((j) => (backward ? `add(b${j} + p, w * go${j});` : `a${j} += w * f${l}[b${j} + p];`))
     .join('\n            ');
+  return `${levelPrelude(nLevels, l, cb)}
+    ${backward ? range(cb).map((j) => `let go${j} = gv${j} / g.count;`).join(' ') : 'cnt = g.count;'}
+    ${binLoops(visit)}`;
+}
+
+/** The box's geometry at level l and each channel's plane base b{j} (names used by the bodies). */
+export function levelPrelude(nLevels: number, l: number, cb: number): string {
+  const U = roiAlignUniforms(nLevels);
   return `let g = roi_geom(k, ${U.at('levelScale', l)});
     let H = ${U.at('levelH', l)};
     let W = ${U.at('levelW', l)};
     let plane = H * W;
     let base = ${U.at('levelOffset', l)} + g.batch * C * plane;
-    ${range(cb).map((j) => `let b${j} = base + ch${j} * plane;`).join(' ')}
-    ${backward ? range(cb).map((j) => `let go${j} = gv${j} / g.count;`).join(' ') : 'cnt = g.count;'}
-    let ylo = g.sh + f32(ph) * g.bh;
+    ${range(cb).map((j) => `let b${j} = base + ch${j} * plane;`).join(' ')}`;
+}
+
+/** Bin (ph, pw)'s sampling grid in 4 x 4-sample chunks, `visit` run for each pixel p with weight w. */
+export function binLoops(visit: string): string {
+  return `let ylo = g.sh + f32(ph) * g.bh;
     let xlo = g.sw + f32(pw) * g.bw;
     for (var sy = 0; sy < g.gh; sy += 4) {
       let ty = taps(ylo, g.bh, g.gh, sy, H);
@@ -204,14 +215,8 @@ function levelBody(nLevels: number, l: number, backward: boolean, cb: number): s
     }`;
 }
 
-/**
- * Forward (`backward` false): out[k,c,ph,pw] from the box's level. Backward: grad_in[level] +=
- * weights * grad_out / count. One invocation per (box, bin, block of `cb` channels), the channel
- * block fastest. Bindings: boxes, [levels when nLevels > 1], then grad_out and the gradient of all
- * levels (backward: one buffer, level l from its levelOffset) or the features (one per level) and out
- * (forward). Uniform word 0 is the invocation count.
- */
-export function roiAlignKernel(nLevels: number, backward: boolean, cb = roiChannels(backward), quick = false): { wgsl: string; entry: string } {
+/** The bindings (boxes, [levels], then grad_out and the levels' gradient, or the features and out) and, backward, the atomic add. */
+export function roiAlignBindings(nLevels: number, backward: boolean): { decls: string[]; adds: string[] } {
   const decls: string[] = ['@group(0) @binding(1) var<storage, read> boxes: array<f32>;'];
   let binding = 2;
   if (nLevels > 1) decls.push(`@group(0) @binding(${binding++}) var<storage, read> lvl: array<i32>;`);
@@ -232,17 +237,31 @@ export function roiAlignKernel(nLevels: number, backward: boolean, cb = roiChann
 }`]
     : [];
   if (!backward) decls.push(`@group(0) @binding(${binding++}) var<storage, read_write> out: array<f32>;`);
+  return { decls, adds };
+}
+
+/** One dispatch over the box's level: the body per level, by a switch on the level buffer when there are several. */
+export function perLevel(nLevels: number, body: (l: number) => string): string {
+  if (nLevels === 1) return `{\n    ${body(0)}\n  }`;
+  const cases = range(nLevels).map((l) => `case ${l}: {\n    ${body(l)}\n  }`);
+  return `switch (lvl[k]) {\n  ${cases.join('\n  ')}\n  default: {}\n  }`;
+}
+
+/**
+ * Forward (`backward` false): out[k,c,ph,pw] from the box's level. Backward: grad_in[level] +=
+ * weights * grad_out / count. One invocation per (box, bin, block of `cb` channels), the channel
+ * block fastest. Bindings: boxes, [levels when nLevels > 1], then grad_out and the gradient of all
+ * levels (backward: one buffer, level l from its levelOffset) or the features (one per level) and out
+ * (forward). Uniform word 0 is the invocation count.
+ */
+export function roiAlignKernel(nLevels: number, backward: boolean, cb = roiChannels(backward), quick = false): { wgsl: string; entry: string } {
+  const { decls, adds } = roiAlignBindings(nLevels, backward);
   // The quick variant (quick: engine/tiering.ts runs it while this kernel compiles in the background)
   // visits the levels' sampling grids once per channel of the block, in a loop: a one-channel body
   // per level instead of cb channels unrolled. Same grid, uniforms and bindings; the forward's sums
   // run in the same order (the same bits), the backward's atomic adds are unordered either way.
   const bodyCb = quick ? 1 : cb;
-  let dispatchLevel: string;
-  if (nLevels === 1) dispatchLevel = `{\n    ${levelBody(1, 0, backward, bodyCb)}\n  }`;
-  else {
-    const cases = range(nLevels).map((l) => `case ${l}: {\n    ${levelBody(nLevels, l, backward, bodyCb)}\n  }`);
-    dispatchLevel = `switch (lvl[k]) {\n  ${cases.join('\n  ')}\n  default: {}\n  }`;
-  }
+  let dispatchLevel = perLevel(nLevels, (l) => levelBody(nLevels, l, backward, bodyCb));
   if (quick) {
     dispatchLevel = `for (var jq = 0u; jq < ${cb}u; jq++) {
   if (c0 + jq >= C) { break; }

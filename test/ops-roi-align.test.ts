@@ -7,8 +7,9 @@ import * as assert from 'uvu/assert';
 import { ready } from './helpers/gpu.js';
 import { checkOp, ref, assertClose, expectRef } from './helpers/check.js';
 import * as F from '../engine/index.js';
-import { mapLevels } from '../engine/ops/roi_align.js'; // internal: MultiScaleRoIAlign's LevelMapper
+import { mapLevels, setRoiAlignBackwardRows } from '../engine/ops/roi_align.js'; // internal: MultiScaleRoIAlign's LevelMapper, the backward's form
 import { roiAlignReference, mapLevelsReference, type RoiAlignParams, type LevelMapperParams } from '../kernels/roi_align.js';
+import { ROW_COLS } from '../kernels/roi_align_rows.js';
 import type { RefTensor } from '../kernels/common.js';
 import { Rng } from '../engine/random.js';
 
@@ -102,11 +103,22 @@ function randomRois(K: number, N: number, H: number, W: number, scale: number, s
   return { shape: [K, 5], data: Float64Array.from(data, (v) => Math.fround(v)) };
 }
 
+/** Runs a check with the backward's row form forced on or off (the default is on for CPU adapters only). */
+async function withBackwardForm(rows: boolean, check: () => Promise<void>): Promise<void> {
+  setRoiAlignBackwardRows(rows);
+  try {
+    await check();
+  } finally {
+    setRoiAlignBackwardRows(null);
+  }
+}
+const FORMS = [{ rows: false, name: 'bin by bin' }, { rows: true, name: 'row form' }];
+
 // The kernel walks sampling grids in chunks of 4 x 4 samples: sampling_ratio 0 (bins up to 4 map
 // pixels here) and 2 take one chunk, sampling_ratio 5 and the large-bin test below several.
 for (const aligned of [false, true]) {
-  for (const samplingRatio of [0, 2, 5]) {
-    test(`GPU vs float64 reference and gradient: aligned=${aligned}, sampling_ratio=${samplingRatio}`, async () => {
+  for (const samplingRatio of [0, 2, 5]) for (const { rows, name: form } of FORMS) {
+    test(`GPU vs float64 reference and gradient (backward ${form}): aligned=${aligned}, sampling_ratio=${samplingRatio}`, () => withBackwardForm(rows, async () => {
       const p: RoiAlignParams = { pooledH: 3, pooledW: 2, samplingRatio, aligned };
       // 7x13 map, 2 images, 11 channels (a full and a partial block of 8 in the backward, a partial
       // block of 16 in the forward), scale 1/2:
@@ -119,9 +131,29 @@ for (const aligned of [false, true]) {
         ref: ([x, b]) => roiAlignReference([x!], b!, [0.5], p),
         forwardTol: TOL,
       });
-    });
+    }));
   }
 }
+
+test(`backward row form: rows wider than its ${ROW_COLS} column accumulators go bin by bin, narrower ones by row, in one dispatch`, async () => {
+  // A 90-pixel-wide map; boxes (batch, x1, y1, x2, y2) 38 and 41 pixels wide (more columns than the
+  // accumulators), 11.5 and 25 wide (rows), one at the accumulators' limit, one past the right edge.
+  const W = 90;
+  const boxes = [[0, 3.3, 0.5, 41.7, 5.2], [1, 10.2, -0.7, 50.9, 4.4], [0, 20.1, 1.1, 31.6, 5.9], [1, 60.3, 0.2, 85.4, 3.3], [1, 5, 1, 34.6, 4], [0, 70.7, 2.2, 100.5, 7.5]];
+  assert.ok(boxes.some((b) => b[3]! - b[1]! > ROW_COLS) && boxes.some((b) => b[3]! - b[1]! < ROW_COLS - 4));
+  const rois: RefTensor = { shape: [boxes.length, 5], data: Float64Array.from(boxes.flat(), (v) => Math.fround(v)) };
+  for (const samplingRatio of [2, 0]) {
+    const p: RoiAlignParams = { pooledH: 2, pooledW: 4, samplingRatio, aligned: false };
+    await withBackwardForm(true, () => checkOp({
+      name: `roi_align wide rows sr=${samplingRatio}`,
+      inputs: [ref([2, 10, 6, W], 42), rois],
+      differentiable: [true, false],
+      gpu: ([x, b]) => F.roiAlign(x!, b!, { outputSize: [2, 4], samplingRatio }),
+      ref: ([x, b]) => roiAlignReference([x!], b!, [1], p),
+      forwardTol: TOL,
+    }));
+  }
+});
 
 test('large bins (adaptive grids of 5..15 samples per side): GPU vs reference and gradient', async () => {
   const p: RoiAlignParams = { pooledH: 2, pooledW: 2, samplingRatio: 0, aligned: false };
@@ -170,14 +202,14 @@ test('multi-level pooler: GPU vs reference in box order, and gradients to every 
   const levels = mapLevelsReference(rois.data, 5, 1, mp);
   assert.ok(new Set(levels).size === 3, `boxes cover all levels: ${levels}`);
   const p: RoiAlignParams = { pooledH: 2, pooledW: 3, samplingRatio: 2, aligned: false };
-  await checkOp({
-    name: 'multiScaleRoiAlign',
+  for (const { rows, name: form } of FORMS) await withBackwardForm(rows, () => checkOp({
+    name: `multiScaleRoiAlign (backward ${form})`,
     inputs: [...feats, rois],
     differentiable: [true, true, true, false],
     gpu: ([a, b, c, r]) => F.multiScaleRoiAlign([a!, b!, c!], r!, { outputSize: [2, 3], samplingRatio: 2, scales, canonicalScale: 8 }),
     ref: ([a, b, c, r]) => roiAlignReference([a!, b!, c!], r!, scales, p, mapLevelsReference(r!.data, 5, 1, mp)),
     forwardTol: TOL,
-  });
+  }));
   assert.throws(() => F.multiScaleRoiAlign([F.zeros([1, 2, 4, 4])], F.zeros([0, 5]), { outputSize: 2, scales: [1, 2] }), /1 feature maps but 2 scales/);
 });
 

@@ -17,6 +17,7 @@
 //   --no-vec4    one element per invocation in the fill, strided copy, leading-axis sums and norm
 //                kernels (A/B of their vec4 / run forms)
 //   --no-src4    the convolutions' spatial kernel reads its source as scalars (A/B of its vec4 form)
+//   --no-roi-rows RoIAlign's backward bin by bin, not in rows (A/B of its CPU row form)
 //   --json       one JSON line per kind, then one summary line (stdout); the table goes to stderr
 import '../cli/node-gpu.js';
 import { readFileSync } from 'node:fs';
@@ -28,6 +29,7 @@ import { setFillScalarOnly, setCopyRun } from '../engine/ops/copy.js';
 import { setReduceColumnsVec4 } from '../engine/ops/reduce.js';
 import { setNormVec4 } from '../engine/ops/norm.js';
 import { setConvSrcVec4 } from '../engine/ops/conv.js';
+import { setRoiAlignBackwardRows } from '../engine/ops/roi_align.js';
 import { threadCpu, cpuOf, type ThreadCpu } from './thread-cpu.js';
 
 const argv = process.argv.slice(2);
@@ -54,6 +56,7 @@ if (argv.includes('--no-vec4')) {
   setNormVec4(false);
 }
 if (argv.includes('--no-src4')) setConvSrcVec4(false);
+if (argv.includes('--no-roi-rows')) setRoiAlignBackwardRows(false);
 await init();
 const backend = getBackend();
 const { device } = backend;

@@ -3,8 +3,10 @@
 // in image coordinates, or a list of per-image [L_i, 4] tensors. Gradients flow to the feature maps
 // (not to the boxes, as in torchvision).
 import { roiAlignKernel, roiAlignInvocations, roiChannels, levelMapperKernel, packRoiAlignUniforms, LEVEL_MAPPER_UNIFORMS, type RoiAlignParams, type LevelMapperParams } from '../../kernels/roi_align.js';
+import { roiAlignRowsBackwardKernel, roiAlignRowInvocations } from '../../kernels/roi_align_rows.js';
 import { grid, WORKGROUP } from '../../kernels/common.js';
 import { getBackend, type Kernel } from '../backend.js';
+import { adapterIsCpu } from '../device.js';
 import { Tensor, contiguousStrides, empty, fromData, shapeStr } from '../tensor.js';
 import { noGrad, record } from '../autograd.js';
 import { contiguous } from './elementwise.js';
@@ -20,6 +22,23 @@ function cached(key: string, make: () => Kernel): Kernel {
 /** The kernel with its quick variant (engine/tiering.ts: a loop over the channel block, quick to compile). */
 function tieredRoiAlign(L: number, backward: boolean): Kernel {
   return { ...roiAlignKernel(L, backward), quick: roiAlignKernel(L, backward, undefined, true) };
+}
+
+/** The backward's row form (kernels/roi_align.ts roiAlignRowsBackwardKernel) with its quick variant. */
+function tieredRowsBackward(L: number): Kernel {
+  return { ...roiAlignRowsBackwardKernel(L), quick: roiAlignRowsBackwardKernel(L, undefined, true) };
+}
+
+let rowsForced: boolean | null = null;
+
+/**
+ * Forces the backward's row form on or off (tests, benchmarks); null restores the default: on for
+ * CPU adapters (lavapipe: a quarter to a third of the float atomic adds, which are most of the
+ * backward's time there), off for GPUs (its per-invocation accumulators would live in slow private
+ * memory; not measured there).
+ */
+export function setRoiAlignBackwardRows(on: boolean | null): void {
+  rowsForced = on;
 }
 
 export interface RoiAlignOptions {
@@ -122,10 +141,11 @@ function poolLevels(op: string, features: readonly Tensor[], rois: Tensor, level
     const all = zeros([total]);
     const grads = features.map((f, l) => all.view(f.shape, contiguousStrides(f.shape), offsets[l]!));
     all.dispose();
-    const nb = roiAlignInvocations(K, C, p, roiChannels(true));
+    const rows = rowsForced ?? adapterIsCpu();
+    const nb = (rows ? roiAlignRowInvocations : roiAlignInvocations)(K, C, p, roiChannels(true));
     const gd = g.isContiguous && g.offset === 0 ? g : contiguous(g);
     getBackend().dispatch({
-      kernel: cached(`b${L}`, () => tieredRoiAlign(L, true)),
+      kernel: rows ? cached(`r${L}`, () => tieredRowsBackward(L)) : cached(`b${L}`, () => tieredRoiAlign(L, true)),
       buffers: [rs!.storage.buffer, ...(ls ? [ls.storage.buffer] : []), gd.storage.buffer, grads[0]!.storage.buffer],
       uniforms: uniforms(nb, rs!.offset, offsets),
       workgroups: grid(Math.ceil(nb / WORKGROUP)),
