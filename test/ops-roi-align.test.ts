@@ -135,6 +135,20 @@ for (const aligned of [false, true]) {
   }
 }
 
+test('single-channel maps (the mask targets) take one channel per invocation: GPU vs reference and gradient, both backward forms', async () => {
+  const p: RoiAlignParams = { pooledH: 5, pooledW: 4, samplingRatio: 2, aligned: false };
+  for (const { rows } of FORMS) {
+    await withBackwardForm(rows, () => checkOp({
+      name: `roi_align one channel (rows ${rows})`,
+      inputs: [ref([2, 1, 9, 12], 51), randomRois(5, 2, 9, 12, 1, 52, 1, 9)],
+      differentiable: [true, false],
+      gpu: ([x, b]) => F.roiAlign(x!, b!, { outputSize: [5, 4], samplingRatio: 2 }),
+      ref: ([x, b]) => roiAlignReference([x!], b!, [1], p),
+      forwardTol: TOL,
+    }));
+  }
+});
+
 test(`backward row form: rows wider than its ${ROW_COLS} column accumulators go bin by bin, narrower ones by row, in one dispatch`, async () => {
   // A 90-pixel-wide map; boxes (batch, x1, y1, x2, y2) 38 and 41 pixels wide (more columns than the
   // accumulators), 11.5 and 25 wide (rows), one at the accumulators' limit, one past the right edge.

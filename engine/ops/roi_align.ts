@@ -20,13 +20,22 @@ function cached(key: string, make: () => Kernel): Kernel {
 }
 
 /** The kernel with its quick variant (engine/tiering.ts: a loop over the channel block, quick to compile). */
-function tieredRoiAlign(L: number, backward: boolean): Kernel {
-  return { ...roiAlignKernel(L, backward), quick: roiAlignKernel(L, backward, undefined, true) };
+function tieredRoiAlign(L: number, backward: boolean, cb: number): Kernel {
+  return { ...roiAlignKernel(L, backward, cb), quick: roiAlignKernel(L, backward, cb, true) };
 }
 
-/** The backward's row form (kernels/roi_align.ts roiAlignRowsBackwardKernel) with its quick variant. */
-function tieredRowsBackward(L: number): Kernel {
-  return { ...roiAlignRowsBackwardKernel(L), quick: roiAlignRowsBackwardKernel(L, undefined, true) };
+/** The backward's row form (kernels/roi_align_rows.ts) with its quick variant. */
+function tieredRowsBackward(L: number, cb: number): Kernel {
+  return { ...roiAlignRowsBackwardKernel(L, cb), quick: roiAlignRowsBackwardKernel(L, cb, true) };
+}
+
+/**
+ * Channels per invocation: roiChannels(), or 1 for single-channel maps (the mask targets: RoIAlign
+ * of each image's 0/1 instance masks), where a block would compute the one channel 8 or 16 times
+ * over (channels past C repeat the last one).
+ */
+function channelBlock(C: number, backward: boolean): number {
+  return C === 1 ? 1 : roiChannels(backward);
 }
 
 let rowsForced: boolean | null = null;
@@ -123,9 +132,10 @@ function poolLevels(op: string, features: readonly Tensor[], rois: Tensor, level
     return packRoiAlignUniforms(n, K, C, p, roiOffset, feats.map((t, l) => ({ shape: t.shape, scale: scales[l]!, offset: offsets[l]! })));
   };
   const lv = levels ? [levels.storage.buffer] : [];
-  const nf = roiAlignInvocations(K, C, p, roiChannels(false));
+  const cf = channelBlock(C, false);
+  const nf = roiAlignInvocations(K, C, p, cf);
   getBackend().dispatch({
-    kernel: cached(`f${L}`, () => tieredRoiAlign(L, false)),
+    kernel: cached(`f${L}c${cf}`, () => tieredRoiAlign(L, false, cf)),
     buffers: [r.storage.buffer, ...lv, ...feats.map((t) => t.storage.buffer), out.storage.buffer],
     uniforms: uniforms(nf, r.offset, feats.map((t) => t.offset)),
     workgroups: grid(Math.ceil(nf / WORKGROUP)),
@@ -142,10 +152,11 @@ function poolLevels(op: string, features: readonly Tensor[], rois: Tensor, level
     const grads = features.map((f, l) => all.view(f.shape, contiguousStrides(f.shape), offsets[l]!));
     all.dispose();
     const rows = rowsForced ?? adapterIsCpu();
-    const nb = (rows ? roiAlignRowInvocations : roiAlignInvocations)(K, C, p, roiChannels(true));
+    const cb = channelBlock(C, true);
+    const nb = (rows ? roiAlignRowInvocations : roiAlignInvocations)(K, C, p, cb);
     const gd = g.isContiguous && g.offset === 0 ? g : contiguous(g);
     getBackend().dispatch({
-      kernel: rows ? cached(`r${L}`, () => tieredRowsBackward(L)) : cached(`b${L}`, () => tieredRoiAlign(L, true)),
+      kernel: rows ? cached(`r${L}c${cb}`, () => tieredRowsBackward(L, cb)) : cached(`b${L}c${cb}`, () => tieredRoiAlign(L, true, cb)),
       buffers: [rs!.storage.buffer, ...(ls ? [ls.storage.buffer] : []), gd.storage.buffer, grads[0]!.storage.buffer],
       uniforms: uniforms(nb, rs!.offset, offsets),
       workgroups: grid(Math.ceil(nb / WORKGROUP)),
