@@ -83,7 +83,7 @@ export function roiChannels(backward: boolean): number {
 
 // Per-box geometry, shared by forward and backward (the same float32 expression order as torchvision),
 // and the sampling taps along one axis.
-export const GEOMETRY = `struct Geom { sw: f32, sh: f32, bw: f32, bh: f32, gh: i32, gw: i32, count: f32, batch: u32 }
+const GEOMETRY = `struct Geom { sw: f32, sh: f32, bw: f32, bh: f32, gh: i32, gw: i32, count: f32, batch: u32 }
 fn roi_geom(k: u32, scale: f32) -> Geom {
   let b = u.boxesOffset + k * 5u;
   let offset = select(0.0, 0.5, u.aligned != 0u);
@@ -216,7 +216,7 @@ export function binLoops(visit: string): string {
 }
 
 /** The bindings (boxes, [levels], then grad_out and the levels' gradient, or the features and out) and, backward, the atomic add. */
-export function roiAlignBindings(nLevels: number, backward: boolean): { decls: string[]; adds: string[] } {
+function roiAlignBindings(nLevels: number, backward: boolean): { decls: string[]; adds: string[] } {
   const decls: string[] = ['@group(0) @binding(1) var<storage, read> boxes: array<f32>;'];
   let binding = 2;
   if (nLevels > 1) decls.push(`@group(0) @binding(${binding++}) var<storage, read> lvl: array<i32>;`);
@@ -240,6 +240,32 @@ export function roiAlignBindings(nLevels: number, backward: boolean): { decls: s
   return { decls, adds };
 }
 
+/**
+ * The module around an invocation's body: uniforms, bindings, helpers, and the invocation's channel
+ * block c0 and the rest of its index t (each kernel decodes t into its box and bins).
+ */
+export function roiAlignModule(nLevels: number, backward: boolean, entry: string, cb: number, body: string): string {
+  const { decls, adds } = roiAlignBindings(nLevels, backward);
+  return `${roiAlignUniforms(nLevels).wgsl}
+${decls.join('\n')}
+${F32_BITS}
+${GEOMETRY}
+${adds.join('\n')}
+@compute @workgroup_size(${WORKGROUP})
+fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let i = ${LINEAR_GROUP} * ${WORKGROUP}u + lid;
+  if (i >= u.n) { return; }
+  let C = u.C;
+  let PH = u.PH;
+  let PW = u.PW;
+  let nb = (C + ${cb - 1}u) / ${cb}u;
+  let c0 = (i % nb) * ${cb}u;
+  let t = i / nb;
+  ${body}
+}
+`;
+}
+
 /** One dispatch over the box's level: the body per level, by a switch on the level buffer when there are several. */
 export function perLevel(nLevels: number, body: (l: number) => string): string {
   if (nLevels === 1) return `{\n    ${body(0)}\n  }`;
@@ -255,7 +281,6 @@ export function perLevel(nLevels: number, body: (l: number) => string): string {
  * (forward). Uniform word 0 is the invocation count.
  */
 export function roiAlignKernel(nLevels: number, backward: boolean, cb = roiChannels(backward), quick = false): { wgsl: string; entry: string } {
-  const { decls, adds } = roiAlignBindings(nLevels, backward);
   // The quick variant (quick: engine/tiering.ts runs it while this kernel compiles in the background)
   // visits the levels' sampling grids once per channel of the block, in a loop: a one-channel body
   // per level instead of cb channels unrolled. Same grid, uniforms and bindings; the forward's sums
@@ -274,22 +299,7 @@ export function roiAlignKernel(nLevels: number, backward: boolean, cb = roiChann
   }
   const js = range(quick ? 0 : cb);
   const entry = `roi_align_${backward ? 'backward' : 'forward'}_l${nLevels}_c${cb}${quick ? '_quick' : ''}`;
-  const wgsl = `${roiAlignUniforms(nLevels).wgsl}
-${decls.join('\n')}
-${F32_BITS}
-${GEOMETRY}
-${adds.join('\n')}
-@compute @workgroup_size(${WORKGROUP})
-fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let i = ${LINEAR_GROUP} * ${WORKGROUP}u + lid;
-  if (i >= u.n) { return; }
-  let C = u.C;
-  let PH = u.PH;
-  let PW = u.PW;
-  let nb = (C + ${cb - 1}u) / ${cb}u;
-  let c0 = (i % nb) * ${cb}u;
-  let t = i / nb;
-  let pw = t % PW;
+  const wgsl = roiAlignModule(nLevels, backward, entry, cb, `let pw = t % PW;
   let ph = (t / PW) % PH;
   let k = t / (PW * PH);
   // Channels past C (the last block) read channel C - 1 and store nothing.
@@ -303,9 +313,7 @@ fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
   var cnt = 1.0;`
   }
   ${dispatchLevel}
-  ${backward ? '' : js.map((j) => `if (c0 + ${j}u < C) { out[o${j}] = a${j} / cnt; }`).join('\n  ')}
-}
-`;
+  ${backward ? '' : js.map((j) => `if (c0 + ${j}u < C) { out[o${j}] = a${j} / cnt; }`).join('\n  ')}`);
   return { wgsl, entry };
 }
 

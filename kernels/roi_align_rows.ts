@@ -2,11 +2,24 @@
 // instead of per bin, so that the bins of a row share their float atomic adds (see rowLevelBody).
 // Bindings, uniforms, geometry and sampling taps are roi_align.ts's; the float64 reference is its
 // roiAlignBackwardReference.
-import { F32_BITS, LINEAR_GROUP, WORKGROUP } from './common.js';
-import { GEOMETRY, binLoops, levelPrelude, perLevel, range, roiAlignBindings, roiAlignUniforms, roiChannels, type RoiAlignParams } from './roi_align.js';
+import { binLoops, levelPrelude, perLevel, range, roiAlignModule, roiChannels, type RoiAlignParams } from './roi_align.js';
 
 /** Columns a bin row's accumulators hold (a box about ROW_COLS - 4 pixels wide at its level; wider rows go bin by bin). */
 export const ROW_COLS = 32;
+
+/** The taps of one axis ('y': rows of the bin row at ylo; 'x': columns of a bin at xlo), `visit` for each tap of nonzero weight w{axis}. */
+function axisTaps(axis: 'x' | 'y', lo: string, visit: string): string {
+  const [b, gg, n] = axis === 'y' ? ['g.bh', 'g.gh', 'H'] : ['g.bw', 'g.gw', 'W'];
+  return `for (var s${axis} = 0; s${axis} < ${gg}; s${axis} += 4) {
+          let t${axis} = taps(${lo}, ${b}, ${gg}, s${axis}, ${n});
+          let n${axis} = 2 * min(${gg} - s${axis}, 4);
+          for (var e${axis} = 0; e${axis} < n${axis}; e${axis}++) {
+            let w${axis} = pick_w(t${axis}, e${axis});
+            if (w${axis} == 0.0) { continue; }
+            ${visit}
+          }
+        }`;
+}
 
 /**
  * The backward's row form (CPU adapters): one invocation per (box, bin row ph, channel block). The
@@ -39,30 +52,14 @@ function rowLevelBody(nLevels: number, l: number, cb: number, valid: (j: number)
         ${gv}
         if (${none}) { continue; }
         let xlo = g.sw + f32(pw) * g.bw;
-        for (var sx = 0; sx < g.gw; sx += 4) {
-          let tx = taps(xlo, g.bw, g.gw, sx, W);
-          let nx = 2 * min(g.gw - sx, 4);
-          for (var ex = 0; ex < nx; ex++) {
-            let wx = pick_w(tx, ex);
-            if (wx == 0.0) { continue; }
-            let q = min(u32(pick_i(tx, ex)) - qa, ${ROW_COLS - 1}u);
-            ${js.map((j) => `acc[${j * ROW_COLS}u + q] += wx * go${j};`).join(' ')}
-          }
-        }
+        ${axisTaps('x', 'xlo', `let q = min(u32(pick_i(tx, ex)) - qa, ${ROW_COLS - 1}u);
+            ${js.map((j) => `acc[${j * ROW_COLS}u + q] += wx * go${j};`).join(' ')}`)}
       }
       let ylo = g.sh + f32(ph) * g.bh;
-      for (var sy = 0; sy < g.gh; sy += 4) {
-        let ty = taps(ylo, g.bh, g.gh, sy, H);
-        let ny = 2 * min(g.gh - sy, 4);
-        for (var ey = 0; ey < ny; ey++) {
-          let wy = pick_w(ty, ey);
-          if (wy == 0.0) { continue; }
-          let row = u32(pick_i(ty, ey)) * W + qa;
+      ${axisTaps('y', 'ylo', `let row = u32(pick_i(ty, ey)) * W + qa;
           for (var q = 0u; q < ncol; q++) {
             ${js.map((j) => `let v${j} = acc[${j * ROW_COLS}u + q]; if (v${j} != 0.0) { add(b${j} + row + q, wy * v${j}); }`).join('\n            ')}
-          }
-        }
-      }
+          }`)}
     } else {
       for (var pw = 0u; pw < PW; pw++) {
         ${gv}
@@ -78,7 +75,6 @@ function rowLevelBody(nLevels: number, l: number, cb: number, valid: (j: number)
  * roiAlignRowInvocations. quick: the channel block as a loop over a one-channel body (engine/tiering.ts).
  */
 export function roiAlignRowsBackwardKernel(nLevels: number, cb = roiChannels(true), quick = false): { wgsl: string; entry: string } {
-  const { decls, adds } = roiAlignBindings(nLevels, true);
   const entry = `roi_align_backward_rows_l${nLevels}_c${cb}${quick ? '_quick' : ''}`;
   const body = quick
     ? `for (var jq = 0u; jq < ${cb}u; jq++) {
@@ -88,26 +84,9 @@ export function roiAlignRowsBackwardKernel(nLevels: number, cb = roiChannels(tru
   }`
     : `${range(cb).map((j) => `let ch${j} = min(c0 + ${j}u, C - 1u);`).join(' ')}
   ${perLevel(nLevels, (l) => rowLevelBody(nLevels, l, cb, (j) => `c0 + ${j}u < C`))}`;
-  const wgsl = `${roiAlignUniforms(nLevels).wgsl}
-${decls.join('\n')}
-${F32_BITS}
-${GEOMETRY}
-${adds.join('\n')}
-@compute @workgroup_size(${WORKGROUP})
-fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let i = ${LINEAR_GROUP} * ${WORKGROUP}u + lid;
-  if (i >= u.n) { return; }
-  let C = u.C;
-  let PH = u.PH;
-  let PW = u.PW;
-  let nb = (C + ${cb - 1}u) / ${cb}u;
-  let c0 = (i % nb) * ${cb}u;
-  let t = i / nb;
-  let ph = t % PH;
+  const wgsl = roiAlignModule(nLevels, true, entry, cb, `let ph = t % PH;
   let k = t / PH;
-  ${body}
-}
-`;
+  ${body}`);
   return { wgsl, entry };
 }
 
