@@ -42,7 +42,7 @@ let rowsForced: boolean | null = null;
 
 /**
  * Forces the backward's row form on or off (tests, benchmarks); null restores the default: on for
- * CPU adapters (lavapipe: a quarter to a third of the float atomic adds, which are most of the
+ * CPU adapters (lavapipe: a third to a half of the float atomic adds, which are most of the
  * backward's time there), off for GPUs (its per-invocation accumulators would live in slow private
  * memory; not measured there).
  */
