@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { getBackend, tidy, type Tensor } from '../engine/index.js';
-import { hostPause } from '../engine/device.js';
+import { waitForGPU } from '../engine/backend.js';
 import { uniformBlock } from '../kernels/uniforms.js';
 import type { Peer, TF } from './peer.js';
 
@@ -78,13 +78,8 @@ export async function syncTfjs(tf: TF): Promise<void> {
     be.endComputePassEncoder();
     be.submitQueue();
   }
-  // The same host pause as our engine's waits (cli/node-gpu.ts), so neither side spins a core.
-  const done = be.device.queue.onSubmittedWorkDone();
-  if (!hostPause) return done;
-  let settled = false;
-  void done.finally(() => (settled = true));
-  while (!settled) await hostPause();
-  await done;
+  // Waited for as our engine waits (with the host pause of cli/node-gpu.ts), so neither side spins a core.
+  await waitForGPU(be.device.queue.onSubmittedWorkDone());
 }
 
 /** Times tfjs: `fn` runs inside tf.tidy (its tensors are freed); the batch ends with a queue sync. */

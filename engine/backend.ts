@@ -477,7 +477,7 @@ export class WebGPUBackend {
 }
 
 /** Awaits GPU work, pausing the host between polls where a pause is registered (see HostPause). */
-async function waitForGPU<T>(work: Promise<T>): Promise<T> {
+export async function waitForGPU<T>(work: Promise<T>): Promise<T> {
   const pause = hostPause;
   if (!pause) return work;
   let settled = false;
