@@ -59,6 +59,8 @@ export interface SpatialSpec {
   roundF16?: boolean;
   /** Weights from a packed texture (SpatialShape.wtex). */
   wtex?: boolean;
+  /** The texture's texels fetched once per subgroup and shared (SpatialShape.wshare). */
+  wshare?: boolean;
   /** src read as vec4s (SpatialShape.src4). */
   src4?: boolean;
   /** The scale-and-residual epilogue (SpatialShape.epi); 'fwd' only. */
@@ -88,6 +90,16 @@ export interface SpatialShape {
    * needs tn % 4 = 0. The packing rounds to f16 under autocast.
    */
   wtex?: boolean;
+  /**
+   * With wtex, on adapters whose subgroups are exactly 8 lanes (lavapipe): the texels a (source
+   * channel, kernel row) step needs (taps x tn/4) are fetched once per subgroup, each lane fetching
+   * a different one, and reach the other lanes by subgroupBroadcast (a register permute on
+   * lavapipe), where every lane would fetch each of them itself. A texel fetch costs ~25 8-lane FMAs
+   * there and the fetches were half of this kernel's time. No invocation leaves early (the
+   * broadcasts need all 8 lanes): those past the grid compute the last output again and store
+   * nothing.
+   */
+  wshare?: boolean;
   /**
    * src read as array<vec4<f32>> (CPU adapters): each (channel, kernel row) segment of segLen
    * values takes ceil((segLen + 3) / 4) vec4 loads from the aligned vec4 at or before its start,
@@ -246,7 +258,7 @@ export function spatialPlan(s: SpatialSpec): { shape: SpatialShape; geometry: Sp
   if (s.epi && !fwd) throw new Error(`spatialPlan: the scale-and-residual epilogue is for 'fwd' only (got '${s.mode}')`);
   const shape: SpatialShape = {
     srcMulW: fwd ? s.sw : 1, taps, tapStep: taps > 1 ? step(tw.off) : 0, tm: s.tm, tn: s.tn,
-    ...(s.roundF16 ? { roundF16: true } : {}), ...(s.wtex ? { wtex: true } : {}), ...(s.src4 ? { src4: true } : {}), ...(s.epi ? { epi: true } : {}),
+    ...(s.roundF16 ? { roundF16: true } : {}), ...(s.wtex ? { wtex: true } : {}), ...(s.wtex && s.wshare ? { wshare: true } : {}), ...(s.src4 ? { src4: true } : {}), ...(s.epi ? { epi: true } : {}),
   };
   const geometry: SpatialGeometry = {
     khN: empty ? 0 : th.ks.length,
@@ -284,25 +296,33 @@ export function spatialWeightStrides(mode: SpatialSpec['mode'], kc: number, nc: 
 /** Workgroups: (ceil(N*rows*blocks / 64), chBlocks, groups). */
 export function spatialKernel(s: SpatialShape): { wgsl: string; entry: string } {
   const { tm, tn, srcMulW, taps, tapStep } = s;
-  const r16 = !!s.roundF16, wtex = !!s.wtex, epi = !!s.epi;
+  const r16 = !!s.roundF16, wtex = !!s.wtex, epi = !!s.epi, wshare = wtex && !!s.wshare;
   if (wtex && tn % 4 !== 0) throw new Error(`spatialKernel: weights from a texture need tn % 4 = 0 (tn ${tn})`);
   const L: string[] = [];
   const e = (x: string): void => void L.push(x);
+  if (wshare) e('enable subgroups;');
   e(SPATIAL_UNIFORMS.wgsl);
   if (r16) e(F16_ROUND_WGSL);
   const src4 = !!s.src4;
   e(spatialBindings(epi, src4));
   if (wtex) e(weightTextureDecl(epi));
   e(`@compute @workgroup_size(${SPATIAL_WG})`);
-  e(`fn conv_spatial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {`);
+  e(`fn conv_spatial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>${wshare ? ', @builtin(subgroup_invocation_id) sl: u32' : ''}) {`);
   e(`  let Nb = u.N; let srcC = u.srcC; let srcH = u.srcH; let srcW = u.srcW;`);
   e(`  let dstC = u.dstC; let dstH = u.dstH; let dstW = u.dstW; let kc = u.kc; let nc = u.nc;`);
   e(`  let rows = u.rows; let blocks = u.blocks; let cols = u.cols; let flags = u.flags;`);
   e(`  let id = wid.x * ${SPATIAL_WG}u + lid.x;`);
   // Phases with no taps read nothing, but their bindings must stay in the layout.
-  e(`  if (id >= Nb * rows * blocks) { ${spatialTouch(epi)} return; }`);
+  if (wshare) {
+    // The subgroup's broadcasts need every lane: those past the grid redo the last output, unstored.
+    e(`  let total = Nb * rows * blocks; let live = id < total; let idc = min(id, total - 1u);`);
+    e(`  if (!live) { ${spatialTouch(epi)} }`);
+  } else {
+    e(`  if (id >= Nb * rows * blocks) { ${spatialTouch(epi)} return; }`);
+  }
+  const idv = wshare ? 'idc' : 'id';
   e(`  let g = wid.z; let j0 = wid.y * ${tn}u;`);
-  e(`  let blk = id % blocks; let rest = id / blocks; let a = rest % rows; let nb = rest / rows;`);
+  e(`  let blk = ${idv} % blocks; let rest = ${idv} / blocks; let a = rest % rows; let nb = rest / rows;`);
   e(`  let b0 = blk * ${tm}u;`);
   // Source columns of this invocation: b0*srcMulW + t*srcMulW + n*tapStep; one segment covers all.
   const segLen = (tm - 1) * srcMulW + (taps - 1) * tapStep + 1;
@@ -310,8 +330,16 @@ export function spatialKernel(s: SpatialShape): { wgsl: string; entry: string } 
   for (let q = 0; q < segLen; q++) e(`  let cok${q} = u32(seg0 + ${q}) < srcW;`);
   e(`  let srcBase = (nb * srcC + g * kc) * srcH * srcW;`);
   e(`  let wg = g * nc * kc * u.KHW;`);
-  if (wtex) for (let q = 0; q < tn / 4; q++) e(`  let wrow${q} = g * ((nc + 3u) / 4u) + min(j0 / 4u + ${q}u, (nc - 1u) / 4u);`);
-  else for (let j = 0; j < tn; j++) e(`  let wb${j} = wg + min(j0 + ${j}u, nc - 1u) * u.wJ;`);
+  // wshare: texel v = n*Q + q (tap n, channel quad q) of a step is fetched by lane v % 8 as its
+  // fetch v / 8; this lane's fetches s read tap wn{s}'s column wx{s} and quad row wy{s}.
+  const Q = tn / 4, shared = wshare ? Math.ceil((taps * Q) / 8) : 0;
+  for (let f = 0; f < shared; f++) {
+    e(`  let wsl${f} = ${f * 8}u + sl; let wn${f} = min(wsl${f} / ${Q}u, ${taps - 1}u);`);
+    e(`  let wx${f} = u32(u.kw0 + i32(wn${f}) * u.kwStep); let wy${f} = g * ((nc + 3u) / 4u) + min(j0 / 4u + wsl${f} % ${Q}u, (nc - 1u) / 4u);`);
+  }
+  if (wtex) {
+    if (!wshare) for (let q = 0; q < Q; q++) e(`  let wrow${q} = g * ((nc + 3u) / 4u) + min(j0 / 4u + ${q}u, (nc - 1u) / 4u);`);
+  } else for (let j = 0; j < tn; j++) e(`  let wb${j} = wg + min(j0 + ${j}u, nc - 1u) * u.wJ;`);
   for (let n = 0; n < taps; n++) e(`  let kw${n} = u32(u.kw0 + ${n} * u.kwStep);`);
   for (let i = 0; i < tm; i++) e(`  ${Array.from({ length: tn }, (_, j) => `var c${i}_${j} = 0.0;`).join(' ')}`);
   e(`  for (var c = 0u; c < kc; c++) {`);
@@ -338,8 +366,13 @@ export function spatialKernel(s: SpatialShape): { wgsl: string; entry: string } 
       e(`      let ok${q} = rok && cok${q}; let x${q} = select(0.0, ${f16Load(`src[select(0u, rowBase + u32(seg0 + ${q}), ok${q})]`, r16)}, ok${q});`);
     }
   }
+  for (let f = 0; f < shared; f++) e(`      let wl${f} = textureLoad(wtx, vec2<u32>(c * u.KHW + kh * u.KW + wx${f}, wy${f}), 0);`);
   for (let n = 0; n < taps; n++) {
-    if (wtex) {
+    if (wshare) {
+      e(`      {`);
+      e(`        ${Array.from({ length: Q }, (_, q) => `let wv${q} = subgroupBroadcast(wl${(n * Q + q) >> 3}, ${(n * Q + q) & 7}u);`).join(' ')}`);
+      e(`        ${Array.from({ length: tn }, (_, j) => `let w${j} = wv${Math.floor(j / 4)}[${j % 4}];`).join(' ')}`);
+    } else if (wtex) {
       // Texel column: (source channel, kernel row, kernel column) of the tap, as packed.
       e(`      { let wo = c * u.KHW + kh * u.KW + kw${n};`);
       e(`        ${Array.from({ length: tn / 4 }, (_, q) => `let wv${q} = textureLoad(wtx, vec2<u32>(wo, wrow${q}), 0);`).join(' ')}`);
@@ -360,7 +393,7 @@ export function spatialKernel(s: SpatialShape): { wgsl: string; entry: string } 
   e(`  let drow = u.drowOff + u.drowMul * a; let dcm = u.dcolMul;`);
   const ep = spatialEpilogue(epi);
   for (let j = 0; j < tn; j++) {
-    e(`  if (j0 + ${j}u < nc) {`);
+    e(`  if (${wshare ? 'live && ' : ''}j0 + ${j}u < nc) {`);
     e(`    ${ep.channel(`g * nc + j0 + ${j}u`)}`);
     e(`    let ob = ((nb * dstC + ch) * dstH + drow) * dstW + u.dcolOff;`);
     for (let i = 0; i < tm; i++) {

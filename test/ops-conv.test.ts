@@ -16,7 +16,7 @@ import {
 } from '../kernels/conv.js';
 import { spatialKernel, spatialPlan, type SpatialShape, type SpatialSpec } from '../kernels/conv-gemm.js';
 import { spatialQuickKernel } from '../kernels/conv-gemm-quick.js';
-import { setConvWeightTexture, setConvWeightGradSharedDy, setConvSrcVec4, conv2dWeightGradRaw } from '../engine/ops/conv.js';
+import { setConvWeightTexture, setConvWeightGradSharedDy, setConvSrcVec4, setConvWeightShare, conv2dWeightGradRaw } from '../engine/ops/conv.js';
 import type { RefTensor } from '../kernels/common.js';
 
 await ready;
@@ -122,6 +122,15 @@ function forcedFormTests(form: (on: boolean) => string, force: (on: boolean | nu
 // GPUs (engine/ops/conv.ts): both forms on the cases above that vary groups, channel blocks, the
 // stem and strides (forward and the input gradient, whose weight strides differ).
 forcedFormTests((on) => `weights ${on ? 'from a texture' : 'from the buffer'}`, setConvWeightTexture, [1, 2, 4, 6, 7], 5);
+
+// With its weights from a texture, the spatial kernel fetches each step's texels once per 8-lane
+// subgroup and broadcasts them where the adapter's subgroups are exactly 8 wide (lavapipe): both
+// forms on every case (taps x channel quads from 1 to 14 texels a step, partial subgroups at the
+// grid's end, the input gradient's stride phases). Forcing the shared form on is a no-op elsewhere.
+forcedFormTests((on) => `texture weights ${on ? 'shared across the subgroup' : 'fetched per lane'}`, (on) => {
+  setConvWeightTexture(on === null ? null : true);
+  setConvWeightShare(on);
+}, [...CASES.keys()], 7);
 
 // The spatial kernel reads its source as vec4s on CPU adapters (a segment's start falls anywhere in
 // a vec4; padding columns sit before the buffer's first element) and as scalars on GPUs: both forms

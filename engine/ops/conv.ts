@@ -154,6 +154,24 @@ function useSrcVec4(src: Tensor): boolean {
   return (srcVec4Forced ?? adapterIsCpu()) && src.offset === 0 && inVec4Binding(src);
 }
 
+let weightShareForced: boolean | null = null;
+
+/**
+ * Forces the texture-fed spatial kernel's subgroup-shared weight fetches (SpatialShape.wshare) on
+ * or off where the adapter allows them (tests, benchmarks); null restores the default: on wherever
+ * the adapter's subgroups are exactly 8 wide and the weights come from a texture (lavapipe).
+ * Forcing it on is a no-op on adapters without 8-wide subgroups.
+ */
+export function setConvWeightShare(on: boolean | null): void {
+  weightShareForced = on;
+}
+
+/** Whether the adapter's subgroups are exactly 8 lanes (the subgroup-shared forms are written for 8). */
+function subgroupsOf8(): boolean {
+  const sg = adapterReport?.subgroups;
+  return sg?.min === 8 && sg.max === 8;
+}
+
 /** Whether this dispatch reads its weights from a texture: 4-channel texels, within the texture size limit. */
 function useWeightTexture(j: SpatialJob, tn: number): boolean {
   if (!(weightTextureForced ?? adapterIsCpu()) || tn % 4 !== 0) return false;
@@ -184,7 +202,8 @@ function dispatchBlock(j: SpatialJob, block: string, buffers: GPUBuffer[], bias:
   const [tm, tn] = block.split('x').map(Number) as [number, number];
   const { g } = j;
   const wtex = useWeightTexture(j, tn);
-  const spec: SpatialSpec = { mode: j.mode, KH: g.KH, KW: g.KW, sh: g.sh, sw: g.sw, ph: g.ph, pw: g.pw, dh: g.dh, dw: g.dw, phase: j.phase, tm, tn, ...autocastSpec(), ...(wtex ? { wtex } : {}), ...(src4 ? { src4 } : {}), ...(sr ? { epi: true } : {}) };
+  const wshare = wtex && (weightShareForced ?? true) && subgroupsOf8();
+  const spec: SpatialSpec = { mode: j.mode, KH: g.KH, KW: g.KW, sh: g.sh, sw: g.sw, ph: g.ph, pw: g.pw, dh: g.dh, dw: g.dw, phase: j.phase, tm, tn, ...autocastSpec(), ...(wtex ? { wtex } : {}), ...(wshare ? { wshare } : {}), ...(src4 ? { src4 } : {}), ...(sr ? { epi: true } : {}) };
   const { shape, geometry } = spatialPlan(spec);
   const r16 = !!shape.roundF16;
   // The quick variant walks the block QUICK_COLS columns at a time (every pickBlock size is a multiple).
@@ -271,8 +290,7 @@ export function setConvWeightGradSharedDy(on: boolean | null): void {
 }
 
 function shareDy(valuesPerStep: number): boolean {
-  const sg = adapterReport?.subgroups;
-  return (shareDyForced ?? adapterIsCpu()) && sg?.min === 8 && sg.max === 8 && valuesPerStep % 8 === 0;
+  return (shareDyForced ?? adapterIsCpu()) && subgroupsOf8() && valuesPerStep % 8 === 0;
 }
 
 /** Invocations to aim for in the weight gradient (split-K adds (image,row) ranges until there are this many). */
