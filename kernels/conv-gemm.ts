@@ -258,7 +258,7 @@ export function spatialPlan(s: SpatialSpec): { shape: SpatialShape; geometry: Sp
   if (s.epi && !fwd) throw new Error(`spatialPlan: the scale-and-residual epilogue is for 'fwd' only (got '${s.mode}')`);
   const shape: SpatialShape = {
     srcMulW: fwd ? s.sw : 1, taps, tapStep: taps > 1 ? step(tw.off) : 0, tm: s.tm, tn: s.tn,
-    ...(s.roundF16 ? { roundF16: true } : {}), ...(s.wtex ? { wtex: true } : {}), ...(s.wtex && s.wshare ? { wshare: true } : {}), ...(s.src4 ? { src4: true } : {}), ...(s.epi ? { epi: true } : {}),
+    ...(s.roundF16 ? { roundF16: true } : {}), ...(s.wtex ? { wtex: true } : {}), ...(s.wshare ? { wshare: true } : {}), ...(s.src4 ? { src4: true } : {}), ...(s.epi ? { epi: true } : {}),
   };
   const geometry: SpatialGeometry = {
     khN: empty ? 0 : th.ks.length,
@@ -296,7 +296,7 @@ export function spatialWeightStrides(mode: SpatialSpec['mode'], kc: number, nc: 
 /** Workgroups: (ceil(N*rows*blocks / 64), chBlocks, groups). */
 export function spatialKernel(s: SpatialShape): { wgsl: string; entry: string } {
   const { tm, tn, srcMulW, taps, tapStep } = s;
-  const r16 = !!s.roundF16, wtex = !!s.wtex, epi = !!s.epi, wshare = wtex && !!s.wshare;
+  const r16 = !!s.roundF16, wtex = !!s.wtex, epi = !!s.epi, wshare = !!s.wshare;
   if (wtex && tn % 4 !== 0) throw new Error(`spatialKernel: weights from a texture need tn % 4 = 0 (tn ${tn})`);
   const L: string[] = [];
   const e = (x: string): void => void L.push(x);
@@ -330,16 +330,17 @@ export function spatialKernel(s: SpatialShape): { wgsl: string; entry: string } 
   for (let q = 0; q < segLen; q++) e(`  let cok${q} = u32(seg0 + ${q}) < srcW;`);
   e(`  let srcBase = (nb * srcC + g * kc) * srcH * srcW;`);
   e(`  let wg = g * nc * kc * u.KHW;`);
-  // wshare: texel v = n*Q + q (tap n, channel quad q) of a step is fetched by lane v % 8 as its
-  // fetch v / 8; this lane's fetches s read tap wn{s}'s column wx{s} and quad row wy{s}.
-  const Q = tn / 4, shared = wshare ? Math.ceil((taps * Q) / 8) : 0;
+  // wshare: value v of a step (a texel v = n*Q + q of tap n and channel quad q, or from the buffer
+  // a weight v = n*tn + j of tap n and channel j) is loaded by lane v % 8 as its load v / 8.
+  const Q = tn / 4, per = wtex ? Q : tn, shared = wshare ? Math.ceil((taps * per) / 8) : 0;
   for (let f = 0; f < shared; f++) {
-    e(`  let wsl${f} = ${f * 8}u + sl; let wn${f} = min(wsl${f} / ${Q}u, ${taps - 1}u);`);
-    e(`  let wx${f} = u32(u.kw0 + i32(wn${f}) * u.kwStep); let wy${f} = g * ((nc + 3u) / 4u) + min(j0 / 4u + wsl${f} % ${Q}u, (nc - 1u) / 4u);`);
+    e(`  let wsl${f} = ${f * 8}u + sl; let wn${f} = min(wsl${f} / ${per}u, ${taps - 1}u); let wx${f} = u32(u.kw0 + i32(wn${f}) * u.kwStep);`);
+    if (wtex) e(`  let wy${f} = g * ((nc + 3u) / 4u) + min(j0 / 4u + wsl${f} % ${Q}u, (nc - 1u) / 4u);`);
+    else e(`  let wy${f} = wg + min(j0 + wsl${f} % ${tn}u, nc - 1u) * u.wJ + wx${f};`);
   }
   if (wtex) {
     if (!wshare) for (let q = 0; q < Q; q++) e(`  let wrow${q} = g * ((nc + 3u) / 4u) + min(j0 / 4u + ${q}u, (nc - 1u) / 4u);`);
-  } else for (let j = 0; j < tn; j++) e(`  let wb${j} = wg + min(j0 + ${j}u, nc - 1u) * u.wJ;`);
+  } else if (!wshare) for (let j = 0; j < tn; j++) e(`  let wb${j} = wg + min(j0 + ${j}u, nc - 1u) * u.wJ;`);
   for (let n = 0; n < taps; n++) e(`  let kw${n} = u32(u.kw0 + ${n} * u.kwStep);`);
   for (let i = 0; i < tm; i++) e(`  ${Array.from({ length: tn }, (_, j) => `var c${i}_${j} = 0.0;`).join(' ')}`);
   e(`  for (var c = 0u; c < kc; c++) {`);
@@ -366,12 +367,19 @@ export function spatialKernel(s: SpatialShape): { wgsl: string; entry: string } 
       e(`      let ok${q} = rok && cok${q}; let x${q} = select(0.0, ${f16Load(`src[select(0u, rowBase + u32(seg0 + ${q}), ok${q})]`, r16)}, ok${q});`);
     }
   }
-  for (let f = 0; f < shared; f++) e(`      let wl${f} = textureLoad(wtx, vec2<u32>(c * u.KHW + kh * u.KW + wx${f}, wy${f}), 0);`);
+  for (let f = 0; f < shared; f++) {
+    if (wtex) e(`      let wl${f} = textureLoad(wtx, vec2<u32>(c * u.KHW + kh * u.KW + wx${f}, wy${f}), 0);`);
+    else e(`      let wl${f} = ${f16Load(`wt[wy${f} + wr]`, r16)};`);
+  }
+  const bcast = (v: number): string => `subgroupBroadcast(wl${v >> 3}, ${v & 7}u)`;
   for (let n = 0; n < taps; n++) {
-    if (wshare) {
+    if (wshare && wtex) {
       e(`      {`);
-      e(`        ${Array.from({ length: Q }, (_, q) => `let wv${q} = subgroupBroadcast(wl${(n * Q + q) >> 3}, ${(n * Q + q) & 7}u);`).join(' ')}`);
+      e(`        ${Array.from({ length: Q }, (_, q) => `let wv${q} = ${bcast(n * Q + q)};`).join(' ')}`);
       e(`        ${Array.from({ length: tn }, (_, j) => `let w${j} = wv${Math.floor(j / 4)}[${j % 4}];`).join(' ')}`);
+    } else if (wshare) {
+      e(`      {`);
+      e(`        ${Array.from({ length: tn }, (_, j) => `let w${j} = ${bcast(n * tn + j)};`).join(' ')}`);
     } else if (wtex) {
       // Texel column: (source channel, kernel row, kernel column) of the tap, as packed.
       e(`      { let wo = c * u.KHW + kh * u.KW + kw${n};`);

@@ -18,6 +18,9 @@
 //                kernels (A/B of their vec4 / run forms)
 //   --no-src4    the convolutions' spatial kernel reads its source as scalars (A/B of its vec4 form)
 //   --no-roi-rows RoIAlign's backward bin by bin, not in rows (A/B of its CPU row form)
+//   --no-wshare  every lane of the spatial kernel fetches its weight texels itself (A/B of the
+//                subgroup-shared fetches)
+//   --no-wtex    the spatial kernel reads its weights from the weight buffer, not a packed texture
 //   --json       one JSON line per kind, then one summary line (stdout); the table goes to stderr
 import '../cli/node-gpu.js';
 import { readFileSync } from 'node:fs';
@@ -28,7 +31,7 @@ import { trainSession } from '../bench/train-session.js';
 import { setFillScalarOnly, setCopyRun } from '../engine/ops/copy.js';
 import { setReduceColumnsVec4 } from '../engine/ops/reduce.js';
 import { setNormVec4 } from '../engine/ops/norm.js';
-import { setConvSrcVec4 } from '../engine/ops/conv.js';
+import { setConvSrcVec4, setConvWeightShare, setConvWeightTexture } from '../engine/ops/conv.js';
 import { setRoiAlignBackwardRows } from '../engine/ops/roi_align.js';
 import { threadCpu, cpuOf, type ThreadCpu } from './thread-cpu.js';
 
@@ -57,6 +60,8 @@ if (argv.includes('--no-vec4')) {
 }
 if (argv.includes('--no-src4')) setConvSrcVec4(false);
 if (argv.includes('--no-roi-rows')) setRoiAlignBackwardRows(false);
+if (argv.includes('--no-wshare')) setConvWeightShare(false);
+if (argv.includes('--no-wtex')) setConvWeightTexture(false);
 await init();
 const backend = getBackend();
 const { device } = backend;

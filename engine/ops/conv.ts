@@ -202,7 +202,7 @@ function dispatchBlock(j: SpatialJob, block: string, buffers: GPUBuffer[], bias:
   const [tm, tn] = block.split('x').map(Number) as [number, number];
   const { g } = j;
   const wtex = useWeightTexture(j, tn);
-  const wshare = wtex && (weightShareForced ?? true) && subgroupsOf8();
+  const wshare = (weightShareForced ?? adapterIsCpu()) && subgroupsOf8();
   const spec: SpatialSpec = { mode: j.mode, KH: g.KH, KW: g.KW, sh: g.sh, sw: g.sw, ph: g.ph, pw: g.pw, dh: g.dh, dw: g.dw, phase: j.phase, tm, tn, ...autocastSpec(), ...(wtex ? { wtex } : {}), ...(wshare ? { wshare } : {}), ...(src4 ? { src4 } : {}), ...(sr ? { epi: true } : {}) };
   const { shape, geometry } = spatialPlan(spec);
   const r16 = !!shape.roundF16;
