@@ -18,10 +18,11 @@
 //    output channels x tc input channels x one kernel row, all kw; it walks a range of (image, row)
 //    pairs (split-K: partial sums per range, reduced by the op) R columns at a time, again reusing
 //    each input row segment across kw.
-// Two CPU-adapter forms (bench/RESULTS.md, "Texture-fed matmul and conv weights"): the spatial
-// kernel's `wtex` reads the weights, shared by all lanes, from a packed texture
-// (kernels/conv-weight-texture.ts), and the weight gradient's `sgDy` shares dy across an 8-lane
-// subgroup; on lavapipe both replace per-lane storage-load loops.
+// CPU-adapter forms (bench/RESULTS.md, "Texture-fed matmul and conv weights", "Subgroup-shared
+// conv weights"): the spatial kernel's `wtex` reads the weights, the same for all lanes, from a
+// packed texture (kernels/conv-weight-texture.ts) and its `wshare` loads each step's weights once
+// per 8-lane subgroup, one value per lane, and broadcasts them; the weight gradient's `sgDy`
+// shares dy across an 8-lane subgroup. On lavapipe all three replace per-lane storage-load loops.
 // Only what the sliding window unrolls onto named registers is baked in: the register block and the
 // column taps (count, source spacing, column stride). Everything else (sizes, kernel rows, stride,
 // padding and dilation along H, the phase's offsets, the weight layout of the mode) travels in the

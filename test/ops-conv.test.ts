@@ -123,14 +123,18 @@ function forcedFormTests(form: (on: boolean) => string, force: (on: boolean | nu
 // stem and strides (forward and the input gradient, whose weight strides differ).
 forcedFormTests((on) => `weights ${on ? 'from a texture' : 'from the buffer'}`, setConvWeightTexture, [1, 2, 4, 6, 7], 5);
 
-// With its weights from a texture, the spatial kernel fetches each step's texels once per 8-lane
-// subgroup and broadcasts them where the adapter's subgroups are exactly 8 wide (lavapipe): both
-// forms on every case (taps x channel quads from 1 to 14 texels a step, partial subgroups at the
-// grid's end, the input gradient's stride phases). Forcing the shared form on is a no-op elsewhere.
+// The spatial kernel loads each step's weights once per 8-lane subgroup and broadcasts them where
+// the adapter's subgroups are exactly 8 wide (lavapipe): both forms, with the weights from a texture
+// and from the buffer, on every case (1 to 14 texels or 1 to 56 values a step, partial subgroups
+// at the grid's end, the input gradient's stride phases). Forcing it on is a no-op elsewhere.
 forcedFormTests((on) => `texture weights ${on ? 'shared across the subgroup' : 'fetched per lane'}`, (on) => {
   setConvWeightTexture(on === null ? null : true);
   setConvWeightShare(on);
 }, [...CASES.keys()], 7);
+forcedFormTests((on) => `buffer weights ${on ? 'shared across the subgroup' : 'loaded per lane'}`, (on) => {
+  setConvWeightTexture(on === null ? null : false);
+  setConvWeightShare(on);
+}, [...CASES.keys()], 9);
 
 // The spatial kernel reads its source as vec4s on CPU adapters (a segment's start falls anywhere in
 // a vec4; padding columns sit before the buffer's first element) and as scalars on GPUs: both forms

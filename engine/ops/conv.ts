@@ -305,7 +305,11 @@ export function conv2dWeightGradRaw(dy: Tensor, x: Tensor, g: ConvGeom, splitsOv
   // Register block tm x tc x KW (at most ~128 accumulators); 1x1 gets the widest channel block.
   // 1x1 always takes 8x8 (one pipeline for every 1x1 layer: a 16-row block compiles for ~9 CPU
   // seconds on lavapipe and saves few loads; few output channels waste FMAs on small layers only).
-  const tc = Math.min(cinG, g.KW === 1 ? 8 : 4);
+  // Wider kernels take 2 input channels: each lane's x values are its own loads while dy is shared
+  // across the subgroup (sgDy), so 16 x 2 loads fewer per FMA than 8 x 4 (the accumulator cap
+  // halves tm at 4 channels): tiny-cpu's step 82 -> 69 CPU ms (tools/step-kernels.js
+  // --only conv_bwdWeight, alternated; bench/RESULTS.md).
+  const tc = Math.min(cinG, g.KW === 1 ? 8 : 2);
   let tm = g.KW === 1 ? 8 : 16;
   while (tm > 1 && tm * tc * g.KW > 128) tm /= 2;
   while (g.KW > 1 && tm > 1 && tm / 2 >= coutG) tm /= 2; // powers of two only: fewer pipelines
