@@ -17,7 +17,7 @@ import { adapterReport } from './device.js';
  * Bump when the candidates or the timing method change in a way that makes old choices stale: every
  * key carries it, so a cache written by another version is ignored (and overwritten as it retunes).
  */
-export const TUNER_VERSION = 2;
+export const TUNER_VERSION = 3;
 
 /** Seconds of tuning one readback may spend (a class in progress finishes; it is never cut short). */
 export const TUNE_BUDGET_S = 2;

@@ -34,11 +34,12 @@ export const MATMUL_VARIANTS: readonly MatmulVariant[] = [
   { name: 'subgroup8_8x8', kind: 'subgroup', subgroup: 8, wgN: 8, wgM: 1, tm: 8, tn: 8 },
   // Subgroup size 8, A packed into a texture first (kernels/matmul-texture.ts): lavapipe's fastest
   // (bench/RESULTS.md, "Texture-fed matmul"), first in the CPU table where the adapter's subgroups are 8 wide.
-  // (16 x 8 and 24 x 8 blocks measured slower: more accumulators spilled to the stack.)
-  { name: 'texture8_v4_16x4', kind: 'texture', subgroup: 8, wgN: 8, wgM: 1, tm: 16, tn: 4, vecB: true },
-  { name: 'texture8_16x4', kind: 'texture', subgroup: 8, wgN: 8, wgM: 1, tm: 16, tn: 4 },
+  // 32 x 4: in the accumulator-major loop, ~1.25x the 16 x 4 block and ~1.6x the old step-major
+  // 16 x 4 (16 x 8, 32 x 8 and 64 x 4 were no better; bench/RESULTS.md).
+  { name: 'texture8_v4_32x4', kind: 'texture', subgroup: 8, wgN: 8, wgM: 1, tm: 32, tn: 4, vecB: true },
+  { name: 'texture8_32x4', kind: 'texture', subgroup: 8, wgN: 8, wgM: 1, tm: 32, tn: 4 },
 ];
-const CPU_ORDER = ['texture8_v4_16x4', 'texture8_16x4', 'direct_v4_16x8', 'direct_8x8'];
+const CPU_ORDER = ['texture8_v4_32x4', 'texture8_32x4', 'direct_v4_16x8', 'direct_8x8'];
 const GPU_ORDER = ['tiled_64x64'];
 
 /** A variant's kernel, with its quick variant where it has one (the 'direct' ones; engine/tiering.ts). */
