@@ -50,7 +50,7 @@ export const POOL_UNIFORMS = uniformBlock('max_pool2d', {
  * 'forward': one thread per output: out[i] = window max, idx[i] = its flat input index.
  * 'backward': one thread per input element: gx[i] = sum of g over the outputs whose index is i.
  */
-export function maxPool2dKernel(dir: 'forward' | 'backward'): { wgsl: string; entry: string } {
+export function maxPool2dKernel(dir: 'forward' | 'backward', cand?: readonly [number, number]): { wgsl: string; entry: string } {
   const { n, H, W, OH, OW, kH, kW, sH, sW, pH, pW, dH, dW, offset: off, idxOffset: idxOff } = POOL_UNIFORMS.ref;
   const entry = `max_pool2d_${dir}`;
   const shell = (decls: string, body: string): string => `${POOL_UNIFORMS.wgsl}
@@ -128,17 +128,44 @@ fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
   let ow1 = min(tw / sw, i32(${OW}) - 1);
   let base = plane * ${OH} * ${OW};
   var acc = 0.0;
-  for (var oh = oh0; oh <= oh1; oh++) {
+${cand ? unrolledCandidates(cand, OW, off, idxOff) : `  for (var oh = oh0; oh <= oh1; oh++) {
     if ((th - oh * sh) % dh != 0) { continue; }
     for (var ow = ow0; ow <= ow1; ow++) {
       if ((tw - ow * sw) % dw != 0) { continue; }
       let o = base + u32(oh) * ${OW} + u32(ow);
       if (idx[${idxOff} + o] == want) { acc += g[${off} + o]; }
     }
-  }
+  }`}
   out[i] = acc;`,
     ),
   };
+}
+
+/**
+ * Most outputs along each axis whose window can cover one input element, floor((k-1)*d / s) + 1: the
+ * backward's candidate counts when baked into the kernel (maxPool2dKernel's `cand`).
+ */
+export function poolCandidates(p: Pick<Pool2d, 'kH' | 'kW' | 'sH' | 'sW' | 'dH' | 'dW'>): [number, number] {
+  return [Math.floor(((p.kH - 1) * p.dH) / p.sH) + 1, Math.floor(((p.kW - 1) * p.dW) / p.sW) + 1];
+}
+
+/**
+ * The backward's candidate outputs as straight-line code: cH x cW fixed slots from (oh0, ow0), each
+ * read with a clamped index and counted only when it is in range, on the dilation grid and its
+ * argmax is this element. In ascending (oh, ow) order as the loops, so the sums are the same. On
+ * CPU adapters the loops' per-lane trip counts were masked loops with a blend per iteration.
+ */
+function unrolledCandidates([cH, cW]: readonly [number, number], OW: string, off: string, idxOff: string): string {
+  const L: string[] = [];
+  for (let a = 0; a < cH; a++) {
+    L.push(`  let ch${a} = oh0 + ${a}; let okh${a} = ch${a} <= oh1 && (th - ch${a} * sh) % dh == 0;`);
+    for (let b = 0; b < cW; b++) {
+      if (a === 0) L.push(`  let cw${b} = ow0 + ${b}; let okw${b} = cw${b} <= ow1 && (tw - cw${b} * sw) % dw == 0;`);
+      L.push(`  { let ok = okh${a} && okw${b}; let o = base + u32(select(0, ch${a}, ok)) * ${OW} + u32(select(0, cw${b}, ok));`);
+      L.push(`    acc += select(0.0, g[${off} + o], ok && idx[${idxOff} + o] == want); }`);
+    }
+  }
+  return L.join('\n');
 }
 
 /** float64 torch.nn.functional.max_pool2d(x, ..., return_indices=True) over [..., H, W]. */

@@ -8,6 +8,7 @@ import { ready } from './helpers/gpu.js';
 import { checkOp, ref, gpu, expectRef, assertClose } from './helpers/check.js';
 import * as F from '../engine/index.js';
 import { maxPool2dReference, poolOutputSize, type Pool2d } from '../kernels/pool.js';
+import { setMaxPoolBackwardUnrolled } from '../engine/ops/pool.js';
 
 await ready;
 
@@ -44,6 +45,26 @@ for (const cfg of CONFIGS) {
     });
   });
 }
+
+test('the backward: unrolled candidate slots and the loop form give the same sums, bit for bit', async () => {
+  for (const cfg of [...CONFIGS, [[5, 3], [2, 1], [2, 1], 2, true] as Cfg]) {
+    const x = ref([2, 3, 11, 13], 9);
+    // Ties (rounded values) make overlapping windows share an argmax, so sums of several terms occur.
+    const rounded = x.data.map((v) => Math.round(v * 2) / 2);
+    const grads: Float32Array[] = [];
+    for (const unrolled of [true, false]) {
+      setMaxPoolBackwardUnrolled(unrolled);
+      const xt = gpu({ shape: x.shape, data: rounded }).requiresGrad_();
+      const y = F.maxPool2d(xt, cfg[0], cfg[1], cfg[2], cfg[3], cfg[4]);
+      const gy = F.tensor(Float32Array.from({ length: y.size }, (_, i) => Math.sin(i * 1.7) * 3), y.shape);
+      F.sum(F.mul(y, gy)).backward();
+      grads.push((await xt.grad!.data()) as Float32Array);
+    }
+    setMaxPoolBackwardUnrolled(true);
+    assert.equal(Array.from(grads[0]!), Array.from(grads[1]!), JSON.stringify(cfg));
+    assert.ok(grads[0]!.some((v) => v !== 0), 'some gradient reaches the input');
+  }
+});
 
 test('max_pool2d on a 3D [C,H,W] input and a strided view', async () => {
   const x = ref([5, 9, 6], 8);

@@ -1,6 +1,6 @@
 // max_pool2d (torch.nn.functional.max_pool2d semantics, kernels/pool.ts) with its backward, which
 // routes each output's gradient to its argmax (the first maximum in window scan order).
-import { maxPool2dKernel, poolOutputSize, POOL_UNIFORMS, type Pool2d } from '../../kernels/pool.js';
+import { maxPool2dKernel, poolCandidates, poolOutputSize, POOL_UNIFORMS, type Pool2d } from '../../kernels/pool.js';
 import { grid, WORKGROUP } from '../../kernels/common.js';
 import { getBackend } from '../backend.js';
 import { Tensor, empty, shapeStr } from '../tensor.js';
@@ -10,9 +10,19 @@ import { elementwise as ew } from './elementwise.js';
 export type Pair = number | readonly [number, number];
 
 const kernels = new Map<string, { wgsl: string; entry: string }>();
-function kernel(dir: 'forward' | 'backward') {
-  let k = kernels.get(dir);
-  if (!k) kernels.set(dir, (k = maxPool2dKernel(dir)));
+/** Windows with at most this many candidate outputs per input element get the unrolled backward. */
+const MAX_UNROLLED = 16;
+let unrolledOn = true;
+/** The backward's unrolled form on (default) or off: the loop form, for tests that compare the two. */
+export function setMaxPoolBackwardUnrolled(on: boolean): void {
+  unrolledOn = on;
+}
+function kernel(dir: 'forward' | 'backward', p?: Pool2d) {
+  const c = dir === 'backward' && p && unrolledOn ? poolCandidates(p) : null;
+  const cand = c && c[0] * c[1] <= MAX_UNROLLED ? c : undefined;
+  const key = cand ? `${dir} ${cand.join('x')}` : dir;
+  let k = kernels.get(key);
+  if (!k) kernels.set(key, (k = maxPool2dKernel(dir, cand)));
   return k;
 }
 
@@ -64,7 +74,7 @@ export function maxPool2dWithIndices(x: Tensor, kernelSize: Pair, stride?: Pair 
     const gx = empty(x.shape);
     if (gx.size === 0) return [gx];
     getBackend().dispatch({
-      kernel: kernel('backward'),
+      kernel: kernel('backward', p),
       buffers: [gd.storage.buffer, ix!.storage.buffer, gx.storage.buffer],
       uniforms: words(p, gx.size, H, W, OH, OW, gd.offset, ix!.offset),
       workgroups: grid(Math.ceil(gx.size / WORKGROUP)),
