@@ -12,7 +12,7 @@
 // operations in the same order (spatial: fma over (channel, kernel row, column tap), out-of-range
 // taps included as fma(0, w, acc); weight gradient: the same R-column chunk sums added in the same
 // order), so which tier ran a step never changes the numbers (test/conv-tier.test.ts checks it).
-import { SPATIAL_UNIFORMS, WEIGHT_GRAD_UNIFORMS, SPATIAL_WG, spatialBindings, spatialEpilogue, spatialTouch } from './conv-gemm.js';
+import { SPATIAL_UNIFORMS, SPATIAL_SLOT_WGSL, WEIGHT_GRAD_UNIFORMS, SPATIAL_WG, spatialBindings, spatialEpilogue, spatialTouch } from './conv-gemm.js';
 import { F16_ROUND_WGSL, f16Load } from './f16.js';
 
 /** Output columns of a quick spatial kernel's register block (the fast block's tm must be a multiple). */
@@ -36,9 +36,9 @@ ${spatialBindings(epi)}
 @compute @workgroup_size(${SPATIAL_WG})
 fn conv_spatial_quick(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let srcH = u.srcH; let srcW = u.srcW; let kc = u.kc; let nc = u.nc; let flags = u.flags;
-  let id = wid.x * ${SPATIAL_WG}u + lid.x;
-  if (id >= u.N * u.rows * u.blocks) { ${spatialTouch(epi)} return; }
-  let g = wid.z; let j0 = wid.y * ${tn}u;
+  ${SPATIAL_SLOT_WGSL}
+  if (id >= u.N * u.rows * u.blocks || cb >= u.chBlocks) { ${spatialTouch(epi)} return; }
+  let g = wid.z; let j0 = cb * ${tn}u;
   let blk = id % u.blocks; let rest = id / u.blocks; let a = rest % u.rows; let nb = rest / u.rows;
   let b0 = blk * u.tm;
   let seg0 = i32(b0 * u.srcMulW) + u.colSrc0;

@@ -215,6 +215,11 @@ export const SPATIAL_UNIFORMS = uniformBlock('conv_spatial', {
   blocks: 'u32',
   cols: 'u32',
   chBlocks: 'u32',
+  // Channel blocks per workgroup (slots) and invocations per slot (span, a multiple of 8): a grid
+  // smaller than half a workgroup (4x4 maps) fills the workgroup's other lanes with further channel
+  // blocks instead of leaving them idle (spatialSlots).
+  slots: 'u32',
+  span: 'u32',
   flags: 'u32',
   khN: 'u32',
   kh0: 'u32',
@@ -242,7 +247,7 @@ export const SPATIAL_UNIFORMS = uniformBlock('conv_spatial', {
   tapStep: 'u32',
 });
 
-type SpatialGeometry = Omit<BlockValues<typeof SPATIAL_UNIFORMS>, 'N' | 'srcC' | 'srcH' | 'srcW' | 'dstC' | 'dstH' | 'dstW' | 'kc' | 'nc' | 'rows' | 'blocks' | 'cols' | 'chBlocks' | 'flags' | 'wJ' | 'wC'>;
+type SpatialGeometry = Omit<BlockValues<typeof SPATIAL_UNIFORMS>, 'N' | 'srcC' | 'srcH' | 'srcW' | 'dstC' | 'dstH' | 'dstW' | 'kc' | 'nc' | 'rows' | 'blocks' | 'cols' | 'chBlocks' | 'slots' | 'span' | 'flags' | 'wJ' | 'wC'>;
 
 /**
  * The baked shape of a spec's kernel and the geometry uniforms of its dispatch. A phase with no taps
@@ -294,7 +299,25 @@ export function spatialWeightStrides(mode: SpatialSpec['mode'], kc: number, nc: 
   return mode === 'fwd' ? { wJ: kc * KHW, wC: KHW } : { wJ: KHW, wC: nc * KHW };
 }
 
-/** Workgroups: (ceil(N*rows*blocks / 64), chBlocks, groups). */
+/** The invocation's pixel-block index (id) and channel block (cb) from its slot (spatialSlots). */
+export const SPATIAL_SLOT_WGSL = `let gidx = wid.x * ${SPATIAL_WG}u + lid.x; let slot = gidx / u.span; let id = gidx - slot * u.span; let cb = wid.y * u.slots + slot;`;
+
+/**
+ * Slots of a spatial dispatch: `total` = N*rows*blocks invocations per channel block. Up to 32,
+ * floor(64 / span) channel blocks share a workgroup (span: total rounded up to whole subgroups of 8,
+ * so a subgroup's lanes share one channel block, as the shared weight loads need); otherwise one
+ * channel block per workgroup row. Returns the uniforms and the grid's x and y.
+ */
+export function spatialSlots(total: number, chBlocks: number): { slots: number; span: number; x: number; y: number } {
+  if (total > SPATIAL_WG / 2) {
+    const x = Math.ceil(total / SPATIAL_WG);
+    return { slots: 1, span: x * SPATIAL_WG, x, y: chBlocks };
+  }
+  const span = Math.ceil(total / 8) * 8, slots = Math.floor(SPATIAL_WG / span);
+  return { slots, span, x: 1, y: Math.ceil(chBlocks / slots) };
+}
+
+/** Workgroups: spatialSlots' (x, y), and groups. */
 export function spatialKernel(s: SpatialShape): { wgsl: string; entry: string } {
   const { tm, tn, srcMulW, taps, tapStep } = s;
   const r16 = !!s.roundF16, wtex = !!s.wtex, epi = !!s.epi, wshare = !!s.wshare;
@@ -312,17 +335,17 @@ export function spatialKernel(s: SpatialShape): { wgsl: string; entry: string } 
   e(`  let Nb = u.N; let srcC = u.srcC; let srcH = u.srcH; let srcW = u.srcW;`);
   e(`  let dstC = u.dstC; let dstH = u.dstH; let dstW = u.dstW; let kc = u.kc; let nc = u.nc;`);
   e(`  let rows = u.rows; let blocks = u.blocks; let cols = u.cols; let flags = u.flags;`);
-  e(`  let id = wid.x * ${SPATIAL_WG}u + lid.x;`);
+  e(`  ${SPATIAL_SLOT_WGSL}`);
   // Phases with no taps read nothing, but their bindings must stay in the layout.
   if (wshare) {
     // The subgroup's broadcasts need every lane: those past the grid redo the last output, unstored.
-    e(`  let total = Nb * rows * blocks; let live = id < total; let idc = min(id, total - 1u);`);
+    e(`  let total = Nb * rows * blocks; let live = id < total && cb < u.chBlocks; let idc = min(id, total - 1u);`);
     e(`  if (!live) { ${spatialTouch(epi)} }`);
   } else {
-    e(`  if (id >= Nb * rows * blocks) { ${spatialTouch(epi)} return; }`);
+    e(`  if (id >= Nb * rows * blocks || cb >= u.chBlocks) { ${spatialTouch(epi)} return; }`);
   }
   const idv = wshare ? 'idc' : 'id';
-  e(`  let g = wid.z; let j0 = wid.y * ${tn}u;`);
+  e(`  let g = wid.z; let j0 = min(cb, u.chBlocks - 1u) * ${tn}u;`);
   e(`  let blk = ${idv} % blocks; let rest = ${idv} / blocks; let a = rest % rows; let nb = rest / rows;`);
   e(`  let b0 = blk * ${tm}u;`);
   // Source columns of this invocation: b0*srcMulW + t*srcMulW + n*tapStep; one segment covers all.

@@ -2,7 +2,7 @@
 // kernels/conv-gemm.ts. Three raw dispatchers (forward, input gradient = transposed convolution,
 // weight gradient = split-K GEMM) serve both ops: conv_transpose2d's forward is conv2d's input
 // gradient and its input gradient is conv2d's forward.
-import { spatialKernel, spatialPlan, spatialWeightStrides, weightGradKernel, pickBlock, columnTaps, SPATIAL_WG, SPATIAL_FLAGS, SPATIAL_UNIFORMS, WEIGHT_GRAD_UNIFORMS, type SpatialSpec, type WeightGradSpec } from '../../kernels/conv-gemm.js';
+import { spatialKernel, spatialPlan, spatialSlots, spatialWeightStrides, weightGradKernel, pickBlock, columnTaps, SPATIAL_WG, SPATIAL_FLAGS, SPATIAL_UNIFORMS, WEIGHT_GRAD_UNIFORMS, type SpatialSpec, type WeightGradSpec } from '../../kernels/conv-gemm.js';
 import { spatialQuickKernel, weightGradQuickKernel, QUICK_COLS } from '../../kernels/conv-gemm-quick.js';
 import { convOutSize, convTransposeOutSize, type ConvGeom } from '../../kernels/conv.js';
 import { weightTextureSize } from '../../kernels/conv-weight-texture.js';
@@ -215,9 +215,10 @@ function dispatchBlock(j: SpatialJob, block: string, buffers: GPUBuffer[], bias:
   const flags = (bias ? F.bias : 0) | (relu ? F.relu : 0) | (sr?.scale ? F.scale : 0) | (sr?.residual ? F.residual : 0);
   const { srcC, srcH, srcW, dstC, dstH, dstW, kc, nc, rows, cols } = j;
   const strides = spatialWeightStrides(j.mode, kc, nc, geometry.KHW);
-  const u = SPATIAL_UNIFORMS.pack({ N: g.N, srcC, srcH, srcW, dstC, dstH, dstW, kc, nc, rows, blocks, cols, chBlocks, flags, ...geometry, ...strides });
+  const sl = spatialSlots(g.N * rows * blocks, chBlocks);
+  const u = SPATIAL_UNIFORMS.pack({ N: g.N, srcC, srcH, srcW, dstC, dstH, dstW, kc, nc, rows, blocks, cols, chBlocks, slots: sl.slots, span: sl.span, flags, ...geometry, ...strides });
   const be = getBackend();
-  const grid: [number, number, number] = [Math.ceil((g.N * rows * blocks) / SPATIAL_WG), chBlocks, g.groups];
+  const grid: [number, number, number] = [sl.x, sl.y, g.groups];
   // Until the texture-fed kernel is compiled (engine/tiering.ts), the storage-fed quick variant
   // stands in: same grid, uniforms and buffers, weights read from the buffer, nothing packed.
   if (wtex && kernel.quick && !be.fastKernelReady(kernel)) {
