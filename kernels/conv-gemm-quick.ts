@@ -12,7 +12,8 @@
 // operations in the same order (spatial: fma over (channel, kernel row, column tap), out-of-range
 // taps included as fma(0, w, acc); weight gradient: the same R-column chunk sums added in the same
 // order), so which tier ran a step never changes the numbers (test/conv-tier.test.ts checks it).
-import { SPATIAL_UNIFORMS, SPATIAL_SLOT_WGSL, WEIGHT_GRAD_UNIFORMS, SPATIAL_WG, spatialBindings, spatialEpilogue, spatialTouch } from './conv-gemm.js';
+import { SPATIAL_UNIFORMS, SPATIAL_SLOT_WGSL, SPATIAL_WG, spatialBindings, spatialEpilogue, spatialTouch } from './conv-gemm.js';
+import { WEIGHT_GRAD_UNIFORMS } from './conv-weight-grad.js';
 import { F16_ROUND_WGSL, f16Load } from './f16.js';
 
 /** Output columns of a quick spatial kernel's register block (the fast block's tm must be a multiple). */

@@ -2,7 +2,8 @@
 // kernels/conv-gemm.ts. Three raw dispatchers (forward, input gradient = transposed convolution,
 // weight gradient = split-K GEMM) serve both ops: conv_transpose2d's forward is conv2d's input
 // gradient and its input gradient is conv2d's forward.
-import { spatialKernel, spatialPlan, spatialSlots, spatialWeightStrides, weightGradKernel, pickBlock, columnTaps, SPATIAL_WG, SPATIAL_FLAGS, SPATIAL_UNIFORMS, WEIGHT_GRAD_UNIFORMS, type SpatialSpec, type WeightGradSpec } from '../../kernels/conv-gemm.js';
+import { spatialKernel, spatialPlan, spatialSlots, spatialWeightStrides, pickBlock, columnTaps, SPATIAL_WG, SPATIAL_FLAGS, SPATIAL_UNIFORMS, type SpatialSpec } from '../../kernels/conv-gemm.js';
+import { weightGradKernel, WEIGHT_GRAD_UNIFORMS, type WeightGradSpec } from '../../kernels/conv-weight-grad.js';
 import { spatialQuickKernel, weightGradQuickKernel, QUICK_COLS } from '../../kernels/conv-gemm-quick.js';
 import { convOutSize, convTransposeOutSize, type ConvGeom } from '../../kernels/conv.js';
 import { weightTextureSize } from '../../kernels/conv-weight-texture.js';
