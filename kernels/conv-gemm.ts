@@ -16,9 +16,8 @@
 //    block of 14 pixels x 8 channels loads 16 + 24 values for 336 FMAs instead of 3 x (14 + 8).
 //  - weightGradKernel (kernels/conv-weight-grad.ts), dw = sum over images and pixels of dy x
 //    patches: an invocation owns tm output channels x tc input channels x one kernel row, all kw;
-//    it walks a range of (image, row)
-//    pairs (split-K: partial sums per range, reduced by the op) R columns at a time, again reusing
-//    each input row segment across kw.
+//    it walks a range of (image, row) pairs (split-K: partial sums per range, reduced by the op)
+//    R columns at a time, again reusing each input row segment across kw.
 // CPU-adapter forms (bench/RESULTS.md, "Texture-fed matmul and conv weights", "Subgroup-shared
 // conv weights"): the spatial kernel's `wtex` reads the weights, the same for all lanes, from a
 // packed texture (kernels/conv-weight-texture.ts) and its `wshare` loads each step's weights once
@@ -414,7 +413,7 @@ export function spatialKernel(s: SpatialShape): { wgsl: string; entry: string } 
     }
     e(`      }`);
   }
-  for (let n = 0; n < (wshare ? 0 : taps); n++) {
+  if (!wshare) for (let n = 0; n < taps; n++) {
     if (wtex) {
       // Texel column: (source channel, kernel row, kernel column) of the tap, as packed.
       e(`      { let wo = c * u.KHW + kh * u.KW + kw${n};`);

@@ -162,17 +162,18 @@ export function weightGradKernel(s: WeightGradSpec): { wgsl: string; entry: stri
       }
       e(`      }`);
     }
-  } else
-  for (let c = 0; c < tc; c++) {
-    e(`      {`);
-    for (let q = 0; q < segLen; q++) e(`        let v${q} = select(0.0, ${f16Load(`x[xRow + xc${c} + scol${q}]`, r16)}, sok${q});`);
-    for (let i = 0; i < tm; i++) {
-      for (let k = 0; k < KW; k++) {
-        const terms = Array.from({ length: R }, (_, t) => `d${i}_${t} * v${pos(t, k)}`);
-        e(`        a${i}_${c}_${k} += ${terms.join(' + ')};`);
+  } else {
+    for (let c = 0; c < tc; c++) {
+      e(`      {`);
+      for (let q = 0; q < segLen; q++) e(`        let v${q} = select(0.0, ${f16Load(`x[xRow + xc${c} + scol${q}]`, r16)}, sok${q});`);
+      for (let i = 0; i < tm; i++) {
+        for (let k = 0; k < KW; k++) {
+          const terms = Array.from({ length: R }, (_, t) => `d${i}_${t} * v${pos(t, k)}`);
+          e(`        a${i}_${c}_${k} += ${terms.join(' + ')};`);
+        }
       }
+      e(`      }`);
     }
-    e(`      }`);
   }
   e(`    }`);
   e(`  }`);
