@@ -8,6 +8,8 @@ import { CocoSampleSource } from '../data/coco-source.js';
 import { DataLoader } from '../data/loader.js';
 import { nodeIO } from '../cli/node-io.js';
 import { fixtureStateDict } from '../model/fixture-weights.js';
+import { loadCheckpoint } from '../model/checkpoint.js';
+import { loadInitialWeights } from '../train/checkpoint.js';
 import { resolveConfig, type TrainConfig } from '../train/config.js';
 import { startTrainStep, type PendingStep, type StepResult } from '../train/step.js';
 import { buildTraining } from '../train/trainer.js';
@@ -27,9 +29,11 @@ export interface TrainSession {
 /**
  * A session for a (partial) training config over the synthetic shapes dataset (cached under .cache/).
  * `formulaWeights` loads the parity fixture's formula weights (model/fixture-weights.ts), which keep
- * R50-FPN's activations in range where a random init with identity-frozen BN diverges.
+ * R50-FPN's activations in range where a random init with identity-frozen BN diverges. `weights`
+ * loads a checkpoint or weights file as `--weights` does (e.g. a trained run's model_final.safetensors:
+ * a trained model keeps more proposals and positive RoIs than a fresh one, so its step costs more).
  */
-export async function trainSession(user: Partial<TrainConfig>, opt: { formulaWeights?: boolean } = {}): Promise<TrainSession> {
+export async function trainSession(user: Partial<TrainConfig>, opt: { formulaWeights?: boolean; weights?: string } = {}): Promise<TrainSession> {
   const cfg = resolveConfig({ ...user, data: 'synthetic' });
   const { train, trainImages } = await loadTrainingData(cfg, nodeIO, path.join(process.cwd(), '.cache'), (l) => console.error(l)); // stderr: stdout may carry JSON
   const parts = buildTraining(cfg, train.numCategories + 1);
@@ -37,6 +41,10 @@ export async function trainSession(user: Partial<TrainConfig>, opt: { formulaWei
   if (opt.formulaWeights) {
     const shapes = Object.entries(model.stateDict()).map(([k, t]) => [k, t.shape] as const);
     model.loadStateDict(fixtureStateDict(shapes), { strict: false });
+  }
+  if (opt.weights) {
+    const ck = await loadCheckpoint(nodeIO, opt.weights);
+    for (const line of loadInitialWeights(model, ck.model, opt.weights, modelCfg.numClasses)) console.error(line);
   }
   const source = new CocoSampleSource(train, nodeIO, { imageDir: trainImages, transform: model.transformConfig(true), filterEmpty: true });
   const loader = new DataLoader(source, { batchSize: cfg.batch, seed: cfg.seed, sizeDivisible: modelCfg.input.sizeDivisible });

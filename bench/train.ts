@@ -17,11 +17,13 @@
 // and gpuMs (summed kernel times from timestamp queries over extra profiled steps; null without
 // 'timestamp-query'); then the pool's bytes (live + idle, MB) and the peak live MB. Profiling gives every dispatch its own pass, so it runs after the timed steps.
 // --no-profile skips those extra steps (gpuMs null): R50 steps take minutes each on lavapipe.
+// --weights FILE starts the tiny cases from a checkpoint or weights file (e.g. a finished default run's
+// model_final.safetensors: a trained model keeps more positive RoIs, so its steps cost more than a fresh one's).
 // --tally prints (stderr) the dispatches per step of each op kind (label without shapes, entry point).
 // --trace-buffers prints (stderr) each GPU buffer created in the measured steps: its size (and the
 // pool request it serves), usage, the pool's live/idle bytes then and the call stack (where a step
 // still creates buffers after warm-up); and the call stack of each bind group created.
-// Usage: node dist/bench/train.js [--r50] [--r50-full] [--iters N] [--warmup N] [--json] [--no-profile] [--tally] [--trace-buffers] [--only tiny-cpu|tiny|r50]
+// Usage: node dist/bench/train.js [--r50] [--r50-full] [--iters N] [--warmup N] [--json] [--no-profile] [--tally] [--trace-buffers] [--weights FILE] [--only tiny-cpu|tiny|r50]
 import '../cli/node-gpu.js';
 import { init, setQuiet, adapterReport, shutdown, counters, getBackend, memory, type Counters } from '../engine/index.js';
 import type { TrainConfig } from '../train/config.js';
@@ -57,6 +59,7 @@ if (argv.includes('--r50')) cases.push({ key: 'r50', name: 'torchvision-r50-fpn,
 if (argv.includes('--r50-full')) cases.push({ key: 'r50', name: 'torchvision-r50-fpn, 800x800 (min 800, max 1333), batch 2', config: r50(800, 1333), warmup: 2, iters: 10, formulaWeights: true });
 
 const json = argv.includes('--json');
+const weightsFlag = argv.includes('--weights') ? argv[argv.indexOf('--weights') + 1] : undefined;
 const tally = argv.includes('--tally');
 const only = argv.includes('--only') ? argv[argv.indexOf('--only') + 1] : undefined;
 const log = (line: string) => (json ? console.error(line) : console.log(line));
@@ -123,7 +126,7 @@ const trace = argv.includes('--trace-buffers') ? traceBufferCreations() : undefi
 log(`adapter: ${adapterReport?.description ?? 'unknown'}`);
 const rows: (string | number)[][] = [];
 for (const c of cases.filter((c) => !only || c.key === only)) {
-  const session = await trainSession(c.config, { formulaWeights: c.formulaWeights });
+  const session = await trainSession(c.config, { formulaWeights: c.formulaWeights, weights: c.formulaWeights ? undefined : weightsFlag });
   for (let i = 0; i < (warmupFlag ?? c.warmup); i++) await session.step();
   // Steady state: every tiered kernel on its fast variant (engine/tiering.ts), then one more step
   // so that the switch (pipeline and bind group creation) falls before the timed span.

@@ -9,7 +9,7 @@
 // textures): the numbers are for timing only, and the session is not usable afterwards.
 // A dev tool for speed work; not run by tests.
 // Usage: node dist/tools/step-kernels.js [--json] [--by entry|op] [--target-s S] [--repeats N]
-//          [--warmup N] [--steps N] [--config FILE] [--top N] [--labels N] [--only REGEX] [--no-vec4]
+//          [--warmup N] [--steps N] [--config FILE] [--top N] [--labels N] [--only REGEX] [--no-vec4] [--weights FILE]
 //   --by entry   one row per WGSL entry point (default); op: per op label kind and entry point;
 //                dispatch: one row per dispatch (its label, entry point and workgroup grid)
 //   --labels N   also prints the op labels (with shapes) of the N costliest kinds
@@ -21,6 +21,8 @@
 //   --no-wshare  every lane of the spatial kernel fetches its weight texels itself (A/B of the
 //                subgroup-shared fetches)
 //   --no-wtex    the spatial kernel reads its weights from the weight buffer, not a packed texture
+//   --weights F  starts from a checkpoint or weights file (e.g. a finished default run's
+//                model_final.safetensors: a trained model's step has more positive RoIs and masks)
 //   --json       one JSON line per kind, then one summary line (stdout); the table goes to stderr
 import '../cli/node-gpu.js';
 import { readFileSync } from 'node:fs';
@@ -66,7 +68,8 @@ await init();
 const backend = getBackend();
 const { device } = backend;
 log(`adapter: ${adapterReport?.description ?? 'unknown'}`);
-const session = await trainSession(configFile ? JSON.parse(readFileSync(configFile, 'utf8')) : {});
+const weights = flag('--weights', '');
+const session = await trainSession(configFile ? JSON.parse(readFileSync(configFile, 'utf8')) : {}, { weights: weights || undefined });
 for (let i = 0; i < warmup; i++) await session.step();
 if (backend.tierStatus().mode === 'background') {
   await backend.whenTiered();
