@@ -52,6 +52,7 @@ export { indexSelect, gather, take, scatterAdd, indexAdd, maskedFill, maskedSele
 // Neural-network functions (torch.nn.functional).
 export { softmax, logSoftmax } from './ops/softmax.js';
 export { conv2d, convTranspose2d, type ConvOptions, type Activation } from './ops/conv.js';
+export { conv1x1Select } from './ops/conv1x1-select.js';
 export { batchNorm, channelSum, frozenBatchNorm2d, frozenBatchNormScaleShift, frozenBatchNormApply, groupNorm, type NormEpilogue } from './ops/norm.js';
 export { maxPool2d, maxPool2dWithIndices } from './ops/pool.js';
 export { interpolate, type InterpolateOptions } from './ops/resize.js';

@@ -2,7 +2,7 @@
 // FastRCNNConvFCHead (box_head.i.0/.1 convs with GN or BN, then Linear layers after a Flatten: the
 // Detectron2 "4conv1fc" head of the GN recipes), FastRCNNPredictor (box_predictor.cls_score/bbox_pred), MaskRCNNHeads (mask_head.i.0: 3x3 convs
 // wrapped in Conv2dNormActivation) and MaskRCNNPredictor (mask_predictor.conv5_mask/mask_fcn_logits).
-import { flatten, relu, tidy, nn, type Tensor } from '../engine/index.js';
+import { conv1x1Select, flatten, relu, tidy, nn, type Tensor } from '../engine/index.js';
 import { makeHeadNorm } from './norm.js';
 import type { BoxHeadConfig, MaskHeadConfig } from './config.js';
 
@@ -122,5 +122,14 @@ export class MaskRCNNPredictor extends nn.Module {
 
   forward(x: Tensor): Tensor {
     return tidy(() => this.maskFcnLogits.forward(this.conv5Mask.forward(x, 'relu')));
+  }
+
+  /**
+   * forward(x)[r, labels[r]]: each RoI's logits for its own class only, [R, 28, 28] (what the mask
+   * loss and maskrcnn_inference read): mask_fcn_logits computes one channel per RoI instead of C.
+   */
+  forwardForLabels(x: Tensor, labels: ArrayLike<number>): Tensor {
+    const f = this.maskFcnLogits;
+    return tidy(() => conv1x1Select(this.conv5Mask.forward(x, 'relu'), f.weight, f.bias, labels));
   }
 }

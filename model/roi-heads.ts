@@ -7,7 +7,7 @@ import { cat, indexSelect, mul, multiScaleRoiAlign, noGrad, withRowCapacity, res
 import { boxes32 } from '../kernels/box-math.js';
 import { BELOW_LOW_THRESHOLD, labelsFromMatches, matchPredictions, sampleBalanced } from './matcher.js';
 import { FastRCNNConvFCHead, FastRCNNPredictor, MaskRCNNHeads, MaskRCNNPredictor, TwoMLPHead, type BoxHead } from './heads.js';
-import { paddedBoxRegressionLoss, binaryCrossEntropyWithLogits, crossEntropy, selectClassChannel } from './losses.js';
+import { paddedBoxRegressionLoss, binaryCrossEntropyWithLogits, crossEntropy } from './losses.js';
 import type { MaskRCNNConfig, PoolerConfig } from './config.js';
 import type { TrainTarget } from './rpn.js';
 
@@ -82,6 +82,13 @@ export class RoIHeads extends nn.Module {
     const { maskHead, maskPredictor } = this;
     if (!maskHead || !maskPredictor) throw new Error(`RoI heads: config '${this.cfg.name}' has maskOn false, so there is no mask branch`);
     return tidy(() => maskPredictor.forward(maskHead.forward(this.pool(features, boxes, this.cfg.roiHeads.maskPooler, scales))));
+  }
+
+  /** maskBranch(...)[r, labels[r]]: each RoI's mask logits for its label only, [R, M, M] (MaskRCNNPredictor.forwardForLabels). */
+  maskLogitsForLabels(features: readonly Tensor[], boxes: Float32Array[] | Tensor, scales: number[], labels: ArrayLike<number>): Tensor {
+    const { maskHead, maskPredictor } = this;
+    if (!maskHead || !maskPredictor) throw new Error(`RoI heads: config '${this.cfg.name}' has maskOn false, so there is no mask branch`);
+    return tidy(() => maskPredictor.forwardForLabels(maskHead.forward(this.pool(features, boxes, this.cfg.roiHeads.maskPooler, scales)), labels));
   }
 
   /**
@@ -214,10 +221,9 @@ export class RoIHeads extends nn.Module {
         targetRow[r] = first[n]! + seen[n]!++;
       } else boxes.set(PAD_BOX, 5 * r + 1);
     }
-    const logits = this.maskBranch(features, tensor(boxes, [R, 5]), scales);
-    const M = logits.shape[3]!;
-    if (R === 0) return tidy(() => reshape(logits, [-1]).sum().mul(0));
-    const picked = selectClassChannel(logits, labels);
+    const picked = this.maskLogitsForLabels(features, tensor(boxes, [R, 5]), scales, labels);
+    const M = picked.shape[2]!;
+    if (R === 0) return tidy(() => reshape(picked, [-1]).sum().mul(0));
     // torchvision project_masks_on_boxes: roi_align over the gt masks with the matched gt as batch
     // index; per image at its capacity of rows (gt 0 and a corner box past the real ones). Outside
     // the row capacity: these tensors have the images' capacities as rows, whatever R is.
@@ -298,14 +304,10 @@ export class RoIHeads extends nn.Module {
   private async predictMasks(features: readonly Tensor[], dets: Detections[], scales: number[]): Promise<void> {
     const D = dets.reduce((a, d) => a + d.labels.length, 0);
     if (D === 0) return;
-    const C = this.cfg.numClasses;
     const probs = noGrad(() =>
       tidy(() => {
-        const logits = this.maskBranch(features, dets.map((d) => d.boxes), scales);
-        const M = logits.shape[3]!;
         const labels = dets.flatMap((d) => Array.from(d.labels));
-        const rows = tensor(Int32Array.from(labels.map((l, r) => r * C + l)), [D], 'int32');
-        return sigmoid(indexSelect(reshape(logits, [D * C, M, M]), 0, rows));
+        return sigmoid(this.maskLogitsForLabels(features, dets.map((d) => d.boxes), scales, labels));
       }),
     );
     const M = probs.shape[1]!;

@@ -11,6 +11,7 @@ export * from './create.js';
 export * from './softmax.js';
 export * from './indexing.js';
 export * from './conv.js';
+export * from './conv1x1-select.js';
 export * from './norm.js';
 export * from './pool.js';
 export * from './resize.js';
