@@ -8,7 +8,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ready } from './helpers/gpu.js';
-import { checkOp, ref, gpu, expectRef } from './helpers/check.js';
+import { checkOp, ref, gpu, expectRef, assertClose } from './helpers/check.js';
 import * as F from '../engine/index.js';
 import {
   conv2dReference, conv2dInputGradReference, conv2dWeightGradReference, convTranspose2dReference, conv2dEpilogueReference,
@@ -17,6 +17,7 @@ import {
 import { spatialKernel, spatialPlan, type SpatialShape, type SpatialSpec } from '../kernels/conv-gemm.js';
 import { spatialQuickKernel } from '../kernels/conv-gemm-quick.js';
 import { setConvWeightTexture, setConvWeightGradSharedDy, setConvSrcVec4, setConvWeightShare, conv2dWeightGradRaw } from '../engine/ops/conv.js';
+import { setConvTransposeKs } from '../engine/ops/conv-transpose-ks.js';
 import type { RefTensor } from '../kernels/common.js';
 
 await ready;
@@ -397,6 +398,11 @@ const TCASES: TCase[] = [
   { name: '1x1 stride 1', x: [2, 5, 3, 7], w: [5, 4, 1, 1], bias: true },
   // 16-channel register blocks of single-tap phases (pickBlock), the last block partial.
   { name: 'mask head 2x2 stride 2, 19 outputs', x: [1, 3, 3, 5], w: [3, 19, 2, 2], stride: [2, 2], bias: true },
+  // Kernel = stride on CPU adapters (conv-transpose-ks.ts): vec4 stores and dy loads (output width
+  // 16; 12, whose last column block is half past the row), and a 3x1 kernel (scalar, 3-row taps).
+  { name: '2x2 stride 2, output width 16 (vec4)', x: [2, 5, 3, 8], w: [5, 3, 2, 2], stride: [2, 2], bias: true },
+  { name: '2x2 stride 2, output width 12 (vec4, partial block)', x: [1, 3, 2, 6], w: [3, 9, 2, 2], stride: [2, 2] },
+  { name: '3x1 stride (3,1)', x: [2, 2, 3, 5], w: [2, 3, 3, 1], stride: [3, 1], bias: true },
 ];
 
 TCASES.forEach((c, ci) => {
@@ -417,6 +423,27 @@ TCASES.forEach((c, ci) => {
       forwardTol: TOL,
     });
   });
+});
+
+test('conv_transpose2d kernel = stride: the one-dispatch form equals the generic phase kernels (mask head shape, bias, ReLU)', async () => {
+  const x = gpu(ref([3, 32, 14, 14], 80, -1, 1), true), w = gpu(ref([32, 16, 2, 2], 81, -1, 1), true), b = gpu(ref([16], 82, -1, 1), true);
+  const gy = gpu(ref([3, 16, 28, 28], 83, -1, 1));
+  const results: ArrayLike<number>[][] = [];
+  for (const on of [true, false]) {
+    setConvTransposeKs(on);
+    try {
+      const y = F.convTranspose2d(x, w, b, 2, 0, 0, 1, 1, { activation: 'relu' });
+      F.backward(y, { grad: gy });
+      results.push([await y.data(), await x.grad!.data(), await w.grad!.data(), await b.grad!.data()]);
+      for (const t of [x, w, b]) {
+        t.grad!.dispose();
+        t.grad = null;
+      }
+    } finally {
+      setConvTransposeKs(null);
+    }
+  }
+  ['forward', 'input grad', 'weight grad', 'bias grad'].forEach((what, k) => assertClose(results[0]![k]!, results[1]![k]!, { atol: 1e-4, rtol: 1e-5 }, what));
 });
 
 test('conv_transpose2d: known answer (2x2 stride 2 places each pixel times the kernel in its own 2x2 block)', async () => {

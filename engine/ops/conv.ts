@@ -23,6 +23,7 @@ import { reshape } from './view.js';
 import { sum } from './reduce.js';
 import { fillInPlace } from './copy.js';
 import { channelScale, channelScaleMasked, channelSum } from './norm.js';
+import { ksApplies, convTransposeKsForward, convTransposeKsInputGrad } from './conv-transpose-ks.js';
 
 export type IntPair = number | readonly number[];
 export type Activation = 'none' | 'relu';
@@ -514,13 +515,17 @@ export function convTranspose2d(
   const g: ConvGeom = { N, Cin: Cout, H: OH, W: OW, Cout: Cin, KH, KW, OH: H, OW: W, sh, sw, ph, pw, dh, dw, groups };
   checkIndexRange(op, g);
   const relu = (opts.activation ?? 'none') === 'relu';
-  const packBoth = isGradEnabled() && input.requiresGrad && weightTextureUsed('fwd', g);
-  const out = noGrad(() => tidy(() => conv2dInputGradRaw(dense(input), dense(weight), g, bias ? dense(bias) : null, relu, packBoth)));
+  // Kernel = stride (the mask head's 2x2 deconv): one dispatch each way (conv-transpose-ks.ts).
+  const ks = ksApplies(g, [oph, opw]);
+  const packBoth = !ks && isGradEnabled() && input.requiresGrad && weightTextureUsed('fwd', g);
+  const out = noGrad(() => tidy(() => (ks
+    ? convTransposeKsForward(dense(input), dense(weight), bias ? dense(bias) : null, relu, g)
+    : conv2dInputGradRaw(dense(input), dense(weight), g, bias ? dense(bias) : null, relu, packBoth))));
   const inputs = bias ? [input, weight, bias] : [input, weight];
   record(op, inputs, out, relu ? [input, weight, out] : [input, weight], underForwardAutocast((gy, saved) => {
     const [xsv, wsv, ys] = saved as [Tensor, Tensor, Tensor | undefined];
     const gyd = dense(ys ? ew('relu_grad', [gy, ys]) : gy);
-    const gx = input.requiresGrad ? conv2dForwardRaw(gyd, dense(wsv), null, g) : null;
+    const gx = input.requiresGrad ? (ks ? convTransposeKsInputGrad(gyd, dense(wsv), g) : conv2dForwardRaw(gyd, dense(wsv), null, g)) : null;
     const gw = weight.requiresGrad ? conv2dWeightGradRaw(dense(xsv), gyd, g) : null;
     const gb = bias?.requiresGrad ? channelSum(gyd, `${op} bias grad`) : null;
     return [gx, gw, gb];
