@@ -67,6 +67,12 @@ export function adapterIsCpu(): boolean {
   return /llvmpipe|lavapipe|swiftshader/i.test(adapterReport?.description ?? '');
 }
 
+/** Whether the adapter's subgroups are exactly `lanes` wide (kernels written for one width: lavapipe's 8). */
+export function adapterSubgroupsExactly(lanes: number): boolean {
+  const sg = adapterReport?.subgroups;
+  return sg?.min === lanes && sg.max === lanes;
+}
+
 let forcedReductionWorkgroup: number | null = null;
 
 /**

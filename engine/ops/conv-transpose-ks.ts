@@ -4,7 +4,7 @@
 import { convTransposeKsKernel, ksChannelBlock, CONV_TRANSPOSE_KS_UNIFORMS, KS_JB, KS_WG, type ConvTransposeKsSpec } from '../../kernels/conv-transpose-ks.js';
 import type { ConvGeom } from '../../kernels/conv.js';
 import { getBackend } from '../backend.js';
-import { adapterIsCpu, adapterReport } from '../device.js';
+import { adapterIsCpu, adapterSubgroupsExactly } from '../device.js';
 import { isAutocastEnabled } from '../autocast.js';
 import { Tensor, empty } from '../tensor.js';
 import { inVec4Binding } from './vec4-binding.js';
@@ -34,8 +34,7 @@ export function setConvTransposeKs(on: boolean | null): void {
  * f16 rounding the generic kernels do), and subgroups of exactly 8 lanes (the kernels share weights by subgroupBroadcast).
  */
 export function ksApplies(g: ConvGeom, outputPadding: [number, number]): boolean {
-  const sg = adapterReport?.subgroups;
-  if (!(forced ?? adapterIsCpu()) || isAutocastEnabled() || sg?.min !== 8 || sg.max !== 8) return false;
+  if (!(forced ?? adapterIsCpu()) || isAutocastEnabled() || !adapterSubgroupsExactly(8)) return false;
   return g.KH === g.sh && g.KW === g.sw && g.ph === 0 && g.pw === 0 && g.dh === 1 && g.dw === 1 && g.groups === 1 && outputPadding[0] === 0 && outputPadding[1] === 0;
 }
 

@@ -9,7 +9,7 @@ import { convOutSize, convTransposeOutSize, type ConvGeom } from '../../kernels/
 import { weightTextureSize } from '../../kernels/conv-weight-texture.js';
 import { weightTextureView, type WeightPacking } from './conv-weight-pack.js';
 import { getBackend, type Kernel } from '../backend.js';
-import { adapterIsCpu, adapterReport } from '../device.js';
+import { adapterIsCpu, adapterSubgroupsExactly } from '../device.js';
 import { engineTuner } from '../autotune.js';
 import { isAutocastEnabled, underForwardAutocast } from '../autocast.js';
 import { timeOnScratch } from '../tune-timing.js';
@@ -168,12 +168,6 @@ export function setConvWeightShare(on: boolean | null): void {
   weightShareForced = on;
 }
 
-/** Whether the adapter's subgroups are exactly 8 lanes (the subgroup-shared forms are written for 8). */
-function subgroupsOf8(): boolean {
-  const sg = adapterReport?.subgroups;
-  return sg?.min === 8 && sg.max === 8;
-}
-
 /** Whether this dispatch reads its weights from a texture: 4-channel texels, within the texture size limit. */
 function useWeightTexture(j: SpatialJob, tn: number): boolean {
   if (!(weightTextureForced ?? adapterIsCpu()) || tn % 4 !== 0) return false;
@@ -204,7 +198,7 @@ function dispatchBlock(j: SpatialJob, block: string, buffers: GPUBuffer[], bias:
   const [tm, tn] = block.split('x').map(Number) as [number, number];
   const { g } = j;
   const wtex = useWeightTexture(j, tn);
-  const wshare = (weightShareForced ?? adapterIsCpu()) && subgroupsOf8();
+  const wshare = (weightShareForced ?? adapterIsCpu()) && adapterSubgroupsExactly(8);
   const spec: SpatialSpec = { mode: j.mode, KH: g.KH, KW: g.KW, sh: g.sh, sw: g.sw, ph: g.ph, pw: g.pw, dh: g.dh, dw: g.dw, phase: j.phase, tm, tn, ...autocastSpec(), ...(wtex ? { wtex } : {}), ...(wshare ? { wshare } : {}), ...(src4 ? { src4 } : {}), ...(sr ? { epi: true } : {}) };
   const { shape, geometry } = spatialPlan(spec);
   const r16 = !!shape.roundF16;
@@ -293,7 +287,7 @@ export function setConvWeightGradSharedDy(on: boolean | null): void {
 }
 
 function shareDy(valuesPerStep: number): boolean {
-  return (shareDyForced ?? adapterIsCpu()) && subgroupsOf8() && valuesPerStep % 8 === 0;
+  return (shareDyForced ?? adapterIsCpu()) && adapterSubgroupsExactly(8) && valuesPerStep % 8 === 0;
 }
 
 /** Invocations to aim for in the weight gradient (split-K adds (image,row) ranges until there are this many). */

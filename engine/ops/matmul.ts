@@ -5,7 +5,7 @@ import { matmulKernel, matmulQuickKernel, variantFits, variantTile, MATMUL_UNIFO
 import { packAKernel, PACK_WG } from '../../kernels/matmul-texture.js';
 import { broadcastShapes } from '../../kernels/elementwise.js';
 import { getBackend, type Kernel } from '../backend.js';
-import { adapterIsCpu, adapterReport } from '../device.js';
+import { adapterIsCpu, adapterReport, adapterSubgroupsExactly } from '../device.js';
 import { engineTuner } from '../autotune.js';
 import { isAutocastEnabled, underForwardAutocast } from '../autocast.js';
 import { timeOnScratch } from '../tune-timing.js';
@@ -58,8 +58,7 @@ export function matmulVariants(): readonly MatmulVariant[] {
 }
 
 function runsHere(v: MatmulVariant): boolean {
-  const sg = adapterReport?.subgroups;
-  return !v.subgroup || (sg?.min === v.subgroup && sg.max === v.subgroup);
+  return !v.subgroup || adapterSubgroupsExactly(v.subgroup);
 }
 
 /**
