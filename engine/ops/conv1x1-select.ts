@@ -7,9 +7,9 @@ import { grid } from '../../kernels/common.js';
 import { getBackend } from '../backend.js';
 import { isAutocastEnabled } from '../autocast.js';
 import { Tensor, empty, shapeStr } from '../tensor.js';
-import { noGrad, record } from '../autograd.js';
+import { record } from '../autograd.js';
 import { tidy } from '../scope.js';
-import { elementwise as ew } from './elementwise.js';
+import { elementwise as ew, denseView } from './elementwise.js';
 import { tensor } from './create.js';
 import { matmul } from './matmul.js';
 import { reshape, slice, expand, transpose } from './view.js';
@@ -23,11 +23,6 @@ function kernel(mode: SelectKernelMode, vec: 1 | 4): { wgsl: string; entry: stri
   let k = kernels.get(key);
   if (!k) kernels.set(key, (k = conv1x1SelectKernel(mode, vec)));
   return k;
-}
-
-/** t when dense, else a dense copy (no autodiff). */
-function dense(t: Tensor): Tensor {
-  return t.isContiguous ? t.view(t.shape, t.strides, t.offset) : ew('copy', [t]);
 }
 
 /** vec4 when the pixel count is a multiple of 4 and every pixel-vector operand is aligned and within whole vec4s. */
@@ -66,23 +61,21 @@ export function conv1x1Select(input: Tensor, weight: Tensor, bias: Tensor | null
   const be = getBackend();
   const out = empty([R, H, W]);
   if (out.size === 0) return out;
-  const x = noGrad(() => dense(input));
-  const w = noGrad(() => dense(weight));
-  const b = bias ? noGrad(() => dense(bias)) : null;
+  const x = denseView(input);
+  const w = denseView(weight);
+  const b = bias ? denseView(bias) : null;
   const ch = tensor(Int32Array.from(channels), [R], 'int32');
-  const uniforms = (vec: number, g: Tensor | null) =>
-    CONV1X1_SELECT_UNIFORMS.pack({ R, D, C, PV: P / vec, xOffset: x.offset, gOffset: g?.offset ?? 0, wOffset: w.offset, bOffset: b?.offset ?? 0, bias: b ? 1 : 0 });
   const fv = vecFor(P, x, out);
   be.dispatch({
     kernel: kernel('forward', fv),
     buffers: [x.storage.buffer, w.storage.buffer, (b ?? w).storage.buffer, ch.storage.buffer, out.storage.buffer],
-    uniforms: uniforms(fv, null),
+    uniforms: CONV1X1_SELECT_UNIFORMS.pack({ R, D, C, PV: P / fv, xOffset: x.offset, gOffset: 0, wOffset: w.offset, bOffset: b?.offset ?? 0, bias: b ? 1 : 0 }),
     workgroups: [Math.ceil(P / fv / SELECT_WG), R],
     label: `${op}(${shapeStr(input.shape)}, ${shapeStr(ws)})`,
   });
   const inputs = bias ? [input, weight, bias] : [input, weight];
   record(op, inputs, out, [x, w, ch], (gOut, [xs, wsv, chs]) => {
-    const g = dense(gOut);
+    const g = denseView(gOut);
     let gx: Tensor | null = null;
     if (input.requiresGrad) {
       gx = empty([R, D, H, W]);

@@ -11,7 +11,7 @@ import { Tensor, empty, fromData, shapeStr } from '../tensor.js';
 import { full, zeros } from './copy.js';
 import { noGrad } from '../autograd.js';
 import { tidy } from '../scope.js';
-import { add, cast, contiguous, elementwise as ew, mul } from './elementwise.js';
+import { add, cast, elementwise as ew, mul, denseView } from './elementwise.js';
 import { reduceRaw } from './reduce.js';
 import { reshape, slice, unsqueeze } from './view.js';
 import { argsort } from './sort.js';
@@ -28,11 +28,6 @@ function checkBoxes(op: string, b: Tensor, name = 'boxes'): void {
   if (b.dtype !== 'float32' || b.ndim !== 2 || b.shape[1] !== 4) throw new Error(`${op}: ${name} must be float32 [N,4], got ${b.dtype}${shapeStr(b.shape)}`);
 }
 
-/** Dense view of t (a new view object the caller disposes). */
-function dense(t: Tensor): Tensor {
-  return t.isContiguous ? t.view(t.shape, t.strides, t.offset) : noGrad(() => contiguous(t));
-}
-
 /** torchvision.ops.box_area: (x2 - x1) * (y2 - y1), [N]. */
 export function boxArea(boxes: Tensor): Tensor {
   checkBoxes('box_area', boxes);
@@ -46,7 +41,7 @@ export function boxIou(boxes1: Tensor, boxes2: Tensor): Tensor {
   const N = boxes1.shape[0]!, M = boxes2.shape[0]!;
   const out = empty([N, M]);
   if (out.size === 0) return out;
-  const a = dense(boxes1), b = dense(boxes2);
+  const a = denseView(boxes1), b = denseView(boxes2);
   getBackend().dispatch({
     kernel: cached('iou', boxIouKernel),
     buffers: [a.storage.buffer, b.storage.buffer, out.storage.buffer],
@@ -70,7 +65,7 @@ export function encodeBoxes(referenceBoxes: Tensor, proposals: Tensor, weights: 
   const N = proposals.shape[0]!;
   const out = empty([N, 4]);
   if (N === 0) return out;
-  const g = dense(referenceBoxes), p = dense(proposals);
+  const g = denseView(referenceBoxes), p = denseView(proposals);
   getBackend().dispatch({
     kernel: cached('encode', encodeKernel),
     buffers: [g.storage.buffer, p.storage.buffer, out.storage.buffer],
@@ -95,7 +90,7 @@ export function decodeBoxes(relCodes: Tensor, boxes: Tensor, weights: BoxWeights
   const N = boxes.shape[0]!, C = relCodes.shape[1]! / 4;
   const out = empty([N, 4 * C]);
   if (out.size === 0) return out;
-  const r = dense(relCodes), b = dense(boxes);
+  const r = denseView(relCodes), b = denseView(boxes);
   getBackend().dispatch({
     kernel: cached('decode', decodeKernel),
     buffers: [r.storage.buffer, b.storage.buffer, out.storage.buffer],
@@ -125,7 +120,7 @@ export function clipBoxesToImage(boxes: Tensor, size: readonly [number, number])
   }
   const out = empty(boxes.shape);
   if (out.size === 0) return out;
-  const x = dense(boxes);
+  const x = denseView(boxes);
   getBackend().dispatch({
     kernel: cached('clip', clipKernel),
     buffers: [x.storage.buffer, out.storage.buffer],
@@ -171,7 +166,7 @@ export async function nms(boxes: Tensor, scores: Tensor, iouThreshold: number): 
   const { order, mask } = tidy(() =>
     noGrad(() => {
       const order = argsort(scores, 0, true);
-      const b = dense(boxes);
+      const b = denseView(boxes);
       const mask = empty([n * blocks * 2], 'int32');
       getBackend().dispatch({
         kernel: cached('nms', () => nmsMaskKernel()),
@@ -246,7 +241,7 @@ export function batchedNmsPadded(boxes: Tensor, scores: Tensor, idxs: Tensor, va
   tidy(() =>
     noGrad(() => {
       const order = sortedRuns ? argsortRuns(scores, sortedRuns, true) : argsort(scores, 1, true);
-      const b = dense(boxes), g = dense(idxs), v = dense(valid);
+      const b = denseView(boxes), g = denseView(idxs), v = denseView(valid);
       const mask = empty([B * n * blocks * 2], 'int32');
       const be = getBackend();
       be.dispatch({

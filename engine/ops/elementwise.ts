@@ -223,6 +223,11 @@ export function cast(x: Tensor, dtype: DType): Tensor {
   return ew(dtype === 'float32' ? 'to_f32' : dtype === 'int32' ? 'to_i32' : 'to_bool', [x]);
 }
 
+/** x as a new dense view when it is dense, else a dense copy; no autodiff (for ops that record their own node). */
+export function denseView(x: Tensor): Tensor {
+  return x.isContiguous ? x.view(x.shape, x.strides, x.offset) : ew('copy', [x]);
+}
+
 /** A dense copy of any view; gradient passes through. */
 export function contiguous(x: Tensor): Tensor {
   const y = ew('copy', [x]);

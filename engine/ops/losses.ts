@@ -8,7 +8,7 @@ import { getBackend } from '../backend.js';
 import { Tensor, empty, shapeStr } from '../tensor.js';
 import { tidy } from '../scope.js';
 import { record } from '../autograd.js';
-import { elementwise as ew } from './elementwise.js';
+import { elementwise as ew, denseView } from './elementwise.js';
 import { reduceRaw } from './reduce.js';
 import { reshape, slice } from './view.js';
 
@@ -19,11 +19,6 @@ function cached(key: string, make: () => { wgsl: string; entry: string }) {
   let k = kernels.get(key);
   if (!k) kernels.set(key, (k = make()));
   return k;
-}
-
-/** t when dense (as a new view), else a dense copy; no autodiff (callers record their own node). */
-function dense(t: Tensor): Tensor {
-  return t.isContiguous ? t.view(t.shape, t.strides, t.offset) : ew('copy', [t]);
 }
 
 function sameShape(op: string, a: Tensor, b: Tensor, names = ['input', 'target']): void {
@@ -41,7 +36,7 @@ function checkReduction(op: string, r: string): void {
 function pointLoss(op: string, kind: PointLoss, input: Tensor, target: Tensor, reduction: Reduction, beta: number): Tensor {
   sameShape(op, input, target);
   checkReduction(op, reduction);
-  const x = dense(input), y = dense(target);
+  const x = denseView(input), y = denseView(target);
   const n = x.size;
   const per = empty(input.shape);
   const be = getBackend();
@@ -64,7 +59,7 @@ function pointLoss(op: string, kind: PointLoss, input: Tensor, target: Tensor, r
   }
   const norm = reduction === 'mean' ? 1 / n : 1;
   record(op, [input, target], out, [x, y], (g, [xs, ys]) => {
-    const scale = reduction === 'none' ? dense(g) : ew('mul', [g, norm]);
+    const scale = reduction === 'none' ? denseView(g) : ew('mul', [g, norm]);
     const grads = (['dx', 'dy'] as const).map((mode, k) => {
       if (!(k === 0 ? input : target).requiresGrad) return null;
       const gi = empty(input.shape);
@@ -124,7 +119,7 @@ export function crossEntropy(input: Tensor, target: Tensor, reduction: Reduction
   }
   const [N, C] = input.shape as [number, number];
   if (C === 0 && N > 0) throw new Error(`${op}: input ${shapeStr(input.shape)} has no classes`);
-  const x = dense(input), t = dense(target);
+  const x = denseView(input), t = denseView(target);
   const fwd = empty([3, N]);
   const be = getBackend();
   if (N > 0) {
@@ -146,7 +141,7 @@ export function crossEntropy(input: Tensor, target: Tensor, reduction: Reduction
     return { out: ew('div', [s, c]), count: c };
   });
   record(op, [input], out, count ? [x, t, fwd, count] : [x, t, fwd], (g, [xs, ts, fs, cnt]) => {
-    const scale = reduction === 'none' ? dense(g) : cnt ? ew('div', [g, cnt]) : ew('copy', [g]);
+    const scale = reduction === 'none' ? denseView(g) : cnt ? ew('div', [g, cnt]) : ew('copy', [g]);
     const gx = empty(input.shape);
     if (gx.size > 0) {
       be.dispatch({
