@@ -71,8 +71,10 @@ export interface DispatchDesc {
  */
 export interface CapturedDispatch {
   pipeline: GPUComputePipeline;
-  /** Group 0's layout: @binding(0) the uniforms (a dynamic offset), then buffers, then textures. */
+  /** Group 0's layout: @binding(0) the uniforms, then buffers, then textures. */
   layout: GPUBindGroupLayout;
+  /** Whether the layout's uniform binding takes a dynamic offset (engine/kernel-layout.ts uniformOffsetsDynamic). */
+  dynamicUniforms: boolean;
   buffers: GPUBuffer[];
   textures: GPUTextureView[];
   uniforms: Uint8Array;

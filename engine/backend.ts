@@ -9,7 +9,7 @@ import { KernelProfiler, type ProfileRow } from './profiler.js';
 import { engineTuner, TUNE_BUDGET_S } from './autotune.js';
 import { ScratchTextures } from './textures.js';
 import { KeptTextures } from './kept-textures.js';
-import { kernelLayoutEntries } from './kernel-layout.js';
+import { kernelLayoutEntries, uniformOffsetsDynamic } from './kernel-layout.js';
 import { KernelTiers, kernelTieringRequested, type TierStatus, type TieringMode } from './tiering.js';
 
 import type { Kernel, Counters, PendingRead, DispatchDesc, CapturedDispatch } from './backend-types.js';
@@ -20,6 +20,12 @@ const USAGE_MAP_READ = 0x1, USAGE_COPY_DST = 0x8, USAGE_UNIFORM = 0x40, MAP_MODE
 const UNIFORM_SLOT = 256;
 const ARENA_BYTES = 64 * 1024;
 const MAX_BATCH = 256;
+/**
+ * The batch limit right after a blocking wait, doubled at each submit up to MAX_BATCH. After a wait
+ * the GPU is idle; a full batch would keep it idle while the host records 256 dispatches (~30 ms of
+ * JS and encoding for the RoI heads on lavapipe), so the first submits are small and early.
+ */
+const RAMP_FIRST_BATCH = 8;
 /**
  * Readback staging buffers kept for reuse: at most this many, each at most STAGING_KEEP_BYTES (R50's
  * RPN readback at 512 px is 2 MB, so a 1 MB bound made it create a staging buffer every step).
@@ -54,10 +60,16 @@ export class WebGPUBackend {
   /** Unmapped readback staging buffers by size, so a steady readback pattern creates none. */
   private idleStaging: GPUBuffer[] = [];
   private batchLabels: string[] = [];
+  /** Dispatches per submit now: RAMP_FIRST_BATCH after a blocking wait, doubling to MAX_BATCH. */
+  private batchLimit = MAX_BATCH;
+  /** Buffers the recorded, not yet submitted work uses: write() into any other needs no submit first. */
+  private pendingUse = new Set<GPUBuffer>();
   private pendingErrors: string[] = [];
   private lastLabel = '';
   /** When true every dispatch is submitted on its own inside an error scope: slow, exact errors. */
   debug = false;
+  /** Uniform slots bound by dynamic offset (GPUs), or fixed in each bind group (CPU adapters: kernel-layout.ts). */
+  private readonly dynamicUniforms = uniformOffsetsDynamic();
   isShutDown = false;
   private lost: string | null = null;
   private counts: Omit<Counters, 'buffersCreated' | 'texturesCreated'> & { ownBuffers: number } = {
@@ -132,7 +144,9 @@ export class WebGPUBackend {
 
   /** Copies CPU data into a buffer, after all work recorded so far (which may still read it). */
   write(buffer: GPUBuffer, data: ArrayBufferView, byteOffset = 0): void {
-    this.flush();
+    // queue.writeBuffer runs before the work still being recorded: submit that first only if it
+    // uses this buffer (a submit per upload costs lavapipe a queue round trip each).
+    if (this.pendingUse.has(buffer)) this.flush();
     this.noteWrite(buffer);
     this.device.queue.writeBuffer(buffer, byteOffset, data.buffer, data.byteOffset, data.byteLength);
   }
@@ -214,12 +228,14 @@ export class WebGPUBackend {
    */
   copyToTexture(src: GPUBuffer, offset: number, bytesPerRow: number, texture: GPUTexture, width: number, height: number): void {
     this.endPass();
+    this.pendingUse.add(src);
     this.ensureEncoder().copyBufferToTexture({ buffer: src, offset, bytesPerRow }, { texture }, [width, height]);
   }
 
   private recordCopy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
     this.endPass();
     this.noteWrite(dst);
+    this.pendingUse.add(src).add(dst);
     this.ensureEncoder().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
   }
 
@@ -242,7 +258,7 @@ export class WebGPUBackend {
 
   /** The kernel's explicit pipeline layout (engine/kernel-layout.ts), its bind group layout kept for bind groups. */
   private layoutFor(kernel: Kernel): GPUPipelineLayout {
-    const entries = kernelLayoutEntries(kernel.wgsl);
+    const entries = kernelLayoutEntries(kernel.wgsl, this.dynamicUniforms);
     const bindGroupLayout = this.device.createBindGroupLayout({ entries, label: kernel.entry });
     // Buffers bound read_write (binding i + 1 holds buffers[i]): each dispatch stamps them written.
     const writable = entries.filter((e) => e.buffer?.type === 'storage').map((e) => e.binding - 1);
@@ -254,7 +270,7 @@ export class WebGPUBackend {
     this.throwPending();
     const bytes = d.uniforms.byteLength;
     const slotBytes = Math.max(UNIFORM_SLOT, Math.ceil(bytes / UNIFORM_SLOT) * UNIFORM_SLOT);
-    if (this.arenaUsed + slotBytes > ARENA_BYTES || this.batchLabels.length >= MAX_BATCH) this.flush();
+    if (this.arenaUsed + slotBytes > ARENA_BYTES || this.batchLabels.length >= this.batchLimit) this.flush();
     const offset = this.arenaUsed;
     const src = d.uniforms instanceof ArrayBuffer ? new Uint8Array(d.uniforms) : new Uint8Array(d.uniforms.buffer, d.uniforms.byteOffset, bytes);
     this.arenaCpu.set(src, offset);
@@ -263,15 +279,17 @@ export class WebGPUBackend {
     const kernel = this.tiers.choose(d.kernel);
     const pipeline = this.pipeline(kernel);
     if (this.debug) this.device.pushErrorScope('validation');
-    const bindGroup = this.bindGroupFor(kernel, Math.max(bytes, 16), d.buffers, d.textures ?? []);
+    const bindGroup = this.bindGroupFor(kernel, Math.max(bytes, 16), this.dynamicUniforms ? 0 : offset, d.buffers, d.textures ?? []);
     for (const i of this.layouts.get(kernel.wgsl)!.writable) if (d.buffers[i]) this.noteWrite(d.buffers[i]!);
+    for (const b of d.buffers) this.pendingUse.add(b);
     if (this.profiler) {
       this.endPass();
       this.pass = this.ensureEncoder().beginComputePass(this.profiler.passFor(d.label, kernel.entry));
     }
     const pass = this.ensurePass();
     pass.setPipeline(pipeline);
-    pass.setBindGroup(0, bindGroup, [offset]);
+    if (this.dynamicUniforms) pass.setBindGroup(0, bindGroup, [offset]);
+    else pass.setBindGroup(0, bindGroup);
     const [x, y = 1, z = 1] = d.workgroups;
     const maxDim = this.device.limits.maxComputeWorkgroupsPerDimension;
     if (x > maxDim || y > maxDim || z > maxDim) {
@@ -284,7 +302,7 @@ export class WebGPUBackend {
     this.counts.dispatches++;
     if (this.capture) {
       const { layout } = this.layouts.get(kernel.wgsl)!;
-      this.capture({ pipeline, layout, buffers: [...d.buffers], textures: [...(d.textures ?? [])], uniforms: src.slice(), uniformBytes: Math.max(bytes, 16), workgroups: [x, y, z], entry: kernel.entry, label: d.label });
+      this.capture({ pipeline, layout, dynamicUniforms: this.dynamicUniforms, buffers: [...d.buffers], textures: [...(d.textures ?? [])], uniforms: src.slice(), uniformBytes: Math.max(bytes, 16), workgroups: [x, y, z], entry: kernel.entry, label: d.label });
     }
     if (this.tally) {
       // The label without its shapes and sizes, and the entry point: one row per op kind.
@@ -300,10 +318,13 @@ export class WebGPUBackend {
     }
   }
 
-  /** The kept bind group of this kernel, uniform size, buffers and textures, or a new one (kept, the oldest dropped). */
-  private bindGroupFor(kernel: Kernel, uniformBytes: number, buffers: GPUBuffer[], textures: GPUTextureView[]): GPUBindGroup {
+  /**
+   * The kept bind group of this kernel, uniform size and offset (0 where the offset is dynamic),
+   * buffers and textures, or a new one (kept, the oldest dropped).
+   */
+  private bindGroupFor(kernel: Kernel, uniformBytes: number, uniformOffset: number, buffers: GPUBuffer[], textures: GPUTextureView[]): GPUBindGroup {
     const { layout, id } = this.layouts.get(kernel.wgsl)!;
-    let key = `${id}:${uniformBytes}`;
+    let key = `${id}:${uniformBytes}@${uniformOffset}`;
     for (const b of [...buffers, ...textures]) {
       let bid = this.bufferIds.get(b);
       if (bid === undefined) this.bufferIds.set(b, (bid = this.nextBufferId++));
@@ -313,7 +334,7 @@ export class WebGPUBackend {
     if (group) {
       this.bindGroups.delete(key); // most recently used goes last
     } else {
-      const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.arena, offset: 0, size: uniformBytes } }];
+      const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.arena, offset: uniformOffset, size: uniformBytes } }];
       buffers.forEach((buffer, i) => entries.push({ binding: i + 1, resource: { buffer, size: this.bindingBytes(buffer) } }));
       textures.forEach((view, i) => entries.push({ binding: buffers.length + i + 1, resource: view }));
       group = this.device.createBindGroup({ layout, entries });
@@ -349,6 +370,8 @@ export class WebGPUBackend {
     this.encoder = null;
     this.arenaUsed = 0;
     this.batchLabels = [];
+    this.pendingUse.clear();
+    this.batchLimit = Math.min(MAX_BATCH, this.batchLimit * 2);
     this.counts.submits++;
     this.pool.destroyRetired();
     this.keptTextures.destroyRetired();
@@ -445,7 +468,10 @@ export class WebGPUBackend {
     try {
       return await waitForGPU(work);
     } finally {
-      if (--this.waiting === 0) this.counts.blockingSyncMs += performance.now() - this.waitStart;
+      if (--this.waiting === 0) {
+        this.counts.blockingSyncMs += performance.now() - this.waitStart;
+        this.batchLimit = RAMP_FIRST_BATCH;
+      }
     }
   }
 

@@ -1,19 +1,34 @@
 // The bind group layout of a kernel, read from its own WGSL declarations (engine/backend.ts and the
 // background compiler of engine/tiering.ts build identical pipelines from it, so a kernel compiled on
 // one device is the same driver shader as on the other).
+import { adapterIsCpu } from './device.js';
+
+/**
+ * Whether the uniform block's binding takes a dynamic offset (its slot in the backend's arena) or a
+ * fixed one baked into each bind group. Lavapipe applies a dynamic offset by copying the whole
+ * descriptor set into a newly allocated one at every bind (lvp_execute.c apply_dynamic_offsets: a
+ * memfd-backed allocation, mmap and munmap), ~30 us of wall and ~55 us of CPU per dispatch measured
+ * against fixed offsets; so CPU adapters bind each slot with its own bind group (the step's
+ * dispatches land on the same slots every step, so the kept groups are reused). GPUs keep one
+ * group per kernel and buffers with a dynamic offset (free there, and fewer bind groups).
+ */
+export function uniformOffsetsDynamic(): boolean {
+  return !adapterIsCpu();
+}
 
 /**
  * An explicit layout from the kernel's declarations: with layout 'auto' a compiler drops bindings it
  * proves unused (Chromium's Tint and Dawn's differ in what they prove), and binding the buffer the op
  * passes then fails; declared bindings are always kept here. The uniform block at @binding(0) has a
- * dynamic offset (its slot in the backend's arena moves from dispatch to dispatch).
+ * dynamic offset where `dynamicUniforms` (uniformOffsetsDynamic(): its slot in the backend's arena
+ * moves from dispatch to dispatch).
  */
-export function kernelLayoutEntries(wgsl: string): GPUBindGroupLayoutEntry[] {
+export function kernelLayoutEntries(wgsl: string, dynamicUniforms = uniformOffsetsDynamic()): GPUBindGroupLayoutEntry[] {
   const entries: GPUBindGroupLayoutEntry[] = [];
   const decl = /@group\(0\)\s*@binding\((\d+)\)\s*var<\s*(uniform|storage)\s*(?:,\s*(read_write|read))?\s*>/g;
   for (const m of wgsl.matchAll(decl)) {
     const type: GPUBufferBindingType = m[2] === 'uniform' ? 'uniform' : m[3] === 'read_write' ? 'storage' : 'read-only-storage';
-    const hasDynamicOffset = m[1] === '0' && type === 'uniform';
+    const hasDynamicOffset = dynamicUniforms && m[1] === '0' && type === 'uniform';
     entries.push({ binding: Number(m[1]), visibility: 0x4 /* COMPUTE */, buffer: { type, hasDynamicOffset } });
   }
   // Textures (the operands some CPU-adapter kernels read through texel fetches: engine/textures.ts).

@@ -112,8 +112,8 @@ const bytes = new Uint8Array(captured.length * SLOT);
 captured.forEach((d, i) => bytes.set(d.uniforms, i * SLOT));
 device.queue.writeBuffer(uniforms, 0, bytes);
 const maxBinding = device.limits.maxStorageBufferBindingSize;
-const groups = captured.map((d) => {
-  const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: uniforms, offset: 0, size: d.uniformBytes } }];
+const groups = captured.map((d, i) => {
+  const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: uniforms, offset: d.dynamicUniforms ? 0 : i * SLOT, size: d.uniformBytes } }];
   d.buffers.forEach((buffer, i) => entries.push({ binding: i + 1, resource: { buffer, size: Math.min(buffer.size, maxBinding) } }));
   d.textures.forEach((view, i) => entries.push({ binding: d.buffers.length + i + 1, resource: view }));
   return device.createBindGroup({ layout: d.layout, entries });
@@ -127,7 +127,8 @@ async function replay(indices: number[], times: number): Promise<void> {
     for (const i of indices) {
       const d = captured[i]!;
       pass.setPipeline(d.pipeline);
-      pass.setBindGroup(0, groups[i]!, [i * SLOT]);
+      if (d.dynamicUniforms) pass.setBindGroup(0, groups[i]!, [i * SLOT]);
+      else pass.setBindGroup(0, groups[i]!);
       pass.dispatchWorkgroups(...d.workgroups);
     }
   }
