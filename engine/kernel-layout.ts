@@ -7,10 +7,12 @@ import { adapterIsCpu } from './device.js';
  * Whether the uniform block's binding takes a dynamic offset (its slot in the backend's arena) or a
  * fixed one baked into each bind group. Lavapipe applies a dynamic offset by copying the whole
  * descriptor set into a newly allocated one at every bind (lvp_execute.c apply_dynamic_offsets: a
- * memfd-backed allocation, mmap and munmap), ~30 us of wall and ~55 us of CPU per dispatch measured
- * against fixed offsets; so CPU adapters bind each slot with its own bind group (the step's
- * dispatches land on the same slots every step, so the kept groups are reused). GPUs keep one
- * group per kernel and buffers with a dynamic offset (free there, and fewer bind groups).
+ * memfd-backed allocation: mmap, munmap, ftruncate on its queue thread). bench/dispatch-overhead.js
+ * puts that at 5-10 us of CPU per dispatch with the host idle, more with the host busy; the default
+ * training run's system time fell by about a quarter without it (bench/RESULTS.md). So CPU adapters
+ * bind each slot with its own bind group (a step's dispatches land on mostly the same slots every
+ * step, so the kept groups are reused). GPUs keep one group per kernel and buffers with a dynamic
+ * offset (free there, and fewer bind groups).
  */
 export function uniformOffsetsDynamic(): boolean {
   return !adapterIsCpu();
