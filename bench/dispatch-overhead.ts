@@ -55,39 +55,47 @@ const dynGroup = device.createBindGroup({ layout: dyn.layout, entries: entries(0
 const fixedGroups = Array.from({ length: SLOTS }, (_, s) => device.createBindGroup({ layout: fixed.layout, entries: entries(s * SLOT) }));
 
 type Mode = 'dynamic' | 'fixed' | 'none';
-/** Wall and CPU microseconds per dispatch of n dispatches (submitted per SLOTS, as the engine batches). */
-async function run(mode: Mode, n: number): Promise<{ wallUs: number; cpuUs: number }> {
+type PerItem = { wallUs: number; cpuUs: number };
+
+/** Wall and process CPU microseconds per item of `body`, which does n items and resolves when done. */
+async function perItem(n: number, body: () => void | Promise<void>): Promise<PerItem> {
   const c = process.cpuUsage();
   const t = performance.now();
-  for (let left = n; left > 0; left -= SLOTS) {
-    const encoder = device.createCommandEncoder();
-    const pass = encoder.beginComputePass();
-    pass.setPipeline(mode === 'dynamic' ? dyn.pipeline : fixed.pipeline);
-    for (let i = 0; i < Math.min(left, SLOTS); i++) {
-      if (mode === 'dynamic') pass.setBindGroup(0, dynGroup, [i * SLOT]);
-      else pass.setBindGroup(0, fixedGroups[mode === 'fixed' ? i : 0]!);
-      pass.dispatchWorkgroups(1);
+  await body();
+  const used = process.cpuUsage(c);
+  return { wallUs: ((performance.now() - t) * 1000) / n, cpuUs: (used.user + used.system) / n };
+}
+
+/** n dispatches, submitted per SLOTS (as the engine batches), until the GPU has run them. */
+function run(mode: Mode, n: number): Promise<PerItem> {
+  return perItem(n, async () => {
+    for (let left = n; left > 0; left -= SLOTS) {
+      const encoder = device.createCommandEncoder();
+      const pass = encoder.beginComputePass();
+      pass.setPipeline(mode === 'dynamic' ? dyn.pipeline : fixed.pipeline);
+      for (let i = 0; i < Math.min(left, SLOTS); i++) {
+        if (mode === 'dynamic') pass.setBindGroup(0, dynGroup, [i * SLOT]);
+        else pass.setBindGroup(0, fixedGroups[mode === 'fixed' ? i : 0]!);
+        pass.dispatchWorkgroups(1);
+      }
+      pass.end();
+      device.queue.submit([encoder.finish()]);
     }
-    pass.end();
-    device.queue.submit([encoder.finish()]);
-  }
-  await waitForGPU(device.queue.onSubmittedWorkDone());
-  const used = process.cpuUsage(c);
-  return { wallUs: ((performance.now() - t) * 1000) / n, cpuUs: (used.user + used.system) / n };
+    await waitForGPU(device.queue.onSubmittedWorkDone());
+  });
 }
 
-/** Microseconds per createBindGroup (wall and CPU), the groups kept alive until the end. */
-function bindGroupCost(n: number): { wallUs: number; cpuUs: number } {
+/** n createBindGroup calls, the groups kept alive until the end. */
+function bindGroupCost(n: number): Promise<PerItem> {
   const keep: GPUBindGroup[] = [];
-  const c = process.cpuUsage();
-  const t = performance.now();
-  for (let i = 0; i < n; i++) keep.push(device.createBindGroup({ layout: fixed.layout, entries: entries((i % SLOTS) * SLOT) }));
-  const used = process.cpuUsage(c);
-  return { wallUs: ((performance.now() - t) * 1000) / n, cpuUs: (used.user + used.system) / n };
+  return perItem(n, () => {
+    for (let i = 0; i < n; i++) keep.push(device.createBindGroup({ layout: fixed.layout, entries: entries((i % SLOTS) * SLOT) }));
+  });
 }
 
-const best = (a: { wallUs: number; cpuUs: number }, b: { wallUs: number; cpuUs: number }) => ({ wallUs: Math.min(a.wallUs, b.wallUs), cpuUs: Math.min(a.cpuUs, b.cpuUs) });
-const results: Record<string, { wallUs: number; cpuUs: number }> = {};
+const best = (a: PerItem, b: PerItem): PerItem => ({ wallUs: Math.min(a.wallUs, b.wallUs), cpuUs: Math.min(a.cpuUs, b.cpuUs) });
+const results: Record<string, PerItem> = {};
+// The modes alternate within each repeat: this machine's speed drifts within seconds.
 for (const mode of ['dynamic', 'fixed', 'none'] as Mode[]) await run(mode, SLOTS); // warm-up
 for (let r = 0; r < 3; r++) {
   for (const mode of ['dynamic', 'fixed', 'none'] as Mode[]) {
@@ -95,7 +103,7 @@ for (let r = 0; r < 3; r++) {
     results[mode] = results[mode] ? best(results[mode]!, m) : m;
   }
 }
-results['createBindGroup'] = [0, 1, 2].map(() => bindGroupCost(1000)).reduce(best);
+results['createBindGroup'] = [await bindGroupCost(1000), await bindGroupCost(1000), await bindGroupCost(1000)].reduce(best);
 
 const adapter = adapterReport?.description ?? 'unknown';
 const rows = Object.entries(results).map(([c, m]) => ({ case: c, wallUs: m.wallUs, cpuUs: m.cpuUs }));

@@ -8,7 +8,8 @@ import { adapterIsCpu } from './device.js';
  * fixed one baked into each bind group. Lavapipe applies a dynamic offset by copying the whole
  * descriptor set into a newly allocated one at every bind (lvp_execute.c apply_dynamic_offsets: a
  * memfd-backed allocation: mmap, munmap, ftruncate on its queue thread). bench/dispatch-overhead.js
- * puts that at 5-10 us of CPU per dispatch with the host idle, more with the host busy; the default
+ * puts that at 2-15 us of CPU per dispatch with the host idle (runs of 4096 dispatches; shorter ones
+ * do not separate the two), more with the host busy; the default
  * training run's system time fell by about a quarter without it (bench/RESULTS.md). So CPU adapters
  * bind each slot with its own bind group (a step's dispatches land on mostly the same slots every
  * step, so the kept groups are reused). GPUs keep one group per kernel and buffers with a dynamic

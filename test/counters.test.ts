@@ -51,9 +51,9 @@ test('backend: dispatches, submits, buffers, pipelines, bind groups and blocking
   });
   assert.ok(d.blockingSyncMs >= 0 && Number.isFinite(d.blockingSyncMs), `blockingSyncMs ${d.blockingSyncMs}`);
 
-  // Again with the buffer back in the pool: it is reused (and with it the first slot's bind group: a submit
-  // starts the arena over), as is the
-  // readback's staging buffer; the pipeline is cached; sync() waits once each time.
+  // Again with the buffer back in the pool: it is reused (and with it the first slot's bind group: a
+  // submit starts the arena over), as is the readback's staging buffer; the pipeline is cached;
+  // sync() waits once each time.
   b.free(y);
   const c1 = counters();
   const y2 = b.malloc(20);

@@ -112,8 +112,8 @@ const bytes = new Uint8Array(captured.length * SLOT);
 captured.forEach((d, i) => bytes.set(d.uniforms, i * SLOT));
 device.queue.writeBuffer(uniforms, 0, bytes);
 const maxBinding = device.limits.maxStorageBufferBindingSize;
-const groups = captured.map((d, i) => {
-  const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: uniforms, offset: d.dynamicUniforms ? 0 : i * SLOT, size: d.uniformBytes } }];
+const groups = captured.map((d, slot) => {
+  const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: uniforms, offset: d.dynamicUniforms ? 0 : slot * SLOT, size: d.uniformBytes } }];
   d.buffers.forEach((buffer, i) => entries.push({ binding: i + 1, resource: { buffer, size: Math.min(buffer.size, maxBinding) } }));
   d.textures.forEach((view, i) => entries.push({ binding: d.buffers.length + i + 1, resource: view }));
   return device.createBindGroup({ layout: d.layout, entries });
