@@ -1,7 +1,8 @@
 // The progress line's pieces: durations (ETA) read as people write them, with no "6m60s".
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { formatDuration, startCompileStatus } from '../train/progress.js';
+import { formatDuration, startCompileStatus, ProgressReporter, ETA_WINDOW } from '../train/progress.js';
+import { LOSS_TERMS } from '../model/maskrcnn.js';
 
 test('formatDuration: seconds, minutes with two-digit seconds, hours; rounding carries', () => {
   assert.is(formatDuration(0), '0s');
@@ -47,6 +48,26 @@ test('startCompileStatus: says how many fast kernel variants still compile in th
   stop();
   assert.match(lines[0]!, /^first step: compiling kernels \(3 pipelines so far, \d+s; 12 fast variants compiling in the background, quick ones running meanwhile\) \.\.\.$/);
   assert.match(lines[lines.length - 1]!, /^first step: compiling kernels \(3 pipelines so far, \d+s\) \.\.\.$/, 'none pending: no background clause');
+});
+
+test('ProgressReporter: the ETA follows the recent iterations, the run summary the whole run', async () => {
+  const lines: string[] = [];
+  const p = new ProgressReporter({ logPath: null, totalIters: 200, every: 20, print: (l) => lines.push(l) });
+  await p.start(0);
+  const losses = Object.fromEntries(LOSS_TERMS.map((k) => [k, 0.5])) as Record<(typeof LOSS_TERMS)[number], number>;
+  // A cold start: 60 slow iterations (kernels compiling), then the steady speed, 4x faster.
+  for (let iter = 1; iter <= 120; iter++) {
+    await p.iteration({ iter, losses, total: 2.5, lr: 0.02, seconds: iter <= 60 ? 2 : 0.5, images: 4 });
+  }
+  assert.is(lines.length, 6);
+  assert.ok(ETA_WINDOW <= 60, 'the window must fit in the steady stretch for this test');
+  // 80 iterations left at the last window's 0.5 s each (the whole-run mean would say 1m40s).
+  assert.match(lines[5]!, /^iter 120\/200 .* 8\.00 img\/s .*ETA 40s$/);
+  // First line: 19 timed iterations at 2 s (the first one is left out): 180 x 2 s.
+  assert.match(lines[0]!, /ETA 6m00s$/);
+  // The summary's speed is the whole run's (first iteration left out): (59 x 2 + 60 x 0.5) / 119.
+  assert.ok(Math.abs(p.secondsPerIter() - (59 * 2 + 60 * 0.5) / 119) < 1e-12);
+  assert.is(p.recentSecondsPerIter(), 0.5);
 });
 
 test.run();

@@ -82,12 +82,20 @@ export interface ProgressOptions {
   memory?: () => { liveBytes: number; peakLiveBytes: number };
 }
 
+/** Iterations whose mean time gives the ETA. */
+export const ETA_WINDOW = 50;
+
 export class ProgressReporter {
   private readonly print: (line: string) => void;
   private interval: IterRecord[] = [];
   /** Iterations and seconds since the run (or resume) began, for the ETA; the first iteration
    *  compiles every kernel's pipeline and is left out once there are others. */
   private timed: { iters: number; seconds: number; first: number | null } = { iters: 0, seconds: 0, first: null };
+  /** The last ETA_WINDOW iterations' seconds (the first iteration left out), for the ETA: the speed
+   *  of the first minutes of a run on a cold shader cache is a poor guide to the rest (kernels
+   *  still compiling in the background; lavapipe's first run: 2 img/s at iteration 20, 19 from 160
+   *  on, and an ETA from the whole-run mean said 28 minutes for a run that took 6). */
+  private recent: number[] = [];
 
   constructor(private readonly opts: ProgressOptions) {
     this.print = opts.print ?? ((l) => console.log(l));
@@ -120,6 +128,8 @@ export class ProgressReporter {
     else {
       this.timed.iters++;
       this.timed.seconds += r.seconds;
+      this.recent.push(r.seconds);
+      if (this.recent.length > ETA_WINDOW) this.recent.shift();
     }
     if (r.iter % this.opts.every === 0 || r.iter === this.opts.totalIters) this.flush();
   }
@@ -136,6 +146,12 @@ export class ProgressReporter {
     return this.timed.first ?? NaN;
   }
 
+  /** Seconds per iteration over the last ETA_WINDOW iterations (the whole run's figure before any). */
+  recentSecondsPerIter(): number {
+    if (this.recent.length === 0) return this.secondsPerIter();
+    return this.recent.reduce((a, b) => a + b, 0) / this.recent.length;
+  }
+
   private flush(): void {
     const recs = this.interval;
     if (recs.length === 0) return;
@@ -148,7 +164,7 @@ export class ProgressReporter {
     const terms = LOSS_TERMS.map((k) => `${SHORT[k]} ${fmtLoss(mean((r) => r.losses[k]))}`).join(' ');
     const mem = this.opts.memory?.();
     const memStr = mem ? `  mem ${(mem.liveBytes / 2 ** 20).toFixed(0)} MiB (peak ${(mem.peakLiveBytes / 2 ** 20).toFixed(0)})` : '';
-    const eta = (this.opts.totalIters - last.iter) * this.secondsPerIter();
+    const eta = (this.opts.totalIters - last.iter) * this.recentSecondsPerIter();
     this.print(
       `iter ${String(last.iter).padStart(width)}/${this.opts.totalIters}  loss ${fmtLoss(mean((r) => r.total))} (${terms})  ` +
         `lr ${last.lr.toPrecision(3)}  ${(imgs / secs).toFixed(2)} img/s${memStr}  ETA ${formatDuration(eta)}`,
