@@ -2,6 +2,9 @@
 // vs TF.js's WebGPU backend on the same adapter (tfjs is NHWC: inputs are transposed once, outside
 // the timed loops; tfjs's backward kernels are run directly, as tf.grad would). Run:
 // npm run bench -- conv (or node bench/run.js conv). BENCH_QUICK=1 shortens every measurement.
+// --json: one JSON object per shape and pass (case, ours, peer, ratio in GFLOP per CPU-second;
+// oursWall, peerWall, ratioWall per wall-clock second, the figures that count on a GPU) and one
+// with the geometric means of both ratios.
 import { setupPeer } from './peer.js';
 import { timeOurs, timeTfjs, printTable, markdownTable, machineInfo, type TimeOpts, type Cell } from './harness.js';
 import * as F from '../engine/index.js';
@@ -86,10 +89,16 @@ for (const s of SHAPES) {
   [x, w, dy].forEach((t) => t.dispose());
   [tx, tw, tdy].forEach((t) => t.dispose());
 }
-const geo = Math.exp(ratios.reduce((p, r) => p + Math.log(r), 0) / ratios.length);
+const geoMean = (xs: number[]) => Math.exp(xs.reduce((p, r) => p + Math.log(r), 0) / xs.length);
+const geo = geoMean(ratios);
+const geoWall = geoMean(rows.map((r) => r[4] as number));
 const headers = ['shape', 'pass', 'ours GFLOP/s', 'TF.js GFLOP/s', 'ours/TF.js', 'ours GFLOP/CPU-s', 'TF.js GFLOP/CPU-s', 'ours/TF.js (CPU)'];
 printTable('conv2d, float32, NCHW (ours) vs NHWC (TF.js)', headers, rows);
-console.log(`geometric mean of ours/TF.js (CPU-time rates): ${geo.toFixed(2)}\n`);
+console.log(`geometric mean of ours/TF.js: ${geoWall.toFixed(2)} (wall-clock rates), ${geo.toFixed(2)} (CPU-time rates)\n`);
+if (process.argv.includes('--json')) {
+  for (const r of rows) console.log(JSON.stringify({ case: `conv ${r[0]} ${r[1]}`, ours: r[5], peer: r[6], ratio: r[7], pctPeak: null, unit: 'GFLOP/CPU-s', oursWall: r[2], peerWall: r[3], ratioWall: r[4] }));
+  console.log(JSON.stringify({ case: 'conv geometric mean', ratio: geo, ratioWall: geoWall }));
+}
 console.log('Markdown:\n');
 console.log(markdownTable(headers, rows) + '\n');
 console.log(`geometric mean ours/TF.js (CPU): ${geo.toFixed(2)}; load average now ${machineInfo(peer)['load average (1/5/15 min)']}`);

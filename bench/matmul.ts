@@ -2,11 +2,18 @@
 // plus the adapter's measured FMA peak. Run: npm run bench -- matmul (or node bench/run.js matmul).
 // BENCH_QUICK=1 shortens every measurement (for smoke runs); MATMUL_VARIANTS=1 also times each of
 // our kernel variants forced on every shape (for tuning). --json: also one JSON object per line
-// and case (case, ours, peer, ratio, pctPeak; rates in GFLOP per CPU-second, robust to other load).
+// and case (case, ours, peer, ratio, pctPeak; rates in GFLOP per CPU-second, robust to other load;
+// oursWall, peerWall, pctPeakWall: per wall-clock second, the figures that count on a GPU).
+// On GPUs it adds 2048^3 and an autocast table: each shape under autocast (tensor cores where the
+// device has subgroup matrices: engine/ops/matmul-subgroup-matrix.ts) against our fp32 matmul, with
+// the kernel each ran; --amp adds that table on CPU adapters too. --published-tflops X: also the
+// fp32 rate as a % of the card's published peak (an H100 SXM's or H200's 67).
 import { setupPeer } from './peer.js';
 import { timeOurs, timeTfjs, printTable, markdownTable, machineInfo, measurePeak, type TimeOpts, type Cell } from './harness.js';
 import * as F from '../engine/index.js';
 import { matmulVariants, setMatmulVariant, chooseMatmulVariant } from '../engine/ops/matmul.js';
+import { adapterIsCpu } from '../engine/device.js';
+import { subgroupMatrixStatus } from '../engine/ops/matmul-subgroup-matrix.js';
 
 const peer = await setupPeer();
 const { tf } = peer;
@@ -26,6 +33,13 @@ const SHAPES: [number, number, number, string][] = [
   [1024, 1024, 1024, '1024^3'],
   [3136, 576, 64, '3136x576x64 (ResNet conv2 as GEMM)'],
 ];
+const gpu = !adapterIsCpu();
+if (gpu) SHAPES.push([2048, 2048, 2048, '2048^3']);
+const ampTable = gpu || process.argv.includes('--amp');
+const flagAt = process.argv.indexOf('--published-tflops');
+const publishedGflops = flagAt > 0 ? Number(process.argv[flagAt + 1]) * 1000 : null;
+if (publishedGflops !== null && !(publishedGflops > 0)) throw new Error('--published-tflops needs a positive number (TFLOP/s)');
+const ampRows: Cell[][] = [];
 
 const rng = new F.Rng(1);
 const rows: Cell[][] = [];
@@ -48,6 +62,19 @@ for (const [M, K, N, label] of SHAPES) {
   const gOurs = flops / sOurs.s / 1e9, gTf = flops / sTf.s / 1e9;
   const cOurs = flops / sOurs.cpuS / 1e9, cTf = flops / sTf.cpuS / 1e9;
   rows.push([label, chooseMatmulVariant(a, b).name, gOurs, gTf, gOurs / gTf, (100 * gOurs) / peak.gflops.wall, cOurs, cTf, cOurs / cTf, (100 * cOurs) / peak.gflops.cpu]);
+  if (ampTable) {
+    // Autocast's product against fp32's: f16 operands, so ~1e-3 relative to the row-column scale.
+    const amp = await F.autocast(() => F.matmul(a, b)).data();
+    let worst = 0, scale = 0;
+    for (let i = 0; i < amp.length; i++) {
+      worst = Math.max(worst, Math.abs(amp[i]! - ours[i]!));
+      scale = Math.max(scale, Math.abs(ours[i]!));
+    }
+    if (!(worst <= 2e-2 * Math.max(scale, 1))) throw new Error(`matmul ${label} under autocast: off from fp32 by ${worst} (largest |C| ${scale})`);
+    const sAmp = await timeOurs(() => F.autocast(() => F.matmul(a, b)), opts);
+    const gAmp = flops / sAmp.s / 1e9;
+    ampRows.push([label, F.autocast(() => chooseMatmulVariant(a, b)).name, gAmp, gOurs, gAmp / gOurs, publishedGflops ? (100 * gOurs) / publishedGflops : '-']);
+  }
   if (process.env.MATMUL_VARIANTS) {
     for (const v of matmulVariants()) {
       setMatmulVariant(v.name);
@@ -63,6 +90,11 @@ for (const [M, K, N, label] of SHAPES) {
 const headers = ['shape (MxKxN)', 'our kernel', 'ours GFLOP/s', 'TF.js GFLOP/s', 'ours/TF.js', '% of peak',
   'ours GFLOP/CPU-s', 'TF.js GFLOP/CPU-s', 'ours/TF.js (CPU)', '% of peak (CPU)'];
 printTable(`matmul, float32 (peak ${peak.gflops.wall.toFixed(1)} GFLOP/s, ${peak.gflops.cpu.toFixed(1)} GFLOP/CPU-s)`, headers, rows);
+const ampHeaders = ['shape (MxKxN)', 'autocast kernel', 'autocast GFLOP/s', 'fp32 GFLOP/s', 'autocast/fp32', 'fp32 % of published peak'];
+if (ampRows.length) {
+  const tc = subgroupMatrixStatus();
+  printTable(`matmul under autocast (f16 operands, f32 sums) against fp32${tc ? ` [${tc}]` : ''}`, ampHeaders, ampRows);
+}
 if (variantRows.length) printTable('our matmul variants (forced)', ['shape', 'variant', 'GFLOP/s', 'GFLOP/CPU-s'], variantRows);
 
 // Elementwise add of two 4M-element tensors: bandwidth-bound, 12 bytes moved per element.
@@ -78,11 +110,13 @@ const addRows: Cell[][] = [['add 4M + 4M', gb(sAddOurs.s), gb(sAddTf.s), sAddTf.
 printTable('elementwise', addHeaders, addRows);
 
 if (process.argv.includes('--json')) {
-  for (const r of rows) console.log(JSON.stringify({ case: `matmul ${r[0]}`, kernel: r[1], ours: r[6], peer: r[7], ratio: r[8], pctPeak: r[9], unit: 'GFLOP/CPU-s' }));
+  for (const r of rows) console.log(JSON.stringify({ case: `matmul ${r[0]}`, kernel: r[1], ours: r[6], peer: r[7], ratio: r[8], pctPeak: r[9], unit: 'GFLOP/CPU-s', oursWall: r[2], peerWall: r[3], pctPeakWall: r[5] }));
+  for (const r of ampRows) console.log(JSON.stringify({ case: `matmul autocast ${r[0]}`, kernel: r[1], ours: r[2], peer: r[3], ratio: r[4], pctPeak: null, unit: 'GFLOP/s (peer: our fp32)', fp32PctPublished: r[5] === '-' ? null : r[5] }));
   for (const r of variantRows) console.log(JSON.stringify({ case: `matmul ${r[0]} variant ${r[1]}`, ours: r[3], peer: null, ratio: null, pctPeak: (100 * (r[3] as number)) / peak.gflops.cpu, unit: 'GFLOP/CPU-s' }));
 }
 console.log('Markdown:\n');
 console.log(markdownTable(headers, rows) + '\n');
+if (ampRows.length) console.log(markdownTable(ampHeaders, ampRows) + '\n');
 console.log(markdownTable(addHeaders, addRows) + '\n');
 console.log(`measured FMA peak: ${peak.gflops.wall.toFixed(2)} GFLOP/s, ${peak.gflops.cpu.toFixed(2)} GFLOP/CPU-s; load average now ${machineInfo(peer)['load average (1/5/15 min)']}`);
 process.exit(0);

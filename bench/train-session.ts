@@ -60,7 +60,7 @@ export async function trainSession(user: Partial<TrainConfig>, opt: { formulaWei
     model,
     loader,
     async step() {
-      const started = await startTrainStep({ model, optimizer, loader, rng, iter: iter + 1, accumulate: cfg.accumulate, lrFactor: schedule(iter++) });
+      const started = await startTrainStep({ model, optimizer, loader, rng, iter: iter + 1, accumulate: cfg.accumulate, lrFactor: schedule(iter++), amp: parts.amp });
       await flush();
       previous = started;
       return started;

@@ -23,7 +23,8 @@
 // --trace-buffers prints (stderr) each GPU buffer created in the measured steps: its size (and the
 // pool request it serves), usage, the pool's live/idle bytes then and the call stack (where a step
 // still creates buffers after warm-up); and the call stack of each bind group created.
-// Usage: node dist/bench/train.js [--r50] [--r50-full] [--iters N] [--warmup N] [--json] [--no-profile] [--tally] [--trace-buffers] [--weights FILE] [--only tiny-cpu|tiny|r50]
+// --amp trains every case with mixed precision (autocast, loss scaling: `node cli/train.js --amp`).
+// Usage: node dist/bench/train.js [--r50] [--r50-full] [--amp] [--iters N] [--warmup N] [--json] [--no-profile] [--tally] [--trace-buffers] [--weights FILE] [--only tiny-cpu|tiny|r50]
 import '../cli/node-gpu.js';
 import { init, setQuiet, adapterReport, shutdown, counters, getBackend, memory, type Counters } from '../engine/index.js';
 import type { TrainConfig } from '../train/config.js';
@@ -122,6 +123,13 @@ async function gpuMsPerStep(step: () => Promise<unknown>, n: number): Promise<nu
 
 setQuiet(true);
 await init();
+if (argv.includes('--amp')) {
+  for (const c of cases) {
+    c.config = { ...c.config, amp: true };
+    c.name += ', --amp';
+  }
+}
+
 const trace = argv.includes('--trace-buffers') ? traceBufferCreations() : undefined;
 log(`adapter: ${adapterReport?.description ?? 'unknown'}`);
 const rows: (string | number)[][] = [];
@@ -165,6 +173,7 @@ for (const c of cases.filter((c) => !only || c.key === only)) {
       preset: session.model.cfg.name,
       size: input.minSizesTrain[0],
       batch: session.cfg.batch,
+      amp: session.cfg.amp,
       steps: n,
       imagesPerSecond: round(images / s),
       msPerStep: round((1000 * s) / n),

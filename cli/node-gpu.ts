@@ -3,12 +3,38 @@
 import { closeSync, openSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import { create, globals } from 'webgpu';
-import { setGPUProvider, setHostPause } from '../engine/device.js';
+import { engineFeatures, setGPUProvider, setHostPause, SUBGROUP_MATRIX_FEATURE } from '../engine/device.js';
 import { setKernelTiering, type TieringMode } from '../engine/tiering.js';
 
 Object.assign(globalThis, globals);
 process.env.XDG_RUNTIME_DIR ??= '/tmp';
-setGPUProvider(() => quietAdapters(create([])));
+setGPUProvider(nodeGPU);
+
+/**
+ * Dawn's instance toggles for tensor cores: subgroup matrices are an unsafe (experimental) feature,
+ * and Dawn hides shader-f16 on NVIDIA's Vulkan driver unless asked.
+ */
+const TENSOR_CORE_TOGGLES = ['enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia'];
+/** Every GPU object made, kept for the process's life (engine/device.ts says why dropping one crashes). */
+const made: GPU[] = [];
+
+/**
+ * The plain Dawn instance, or, where its adapter is a GPU (not lavapipe) and an instance with the
+ * tensor-core toggles offers subgroup matrices and shader-f16 there, that one: the toggles are set
+ * only where they buy something. WEBGPU_TENSOR_CORES=0 keeps the plain instance.
+ */
+async function nodeGPU(): Promise<GPU> {
+  const plain = quietAdapters(create([]));
+  made.push(plain);
+  if (/^(0|false|no|off)$/i.test(process.env.WEBGPU_TENSOR_CORES ?? '')) return plain;
+  const adapter = await plain.requestAdapter({ powerPreference: 'high-performance' });
+  if (!adapter || /llvmpipe|lavapipe|swiftshader/i.test(adapter.info.description ?? '')) return plain;
+  const unsafe = quietAdapters(create(TENSOR_CORE_TOGGLES));
+  made.push(unsafe);
+  const a2 = await unsafe.requestAdapter({ powerPreference: 'high-performance' });
+  const ok = a2 && engineFeatures(a2).includes(SUBGROUP_MATRIX_FEATURE as GPUFeatureName);
+  return ok ? unsafe : plain;
+}
 
 // Kernel tiering (engine/tiering.ts) hands machine code from a background device to the engine's
 // through Mesa's disk shader cache: with the cache off it would compile every fast kernel twice.

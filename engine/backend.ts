@@ -12,6 +12,7 @@ import { KeptTextures } from './kept-textures.js';
 import { kernelLayoutEntries, uniformOffsetsDynamic } from './kernel-layout.js';
 import { KernelTiers, kernelTieringRequested, type TierStatus, type TieringMode } from './tiering.js';
 
+import { checkSubgroupMatrix, subgroupMatrixStatus } from './ops/matmul-subgroup-matrix.js';
 import type { Kernel, Counters, PendingRead, DispatchDesc, CapturedDispatch } from './backend-types.js';
 export type { Kernel, Counters, PendingRead, DispatchDesc, CapturedDispatch } from './backend-types.js';
 
@@ -538,6 +539,11 @@ function resolveTiering(): Exclude<TieringMode, 'auto'> {
 export async function init(): Promise<WebGPUBackend> {
   if (!backend) {
     const device = await getDevice();
+    if (!backend) {
+      // Tensor cores (autocast's matmul) only once their kernel computed a known product here.
+      const why = await checkSubgroupMatrix(device, waitForGPU);
+      if (why) console.error(`[webgpu] tensor cores off for --amp: ${subgroupMatrixStatus()}`);
+    }
     backend ??= new WebGPUBackend(device, resolveTiering());
   }
   return backend;

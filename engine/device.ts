@@ -1,6 +1,7 @@
 // Getting a GPUDevice. In a browser we use navigator.gpu; in Node the caller registers a GPU
 // provider (cli/node-gpu.ts wraps Dawn's `webgpu` package) so that engine/ imports no Node code.
 import { WORKGROUP, isTreeWidth } from '../kernels/common.js';
+import { pickSubgroupMatrixConfig, type SubgroupMatrixConfig } from '../kernels/matmul-subgroup-matrix.js';
 
 export type GPUProvider = () => GPU | Promise<GPU>;
 
@@ -53,6 +54,13 @@ export interface AdapterReport {
   backend: string;
   /** Whether the device has the 'subgroups' feature (asked for where offered), and its size range. */
   subgroups: { min: number; max: number } | null;
+  /**
+   * The subgroup-matrix configuration autocast's matmul uses (f16 x f16 -> f32, square), where the
+   * device has 'chromium-experimental-subgroup-matrix' and 'shader-f16' (asked for where the adapter
+   * offers both and such a configuration) and fixed-size subgroups (their size: the kernel's
+   * workgroup is one subgroup); else null.
+   */
+  subgroupMatrix: (SubgroupMatrixConfig & { subgroupSize: number }) | null;
   limits: { maxStorageBufferBindingSize: number; maxBufferSize: number; maxComputeInvocationsPerWorkgroup: number };
 }
 
@@ -116,14 +124,36 @@ const WANTED_LIMITS = [
   'maxTextureDimension2D',
 ] as const;
 
+/** Dawn's name of the subgroup-matrix feature (not in the WebGPU standard's GPUFeatureName). */
+export const SUBGROUP_MATRIX_FEATURE = 'chromium-experimental-subgroup-matrix';
+
+/** adapter.info's subgroup-matrix configurations (Dawn; absent elsewhere). */
+export function subgroupMatrixConfigsOf(info: GPUAdapterInfo): SubgroupMatrixConfig[] {
+  return (info as GPUAdapterInfo & { subgroupMatrixConfigs?: SubgroupMatrixConfig[] }).subgroupMatrixConfigs ?? [];
+}
+
+/**
+ * The features the engine asks for, of those the adapter offers. Timestamp queries serve the kernel
+ * profiler (backend.startProfile); subgroups the subgroup matmul variants (kernels/matmul-subgroup.ts);
+ * subgroup matrices with shader-f16 autocast's tensor-core matmul (kernels/matmul-subgroup-matrix.ts),
+ * both or neither, and only with a configuration it can use.
+ */
+export function engineFeatures(adapter: Pick<GPUAdapter, 'features' | 'info'>): GPUFeatureName[] {
+  const wanted = ['timestamp-query', 'subgroups'];
+  const tensorCores = adapter.features.has(SUBGROUP_MATRIX_FEATURE) && adapter.features.has('shader-f16') && pickSubgroupMatrixConfig(subgroupMatrixConfigsOf(adapter.info)) !== null;
+  if (tensorCores) wanted.push('shader-f16', SUBGROUP_MATRIX_FEATURE);
+  return wanted.filter((f) => adapter.features.has(f)) as GPUFeatureName[];
+}
+
+function withSubgroupSize(c: SubgroupMatrixConfig | null, subgroupSize: number): (SubgroupMatrixConfig & { subgroupSize: number }) | null {
+  return c && { ...c, subgroupSize };
+}
+
 /** The adapter's device with the limits and features the engine asks for (an adapter makes one device). */
 async function requestEngineDevice(adapter: GPUAdapter): Promise<GPUDevice> {
   const requiredLimits: Record<string, number> = {};
   for (const name of WANTED_LIMITS) requiredLimits[name] = adapter.limits[name] as number;
-  // Timestamp queries serve the kernel profiler (backend.startProfile); asked for where offered.
-  // Subgroups serve the subgroup matmul variant (kernels/matmul-subgroup.ts).
-  const requiredFeatures = (['timestamp-query', 'subgroups'] as GPUFeatureName[]).filter((f) => adapter.features.has(f));
-  return adapter.requestDevice({ requiredLimits, requiredFeatures });
+  return adapter.requestDevice({ requiredLimits, requiredFeatures: engineFeatures(adapter) });
 }
 
 const ADAPTER_OPTIONS: GPURequestAdapterOptions = { powerPreference: 'high-performance' };
@@ -140,11 +170,14 @@ async function createDevice(): Promise<GPUDevice> {
   const device = await requestEngineDevice(adapter);
   const info = adapter.info;
   const sg = info as GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number };
+  const fixedSubgroups = !!sg.subgroupMinSize && sg.subgroupMinSize === sg.subgroupMaxSize;
+  const matrices = device.features.has(SUBGROUP_MATRIX_FEATURE as GPUFeatureName) && device.features.has('shader-f16') && fixedSubgroups;
   adapterReport = {
     description: info.description || [info.vendor, info.architecture, info.device].filter(Boolean).join(' ') || 'unknown',
     vendor: info.vendor ?? '',
     architecture: info.architecture ?? '',
     subgroups: device.features.has('subgroups') && sg.subgroupMinSize ? { min: sg.subgroupMinSize, max: sg.subgroupMaxSize ?? sg.subgroupMinSize } : null,
+    subgroupMatrix: matrices ? withSubgroupSize(pickSubgroupMatrixConfig(subgroupMatrixConfigsOf(info)), sg.subgroupMinSize!) : null,
     backend: (info as GPUAdapterInfo & { backendType?: string }).backendType ?? guessBackend(info),
     limits: {
       maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize,
@@ -152,7 +185,8 @@ async function createDevice(): Promise<GPUDevice> {
       maxComputeInvocationsPerWorkgroup: device.limits.maxComputeInvocationsPerWorkgroup,
     },
   };
-  if (!quiet) console.error(`[webgpu] adapter: ${adapterReport.description} (backend: ${adapterReport.backend})`);
+  const tc = adapterReport.subgroupMatrix;
+  if (!quiet) console.error(`[webgpu] adapter: ${adapterReport.description} (backend: ${adapterReport.backend}${tc ? `; subgroup matrices ${tc.M}x${tc.N}x${tc.K} f16 -> f32 for --amp` : ''})`);
   device.lost.then((lost) => {
     if (lost.reason !== 'destroyed') console.error(`[webgpu] device lost: ${lost.reason} ${lost.message}`);
     // Forget it only if it is still the current device (releaseDevice may have made a new one).

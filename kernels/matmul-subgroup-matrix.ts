@@ -1,15 +1,16 @@
 // Tensor-core GEMM for autocast (f16 operands, f32 accumulation) through Dawn's
 // `chromium-experimental-subgroup-matrix` feature (WGSL `enable chromium_experimental_subgroup_matrix`,
 // Vulkan VK_KHR_cooperative_matrix; on NVIDIA it also needs `shader-f16`, i.e. the device toggles
-// allow_unsafe_apis and vulkan_enable_f16_on_nvidia). NOT REACHABLE YET: lavapipe (the only adapter
-// here) offers neither the feature nor subgroup-matrix configurations, so this WGSL has never been
-// compiled or run; engine/ops/matmul.ts does not list it and engine/device.ts does not request the
-// feature. What it is for: on an adapter whose `subgroupMatrixConfigs` include f16 x f16 -> f32 at a
-// square size D (NVIDIA: 16), matmul under autocast would pick it as another roundF16 variant (same
-// uniforms, bindings, grid and numerics as kernels/matmul.ts's: every operand element rounded to f16
-// with f16r, then stored as f16, which is exact; products and sums in f32). Its reference is
-// matmulReference on roundArrayToF16 operands, as for the other autocast variants; the check that
-// waits for a GPU is test/ops-autocast.test.ts's forward cases with this variant forced.
+// allow_unsafe_apis and vulkan_enable_f16_on_nvidia, which cli/node-gpu.ts sets where they buy
+// something). Where it runs: engine/device.ts asks for the features where the adapter offers them
+// with an f16 x f16 -> f32 square configuration (D = 16 on NVIDIA); at init() the kernel must
+// compute a small product with tails in M, N and K (engine/ops/matmul-subgroup-matrix.ts) before
+// autocast's matmul lists its variants (first in the fixed table under autocast, autotuner
+// candidates). Same uniforms, bindings, grid and numerics as kernels/matmul.ts's roundF16 variants:
+// every operand element rounded to f16 with f16r, then stored as f16, which is exact; products and
+// sums in f32. Its reference is matmulReference on roundArrayToF16 operands. Lavapipe (the only
+// adapter in CI) offers neither the feature nor configurations, so this WGSL has not yet been
+// compiled or run anywhere: tools/gpu-bench.sh's matmul benchmark is where it first will be.
 //
 // Shape: a workgroup is exactly one subgroup of S invocations (so every subgroup-matrix call sits in
 // workgroup-uniform control flow with workgroup-uniform offsets) computing a TM x TN tile of C as

@@ -11,6 +11,7 @@
 //  - 'subgroup' (kernels/matmul-subgroup.ts) and 'texture' (kernels/matmul-texture.ts): 'direct'
 //    with A shared across an 8-lane subgroup; 'texture' reads A from a packed rgba32float texture,
 //    lavapipe's fastest (a texel fetch is one vectorised call, a storage load a per-lane loop).
+//  - 'subgroupMatrix' (kernels/matmul-subgroup-matrix.ts): tensor cores, f16 operands, autocast only.
 // Every variant also comes in a `roundF16` form (autocast): each A and B element is rounded to f16
 // as it is loaded (kernels/f16.ts), products and sums stay f32; the reference is the same triple
 // loop on operands rounded with roundArrayToF16.
@@ -20,10 +21,11 @@ import { F16_ROUND_WGSL, f16Load } from './f16.js';
 import { uniformBlock } from './uniforms.js';
 import { subgroupLoop } from './matmul-subgroup.js';
 import { textureLoop, textureRows, TEXTURE_A_DECL } from './matmul-texture.js';
+import { subgroupMatrixKernel } from './matmul-subgroup-matrix.js';
 
 export interface MatmulVariant {
   name: string;
-  kind: 'tiled' | 'direct' | 'subgroup' | 'texture';
+  kind: 'tiled' | 'direct' | 'subgroup' | 'texture' | 'subgroupMatrix';
   /** Threads per workgroup along N and M. */
   wgN: number;
   wgM: number;
@@ -34,8 +36,10 @@ export interface MatmulVariant {
   tk?: number;
   /** 'direct', 'subgroup', 'texture': B read / C written as vec4 along N (needs bN = 1 and N, B offsets, bK divisible by 4). */
   vecB?: boolean;
-  /** 'subgroup', 'texture': the subgroup size it is written for (the adapter's must be exactly this). */
+  /** 'subgroup', 'texture', 'subgroupMatrix': the subgroup size it is written for (the adapter's must be exactly this). */
   subgroup?: number;
+  /** 'subgroupMatrix' (kernels/matmul-subgroup-matrix.ts, autocast only): the D x D matrix size; tm and tn are multiples of it. */
+  matrix?: number;
 }
 
 /** Operand layout in elements, as passed in the uniforms. */
@@ -86,6 +90,11 @@ export const MATMUL_UNIFORMS = uniformBlock('matmul', {
  * autocast form (operands rounded to f16 at each load, f32 accumulation).
  */
 export function matmulKernel(v: MatmulVariant, roundF16 = false): { wgsl: string; entry: string } {
+  if (v.kind === 'subgroupMatrix') {
+    // f16 operands by construction: only the autocast form exists.
+    if (!roundF16 || !v.matrix || !v.subgroup) throw new Error(`matmul variant ${v.name}: a subgroup-matrix variant runs under autocast only, with its matrix and subgroup size`);
+    return subgroupMatrixKernel({ S: v.subgroup, D: v.matrix, tilesM: v.tm / v.matrix, tilesN: v.tn / v.matrix });
+  }
   const wgsl = v.kind === 'tiled' ? tiledWgsl(v, roundF16) : registerWgsl(v, roundF16);
   return { wgsl: roundF16 ? wgsl.replace(MATMUL_UNIFORMS.wgsl, `${F16_ROUND_WGSL}\n${MATMUL_UNIFORMS.wgsl}`) : wgsl, entry: `matmul_${v.name}` };
 }

@@ -16,6 +16,7 @@ import { contiguous } from './elementwise.js';
 import { expand, reshape, transpose, squeeze, unsqueeze } from './view.js';
 import { sumToShape } from './reduce.js';
 import { fillInPlace } from './copy.js';
+import { subgroupMatrixVariants } from './matmul-subgroup-matrix.js';
 
 /**
  * The kernel variants. On CPU adapters (lavapipe, SwiftShader) the 'direct' family is 4-5x faster
@@ -42,6 +43,18 @@ export const MATMUL_VARIANTS: readonly MatmulVariant[] = [
 const CPU_ORDER = ['texture8_v4_32x4', 'texture8_32x4', 'direct_v4_16x8', 'direct_8x8'];
 const GPU_ORDER = ['tiled_64x64'];
 
+/** MATMUL_VARIANTS, and under autocast the device's tensor-core ones (engine/ops/matmul-subgroup-matrix.ts). */
+function allVariants(): readonly MatmulVariant[] {
+  const tc = isAutocastEnabled() ? subgroupMatrixVariants() : [];
+  return tc.length ? [...tc, ...MATMUL_VARIANTS] : MATMUL_VARIANTS;
+}
+
+function findVariant(name: string): MatmulVariant {
+  const v = allVariants().find((x) => x.name === name);
+  if (!v) throw new Error(`matmul: variant '${name}' is not available here${/^sgmat/.test(name) ? ' (tensor-core variants run under autocast, on devices with subgroup matrices)' : ''}`);
+  return v;
+}
+
 /** A variant's kernel, with its quick variant where it has one (the 'direct' ones; engine/tiering.ts). */
 function tieredKernel(v: MatmulVariant, roundF16 = false): Kernel {
   return v.kind === 'direct' ? { ...matmulKernel(v, roundF16), quick: matmulQuickKernel(v, roundF16) } : matmulKernel(v, roundF16);
@@ -54,10 +67,11 @@ let forced: string | null = null;
 
 /** The variants this adapter can run (the subgroup ones need its subgroup size), for tests and benchmarks. */
 export function matmulVariants(): readonly MatmulVariant[] {
-  return MATMUL_VARIANTS.filter(runsHere);
+  return allVariants().filter(runsHere);
 }
 
 function runsHere(v: MatmulVariant): boolean {
+  if (v.kind === 'subgroupMatrix') return isAutocastEnabled() && subgroupMatrixVariants().some((x) => x.name === v.name);
   return !v.subgroup || adapterSubgroupsExactly(v.subgroup);
 }
 
@@ -66,13 +80,13 @@ function runsHere(v: MatmulVariant): boolean {
  * A forced variant that cannot compute a layout makes that matmul throw rather than fall back.
  */
 export function setMatmulVariant(name: string | null): void {
-  if (name !== null && !kernels.has(name)) throw new Error(`setMatmulVariant: unknown variant '${name}' (have ${[...kernels.keys()].join(', ')})`);
+  if (name !== null && !kernels.has(name) && !/^sgmat\d+_\d+x\d+$/.test(name)) throw new Error(`setMatmulVariant: unknown variant '${name}' (have ${[...kernels.keys()].join(', ')})`);
   forced = name;
 }
 
 /** Variants this adapter can run on this layout (the subgroup ones need the 'subgroups' feature). */
 function candidates(l: MatmulLayout, batch: number): MatmulVariant[] {
-  return MATMUL_VARIANTS.filter((v) => fitsHere(v, l, batch) && runsHere(v));
+  return allVariants().filter((v) => fitsHere(v, l, batch) && runsHere(v));
 }
 
 /** variantFits, and for a texture variant: A's packed texture within the device's texture limit. */
@@ -88,6 +102,9 @@ function fitsHere(v: MatmulVariant, l: MatmulLayout, batch: number): boolean {
  * fitting variant of the adapter kind's order, measured by hand (bench/RESULTS.md).
  */
 function fallbackVariant(l: MatmulLayout, batch: number): MatmulVariant {
+  // Under autocast, tensor cores where the device has them (they take any layout).
+  const tc = isAutocastEnabled() ? subgroupMatrixVariants() : [];
+  if (tc.length) return tc[0]!;
   const order = adapterIsCpu() ? CPU_ORDER : GPU_ORDER;
   return order.map((n) => MATMUL_VARIANTS.find((v) => v.name === n)!).find((v) => fitsHere(v, l, batch) && runsHere(v))!;
 }
@@ -95,14 +112,16 @@ function fallbackVariant(l: MatmulLayout, batch: number): MatmulVariant {
 /** Tuning classes: sizes by power of two, batch or not, operand orientation, vec4 fit. */
 function shapeClass(l: MatmulLayout, batch: number): string {
   const p2 = (x: number) => Math.ceil(Math.log2(Math.max(1, x)));
-  const flags = `${l.aK === 1 ? 'a' : 'At'}${l.bN === 1 ? 'b' : 'Bt'}${variantFits(VEC_PROBE, l) ? '4' : ''}`;
+  // Autocast on a device with tensor cores has other candidates: its own classes ('h').
+  const tc = isAutocastEnabled() && subgroupMatrixVariants().length > 0 ? 'h' : '';
+  const flags = `${l.aK === 1 ? 'a' : 'At'}${l.bN === 1 ? 'b' : 'Bt'}${variantFits(VEC_PROBE, l) ? '4' : ''}${tc}`;
   return `m${p2(l.M)}n${p2(l.N)}k${p2(l.K)}x${p2(batch)}${flags}`;
 }
 const VEC_PROBE = MATMUL_VARIANTS.find((v) => v.vecB)!;
 
 function pickVariant(l: MatmulLayout, batch: number, label: string): MatmulVariant {
   if (forced !== null) {
-    const v = MATMUL_VARIANTS.find((x) => x.name === forced)!;
+    const v = findVariant(forced);
     if (!fitsHere(v, l, batch)) throw new Error(`${label}: forced matmul variant '${v.name}' cannot handle layout ${JSON.stringify(l)} (batch ${batch})`);
     if (!runsHere(v)) throw new Error(`${label}: forced matmul variant '${v.name}' needs subgroups of ${v.subgroup} lanes; this adapter has ${JSON.stringify(adapterReport?.subgroups ?? null)}`);
     return v;
@@ -110,12 +129,12 @@ function pickVariant(l: MatmulLayout, batch: number, label: string): MatmulVaria
   const fallback = fallbackVariant(l, batch);
   const names = candidates(l, batch).map((v) => v.name);
   const name = engineTuner.choose('matmul', shapeClass(l, batch), names, fallback.name, (n) => timeVariant(n, l, batch));
-  return MATMUL_VARIANTS.find((v) => v.name === name)!;
+  return findVariant(name);
 }
 
 /** One run of a variant on scratch buffers of this layout's extent, timed (the autotuner's timer). */
 async function timeVariant(name: string, l: MatmulLayout, batch: number): Promise<number> {
-  const v = MATMUL_VARIANTS.find((x) => x.name === name)!;
+  const v = findVariant(name);
   const extent = (off: number, bs: number, s1: number, n1: number, s2: number, n2: number) => off + (batch - 1) * bs + (n1 - 1) * s1 + (n2 - 1) * s2 + 1;
   const sizes = [extent(l.aOff, l.aBatch, l.aM, l.M, l.aK, l.K), extent(l.bOff, l.bBatch, l.bK, l.K, l.bN, l.N), batch * l.M * l.N];
   return timeOnScratch(sizes, (bufs) => dispatchVariant(v, bufs, l, batch, `autotune matmul ${name}`), 2 * batch * l.M * l.N * l.K);
