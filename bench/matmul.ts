@@ -5,7 +5,7 @@
 // and case (case, ours, peer, ratio, pctPeak; rates in GFLOP per CPU-second, robust to other load;
 // oursWall, peerWall, pctPeakWall: per wall-clock second, the figures that count on a GPU).
 // On GPUs it adds 2048^3 and an autocast table: each shape under autocast (tensor cores where the
-// device has subgroup matrices: engine/ops/matmul-subgroup-matrix.ts) against our fp32 matmul, with
+// device has subgroup matrices: engine/ops/tensor-cores.ts) against our fp32 matmul, with
 // the kernel each ran; --amp adds that table on CPU adapters too. --published-tflops X: also the
 // fp32 rate as a % of the card's published peak (an H100 SXM's or H200's 67).
 import { setupPeer } from './peer.js';
@@ -13,7 +13,7 @@ import { timeOurs, timeTfjs, printTable, markdownTable, machineInfo, measurePeak
 import * as F from '../engine/index.js';
 import { matmulVariants, setMatmulVariant, chooseMatmulVariant } from '../engine/ops/matmul.js';
 import { adapterIsCpu } from '../engine/device.js';
-import { subgroupMatrixStatus } from '../engine/ops/matmul-subgroup-matrix.js';
+import { subgroupMatrixStatus } from '../engine/ops/tensor-cores.js';
 
 const peer = await setupPeer();
 const { tf } = peer;

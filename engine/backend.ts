@@ -12,7 +12,7 @@ import { KeptTextures } from './kept-textures.js';
 import { kernelLayoutEntries, uniformOffsetsDynamic } from './kernel-layout.js';
 import { KernelTiers, kernelTieringRequested, type TierStatus, type TieringMode } from './tiering.js';
 
-import { checkSubgroupMatrix, subgroupMatrixStatus } from './ops/matmul-subgroup-matrix.js';
+import { checkSubgroupMatrix } from './ops/tensor-cores.js';
 import type { Kernel, Counters, PendingRead, DispatchDesc, CapturedDispatch } from './backend-types.js';
 export type { Kernel, Counters, PendingRead, DispatchDesc, CapturedDispatch } from './backend-types.js';
 
@@ -541,8 +541,8 @@ export async function init(): Promise<WebGPUBackend> {
     const device = await getDevice();
     if (!backend) {
       // Tensor cores (autocast's matmul) only once their kernel computed a known product here.
-      const why = await checkSubgroupMatrix(device, waitForGPU);
-      if (why) console.error(`[webgpu] tensor cores off for --amp: ${subgroupMatrixStatus()}`);
+      const off = await checkSubgroupMatrix(device, waitForGPU);
+      if (off) console.error(`[webgpu] tensor cores (partly) off for --amp: ${off}`);
     }
     backend ??= new WebGPUBackend(device, resolveTiering());
   }

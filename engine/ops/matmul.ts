@@ -16,7 +16,7 @@ import { contiguous } from './elementwise.js';
 import { expand, reshape, transpose, squeeze, unsqueeze } from './view.js';
 import { sumToShape } from './reduce.js';
 import { fillInPlace } from './copy.js';
-import { subgroupMatrixVariants } from './matmul-subgroup-matrix.js';
+import { subgroupMatrixVariants } from './tensor-cores.js';
 
 /**
  * The kernel variants. On CPU adapters (lavapipe, SwiftShader) the 'direct' family is 4-5x faster
@@ -43,7 +43,7 @@ export const MATMUL_VARIANTS: readonly MatmulVariant[] = [
 const CPU_ORDER = ['texture8_v4_32x4', 'texture8_32x4', 'direct_v4_16x8', 'direct_8x8'];
 const GPU_ORDER = ['tiled_64x64'];
 
-/** MATMUL_VARIANTS, and under autocast the device's tensor-core ones (engine/ops/matmul-subgroup-matrix.ts). */
+/** MATMUL_VARIANTS, and under autocast the device's tensor-core ones (engine/ops/tensor-cores.ts). */
 function allVariants(): readonly MatmulVariant[] {
   const tc = isAutocastEnabled() ? subgroupMatrixVariants() : [];
   return tc.length ? [...tc, ...MATMUL_VARIANTS] : MATMUL_VARIANTS;
@@ -80,7 +80,7 @@ function runsHere(v: MatmulVariant): boolean {
  * A forced variant that cannot compute a layout makes that matmul throw rather than fall back.
  */
 export function setMatmulVariant(name: string | null): void {
-  if (name !== null && !kernels.has(name) && !/^sgmat\d+_\d+x\d+$/.test(name)) throw new Error(`setMatmulVariant: unknown variant '${name}' (have ${[...kernels.keys()].join(', ')})`);
+  if (name !== null && !kernels.has(name) && !/^sgmat\d+_\d+x\d+(_emulated)?$/.test(name)) throw new Error(`setMatmulVariant: unknown variant '${name}' (have ${[...kernels.keys()].join(', ')})`);
   forced = name;
 }
 

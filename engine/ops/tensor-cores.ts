@@ -1,0 +1,234 @@
+// Autocast's tensor cores: the subgroup-matrix matmul variants (kernels/matmul-subgroup-matrix.ts)
+// and the implicit-GEMM conv forward (kernels/conv-subgroup-matrix.ts), offered where the device has
+// subgroup matrices (engine/device.ts asks for them where the adapter offers a usable configuration)
+// and each kernel passed its check at init(). The checks matter because these kernels' subgroup-
+// matrix builtins have run on no adapter we had (lavapipe lacks the feature; CI runs their emulated
+// forms): a driver that rejects them, or computes something else, turns them off with a one-line
+// warning instead of letting a run train on wrong numbers. Each check is one small problem with
+// tails in every dimension against the float64 reference on f16-rounded operands (autocast's
+// numerics: f16 operands, f32 sums).
+import { matmulReference, MATMUL_UNIFORMS, type MatmulVariant } from '../../kernels/matmul.js';
+import { subgroupMatrixKernel } from '../../kernels/matmul-subgroup-matrix.js';
+import { convSubgroupMatrixKernel, convSgmatGrid, convSgmatUniforms } from '../../kernels/conv-subgroup-matrix.js';
+import { conv2dEpilogueReference, refGeom, type Conv2dRefParams } from '../../kernels/conv.js';
+import { SPATIAL_FLAGS } from '../../kernels/conv-gemm.js';
+import type { SubgroupMatrixTileSpec } from '../../kernels/subgroup-matrix-tile.js';
+import { roundArrayToF16 } from '../../kernels/f16.js';
+import { adapterReport } from '../device.js';
+
+/** Result matrices per workgroup (along M, N) of the matmul variants offered; the first is the fixed table's choice. */
+const TILES: readonly [number, number][] = [
+  [4, 4],
+  [2, 2],
+  [4, 2],
+];
+/** The conv forward's tile: 4 x 4 result matrices (64 channels x 64 pixels at D = 16). */
+const CONV_TILES: [number, number] = [4, 4];
+
+/** Per kernel: '' = not checked yet (off), 'ok', or why it is off. */
+const checked = { matmul: '', conv: '' };
+
+/** Tests: the emulated kernels (plain f32 on the same tiles) stand in for tensor cores on any adapter. */
+let emulated: { S: number; D: number } | null = null;
+
+/** Tests: makes autocast's matmul and conv forward take the emulated tensor-core kernels (null: off). */
+export function emulateTensorCores(on: { S: number; D: number } | null): void {
+  emulated = on;
+}
+
+/** A variant of D x D matrices, S-lane subgroups and tilesM x tilesN result matrices per workgroup. */
+export function subgroupMatrixVariant(D: number, S: number, tilesM: number, tilesN: number, emulate = false): MatmulVariant {
+  return { name: `sgmat${D}_${tilesM}x${tilesN}${emulate ? '_emulated' : ''}`, kind: 'subgroupMatrix', subgroup: S, matrix: D, wgN: 1, wgM: 1, tm: tilesM * D, tn: tilesN * D, ...(emulate ? { emulate } : {}) };
+}
+
+/** The device's subgroup size and matrix size where its matmul (or conv) check passed, or the emulation's. */
+function tensorCores(kernel: 'matmul' | 'conv'): { S: number; D: number; emulate: boolean } | null {
+  if (emulated) return { ...emulated, emulate: true };
+  const c = adapterReport?.subgroupMatrix;
+  return c && checked[kernel] === 'ok' ? { S: c.subgroupSize, D: c.M, emulate: false } : null;
+}
+
+/** The tensor-core matmul variants this device runs under autocast (none before a passed check). */
+export function subgroupMatrixVariants(): MatmulVariant[] {
+  const t = tensorCores('matmul');
+  return t ? TILES.map(([m, n]) => subgroupMatrixVariant(t.D, t.S, m, n, t.emulate)) : [];
+}
+
+/** The tensor-core conv forward's tile spec under autocast, or null (no subgroup matrices, or its check failed). */
+export function convTensorCoreSpec(): SubgroupMatrixTileSpec | null {
+  const t = tensorCores('conv');
+  return t && { S: t.S, D: t.D, tilesM: CONV_TILES[0], tilesN: CONV_TILES[1], ...(t.emulate ? { emulate: true } : {}) };
+}
+
+/** Why tensor cores are (partly) off ('' when on, or when the device has none to offer). */
+export function subgroupMatrixStatus(): string {
+  if (!adapterReport?.subgroupMatrix) return '';
+  return (['matmul', 'conv'] as const).filter((k) => checked[k] !== 'ok').map((k) => checked[k] || `${k} not checked`).join('; ');
+}
+
+/** Deterministic operands in [-2, 2) from a fixed LCG. */
+function lcg(n: number, seed: number): Float32Array {
+  let s = seed;
+  return Float32Array.from({ length: n }, () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32) * 4 - 2);
+}
+
+/** The matmul check's problem: tails in every dimension for D = 8 and 16. */
+export const CHECK_SHAPE = { M: 37, K: 50, N: 45 };
+
+export function checkOperands(): { a: Float32Array; b: Float32Array } {
+  const { M, K, N } = CHECK_SHAPE;
+  return { a: lcg(M * K, 12345), b: lcg(K * N, 777) };
+}
+
+/**
+ * Why `got` is not the reference (null when it is): each element within 1e-4 of its scale (the sum
+ * of |terms|: f16 products are exact in f32; tensor cores may round the f32 sums differently; a
+ * wrong layout or a skipped tail is off by O(1)).
+ */
+function compare(got: ArrayLike<number>, want: ArrayLike<number>, scale: ArrayLike<number>, what: string): string | null {
+  if (got.length !== want.length) return `${got.length} results for ${want.length} (${what})`;
+  for (let i = 0; i < want.length; i++) {
+    if (!(Math.abs(got[i]! - want[i]!) <= 1e-4 * scale[i]! + 1e-6)) return `element ${i} = ${got[i]}, expected ${want[i]} (${what})`;
+  }
+  return null;
+}
+
+/** Why `c` is not autocast's product of the matmul check operands (null when it is). */
+export function checkResult(c: ArrayLike<number>): string | null {
+  const { M, K, N } = CHECK_SHAPE;
+  const { a, b } = checkOperands();
+  const ra = roundArrayToF16(a), rb = roundArrayToF16(b);
+  const ref = matmulReference({ shape: [M, K], data: ra }, { shape: [K, N], data: rb }).data;
+  const abs = matmulReference({ shape: [M, K], data: ra.map(Math.abs) }, { shape: [K, N], data: rb.map(Math.abs) }).data;
+  return compare(c, ref, abs, `f16 operands, ${M}x${K} @ ${K}x${N}`);
+}
+
+/** The conv check's problem: odd sizes, stride 2, padding, every epilogue term. */
+export const CONV_CHECK = {
+  x: [2, 5, 9, 11] as const,
+  w: [19, 5, 3, 3] as const,
+  p: { stride: [2, 2], padding: [1, 1], dilation: [1, 1], groups: 1 } as Conv2dRefParams,
+};
+
+export function convCheckOperands(): { x: Float32Array; w: Float32Array; bias: Float32Array; scale: Float32Array; residual: Float32Array } {
+  const g = refGeom(CONV_CHECK.x, CONV_CHECK.w, CONV_CHECK.p);
+  const count = (s: readonly number[]) => s.reduce((p, q) => p * q, 1);
+  return { x: lcg(count(CONV_CHECK.x), 3), w: lcg(count(CONV_CHECK.w), 4), bias: lcg(g.Cout, 5), scale: lcg(g.Cout, 6), residual: lcg(g.N * g.Cout * g.OH * g.OW, 7) };
+}
+
+/** Why `y` is not autocast's conv (with scale, bias, residual and relu) of the check operands. */
+export function convCheckResult(y: ArrayLike<number>): string | null {
+  const o = convCheckOperands();
+  const x = { shape: [...CONV_CHECK.x], data: roundArrayToF16(o.x) }, w = { shape: [...CONV_CHECK.w], data: roundArrayToF16(o.w) };
+  const t = (d: Float32Array, shape: number[]) => ({ shape, data: Float64Array.from(d) });
+  const g = refGeom(CONV_CHECK.x, CONV_CHECK.w, CONV_CHECK.p);
+  const ref = conv2dEpilogueReference(x, w, t(o.scale, [g.Cout]), t(o.bias, [g.Cout]), t(o.residual, [g.N, g.Cout, g.OH, g.OW]), true, CONV_CHECK.p).data;
+  // The scale of each output: its terms' magnitudes times |scale|, plus the bias and residual's.
+  const absConv = conv2dEpilogueReference({ ...x, data: x.data.map(Math.abs) }, { ...w, data: w.data.map(Math.abs) }, null, null, null, false, CONV_CHECK.p).data;
+  const OHW = g.OH * g.OW;
+  const scale = absConv.map((v, i) => v * Math.abs(o.scale[Math.floor(i / OHW) % g.Cout]!) + 1);
+  return compare(y, ref, scale, `f16 operands, conv x[${CONV_CHECK.x}] w[${CONV_CHECK.w}] stride 2 pad 1, scale, bias, residual, relu`);
+}
+
+/** Flags of the conv check: every epilogue term. */
+export const CONV_CHECK_FLAGS = SPATIAL_FLAGS.bias | SPATIAL_FLAGS.relu | SPATIAL_FLAGS.scale | SPATIAL_FLAGS.residual;
+
+/** A kernel run the checks make: its WGSL, uniforms, storage inputs (bindings 1..), output binding and size, grid. */
+export interface CheckRun {
+  kernel: { wgsl: string; entry: string };
+  uniforms: Uint32Array;
+  /** Storage bindings 1.. in order: input data, or the output's element count. */
+  bindings: (Float32Array | number)[];
+  grid: [number, number, number];
+}
+
+/**
+ * Runs the device's matmul and conv kernels once each on their check problems with plain WebGPU
+ * calls (their own buffers and error scopes, nothing of the engine's) and records the verdicts.
+ * Returns what failed ('' when nothing did).
+ */
+export async function checkSubgroupMatrix(device: GPUDevice, wait: <T>(p: Promise<T>) => Promise<T>): Promise<string> {
+  const c = adapterReport?.subgroupMatrix;
+  if (!c) return '';
+  const runs = checkRuns(c.subgroupSize, c.M, false);
+  const verdict = async (run: CheckRun, judge: (out: Float32Array) => string | null): Promise<string> => {
+    const why = await runCheck(device, run, wait).then(judge, (e: unknown) => (e instanceof Error ? e.message : String(e)));
+    return why === null ? 'ok' : `${run.kernel.entry} failed its check: ${why}`;
+  };
+  checked.matmul = await verdict(runs.matmul, checkResult);
+  checked.conv = await verdict(runs.conv, convCheckResult);
+  return subgroupMatrixStatus();
+}
+
+/** The checks' kernel runs for S-lane subgroups and D x D matrices (emulate: the forms any adapter runs; tests). */
+export function checkRuns(S: number, D: number, emulate: boolean): { matmul: CheckRun; conv: CheckRun } {
+  const mv = subgroupMatrixVariant(D, S, ...TILES[0]!);
+  const { M, K, N } = CHECK_SHAPE;
+  const { a, b } = checkOperands();
+  const matmul: CheckRun = {
+    kernel: subgroupMatrixKernel({ S, D, tilesM: TILES[0]![0], tilesN: TILES[0]![1], emulate }),
+    uniforms: MATMUL_UNIFORMS.pack({ M, N, K, batch: 1, aOff: 0, aBatch: 0, aM: K, aK: 1, bOff: 0, bBatch: 0, bK: N, bN: 1, cBatch: M * N }),
+    bindings: [a, b, M * N],
+    grid: [Math.ceil(N / mv.tn), Math.ceil(M / mv.tm), 1],
+  };
+  const spec: SubgroupMatrixTileSpec = { S, D, tilesM: CONV_TILES[0], tilesN: CONV_TILES[1], emulate };
+  const g = refGeom(CONV_CHECK.x, CONV_CHECK.w, CONV_CHECK.p);
+  const o = convCheckOperands();
+  const conv: CheckRun = {
+    kernel: convSubgroupMatrixKernel(spec),
+    uniforms: convSgmatUniforms(g, CONV_CHECK_FLAGS),
+    bindings: [o.x, o.w, o.bias, g.N * g.Cout * g.OH * g.OW, o.scale, o.residual],
+    grid: convSgmatGrid(g, spec),
+  };
+  return { matmul, conv };
+}
+
+/** One dispatch of a check's kernel on its own buffers; its output. Throws what WGSL or WebGPU reported. */
+export async function runCheck(device: GPUDevice, run: CheckRun, wait: <T>(p: Promise<T>) => Promise<T>): Promise<Float32Array> {
+  const { kernel } = run;
+  device.pushErrorScope('validation');
+  const made: GPUBuffer[] = [];
+  const STORAGE = 0x80, COPY_SRC = 0x4, COPY_DST = 0x8, UNIFORM = 0x40, MAP_READ = 0x1;
+  const buffer = (bytes: number, usage: number, data?: ArrayBufferView): GPUBuffer => {
+    const buf = device.createBuffer({ size: Math.max(16, Math.ceil(bytes / 16) * 16), usage });
+    made.push(buf);
+    if (data) device.queue.writeBuffer(buf, 0, data.buffer, data.byteOffset, data.byteLength);
+    return buf;
+  };
+  let popped = false;
+  try {
+    const module = device.createShaderModule({ code: kernel.wgsl, label: kernel.entry });
+    const errors = (await wait(module.getCompilationInfo())).messages.filter((m) => m.type === 'error');
+    if (errors.length > 0) throw new Error(`WGSL: ${errors.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join('; ')}`);
+    const pipeline = await wait(device.createComputePipelineAsync({ layout: 'auto', compute: { module, entryPoint: kernel.entry }, label: kernel.entry }));
+    const outIndex = run.bindings.findIndex((x) => typeof x === 'number');
+    const outBytes = (run.bindings[outIndex] as number) * 4;
+    const buffers = [buffer(run.uniforms.byteLength, UNIFORM | COPY_DST, run.uniforms), ...run.bindings.map((x) => (typeof x === 'number' ? buffer(x * 4, STORAGE | COPY_SRC) : buffer(x.byteLength, STORAGE | COPY_DST, x)))];
+    const staging = buffer(outBytes, MAP_READ | COPY_DST);
+    const group = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: buffers.map((buf, i) => ({ binding: i, resource: { buffer: buf } })) });
+    const enc = device.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, group);
+    pass.dispatchWorkgroups(...run.grid);
+    pass.end();
+    enc.copyBufferToBuffer(buffers[outIndex + 1]!, 0, staging, 0, outBytes);
+    device.queue.submit([enc.finish()]);
+    await wait(staging.mapAsync(MAP_READ));
+    const out = new Float32Array(staging.getMappedRange().slice(0, outBytes));
+    staging.unmap();
+    popped = true;
+    const err = await device.popErrorScope();
+    if (err) throw new Error(`WebGPU: ${err.message}`);
+    return out;
+  } finally {
+    if (!popped) await device.popErrorScope().catch(() => null);
+    for (const buf of made) buf.destroy();
+  }
+}
+
+/** Tests: the verdicts as if the checks had passed ('ok') or failed (a reason), or unchecked (''). */
+export function setSubgroupMatrixChecked(state: string, conv = state): void {
+  checked.matmul = state;
+  checked.conv = conv;
+}

@@ -1,0 +1,68 @@
+// Tensor-core conv2d forward for autocast: an implicit GEMM on kernels/subgroup-matrix-tile.ts's loop.
+// C[co, p] = sum_k W[co, k] X[k, p] with GM = Cout (rows), GN = N*OH*OW (output pixels, image-major),
+// GK = Cin*KH*KW; W is the dense weight [Cout, Cin, KH, KW] read as [Cout, GK]; X[k, p] is the input
+// pixel that tap k = (ci, kh, kw) of output pixel p = (n, oh, ow) reads, zero in the padding (im2col
+// made on the fly while staging B). Groups = 1 only. The store is the spatial kernels' epilogue,
+// y = relu?(acc * scale[co] + bias[co] + residual) under SPATIAL_FLAGS (kernels/conv-gemm.ts), with
+// the same bindings (src, wt, bias, dst, scale, res at 1-6), so engine/ops/conv.ts binds it alike.
+// Numerics: x and w rounded to f16 (autocast), f32 sums, epilogue in f32. Reference:
+// conv2dEpilogueReference on f16-rounded x and w. `emulate` (subgroup-matrix-tile.ts) runs anywhere.
+import { uniformBlock } from './uniforms.js';
+import { SPATIAL_FLAGS } from './conv-gemm.js';
+import { subgroupMatrixTileWgsl, type SubgroupMatrixTileSpec } from './subgroup-matrix-tile.js';
+import type { ConvGeom } from './conv.js';
+
+export const CONV_SGMAT_UNIFORMS = uniformBlock('convsgmat', {
+  N: 'u32', Cin: 'u32', H: 'u32', W: 'u32', Cout: 'u32', OH: 'u32', OW: 'u32',
+  KH: 'u32', KW: 'u32', sh: 'u32', sw: 'u32', ph: 'u32', pw: 'u32', dh: 'u32', dw: 'u32',
+  flags: 'u32',
+});
+
+/** The uniforms of one dispatch on geometry g (groups 1) with SPATIAL_FLAGS bits `flags`. */
+export function convSgmatUniforms(g: ConvGeom, flags: number): Uint32Array {
+  const { N, Cin, H, W, Cout, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw } = g;
+  return CONV_SGMAT_UNIFORMS.pack({ N, Cin, H, W, Cout, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw, flags });
+}
+
+/** Workgroups of one dispatch: (pixel tiles, channel tiles, 1). */
+export function convSgmatGrid(g: ConvGeom, s: SubgroupMatrixTileSpec): [number, number, number] {
+  return [Math.ceil((g.N * g.OH * g.OW) / (s.tilesN * s.D)), Math.ceil(g.Cout / (s.tilesM * s.D)), 1];
+}
+
+export function convSubgroupMatrixKernel(s: SubgroupMatrixTileSpec): { wgsl: string; entry: string } {
+  const F = SPATIAL_FLAGS;
+  const entry = `conv_fwd_sgmat${s.D}_${s.tilesM}x${s.tilesN}${s.emulate ? '_emulated' : ''}`;
+  const wgsl = subgroupMatrixTileWgsl(s, {
+    entry,
+    decls: `${CONV_SGMAT_UNIFORMS.wgsl}
+@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(2) var<storage, read> wt: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(5) var<storage, read> scale: array<f32>;
+@group(0) @binding(6) var<storage, read> res: array<f32>;`,
+    // Tap k of output pixel p: the input element, or 0 in the padding (a clamped, in-bounds load).
+    helpers: `fn srcAt(k: u32, p: u32) -> f32 {
+  let KHW = u.KH * u.KW; let OHW = u.OH * u.OW;
+  let kc = min(k, u.Cin * KHW - 1u); let pc = min(p, u.N * OHW - 1u);
+  let ci = kc / KHW; let t = kc % KHW; let kh = t / u.KW; let kw = t % u.KW;
+  let n = pc / OHW; let q = pc % OHW; let oh = q / u.OW; let ow = q % u.OW;
+  let ih = i32(oh * u.sh + kh * u.dh) - i32(u.ph); let iw = i32(ow * u.sw + kw * u.dw) - i32(u.pw);
+  let inside = ih >= 0 && ih < i32(u.H) && iw >= 0 && iw < i32(u.W);
+  let i = ((n * u.Cin + ci) * u.H + u32(clamp(ih, 0, i32(u.H) - 1))) * u.W + u32(clamp(iw, 0, i32(u.W) - 1));
+  return select(0.0, src[i], inside);
+}`,
+    prelude: `  let GM = u.Cout; let GN = u.N * u.OH * u.OW; let GK = u.Cin * u.KH * u.KW;
+  let OHW = u.OH * u.OW; let flags = u.flags;`,
+    loadA: (r, k) => `wt[min(${r}, GM - 1u) * GK + min(${k}, GK - 1u)]`,
+    loadB: (k, col) => `srcAt(${k}, ${col})`,
+    store: (r, col, v) => `let o = (${col} / OHW * GM + ${r}) * OHW + ${col} % OHW;
+      var y = ${v};
+      if ((flags & ${F.scale}u) != 0u) { y = y * scale[${r}]; }
+      if ((flags & ${F.bias}u) != 0u) { y = y + bias[${r}]; }
+      if ((flags & ${F.residual}u) != 0u) { y = y + res[o]; }
+      if ((flags & ${F.relu}u) != 0u) { y = max(y, 0.0); }
+      dst[o] = y;`,
+  });
+  return { wgsl, entry };
+}

@@ -1,0 +1,123 @@
+// The tensor-core kernels' emulated forms (kernels/subgroup-matrix-tile.ts: the same WGSL with the
+// three subgroup-matrix operations done in plain f32 on the same workgroup-memory tiles) run here,
+// where lavapipe has no subgroup matrices. They prove, against the float64 reference on f16-rounded
+// operands, everything of those kernels but the three builtins: the staging of A and B with tails in
+// every dimension, the conv's on-the-fly im2col (stride, padding, dilation), the tile layout, the
+// bounds-checked store and the conv epilogue; and the engine's wiring (engine/ops/tensor-cores.ts):
+// the init check's runner and verdicts, autocast's matmul and conv forward dispatching them with the
+// right bindings, flags and grids, the backward still right, groups > 1 falling back.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { ready } from './helpers/gpu.js';
+import { ref, gpu, expectRef } from './helpers/check.js';
+import * as F from '../engine/index.js';
+import { getBackend, waitForGPU } from '../engine/backend.js';
+import { chooseMatmulVariant } from '../engine/ops/matmul.js';
+import { checkRuns, runCheck, checkResult, convCheckResult, emulateTensorCores, CONV_CHECK, CONV_CHECK_FLAGS } from '../engine/ops/tensor-cores.js';
+import { convSgmatUniforms } from '../kernels/conv-subgroup-matrix.js';
+import { matmulReference } from '../kernels/matmul.js';
+import { refGeom, conv2dReference, conv2dEpilogueReference, conv2dInputGradReference, type Conv2dRefParams } from '../kernels/conv.js';
+import { roundArrayToF16 } from '../kernels/f16.js';
+import type { RefTensor } from '../kernels/common.js';
+
+await ready;
+
+const TOL = { atol: 1e-4, rtol: 1e-4 };
+const r16 = (r: RefTensor): RefTensor => ({ shape: r.shape, data: roundArrayToF16(r.data) });
+/** Subgroup and matrix sizes to emulate: NVIDIA's (32 lanes, 16 x 16) and a smaller pair. */
+const SIZES = [{ S: 32, D: 16 }, { S: 8, D: 8 }];
+
+/** Labels of the dispatches fn records. */
+function labelsOf(fn: () => void): string[] {
+  const labels: string[] = [];
+  getBackend().captureDispatches((d) => labels.push(`${d.label} [${d.entry}]`));
+  try {
+    fn();
+  } finally {
+    getBackend().captureDispatches(null);
+  }
+  return labels;
+}
+
+for (const { S, D } of SIZES) {
+  test(`S=${S} D=${D}: the init check's runs pass in emulation; a wrong conv epilogue is refused`, async () => {
+    const device = getBackend().device;
+    const runs = checkRuns(S, D, true);
+    assert.is(checkResult(await runCheck(device, runs.matmul, waitForGPU)), null);
+    assert.is(convCheckResult(await runCheck(device, runs.conv, waitForGPU)), null);
+    const g = refGeom(CONV_CHECK.x, CONV_CHECK.w, CONV_CHECK.p);
+    const noRelu = { ...runs.conv, uniforms: convSgmatUniforms(g, CONV_CHECK_FLAGS & ~2) };
+    assert.match(convCheckResult(await runCheck(device, noRelu, waitForGPU)) ?? '', /expected/);
+    // A kernel that does not compile is reported, not thrown past the check.
+    const broken = { ...runs.matmul, kernel: { ...runs.matmul.kernel, wgsl: runs.matmul.kernel.wgsl.replace('let GK = K;', '') } };
+    await runCheck(device, broken, waitForGPU).then(() => assert.unreachable('compiled'), (e: Error) => assert.match(e.message, /WGSL/));
+  });
+
+  test(`S=${S} D=${D}: autocast's matmul on the emulated tensor-core variant (odd shapes, batches, transposed views)`, async () => {
+    emulateTensorCores({ S, D });
+    try {
+      const cases: [number[], number[], boolean][] = [
+        [[7, 13], [13, 5], false],
+        [[37, 45], [45, 132], false],
+        [[3, 65, 33], [3, 33, 17], false],
+        [[2, 19, 40], [40, 23], true],
+      ];
+      for (const [sa, sb, transposeB] of cases) {
+        const a = ref(sa, 1), bStored = ref(transposeB ? [sb[1]!, sb[0]!] : sb, 2);
+        const tb = transposeB ? F.transpose(gpu(bStored), 0, 1) : gpu(bStored);
+        const bRef = transposeB ? transpose2(bStored) : bStored;
+        const ta = gpu(a);
+        assert.match(F.autocast(() => chooseMatmulVariant(ta, tb)).name, /^sgmat\d+_4x4_emulated$/);
+        const labels = labelsOf(() => void F.autocast(() => F.matmul(ta, tb)).dispose());
+        assert.ok(labels.some((l) => /matmul_sgmat/.test(l)), `no tensor-core dispatch: ${labels.join(', ')}`);
+        const y = F.autocast(() => F.matmul(ta, tb));
+        await expectRef(y, matmulReference(r16(a), r16(bRef)), TOL, `${sa} @ ${sb}${transposeB ? ' (B transposed)' : ''}`);
+      }
+      assert.not.match(chooseMatmulVariant(gpu(ref([4, 4], 3)), gpu(ref([4, 4], 4))).name, /^sgmat/, 'fp32 takes no f16 kernel');
+    } finally {
+      emulateTensorCores(null);
+    }
+  });
+
+  test(`S=${S} D=${D}: autocast's conv2d forward on the emulated tensor-core kernel; gradients unchanged; groups > 1 fall back`, async () => {
+    emulateTensorCores({ S, D });
+    try {
+      const cases: { x: number[]; w: number[]; p: Conv2dRefParams; bias: boolean }[] = [
+        { x: [2, 3, 7, 13], w: [5, 3, 3, 3], p: { stride: [1, 1], padding: [1, 1], dilation: [1, 1], groups: 1 }, bias: true },
+        { x: [2, 7, 5, 9], w: [19, 7, 1, 1], p: { stride: [1, 1], padding: [0, 0], dilation: [1, 1], groups: 1 }, bias: false },
+        { x: [1, 3, 23, 17], w: [20, 3, 7, 7], p: { stride: [2, 2], padding: [3, 3], dilation: [1, 1], groups: 1 }, bias: true },
+        { x: [2, 4, 11, 10], w: [6, 4, 3, 3], p: { stride: [1, 2], padding: [2, 1], dilation: [2, 1], groups: 1 }, bias: true },
+        { x: [2, 6, 7, 11], w: [9, 2, 3, 3], p: { stride: [2, 2], padding: [1, 1], dilation: [1, 1], groups: 3 }, bias: false },
+      ];
+      for (const c of cases) {
+        const xr = ref(c.x, 20, -1, 1), wr = ref(c.w, 21, -1, 1), br = c.bias ? ref([c.w[0]!], 22, -1, 1) : null;
+        const x = gpu(xr, true), w = gpu(wr, true);
+        const run = () => F.autocast(() => F.conv2d(x, w, br ? gpu(br) : null, c.p.stride, c.p.padding, c.p.dilation, c.p.groups));
+        const labels = labelsOf(() => void F.noGrad(run).dispose());
+        assert.is(labels.some((l) => /conv_fwd_sgmat/.test(l)), c.p.groups === 1, `${c.w}: tensor cores ${c.p.groups === 1 ? 'expected' : 'not expected'}: ${labels.join(', ')}`);
+        const y = run();
+        const want = conv2dReference(r16(xr), r16(wr), br, c.p);
+        await expectRef(y, want, TOL, `conv x[${c.x}] w[${c.w}] forward`);
+        const gy = ref(want.shape, 23, -1, 1);
+        F.backward(y, { grad: gpu(gy) });
+        await expectRef(x.grad!, conv2dInputGradReference(r16(gy), r16(wr), c.x, c.p), TOL, `conv x[${c.x}] w[${c.w}] grad input`);
+      }
+      // Every epilogue term: y = relu(conv * scale + bias + residual).
+      const xr = ref([2, 3, 7, 13], 70, -1, 1), wr = ref([21, 3, 3, 3], 71, -1, 1), sr = ref([21], 72, 0.3, 1.7), br = ref([21], 73, -1, 1), rr = ref([2, 21, 7, 13], 74, -1, 1);
+      const p: Conv2dRefParams = { stride: [1, 1], padding: [1, 1], dilation: [1, 1], groups: 1 };
+      const y = F.autocast(() => F.conv2d(gpu(xr), gpu(wr), gpu(br), 1, 1, 1, 1, { scale: gpu(sr), residual: gpu(rr), activation: 'relu' }));
+      await expectRef(y, conv2dEpilogueReference(r16(xr), r16(wr), sr, br, rr, true, p), TOL, 'conv with scale, bias, residual, relu');
+    } finally {
+      emulateTensorCores(null);
+    }
+  });
+}
+
+function transpose2(r: RefTensor): RefTensor {
+  const [R, C] = r.shape as [number, number];
+  const out = new Float64Array(R * C);
+  for (let i = 0; i < R; i++) for (let j = 0; j < C; j++) out[j * R + i] = r.data[i * C + j]!;
+  return { shape: [C, R], data: out };
+}
+
+test.run();
