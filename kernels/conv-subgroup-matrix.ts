@@ -1,4 +1,5 @@
-// Tensor-core conv2d forward for autocast: an implicit GEMM on kernels/subgroup-matrix-tile.ts's loop.
+// Tensor-core conv2d forward and input gradient for autocast: implicit GEMMs on
+// kernels/subgroup-matrix-tile.ts's loop. The forward:
 // C[co, p] = sum_k W[co, k] X[k, p] with GM = Cout (rows), GN = N*OH*OW (output pixels, image-major),
 // GK = Cin*KH*KW; W is the dense weight [Cout, Cin, KH, KW] read as [Cout, GK]; X[k, p] is the input
 // pixel that tap k = (ci, kh, kw) of output pixel p = (n, oh, ow) reads, zero in the padding (im2col
@@ -6,7 +7,13 @@
 // y = relu?(acc * scale[co] + bias[co] + residual) under SPATIAL_FLAGS (kernels/conv-gemm.ts), with
 // the same bindings (src, wt, bias, dst, scale, res at 1-6), so engine/ops/conv.ts binds it alike.
 // Numerics: x and w rounded to f16 (autocast), f32 sums, epilogue in f32. Reference:
-// conv2dEpilogueReference on f16-rounded x and w. `emulate` (subgroup-matrix-tile.ts) runs anywhere.
+// conv2dEpilogueReference on f16-rounded x and w. The input gradient (conv_transpose2d's forward):
+// dx[ci, p] = sum_k W^T[ci, k] dY[k, p] with GM = Cin, GN = N*H*W (input pixels), GK = Cout*KH*KW;
+// tap k = (co, kh, kw) of input pixel (n, ih, iw) reads dy at oh = (ih + ph - kh*dh) / sh where that
+// divides evenly and lands inside (zero otherwise, so strides > 1 waste the taps of other phases:
+// engine/ops/conv.ts sends it stride-1 convolutions only); bias and relu flags over dx's channels.
+// Reference: conv2dInputGradReference on f16-rounded dy and w. `emulate` (subgroup-matrix-tile.ts)
+// runs anywhere.
 import { uniformBlock } from './uniforms.js';
 import { SPATIAL_FLAGS } from './conv-gemm.js';
 import { subgroupMatrixTileWgsl, type SubgroupMatrixTileSpec } from './subgroup-matrix-tile.js';
@@ -24,9 +31,47 @@ export function convSgmatUniforms(g: ConvGeom, flags: number): Uint32Array {
   return CONV_SGMAT_UNIFORMS.pack({ N, Cin, H, W, Cout, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw, flags });
 }
 
-/** Workgroups of one dispatch: (pixel tiles, channel tiles, 1). */
-export function convSgmatGrid(g: ConvGeom, s: SubgroupMatrixTileSpec): [number, number, number] {
-  return [Math.ceil((g.N * g.OH * g.OW) / (s.tilesN * s.D)), Math.ceil(g.Cout / (s.tilesM * s.D)), 1];
+/** Workgroups of one dispatch: (pixel tiles, channel tiles, 1); pixels and channels of the output (dx for the input gradient). */
+export function convSgmatGrid(g: ConvGeom, s: SubgroupMatrixTileSpec, inputGrad = false): [number, number, number] {
+  const [pixels, channels] = inputGrad ? [g.N * g.H * g.W, g.Cin] : [g.N * g.OH * g.OW, g.Cout];
+  return [Math.ceil(pixels / (s.tilesN * s.D)), Math.ceil(channels / (s.tilesM * s.D)), 1];
+}
+
+/** dx = the input gradient of conv2d (groups 1) from dy and w, on the tile loop (see the header). */
+export function convInputGradSubgroupMatrixKernel(s: SubgroupMatrixTileSpec): { wgsl: string; entry: string } {
+  const F = SPATIAL_FLAGS;
+  const entry = `conv_dx_sgmat${s.D}_${s.tilesM}x${s.tilesN}${s.emulate ? '_emulated' : ''}`;
+  const wgsl = subgroupMatrixTileWgsl(s, {
+    entry,
+    decls: `${CONV_SGMAT_UNIFORMS.wgsl}
+@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(2) var<storage, read> wt: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dst: array<f32>;`,
+    // Tap k = (co, kh, kw) of input pixel p: dy at the output pixel that reads p through it, or 0.
+    helpers: `fn dyAt(k: u32, p: u32) -> f32 {
+  let KHW = u.KH * u.KW; let HW = u.H * u.W;
+  let kc = min(k, u.Cout * KHW - 1u); let pc = min(p, u.N * HW - 1u);
+  let co = kc / KHW; let t = kc % KHW; let kh = t / u.KW; let kw = t % u.KW;
+  let n = pc / HW; let q = pc % HW; let ih = q / u.W; let iw = q % u.W;
+  let yh = i32(ih + u.ph) - i32(kh * u.dh); let yw = i32(iw + u.pw) - i32(kw * u.dw);
+  let oh = yh / i32(u.sh); let ow = yw / i32(u.sw);
+  let inside = yh >= 0 && yw >= 0 && yh % i32(u.sh) == 0 && yw % i32(u.sw) == 0 && oh < i32(u.OH) && ow < i32(u.OW);
+  let i = ((n * u.Cout + co) * u.OH + u32(clamp(oh, 0, i32(u.OH) - 1))) * u.OW + u32(clamp(ow, 0, i32(u.OW) - 1));
+  return select(0.0, src[i], inside);
+}`,
+    prelude: `  let GM = u.Cin; let GN = u.N * u.H * u.W; let GK = u.Cout * u.KH * u.KW;
+  let HW = u.H * u.W; let KHW = u.KH * u.KW; let flags = u.flags;`,
+    // W^T[ci, k]: w[co, ci, kh, kw] with k = (co, kh, kw).
+    loadA: (r, k) => `wt[(min(${k}, GK - 1u) / KHW * GM + min(${r}, GM - 1u)) * KHW + min(${k}, GK - 1u) % KHW]`,
+    loadB: (k, col) => `dyAt(${k}, ${col})`,
+    store: (r, col, v) => `let o = (${col} / HW * GM + ${r}) * HW + ${col} % HW;
+      var y = ${v};
+      if ((flags & ${F.bias}u) != 0u) { y = y + bias[${r}]; }
+      if ((flags & ${F.relu}u) != 0u) { y = max(y, 0.0); }
+      dst[o] = y;`,
+  });
+  return { wgsl, entry };
 }
 
 export function convSubgroupMatrixKernel(s: SubgroupMatrixTileSpec): { wgsl: string; entry: string } {

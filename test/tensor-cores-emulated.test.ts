@@ -13,10 +13,10 @@ import { ref, gpu, expectRef } from './helpers/check.js';
 import * as F from '../engine/index.js';
 import { getBackend, waitForGPU } from '../engine/backend.js';
 import { chooseMatmulVariant } from '../engine/ops/matmul.js';
-import { checkRuns, runCheck, checkResult, convCheckResult, emulateTensorCores, CONV_CHECK, CONV_CHECK_FLAGS } from '../engine/ops/tensor-cores.js';
+import { checkRuns, runCheck, checkResult, convCheckResult, convGradCheckResult, emulateTensorCores, CONV_CHECK, CONV_CHECK_FLAGS } from '../engine/ops/tensor-cores.js';
 import { convSgmatUniforms } from '../kernels/conv-subgroup-matrix.js';
 import { matmulReference } from '../kernels/matmul.js';
-import { refGeom, conv2dReference, conv2dEpilogueReference, conv2dInputGradReference, type Conv2dRefParams } from '../kernels/conv.js';
+import { refGeom, conv2dReference, conv2dEpilogueReference, conv2dInputGradReference, convTranspose2dReference, type Conv2dRefParams, type ConvTranspose2dRefParams } from '../kernels/conv.js';
 import { roundArrayToF16 } from '../kernels/f16.js';
 import type { RefTensor } from '../kernels/common.js';
 
@@ -45,6 +45,8 @@ for (const { S, D } of SIZES) {
     const runs = checkRuns(S, D, true);
     assert.is(checkResult(await runCheck(device, runs.matmul, waitForGPU)), null);
     assert.is(convCheckResult(await runCheck(device, runs.conv, waitForGPU)), null);
+    assert.is(convGradCheckResult(await runCheck(device, runs.convGrad, waitForGPU)), null);
+    assert.match(convGradCheckResult(await runCheck(device, runs.conv, waitForGPU)) ?? '', /results for|expected/, 'the forward is not the input gradient');
     const g = refGeom(CONV_CHECK.x, CONV_CHECK.w, CONV_CHECK.p);
     const noRelu = { ...runs.conv, uniforms: convSgmatUniforms(g, CONV_CHECK_FLAGS & ~2) };
     assert.match(convCheckResult(await runCheck(device, noRelu, waitForGPU)) ?? '', /expected/);
@@ -79,7 +81,7 @@ for (const { S, D } of SIZES) {
     }
   });
 
-  test(`S=${S} D=${D}: autocast's conv2d forward on the emulated tensor-core kernel; gradients unchanged; groups > 1 fall back`, async () => {
+  test(`S=${S} D=${D}: autocast's conv2d forward and stride-1 input gradient on the emulated tensor-core kernels; other strides and groups > 1 fall back`, async () => {
     emulateTensorCores({ S, D });
     try {
       const cases: { x: number[]; w: number[]; p: Conv2dRefParams; bias: boolean }[] = [
@@ -99,7 +101,9 @@ for (const { S, D } of SIZES) {
         const want = conv2dReference(r16(xr), r16(wr), br, c.p);
         await expectRef(y, want, TOL, `conv x[${c.x}] w[${c.w}] forward`);
         const gy = ref(want.shape, 23, -1, 1);
-        F.backward(y, { grad: gpu(gy) });
+        const stride1 = c.p.stride[0] === 1 && c.p.stride[1] === 1 && c.p.groups === 1;
+        const bwd = labelsOf(() => F.backward(y, { grad: gpu(gy) }));
+        assert.is(bwd.some((l) => /conv_dx_sgmat/.test(l)), stride1, `${c.w}: input gradient on tensor cores ${stride1 ? 'expected' : 'not expected'}: ${bwd.join(', ')}`);
         await expectRef(x.grad!, conv2dInputGradReference(r16(gy), r16(wr), c.x, c.p), TOL, `conv x[${c.x}] w[${c.w}] grad input`);
       }
       // Every epilogue term: y = relu(conv * scale + bias + residual).
@@ -107,6 +111,13 @@ for (const { S, D } of SIZES) {
       const p: Conv2dRefParams = { stride: [1, 1], padding: [1, 1], dilation: [1, 1], groups: 1 };
       const y = F.autocast(() => F.conv2d(gpu(xr), gpu(wr), gpu(br), 1, 1, 1, 1, { scale: gpu(sr), residual: gpu(rr), activation: 'relu' }));
       await expectRef(y, conv2dEpilogueReference(r16(xr), r16(wr), sr, br, rr, true, p), TOL, 'conv with scale, bias, residual, relu');
+      // conv_transpose2d's forward is the input-gradient kernel: stride 1, dilation 2, bias over its output channels.
+      const tx = ref([2, 6, 9, 7], 80, -1, 1), tw = ref([6, 17, 3, 3], 81, -1, 1), tb = ref([17], 82, -1, 1);
+      const tp: ConvTranspose2dRefParams = { stride: [1, 1], padding: [2, 1], outputPadding: [0, 0], dilation: [2, 2], groups: 1 };
+      let yt: F.Tensor | undefined;
+      const fwd = labelsOf(() => void (yt = F.autocast(() => F.convTranspose2d(gpu(tx), gpu(tw), gpu(tb), 1, [2, 1], 0, 1, 2))));
+      assert.ok(fwd.some((l) => /conv_dx_sgmat/.test(l)), `conv_transpose2d not on tensor cores: ${fwd.join(', ')}`);
+      await expectRef(yt!, convTranspose2dReference(r16(tx), r16(tw), tb, tp), TOL, 'conv_transpose2d stride 1 dilation 2 with bias');
     } finally {
       emulateTensorCores(null);
     }

@@ -1,5 +1,5 @@
 // Autocast's tensor cores: the subgroup-matrix matmul variants (kernels/matmul-subgroup-matrix.ts)
-// and the implicit-GEMM conv forward (kernels/conv-subgroup-matrix.ts), offered where the device has
+// and the implicit-GEMM conv forward and input gradient (kernels/conv-subgroup-matrix.ts), offered where the device has
 // subgroup matrices (engine/device.ts asks for them where the adapter offers a usable configuration)
 // and each kernel passed its check at init(). The checks matter because these kernels' subgroup-
 // matrix builtins have run on no adapter we had (lavapipe lacks the feature; CI runs their emulated
@@ -9,8 +9,8 @@
 // numerics: f16 operands, f32 sums).
 import { matmulReference, MATMUL_UNIFORMS, type MatmulVariant } from '../../kernels/matmul.js';
 import { subgroupMatrixKernel } from '../../kernels/matmul-subgroup-matrix.js';
-import { convSubgroupMatrixKernel, convSgmatGrid, convSgmatUniforms } from '../../kernels/conv-subgroup-matrix.js';
-import { conv2dEpilogueReference, refGeom, type Conv2dRefParams } from '../../kernels/conv.js';
+import { convSubgroupMatrixKernel, convInputGradSubgroupMatrixKernel, convSgmatGrid, convSgmatUniforms } from '../../kernels/conv-subgroup-matrix.js';
+import { conv2dEpilogueReference, conv2dInputGradReference, refGeom, type Conv2dRefParams } from '../../kernels/conv.js';
 import { SPATIAL_FLAGS } from '../../kernels/conv-gemm.js';
 import type { SubgroupMatrixTileSpec } from '../../kernels/subgroup-matrix-tile.js';
 import { roundArrayToF16 } from '../../kernels/f16.js';
@@ -26,7 +26,8 @@ const TILES: readonly [number, number][] = [
 const CONV_TILES: [number, number] = [4, 4];
 
 /** Per kernel: '' = not checked yet (off), 'ok', or why it is off. */
-const checked = { matmul: '', conv: '' };
+const checked = { matmul: '', conv: '', convGrad: '' };
+type Checked = keyof typeof checked;
 
 /** Tests: the emulated kernels (plain f32 on the same tiles) stand in for tensor cores on any adapter. */
 let emulated: { S: number; D: number } | null = null;
@@ -42,7 +43,7 @@ export function subgroupMatrixVariant(D: number, S: number, tilesM: number, tile
 }
 
 /** The device's subgroup size and matrix size where its matmul (or conv) check passed, or the emulation's. */
-function tensorCores(kernel: 'matmul' | 'conv'): { S: number; D: number; emulate: boolean } | null {
+function tensorCores(kernel: Checked): { S: number; D: number; emulate: boolean } | null {
   if (emulated) return { ...emulated, emulate: true };
   const c = adapterReport?.subgroupMatrix;
   return c && checked[kernel] === 'ok' ? { S: c.subgroupSize, D: c.M, emulate: false } : null;
@@ -54,16 +55,16 @@ export function subgroupMatrixVariants(): MatmulVariant[] {
   return t ? TILES.map(([m, n]) => subgroupMatrixVariant(t.D, t.S, m, n, t.emulate)) : [];
 }
 
-/** The tensor-core conv forward's tile spec under autocast, or null (no subgroup matrices, or its check failed). */
-export function convTensorCoreSpec(): SubgroupMatrixTileSpec | null {
-  const t = tensorCores('conv');
+/** The tensor-core conv forward's (or input gradient's) tile spec under autocast, or null (no subgroup matrices, or its check failed). */
+export function convTensorCoreSpec(mode: 'fwd' | 'bwdInput' = 'fwd'): SubgroupMatrixTileSpec | null {
+  const t = tensorCores(mode === 'fwd' ? 'conv' : 'convGrad');
   return t && { S: t.S, D: t.D, tilesM: CONV_TILES[0], tilesN: CONV_TILES[1], ...(t.emulate ? { emulate: true } : {}) };
 }
 
 /** Why tensor cores are (partly) off ('' when on, or when the device has none to offer). */
 export function subgroupMatrixStatus(): string {
   if (!adapterReport?.subgroupMatrix) return '';
-  return (['matmul', 'conv'] as const).filter((k) => checked[k] !== 'ok').map((k) => checked[k] || `${k} not checked`).join('; ');
+  return (['matmul', 'conv', 'convGrad'] as const).filter((k) => checked[k] !== 'ok').map((k) => checked[k] || `${k} not checked`).join('; ');
 }
 
 /** Deterministic operands in [-2, 2) from a fixed LCG. */
@@ -130,6 +131,25 @@ export function convCheckResult(y: ArrayLike<number>): string | null {
   return compare(y, ref, scale, `f16 operands, conv x[${CONV_CHECK.x}] w[${CONV_CHECK.w}] stride 2 pad 1, scale, bias, residual, relu`);
 }
 
+/** The input-gradient check: dy of CONV_CHECK's output shape, the same w, bias and relu over dx's channels. */
+export function convGradCheckOperands(): { dy: Float32Array; bias: Float32Array } {
+  const g = refGeom(CONV_CHECK.x, CONV_CHECK.w, CONV_CHECK.p);
+  return { dy: lcg(g.N * g.Cout * g.OH * g.OW, 8), bias: lcg(g.Cin, 9) };
+}
+
+/** Why `dx` is not autocast's input gradient (plus bias, then relu) of the check operands. */
+export function convGradCheckResult(dx: ArrayLike<number>): string | null {
+  const g = refGeom(CONV_CHECK.x, CONV_CHECK.w, CONV_CHECK.p);
+  const { dy, bias } = convGradCheckOperands();
+  const w = convCheckOperands().w;
+  const dyShape = [g.N, g.Cout, g.OH, g.OW];
+  const grad = (d: Float64Array, ww: Float64Array) => conv2dInputGradReference({ shape: dyShape, data: d }, { shape: [...CONV_CHECK.w], data: ww }, CONV_CHECK.x, CONV_CHECK.p).data;
+  const HW = g.H * g.W;
+  const ref = grad(roundArrayToF16(dy), roundArrayToF16(w)).map((v, i) => Math.max(v + bias[Math.floor(i / HW) % g.Cin]!, 0));
+  const scale = grad(roundArrayToF16(dy).map(Math.abs), roundArrayToF16(w).map(Math.abs)).map((v) => v + 1);
+  return compare(dx, ref, scale, `f16 operands, conv input gradient dy[${dyShape}] w[${CONV_CHECK.w}] stride 2 pad 1, bias, relu`);
+}
+
 /** Flags of the conv check: every epilogue term. */
 export const CONV_CHECK_FLAGS = SPATIAL_FLAGS.bias | SPATIAL_FLAGS.relu | SPATIAL_FLAGS.scale | SPATIAL_FLAGS.residual;
 
@@ -157,11 +177,12 @@ export async function checkSubgroupMatrix(device: GPUDevice, wait: <T>(p: Promis
   };
   checked.matmul = await verdict(runs.matmul, checkResult);
   checked.conv = await verdict(runs.conv, convCheckResult);
+  checked.convGrad = await verdict(runs.convGrad, convGradCheckResult);
   return subgroupMatrixStatus();
 }
 
 /** The checks' kernel runs for S-lane subgroups and D x D matrices (emulate: the forms any adapter runs; tests). */
-export function checkRuns(S: number, D: number, emulate: boolean): { matmul: CheckRun; conv: CheckRun } {
+export function checkRuns(S: number, D: number, emulate: boolean): { matmul: CheckRun; conv: CheckRun; convGrad: CheckRun } {
   const mv = subgroupMatrixVariant(D, S, ...TILES[0]!);
   const { M, K, N } = CHECK_SHAPE;
   const { a, b } = checkOperands();
@@ -180,7 +201,14 @@ export function checkRuns(S: number, D: number, emulate: boolean): { matmul: Che
     bindings: [o.x, o.w, o.bias, g.N * g.Cout * g.OH * g.OW, o.scale, o.residual],
     grid: convSgmatGrid(g, spec),
   };
-  return { matmul, conv };
+  const d = convGradCheckOperands();
+  const convGrad: CheckRun = {
+    kernel: convInputGradSubgroupMatrixKernel(spec),
+    uniforms: convSgmatUniforms(g, SPATIAL_FLAGS.bias | SPATIAL_FLAGS.relu),
+    bindings: [d.dy, o.w, d.bias, g.N * g.Cin * g.H * g.W],
+    grid: convSgmatGrid(g, spec, true),
+  };
+  return { matmul, conv, convGrad };
 }
 
 /** One dispatch of a check's kernel on its own buffers; its output. Throws what WGSL or WebGPU reported. */
@@ -231,4 +259,5 @@ export async function runCheck(device: GPUDevice, run: CheckRun, wait: <T>(p: Pr
 export function setSubgroupMatrixChecked(state: string, conv = state): void {
   checked.matmul = state;
   checked.conv = conv;
+  checked.convGrad = conv;
 }
