@@ -1,5 +1,5 @@
-// Tensor-core conv2d forward and input gradient for autocast: implicit GEMMs on
-// kernels/subgroup-matrix-tile.ts's loop. The forward:
+// Tensor-core conv2d forward, input gradient and weight gradient for autocast: implicit GEMMs on
+// kernels/subgroup-matrix-tile.ts's loop (the weight gradient's below its kernel). The forward:
 // C[co, p] = sum_k W[co, k] X[k, p] with GM = Cout (rows), GN = N*OH*OW (output pixels, image-major),
 // GK = Cin*KH*KW; W is the dense weight [Cout, Cin, KH, KW] read as [Cout, GK]; X[k, p] is the input
 // pixel that tap k = (ci, kh, kw) of output pixel p = (n, oh, ow) reads, zero in the padding (im2col
@@ -23,12 +23,70 @@ export const CONV_SGMAT_UNIFORMS = uniformBlock('convsgmat', {
   N: 'u32', Cin: 'u32', H: 'u32', W: 'u32', Cout: 'u32', OH: 'u32', OW: 'u32',
   KH: 'u32', KW: 'u32', sh: 'u32', sw: 'u32', ph: 'u32', pw: 'u32', dh: 'u32', dw: 'u32',
   flags: 'u32',
+  /** Weight gradient: output pixels summed per split (a multiple of D). */
+  perSplit: 'u32',
 });
 
+/** Tap k = (ci, kh, kw) of output pixel p: the input element, or 0 in the padding (a clamped, in-bounds load). */
+const SRC_AT = `fn srcAt(k: u32, p: u32) -> f32 {
+  let KHW = u.KH * u.KW; let OHW = u.OH * u.OW;
+  let kc = min(k, u.Cin * KHW - 1u); let pc = min(p, u.N * OHW - 1u);
+  let ci = kc / KHW; let t = kc % KHW; let kh = t / u.KW; let kw = t % u.KW;
+  let n = pc / OHW; let q = pc % OHW; let oh = q / u.OW; let ow = q % u.OW;
+  let ih = i32(oh * u.sh + kh * u.dh) - i32(u.ph); let iw = i32(ow * u.sw + kw * u.dw) - i32(u.pw);
+  let inside = ih >= 0 && ih < i32(u.H) && iw >= 0 && iw < i32(u.W);
+  let i = ((n * u.Cin + ci) * u.H + u32(clamp(ih, 0, i32(u.H) - 1))) * u.W + u32(clamp(iw, 0, i32(u.W) - 1));
+  return select(0.0, src[i], inside);
+}`;
+
 /** The uniforms of one dispatch on geometry g (groups 1) with SPATIAL_FLAGS bits `flags`. */
-export function convSgmatUniforms(g: ConvGeom, flags: number): Uint32Array {
+export function convSgmatUniforms(g: ConvGeom, flags: number, perSplit = 0): Uint32Array {
   const { N, Cin, H, W, Cout, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw } = g;
-  return CONV_SGMAT_UNIFORMS.pack({ N, Cin, H, W, Cout, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw, flags });
+  return CONV_SGMAT_UNIFORMS.pack({ N, Cin, H, W, Cout, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw, flags, perSplit });
+}
+
+/**
+ * The weight gradient's split-K plan: output pixels per split (a multiple of D) and the split count,
+ * enough workgroups for `targetWorkgroups` where the pixels allow, partial sums within `maxPartial`
+ * floats. Grid: (ceil(Cin*KH*KW / TN), ceil(Cout / TM), splits).
+ */
+export function convWeightGradSplits(g: ConvGeom, s: SubgroupMatrixTileSpec, targetWorkgroups = 512, maxPartial = 1 << 24, imagesAtCapacity = g.N): { perSplit: number; splits: number; grid: [number, number, number] } {
+  // Planned for the batch at its capacity (the mask head's RoIs vary per step), so the partial-sum
+  // buffer is the same every step; splits past the real pixels sum nothing and store zeros.
+  const pixels = Math.max(g.N, imagesAtCapacity) * g.OH * g.OW, GN = g.Cin * g.KH * g.KW;
+  const tiles = Math.ceil(GN / (s.tilesN * s.D)) * Math.ceil(g.Cout / (s.tilesM * s.D));
+  const most = Math.max(1, Math.min(Math.ceil(pixels / (4 * s.D)), Math.floor(maxPartial / (g.Cout * GN))));
+  const want = Math.max(1, Math.min(most, Math.ceil(targetWorkgroups / tiles)));
+  const perSplit = Math.ceil(pixels / want / s.D) * s.D;
+  const splits = Math.ceil(pixels / perSplit);
+  return { perSplit, splits, grid: [Math.ceil(GN / (s.tilesN * s.D)), Math.ceil(g.Cout / (s.tilesM * s.D)), splits] };
+}
+
+/**
+ * The weight gradient's partial sums: out[z, co, k] = sum over split z's output pixels p of dy[co, p]
+ * X[k, p] (k = (ci, kh, kw) as in the forward), GM = Cout, GN = Cin*KH*KW, GK = N*OH*OW. Bindings: dy,
+ * x, out (1-3). The caller sums over z (engine/ops/conv.ts). Reference: conv2dWeightGradReference on
+ * f16-rounded dy and x.
+ */
+export function convWeightGradSubgroupMatrixKernel(s: SubgroupMatrixTileSpec): { wgsl: string; entry: string } {
+  const entry = `conv_dw_sgmat${s.D}_${s.tilesM}x${s.tilesN}${s.emulate ? '_emulated' : ''}`;
+  const wgsl = subgroupMatrixTileWgsl(s, {
+    entry,
+    decls: `${CONV_SGMAT_UNIFORMS.wgsl}
+@group(0) @binding(1) var<storage, read> dy: array<f32>;
+@group(0) @binding(2) var<storage, read> src: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dst: array<f32>;`,
+    helpers: SRC_AT,
+    prelude: `  let GM = u.Cout; let GN = u.Cin * u.KH * u.KW; let GK = u.N * u.OH * u.OW;
+  let OHW = u.OH * u.OW;
+  let kStart = wid.z * u.perSplit; let kEnd = min(GK, kStart + u.perSplit);`,
+    kRange: { start: 'kStart', end: 'kEnd' },
+    // dy[co, p] for output pixel p = (n, oh, ow).
+    loadA: (r, k) => `dy[(min(${k}, GK - 1u) / OHW * GM + min(${r}, GM - 1u)) * OHW + min(${k}, GK - 1u) % OHW]`,
+    loadB: (k, col) => `srcAt(${col}, ${k})`,
+    store: (r, col, v) => `dst[(wid.z * GM + ${r}) * GN + ${col}] = ${v};`,
+  });
+  return { wgsl, entry };
 }
 
 /** Workgroups of one dispatch: (pixel tiles, channel tiles, 1); pixels and channels of the output (dx for the input gradient). */
@@ -74,6 +132,7 @@ export function convInputGradSubgroupMatrixKernel(s: SubgroupMatrixTileSpec): { 
   return { wgsl, entry };
 }
 
+
 export function convSubgroupMatrixKernel(s: SubgroupMatrixTileSpec): { wgsl: string; entry: string } {
   const F = SPATIAL_FLAGS;
   const entry = `conv_fwd_sgmat${s.D}_${s.tilesM}x${s.tilesN}${s.emulate ? '_emulated' : ''}`;
@@ -86,17 +145,7 @@ export function convSubgroupMatrixKernel(s: SubgroupMatrixTileSpec): { wgsl: str
 @group(0) @binding(4) var<storage, read_write> dst: array<f32>;
 @group(0) @binding(5) var<storage, read> scale: array<f32>;
 @group(0) @binding(6) var<storage, read> res: array<f32>;`,
-    // Tap k of output pixel p: the input element, or 0 in the padding (a clamped, in-bounds load).
-    helpers: `fn srcAt(k: u32, p: u32) -> f32 {
-  let KHW = u.KH * u.KW; let OHW = u.OH * u.OW;
-  let kc = min(k, u.Cin * KHW - 1u); let pc = min(p, u.N * OHW - 1u);
-  let ci = kc / KHW; let t = kc % KHW; let kh = t / u.KW; let kw = t % u.KW;
-  let n = pc / OHW; let q = pc % OHW; let oh = q / u.OW; let ow = q % u.OW;
-  let ih = i32(oh * u.sh + kh * u.dh) - i32(u.ph); let iw = i32(ow * u.sw + kw * u.dw) - i32(u.pw);
-  let inside = ih >= 0 && ih < i32(u.H) && iw >= 0 && iw < i32(u.W);
-  let i = ((n * u.Cin + ci) * u.H + u32(clamp(ih, 0, i32(u.H) - 1))) * u.W + u32(clamp(iw, 0, i32(u.W) - 1));
-  return select(0.0, src[i], inside);
-}`,
+    helpers: SRC_AT,
     prelude: `  let GM = u.Cout; let GN = u.N * u.OH * u.OW; let GK = u.Cin * u.KH * u.KW;
   let OHW = u.OH * u.OW; let flags = u.flags;`,
     loadA: (r, k) => `wt[min(${r}, GM - 1u) * GK + min(${k}, GK - 1u)]`,

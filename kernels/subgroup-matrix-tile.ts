@@ -44,6 +44,8 @@ export interface TileParts {
   loadB: (k: string, col: string) => string;
   /** Statements storing v (an f32 expression) as C[r, col], for r < GM and col < GN. */
   store: (r: string, col: string, v: string) => string;
+  /** The K range this workgroup sums (split-K: names the prelude defines; workgroup-uniform): default 0 .. GK. */
+  kRange?: { start: string; end: string };
 }
 
 const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
@@ -56,6 +58,7 @@ export function subgroupMatrixTileWgsl(s: SubgroupMatrixTileSpec, p: TileParts):
   if (!(Number.isInteger(S) && S >= 4 && S <= 128) || tilesM < 1 || tilesN < 1) throw new Error(`subgroupMatrixKernel: bad spec ${JSON.stringify(s)}`);
   const TM = tilesM * D, TN = tilesN * D;
   const E = emu ? 'f32' : 'f16';
+  const { start: kStart, end: kEnd } = p.kRange ?? { start: '0u', end: 'GK' };
   const ij = range(tilesM).flatMap((i) => range(tilesN).map((j) => [i, j] as const));
   const accInit = emu
     ? `  for (var e = lid; e < ${TM * TN}u; e += ${S}u) { Cs[e] = 0.0; }`
@@ -85,16 +88,16 @@ ${p.prelude}
   let row0 = wid.y * ${TM}u;
   let col0 = wid.x * ${TN}u;
 ${accInit}
-  for (var k0 = 0u; k0 < GK; k0 += ${D}u) {
+  for (var k0 = ${kStart}; k0 < ${kEnd}; k0 += ${D}u) {
     for (var e = lid; e < ${TM * D}u; e += ${S}u) {
       let r = row0 + e / ${D}u; let k = k0 + e % ${D}u;
       let v = f16r(${p.loadA('r', 'k')});
-      As[e] = ${E}(select(0.0, v, r < GM && k < GK));
+      As[e] = ${E}(select(0.0, v, r < GM && k < ${kEnd}));
     }
     for (var e = lid; e < ${D * TN}u; e += ${S}u) {
       let k = k0 + e / ${TN}u; let col = col0 + e % ${TN}u;
       let v = f16r(${p.loadB('k', 'col')});
-      Bs[e] = ${E}(select(0.0, v, k < GK && col < GN));
+      Bs[e] = ${E}(select(0.0, v, k < ${kEnd} && col < GN));
     }
     workgroupBarrier();
 ${mma}

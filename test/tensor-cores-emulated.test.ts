@@ -13,10 +13,10 @@ import { ref, gpu, expectRef } from './helpers/check.js';
 import * as F from '../engine/index.js';
 import { getBackend, waitForGPU } from '../engine/backend.js';
 import { chooseMatmulVariant } from '../engine/ops/matmul.js';
-import { checkRuns, runCheck, checkResult, convCheckResult, convGradCheckResult, emulateTensorCores, CONV_CHECK, CONV_CHECK_FLAGS } from '../engine/ops/tensor-cores.js';
+import { checkRuns, runCheck, checkResult, convCheckResult, convGradCheckResult, convWeightGradCheckResult, emulateTensorCores, CONV_CHECK, CONV_CHECK_FLAGS } from '../engine/ops/tensor-cores.js';
 import { convSgmatUniforms } from '../kernels/conv-subgroup-matrix.js';
 import { matmulReference } from '../kernels/matmul.js';
-import { refGeom, conv2dReference, conv2dEpilogueReference, conv2dInputGradReference, convTranspose2dReference, type Conv2dRefParams, type ConvTranspose2dRefParams } from '../kernels/conv.js';
+import { refGeom, conv2dReference, conv2dEpilogueReference, conv2dInputGradReference, conv2dWeightGradReference, convTranspose2dReference, type Conv2dRefParams, type ConvTranspose2dRefParams } from '../kernels/conv.js';
 import { roundArrayToF16 } from '../kernels/f16.js';
 import type { RefTensor } from '../kernels/common.js';
 
@@ -46,6 +46,11 @@ for (const { S, D } of SIZES) {
     assert.is(checkResult(await runCheck(device, runs.matmul, waitForGPU)), null);
     assert.is(convCheckResult(await runCheck(device, runs.conv, waitForGPU)), null);
     assert.is(convGradCheckResult(await runCheck(device, runs.convGrad, waitForGPU)), null);
+    assert.is(convWeightGradCheckResult(await runCheck(device, runs.convWeightGrad, waitForGPU)), null);
+    // One split fewer (the last pixels left out) is refused.
+    const u = runs.convWeightGrad.uniforms.slice();
+    const short = { ...runs.convWeightGrad, grid: [runs.convWeightGrad.grid[0], runs.convWeightGrad.grid[1], runs.convWeightGrad.grid[2] - 1] as [number, number, number], uniforms: u };
+    assert.match(convWeightGradCheckResult(await runCheck(device, short, waitForGPU)) ?? '', /expected|partial sums/);
     assert.match(convGradCheckResult(await runCheck(device, runs.conv, waitForGPU)) ?? '', /results for|expected/, 'the forward is not the input gradient');
     const g = refGeom(CONV_CHECK.x, CONV_CHECK.w, CONV_CHECK.p);
     const noRelu = { ...runs.conv, uniforms: convSgmatUniforms(g, CONV_CHECK_FLAGS & ~2) };
@@ -81,16 +86,18 @@ for (const { S, D } of SIZES) {
     }
   });
 
-  test(`S=${S} D=${D}: autocast's conv2d forward and stride-1 input gradient on the emulated tensor-core kernels; other strides and groups > 1 fall back`, async () => {
+  test(`S=${S} D=${D}: autocast's conv2d forward, weight gradient and stride-1 input gradient on the emulated tensor-core kernels; other strides and groups > 1 fall back`, async () => {
     emulateTensorCores({ S, D });
     try {
       const cases: { x: number[]; w: number[]; p: Conv2dRefParams; bias: boolean }[] = [
         { x: [2, 3, 7, 13], w: [5, 3, 3, 3], p: { stride: [1, 1], padding: [1, 1], dilation: [1, 1], groups: 1 }, bias: true },
+        { x: [1, 2, 3, 5], w: [3, 2, 1, 1], p: { stride: [1, 1], padding: [0, 0], dilation: [1, 1], groups: 1 }, bias: false },
         { x: [2, 7, 5, 9], w: [19, 7, 1, 1], p: { stride: [1, 1], padding: [0, 0], dilation: [1, 1], groups: 1 }, bias: false },
         { x: [1, 3, 23, 17], w: [20, 3, 7, 7], p: { stride: [2, 2], padding: [3, 3], dilation: [1, 1], groups: 1 }, bias: true },
         { x: [2, 4, 11, 10], w: [6, 4, 3, 3], p: { stride: [1, 2], padding: [2, 1], dilation: [2, 1], groups: 1 }, bias: true },
         { x: [2, 6, 7, 11], w: [9, 2, 3, 3], p: { stride: [2, 2], padding: [1, 1], dilation: [1, 1], groups: 3 }, bias: false },
       ];
+      const splitCounts: number[] = [];
       for (const c of cases) {
         const xr = ref(c.x, 20, -1, 1), wr = ref(c.w, 21, -1, 1), br = c.bias ? ref([c.w[0]!], 22, -1, 1) : null;
         const x = gpu(xr, true), w = gpu(wr, true);
@@ -105,7 +112,11 @@ for (const { S, D } of SIZES) {
         const bwd = labelsOf(() => F.backward(y, { grad: gpu(gy) }));
         assert.is(bwd.some((l) => /conv_dx_sgmat/.test(l)), stride1, `${c.w}: input gradient on tensor cores ${stride1 ? 'expected' : 'not expected'}: ${bwd.join(', ')}`);
         await expectRef(x.grad!, conv2dInputGradReference(r16(gy), r16(wr), c.x, c.p), TOL, `conv x[${c.x}] w[${c.w}] grad input`);
+        assert.is(bwd.some((l) => /conv_dw_sgmat/.test(l)), c.p.groups === 1, `${c.w}: weight gradient on tensor cores: ${bwd.join(', ')}`);
+        splitCounts.push(...bwd.flatMap((l) => /(\d+) splits/.exec(l)?.[1] ?? []).map(Number));
+        await expectRef(w.grad!, conv2dWeightGradReference(r16(gy), r16(xr), c.w, c.p), TOL, `conv x[${c.x}] w[${c.w}] grad weight`);
       }
+      assert.ok(splitCounts.some((n) => n > 1) && splitCounts.includes(1), `split-K both ways: ${splitCounts}`);
       // Every epilogue term: y = relu(conv * scale + bias + residual).
       const xr = ref([2, 3, 7, 13], 70, -1, 1), wr = ref([21, 3, 3, 3], 71, -1, 1), sr = ref([21], 72, 0.3, 1.7), br = ref([21], 73, -1, 1), rr = ref([2, 21, 7, 13], 74, -1, 1);
       const p: Conv2dRefParams = { stride: [1, 1], padding: [1, 1], dilation: [1, 1], groups: 1 };

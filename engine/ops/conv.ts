@@ -25,7 +25,7 @@ import { fillInPlace } from './copy.js';
 import { channelScale, channelScaleMasked, channelSum } from './norm.js';
 import { ksApplies, convTransposeKsForward, convTransposeKsInputGrad } from './conv-transpose-ks.js';
 import { convTensorCoreSpec } from './tensor-cores.js';
-import { convSubgroupMatrixKernel, convInputGradSubgroupMatrixKernel, convSgmatGrid, convSgmatUniforms } from '../../kernels/conv-subgroup-matrix.js';
+import { convSubgroupMatrixKernel, convInputGradSubgroupMatrixKernel, convWeightGradSubgroupMatrixKernel, convWeightGradSplits, convSgmatGrid, convSgmatUniforms } from '../../kernels/conv-subgroup-matrix.js';
 import type { SubgroupMatrixTileSpec } from '../../kernels/subgroup-matrix-tile.js';
 
 export type IntPair = number | readonly number[];
@@ -267,6 +267,29 @@ function dispatchTensorCores(mode: 'fwd' | 'bwdInput', g: ConvGeom, spec: Subgro
   getBackend().dispatch({ kernel, buffers: tensors.map((t) => t.storage.buffer), uniforms: convSgmatUniforms(g, flags), workgroups: convSgmatGrid(g, spec, !fwd), label });
 }
 
+/** The weight gradient under autocast on tensor cores: split-K partial sums over the pixels, then their sum. */
+function weightGradTensorCores(dy: Tensor, x: Tensor, g: ConvGeom, spec: SubgroupMatrixTileSpec, shape: number[]): Tensor {
+  const plan = convWeightGradSplits(g, spec, undefined, undefined, capacityRows(g.N));
+  const kernel = cached(`sgmat bwdWeight ${JSON.stringify(spec)}`, () => convWeightGradSubgroupMatrixKernel(spec));
+  const run = (out: Tensor): void => getBackend().dispatch({
+    kernel,
+    buffers: [dy.storage.buffer, x.storage.buffer, out.storage.buffer],
+    uniforms: convSgmatUniforms(g, 0, plan.perSplit),
+    workgroups: plan.grid,
+    label: `conv weight grad ${describe(g)} (tensor cores, ${plan.splits} splits)`,
+  });
+  if (plan.splits === 1) {
+    const dw = empty(shape);
+    run(dw);
+    return dw;
+  }
+  return tidy(() => {
+    const partial = empty([plan.splits, ...shape]);
+    run(partial);
+    return sum(partial, 0);
+  });
+}
+
 /** The spatial kernel's register block for one dispatch, its candidates and tuning class (tests, benchmarks). */
 export function convBlockChoice(mode: 'fwd' | 'bwdInput', g: ConvGeom, phase: [number, number] = [0, 0]): { block: string; candidates: string[]; shapeClass: string } {
   const j = spatialJob(mode, g, phase);
@@ -318,6 +341,8 @@ export function conv2dWeightGradRaw(dy: Tensor, x: Tensor, g: ConvGeom, splitsOv
   const shape = [g.Cout, cinG, g.KH, g.KW];
   if (g.Cout * cinG * g.KH * g.KW === 0) return empty(shape);
   if (g.N * g.OH * g.OW === 0) return fillInPlace(empty(shape), 0);
+  const tensorCores = g.groups === 1 && isAutocastEnabled() && splitsOverride === undefined ? convTensorCoreSpec('bwdWeight') : null;
+  if (tensorCores) return weightGradTensorCores(dy, x, g, tensorCores, shape);
   // Register block tm x tc x KW (at most ~128 accumulators); 1x1 gets the widest channel block.
   // 1x1 always takes 8x8 (one pipeline for every 1x1 layer: a 16-row block compiles for ~9 CPU
   // seconds on lavapipe and saves few loads; few output channels waste FMAs on small layers only).

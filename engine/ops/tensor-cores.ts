@@ -9,8 +9,8 @@
 // numerics: f16 operands, f32 sums).
 import { matmulReference, MATMUL_UNIFORMS, type MatmulVariant } from '../../kernels/matmul.js';
 import { subgroupMatrixKernel } from '../../kernels/matmul-subgroup-matrix.js';
-import { convSubgroupMatrixKernel, convInputGradSubgroupMatrixKernel, convSgmatGrid, convSgmatUniforms } from '../../kernels/conv-subgroup-matrix.js';
-import { conv2dEpilogueReference, conv2dInputGradReference, refGeom, type Conv2dRefParams } from '../../kernels/conv.js';
+import { convSubgroupMatrixKernel, convInputGradSubgroupMatrixKernel, convWeightGradSubgroupMatrixKernel, convSgmatGrid, convSgmatUniforms } from '../../kernels/conv-subgroup-matrix.js';
+import { conv2dEpilogueReference, conv2dInputGradReference, conv2dWeightGradReference, refGeom, type Conv2dRefParams } from '../../kernels/conv.js';
 import { SPATIAL_FLAGS } from '../../kernels/conv-gemm.js';
 import type { SubgroupMatrixTileSpec } from '../../kernels/subgroup-matrix-tile.js';
 import { roundArrayToF16 } from '../../kernels/f16.js';
@@ -26,7 +26,7 @@ const TILES: readonly [number, number][] = [
 const CONV_TILES: [number, number] = [4, 4];
 
 /** Per kernel: '' = not checked yet (off), 'ok', or why it is off. */
-const checked = { matmul: '', conv: '', convGrad: '' };
+const checked = { matmul: '', conv: '', convGrad: '', convWeightGrad: '' };
 type Checked = keyof typeof checked;
 
 /** Tests: the emulated kernels (plain f32 on the same tiles) stand in for tensor cores on any adapter. */
@@ -56,15 +56,15 @@ export function subgroupMatrixVariants(): MatmulVariant[] {
 }
 
 /** The tensor-core conv forward's (or input gradient's) tile spec under autocast, or null (no subgroup matrices, or its check failed). */
-export function convTensorCoreSpec(mode: 'fwd' | 'bwdInput' = 'fwd'): SubgroupMatrixTileSpec | null {
-  const t = tensorCores(mode === 'fwd' ? 'conv' : 'convGrad');
+export function convTensorCoreSpec(mode: 'fwd' | 'bwdInput' | 'bwdWeight' = 'fwd'): SubgroupMatrixTileSpec | null {
+  const t = tensorCores(({ fwd: 'conv', bwdInput: 'convGrad', bwdWeight: 'convWeightGrad' } as const)[mode]);
   return t && { S: t.S, D: t.D, tilesM: CONV_TILES[0], tilesN: CONV_TILES[1], ...(t.emulate ? { emulate: true } : {}) };
 }
 
 /** Why tensor cores are (partly) off ('' when on, or when the device has none to offer). */
 export function subgroupMatrixStatus(): string {
   if (!adapterReport?.subgroupMatrix) return '';
-  return (['matmul', 'conv', 'convGrad'] as const).filter((k) => checked[k] !== 'ok').map((k) => checked[k] || `${k} not checked`).join('; ');
+  return (['matmul', 'conv', 'convGrad', 'convWeightGrad'] as const).filter((k) => checked[k] !== 'ok').map((k) => checked[k] || `${k} not checked`).join('; ');
 }
 
 /** Deterministic operands in [-2, 2) from a fixed LCG. */
@@ -150,6 +150,22 @@ export function convGradCheckResult(dx: ArrayLike<number>): string | null {
   return compare(dx, ref, scale, `f16 operands, conv input gradient dy[${dyShape}] w[${CONV_CHECK.w}] stride 2 pad 1, bias, relu`);
 }
 
+/** Why `partial` (split-K partial sums, [splits, Cout, Cin*KH*KW]) does not sum to autocast's weight gradient of the check operands. */
+export function convWeightGradCheckResult(partial: ArrayLike<number>): string | null {
+  const g = refGeom(CONV_CHECK.x, CONV_CHECK.w, CONV_CHECK.p);
+  const { dy } = convGradCheckOperands();
+  const x = convCheckOperands().x;
+  const size = g.Cout * g.Cin * g.KH * g.KW;
+  if (partial.length % size !== 0) return `${partial.length} partial sums, not a multiple of ${size}`;
+  const dw = new Float64Array(size);
+  for (let i = 0; i < partial.length; i++) dw[i % size]! += partial[i]!;
+  const dyShape = [g.N, g.Cout, g.OH, g.OW];
+  const grad = (d: Float64Array, xx: Float64Array) => conv2dWeightGradReference({ shape: dyShape, data: d }, { shape: [...CONV_CHECK.x], data: xx }, CONV_CHECK.w, CONV_CHECK.p).data;
+  const ref = grad(roundArrayToF16(dy), roundArrayToF16(x));
+  const scale = grad(roundArrayToF16(dy).map(Math.abs), roundArrayToF16(x).map(Math.abs));
+  return compare(dw, ref, scale, `f16 operands, conv weight gradient dy[${dyShape}] x[${CONV_CHECK.x}] stride 2 pad 1, split K`);
+}
+
 /** Flags of the conv check: every epilogue term. */
 export const CONV_CHECK_FLAGS = SPATIAL_FLAGS.bias | SPATIAL_FLAGS.relu | SPATIAL_FLAGS.scale | SPATIAL_FLAGS.residual;
 
@@ -178,11 +194,12 @@ export async function checkSubgroupMatrix(device: GPUDevice, wait: <T>(p: Promis
   checked.matmul = await verdict(runs.matmul, checkResult);
   checked.conv = await verdict(runs.conv, convCheckResult);
   checked.convGrad = await verdict(runs.convGrad, convGradCheckResult);
+  checked.convWeightGrad = await verdict(runs.convWeightGrad, convWeightGradCheckResult);
   return subgroupMatrixStatus();
 }
 
 /** The checks' kernel runs for S-lane subgroups and D x D matrices (emulate: the forms any adapter runs; tests). */
-export function checkRuns(S: number, D: number, emulate: boolean): { matmul: CheckRun; conv: CheckRun; convGrad: CheckRun } {
+export function checkRuns(S: number, D: number, emulate: boolean): { matmul: CheckRun; conv: CheckRun; convGrad: CheckRun; convWeightGrad: CheckRun } {
   const mv = subgroupMatrixVariant(D, S, ...TILES[0]!);
   const { M, K, N } = CHECK_SHAPE;
   const { a, b } = checkOperands();
@@ -208,7 +225,15 @@ export function checkRuns(S: number, D: number, emulate: boolean): { matmul: Che
     bindings: [d.dy, o.w, d.bias, g.N * g.Cin * g.H * g.W],
     grid: convSgmatGrid(g, spec, true),
   };
-  return { matmul, conv, convGrad };
+  // The weight gradient in splits of 2D output pixels (the check has 2 x 5 x 6 = 60: the last split short).
+  const perSplit = 2 * D, splits = Math.ceil((g.N * g.OH * g.OW) / perSplit);
+  const convWeightGrad: CheckRun = {
+    kernel: convWeightGradSubgroupMatrixKernel(spec),
+    uniforms: convSgmatUniforms(g, 0, perSplit),
+    bindings: [d.dy, o.x, splits * g.Cout * g.Cin * g.KH * g.KW],
+    grid: [Math.ceil((g.Cin * g.KH * g.KW) / (spec.tilesN * D)), Math.ceil(g.Cout / (spec.tilesM * D)), splits],
+  };
+  return { matmul, conv, convGrad, convWeightGrad };
 }
 
 /** One dispatch of a check's kernel on its own buffers; its output. Throws what WGSL or WebGPU reported. */
@@ -260,4 +285,5 @@ export function setSubgroupMatrixChecked(state: string, conv = state): void {
   checked.matmul = state;
   checked.conv = conv;
   checked.convGrad = conv;
+  checked.convWeightGrad = conv;
 }
