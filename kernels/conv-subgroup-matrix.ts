@@ -4,8 +4,9 @@
 // GK = Cin*KH*KW; W is the dense weight [Cout, Cin, KH, KW] read as [Cout, GK]; X[k, p] is the input
 // pixel that tap k = (ci, kh, kw) of output pixel p = (n, oh, ow) reads, zero in the padding (im2col
 // made on the fly while staging B). Groups = 1 only. The store is the spatial kernels' epilogue,
-// y = relu?(acc * scale[co] + bias[co] + residual) under SPATIAL_FLAGS (kernels/conv-gemm.ts), with
-// the same bindings (src, wt, bias, dst, scale, res at 1-6), so engine/ops/conv.ts binds it alike.
+// y = relu?(acc * scale[co] + bias[co] + residual) under SPATIAL_FLAGS (kernels/conv-gemm.ts's
+// spatialEpilogue), with their bindings (src, wt, bias, dst, scale, res at 1-6), so engine/ops/conv.ts
+// binds it alike.
 // Numerics: x and w rounded to f16 (autocast), f32 sums, epilogue in f32. Reference:
 // conv2dEpilogueReference on f16-rounded x and w. The input gradient (conv_transpose2d's forward):
 // dx[ci, p] = sum_k W^T[ci, k] dY[k, p] with GM = Cin, GN = N*H*W (input pixels), GK = Cout*KH*KW;
@@ -15,8 +16,8 @@
 // Reference: conv2dInputGradReference on f16-rounded dy and w. `emulate` (subgroup-matrix-tile.ts)
 // runs anywhere.
 import { uniformBlock } from './uniforms.js';
-import { SPATIAL_FLAGS } from './conv-gemm.js';
-import { subgroupMatrixTileWgsl, type SubgroupMatrixTileSpec } from './subgroup-matrix-tile.js';
+import { spatialBindings, spatialEpilogue } from './conv-gemm.js';
+import { subgroupMatrixTileWgsl, tileEntry, type SubgroupMatrixTileSpec } from './subgroup-matrix-tile.js';
 import type { ConvGeom } from './conv.js';
 
 export const CONV_SGMAT_UNIFORMS = uniformBlock('convsgmat', {
@@ -38,6 +39,12 @@ const SRC_AT = `fn srcAt(k: u32, p: u32) -> f32 {
   let i = ((n * u.Cin + ci) * u.H + u32(clamp(ih, 0, i32(u.H) - 1))) * u.W + u32(clamp(iw, 0, i32(u.W) - 1));
   return select(0.0, src[i], inside);
 }`;
+
+/** The spatial kernels' store (kernels/conv-gemm.ts, so all round alike) of accumulator v for channel ch at dst[o]. */
+function epilogue(epi: boolean, ch: string, o: string, v: string): string {
+  const e = spatialEpilogue(epi);
+  return `${e.channel(ch)} ${e.store(v, o)}`;
+}
 
 /** The uniforms of one dispatch on geometry g (groups 1) with SPATIAL_FLAGS bits `flags`. */
 export function convSgmatUniforms(g: ConvGeom, flags: number, perSplit = 0): Uint32Array {
@@ -69,7 +76,7 @@ export function convWeightGradSplits(g: ConvGeom, s: SubgroupMatrixTileSpec, tar
  * f16-rounded dy and x.
  */
 export function convWeightGradSubgroupMatrixKernel(s: SubgroupMatrixTileSpec): { wgsl: string; entry: string } {
-  const entry = `conv_dw_sgmat${s.D}_${s.tilesM}x${s.tilesN}${s.emulate ? '_emulated' : ''}`;
+  const entry = tileEntry('conv_dw', s);
   const wgsl = subgroupMatrixTileWgsl(s, {
     entry,
     decls: `${CONV_SGMAT_UNIFORMS.wgsl}
@@ -97,15 +104,10 @@ export function convSgmatGrid(g: ConvGeom, s: SubgroupMatrixTileSpec, inputGrad 
 
 /** dx = the input gradient of conv2d (groups 1) from dy and w, on the tile loop (see the header). */
 export function convInputGradSubgroupMatrixKernel(s: SubgroupMatrixTileSpec): { wgsl: string; entry: string } {
-  const F = SPATIAL_FLAGS;
-  const entry = `conv_dx_sgmat${s.D}_${s.tilesM}x${s.tilesN}${s.emulate ? '_emulated' : ''}`;
+  const entry = tileEntry('conv_dx', s);
   const wgsl = subgroupMatrixTileWgsl(s, {
     entry,
-    decls: `${CONV_SGMAT_UNIFORMS.wgsl}
-@group(0) @binding(1) var<storage, read> src: array<f32>;
-@group(0) @binding(2) var<storage, read> wt: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dst: array<f32>;`,
+    decls: `${CONV_SGMAT_UNIFORMS.wgsl}\n${spatialBindings(false)}`,
     // Tap k = (co, kh, kw) of input pixel p: dy at the output pixel that reads p through it, or 0.
     helpers: `fn dyAt(k: u32, p: u32) -> f32 {
   let KHW = u.KH * u.KW; let HW = u.H * u.W;
@@ -123,40 +125,23 @@ export function convInputGradSubgroupMatrixKernel(s: SubgroupMatrixTileSpec): { 
     // W^T[ci, k]: w[co, ci, kh, kw] with k = (co, kh, kw).
     loadA: (r, k) => `wt[(min(${k}, GK - 1u) / KHW * GM + min(${r}, GM - 1u)) * KHW + min(${k}, GK - 1u) % KHW]`,
     loadB: (k, col) => `dyAt(${k}, ${col})`,
-    store: (r, col, v) => `let o = (${col} / HW * GM + ${r}) * HW + ${col} % HW;
-      var y = ${v};
-      if ((flags & ${F.bias}u) != 0u) { y = y + bias[${r}]; }
-      if ((flags & ${F.relu}u) != 0u) { y = max(y, 0.0); }
-      dst[o] = y;`,
+    store: (r, col, v) => epilogue(false, r, `(${col} / HW * GM + ${r}) * HW + ${col} % HW`, v),
   });
   return { wgsl, entry };
 }
 
 
 export function convSubgroupMatrixKernel(s: SubgroupMatrixTileSpec): { wgsl: string; entry: string } {
-  const F = SPATIAL_FLAGS;
-  const entry = `conv_fwd_sgmat${s.D}_${s.tilesM}x${s.tilesN}${s.emulate ? '_emulated' : ''}`;
+  const entry = tileEntry('conv_fwd', s);
   const wgsl = subgroupMatrixTileWgsl(s, {
     entry,
-    decls: `${CONV_SGMAT_UNIFORMS.wgsl}
-@group(0) @binding(1) var<storage, read> src: array<f32>;
-@group(0) @binding(2) var<storage, read> wt: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dst: array<f32>;
-@group(0) @binding(5) var<storage, read> scale: array<f32>;
-@group(0) @binding(6) var<storage, read> res: array<f32>;`,
+    decls: `${CONV_SGMAT_UNIFORMS.wgsl}\n${spatialBindings(true)}`,
     helpers: SRC_AT,
     prelude: `  let GM = u.Cout; let GN = u.N * u.OH * u.OW; let GK = u.Cin * u.KH * u.KW;
   let OHW = u.OH * u.OW; let flags = u.flags;`,
     loadA: (r, k) => `wt[min(${r}, GM - 1u) * GK + min(${k}, GK - 1u)]`,
     loadB: (k, col) => `srcAt(${k}, ${col})`,
-    store: (r, col, v) => `let o = (${col} / OHW * GM + ${r}) * OHW + ${col} % OHW;
-      var y = ${v};
-      if ((flags & ${F.scale}u) != 0u) { y = y * scale[${r}]; }
-      if ((flags & ${F.bias}u) != 0u) { y = y + bias[${r}]; }
-      if ((flags & ${F.residual}u) != 0u) { y = y + res[o]; }
-      if ((flags & ${F.relu}u) != 0u) { y = max(y, 0.0); }
-      dst[o] = y;`,
+    store: (r, col, v) => epilogue(true, r, `(${col} / OHW * GM + ${r}) * OHW + ${col} % OHW`, v),
   });
   return { wgsl, entry };
 }

@@ -14,7 +14,7 @@
 //
 // The tile loop (and its emulated form, which runs anywhere) is kernels/subgroup-matrix-tile.ts's.
 import { MATMUL_UNIFORMS } from './matmul.js';
-import { subgroupMatrixTileWgsl, type SubgroupMatrixTileSpec } from './subgroup-matrix-tile.js';
+import { subgroupMatrixTileWgsl, tileEntry, type SubgroupMatrixTileSpec } from './subgroup-matrix-tile.js';
 
 /** One entry of GPUAdapterInfo.subgroupMatrixConfigs (Dawn). */
 export interface SubgroupMatrixConfig {
@@ -35,7 +35,7 @@ export function pickSubgroupMatrixConfig(configs: readonly SubgroupMatrixConfig[
 
 /** C is dense [batch, M, N]. Workgroups: (ceil(N / (tilesN*D)), ceil(M / (tilesM*D)), batch). */
 export function subgroupMatrixKernel(s: SubgroupMatrixSpec): { wgsl: string; entry: string } {
-  const entry = `matmul_sgmat${s.D}_${s.tilesM}x${s.tilesN}${s.emulate ? '_emulated' : ''}`;
+  const entry = tileEntry('matmul', s);
   const wgsl = subgroupMatrixTileWgsl(s, {
     entry,
     decls: `${MATMUL_UNIFORMS.wgsl}

@@ -48,6 +48,11 @@ export interface TileParts {
   kRange?: { start: string; end: string };
 }
 
+/** A tile kernel's entry point: `${prefix}_sgmat${D}_${tilesM}x${tilesN}`, `_emulated` for the emulated form. */
+export function tileEntry(prefix: string, s: SubgroupMatrixTileSpec): string {
+  return `${prefix}_sgmat${s.D}_${s.tilesM}x${s.tilesN}${s.emulate ? '_emulated' : ''}`;
+}
+
 const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 
 /** The kernel's WGSL. Workgroups: (ceil(GN / (tilesN*D)), ceil(GM / (tilesM*D)), any z the prelude reads). */
