@@ -29,6 +29,9 @@ export const MATMUL_VARIANTS: readonly MatmulVariant[] = [
   // Any strides.
   { name: 'direct_8x8', kind: 'direct', wgN: 8, wgM: 1, tm: 8, tn: 8 },
   { name: 'tiled_64x64', kind: 'tiled', wgN: 16, wgM: 16, tm: 4, tn: 4, tk: 16 },
+  // GPUs, large products: 8 x 8 per thread reads A and B once per 8 FMAs each (4 x 4: once per 4).
+  // An autotuner candidate only (not measured on a GPU yet; the fixed table keeps tiled_64x64).
+  { name: 'tiled_128x128', kind: 'tiled', wgN: 16, wgM: 16, tm: 8, tn: 8, tk: 8 },
   // Subgroup size 8 (lavapipe): A shared across the subgroup with subgroupBroadcast. Only the
   // autotuner picks these (never in the fallback table), on adapters whose subgroups are 8 wide.
   { name: 'subgroup8_v4_16x8', kind: 'subgroup', subgroup: 8, wgN: 8, wgM: 1, tm: 16, tn: 8, vecB: true },
