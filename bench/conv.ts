@@ -4,12 +4,15 @@
 // npm run bench -- conv (or node bench/run.js conv). BENCH_QUICK=1 shortens every measurement.
 // --json: one JSON object per shape and pass (case, ours, peer, ratio in GFLOP per CPU-second;
 // oursWall, peerWall, ratioWall per wall-clock second, the figures that count on a GPU) and one
-// with the geometric means of both ratios.
+// with the geometric means of both ratios. On GPUs (or with --amp) also a table of ours under autocast
+// against ours in fp32 per shape and pass (tensor cores where the device has subgroup matrices).
 import { setupPeer } from './peer.js';
 import { timeOurs, timeTfjs, printTable, markdownTable, machineInfo, type TimeOpts, type Cell } from './harness.js';
 import * as F from '../engine/index.js';
 import { conv2dInputGradRaw, conv2dWeightGradRaw } from '../engine/ops/conv.js';
 import { convOutSize, type ConvGeom } from '../kernels/conv.js';
+import { adapterIsCpu } from '../engine/device.js';
+import { subgroupMatrixStatus } from '../engine/ops/tensor-cores.js';
 
 const peer = await setupPeer();
 const { tf } = peer;
@@ -56,6 +59,8 @@ async function agree(ours: F.Tensor, theirs: TfT, perm: number[], what: string):
 
 const rows: Cell[][] = [];
 const ratios: number[] = [];
+const ampRows: Cell[][] = [];
+const ampTable = !adapterIsCpu() || process.argv.includes('--amp');
 for (const s of SHAPES) {
   const OH = convOutSize(s.H, s.K, s.stride, s.pad, 1);
   const g: ConvGeom = { N: s.N, Cin: s.Cin, H: s.H, W: s.H, Cout: s.Cout, KH: s.K, KW: s.K, OH, OW: OH, sh: s.stride, sw: s.stride, ph: s.pad, pw: s.pad, dh: 1, dw: 1, groups: 1 };
@@ -85,6 +90,10 @@ for (const s of SHAPES) {
     const cOurs = flops / a.cpuS / 1e9, cTf = flops / b.cpuS / 1e9;
     ratios.push(cOurs / cTf);
     rows.push([s.label, pass, gOurs, gTf, gOurs / gTf, cOurs, cTf, cOurs / cTf]);
+    if (ampTable) {
+      const m = await timeOurs(() => F.autocast(ours[pass]), opts);
+      ampRows.push([s.label, pass, flops / m.s / 1e9, gOurs, a.s / m.s]);
+    }
   }
   [x, w, dy].forEach((t) => t.dispose());
   [tx, tw, tdy].forEach((t) => t.dispose());
@@ -95,11 +104,18 @@ const geoWall = geoMean(rows.map((r) => r[4] as number));
 const headers = ['shape', 'pass', 'ours GFLOP/s', 'TF.js GFLOP/s', 'ours/TF.js', 'ours GFLOP/CPU-s', 'TF.js GFLOP/CPU-s', 'ours/TF.js (CPU)'];
 printTable('conv2d, float32, NCHW (ours) vs NHWC (TF.js)', headers, rows);
 console.log(`geometric mean of ours/TF.js: ${geoWall.toFixed(2)} (wall-clock rates), ${geo.toFixed(2)} (CPU-time rates)\n`);
+const ampHeaders = ['shape', 'pass', 'autocast GFLOP/s', 'fp32 GFLOP/s', 'autocast/fp32'];
+if (ampRows.length) {
+  const tc = subgroupMatrixStatus();
+  printTable(`conv2d under autocast (f16 operands, f32 sums) against fp32${tc ? ` [${tc}]` : ''}`, ampHeaders, ampRows);
+}
 if (process.argv.includes('--json')) {
+  for (const r of ampRows) console.log(JSON.stringify({ case: `conv autocast ${r[0]} ${r[1]}`, ours: r[2], peer: r[3], ratio: r[4], pctPeak: null, unit: 'GFLOP/s (peer: our fp32)' }));
   for (const r of rows) console.log(JSON.stringify({ case: `conv ${r[0]} ${r[1]}`, ours: r[5], peer: r[6], ratio: r[7], pctPeak: null, unit: 'GFLOP/CPU-s', oursWall: r[2], peerWall: r[3], ratioWall: r[4] }));
   console.log(JSON.stringify({ case: 'conv geometric mean', ratio: geo, ratioWall: geoWall }));
 }
 console.log('Markdown:\n');
 console.log(markdownTable(headers, rows) + '\n');
+if (ampRows.length) console.log(markdownTable(ampHeaders, ampRows) + '\n');
 console.log(`geometric mean ours/TF.js (CPU): ${geo.toFixed(2)}; load average now ${machineInfo(peer)['load average (1/5/15 min)']}`);
 process.exit(0);

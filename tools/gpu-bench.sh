@@ -8,8 +8,8 @@
 #   dist/                         `npm run build`'s output
 # Usage there: bash tools/gpu-bench.sh [quick|full|profile]   (logs go to $OUT, else bench-out/)
 # quick: adapter check and a BENCH_QUICK matmul. full (the issue-14 figures, one device call of at
-# most ~520 s): matmul (with 2048^3, and autocast against fp32: tensor cores where the adapter has
-# subgroup matrices), conv, R50-FPN training at 800 px in fp32 and with --amp, R50-FPN inference at
+# most ~540 s): matmul (with 2048^3, and autocast against fp32: tensor cores where the adapter has
+# subgroup matrices), conv (also under autocast), R50-FPN training at 800 px in fp32 and with --amp, R50-FPN inference at
 # 800x1333 in fp32 and with --amp; every benchmark also as JSON lines (*.jsonl). profile (a second
 # call): per-kernel GPU time of R50-FPN and tiny-cpu training iterations, roi_align, and the default
 # `node cli/train.js` run.
@@ -44,7 +44,7 @@ if [ "$mode" = full ]; then
   # Each step's stdout: the table on the terminal and in NAME.txt, JSON lines in NAME.jsonl.
   run() { local name=$1 t=$2; shift 2; timeout "$t" "$@" 2>&1 | tee "$out/$name.txt" | grep -v '^{' ; grep '^{' "$out/$name.txt" > "$out/$name.jsonl"; }
   run matmul 100 node dist/bench/matmul.js --json --published-tflops 67
-  run conv 80 node dist/bench/conv.js --json
+  run conv 100 node dist/bench/conv.js --json
   run train-r50-800 110 node dist/bench/train.js --r50-full --only r50 --json
   run train-r50-800-amp 110 node dist/bench/train.js --r50-full --only r50 --amp --json
   run infer-r50-800 45 node dist/bench/infer.js --json
