@@ -9,8 +9,9 @@
 # Usage there: bash tools/gpu-bench.sh [quick|full|profile]   (logs go to $OUT, else bench-out/)
 # quick: adapter check and a BENCH_QUICK matmul. full (the issue-14 figures, one device call of at
 # most ~540 s): matmul (with 2048^3, and autocast against fp32: tensor cores where the adapter has
-# subgroup matrices), conv (also under autocast), R50-FPN training at 800 px in fp32 and with --amp, R50-FPN inference at
-# 800x1333 in fp32 and with --amp; every benchmark also as JSON lines (*.jsonl). profile (a second
+# subgroup matrices), conv (also under autocast), R50-FPN training at 800 px in fp32 and with --amp,
+# R50-FPN inference at 800x1333 in fp32 and with --amp; every benchmark also as JSON lines (*.jsonl),
+# the adapter line says whether tensor cores passed their init checks. profile (a second
 # call): per-kernel GPU time of R50-FPN and tiny-cpu training iterations, roi_align, and the default
 # `node cli/train.js` run.
 set -u
