@@ -29,11 +29,15 @@ async function nodeGPU(): Promise<GPU> {
   if (/^(0|false|no|off)$/i.test(process.env.WEBGPU_TENSOR_CORES ?? '')) return plain;
   const adapter = await plain.requestAdapter({ powerPreference: 'high-performance' });
   if (!adapter || /llvmpipe|lavapipe|swiftshader/i.test(adapter.info.description ?? '')) return plain;
-  const unsafe = quietAdapters(create(TENSOR_CORE_TOGGLES));
-  made.push(unsafe);
-  const a2 = await unsafe.requestAdapter({ powerPreference: 'high-performance' });
-  const ok = a2 && engineFeatures(a2).includes(SUBGROUP_MATRIX_FEATURE as GPUFeatureName);
-  return ok ? unsafe : plain;
+  try {
+    const unsafe = quietAdapters(create(TENSOR_CORE_TOGGLES));
+    made.push(unsafe);
+    const a2 = await unsafe.requestAdapter({ powerPreference: 'high-performance' });
+    const ok = a2 && engineFeatures(a2).includes(SUBGROUP_MATRIX_FEATURE as GPUFeatureName);
+    return ok ? unsafe : plain;
+  } catch {
+    return plain; // a Dawn build without these toggles: no tensor cores, nothing else changes
+  }
 }
 
 // Kernel tiering (engine/tiering.ts) hands machine code from a background device to the engine's

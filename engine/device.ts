@@ -153,7 +153,15 @@ function withSubgroupSize(c: SubgroupMatrixConfig | null, subgroupSize: number):
 async function requestEngineDevice(adapter: GPUAdapter): Promise<GPUDevice> {
   const requiredLimits: Record<string, number> = {};
   for (const name of WANTED_LIMITS) requiredLimits[name] = adapter.limits[name] as number;
-  return adapter.requestDevice({ requiredLimits, requiredFeatures: engineFeatures(adapter) });
+  const requiredFeatures = engineFeatures(adapter);
+  try {
+    return await adapter.requestDevice({ requiredLimits, requiredFeatures });
+  } catch (e) {
+    // The experimental features are the only optional ask that could be refused: retry without them.
+    const plain = requiredFeatures.filter((f) => (f as string) !== SUBGROUP_MATRIX_FEATURE && f !== 'shader-f16');
+    if (plain.length === requiredFeatures.length) throw e;
+    return adapter.requestDevice({ requiredLimits, requiredFeatures: plain });
+  }
 }
 
 const ADAPTER_OPTIONS: GPURequestAdapterOptions = { powerPreference: 'high-performance' };
