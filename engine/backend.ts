@@ -541,7 +541,7 @@ export async function init(): Promise<WebGPUBackend> {
     const device = await getDevice();
     if (!backend) {
       // Tensor cores (autocast's matmul) only once their kernel computed a known product here.
-      const off = await checkSubgroupMatrix(device, waitForGPU);
+      const off = await checkSubgroupMatrix(device, waitForGPU).catch((e: unknown) => `the check failed: ${e instanceof Error ? e.message : String(e)}`);
       if (off) console.error(`[webgpu] tensor cores (partly) off for --amp: ${off}`);
     }
     backend ??= new WebGPUBackend(device, resolveTiering());

@@ -27,9 +27,9 @@ export interface SubgroupMatrixConfig {
 
 export type SubgroupMatrixSpec = SubgroupMatrixTileSpec;
 
-/** The configuration autocast can use: f16 operands, f32 results, square; the largest such. Null when none. */
+/** The configuration autocast can use: f16 operands, f32 results, square, of a size the tile loop is written for (8 or 16); the largest such. Null when none. */
 export function pickSubgroupMatrixConfig(configs: readonly SubgroupMatrixConfig[] | undefined): SubgroupMatrixConfig | null {
-  const usable = (configs ?? []).filter((c) => c.componentType === 'f16' && c.resultComponentType === 'f32' && c.M === c.N && c.N === c.K);
+  const usable = (configs ?? []).filter((c) => c.componentType === 'f16' && c.resultComponentType === 'f32' && c.M === c.N && c.N === c.K && (c.M === 8 || c.M === 16));
   return usable.sort((x, y) => y.M - x.M)[0] ?? null;
 }
 

@@ -30,6 +30,7 @@ test('configuration choice: f16 operands with f32 results, square, the largest',
   assert.is(pickSubgroupMatrixConfig([cfg('f32', 'f32', 8, 8, 8)]), null, 'f32 operands are not autocast');
   assert.is(pickSubgroupMatrixConfig([cfg('f16', 'f16', 16, 16, 16)]), null, 'f16 accumulation is not autocast');
   assert.is(pickSubgroupMatrixConfig([]), null);
+  assert.equal(pickSubgroupMatrixConfig([cfg('f16', 'f32', 32, 32, 32), cfg('f16', 'f32', 8, 8, 8)]), cfg('f16', 'f32', 8, 8, 8), 'sizes the tile loop is written for only');
   assert.is(pickSubgroupMatrixConfig(undefined), null);
 });
 
