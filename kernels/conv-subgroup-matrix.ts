@@ -9,10 +9,10 @@
 // binds it alike.
 // Numerics: x and w rounded to f16 (autocast), f32 sums, epilogue in f32. Reference:
 // conv2dEpilogueReference on f16-rounded x and w. The input gradient (conv_transpose2d's forward):
-// dx[ci, p] = sum_k W^T[ci, k] dY[k, p] with GM = Cin, GN = N*H*W (input pixels), GK = Cout*KH*KW;
-// tap k = (co, kh, kw) of input pixel (n, ih, iw) reads dy at oh = (ih + ph - kh*dh) / sh where that
-// divides evenly and lands inside (zero otherwise, so strides > 1 waste the taps of other phases:
-// engine/ops/conv.ts sends it stride-1 convolutions only); bias and relu flags over dx's channels.
+// one dispatch per stride phase (InputGradPhase), dx[ci, p] = sum_k W^T[ci, k] dY[k, p] with
+// GM = Cin, GN = N*rows*cols (the phase's dx pixels), GK = Cout * the phase's taps; tap (co, kh, kw)
+// of dx pixel (n, ih, iw) reads dy at oh = (ih + ph - kh*dh) / sh, which divides evenly for the
+// phase's taps, zero past dy's edges; bias and relu flags over dx's channels.
 // Reference: conv2dInputGradReference on f16-rounded dy and w. `emulate` (subgroup-matrix-tile.ts)
 // runs anywhere.
 import { uniformBlock } from './uniforms.js';
@@ -26,7 +26,39 @@ export const CONV_SGMAT_UNIFORMS = uniformBlock('convsgmat', {
   flags: 'u32',
   /** Weight gradient: output pixels summed per split (a multiple of D). */
   perSplit: 'u32',
+  /** Input gradient, one stride phase (InputGradPhase): its offsets, pixel grid and valid taps. */
+  rh: 'u32', rw: 'u32', rows: 'u32', cols: 'u32',
+  kh0: 'u32', kw0: 'u32', nkh: 'u32', nkw: 'u32', kstepH: 'u32', kstepW: 'u32',
 });
+
+/**
+ * One stride phase of the input gradient: the dx pixels (rh + sh*a, rw + sw*b), a < rows, b < cols,
+ * and the kernel taps that reach them, kh = kh0 + j*kstepH (j < nkh), likewise kw: exactly those
+ * with (rh + ph - kh*dh) divisible by sh, so no tap is wasted (a phase with none stores the epilogue
+ * of 0). Stride 1 is one phase with every tap.
+ */
+export interface InputGradPhase {
+  rh: number; rw: number; rows: number; cols: number;
+  kh0: number; kw0: number; nkh: number; nkw: number; kstepH: number; kstepW: number;
+}
+
+/** The phases of g's input gradient that have pixels (kernels/conv-gemm.ts's spatial kernel takes the same phases). */
+export function inputGradPhases(g: ConvGeom): InputGradPhase[] {
+  const taps = (r: number, p: number, d: number, s: number, K: number) => {
+    const valid = Array.from({ length: K }, (_, k) => k).filter((k) => (((r + p - k * d) % s) + s) % s === 0);
+    return { k0: valid[0] ?? 0, n: valid.length, step: valid.length > 1 ? valid[1]! - valid[0]! : 1 };
+  };
+  const out: InputGradPhase[] = [];
+  for (let rh = 0; rh < g.sh; rh++) {
+    for (let rw = 0; rw < g.sw; rw++) {
+      const rows = Math.ceil((g.H - rh) / g.sh), cols = Math.ceil((g.W - rw) / g.sw);
+      if (rows <= 0 || cols <= 0) continue;
+      const h = taps(rh, g.ph, g.dh, g.sh, g.KH), w = taps(rw, g.pw, g.dw, g.sw, g.KW);
+      out.push({ rh, rw, rows, cols, kh0: h.k0, kw0: w.k0, nkh: h.n, nkw: w.n, kstepH: h.step, kstepW: w.step });
+    }
+  }
+  return out;
+}
 
 /** Tap k = (ci, kh, kw) of output pixel p: the input element, or 0 in the padding (a clamped, in-bounds load). */
 const SRC_AT = `fn srcAt(k: u32, p: u32) -> f32 {
@@ -47,9 +79,10 @@ function epilogue(epi: boolean, ch: string, o: string, v: string): string {
 }
 
 /** The uniforms of one dispatch on geometry g (groups 1) with SPATIAL_FLAGS bits `flags`. */
-export function convSgmatUniforms(g: ConvGeom, flags: number, perSplit = 0): Uint32Array {
+export function convSgmatUniforms(g: ConvGeom, flags: number, perSplit = 0, phase?: InputGradPhase): Uint32Array {
   const { N, Cin, H, W, Cout, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw } = g;
-  return CONV_SGMAT_UNIFORMS.pack({ N, Cin, H, W, Cout, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw, flags, perSplit });
+  const q = phase ?? { rh: 0, rw: 0, rows: 0, cols: 0, kh0: 0, kw0: 0, nkh: 0, nkw: 0, kstepH: 0, kstepW: 0 };
+  return CONV_SGMAT_UNIFORMS.pack({ N, Cin, H, W, Cout, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw, flags, perSplit, ...q });
 }
 
 /**
@@ -96,40 +129,47 @@ export function convWeightGradSubgroupMatrixKernel(s: SubgroupMatrixTileSpec): {
   return { wgsl, entry };
 }
 
-/** Workgroups of one dispatch: (pixel tiles, channel tiles, 1); pixels and channels of the output (dx for the input gradient). */
-export function convSgmatGrid(g: ConvGeom, s: SubgroupMatrixTileSpec, inputGrad = false): [number, number, number] {
-  const [pixels, channels] = inputGrad ? [g.N * g.H * g.W, g.Cin] : [g.N * g.OH * g.OW, g.Cout];
+/** Workgroups of one dispatch: (pixel tiles, channel tiles, 1); the forward's output, or one input-gradient phase's dx pixels. */
+export function convSgmatGrid(g: ConvGeom, s: SubgroupMatrixTileSpec, phase?: InputGradPhase): [number, number, number] {
+  const [pixels, channels] = phase ? [g.N * phase.rows * phase.cols, g.Cin] : [g.N * g.OH * g.OW, g.Cout];
   return [Math.ceil(pixels / (s.tilesN * s.D)), Math.ceil(channels / (s.tilesM * s.D)), 1];
 }
 
-/** dx = the input gradient of conv2d (groups 1) from dy and w, on the tile loop (see the header). */
+/** dx = the input gradient of conv2d (groups 1) from dy and w, one stride phase per dispatch (see the header). */
 export function convInputGradSubgroupMatrixKernel(s: SubgroupMatrixTileSpec): { wgsl: string; entry: string } {
   const entry = tileEntry('conv_dx', s);
+  // Tap k = (co, jh, jw) of the phase: kernel tap (kh0 + jh*kstepH, kw0 + jw*kstepW) of output channel co.
+  const tap = `let NKK = u.nkh * u.nkw; let co = kc / NKK; let t = kc % NKK;
+  let kh = u.kh0 + t / u.nkw * u.kstepH; let kw = u.kw0 + t % u.nkw * u.kstepW;`;
   const wgsl = subgroupMatrixTileWgsl(s, {
     entry,
     decls: `${CONV_SGMAT_UNIFORMS.wgsl}\n${spatialBindings(false)}`,
-    // Tap k = (co, kh, kw) of input pixel p: dy at the output pixel that reads p through it, or 0.
+    // dy at the output pixel that reads dx pixel p through tap k (divisible by the stride by the
+    // phase's choice of taps), or 0 past dy's edges.
     helpers: `fn dyAt(k: u32, p: u32) -> f32 {
-  let KHW = u.KH * u.KW; let HW = u.H * u.W;
-  let kc = min(k, u.Cout * KHW - 1u); let pc = min(p, u.N * HW - 1u);
-  let co = kc / KHW; let t = kc % KHW; let kh = t / u.KW; let kw = t % u.KW;
-  let n = pc / HW; let q = pc % HW; let ih = q / u.W; let iw = q % u.W;
+  let RC = u.rows * u.cols;
+  let kc = min(k, u.Cout * u.nkh * u.nkw - 1u); let pc = min(p, u.N * RC - 1u);
+  ${tap}
+  let n = pc / RC; let q = pc % RC; let ih = u.rh + q / u.cols * u.sh; let iw = u.rw + q % u.cols * u.sw;
   let yh = i32(ih + u.ph) - i32(kh * u.dh); let yw = i32(iw + u.pw) - i32(kw * u.dw);
   let oh = yh / i32(u.sh); let ow = yw / i32(u.sw);
-  let inside = yh >= 0 && yw >= 0 && yh % i32(u.sh) == 0 && yw % i32(u.sw) == 0 && oh < i32(u.OH) && ow < i32(u.OW);
+  let inside = yh >= 0 && yw >= 0 && oh < i32(u.OH) && ow < i32(u.OW);
   let i = ((n * u.Cout + co) * u.OH + u32(clamp(oh, 0, i32(u.OH) - 1))) * u.OW + u32(clamp(ow, 0, i32(u.OW) - 1));
   return select(0.0, src[i], inside);
+}
+fn wAt(ci: u32, k: u32) -> f32 {
+  let kc = min(k, u.Cout * u.nkh * u.nkw - 1u);
+  ${tap}
+  return wt[((co * u.Cin + min(ci, u.Cin - 1u)) * u.KH + kh) * u.KW + kw];
 }`,
-    prelude: `  let GM = u.Cin; let GN = u.N * u.H * u.W; let GK = u.Cout * u.KH * u.KW;
-  let HW = u.H * u.W; let KHW = u.KH * u.KW; let flags = u.flags;`,
-    // W^T[ci, k]: w[co, ci, kh, kw] with k = (co, kh, kw).
-    loadA: (r, k) => `wt[(min(${k}, GK - 1u) / KHW * GM + min(${r}, GM - 1u)) * KHW + min(${k}, GK - 1u) % KHW]`,
+    prelude: `  let GM = u.Cin; let RC = u.rows * u.cols; let GN = u.N * RC; let GK = u.Cout * u.nkh * u.nkw;
+  let flags = u.flags;`,
+    loadA: (r, k) => `wAt(${r}, ${k})`,
     loadB: (k, col) => `dyAt(${k}, ${col})`,
-    store: (r, col, v) => epilogue(false, r, `(${col} / HW * GM + ${r}) * HW + ${col} % HW`, v),
+    store: (r, col, v) => epilogue(false, r, `((${col} / RC * GM + ${r}) * u.H + u.rh + ${col} % RC / u.cols * u.sh) * u.W + u.rw + ${col} % u.cols * u.sw`, v),
   });
   return { wgsl, entry };
 }
-
 
 export function convSubgroupMatrixKernel(s: SubgroupMatrixTileSpec): { wgsl: string; entry: string } {
   const entry = tileEntry('conv_fwd', s);

@@ -14,7 +14,7 @@ import * as F from '../engine/index.js';
 import { getBackend, waitForGPU } from '../engine/backend.js';
 import { chooseMatmulVariant } from '../engine/ops/matmul.js';
 import { checkRuns, runCheck, checkResult, convCheckResult, convGradCheckResult, convWeightGradCheckResult, emulateTensorCores, CONV_CHECK, CONV_CHECK_FLAGS } from '../engine/ops/tensor-cores.js';
-import { convSgmatUniforms } from '../kernels/conv-subgroup-matrix.js';
+import { convSgmatUniforms, inputGradPhases } from '../kernels/conv-subgroup-matrix.js';
 import { matmulReference } from '../kernels/matmul.js';
 import { refGeom, conv2dReference, conv2dEpilogueReference, conv2dInputGradReference, conv2dWeightGradReference, convTranspose2dReference, type Conv2dRefParams, type ConvTranspose2dRefParams } from '../kernels/conv.js';
 import { roundArrayToF16 } from '../kernels/f16.js';
@@ -47,13 +47,15 @@ for (const { S, D } of SIZES) {
     assert.is(convCheckResult(await runCheck(device, runs.conv, waitForGPU)), null);
     assert.is(convGradCheckResult(await runCheck(device, runs.convGrad, waitForGPU)), null);
     assert.is(convWeightGradCheckResult(await runCheck(device, runs.convWeightGrad, waitForGPU)), null);
-    // One split fewer (the last pixels left out) is refused.
-    const u = runs.convWeightGrad.uniforms.slice();
-    const short = { ...runs.convWeightGrad, grid: [runs.convWeightGrad.grid[0], runs.convWeightGrad.grid[1], runs.convWeightGrad.grid[2] - 1] as [number, number, number], uniforms: u };
+    // One split fewer (the last pixels left out) is refused, as is one stride phase of dx left out.
+    const [wg] = runs.convWeightGrad.dispatches;
+    const short = { ...runs.convWeightGrad, dispatches: [{ ...wg!, grid: [wg!.grid[0], wg!.grid[1], wg!.grid[2] - 1] as [number, number, number] }] };
+    assert.is(runs.convGrad.dispatches.length, 4, 'stride 2: four phases');
+    assert.match(convGradCheckResult(await runCheck(device, { ...runs.convGrad, dispatches: runs.convGrad.dispatches.slice(1) }, waitForGPU)) ?? '', /expected/);
     assert.match(convWeightGradCheckResult(await runCheck(device, short, waitForGPU)) ?? '', /expected|partial sums/);
     assert.match(convGradCheckResult(await runCheck(device, runs.conv, waitForGPU)) ?? '', /results for|expected/, 'the forward is not the input gradient');
     const g = refGeom(CONV_CHECK.x, CONV_CHECK.w, CONV_CHECK.p);
-    const noRelu = { ...runs.conv, uniforms: convSgmatUniforms(g, CONV_CHECK_FLAGS & ~2) };
+    const noRelu = { ...runs.conv, dispatches: [{ ...runs.conv.dispatches[0]!, uniforms: convSgmatUniforms(g, CONV_CHECK_FLAGS & ~2) }] };
     assert.match(convCheckResult(await runCheck(device, noRelu, waitForGPU)) ?? '', /expected/);
     // A kernel that does not compile is reported, not thrown past the check.
     const broken = { ...runs.matmul, kernel: { ...runs.matmul.kernel, wgsl: runs.matmul.kernel.wgsl.replace('let GK = K;', '') } };
@@ -86,7 +88,7 @@ for (const { S, D } of SIZES) {
     }
   });
 
-  test(`S=${S} D=${D}: autocast's conv2d forward, weight gradient and stride-1 input gradient on the emulated tensor-core kernels; other strides and groups > 1 fall back`, async () => {
+  test(`S=${S} D=${D}: autocast's conv2d forward, weight gradient and input gradient (phase by phase) on the emulated tensor-core kernels; groups > 1 fall back`, async () => {
     emulateTensorCores({ S, D });
     try {
       const cases: { x: number[]; w: number[]; p: Conv2dRefParams; bias: boolean }[] = [
@@ -95,6 +97,8 @@ for (const { S, D } of SIZES) {
         { x: [2, 7, 5, 9], w: [19, 7, 1, 1], p: { stride: [1, 1], padding: [0, 0], dilation: [1, 1], groups: 1 }, bias: false },
         { x: [1, 3, 23, 17], w: [20, 3, 7, 7], p: { stride: [2, 2], padding: [3, 3], dilation: [1, 1], groups: 1 }, bias: true },
         { x: [2, 4, 11, 10], w: [6, 4, 3, 3], p: { stride: [1, 2], padding: [2, 1], dilation: [2, 1], groups: 1 }, bias: true },
+        { x: [2, 5, 9, 8], w: [7, 5, 1, 1], p: { stride: [2, 2], padding: [0, 0], dilation: [1, 1], groups: 1 }, bias: false },
+        { x: [1, 4, 12, 11], w: [6, 4, 3, 3], p: { stride: [3, 2], padding: [1, 2], dilation: [2, 1], groups: 1 }, bias: true },
         { x: [2, 6, 7, 11], w: [9, 2, 3, 3], p: { stride: [2, 2], padding: [1, 1], dilation: [1, 1], groups: 3 }, bias: false },
       ];
       const splitCounts: number[] = [];
@@ -108,9 +112,8 @@ for (const { S, D } of SIZES) {
         const want = conv2dReference(r16(xr), r16(wr), br, c.p);
         await expectRef(y, want, TOL, `conv x[${c.x}] w[${c.w}] forward`);
         const gy = ref(want.shape, 23, -1, 1);
-        const stride1 = c.p.stride[0] === 1 && c.p.stride[1] === 1 && c.p.groups === 1;
         const bwd = labelsOf(() => F.backward(y, { grad: gpu(gy) }));
-        assert.is(bwd.some((l) => /conv_dx_sgmat/.test(l)), stride1, `${c.w}: input gradient on tensor cores ${stride1 ? 'expected' : 'not expected'}: ${bwd.join(', ')}`);
+        assert.is(bwd.some((l) => /conv_dx_sgmat/.test(l)), c.p.groups === 1, `${c.w}: input gradient on tensor cores: ${bwd.join(', ')}`);
         await expectRef(x.grad!, conv2dInputGradReference(r16(gy), r16(wr), c.x, c.p), TOL, `conv x[${c.x}] w[${c.w}] grad input`);
         assert.is(bwd.some((l) => /conv_dw_sgmat/.test(l)), c.p.groups === 1, `${c.w}: weight gradient on tensor cores: ${bwd.join(', ')}`);
         splitCounts.push(...bwd.flatMap((l) => /(\d+) splits/.exec(l)?.[1] ?? []).map(Number));
@@ -134,6 +137,26 @@ for (const { S, D } of SIZES) {
     }
   });
 }
+
+test('input-gradient phases: the taps that reach each phase, none wasted, none missed', () => {
+  const geom = (k: number, s: number, p: number, d: number, H = 9) => refGeom([1, 1, H, H], [1, 1, k, k], { stride: [s, s], padding: [p, p], dilation: [d, d], groups: 1 });
+  const byPhase = (k: number, s: number, p: number, d: number) => inputGradPhases(geom(k, s, p, d)).filter((q) => q.rw === 0).map((q) => [q.rh, q.kh0, q.nkh, q.kstepH]);
+  assert.equal(byPhase(3, 1, 1, 1), [[0, 0, 3, 1]]);
+  assert.equal(byPhase(3, 2, 1, 1), [[0, 1, 1, 1], [1, 0, 2, 2]]);
+  assert.equal(byPhase(1, 2, 0, 1), [[0, 0, 1, 1], [1, 0, 0, 1]], '1x1 stride 2: the odd phase has no tap');
+  assert.equal(byPhase(7, 2, 3, 1), [[0, 1, 3, 2], [1, 0, 4, 2]]);
+  assert.equal(byPhase(3, 2, 2, 2), [[0, 0, 3, 1], [1, 0, 0, 1]], 'dilation 2, stride 2: every tap or none');
+  // Every (pixel, tap) pair with (ih + p - kh*d) divisible by s is in exactly its phase's list.
+  const g = geom(5, 3, 2, 2, 11);
+  const phases = inputGradPhases(g);
+  assert.is(phases.length, 9);
+  for (const q of phases) {
+    const taps = Array.from({ length: q.nkh }, (_, j) => q.kh0 + j * q.kstepH);
+    const want = Array.from({ length: g.KH }, (_, k) => k).filter((k) => (((q.rh + g.ph - k * g.dh) % g.sh) + g.sh) % g.sh === 0);
+    assert.equal(taps, want, `phase ${q.rh}`);
+    assert.is(q.rows, Math.ceil((g.H - q.rh) / g.sh));
+  }
+});
 
 function transpose2(r: RefTensor): RefTensor {
   const [R, C] = r.shape as [number, number];

@@ -25,7 +25,7 @@ import { fillInPlace } from './copy.js';
 import { channelScale, channelScaleMasked, channelSum } from './norm.js';
 import { ksApplies, convTransposeKsForward, convTransposeKsInputGrad } from './conv-transpose-ks.js';
 import { convTensorCoreSpec } from './tensor-cores.js';
-import { convSubgroupMatrixKernel, convInputGradSubgroupMatrixKernel, convWeightGradSubgroupMatrixKernel, convWeightGradSplits, convSgmatGrid, convSgmatUniforms } from '../../kernels/conv-subgroup-matrix.js';
+import { convSubgroupMatrixKernel, convInputGradSubgroupMatrixKernel, convWeightGradSubgroupMatrixKernel, convWeightGradSplits, convSgmatGrid, convSgmatUniforms, inputGradPhases } from '../../kernels/conv-subgroup-matrix.js';
 import type { SubgroupMatrixTileSpec } from '../../kernels/subgroup-matrix-tile.js';
 
 export type IntPair = number | readonly number[];
@@ -244,11 +244,9 @@ async function timeBlock(j: SpatialJob, block: string): Promise<number> {
 function dispatchSpatial(mode: 'fwd' | 'bwdInput', g: ConvGeom, src: Tensor, w: Tensor, bias: Tensor | null, relu: boolean, dst: Tensor, phase: [number, number], packBoth = false, sr: ScaleResidual | null = null): void {
   const j = spatialJob(mode, g, phase);
   if (j.rows <= 0 || j.cols <= 0) return;
-  // Tensor cores under autocast: the forward, and the input gradient of stride-1 convolutions (its
-  // kernel takes every tap at every pixel: other strides would waste the other phases' taps).
-  const tcOk = g.groups === 1 && isAutocastEnabled() && (mode === 'fwd' || (g.sh === 1 && g.sw === 1));
-  const tc = tcOk ? convTensorCoreSpec(mode) : null;
-  if (tc) return dispatchTensorCores(mode, g, tc, src, w, bias, relu, dst, sr);
+  // Tensor cores under autocast (groups 1): the forward, and the input gradient phase by phase.
+  const tc = g.groups === 1 && isAutocastEnabled() ? convTensorCoreSpec(mode) : null;
+  if (tc) return dispatchTensorCores(mode, g, tc, src, w, bias, relu, dst, sr, phase);
   const { block } = convBlockChoice(mode, g, phase);
   const buffers = [src.storage.buffer, w.storage.buffer, (bias ?? w).storage.buffer, dst.storage.buffer];
   // The epilogue's scale and residual (absent terms bind any buffer; their flags are off).
@@ -257,14 +255,16 @@ function dispatchSpatial(mode: 'fwd' | 'bwdInput', g: ConvGeom, src: Tensor, w: 
 }
 
 /** The forward or input gradient under autocast on tensor cores (engine/ops/tensor-cores.ts): same bindings and epilogue flags. */
-function dispatchTensorCores(mode: 'fwd' | 'bwdInput', g: ConvGeom, spec: SubgroupMatrixTileSpec, src: Tensor, w: Tensor, bias: Tensor | null, relu: boolean, dst: Tensor, sr: ScaleResidual | null): void {
+function dispatchTensorCores(mode: 'fwd' | 'bwdInput', g: ConvGeom, spec: SubgroupMatrixTileSpec, src: Tensor, w: Tensor, bias: Tensor | null, relu: boolean, dst: Tensor, sr: ScaleResidual | null, phase: [number, number]): void {
   const F = SPATIAL_FLAGS;
   const flags = (bias ? F.bias : 0) | (relu ? F.relu : 0) | (sr?.scale ? F.scale : 0) | (sr?.residual ? F.residual : 0);
   const fwd = mode === 'fwd';
   const kernel = cached(`sgmat ${mode} ${JSON.stringify(spec)}`, () => (fwd ? convSubgroupMatrixKernel(spec) : convInputGradSubgroupMatrixKernel(spec)));
   const tensors = fwd ? [src, w, bias ?? w, dst, sr?.scale ?? w, sr?.residual ?? w] : [src, w, bias ?? w, dst];
   const label = `conv ${mode} ${describe(g)} (tensor cores)`;
-  getBackend().dispatch({ kernel, buffers: tensors.map((t) => t.storage.buffer), uniforms: convSgmatUniforms(g, flags), workgroups: convSgmatGrid(g, spec, !fwd), label });
+  const ph = fwd ? undefined : inputGradPhases(g).find((q) => q.rh === phase[0] && q.rw === phase[1]);
+  if (!fwd && !ph) return; // a phase without pixels
+  getBackend().dispatch({ kernel, buffers: tensors.map((t) => t.storage.buffer), uniforms: convSgmatUniforms(g, flags, 0, ph), workgroups: convSgmatGrid(g, spec, ph), label });
 }
 
 /** The weight gradient under autocast on tensor cores: split-K partial sums over the pixels, then their sum. */

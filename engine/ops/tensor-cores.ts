@@ -9,7 +9,7 @@
 // numerics: f16 operands, f32 sums).
 import { matmulReference, MATMUL_UNIFORMS, type MatmulVariant } from '../../kernels/matmul.js';
 import { subgroupMatrixKernel } from '../../kernels/matmul-subgroup-matrix.js';
-import { convSubgroupMatrixKernel, convInputGradSubgroupMatrixKernel, convWeightGradSubgroupMatrixKernel, convSgmatGrid, convSgmatUniforms } from '../../kernels/conv-subgroup-matrix.js';
+import { convSubgroupMatrixKernel, convInputGradSubgroupMatrixKernel, convWeightGradSubgroupMatrixKernel, convSgmatGrid, convSgmatUniforms, inputGradPhases } from '../../kernels/conv-subgroup-matrix.js';
 import { conv2dEpilogueReference, conv2dInputGradReference, conv2dWeightGradReference, refGeom, type Conv2dRefParams } from '../../kernels/conv.js';
 import { SPATIAL_FLAGS } from '../../kernels/conv-gemm.js';
 import type { SubgroupMatrixTileSpec } from '../../kernels/subgroup-matrix-tile.js';
@@ -172,10 +172,10 @@ export const CONV_CHECK_FLAGS = SPATIAL_FLAGS.bias | SPATIAL_FLAGS.relu | SPATIA
 /** A kernel run the checks make: its WGSL, uniforms, storage inputs (bindings 1..), output binding and size, grid. */
 export interface CheckRun {
   kernel: { wgsl: string; entry: string };
-  uniforms: Uint32Array;
   /** Storage bindings 1.. in order: input data, or the output's element count. */
   bindings: (Float32Array | number)[];
-  grid: [number, number, number];
+  /** The dispatches, in order, each with its uniforms (the input gradient: one per stride phase). */
+  dispatches: { uniforms: Uint32Array; grid: [number, number, number] }[];
 }
 
 /**
@@ -205,33 +205,30 @@ export function checkRuns(S: number, D: number, emulate: boolean): { matmul: Che
   const { a, b } = checkOperands();
   const matmul: CheckRun = {
     kernel: subgroupMatrixKernel({ S, D, tilesM: TILES[0]![0], tilesN: TILES[0]![1], emulate }),
-    uniforms: MATMUL_UNIFORMS.pack({ M, N, K, batch: 1, aOff: 0, aBatch: 0, aM: K, aK: 1, bOff: 0, bBatch: 0, bK: N, bN: 1, cBatch: M * N }),
     bindings: [a, b, M * N],
-    grid: [Math.ceil(N / mv.tn), Math.ceil(M / mv.tm), 1],
+    dispatches: [{ uniforms: MATMUL_UNIFORMS.pack({ M, N, K, batch: 1, aOff: 0, aBatch: 0, aM: K, aK: 1, bOff: 0, bBatch: 0, bK: N, bN: 1, cBatch: M * N }), grid: [Math.ceil(N / mv.tn), Math.ceil(M / mv.tm), 1] }],
   };
   const spec: SubgroupMatrixTileSpec = { S, D, tilesM: CONV_TILES[0], tilesN: CONV_TILES[1], emulate };
   const g = refGeom(CONV_CHECK.x, CONV_CHECK.w, CONV_CHECK.p);
   const o = convCheckOperands();
   const conv: CheckRun = {
     kernel: convSubgroupMatrixKernel(spec),
-    uniforms: convSgmatUniforms(g, CONV_CHECK_FLAGS),
     bindings: [o.x, o.w, o.bias, g.N * g.Cout * g.OH * g.OW, o.scale, o.residual],
-    grid: convSgmatGrid(g, spec),
+    dispatches: [{ uniforms: convSgmatUniforms(g, CONV_CHECK_FLAGS), grid: convSgmatGrid(g, spec) }],
   };
   const d = convGradCheckOperands();
   const convGrad: CheckRun = {
     kernel: convInputGradSubgroupMatrixKernel(spec),
-    uniforms: convSgmatUniforms(g, SPATIAL_FLAGS.bias | SPATIAL_FLAGS.relu),
     bindings: [d.dy, o.w, d.bias, g.N * g.Cin * g.H * g.W],
-    grid: convSgmatGrid(g, spec, true),
+    // Stride 2: four phases, each with its own taps.
+    dispatches: inputGradPhases(g).map((ph) => ({ uniforms: convSgmatUniforms(g, SPATIAL_FLAGS.bias | SPATIAL_FLAGS.relu, 0, ph), grid: convSgmatGrid(g, spec, ph) })),
   };
   // The weight gradient in splits of 2D output pixels (the check has 2 x 5 x 6 = 60: the last split short).
   const perSplit = 2 * D, splits = Math.ceil((g.N * g.OH * g.OW) / perSplit);
   const convWeightGrad: CheckRun = {
     kernel: convWeightGradSubgroupMatrixKernel(spec),
-    uniforms: convSgmatUniforms(g, 0, perSplit),
     bindings: [d.dy, o.x, splits * g.Cout * g.Cin * g.KH * g.KW],
-    grid: [Math.ceil((g.Cin * g.KH * g.KW) / (spec.tilesN * D)), Math.ceil(g.Cout / (spec.tilesM * D)), splits],
+    dispatches: [{ uniforms: convSgmatUniforms(g, 0, perSplit), grid: [Math.ceil((g.Cin * g.KH * g.KW) / (spec.tilesN * D)), Math.ceil(g.Cout / (spec.tilesM * D)), splits] }],
   };
   return { matmul, conv, convGrad, convWeightGrad };
 }
@@ -256,16 +253,18 @@ export async function runCheck(device: GPUDevice, run: CheckRun, wait: <T>(p: Pr
     const pipeline = await wait(device.createComputePipelineAsync({ layout: 'auto', compute: { module, entryPoint: kernel.entry }, label: kernel.entry }));
     const outIndex = run.bindings.findIndex((x) => typeof x === 'number');
     const outBytes = (run.bindings[outIndex] as number) * 4;
-    const buffers = [buffer(run.uniforms.byteLength, UNIFORM | COPY_DST, run.uniforms), ...run.bindings.map((x) => (typeof x === 'number' ? buffer(x * 4, STORAGE | COPY_SRC) : buffer(x.byteLength, STORAGE | COPY_DST, x)))];
+    const storage = run.bindings.map((x) => (typeof x === 'number' ? buffer(x * 4, STORAGE | COPY_SRC) : buffer(x.byteLength, STORAGE | COPY_DST, x)));
     const staging = buffer(outBytes, MAP_READ | COPY_DST);
-    const group = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: buffers.map((buf, i) => ({ binding: i, resource: { buffer: buf } })) });
     const enc = device.createCommandEncoder();
     const pass = enc.beginComputePass();
     pass.setPipeline(pipeline);
-    pass.setBindGroup(0, group);
-    pass.dispatchWorkgroups(...run.grid);
+    for (const d of run.dispatches) {
+      const buffers = [buffer(d.uniforms.byteLength, UNIFORM | COPY_DST, d.uniforms), ...storage];
+      pass.setBindGroup(0, device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: buffers.map((buf, i) => ({ binding: i, resource: { buffer: buf } })) }));
+      pass.dispatchWorkgroups(...d.grid);
+    }
     pass.end();
-    enc.copyBufferToBuffer(buffers[outIndex + 1]!, 0, staging, 0, outBytes);
+    enc.copyBufferToBuffer(storage[outIndex]!, 0, staging, 0, outBytes);
     device.queue.submit([enc.finish()]);
     await wait(staging.mapAsync(MAP_READ));
     const out = new Float32Array(staging.getMappedRange().slice(0, outBytes));
