@@ -72,9 +72,9 @@ const rng = new Rng(0);
 
 const times: number[] = [];
 let prepareMs = 0, detections = 0;
-const c0 = counters();
+let c0 = counters();
 for (let i = 0; i < warmup + iters; i++) {
-  if (i === warmup) Object.assign(c0, counters());
+  if (i === warmup) c0 = counters();
   const tp = performance.now();
   const batch = model.prepare([image], rng);
   const t0 = performance.now();
@@ -92,7 +92,7 @@ for (let i = 0; i < warmup + iters; i++) {
 const c1 = counters();
 const sorted = [...times].sort((a, b) => a - b);
 const median = sorted[Math.floor(sorted.length / 2)]!;
-const size = `${batchSize(image)}`;
+const size = `${height}x${width}`;
 const row = [preset, size, amp ? 'yes' : 'no', median, sorted[0]!, prepareMs / iters, detections / iters, (c1.dispatches - c0.dispatches) / iters, (c1.blockingSyncs - c0.blockingSyncs) / iters];
 printTable(`Mask R-CNN inference (${iters} images after ${warmup} warm-up; formula weights)`, ['preset', 'input', '--amp', 'ms/image (median)', 'min ms', 'prepare ms', 'detections', 'dispatches', 'blocking syncs'], [row]);
 if (json) {
@@ -100,7 +100,3 @@ if (json) {
 }
 await shutdown();
 process.exit(0);
-
-function batchSize(img: RgbImage): string {
-  return `${img.height}x${img.width}`;
-}

@@ -42,19 +42,25 @@ export interface InputGradPhase {
   kh0: number; kw0: number; nkh: number; nkw: number; kstepH: number; kstepW: number;
 }
 
-/** The phases of g's input gradient that have pixels (kernels/conv-gemm.ts's spatial kernel takes the same phases). */
-export function inputGradPhases(g: ConvGeom): InputGradPhase[] {
+/** Phase (rh, rw) of g's input gradient, or null when it has no pixels (kernels/conv-gemm.ts's spatial kernel takes the same phases). */
+export function inputGradPhase(g: ConvGeom, rh: number, rw: number): InputGradPhase | null {
   const taps = (r: number, p: number, d: number, s: number, K: number) => {
     const valid = Array.from({ length: K }, (_, k) => k).filter((k) => (((r + p - k * d) % s) + s) % s === 0);
     return { k0: valid[0] ?? 0, n: valid.length, step: valid.length > 1 ? valid[1]! - valid[0]! : 1 };
   };
+  const rows = Math.ceil((g.H - rh) / g.sh), cols = Math.ceil((g.W - rw) / g.sw);
+  if (rows <= 0 || cols <= 0) return null;
+  const h = taps(rh, g.ph, g.dh, g.sh, g.KH), w = taps(rw, g.pw, g.dw, g.sw, g.KW);
+  return { rh, rw, rows, cols, kh0: h.k0, kw0: w.k0, nkh: h.n, nkw: w.n, kstepH: h.step, kstepW: w.step };
+}
+
+/** The phases of g's input gradient that have pixels. */
+export function inputGradPhases(g: ConvGeom): InputGradPhase[] {
   const out: InputGradPhase[] = [];
   for (let rh = 0; rh < g.sh; rh++) {
     for (let rw = 0; rw < g.sw; rw++) {
-      const rows = Math.ceil((g.H - rh) / g.sh), cols = Math.ceil((g.W - rw) / g.sw);
-      if (rows <= 0 || cols <= 0) continue;
-      const h = taps(rh, g.ph, g.dh, g.sh, g.KH), w = taps(rw, g.pw, g.dw, g.sw, g.KW);
-      out.push({ rh, rw, rows, cols, kh0: h.k0, kw0: w.k0, nkh: h.n, nkw: w.n, kstepH: h.step, kstepW: w.step });
+      const q = inputGradPhase(g, rh, rw);
+      if (q) out.push(q);
     }
   }
   return out;

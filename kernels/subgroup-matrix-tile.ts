@@ -1,5 +1,5 @@
 // The tile loop shared by the tensor-core kernels (kernels/matmul-subgroup-matrix.ts, the GEMM;
-// kernels/conv-subgroup-matrix.ts, the implicit-GEMM conv forward): C[GM, GN] = A[GM, GK] B[GK, GN]
+// kernels/conv-subgroup-matrix.ts, the implicit-GEMM conv and its gradients): C[GM, GN] = A B
 // with f16 operands and f32 sums through Dawn's `chromium-experimental-subgroup-matrix`. A workgroup
 // is exactly one subgroup of S invocations (so every subgroup-matrix call sits in uniform control
 // flow with uniform offsets) computing a TM x TN tile of C as tilesM x tilesN result matrices of

@@ -25,7 +25,7 @@ import { fillInPlace } from './copy.js';
 import { channelScale, channelScaleMasked, channelSum } from './norm.js';
 import { ksApplies, convTransposeKsForward, convTransposeKsInputGrad } from './conv-transpose-ks.js';
 import { convTensorCoreSpec } from './tensor-cores.js';
-import { convSubgroupMatrixKernel, convInputGradSubgroupMatrixKernel, convWeightGradSubgroupMatrixKernel, convWeightGradSplits, convSgmatGrid, convSgmatUniforms, inputGradPhases } from '../../kernels/conv-subgroup-matrix.js';
+import { convSubgroupMatrixKernel, convInputGradSubgroupMatrixKernel, convWeightGradSubgroupMatrixKernel, convWeightGradSplits, convSgmatGrid, convSgmatUniforms, inputGradPhase } from '../../kernels/conv-subgroup-matrix.js';
 import type { SubgroupMatrixTileSpec } from '../../kernels/subgroup-matrix-tile.js';
 
 export type IntPair = number | readonly number[];
@@ -197,6 +197,12 @@ function weightTextureUsed(mode: 'fwd' | 'bwdInput', g: ConvGeom): boolean {
   return false;
 }
 
+/** SPATIAL_FLAGS bits of the epilogue terms a dispatch applies. */
+function epilogueFlags(bias: boolean, relu: boolean, sr: ScaleResidual | null): number {
+  const F = SPATIAL_FLAGS;
+  return (bias ? F.bias : 0) | (relu ? F.relu : 0) | (sr?.scale ? F.scale : 0) | (sr?.residual ? F.residual : 0);
+}
+
 function dispatchBlock(j: SpatialJob, block: string, buffers: GPUBuffer[], bias: boolean, relu: boolean, label: string, packing: WeightPacking, sr: ScaleResidual | null = null, src4 = false): void {
   const [tm, tn] = block.split('x').map(Number) as [number, number];
   const { g } = j;
@@ -210,8 +216,7 @@ function dispatchBlock(j: SpatialJob, block: string, buffers: GPUBuffer[], bias:
     ? tiered(JSON.stringify(shape), () => spatialKernel(shape), `quick spatial ${tn} ${r16}${sr ? ' epi' : ''}`, () => spatialQuickKernel(tn, r16, !!sr))
     : cached(JSON.stringify(shape), () => spatialKernel(shape));
   const blocks = Math.ceil(j.cols / tm), chBlocks = Math.ceil(j.nc / tn);
-  const F = SPATIAL_FLAGS;
-  const flags = (bias ? F.bias : 0) | (relu ? F.relu : 0) | (sr?.scale ? F.scale : 0) | (sr?.residual ? F.residual : 0);
+  const flags = epilogueFlags(bias, relu, sr);
   const { srcC, srcH, srcW, dstC, dstH, dstW, kc, nc, rows, cols } = j;
   const strides = spatialWeightStrides(j.mode, kc, nc, geometry.KHW);
   const sl = spatialSlots(g.N * rows * blocks, chBlocks);
@@ -256,13 +261,12 @@ function dispatchSpatial(mode: 'fwd' | 'bwdInput', g: ConvGeom, src: Tensor, w: 
 
 /** The forward or input gradient under autocast on tensor cores (engine/ops/tensor-cores.ts): same bindings and epilogue flags. */
 function dispatchTensorCores(mode: 'fwd' | 'bwdInput', g: ConvGeom, spec: SubgroupMatrixTileSpec, src: Tensor, w: Tensor, bias: Tensor | null, relu: boolean, dst: Tensor, sr: ScaleResidual | null, phase: [number, number]): void {
-  const F = SPATIAL_FLAGS;
-  const flags = (bias ? F.bias : 0) | (relu ? F.relu : 0) | (sr?.scale ? F.scale : 0) | (sr?.residual ? F.residual : 0);
+  const flags = epilogueFlags(!!bias, relu, sr);
   const fwd = mode === 'fwd';
   const kernel = cached(`sgmat ${mode} ${JSON.stringify(spec)}`, () => (fwd ? convSubgroupMatrixKernel(spec) : convInputGradSubgroupMatrixKernel(spec)));
   const tensors = fwd ? [src, w, bias ?? w, dst, sr?.scale ?? w, sr?.residual ?? w] : [src, w, bias ?? w, dst];
   const label = `conv ${mode} ${describe(g)} (tensor cores)`;
-  const ph = fwd ? undefined : inputGradPhases(g).find((q) => q.rh === phase[0] && q.rw === phase[1]);
+  const ph = fwd ? undefined : (inputGradPhase(g, phase[0], phase[1]) ?? undefined);
   if (!fwd && !ph) return; // a phase without pixels
   getBackend().dispatch({ kernel, buffers: tensors.map((t) => t.storage.buffer), uniforms: convSgmatUniforms(g, flags, 0, ph), workgroups: convSgmatGrid(g, spec, ph), label });
 }
@@ -278,16 +282,7 @@ function weightGradTensorCores(dy: Tensor, x: Tensor, g: ConvGeom, spec: Subgrou
     workgroups: plan.grid,
     label: `conv weight grad ${describe(g)} (tensor cores, ${plan.splits} splits)`,
   });
-  if (plan.splits === 1) {
-    const dw = empty(shape);
-    run(dw);
-    return dw;
-  }
-  return tidy(() => {
-    const partial = empty([plan.splits, ...shape]);
-    run(partial);
-    return sum(partial, 0);
-  });
+  return sumOfSplits(shape, plan.splits, plan.splits, run);
 }
 
 /** The spatial kernel's register block for one dispatch, its candidates and tuning class (tests, benchmarks). */
@@ -379,16 +374,24 @@ export function conv2dWeightGradRaw(dy: Tensor, x: Tensor, g: ConvGeom, splitsOv
       label: `conv weight grad ${describe(g)}`,
     });
   };
+  // The partial sums get a buffer for the most splits this layer can take whatever its rows (a few
+  // weight-sized slices): a layer whose rows follow the data (the mask head's RoIs) takes fewer
+  // splits on small steps, and a buffer sized by them would differ from step to step.
+  return sumOfSplits(shape, splits, maxSplits, run);
+}
+
+/**
+ * A weight gradient from `run`, which writes `splits` partial sums [splits, ...shape] (dw itself when
+ * there is one split): their sum. The partials' buffer holds max(splits, bufferSplits) slices.
+ */
+function sumOfSplits(shape: number[], splits: number, bufferSplits: number, run: (out: Tensor) => void): Tensor {
   if (splits === 1) {
     const dw = empty(shape);
     run(dw);
     return dw;
   }
-  // The partial sums get a buffer for the most splits this layer can take whatever its rows (a few
-  // weight-sized slices): a layer whose rows follow the data (the mask head's RoIs) takes fewer
-  // splits on small steps, and a buffer sized by them would differ from step to step.
   return tidy(() => {
-    const store = empty([Math.max(splits, maxSplits), ...shape]);
+    const store = empty([Math.max(splits, bufferSplits), ...shape]);
     const partial = store.view([splits, ...shape], store.strides, store.offset);
     run(partial);
     return noGrad(() => sum(partial, 0));

@@ -1,7 +1,8 @@
 // Autocast's tensor cores: the subgroup-matrix matmul variants (kernels/matmul-subgroup-matrix.ts)
-// and the implicit-GEMM conv forward and input gradient (kernels/conv-subgroup-matrix.ts), offered where the device has
-// subgroup matrices (engine/device.ts asks for them where the adapter offers a usable configuration)
-// and each kernel passed its check at init(). The checks matter because these kernels' subgroup-
+// and the implicit-GEMM conv forward, input gradient and weight gradient
+// (kernels/conv-subgroup-matrix.ts), offered where the device has subgroup matrices (engine/device.ts
+// asks for them where the adapter offers a usable configuration) and each kernel passed its check at
+// init(). The checks matter because these kernels' subgroup-
 // matrix builtins have run on no adapter we had (lavapipe lacks the feature; CI runs their emulated
 // forms): a driver that rejects them, or computes something else, turns them off with a one-line
 // warning instead of letting a run train on wrong numbers. Each check is one small problem with
@@ -32,7 +33,7 @@ type Checked = keyof typeof checked;
 /** Tests: the emulated kernels (plain f32 on the same tiles) stand in for tensor cores on any adapter. */
 let emulated: { S: number; D: number } | null = null;
 
-/** Tests: makes autocast's matmul and conv forward take the emulated tensor-core kernels (null: off). */
+/** Tests: makes autocast's matmul and convs take the emulated tensor-core kernels (null: off). */
 export function emulateTensorCores(on: { S: number; D: number } | null): void {
   emulated = on;
 }
@@ -110,9 +111,11 @@ export const CONV_CHECK = {
   w: [19, 5, 3, 3] as const,
   p: { stride: [2, 2], padding: [1, 1], dilation: [1, 1], groups: 1 } as Conv2dRefParams,
 };
+/** CONV_CHECK's geometry. */
+const CHECK_GEOM = refGeom(CONV_CHECK.x, CONV_CHECK.w, CONV_CHECK.p);
 
 export function convCheckOperands(): { x: Float32Array; w: Float32Array; bias: Float32Array; scale: Float32Array; residual: Float32Array } {
-  const g = refGeom(CONV_CHECK.x, CONV_CHECK.w, CONV_CHECK.p);
+  const g = CHECK_GEOM;
   const count = (s: readonly number[]) => s.reduce((p, q) => p * q, 1);
   return { x: lcg(count(CONV_CHECK.x), 3), w: lcg(count(CONV_CHECK.w), 4), bias: lcg(g.Cout, 5), scale: lcg(g.Cout, 6), residual: lcg(g.N * g.Cout * g.OH * g.OW, 7) };
 }
@@ -122,7 +125,7 @@ export function convCheckResult(y: ArrayLike<number>): string | null {
   const o = convCheckOperands();
   const x = { shape: [...CONV_CHECK.x], data: roundArrayToF16(o.x) }, w = { shape: [...CONV_CHECK.w], data: roundArrayToF16(o.w) };
   const t = (d: Float32Array, shape: number[]) => ({ shape, data: Float64Array.from(d) });
-  const g = refGeom(CONV_CHECK.x, CONV_CHECK.w, CONV_CHECK.p);
+  const g = CHECK_GEOM;
   const ref = conv2dEpilogueReference(x, w, t(o.scale, [g.Cout]), t(o.bias, [g.Cout]), t(o.residual, [g.N, g.Cout, g.OH, g.OW]), true, CONV_CHECK.p).data;
   // The scale of each output: its terms' magnitudes times |scale|, plus the bias and residual's.
   const absConv = conv2dEpilogueReference({ ...x, data: x.data.map(Math.abs) }, { ...w, data: w.data.map(Math.abs) }, null, null, null, false, CONV_CHECK.p).data;
@@ -133,13 +136,13 @@ export function convCheckResult(y: ArrayLike<number>): string | null {
 
 /** The input-gradient check: dy of CONV_CHECK's output shape, the same w, bias and relu over dx's channels. */
 export function convGradCheckOperands(): { dy: Float32Array; bias: Float32Array } {
-  const g = refGeom(CONV_CHECK.x, CONV_CHECK.w, CONV_CHECK.p);
+  const g = CHECK_GEOM;
   return { dy: lcg(g.N * g.Cout * g.OH * g.OW, 8), bias: lcg(g.Cin, 9) };
 }
 
 /** Why `dx` is not autocast's input gradient (plus bias, then relu) of the check operands. */
 export function convGradCheckResult(dx: ArrayLike<number>): string | null {
-  const g = refGeom(CONV_CHECK.x, CONV_CHECK.w, CONV_CHECK.p);
+  const g = CHECK_GEOM;
   const { dy, bias } = convGradCheckOperands();
   const w = convCheckOperands().w;
   const dyShape = [g.N, g.Cout, g.OH, g.OW];
@@ -152,7 +155,7 @@ export function convGradCheckResult(dx: ArrayLike<number>): string | null {
 
 /** Why `partial` (split-K partial sums, [splits, Cout, Cin*KH*KW]) does not sum to autocast's weight gradient of the check operands. */
 export function convWeightGradCheckResult(partial: ArrayLike<number>): string | null {
-  const g = refGeom(CONV_CHECK.x, CONV_CHECK.w, CONV_CHECK.p);
+  const g = CHECK_GEOM;
   const { dy } = convGradCheckOperands();
   const x = convCheckOperands().x;
   const size = g.Cout * g.Cin * g.KH * g.KW;
@@ -209,7 +212,7 @@ export function checkRuns(S: number, D: number, emulate: boolean): { matmul: Che
     dispatches: [{ uniforms: MATMUL_UNIFORMS.pack({ M, N, K, batch: 1, aOff: 0, aBatch: 0, aM: K, aK: 1, bOff: 0, bBatch: 0, bK: N, bN: 1, cBatch: M * N }), grid: [Math.ceil(N / mv.tn), Math.ceil(M / mv.tm), 1] }],
   };
   const spec: SubgroupMatrixTileSpec = { S, D, tilesM: CONV_TILES[0], tilesN: CONV_TILES[1], emulate };
-  const g = refGeom(CONV_CHECK.x, CONV_CHECK.w, CONV_CHECK.p);
+  const g = CHECK_GEOM;
   const o = convCheckOperands();
   const conv: CheckRun = {
     kernel: convSubgroupMatrixKernel(spec),
