@@ -6,7 +6,8 @@
 //  - the checkpoint holds the GradScaler's state, derived by hand from the skipped steps in the
 //    metrics (2^16 halved per skip, the clean-step count since the last skip), and a resumed run
 //    continues from it;
-//  - the stop rule: one NaN loss with amp is a skipped step, three in a row stop the run.
+//  - the stop rule: one NaN loss with amp is a skipped step, three in a row stop the run;
+//  - data-parallel: the flag of the reduced gradients skips the update (a mirrored second rank).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { rmSync } from 'node:fs';
@@ -19,6 +20,7 @@ import { runTraining, CHECKPOINT_FILE, METRICS_FILE } from '../train/run.js';
 import { LOSS_TERMS } from '../model/maskrcnn.js';
 import { AMP_NONFINITE_LOSS_LIMIT } from '../train/amp.js';
 import { microConfig, microDataset } from './train-fixture.js';
+import { singleProcess, type Collective } from '../train/collective.js';
 import { resolveConfig, SYNTHETIC_DEFAULTS, type TrainConfig } from '../train/config.js';
 
 await ready;
@@ -82,7 +84,8 @@ test('a short --amp run learns (loss falls), records the loss scale, saves the s
     const ck = await loadCheckpoint(nodeIO, join(cfg.out, CHECKPOINT_FILE));
     assert.equal(ck.state!.scaler, want);
     for (const r of recs) assert.is(r.amp!.scale, 2 ** 16 * 0.5 ** skipped.filter((s) => s < r.iter).length, `iteration ${r.iter}: the scale it ran with`);
-    assert.is(ck.state!.optimizer.step, ITERS - skipped.length, 'the optimizer stepped on every iteration but the skipped ones');
+    // SGD counts its step() calls; the device skips the update of a skipped one.
+    assert.is(ck.state!.optimizer.step, ITERS, 'one optimizer step() per iteration');
     // Resume for 2 more iterations: they run at the saved scale.
     const more = microConfig(d, { ...settings, iters: ITERS + 2 });
     const resumed = await runTraining(more, { io: nodeIO, cacheDir: d.dir, print: () => {}, resume: true });
@@ -112,6 +115,31 @@ test(`--amp stop rule: one NaN loss skips the step and training goes on; ${AMP_N
     assert.is(b.iter, 1 + AMP_NONFINITE_LOSS_LIMIT - 1, 'stopped at the third NaN iteration');
     const msg = lines.find((l) => l.startsWith('error:')) ?? '';
     assert.match(msg, new RegExp(`NaN at iteration ${1 + AMP_NONFINITE_LOSS_LIMIT} in loss_mask .*with --amp: ${AMP_NONFINITE_LOSS_LIMIT} iterations in a row`));
+  } finally {
+    rmSync(d.dir, { recursive: true, force: true });
+  }
+});
+
+test('--amp in data-parallel training: the flag of the reduced gradients skips the update on every rank (2 ranks, the other one mirrored)', async () => {
+  const d = await microDataset(2);
+  try {
+    // Rank 0 of 2 whose partner holds the same values: sums double, gathers repeat.
+    const mirrored: Collective = {
+      ...singleProcess,
+      size: 2,
+      allreduceSum: async (buf) => buf.forEach((v, i) => (buf[i] = 2 * v)),
+      allgather: async (v) => Float64Array.from([...v, ...v]),
+      allgatherBytes: async (b) => [b.slice(), b.slice()],
+    };
+    const cfg = microConfig(d, { iters: 4, amp: true, out: join(d.dir, 'ddp') });
+    const out = await runTraining(cfg, { io: nodeIO, cacheDir: d.dir, print: () => {}, collective: mirrored, injectNaN: { iter: 2, term: 'loss_box_reg' } });
+    assert.is(out.status, 'done');
+    const recs = await iterRecords(cfg.out);
+    assert.equal(recs.map((r) => r.amp!.skipped), [false, true, false, false], 'iteration 2 (NaN loss, so NaN gradients after the reduction) was skipped');
+    assert.equal(recs.map((r) => r.amp!.scale), [2 ** 16, 2 ** 16, 2 ** 15, 2 ** 15]);
+    const ck = await loadCheckpoint(nodeIO, join(cfg.out, CHECKPOINT_FILE));
+    assert.equal(ck.state!.scaler, { scale: 2 ** 15, growthFactor: 2, backoffFactor: 0.5, growthInterval: 2000, growthTracker: 2 });
+    for (const t of Object.values(ck.model)) assert.ok(Array.from(t.data).every(Number.isFinite), 'weights stay finite');
   } finally {
     rmSync(d.dir, { recursive: true, force: true });
   }

@@ -209,7 +209,7 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions): Promise<RunO
     if (o.collective) print(dataParallelLine(cfg, coll.size, reducer?.bucketCount ?? 0));
 
     const save = async (iter: number): Promise<void> => {
-      const scaler = amp ? { scaler: amp.scaler.stateDict() } : {};
+      const scaler = amp ? { scaler: await amp.scaler.stateDict() } : {};
       if (lead) await saveCheckpoint(io, ckptPath, model, optimizer, { iter, loader: loader!.position, rngState: rng.getState(), model: modelCfg, categories, ...scaler });
     };
     const evaluate = async (iter: number): Promise<EvaluationResult | undefined> => {
@@ -246,7 +246,7 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions): Promise<RunO
       // losses are in); not until this settle, which runs after the next step's work was queued.
       const seconds = ((end ?? performance.now()) - t0) / 1000;
       await progress.iteration({ iter: step.iter, losses: r.losses, total: r.total, lr, seconds, images: r.images, ...(r.amp ? { amp: r.amp } : {}) });
-      if (r.amp?.skipped) print(`  iteration ${step.iter}: --amp skipped the update (inf/NaN at loss scale ${r.amp.scale}); loss scale now ${amp!.scaler.getScale()}`);
+      if (r.amp?.skipped) print(`  iteration ${step.iter}: --amp skipped the update (inf/NaN at loss scale ${r.amp.scale}); loss scale now ${r.amp.scale * amp!.scaler.backoffFactor}`);
       if (coll.size > 1 && (step.iter % cfg.logEvery === 0 || step.iter === cfg.iters)) {
         // The log line is followed by every rank's speed.
         const rates = await coll.allgather(new Float64Array([r.images / coll.size / seconds]));

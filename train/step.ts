@@ -8,10 +8,10 @@
 // last micro-batch's backward hands each finished gradient to a GradientReducer (train/ddp.ts), which
 // averages them over the ranks before the step; the losses are averaged too, so all ranks agree.
 // With `amp` (train/amp.ts) the forward runs under autocast, the loss is scaled before backward, the
-// gradients are unscaled on the GPU with a found-inf flag read back with the last micro-batch's
-// losses, and the GradScaler skips overflowing steps; train/amp.ts states when training then stops.
-// The scaler must know the flag before it steps, so an amp step waits for its losses (a second
-// blocking wait per step, where fp32 has one).
+// gradients are unscaled on the GPU with a found-inf flag (set by a non-finite loss too), and the
+// update is skipped on the GPU when it is set (the GradScaler's state lives there, as torch's), so an
+// amp step waits for nothing more than an fp32 one; the flag and the scale come back with the
+// losses. train/amp.ts states when training then stops.
 import type { DataLoader } from '../data/loader.js';
 import { mul, cat, mixSeed, reshape, stack, sum, tensor, tidyAsync, autocastAsync, nn, optim, Rng, type PendingData, type Tensor } from '../engine/index.js';
 import { AMP_NONFINITE_LOSS_LIMIT, type AmpTraining } from './amp.js';
@@ -97,6 +97,19 @@ export interface StepOptions {
   amp?: AmpTraining;
 }
 
+/**
+ * amp: unscales the gradients (checking `losses` too, when given) and returns [losses..., found-inf
+ * flag, scale] as one tensor to read back.
+ */
+function withAmpFlags(amp: AmpTraining, optimizer: optim.SGD, losses?: Tensor): Tensor {
+  const found = amp.scaler.unscale_(optimizer, losses ? [losses] : []);
+  const scale = amp.scaler.scaleTensor();
+  const out = cat(losses ? [losses, found, scale] : [found, scale], 0);
+  found.dispose();
+  scale.dispose();
+  return out;
+}
+
 /** A step whose weights are updated and whose losses are still on their way to the host. */
 export interface PendingStep {
   /** 1-based number of the iteration. */
@@ -119,15 +132,14 @@ export interface PendingStep {
  * The SGD step is taken before the losses are known: a non-finite loss is reported by result(),
  * after the weights were updated with it; the caller stops and keeps its last checked checkpoint
  * (train/run.ts settles a step's losses before any checkpoint). `checkFirst` instead waits for the
- * losses before stepping and leaves the weights untouched on a non-finite one (trainStep); so does
- * every amp step, whose GradScaler needs the found-inf flag before it steps.
+ * losses before stepping and leaves the weights untouched on a non-finite one (trainStep). An amp
+ * step needs no wait: its update is skipped on the GPU (GradScaler.step).
  */
 export async function startTrainStep(o: StepOptions, checkFirst = false): Promise<PendingStep> {
   let images = 0;
   const ranks = o.collective?.size ?? 1;
   const rank = o.collective?.rank ?? 0;
   const amp = o.amp;
-  let foundInf: number | undefined;
   o.optimizer.zeroGrad();
   const perMicro: Tensor[] = [];
   let values: PendingData<Float32Array>;
@@ -155,20 +167,31 @@ export async function startTrainStep(o: StepOptions, checkFirst = false): Promis
           const total = sum(vec);
           const objective = o.accumulate === 1 ? total : mul(total, 1 / o.accumulate);
           (amp ? amp.scaler.scale(objective) : objective).backward(last && o.reducer ? { onLeafGrad: o.reducer.onLeafGrad } : {});
-          // amp: the found-inf flag of the unscaled gradients rides along with the losses' readback
-          // (data-parallel: unscaled after the reduction instead, and read by the scaler's step).
-          return amp && last && !o.reducer ? cat([vec, reshape(amp.scaler.unscale_(o.optimizer), [1])], 0) : vec;
+          return vec;
         }),
       );
     }
-    // One readback of every micro-batch's terms (K x 5, then amp's flag), started now and taken late.
+    // One readback of every micro-batch's terms (K x 5), started now and taken late. amp: then the
+    // found-inf flag of the unscaled gradients, also set by a non-finite loss, and the scale
+    // (data-parallel: the gradients are unscaled after their reduction instead, below).
     const all = perMicro.length === 1 ? perMicro[0]! : cat(perMicro, 0);
-    values = all.dataLater() as PendingData<Float32Array>;
+    const read = amp && !o.reducer ? withAmpFlags(amp, o.optimizer, all) : all;
+    values = read.dataLater() as PendingData<Float32Array>;
+    if (read !== all) read.dispose();
     if (all !== perMicro[0]) all.dispose();
   } finally {
     perMicro.forEach((t) => t.dispose());
   }
   if (o.reducer) await o.reducer.finish();
+  // Data-parallel amp: the reduced gradients are unscaled now; their flag and the scale come back
+  // separately (the losses' readback has started). Every rank holds the same averaged gradients,
+  // so every rank finds the same flag.
+  let ampFlags: PendingData<Float32Array> | undefined;
+  if (amp && o.reducer) {
+    const flags = withAmpFlags(amp, o.optimizer);
+    ampFlags = flags.dataLater() as PendingData<Float32Array>;
+    flags.dispose();
+  }
   let result: Promise<StepResult> | undefined;
   const take = async (): Promise<StepResult> => {
     const vals = await values.result();
@@ -178,7 +201,8 @@ export async function startTrainStep(o: StepOptions, checkFirst = false): Promis
         sums[k] += vals[micro * LOSS_TERMS.length + i]! / o.accumulate;
       });
     }
-    if (vals.length > o.accumulate * LOSS_TERMS.length) foundInf = vals[o.accumulate * LOSS_TERMS.length];
+    const flags = ampFlags ? await ampFlags.result() : vals.subarray(o.accumulate * LOSS_TERMS.length);
+    const ampResult = amp ? { scale: flags[1]!, skipped: flags[0] !== 0 } : undefined;
     let all = images;
     if (ranks > 1) {
       const v = Float64Array.from([...LOSS_TERMS.map((k) => sums[k]), images]);
@@ -194,34 +218,30 @@ export async function startTrainStep(o: StepOptions, checkFirst = false): Promis
       throw e;
     }
     const total = LOSS_TERMS.reduce((a, k) => a + sums[k], 0);
-    return { losses: sums, total, images: all };
+    return { losses: sums, total, images: all, ...(ampResult ? { amp: ampResult } : {}) };
   };
   const pending: PendingStep = {
     iter: o.iter,
     images,
     get ready() {
-      return values.ready;
+      return values.ready && (ampFlags?.ready ?? true);
     },
     result: () => (result ??= take()),
   };
-  let checked: StepResult | undefined;
-  if (checkFirst || amp) {
+  if (checkFirst) {
     try {
-      checked = await pending.result();
+      await pending.result();
     } catch (e) {
       o.optimizer.zeroGrad();
-      if (e instanceof NonFiniteLossError) amp?.scaler.dispose();
+      // The scaler's step state is left for the next step to restart from (its update() is skipped).
+      if (amp) amp.scaler.update(await amp.scaler.getScale());
       throw e;
     }
   }
   o.optimizer.scaleLr(o.lrFactor);
-  if (amp && checked) {
-    // A non-finite loss skips the step like overflowing gradients do (and halves the scale).
-    const nonFinite = LOSS_TERMS.some((k) => !Number.isFinite(checked!.losses[k]));
-    const scale = amp.scaler.getScale();
-    const stepped = await amp.scaler.step(o.optimizer, nonFinite ? 1 : foundInf);
+  if (amp) {
+    await amp.scaler.step(o.optimizer);
     amp.scaler.update();
-    checked.amp = { scale, skipped: !stepped };
   } else {
     o.optimizer.step();
   }

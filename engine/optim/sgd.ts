@@ -9,7 +9,7 @@ import { keep } from '../scope.js';
 import { persistent } from '../alloc-hints.js';
 import { noGrad } from '../autograd.js';
 import { contiguous } from '../ops/elementwise.js';
-import { copyInto } from '../ops/copy.js';
+import { copyInto, zeros } from '../ops/copy.js';
 import type { HostTensor } from '../safetensors.js';
 
 export interface SGDOptions {
@@ -54,6 +54,12 @@ interface SgdJob {
   first: boolean;
 }
 
+/** The device-side skip of a step (SGD.step's skipIf). */
+interface Skip {
+  flag: Tensor;
+  at: number;
+}
+
 /** At most this many tensors per dispatch (set by tests to compare groupings; null: the device's binding limit). */
 let tensorsCap: number | null = null;
 /** Caps the tensors one SGD dispatch updates (tests); null restores the default (8). */
@@ -63,7 +69,7 @@ export function setSgdTensorsPerDispatch(k: number | null): void {
 
 /** Tensors per dispatch: within the device's storage-buffer bindings, and at most 8 (a WGSL switch of 8 cases). */
 function sgdTensorsPerDispatch(v: SgdVariant): number {
-  const bindings = getBackend().device.limits.maxStorageBuffersPerShaderStage;
+  const bindings = getBackend().device.limits.maxStorageBuffersPerShaderStage - (v.skip ? 1 : 0);
   return Math.max(1, Math.min(tensorsCap ?? 8, Math.floor(bindings / sgdBuffersPerTensor(v))));
 }
 
@@ -129,12 +135,25 @@ export class SGD {
     }
   }
 
-  /** One update of every parameter that has a gradient; parameters without one are skipped. */
-  step(): void {
+  /**
+   * One update of every parameter that has a gradient; parameters without one are skipped.
+   * `skipIf`: the update is skipped on the device when element `skipAt` of that tensor is nonzero
+   * (a GradScaler's found-inf flag: no wait for the host). Momentum buffers then start at zero
+   * instead of from the first gradient, which is the same update without dampening (0 * momentum +
+   * d = d), so momentum with dampening is refused. stepCount counts such steps whether or not the
+   * device skipped them.
+   */
+  step(opts: { skipIf?: Tensor; skipAt?: number } = {}): void {
+    const skip = opts.skipIf ? { flag: opts.skipIf, at: opts.skipAt ?? 0 } : null;
+    if (skip) {
+      if (skip.flag.dtype !== 'float32' || skip.at < 0 || skip.at >= skip.flag.size || !skip.flag.isContiguous) throw new Error(`SGD.step: skipAt ${skip.at} is outside the flag tensor ${skip.flag}`);
+      const damped = this.paramGroups.findIndex((g) => g.momentum !== 0 && g.dampening !== 0);
+      if (damped >= 0) throw new Error(`SGD.step: skipIf needs dampening 0 where momentum is used (group ${damped} has dampening ${this.paramGroups[damped]!.dampening})`);
+    }
     noGrad(() => {
       for (const g of this.paramGroups) {
         validate(g, 'step');
-        this.updateGroup(g.params.filter((p) => p.grad), g);
+        this.updateGroup(g.params.filter((p) => p.grad), g, skip);
       }
     });
     this.stepCount++;
@@ -145,17 +164,17 @@ export class SGD {
    * as many as the device's storage-buffer bindings allow, tensors of similar sizes together so a
    * dispatch's grid (sized for its largest) is mostly busy.
    */
-  private updateGroup(params: Tensor[], h: Hyper): void {
+  private updateGroup(params: Tensor[], h: Hyper, skip: Skip | null): void {
     const useMomentum = h.momentum !== 0;
-    const v: SgdVariant = { momentum: useMomentum, nesterov: h.nesterov, weightDecay: h.weightDecay !== 0, maximize: h.maximize };
-    const jobs = params.map((p) => this.prepare(p, p.grad!, useMomentum)).filter((j) => j !== null).sort((a, b) => a.p.size - b.p.size);
+    const v: SgdVariant = { momentum: useMomentum, nesterov: h.nesterov, weightDecay: h.weightDecay !== 0, maximize: h.maximize, ...(skip ? { skip: true } : {}) };
+    const jobs = params.map((p) => this.prepare(p, p.grad!, useMomentum, !!skip)).filter((j) => j !== null).sort((a, b) => a.p.size - b.p.size);
     const perDispatch = sgdTensorsPerDispatch(v);
-    for (let at = 0; at < jobs.length; at += perDispatch) this.dispatch(jobs.slice(at, at + perDispatch), v, h);
+    for (let at = 0; at < jobs.length; at += perDispatch) this.dispatch(jobs.slice(at, at + perDispatch), v, h, skip);
     for (const j of jobs) if (j.g !== j.p.grad) j.g.dispose();
   }
 
   /** Checks a parameter and its gradient; makes its momentum buffer on the first step. Null: nothing to update. */
-  private prepare(p: Tensor, grad: Tensor, useMomentum: boolean): SgdJob | null {
+  private prepare(p: Tensor, grad: Tensor, useMomentum: boolean, zeroStart: boolean): SgdJob | null {
     if (grad.shape.length !== p.shape.length || grad.shape.some((d, i) => d !== p.shape[i])) {
       throw new Error(`SGD: gradient ${shapeStr(grad.shape)} does not match parameter ${shapeStr(p.shape)}`);
     }
@@ -164,23 +183,23 @@ export class SGD {
     let buf = this.buffers.get(p) ?? null;
     const first = useMomentum && !buf;
     if (first) {
-      buf = keep(persistent(() => empty(p.shape)));
+      buf = keep(persistent(() => (zeroStart ? zeros(p.shape) : empty(p.shape))));
       this.buffers.set(p, buf);
     }
-    return { p, g: grad.isContiguous ? grad : contiguous(grad), buf: useMomentum ? buf : null, first };
+    return { p, g: grad.isContiguous ? grad : contiguous(grad), buf: useMomentum ? buf : null, first: first && !zeroStart };
   }
 
-  private dispatch(jobs: SgdJob[], v: SgdVariant, h: Hyper): void {
+  private dispatch(jobs: SgdJob[], v: SgdVariant, h: Hyper, skip: Skip | null): void {
     const k = jobs.length;
     const key = `${JSON.stringify(v)}|${k}`;
     let kernel = kernels.get(key);
     if (!kernel) kernels.set(key, (kernel = sgdKernel(v, k)));
-    const u: Record<string, number> = { lr: h.lr, momentum: h.momentum, keep: 1 - h.dampening, weightDecay: h.weightDecay };
+    const u: Record<string, number> = { lr: h.lr, momentum: h.momentum, keep: 1 - h.dampening, weightDecay: h.weightDecay, skipAt: skip ? skip.flag.offset + skip.at : 0 };
     jobs.forEach((j, i) => Object.assign(u, { [`n${i}`]: j.p.size, [`p${i}`]: j.p.offset, [`g${i}`]: j.g.offset, [`b${i}`]: j.buf?.offset ?? 0, [`first${i}`]: j.first ? 1 : 0 }));
     const largest = Math.max(...jobs.map((j) => j.p.size));
     getBackend().dispatch({
       kernel,
-      buffers: jobs.flatMap((j) => [j.p.storage.buffer, j.g.storage.buffer, ...(j.buf ? [j.buf.storage.buffer] : [])]),
+      buffers: [...jobs.flatMap((j) => [j.p.storage.buffer, j.g.storage.buffer, ...(j.buf ? [j.buf.storage.buffer] : [])]), ...(skip ? [skip.flag.storage.buffer] : [])],
       uniforms: sgdUniforms(k).pack(u as never),
       workgroups: [...grid(Math.ceil(largest / (WORKGROUP * SGD_PER_THREAD))), k],
       label: k === 1 ? `sgd(${shapeStr(jobs[0]!.p.shape)})` : `sgd(${k} tensors, largest ${largest})`,
