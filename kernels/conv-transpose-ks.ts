@@ -12,8 +12,10 @@
 // costs the forward 2x its time, measured by ablation; needs 'subgroups' of 8). Accumulator-major order:
 // each weight is applied to all JB columns in a row (llvmpipe spills large register blocks; see
 // conv-gemm.ts). The float64 references are conv.ts's convTranspose2dReference and
-// conv2dInputGradReference.
+// conv2dInputGradReference. `roundF16` (autocast): the source (x or dy) and the weights rounded to
+// f16 at each load, as the generic kernels' roundF16 forms.
 import { uniformBlock } from './uniforms.js';
+import { F16_ROUND_WGSL, f16Load } from './f16.js';
 
 export const CONV_TRANSPOSE_KS_UNIFORMS = uniformBlock('conv_transpose_ks', {
   N: 'u32', Ci: 'u32', H: 'u32', W: 'u32', Co: 'u32', OH: 'u32', OW: 'u32',
@@ -38,6 +40,8 @@ export interface ConvTransposeKsSpec {
   cb: number;
   /** forward: the output as vec4s (OW % 4 = 0); dx: dy read as vec4s (OW % 4 = 0, dy's offset % 4 = 0). */
   vec4: boolean;
+  /** Autocast: operands rounded to f16 at each load (absent otherwise, so fp32 keys stay as they were). */
+  roundF16?: boolean;
 }
 
 /**
@@ -62,11 +66,14 @@ export function convTransposeKsKernel(s: ConvTransposeKsSpec): { wgsl: string; e
   const { mode, KH, KW, cb, vec4 } = s;
   if (vec4 && (KW * KS_JB) % 4 !== 0) throw new Error(`convTransposeKsKernel: vec4 needs KW * ${KS_JB} divisible by 4 (KW ${KW})`);
   const T = KH * KW, JB = KS_JB, seg = KW * JB;
-  const entry = `conv_transpose_ks_${mode}_${KH}x${KW}_c${cb}${vec4 ? '_v4' : ''}`;
+  const r16 = !!s.roundF16;
+  const ld = (x: string, v = false): string => f16Load(x, r16, v);
+  const entry = `conv_transpose_ks_${mode}_${KH}x${KW}_c${cb}${vec4 ? '_v4' : ''}${r16 ? '_f16' : ''}`;
   const L: string[] = [];
   const e = (x: string): void => void L.push(x);
   e('enable subgroups;');
   e(CONV_TRANSPOSE_KS_UNIFORMS.wgsl);
+  if (r16) e(F16_ROUND_WGSL);
   const fwd = mode === 'forward';
   const srcT = !fwd && vec4 ? 'vec4<f32>' : 'f32';
   e(`@group(0) @binding(1) var<storage, read> src: array<${srcT}>;`);
@@ -90,11 +97,11 @@ export function convTransposeKsKernel(s: ConvTransposeKsSpec): { wgsl: string; e
     e(`  let last = arrayLength(&src) - 1u;`);
     e(`  for (var ci = 0u; ci < u.Ci; ci++) {`);
     e(`    let xb = u.srcOffset + ((n * u.Ci + ci) * u.H + i) * u.W + j0;`);
-    for (const q of range(JB)) e(`    let x${q} = select(0.0, src[min(xb + ${q}u, last)], ok${q});`);
+    for (const q of range(JB)) e(`    let x${q} = select(0.0, ${ld(`src[min(xb + ${q}u, last)]`)}, ok${q});`);
     // w[ci, co, a, b] at ((ci * Co + co) * KH + a) * KW + b: the block's cb * T weights of this ci
     // are contiguous; value v is lane v % 8's load v / 8 (past the last channel: the last weight, unstored).
     e(`    let wb = u.wOffset + ci * u.Co * ${T}u; let wlast = u.wOffset + (ci + 1u) * u.Co * ${T}u - 1u;`);
-    for (const f of range(Math.ceil((cb * T) / 8))) e(`    let wl${f} = wt[min(wb + c0 * ${T}u + ${f * 8}u + sl, wlast)];`);
+    for (const f of range(Math.ceil((cb * T) / 8))) e(`    let wl${f} = ${ld(`wt[min(wb + c0 * ${T}u + ${f * 8}u + sl, wlast)]`)};`);
     for (const c of range(cb)) {
       e(`    {`);
       for (const t of range(T)) {
@@ -135,15 +142,15 @@ export function convTransposeKsKernel(s: ConvTransposeKsSpec): { wgsl: string; e
       e(`    {`);
       e(`      let rb = u.srcOffset + ((n * u.Co + co) * u.OH + i * ${KH}u + ${a}u) * u.OW + j0 * ${KW}u;`);
       if (vec4) {
-        for (const k of range(seg / 4)) e(`      let V${k} = select(vec4<f32>(0.0), src[min(rb / 4u + ${k}u, lastV)], j0 * ${KW}u + ${4 * k}u < u.OW);`);
+        for (const k of range(seg / 4)) e(`      let V${k} = select(vec4<f32>(0.0), ${ld(`src[min(rb / 4u + ${k}u, lastV)]`, true)}, j0 * ${KW}u + ${4 * k}u < u.OW);`);
         for (const k of range(seg)) e(`      let y${k} = V${k >> 2}[${k & 3}];`);
       } else {
-        for (const k of range(seg)) e(`      let y${k} = select(0.0, src[min(rb + ${k}u, lastV)], ok${Math.floor(k / KW)});`);
+        for (const k of range(seg)) e(`      let y${k} = select(0.0, ${ld(`src[min(rb + ${k}u, lastV)]`)}, ok${Math.floor(k / KW)});`);
       }
       // w[ci, co, a, b] for the block's cb input channels and the KW taps of row a: value v = c * KW + b
       // is lane v % 8's load v / 8 (channels past Ci read the last one, unstored).
       for (const f of range(Math.ceil((cb * KW) / 8))) {
-        e(`      let v${f} = ${f * 8}u + sl; let wl${f} = wt[u.wOffset + (min(c0 + v${f} / ${KW}u, u.Ci - 1u) * u.Co + co) * ${T}u + ${a * KW}u + v${f} % ${KW}u];`);
+        e(`      let v${f} = ${f * 8}u + sl; let wl${f} = ${ld(`wt[u.wOffset + (min(c0 + v${f} / ${KW}u, u.Ci - 1u) * u.Co + co) * ${T}u + ${a * KW}u + v${f} % ${KW}u]`)};`);
       }
       for (const c of range(cb)) {
         e(`      {`);

@@ -9,8 +9,11 @@
 //   dx:       dx[r, d, p] = g[r, p] * w[ch[r], d], same grid
 //   partial:  s[r, d] = sum_p g[r, p] * x[r, d, p] and s[r, D] = sum_p g[r, p], one invocation per
 //             (row, d); dw and db are then onehot(ch)^T s, a [C, R] x [R, D + 1] product.
-// Float64 references below.
+// `roundF16` (autocast): x, w and g rounded to f16 at each load, as autocast's conv2d rounds its
+// GEMM operands (the bias and the sum of g for its gradient stay f32, as conv2d's). Float64
+// references below.
 import { LINEAR_GROUP, type RefTensor } from './common.js';
+import { F16_ROUND_WGSL, f16Load } from './f16.js';
 import { uniformBlock } from './uniforms.js';
 
 export const CONV1X1_SELECT_UNIFORMS = uniformBlock('conv1x1_select', {
@@ -33,11 +36,14 @@ export type SelectKernelMode = 'forward' | 'dx' | 'partial';
  * out; dx: g, w, ch, dx; partial: g, x, s. Offsets of vec4 operands are in elements (multiples of 4).
  * Grids: forward and dx [ceil(PV / SELECT_WG), R]; partial [ceil(R * (D + 1) / SELECT_WG)] (grid()).
  */
-export function conv1x1SelectKernel(mode: SelectKernelMode, vec: 1 | 4): { wgsl: string; entry: string } {
+export function conv1x1SelectKernel(mode: SelectKernelMode, vec: 1 | 4, roundF16 = false): { wgsl: string; entry: string } {
   const T = vec === 4 ? 'vec4<f32>' : 'f32';
-  const U = CONV1X1_SELECT_UNIFORMS.wgsl;
+  const U = `${roundF16 ? `${F16_ROUND_WGSL}\n` : ''}${CONV1X1_SELECT_UNIFORMS.wgsl}`;
   const off = (name: string) => (vec === 4 ? `(u.${name} / 4u)` : `u.${name}`);
-  const entry = `conv1x1_select_${mode}${vec === 4 ? '_v4' : ''}`;
+  /** A load of a pixel-vector operand (T) and of a weight (f32), rounded under roundF16. */
+  const ldv = (e: string): string => f16Load(e, roundF16, vec === 4);
+  const ldw = (e: string): string => f16Load(e, roundF16);
+  const entry = `conv1x1_select_${mode}${vec === 4 ? '_v4' : ''}${roundF16 ? '_f16' : ''}`;
   const head = (bindings: string[]): string =>
     `${U}\n${bindings.map((b, i) => `@group(0) @binding(${i + 1}) var<storage, ${b};`).join('\n')}\n@compute @workgroup_size(${SELECT_WG})`;
   if (mode === 'forward') {
@@ -53,7 +59,7 @@ fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_ind
   var acc = ${T}(select(0.0, b[u.bOffset + c], u.bias == 1u));
   var xi = ${off('xOffset')} + r * u.D * u.PV + p;
   for (var d = 0u; d < u.D; d++) {
-    acc = fma(x[xi], ${T}(w[wrow + d]), acc);
+    acc = fma(${ldv('x[xi]')}, ${T}(${ldw('w[wrow + d]')}), acc);
     xi += u.PV;
   }
   out[r * u.PV + p] = acc;
@@ -70,10 +76,10 @@ fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_ind
   let r = wid.y;
   if (p >= u.PV) { return; }
   let wrow = u.wOffset + u32(ch[r]) * u.D;
-  let gv = g[${off('gOffset')} + r * u.PV + p];
+  let gv = ${ldv(`g[${off('gOffset')} + r * u.PV + p]`)};
   var o = r * u.D * u.PV + p;
   for (var d = 0u; d < u.D; d++) {
-    dx[o] = gv * w[wrow + d];
+    dx[o] = gv * ${ldw('w[wrow + d]')};
     o += u.PV;
   }
 }
@@ -96,7 +102,7 @@ fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     for (var p = 0u; p < u.PV; p++) { acc += g[gb + p]; }
   } else {
     let xb = ${off('xOffset')} + (r * u.D + d) * u.PV;
-    for (var p = 0u; p < u.PV; p++) { acc = fma(g[gb + p], x[xb + p], acc); }
+    for (var p = 0u; p < u.PV; p++) { acc = fma(${ldv('g[gb + p]')}, ${ldv('x[xb + p]')}, acc); }
   }
   s[i] = ${dot};
 }
@@ -104,7 +110,7 @@ fn ${entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
   };
 }
 
-/** float64 reference of the forward: x [R, D, P], w [C, D], b [C] or null -> [R, P]. */
+/** float64 reference of the forward: x [R, D, P], w [C, D], b [C] or null -> [R, P] (x and w already rounded for roundF16). */
 export function conv1x1SelectReference(x: RefTensor, w: RefTensor, b: RefTensor | null, ch: ArrayLike<number>): RefTensor {
   const [R, D, P] = x.shape as [number, number, number];
   const out = new Float64Array(R * P);

@@ -425,26 +425,30 @@ TCASES.forEach((c, ci) => {
   });
 });
 
-test('conv_transpose2d kernel = stride: the one-dispatch form equals the generic phase kernels (mask head shape, bias, ReLU)', async () => {
-  const x = gpu(ref([3, 32, 14, 14], 80, -1, 1), true), w = gpu(ref([32, 16, 2, 2], 81, -1, 1), true), b = gpu(ref([16], 82, -1, 1), true);
-  const gy = gpu(ref([3, 16, 28, 28], 83, -1, 1));
-  const results: ArrayLike<number>[][] = [];
-  for (const on of [true, false]) {
-    setConvTransposeKs(on);
-    try {
-      const y = F.convTranspose2d(x, w, b, 2, 0, 0, 1, 1, { activation: 'relu' });
-      F.backward(y, { grad: gy });
-      results.push([await y.data(), await x.grad!.data(), await w.grad!.data(), await b.grad!.data()]);
-      for (const t of [x, w, b]) {
-        t.grad!.dispose();
-        t.grad = null;
+for (const amp of [false, true]) {
+  test(`conv_transpose2d kernel = stride: the one-dispatch form equals the generic phase kernels (mask head shape, bias, ReLU${amp ? ', under autocast: the same f16 rounding of x, dy and w' : ''})`, async () => {
+    const x = gpu(ref([3, 32, 14, 14], 80, -1, 1), true), w = gpu(ref([32, 16, 2, 2], 81, -1, 1), true), b = gpu(ref([16], 82, -1, 1), true);
+    const gy = gpu(ref([3, 16, 28, 28], 83, -1, 1));
+    const results: ArrayLike<number>[][] = [];
+    for (const on of [true, false]) {
+      setConvTransposeKs(on);
+      try {
+        const y = F.autocast(() => F.convTranspose2d(x, w, b, 2, 0, 0, 1, 1, { activation: 'relu' }), amp);
+        // Backward outside autocast: the forward's state holds.
+        F.backward(y, { grad: gy });
+        results.push([await y.data(), await x.grad!.data(), await w.grad!.data(), await b.grad!.data()]);
+        for (const t of [x, w, b]) {
+          t.grad!.dispose();
+          t.grad = null;
+        }
+      } finally {
+        setConvTransposeKs(null);
       }
-    } finally {
-      setConvTransposeKs(null);
     }
-  }
-  ['forward', 'input grad', 'weight grad', 'bias grad'].forEach((what, k) => assertClose(results[0]![k]!, results[1]![k]!, { atol: 1e-4, rtol: 1e-5 }, what));
-});
+    // Unrounded vs rounded operands differ by ~1e-3 here: the tolerance tells them apart.
+    ['forward', 'input grad', 'weight grad', 'bias grad'].forEach((what, k) => assertClose(results[0]![k]!, results[1]![k]!, { atol: 1e-5, rtol: 1e-5 }, what));
+  });
+}
 
 test('conv_transpose2d: known answer (2x2 stride 2 places each pixel times the kernel in its own 2x2 block)', async () => {
   const y = F.convTranspose2d(F.tensor([1, 2, 3, 4], [1, 1, 2, 2]), F.tensor([1, 10, 100, 1000], [1, 1, 2, 2]), null, 2);

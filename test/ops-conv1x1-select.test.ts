@@ -8,6 +8,7 @@ import { checkOp, ref, gpu, assertClose } from './helpers/check.js';
 import * as F from '../engine/index.js';
 import { conv1x1SelectReference, conv1x1SelectBackwardReference } from '../kernels/conv1x1-select.js';
 import type { RefTensor } from '../kernels/common.js';
+import { roundToF16 } from '../kernels/f16.js';
 
 await ready;
 
@@ -40,6 +41,32 @@ for (const [R, D, C, H, W] of SHAPES) {
     });
   }
 }
+
+test('under autocast: x, w and the output gradient rounded to f16 at each load (forward and backward under the forward\'s state), bias and its gradient f32', async () => {
+  // 3x5 pixels: the scalar kernels; 4x6: the vec4 ones.
+  for (const [R, D, C, H, W] of [[3, 5, 4, 3, 5], [4, 3, 5, 4, 6]] as const) {
+    const P = H * W;
+    const channels = Array.from({ length: R }, (_, r) => (r * 7 + 1) % C);
+    // Values with bits below f16's precision, so rounding shows.
+    const [x, w, b, g] = [ref([R, D, H, W], 21), ref([C, D, 1, 1], 22), ref([C], 23), ref([R, H, W], 24)];
+    const r16 = (t: RefTensor): RefTensor => ({ shape: t.shape, data: t.data.map(roundToF16) });
+    const xt = F.keep(gpu(x)).requiresGrad_(), wt = F.keep(gpu(w)).requiresGrad_(), bt = F.keep(gpu(b)).requiresGrad_();
+    const y = F.autocast(() => F.conv1x1Select(xt, wt, bt, channels));
+    // Backward outside autocast: the forward's state holds.
+    F.sum(F.mul(y, gpu(g))).backward();
+    const want = conv1x1SelectReference({ shape: [R, D, P], data: r16(x).data }, { shape: [C, D], data: r16(w).data }, b, channels);
+    const tol = { atol: 2e-6, rtol: 2e-6 };
+    assertClose(await y.data(), want.data, tol, `forward ${R}x${D}x${H}x${W}`);
+    const unrounded = conv1x1SelectReference({ shape: [R, D, P], data: x.data }, { shape: [C, D], data: w.data }, b, channels);
+    assert.ok(unrounded.data.some((v, i) => Math.abs(v - want.data[i]!) > 1e-4), 'the f16 rounding is visible in these values');
+    const back = conv1x1SelectBackwardReference({ shape: [R, D, P], data: x.data }, { shape: [C, D], data: w.data }, channels, { shape: [R, P], data: g.data });
+    const backR = conv1x1SelectBackwardReference({ shape: [R, D, P], data: r16(x).data }, { shape: [C, D], data: r16(w).data }, channels, { shape: [R, P], data: r16(g).data });
+    assertClose(await xt.grad!.data(), backR.dx.data, tol, 'dx from rounded g and w');
+    assertClose(await wt.grad!.data(), backR.dw.data, tol, 'dw from rounded g and x');
+    assertClose(await bt.grad!.data(), back.db.data, tol, 'db from g as it is');
+    [xt, wt, bt].forEach((t) => t.dispose());
+  }
+});
 
 test('the backward reference agrees with finite differences of the forward reference', () => {
   const [R, D, C, P] = [3, 4, 3, 5];

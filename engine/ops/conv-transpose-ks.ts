@@ -9,6 +9,9 @@ import { isAutocastEnabled } from '../autocast.js';
 import { Tensor, empty } from '../tensor.js';
 import { inVec4Binding } from './vec4-binding.js';
 
+/** Under autocast (the caller's state: the forward's, in the backward too), the roundF16 form. */
+const autocastSpec = (): { roundF16?: true } => (isAutocastEnabled() ? { roundF16: true } : {});
+
 const kernels = new Map<string, { wgsl: string; entry: string }>();
 function kernel(s: ConvTransposeKsSpec): { wgsl: string; entry: string } {
   const key = JSON.stringify(s);
@@ -30,11 +33,11 @@ export function setConvTransposeKs(on: boolean | null): void {
 
 /**
  * Whether conv_transpose2d on g (conv2d naming: the conv whose input gradient it is) takes this
- * form: kernel = stride, no padding or output padding, dilation 1, one group, no autocast (whose
- * f16 rounding the generic kernels do), and subgroups of exactly 8 lanes (the kernels share weights by subgroupBroadcast).
+ * form: kernel = stride, no padding or output padding, dilation 1, one group, and subgroups of
+ * exactly 8 lanes (the kernels share weights by subgroupBroadcast).
  */
 export function ksApplies(g: ConvGeom, outputPadding: [number, number]): boolean {
-  if (!(forced ?? adapterIsCpu()) || isAutocastEnabled() || !adapterSubgroupsExactly(8)) return false;
+  if (!(forced ?? adapterIsCpu()) || !adapterSubgroupsExactly(8)) return false;
   return g.KH === g.sh && g.KW === g.sw && g.ph === 0 && g.pw === 0 && g.dh === 1 && g.dw === 1 && g.groups === 1 && outputPadding[0] === 0 && outputPadding[1] === 0;
 }
 
@@ -58,7 +61,7 @@ export function convTransposeKsForward(x: Tensor, w: Tensor, bias: Tensor | null
   const cb = ksChannelBlock('forward', s.KH, s.KW, s.Co);
   const vec4 = s.OW % 4 === 0 && (s.KW * KS_JB) % 4 === 0 && inVec4Binding(out);
   getBackend().dispatch({
-    kernel: kernel({ mode: 'forward', KH: s.KH, KW: s.KW, cb, vec4 }),
+    kernel: kernel({ mode: 'forward', KH: s.KH, KW: s.KW, cb, vec4, ...autocastSpec() }),
     buffers: [x.storage.buffer, w.storage.buffer, (bias ?? w).storage.buffer, out.storage.buffer],
     uniforms: CONV_TRANSPOSE_KS_UNIFORMS.pack({ ...fields(s), srcOffset: x.offset, wOffset: w.offset, bOffset: bias?.offset ?? 0, bias: bias ? 1 : 0, relu: relu ? 1 : 0 }),
     workgroups: [Math.ceil((s.N * s.H * s.jBlocks) / KS_WG), Math.ceil(s.Co / cb)],
@@ -75,7 +78,7 @@ export function convTransposeKsInputGrad(dy: Tensor, w: Tensor, g: ConvGeom): Te
   const cb = ksChannelBlock('dx', s.KH, s.KW, s.Ci);
   const vec4 = s.OW % 4 === 0 && (s.KW * KS_JB) % 4 === 0 && dy.offset % 4 === 0 && inVec4Binding(dy);
   getBackend().dispatch({
-    kernel: kernel({ mode: 'dx', KH: s.KH, KW: s.KW, cb, vec4 }),
+    kernel: kernel({ mode: 'dx', KH: s.KH, KW: s.KW, cb, vec4, ...autocastSpec() }),
     buffers: [dy.storage.buffer, w.storage.buffer, dx.storage.buffer],
     uniforms: CONV_TRANSPOSE_KS_UNIFORMS.pack({ ...fields(s), srcOffset: dy.offset, wOffset: w.offset, bOffset: 0, bias: 0, relu: 0 }),
     workgroups: [Math.ceil((s.N * s.H * s.jBlocks) / KS_WG), Math.ceil(s.Ci / cb)],

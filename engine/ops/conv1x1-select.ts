@@ -5,23 +5,21 @@
 import { conv1x1SelectKernel, CONV1X1_SELECT_UNIFORMS, SELECT_WG, type SelectKernelMode } from '../../kernels/conv1x1-select.js';
 import { grid } from '../../kernels/common.js';
 import { getBackend } from '../backend.js';
-import { isAutocastEnabled } from '../autocast.js';
+import { isAutocastEnabled, autocast } from '../autocast.js';
 import { Tensor, empty, shapeStr } from '../tensor.js';
 import { record } from '../autograd.js';
 import { tidy } from '../scope.js';
 import { elementwise as ew, denseView } from './elementwise.js';
 import { tensor } from './create.js';
 import { matmul } from './matmul.js';
-import { reshape, slice, expand, transpose } from './view.js';
-import { gather } from './indexing.js';
-import { conv2d } from './conv.js';
+import { reshape, slice, transpose } from './view.js';
 import { inVec4Binding } from './vec4-binding.js';
 
 const kernels = new Map<string, { wgsl: string; entry: string }>();
-function kernel(mode: SelectKernelMode, vec: 1 | 4): { wgsl: string; entry: string } {
-  const key = `${mode}${vec}`;
+function kernel(mode: SelectKernelMode, vec: 1 | 4, roundF16: boolean): { wgsl: string; entry: string } {
+  const key = `${mode}${vec}${roundF16}`;
   let k = kernels.get(key);
-  if (!k) kernels.set(key, (k = conv1x1SelectKernel(mode, vec)));
+  if (!k) kernels.set(key, (k = conv1x1SelectKernel(mode, vec, roundF16)));
   return k;
 }
 
@@ -33,8 +31,9 @@ function vecFor(P: number, ...ts: Tensor[]): 1 | 4 {
 /**
  * conv2d(input, weight, bias)[r, channels[r]] for every row r: input [R, D, H, W], weight
  * [C, D, 1, 1], bias [C] or null, channels R integers in [0, C) (host values) -> [R, H, W].
- * Differentiable in input, weight and bias. Under autocast it is that conv2d and a gather, so the
- * operands are rounded to f16 as every autocast convolution's are.
+ * Differentiable in input, weight and bias. Under autocast (the forward's state, for the backward
+ * too) x, w and the output gradient are rounded to f16 at each load, as autocast's conv2d rounds its
+ * GEMM operands.
  */
 export function conv1x1Select(input: Tensor, weight: Tensor, bias: Tensor | null, channels: ArrayLike<number>): Tensor {
   const op = 'conv1x1_select';
@@ -51,13 +50,7 @@ export function conv1x1Select(input: Tensor, weight: Tensor, bias: Tensor | null
     if (!Number.isInteger(c) || c < 0 || c >= C) throw new Error(`${op}: channel ${c} of row ${r} is not in [0, ${C})`);
   }
   const P = H * W;
-  if (isAutocastEnabled()) {
-    return tidy(() => {
-      const y = reshape(conv2d(input, weight, bias), [R, C, P]);
-      const index = expand(tensor(Int32Array.from(channels), [R, 1, 1], 'int32'), [R, 1, P]);
-      return reshape(gather(y, 1, index), [R, H, W]);
-    });
-  }
+  const r16 = isAutocastEnabled();
   const be = getBackend();
   const out = empty([R, H, W]);
   if (out.size === 0) return out;
@@ -67,7 +60,7 @@ export function conv1x1Select(input: Tensor, weight: Tensor, bias: Tensor | null
   const ch = tensor(Int32Array.from(channels), [R], 'int32');
   const fv = vecFor(P, x, out);
   be.dispatch({
-    kernel: kernel('forward', fv),
+    kernel: kernel('forward', fv, r16),
     buffers: [x.storage.buffer, w.storage.buffer, (b ?? w).storage.buffer, ch.storage.buffer, out.storage.buffer],
     uniforms: CONV1X1_SELECT_UNIFORMS.pack({ R, D, C, PV: P / fv, xOffset: x.offset, gOffset: 0, wOffset: w.offset, bOffset: b?.offset ?? 0, bias: b ? 1 : 0 }),
     workgroups: [Math.ceil(P / fv / SELECT_WG), R],
@@ -81,7 +74,7 @@ export function conv1x1Select(input: Tensor, weight: Tensor, bias: Tensor | null
       gx = empty([R, D, H, W]);
       const v = vecFor(P, g, gx);
       be.dispatch({
-        kernel: kernel('dx', v),
+        kernel: kernel('dx', v, r16),
         buffers: [g.storage.buffer, wsv!.storage.buffer, chs!.storage.buffer, gx.storage.buffer],
         uniforms: CONV1X1_SELECT_UNIFORMS.pack({ R, D, C, PV: P / v, xOffset: 0, gOffset: g.offset, wOffset: wsv!.offset, bOffset: 0, bias: 0 }),
         workgroups: [Math.ceil(P / v / SELECT_WG), R],
@@ -95,7 +88,7 @@ export function conv1x1Select(input: Tensor, weight: Tensor, bias: Tensor | null
         const s = empty([R, D + 1]);
         const v = vecFor(P, g, xs!);
         be.dispatch({
-          kernel: kernel('partial', v),
+          kernel: kernel('partial', v, r16),
           buffers: [g.storage.buffer, xs!.storage.buffer, s.storage.buffer],
           uniforms: CONV1X1_SELECT_UNIFORMS.pack({ R, D, C, PV: P / v, xOffset: xs!.offset, gOffset: g.offset, wOffset: 0, bOffset: 0, bias: 0 }),
           workgroups: grid(Math.ceil((R * (D + 1)) / SELECT_WG)),
@@ -104,7 +97,8 @@ export function conv1x1Select(input: Tensor, weight: Tensor, bias: Tensor | null
         // [R, C] (rows leading, as every row-sized tensor: engine/alloc-hints.ts sizes them by capacity), read transposed.
         const onehot = new Float32Array(R * C);
         for (let r = 0; r < R; r++) onehot[r * C + channels[r]!] = 1;
-        const m = matmul(transpose(tensor(onehot, [R, C]), 0, 1), s);
+        // An exact selection of partial sums, not a GEMM of operands: never f16-rounded.
+        const m = autocast(() => matmul(transpose(tensor(onehot, [R, C]), 0, 1), s), false);
         return [reshape(ew('copy', [slice(m, 1, 0, D)]), [C, D, 1, 1]), reshape(ew('copy', [slice(m, 1, D, D + 1)]), [C])];
       });
     }
