@@ -135,13 +135,15 @@ export function subgroupMatrixConfigsOf(info: GPUAdapterInfo): SubgroupMatrixCon
 /**
  * The features the engine asks for, of those the adapter offers. Timestamp queries serve the kernel
  * profiler (backend.startProfile); subgroups the subgroup matmul variants (kernels/matmul-subgroup.ts);
- * subgroup matrices with shader-f16 autocast's tensor-core matmul (kernels/matmul-subgroup-matrix.ts),
- * both or neither, and only with a configuration it can use.
+ * subgroup matrices autocast's tensor-core kernels (kernels/subgroup-matrix-tile.ts), only with
+ * shader-f16 and a configuration they can use.
  */
 export function engineFeatures(adapter: Pick<GPUAdapter, 'features' | 'info'>): GPUFeatureName[] {
-  const wanted = ['timestamp-query', 'subgroups'];
+  // shader-f16 wherever offered: the tensor-core tiles stage f16 (their emulated form too, which
+  // tests run on lavapipe).
+  const wanted = ['timestamp-query', 'subgroups', 'shader-f16'];
   const tensorCores = adapter.features.has(SUBGROUP_MATRIX_FEATURE) && adapter.features.has('shader-f16') && pickSubgroupMatrixConfig(subgroupMatrixConfigsOf(adapter.info)) !== null;
-  if (tensorCores) wanted.push('shader-f16', SUBGROUP_MATRIX_FEATURE);
+  if (tensorCores) wanted.push(SUBGROUP_MATRIX_FEATURE);
   return wanted.filter((f) => adapter.features.has(f)) as GPUFeatureName[];
 }
 

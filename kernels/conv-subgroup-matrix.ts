@@ -17,14 +17,14 @@
 // runs anywhere.
 import { uniformBlock } from './uniforms.js';
 import { spatialBindings, spatialEpilogue } from './conv-gemm.js';
-import { subgroupMatrixTileWgsl, tileEntry, type SubgroupMatrixTileSpec } from './subgroup-matrix-tile.js';
+import { subgroupMatrixTileWgsl, tileEntry, tileShape, type SubgroupMatrixTileSpec } from './subgroup-matrix-tile.js';
 import type { ConvGeom } from './conv.js';
 
 export const CONV_SGMAT_UNIFORMS = uniformBlock('convsgmat', {
   N: 'u32', Cin: 'u32', H: 'u32', W: 'u32', Cout: 'u32', OH: 'u32', OW: 'u32',
   KH: 'u32', KW: 'u32', sh: 'u32', sw: 'u32', ph: 'u32', pw: 'u32', dh: 'u32', dw: 'u32',
   flags: 'u32',
-  /** Weight gradient: output pixels summed per split (a multiple of D). */
+  /** Weight gradient: output pixels summed per split (a multiple of the K slice KB). */
   perSplit: 'u32',
   /** Input gradient, one stride phase (InputGradPhase): its offsets, pixel grid and valid taps. */
   rh: 'u32', rw: 'u32', rows: 'u32', cols: 'u32',
@@ -92,7 +92,7 @@ export function convSgmatUniforms(g: ConvGeom, flags: number, perSplit = 0, phas
 }
 
 /**
- * The weight gradient's split-K plan: output pixels per split (a multiple of D) and the split count,
+ * The weight gradient's split-K plan: output pixels per split (a multiple of the K slice, KB) and the split count,
  * enough workgroups for `targetWorkgroups` where the pixels allow, partial sums within `maxPartial`
  * floats. Grid: (ceil(Cin*KH*KW / TN), ceil(Cout / TM), splits).
  */
@@ -100,12 +100,13 @@ export function convWeightGradSplits(g: ConvGeom, s: SubgroupMatrixTileSpec, tar
   // Planned for the batch at its capacity (the mask head's RoIs vary per step), so the partial-sum
   // buffer is the same every step; splits past the real pixels sum nothing and store zeros.
   const pixels = Math.max(g.N, imagesAtCapacity) * g.OH * g.OW, GN = g.Cin * g.KH * g.KW;
-  const tiles = Math.ceil(GN / (s.tilesN * s.D)) * Math.ceil(g.Cout / (s.tilesM * s.D));
-  const most = Math.max(1, Math.min(Math.ceil(pixels / (4 * s.D)), Math.floor(maxPartial / (g.Cout * GN))));
+  const { TM, TN, KB } = tileShape(s);
+  const tiles = Math.ceil(GN / TN) * Math.ceil(g.Cout / TM);
+  const most = Math.max(1, Math.min(Math.ceil(pixels / (4 * KB)), Math.floor(maxPartial / (g.Cout * GN))));
   const want = Math.max(1, Math.min(most, Math.ceil(targetWorkgroups / tiles)));
-  const perSplit = Math.ceil(pixels / want / s.D) * s.D;
+  const perSplit = Math.ceil(pixels / want / KB) * KB;
   const splits = Math.ceil(pixels / perSplit);
-  return { perSplit, splits, grid: [Math.ceil(GN / (s.tilesN * s.D)), Math.ceil(g.Cout / (s.tilesM * s.D)), splits] };
+  return { perSplit, splits, grid: [Math.ceil(GN / TN), Math.ceil(g.Cout / TM), splits] };
 }
 
 /**
@@ -138,7 +139,8 @@ export function convWeightGradSubgroupMatrixKernel(s: SubgroupMatrixTileSpec): {
 /** Workgroups of one dispatch: (pixel tiles, channel tiles, 1); the forward's output, or one input-gradient phase's dx pixels. */
 export function convSgmatGrid(g: ConvGeom, s: SubgroupMatrixTileSpec, phase?: InputGradPhase): [number, number, number] {
   const [pixels, channels] = phase ? [g.N * phase.rows * phase.cols, g.Cin] : [g.N * g.OH * g.OW, g.Cout];
-  return [Math.ceil(pixels / (s.tilesN * s.D)), Math.ceil(channels / (s.tilesM * s.D)), 1];
+  const { TM, TN } = tileShape(s);
+  return [Math.ceil(pixels / TN), Math.ceil(channels / TM), 1];
 }
 
 /** dx = the input gradient of conv2d (groups 1) from dy and w, one stride phase per dispatch (see the header). */

@@ -33,7 +33,7 @@ export function pickSubgroupMatrixConfig(configs: readonly SubgroupMatrixConfig[
   return usable.sort((x, y) => y.M - x.M)[0] ?? null;
 }
 
-/** C is dense [batch, M, N]. Workgroups: (ceil(N / (tilesN*D)), ceil(M / (tilesM*D)), batch). */
+/** C is dense [batch, M, N]. Workgroups: (ceil(N / TN), ceil(M / TM), batch) (tileShape). */
 export function subgroupMatrixKernel(s: SubgroupMatrixSpec): { wgsl: string; entry: string } {
   const entry = tileEntry('matmul', s);
   const wgsl = subgroupMatrixTileWgsl(s, {

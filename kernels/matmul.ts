@@ -40,6 +40,8 @@ export interface MatmulVariant {
   subgroup?: number;
   /** 'subgroupMatrix' (kernels/matmul-subgroup-matrix.ts, autocast only): the D x D matrix size; tm and tn are multiples of it. */
   matrix?: number;
+  /** 'subgroupMatrix': D-wide steps of K per staged slice (default 1); wgM x wgN are its subgroups per workgroup. */
+  kSteps?: number;
   /** 'subgroupMatrix': the emulated form (kernels/subgroup-matrix-tile.ts; tests on adapters without subgroup matrices). */
   emulate?: boolean;
 }
@@ -95,7 +97,7 @@ export function matmulKernel(v: MatmulVariant, roundF16 = false): { wgsl: string
   if (v.kind === 'subgroupMatrix') {
     // f16 operands by construction: only the autocast form exists.
     if (!roundF16 || !v.matrix || !v.subgroup) throw new Error(`matmul variant ${v.name}: a subgroup-matrix variant runs under autocast only, with its matrix and subgroup size`);
-    return subgroupMatrixKernel({ S: v.subgroup, D: v.matrix, tilesM: v.tm / v.matrix, tilesN: v.tn / v.matrix, ...(v.emulate ? { emulate: true } : {}) });
+    return subgroupMatrixKernel({ S: v.subgroup, D: v.matrix, tilesM: v.tm / v.matrix, tilesN: v.tn / v.matrix, sgM: v.wgM, sgN: v.wgN, kSteps: v.kSteps ?? 1, ...(v.emulate ? { emulate: true } : {}) });
   }
   const wgsl = v.kind === 'tiled' ? tiledWgsl(v, roundF16) : registerWgsl(v, roundF16);
   return { wgsl: roundF16 ? wgsl.replace(MATMUL_UNIFORMS.wgsl, `${F16_ROUND_WGSL}\n${MATMUL_UNIFORMS.wgsl}`) : wgsl, entry: `matmul_${v.name}` };

@@ -16,6 +16,7 @@ import { pickSubgroupMatrixConfig, subgroupMatrixKernel, type SubgroupMatrixConf
 import { CHECK_SHAPE, checkOperands, checkResult, setSubgroupMatrixChecked, subgroupMatrixStatus, subgroupMatrixVariants } from '../engine/ops/tensor-cores.js';
 import { chooseMatmulVariant } from '../engine/ops/matmul.js';
 import { matmulKernel } from '../kernels/matmul.js';
+import { tileShape, tileMemory } from '../kernels/subgroup-matrix-tile.js';
 import { roundToF16 } from '../kernels/f16.js';
 import { autocast, tensor } from '../engine/index.js';
 
@@ -34,19 +35,32 @@ test('configuration choice: f16 operands with f32 results, square, the largest',
   assert.is(pickSubgroupMatrixConfig(undefined), null);
 });
 
-test('generator: refuses sizes it is not written for; the WGSL rounds operands with f16r and bounds-checks the store', () => {
+test('generator: refuses sizes it is not written for; the WGSL rounds operands with f16r, places each subgroup\'s matrices and bounds-checks the store', () => {
   assert.throws(() => subgroupMatrixKernel({ S: 32, D: 32, tilesM: 2, tilesN: 2 }), /matrix size 32/);
   assert.throws(() => subgroupMatrixKernel({ S: 0, D: 16, tilesM: 2, tilesN: 2 }), /bad spec/);
-  const { wgsl, entry } = subgroupMatrixKernel({ S: 32, D: 16, tilesM: 2, tilesN: 3 });
-  assert.is(entry, 'matmul_sgmat16_2x3');
-  assert.ok(wgsl.startsWith('enable f16;\nenable chromium_experimental_subgroup_matrix;'));
-  assert.match(wgsl, /@compute @workgroup_size\(32\)/);
+  assert.throws(() => subgroupMatrixKernel({ S: 32, D: 16, tilesM: 2, tilesN: 2, sgM: 3, sgN: 3 }), /288 invocations per workgroup/);
+  const one = subgroupMatrixKernel({ S: 32, D: 16, tilesM: 2, tilesN: 3 });
+  assert.is(one.entry, 'matmul_sgmat16_2x3');
+  assert.is(one.wgsl.match(/subgroupMatrixMultiplyAccumulate/g)!.length, 6, 'one MMA per result matrix and K step');
+  // 2 x 2 subgroups of 2 x 3 matrices, K staged in 2 steps: a 64 x 96 tile, 128 invocations.
+  const s = { S: 32, D: 16, tilesM: 2, tilesN: 3, sgM: 2, sgN: 2, kSteps: 2 };
+  assert.equal(tileShape(s), { TM: 64, TN: 96, KB: 32, WG: 128, SG: 4 });
+  assert.is(tileMemory(s), 2 * (64 * 32 + 32 * 96) + 4 * 4 * 256);
+  const { wgsl, entry } = subgroupMatrixKernel(s);
+  assert.is(entry, 'matmul_sgmat16_2x3_w2x2_k2');
+  assert.ok(wgsl.startsWith('enable f16;\nenable chromium_experimental_subgroup_matrix;\ndiagnostic(off, chromium.subgroup_matrix_uniformity);'));
+  assert.match(wgsl, /@compute @workgroup_size\(128\)/);
+  assert.match(wgsl, /let sg = lid \/ 32u; let lane = lid % 32u;\n  let sm = sg \/ 2u; let sn = sg % 2u;/);
   assert.match(wgsl, /As\[e\] = f16\(select\(0\.0, v, r < GM && k < GK\)\);/);
   assert.match(wgsl, /let v = f16r\(a\[/);
   assert.match(wgsl, /let v = f16r\(b\[/);
-  assert.is(wgsl.match(/subgroupMatrixMultiplyAccumulate/g)!.length, 6, 'one MMA per result matrix and K slice');
-  assert.match(wgsl, /if \(r < GM && col < GN\) \{ c\[cBase \+ r \* N \+ col\] = Cs\[e\]; \}/);
-  assert.match(wgsl, /subgroupMatrixStore\(&Cs, 800u, acc1_2, false, 48u\);/, 'tile (1, 2) at row 16, column 32 of the 32x48 tile: 16 * 48 + 32');
+  assert.is(wgsl.match(/subgroupMatrixMultiplyAccumulate/g)!.length, 12, 'one MMA per result matrix and K step');
+  // Left matrix 1 at K step 1: row (sm*32 + 16) of the 32-wide A slice, column 16; right matrix 2 at
+  // K step 1: row 16 of B's 96-wide slice, column sn*48 + 32.
+  assert.match(wgsl, /subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>\(&As, \(sm \* 32u \+ 1u \* 16u\) \* 32u \+ 1u \* 16u, false, 32u\)/);
+  assert.match(wgsl, /subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>\(&Bs, 1u \* 1536u \+ sn \* 48u \+ 2u \* 16u, false, 96u\)/);
+  assert.match(wgsl, /subgroupMatrixStore\(&Cscr, scr, acc1_2, false, 16u\);/);
+  assert.match(wgsl, /let r = row0 \+ sm \* 32u \+ 1u \* 16u \+ e \/ 16u; let col = col0 \+ sn \* 48u \+ 2u \* 16u \+ e % 16u;\n    if \(r < GM && col < GN\) \{ c\[cBase \+ r \* N \+ col\] = Cscr\[scr \+ e\]; \}/);
 });
 
 test('this adapter has no subgroup matrices (lavapipe): the kernel is unreachable here', () => {
@@ -56,13 +70,13 @@ test('this adapter has no subgroup matrices (lavapipe): the kernel is unreachabl
 
 const fakeAdapter = (features: string[], configs: SubgroupMatrixConfig[]) => ({ features: new Set(features) as unknown as GPUSupportedFeatures, info: { subgroupMatrixConfigs: configs } as unknown as GPUAdapterInfo });
 
-test('device features: subgroup matrices and shader-f16 together, only with a usable configuration', () => {
+test('device features: shader-f16 wherever offered, subgroup matrices only with it and a usable configuration', () => {
   const all = ['timestamp-query', 'subgroups', 'shader-f16', SUBGROUP_MATRIX_FEATURE, 'float32-filterable'];
   const f16 = [cfg('f16', 'f32', 16, 16, 16)];
   assert.equal(engineFeatures(fakeAdapter(all, f16)), ['timestamp-query', 'subgroups', 'shader-f16', SUBGROUP_MATRIX_FEATURE]);
-  assert.equal(engineFeatures(fakeAdapter(all, [cfg('f16', 'f16', 16, 16, 16)])), ['timestamp-query', 'subgroups'], 'no f32-result configuration');
+  assert.equal(engineFeatures(fakeAdapter(all, [cfg('f16', 'f16', 16, 16, 16)])), ['timestamp-query', 'subgroups', 'shader-f16'], 'no f32-result configuration');
   assert.equal(engineFeatures(fakeAdapter(all.filter((f) => f !== 'shader-f16'), f16)), ['timestamp-query', 'subgroups'], 'no shader-f16');
-  assert.equal(engineFeatures(fakeAdapter(['subgroups', 'shader-f16'], f16)), ['subgroups'], 'lavapipe-like: no subgroup matrices');
+  assert.equal(engineFeatures(fakeAdapter(['subgroups', 'shader-f16'], f16)), ['subgroups', 'shader-f16'], 'lavapipe-like: no subgroup matrices (shader-f16 for the emulated tiles)');
 });
 
 /** The check's product computed on the host: f16-rounded operands, f32 sums over k (or fewer k). */
@@ -84,7 +98,7 @@ test('init check: accepts autocast\'s product, refuses a dropped K tail, a wrong
   assert.is(checkResult(hostProduct()), null);
   assert.match(checkResult(hostProduct(48)) ?? '', /^element \d+ = .*expected/);
   assert.match(checkResult(hostProduct(CHECK_SHAPE.K, true)) ?? '', /expected/);
-  assert.match(checkResult(new Float32Array(10)) ?? '', /10 results for 1665/);
+  assert.match(checkResult(new Float32Array(10)) ?? '', /10 results for 11550/);
   // Without f16 rounding the f32 product differs by more than the tolerance somewhere.
   const { M, K, N } = CHECK_SHAPE;
   const { a, b } = checkOperands();
@@ -105,11 +119,11 @@ test('autocast picks the tensor-core variant only under autocast and after a pas
     assert.not.match(autocast(() => chooseMatmulVariant(a, b)).name, /^sgmat/);
     setSubgroupMatrixChecked('ok');
     assert.is(subgroupMatrixStatus(), '');
-    assert.equal(subgroupMatrixVariants().map((v) => v.name), ['sgmat16_4x4', 'sgmat16_2x2', 'sgmat16_4x2']);
+    assert.equal(subgroupMatrixVariants().map((v) => v.name), ['sgmat16_2x2_w2x2_k2', 'sgmat16_4x4_w2x2_k2', 'sgmat16_4x4']);
     const v = autocast(() => chooseMatmulVariant(a, b));
-    assert.is(v.name, 'sgmat16_4x4');
-    assert.equal([v.tm, v.tn, v.subgroup, v.matrix], [64, 64, 32, 16]);
-    assert.match(matmulKernel(v, true).wgsl, /fn matmul_sgmat16_4x4\(/);
+    assert.is(v.name, 'sgmat16_2x2_w2x2_k2');
+    assert.equal([v.tm, v.tn, v.wgM, v.wgN, v.kSteps, v.subgroup, v.matrix], [32, 32, 2, 2, 2, 32, 16]);
+    assert.match(matmulKernel(v, true).wgsl, /fn matmul_sgmat16_2x2_w2x2_k2\(/);
     assert.throws(() => matmulKernel(v, false), /autocast only/);
     assert.not.match(chooseMatmulVariant(a, b).name, /^sgmat/, 'fp32: never the f16 kernel');
   } finally {

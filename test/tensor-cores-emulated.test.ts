@@ -76,7 +76,7 @@ for (const { S, D } of SIZES) {
         const tb = transposeB ? F.transpose(gpu(bStored), 0, 1) : gpu(bStored);
         const bRef = transposeB ? transpose2(bStored) : bStored;
         const ta = gpu(a);
-        assert.match(F.autocast(() => chooseMatmulVariant(ta, tb)).name, /^sgmat\d+_4x4_emulated$/);
+        assert.match(F.autocast(() => chooseMatmulVariant(ta, tb)).name, /^sgmat\d+_2x2_w2x2_k2_emulated$/);
         const labels = labelsOf(() => void F.autocast(() => F.matmul(ta, tb)).dispose());
         assert.ok(labels.some((l) => /matmul_sgmat/.test(l)), `no tensor-core dispatch: ${labels.join(', ')}`);
         const y = F.autocast(() => F.matmul(ta, tb));
@@ -99,6 +99,8 @@ for (const { S, D } of SIZES) {
         { x: [2, 4, 11, 10], w: [6, 4, 3, 3], p: { stride: [1, 2], padding: [2, 1], dilation: [2, 1], groups: 1 }, bias: true },
         { x: [2, 5, 9, 8], w: [7, 5, 1, 1], p: { stride: [2, 2], padding: [0, 0], dilation: [1, 1], groups: 1 }, bias: false },
         { x: [1, 4, 12, 11], w: [6, 4, 3, 3], p: { stride: [3, 2], padding: [1, 2], dilation: [2, 1], groups: 1 }, bias: true },
+        // Over 32 channels each way: every subgroup of a workgroup (2 x 2 of them) has rows.
+        { x: [1, 37, 6, 7], w: [41, 37, 3, 3], p: { stride: [1, 1], padding: [1, 1], dilation: [1, 1], groups: 1 }, bias: true },
         { x: [2, 6, 7, 11], w: [9, 2, 3, 3], p: { stride: [2, 2], padding: [1, 1], dilation: [1, 1], groups: 3 }, bias: false },
       ];
       const splitCounts: number[] = [];

@@ -13,18 +13,26 @@ import { subgroupMatrixKernel } from '../../kernels/matmul-subgroup-matrix.js';
 import { convSubgroupMatrixKernel, convInputGradSubgroupMatrixKernel, convWeightGradSubgroupMatrixKernel, convSgmatGrid, convSgmatUniforms, inputGradPhases } from '../../kernels/conv-subgroup-matrix.js';
 import { conv2dEpilogueReference, conv2dInputGradReference, conv2dWeightGradReference, refGeom, type Conv2dRefParams } from '../../kernels/conv.js';
 import { SPATIAL_FLAGS } from '../../kernels/conv-gemm.js';
-import type { SubgroupMatrixTileSpec } from '../../kernels/subgroup-matrix-tile.js';
+import { tileName, tileShape, tileMemory, type SubgroupMatrixTileSpec } from '../../kernels/subgroup-matrix-tile.js';
 import { roundArrayToF16 } from '../../kernels/f16.js';
 import { adapterReport } from '../device.js';
 
-/** Result matrices per workgroup (along M, N) of the matmul variants offered; the first is the fixed table's choice. */
-const TILES: readonly [number, number][] = [
-  [4, 4],
-  [2, 2],
-  [4, 2],
+/** A tile kernel's shape apart from the device's S and D (kernels/subgroup-matrix-tile.ts). */
+type Tile = Required<Pick<SubgroupMatrixTileSpec, 'tilesM' | 'tilesN' | 'sgM' | 'sgN' | 'kSteps'>>;
+
+/**
+ * The matmul variants offered, the first the fixed table's choice (the autotuner times them all):
+ * 2 x 2 subgroups of 2 x 2 result matrices, K staged 2D at a time (64 x 64 at D = 16, 128
+ * invocations); the same with 4 x 4 matrices per subgroup (128 x 128: half the staging per product,
+ * for large products); one subgroup of 4 x 4 (64 x 64, the first form). Not yet measured on a GPU.
+ */
+const TILES: readonly Tile[] = [
+  { tilesM: 2, tilesN: 2, sgM: 2, sgN: 2, kSteps: 2 },
+  { tilesM: 4, tilesN: 4, sgM: 2, sgN: 2, kSteps: 2 },
+  { tilesM: 4, tilesN: 4, sgM: 1, sgN: 1, kSteps: 1 },
 ];
-/** The conv forward's tile: 4 x 4 result matrices (64 channels x 64 pixels at D = 16). */
-const CONV_TILES: [number, number] = [4, 4];
+/** The conv kernels' tile: 2 x 2 subgroups of 2 x 4 result matrices (64 channels x 128 pixels at D = 16), K staged 2D at a time. */
+const CONV_TILE: Tile = { tilesM: 2, tilesN: 4, sgM: 2, sgN: 2, kSteps: 2 };
 
 /** Per kernel: '' = not checked yet (off), 'ok', or why it is off. */
 const checked = { matmul: '', conv: '', convGrad: '', convWeightGrad: '' };
@@ -38,9 +46,28 @@ export function emulateTensorCores(on: { S: number; D: number } | null): void {
   emulated = on;
 }
 
-/** A variant of D x D matrices, S-lane subgroups and tilesM x tilesN result matrices per workgroup. */
-export function subgroupMatrixVariant(D: number, S: number, tilesM: number, tilesN: number, emulate = false): MatmulVariant {
-  return { name: `sgmat${D}_${tilesM}x${tilesN}${emulate ? '_emulated' : ''}`, kind: 'subgroupMatrix', subgroup: S, matrix: D, wgN: 1, wgM: 1, tm: tilesM * D, tn: tilesN * D, ...(emulate ? { emulate } : {}) };
+/** A variant of D x D matrices and S-lane subgroups with a tile's shape (wgM x wgN: its subgroups; tm x tn: each subgroup's part). */
+export function subgroupMatrixVariant(D: number, S: number, t: Tile, emulate = false): MatmulVariant {
+  return { name: tileName({ S, D, ...t, emulate }), kind: 'subgroupMatrix', subgroup: S, matrix: D, wgM: t.sgM, wgN: t.sgN, tm: t.tilesM * D, tn: t.tilesN * D, kSteps: t.kSteps, ...(emulate ? { emulate } : {}) };
+}
+
+/**
+ * The tile the emulated form runs for `t`: the same subgroups and K steps, its result matrices per
+ * subgroup halved (columns first) until the workgroup memory, with the emulation's f32
+ * accumulators, fits lavapipe's 32 KiB (the real form needs far less).
+ */
+function emulationTile(t: Tile, S: number, D: number): Tile {
+  const fit = { ...t };
+  while (tileMemory({ S, D, ...fit, emulate: true }) > 32768 && fit.tilesM * fit.tilesN > 1) {
+    if (fit.tilesN >= fit.tilesM) fit.tilesN = Math.max(1, fit.tilesN >> 1);
+    else fit.tilesM = Math.max(1, fit.tilesM >> 1);
+  }
+  return fit;
+}
+
+/** A tile as the device runs it (emulated: fitted, emulationTile). */
+function deviceTile(t: Tile, S: number, D: number, emulate: boolean): Tile {
+  return emulate ? emulationTile(t, S, D) : t;
 }
 
 /** The device's subgroup size and matrix size where its matmul (or conv) check passed, or the emulation's. */
@@ -53,13 +80,13 @@ function tensorCores(kernel: Checked): { S: number; D: number; emulate: boolean 
 /** The tensor-core matmul variants this device runs under autocast (none before a passed check). */
 export function subgroupMatrixVariants(): MatmulVariant[] {
   const t = tensorCores('matmul');
-  return t ? TILES.map(([m, n]) => subgroupMatrixVariant(t.D, t.S, m, n, t.emulate)) : [];
+  return t ? TILES.map((tile) => subgroupMatrixVariant(t.D, t.S, deviceTile(tile, t.S, t.D, t.emulate), t.emulate)) : [];
 }
 
 /** The tensor-core conv forward's (or input gradient's) tile spec under autocast, or null (no subgroup matrices, or its check failed). */
 export function convTensorCoreSpec(mode: 'fwd' | 'bwdInput' | 'bwdWeight' = 'fwd'): SubgroupMatrixTileSpec | null {
   const t = tensorCores(({ fwd: 'conv', bwdInput: 'convGrad', bwdWeight: 'convWeightGrad' } as const)[mode]);
-  return t && { S: t.S, D: t.D, tilesM: CONV_TILES[0], tilesN: CONV_TILES[1], ...(t.emulate ? { emulate: true } : {}) };
+  return t && { S: t.S, D: t.D, ...deviceTile(CONV_TILE, t.S, t.D, t.emulate), ...(t.emulate ? { emulate: true } : {}) };
 }
 
 /** Why tensor cores are (partly) off ('' when on, or when the device has none to offer). */
@@ -74,8 +101,8 @@ function lcg(n: number, seed: number): Float32Array {
   return Float32Array.from({ length: n }, () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32) * 4 - 2);
 }
 
-/** The matmul check's problem: tails in every dimension for D = 8 and 16. */
-export const CHECK_SHAPE = { M: 37, K: 50, N: 45 };
+/** The matmul check's problem: tails in every dimension for D = 8 and 16, several workgroups and every subgroup of a 64 x 64 tile busy. */
+export const CHECK_SHAPE = { M: 77, K: 50, N: 150 };
 
 export function checkOperands(): { a: Float32Array; b: Float32Array } {
   const { M, K, N } = CHECK_SHAPE;
@@ -105,10 +132,13 @@ export function checkResult(c: ArrayLike<number>): string | null {
   return compare(c, ref, abs, `f16 operands, ${M}x${K} @ ${K}x${N}`);
 }
 
-/** The conv check's problem: odd sizes, stride 2, padding, every epilogue term. */
+/**
+ * The conv check's problem: odd sizes, stride 2, padding, every epilogue term; more than 32
+ * channels each way and 64 pixels per phase, so every subgroup of CONV_TILE has work.
+ */
 export const CONV_CHECK = {
-  x: [2, 5, 9, 11] as const,
-  w: [19, 5, 3, 3] as const,
+  x: [2, 37, 13, 15] as const,
+  w: [41, 37, 3, 3] as const,
   p: { stride: [2, 2], padding: [1, 1], dilation: [1, 1], groups: 1 } as Conv2dRefParams,
 };
 /** CONV_CHECK's geometry. */
@@ -203,15 +233,16 @@ export async function checkSubgroupMatrix(device: GPUDevice, wait: <T>(p: Promis
 
 /** The checks' kernel runs for S-lane subgroups and D x D matrices (emulate: the forms any adapter runs; tests). */
 export function checkRuns(S: number, D: number, emulate: boolean): { matmul: CheckRun; conv: CheckRun; convGrad: CheckRun; convWeightGrad: CheckRun } {
-  const mv = subgroupMatrixVariant(D, S, ...TILES[0]!);
   const { M, K, N } = CHECK_SHAPE;
   const { a, b } = checkOperands();
+  const mspec: SubgroupMatrixTileSpec = { S, D, ...deviceTile(TILES[0]!, S, D, emulate), emulate };
+  const mt = tileShape(mspec);
   const matmul: CheckRun = {
-    kernel: subgroupMatrixKernel({ S, D, tilesM: TILES[0]![0], tilesN: TILES[0]![1], emulate }),
+    kernel: subgroupMatrixKernel(mspec),
     bindings: [a, b, M * N],
-    dispatches: [{ uniforms: MATMUL_UNIFORMS.pack({ M, N, K, batch: 1, aOff: 0, aBatch: 0, aM: K, aK: 1, bOff: 0, bBatch: 0, bK: N, bN: 1, cBatch: M * N }), grid: [Math.ceil(N / mv.tn), Math.ceil(M / mv.tm), 1] }],
+    dispatches: [{ uniforms: MATMUL_UNIFORMS.pack({ M, N, K, batch: 1, aOff: 0, aBatch: 0, aM: K, aK: 1, bOff: 0, bBatch: 0, bK: N, bN: 1, cBatch: M * N }), grid: [Math.ceil(N / mt.TN), Math.ceil(M / mt.TM), 1] }],
   };
-  const spec: SubgroupMatrixTileSpec = { S, D, tilesM: CONV_TILES[0], tilesN: CONV_TILES[1], emulate };
+  const spec: SubgroupMatrixTileSpec = { S, D, ...deviceTile(CONV_TILE, S, D, emulate), emulate };
   const g = CHECK_GEOM;
   const o = convCheckOperands();
   const conv: CheckRun = {
@@ -226,12 +257,14 @@ export function checkRuns(S: number, D: number, emulate: boolean): { matmul: Che
     // Stride 2: four phases, each with its own taps.
     dispatches: inputGradPhases(g).map((ph) => ({ uniforms: convSgmatUniforms(g, SPATIAL_FLAGS.bias | SPATIAL_FLAGS.relu, 0, ph), grid: convSgmatGrid(g, spec, ph) })),
   };
-  // The weight gradient in splits of 2D output pixels (the check has 2 x 5 x 6 = 60: the last split short).
-  const perSplit = 2 * D, splits = Math.ceil((g.N * g.OH * g.OW) / perSplit);
+  // The weight gradient in splits of 3D output pixels (the check has 2 x 7 x 8 = 112: the last split
+  // short; a split is two K slices at kSteps 2, the second short).
+  const perSplit = 3 * D, splits = Math.ceil((g.N * g.OH * g.OW) / perSplit);
+  const ct = tileShape(spec);
   const convWeightGrad: CheckRun = {
     kernel: convWeightGradSubgroupMatrixKernel(spec),
     bindings: [d.dy, o.x, splits * g.Cout * g.Cin * g.KH * g.KW],
-    dispatches: [{ uniforms: convSgmatUniforms(g, 0, perSplit), grid: [Math.ceil((g.Cin * g.KH * g.KW) / (spec.tilesN * D)), Math.ceil(g.Cout / (spec.tilesM * D)), splits] }],
+    dispatches: [{ uniforms: convSgmatUniforms(g, 0, perSplit), grid: [Math.ceil((g.Cin * g.KH * g.KW) / ct.TN), Math.ceil(g.Cout / ct.TM), splits] }],
   };
   return { matmul, conv, convGrad, convWeightGrad };
 }
