@@ -13,7 +13,7 @@ import { timeOurs, timeTfjs, printTable, markdownTable, machineInfo, measurePeak
 import * as F from '../engine/index.js';
 import { matmulVariants, setMatmulVariant, chooseMatmulVariant } from '../engine/ops/matmul.js';
 import { adapterIsCpu } from '../engine/device.js';
-import { subgroupMatrixStatus } from '../engine/ops/tensor-cores.js';
+import { subgroupMatrixStatus, subgroupMatrixVariants } from '../engine/ops/tensor-cores.js';
 
 const peer = await setupPeer();
 const { tf } = peer;
@@ -40,6 +40,7 @@ const flagAt = process.argv.indexOf('--published-tflops');
 const publishedGflops = flagAt > 0 ? Number(process.argv[flagAt + 1]) * 1000 : null;
 if (publishedGflops !== null && !(publishedGflops > 0)) throw new Error('--published-tflops needs a positive number (TFLOP/s)');
 const ampRows: Cell[][] = [];
+const tileRows: Cell[][] = [];
 
 const rng = new F.Rng(1);
 const rows: Cell[][] = [];
@@ -74,6 +75,17 @@ for (const [M, K, N, label] of SHAPES) {
     const sAmp = await timeOurs(() => F.autocast(() => F.matmul(a, b)), opts);
     const gAmp = flops / sAmp.s / 1e9;
     ampRows.push([label, F.autocast(() => chooseMatmulVariant(a, b)).name, gAmp, gOurs, gAmp / gOurs, publishedGflops ? (100 * gOurs) / publishedGflops : '-']);
+    // Each tensor-core tile this device offers, forced (the fixed table takes the first; the GPU
+    // run says which one to make the default).
+    for (const v of subgroupMatrixVariants()) {
+      setMatmulVariant(v.name);
+      try {
+        const s = await timeOurs(() => F.autocast(() => F.matmul(a, b)), opts);
+        tileRows.push([label, v.name, flops / s.s / 1e9, flops / s.s / 1e9 / gOurs]);
+      } finally {
+        setMatmulVariant(null);
+      }
+    }
   }
   if (process.env.MATMUL_VARIANTS) {
     for (const v of matmulVariants()) {
@@ -95,6 +107,7 @@ if (ampRows.length) {
   const tc = subgroupMatrixStatus();
   printTable(`matmul under autocast (f16 operands, f32 sums) against fp32${tc ? ` [${tc}]` : ''}`, ampHeaders, ampRows);
 }
+if (tileRows.length) printTable('tensor-core tiles under autocast (forced)', ['shape (MxKxN)', 'tile', 'GFLOP/s', 'against fp32'], tileRows);
 if (variantRows.length) printTable('our matmul variants (forced)', ['shape', 'variant', 'GFLOP/s', 'GFLOP/CPU-s'], variantRows);
 
 // Elementwise add of two 4M-element tensors: bandwidth-bound, 12 bytes moved per element.

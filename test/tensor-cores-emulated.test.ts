@@ -12,8 +12,8 @@ import { ready } from './helpers/gpu.js';
 import { ref, gpu, expectRef } from './helpers/check.js';
 import * as F from '../engine/index.js';
 import { getBackend, waitForGPU } from '../engine/backend.js';
-import { chooseMatmulVariant } from '../engine/ops/matmul.js';
-import { checkRuns, runCheck, checkResult, convCheckResult, convGradCheckResult, convWeightGradCheckResult, emulateTensorCores, CONV_CHECK, CONV_CHECK_FLAGS } from '../engine/ops/tensor-cores.js';
+import { chooseMatmulVariant, setMatmulVariant } from '../engine/ops/matmul.js';
+import { checkRuns, runCheck, checkResult, convCheckResult, convGradCheckResult, convWeightGradCheckResult, emulateTensorCores, subgroupMatrixVariants, CONV_CHECK, CONV_CHECK_FLAGS } from '../engine/ops/tensor-cores.js';
 import { convSgmatUniforms, inputGradPhases } from '../kernels/conv-subgroup-matrix.js';
 import { matmulReference } from '../kernels/matmul.js';
 import { refGeom, conv2dReference, conv2dEpilogueReference, conv2dInputGradReference, conv2dWeightGradReference, convTranspose2dReference, type Conv2dRefParams, type ConvTranspose2dRefParams } from '../kernels/conv.js';
@@ -83,6 +83,18 @@ for (const { S, D } of SIZES) {
         await expectRef(y, matmulReference(r16(a), r16(bRef)), TOL, `${sa} @ ${sb}${transposeB ? ' (B transposed)' : ''}`);
       }
       assert.not.match(chooseMatmulVariant(gpu(ref([4, 4], 3)), gpu(ref([4, 4], 4))).name, /^sgmat/, 'fp32 takes no f16 kernel');
+      // Every tile offered (the autotuner's and bench/matmul.js's candidates), forced by name.
+      const a = ref([70, 90], 5), b = ref([90, 50], 6);
+      const names = subgroupMatrixVariants().map((v) => v.name);
+      assert.is(names.length, 3);
+      for (const name of names) {
+        setMatmulVariant(name);
+        try {
+          await expectRef(F.autocast(() => F.matmul(gpu(a), gpu(b))), matmulReference(r16(a), r16(b)), TOL, `forced ${name}`);
+        } finally {
+          setMatmulVariant(null);
+        }
+      }
     } finally {
       emulateTensorCores(null);
     }

@@ -83,7 +83,7 @@ function runsHere(v: MatmulVariant): boolean {
  * A forced variant that cannot compute a layout makes that matmul throw rather than fall back.
  */
 export function setMatmulVariant(name: string | null): void {
-  if (name !== null && !kernels.has(name) && !/^sgmat\d+_\d+x\d+(_emulated)?$/.test(name)) throw new Error(`setMatmulVariant: unknown variant '${name}' (have ${[...kernels.keys()].join(', ')})`);
+  if (name !== null && !kernels.has(name) && !/^sgmat\d+_\d+x\d+(_w\d+x\d+)?(_k\d+)?(_emulated)?$/.test(name)) throw new Error(`setMatmulVariant: unknown variant '${name}' (have ${[...kernels.keys()].join(', ')})`);
   forced = name;
 }
 
