@@ -12,8 +12,9 @@ import { ready } from './helpers/gpu.js';
 import { ref, gpu, expectRef } from './helpers/check.js';
 import * as F from '../engine/index.js';
 import { getBackend, waitForGPU } from '../engine/backend.js';
+import { adapterReport } from '../engine/device.js';
 import { chooseMatmulVariant, setMatmulVariant } from '../engine/ops/matmul.js';
-import { checkRuns, runCheck, checkResult, convCheckResult, convGradCheckResult, convWeightGradCheckResult, emulateTensorCores, subgroupMatrixVariants, CONV_CHECK, CONV_CHECK_FLAGS } from '../engine/ops/tensor-cores.js';
+import { checkRuns, runCheck, checkResult, convCheckResult, convGradCheckResult, convWeightGradCheckResult, emulateTensorCores, subgroupMatrixVariants, checkSubgroupMatrix, convTensorCoreSpec, setSubgroupMatrixChecked, subgroupMatrixStatus, CONV_CHECK, CONV_CHECK_FLAGS } from '../engine/ops/tensor-cores.js';
 import { convSgmatUniforms, inputGradPhases } from '../kernels/conv-subgroup-matrix.js';
 import { matmulReference } from '../kernels/matmul.js';
 import { refGeom, conv2dReference, conv2dEpilogueReference, conv2dInputGradReference, conv2dWeightGradReference, convTranspose2dReference, type Conv2dRefParams, type ConvTranspose2dRefParams } from '../kernels/conv.js';
@@ -151,6 +152,32 @@ for (const { S, D } of SIZES) {
     }
   });
 }
+
+test('a device that refuses tiles of several subgroups falls back to one subgroup per workgroup (faked report, emulated runs)', async () => {
+  const report = adapterReport!;
+  const saved = report.subgroupMatrix;
+  const single = { tilesM: 4, tilesN: 4, sgM: 1, sgN: 1, kSteps: 1 };
+  const kind = (entry: string) => (entry.startsWith('matmul_') ? 'matmul' : entry.startsWith('conv_fwd_') ? 'conv' : entry.startsWith('conv_dx_') ? 'convGrad' : 'convWeightGrad');
+  const seen: string[] = [];
+  // Several-subgroup kernels "fail to compile"; single-subgroup ones run in their emulated form.
+  const runner: typeof runCheck = async (device, run, wait) => {
+    seen.push(run.kernel.entry);
+    if (/_w\d+x\d+/.test(run.kernel.entry)) throw new Error('WGSL: non-uniform subgroup matrix offset');
+    return runCheck(device, checkRuns(8, 8, true, { matmul: single, conv: single })[kind(run.kernel.entry)], wait);
+  };
+  try {
+    report.subgroupMatrix = { componentType: 'f16', resultComponentType: 'f32', M: 8, N: 8, K: 8, subgroupSize: 8 };
+    const status = await checkSubgroupMatrix(getBackend().device, waitForGPU, runner);
+    assert.match(status, /^tiles of several subgroups failed \(matmul_sgmat8_2x2_w2x2_k2 failed its check: WGSL: non-uniform.*\); one subgroup per workgroup instead$/);
+    assert.equal(seen, ['matmul_sgmat8_2x2_w2x2_k2', 'conv_fwd_sgmat8_2x4_w2x2_k2', 'conv_dx_sgmat8_2x4_w2x2_k2', 'conv_dw_sgmat8_2x4_w2x2_k2', 'matmul_sgmat8_4x4', 'conv_fwd_sgmat8_4x4', 'conv_dx_sgmat8_4x4', 'conv_dw_sgmat8_4x4']);
+    assert.equal(subgroupMatrixVariants().map((v) => v.name), ['sgmat8_4x4']);
+    assert.equal(convTensorCoreSpec(), { S: 8, D: 8, ...single });
+    assert.is(subgroupMatrixStatus(), '');
+  } finally {
+    report.subgroupMatrix = saved;
+    setSubgroupMatrixChecked('');
+  }
+});
 
 test('input-gradient phases: the taps that reach each phase, none wasted, none missed', () => {
   const geom = (k: number, s: number, p: number, d: number, H = 9) => refGeom([1, 1, H, H], [1, 1, k, k], { stride: [s, s], padding: [p, p], dilation: [d, d], groups: 1 });

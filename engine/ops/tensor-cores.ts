@@ -33,6 +33,18 @@ const TILES: readonly Tile[] = [
 ];
 /** The conv kernels' tile: 2 x 2 subgroups of 2 x 4 result matrices (64 channels x 128 pixels at D = 16), K staged 2D at a time. */
 const CONV_TILE: Tile = { tilesM: 2, tilesN: 4, sgM: 2, sgN: 2, kSteps: 2 };
+/**
+ * The fallback where a device refuses tiles of several subgroups (they need per-subgroup offsets,
+ * which Dawn accepts only with its uniformity diagnostic off): one subgroup per workgroup, 64 x 64.
+ */
+const SINGLE_TILE: Tile = { tilesM: 4, tilesN: 4, sgM: 1, sgN: 1, kSteps: 1 };
+/** False once the device's checks failed with several subgroups per workgroup and passed with one. */
+let severalSubgroups = true;
+
+/** The tiles offered for the matmul and the conv kernels (the single-subgroup one only, after that fallback). */
+function offeredTiles(): { matmul: readonly Tile[]; conv: Tile } {
+  return severalSubgroups ? { matmul: TILES, conv: CONV_TILE } : { matmul: [SINGLE_TILE], conv: SINGLE_TILE };
+}
 
 /** Per kernel: '' = not checked yet (off), 'ok', or why it is off. */
 const checked = { matmul: '', conv: '', convGrad: '', convWeightGrad: '' };
@@ -80,13 +92,13 @@ function tensorCores(kernel: Checked): { S: number; D: number; emulate: boolean 
 /** The tensor-core matmul variants this device runs under autocast (none before a passed check). */
 export function subgroupMatrixVariants(): MatmulVariant[] {
   const t = tensorCores('matmul');
-  return t ? TILES.map((tile) => subgroupMatrixVariant(t.D, t.S, deviceTile(tile, t.S, t.D, t.emulate), t.emulate)) : [];
+  return t ? offeredTiles().matmul.map((tile) => subgroupMatrixVariant(t.D, t.S, deviceTile(tile, t.S, t.D, t.emulate), t.emulate)) : [];
 }
 
 /** The tensor-core conv forward's (or input gradient's) tile spec under autocast, or null (no subgroup matrices, or its check failed). */
 export function convTensorCoreSpec(mode: 'fwd' | 'bwdInput' | 'bwdWeight' = 'fwd'): SubgroupMatrixTileSpec | null {
   const t = tensorCores(({ fwd: 'conv', bwdInput: 'convGrad', bwdWeight: 'convWeightGrad' } as const)[mode]);
-  return t && { S: t.S, D: t.D, ...deviceTile(CONV_TILE, t.S, t.D, t.emulate), ...(t.emulate ? { emulate: true } : {}) };
+  return t && { S: t.S, D: t.D, ...deviceTile(offeredTiles().conv, t.S, t.D, t.emulate), ...(t.emulate ? { emulate: true } : {}) };
 }
 
 /** Why tensor cores are (partly) off ('' when on, or when the device has none to offer). */
@@ -213,36 +225,55 @@ export interface CheckRun {
 
 /**
  * Runs the device's matmul and conv kernels once each on their check problems with plain WebGPU
- * calls (their own buffers and error scopes, nothing of the engine's) and records the verdicts.
- * Returns what failed ('' when nothing did).
+ * calls (their own buffers and error scopes, nothing of the engine's) and records the verdicts:
+ * first the tiles of several subgroups; where any fails, the single-subgroup tiles, which then run
+ * if they fail less. Returns what failed ('' when nothing did). `run`: tests substitute the runner.
  */
-export async function checkSubgroupMatrix(device: GPUDevice, wait: <T>(p: Promise<T>) => Promise<T>): Promise<string> {
+export async function checkSubgroupMatrix(device: GPUDevice, wait: <T>(p: Promise<T>) => Promise<T>, run: typeof runCheck = runCheck): Promise<string> {
   const c = adapterReport?.subgroupMatrix;
   if (!c) return '';
-  const runs = checkRuns(c.subgroupSize, c.M, false);
-  const verdict = async (run: CheckRun, judge: (out: Float32Array) => string | null): Promise<string> => {
-    const why = await runCheck(device, run, wait).then(judge, (e: unknown) => (e instanceof Error ? e.message : String(e)));
-    return why === null ? 'ok' : `${run.kernel.entry} failed its check: ${why}`;
+  const runner = run;
+  const verdicts = async (tiles: { matmul: Tile; conv: Tile }): Promise<Record<Checked, string>> => {
+    const runs = checkRuns(c.subgroupSize, c.M, false, tiles);
+    const verdict = async (r: CheckRun, judge: (out: Float32Array) => string | null): Promise<string> => {
+      const why = await runner(device, r, wait).then(judge, (e: unknown) => (e instanceof Error ? e.message : String(e)));
+      return why === null ? 'ok' : `${r.kernel.entry} failed its check: ${why}`;
+    };
+    return {
+      matmul: await verdict(runs.matmul, checkResult),
+      conv: await verdict(runs.conv, convCheckResult),
+      convGrad: await verdict(runs.convGrad, convGradCheckResult),
+      convWeightGrad: await verdict(runs.convWeightGrad, convWeightGradCheckResult),
+    };
   };
-  checked.matmul = await verdict(runs.matmul, checkResult);
-  checked.conv = await verdict(runs.conv, convCheckResult);
-  checked.convGrad = await verdict(runs.convGrad, convGradCheckResult);
-  checked.convWeightGrad = await verdict(runs.convWeightGrad, convWeightGradCheckResult);
+  severalSubgroups = true;
+  const several = await verdicts({ matmul: TILES[0]!, conv: CONV_TILE });
+  Object.assign(checked, several);
+  const failed = Object.values(several).filter((v) => v !== 'ok');
+  if (failed.length === 0) return '';
+  // Tiles of one subgroup need no per-subgroup offsets: where they pass, they are what runs.
+  const single = await verdicts({ matmul: SINGLE_TILE, conv: SINGLE_TILE });
+  if (Object.values(single).filter((v) => v !== 'ok').length < failed.length) {
+    severalSubgroups = false;
+    Object.assign(checked, single);
+    const off = subgroupMatrixStatus();
+    return `tiles of several subgroups failed (${failed.join('; ')}); one subgroup per workgroup instead${off ? `; ${off}` : ''}`;
+  }
   return subgroupMatrixStatus();
 }
 
 /** The checks' kernel runs for S-lane subgroups and D x D matrices (emulate: the forms any adapter runs; tests). */
-export function checkRuns(S: number, D: number, emulate: boolean): { matmul: CheckRun; conv: CheckRun; convGrad: CheckRun; convWeightGrad: CheckRun } {
+export function checkRuns(S: number, D: number, emulate: boolean, tiles: { matmul: Tile; conv: Tile } = { matmul: TILES[0]!, conv: CONV_TILE }): { matmul: CheckRun; conv: CheckRun; convGrad: CheckRun; convWeightGrad: CheckRun } {
   const { M, K, N } = CHECK_SHAPE;
   const { a, b } = checkOperands();
-  const mspec: SubgroupMatrixTileSpec = { S, D, ...deviceTile(TILES[0]!, S, D, emulate), emulate };
+  const mspec: SubgroupMatrixTileSpec = { S, D, ...deviceTile(tiles.matmul, S, D, emulate), emulate };
   const mt = tileShape(mspec);
   const matmul: CheckRun = {
     kernel: subgroupMatrixKernel(mspec),
     bindings: [a, b, M * N],
     dispatches: [{ uniforms: MATMUL_UNIFORMS.pack({ M, N, K, batch: 1, aOff: 0, aBatch: 0, aM: K, aK: 1, bOff: 0, bBatch: 0, bK: N, bN: 1, cBatch: M * N }), grid: [Math.ceil(N / mt.TN), Math.ceil(M / mt.TM), 1] }],
   };
-  const spec: SubgroupMatrixTileSpec = { S, D, ...deviceTile(CONV_TILE, S, D, emulate), emulate };
+  const spec: SubgroupMatrixTileSpec = { S, D, ...deviceTile(tiles.conv, S, D, emulate), emulate };
   const g = CHECK_GEOM;
   const o = convCheckOperands();
   const conv: CheckRun = {
@@ -317,6 +348,7 @@ export async function runCheck(device: GPUDevice, run: CheckRun, wait: <T>(p: Pr
 
 /** Tests: the verdicts as if the checks had passed ('ok') or failed (a reason), or unchecked (''). */
 export function setSubgroupMatrixChecked(state: string, conv = state): void {
+  severalSubgroups = true;
   checked.matmul = state;
   checked.conv = conv;
   checked.convGrad = conv;
