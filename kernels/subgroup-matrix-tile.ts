@@ -87,6 +87,18 @@ export function tileEntry(prefix: string, s: SubgroupMatrixTileSpec): string {
 
 const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 
+/**
+ * The f16 of an f16r-rounded f32 (representable, or +-inf / NaN). WGSL leaves the conversion of an
+ * infinite or NaN f32 to f16 undefined, and an overflow that became a finite value would hide from
+ * the GradScaler's inf check, so those are built from their bits (sign, all-ones exponent, a quiet
+ * NaN's mantissa bit).
+ */
+const TO_F16_WGSL = `fn toF16(v: f32) -> f16 {
+  let b = bitcast<u32>(v);
+  let bits = ((b >> 16u) & 0x8000u) | 0x7c00u | select(0u, 0x200u, (b & 0x7fffffu) != 0u);
+  return select(f16(v), bitcast<vec2<f16>>(bits).x, (b & 0x7f800000u) == 0x7f800000u);
+}`;
+
 /** The kernel's WGSL. Workgroups: (ceil(GN / TN), ceil(GM / TM), any z the prelude reads) (tileShape). */
 export function subgroupMatrixTileWgsl(s: SubgroupMatrixTileSpec, p: TileParts): string {
   const { S, D, tilesM, tilesN } = s;
@@ -141,6 +153,7 @@ export function subgroupMatrixTileWgsl(s: SubgroupMatrixTileSpec, p: TileParts):
   }
   workgroupBarrier();`).join('\n');
   return `enable f16;\n${emu ? '' : 'enable chromium_experimental_subgroup_matrix;\ndiagnostic(off, chromium.subgroup_matrix_uniformity);\n'}${F16_ROUND_WGSL}
+${TO_F16_WGSL}
 ${p.decls}
 var<workgroup> As: array<f16, ${TM * KB}>;
 var<workgroup> Bs: array<f16, ${KB * TN}>;
@@ -159,12 +172,12 @@ ${accInit}
     for (var e = lid; e < ${TM * KB}u; e += ${WG}u) {
       let r = row0 + e / ${KB}u; let k = k0 + e % ${KB}u;
       let v = f16r(${p.loadA('r', 'k')});
-      As[e] = f16(select(0.0, v, r < GM && k < ${kEnd}));
+      As[e] = toF16(select(0.0, v, r < GM && k < ${kEnd}));
     }
     for (var e = lid; e < ${KB * TN}u; e += ${WG}u) {
       let k = k0 + e / ${TN}u; let col = col0 + e % ${TN}u;
       let v = f16r(${p.loadB('k', 'col')});
-      Bs[e] = f16(select(0.0, v, k < ${kEnd} && col < GN));
+      Bs[e] = toF16(select(0.0, v, k < ${kEnd} && col < GN));
     }
     workgroupBarrier();
 ${mma}

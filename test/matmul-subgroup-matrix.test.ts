@@ -51,7 +51,7 @@ test('generator: refuses sizes it is not written for; the WGSL rounds operands w
   assert.ok(wgsl.startsWith('enable f16;\nenable chromium_experimental_subgroup_matrix;\ndiagnostic(off, chromium.subgroup_matrix_uniformity);'));
   assert.match(wgsl, /@compute @workgroup_size\(128\)/);
   assert.match(wgsl, /let sg = lid \/ 32u; let lane = lid % 32u;\n  let sm = sg \/ 2u; let sn = sg % 2u;/);
-  assert.match(wgsl, /As\[e\] = f16\(select\(0\.0, v, r < GM && k < GK\)\);/);
+  assert.match(wgsl, /As\[e\] = toF16\(select\(0\.0, v, r < GM && k < GK\)\);/);
   assert.match(wgsl, /let v = f16r\(a\[/);
   assert.match(wgsl, /let v = f16r\(b\[/);
   assert.is(wgsl.match(/subgroupMatrixMultiplyAccumulate/g)!.length, 12, 'one MMA per result matrix and K step');

@@ -84,6 +84,20 @@ for (const { S, D } of SIZES) {
         await expectRef(y, matmulReference(r16(a), r16(bRef)), TOL, `${sa} @ ${sb}${transposeB ? ' (B transposed)' : ''}`);
       }
       assert.not.match(chooseMatmulVariant(gpu(ref([4, 4], 3)), gpu(ref([4, 4], 4))).name, /^sgmat/, 'fp32 takes no f16 kernel');
+      // Operands past f16's range become inf, NaN stays NaN: the GradScaler's inf check must see them.
+      {
+        const a = ref([9, 12], 7), b = ref([12, 10], 8, 0.5, 1);
+        a.data[3 * 12 + 5] = 1e5;
+        a.data[7 * 12 + 2] = NaN;
+        const y = await F.autocast(() => F.matmul(gpu(a), gpu(b))).data();
+        const want = matmulReference(r16(a), r16(b)).data;
+        for (let i = 0; i < want.length; i++) {
+          const row = Math.floor(i / 10);
+          if (row === 3) assert.is(y[i], Infinity, `element ${i}: an operand of 1e5 is inf in f16`);
+          else if (row === 7) assert.ok(Number.isNaN(y[i]), `element ${i}: a NaN operand stays NaN`);
+          else assert.ok(Math.abs(y[i]! - want[i]!) <= 1e-4 * (1 + Math.abs(want[i]!)), `element ${i}: ${y[i]} vs ${want[i]}`);
+        }
+      }
       // Every tile offered (the autotuner's and bench/matmul.js's candidates), forced by name.
       const a = ref([70, 90], 5), b = ref([90, 50], 6);
       const names = subgroupMatrixVariants().map((v) => v.name);
