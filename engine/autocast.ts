@@ -17,6 +17,11 @@ export function isAutocastEnabled(): boolean {
   return enabled;
 }
 
+/** The kernel specs' autocast field: roundF16 under autocast, absent otherwise (so fp32 cache keys stay as they were). */
+export function autocastSpec(): { roundF16?: true } {
+  return enabled ? { roundF16: true } : {};
+}
+
 /** Runs fn with autocast on (or off, enabled = false), restoring the previous state afterwards. */
 export function autocast<T>(fn: () => T, enabled_ = true): T {
   const prev = enabled;

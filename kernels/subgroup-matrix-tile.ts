@@ -107,7 +107,7 @@ export function subgroupMatrixTileWgsl(s: SubgroupMatrixTileSpec, p: TileParts):
   if (![8, 16].includes(D)) throw new Error(`subgroupMatrixKernel: matrix size ${D} (written for 8 or 16)`);
   const counts = [tilesM, tilesN, s.sgM ?? 1, sgN, kSteps];
   if (!(Number.isInteger(S) && S >= 4 && S <= 128) || !counts.every((c) => Number.isInteger(c) && c >= 1)) throw new Error(`subgroupMatrixKernel: bad spec ${JSON.stringify(s)}`);
-  const { TM, TN, KB, WG } = tileShape(s);
+  const { TM, TN, KB, WG, SG } = tileShape(s);
   if (WG > 256) throw new Error(`subgroupMatrixKernel: ${WG} invocations per workgroup (at most 256)`);
   const { start: kStart, end: kEnd } = p.kRange ?? { start: '0u', end: 'GK' };
   const ij = range(tilesM).flatMap((i) => range(tilesN).map((j) => [i, j] as const));
@@ -157,7 +157,7 @@ ${TO_F16_WGSL}
 ${p.decls}
 var<workgroup> As: array<f16, ${TM * KB}>;
 var<workgroup> Bs: array<f16, ${KB * TN}>;
-var<workgroup> Cscr: array<f32, ${tileShape(s).SG * D * D}>;
+var<workgroup> Cscr: array<f32, ${SG * D * D}>;
 ${emu ? `var<workgroup> Cacc: array<f32, ${TM * TN}>;\n` : ''}${p.helpers ?? ''}
 @compute @workgroup_size(${WG})
 fn ${p.entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {

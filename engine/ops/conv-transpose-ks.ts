@@ -5,12 +5,10 @@ import { convTransposeKsKernel, ksChannelBlock, CONV_TRANSPOSE_KS_UNIFORMS, KS_J
 import type { ConvGeom } from '../../kernels/conv.js';
 import { getBackend } from '../backend.js';
 import { adapterIsCpu, adapterSubgroupsExactly } from '../device.js';
-import { isAutocastEnabled } from '../autocast.js';
+// autocastSpec: the caller's state, which in the backward is the forward's (underForwardAutocast).
+import { autocastSpec } from '../autocast.js';
 import { Tensor, empty } from '../tensor.js';
 import { inVec4Binding } from './vec4-binding.js';
-
-/** Under autocast (the caller's state: the forward's, in the backward too), the roundF16 form. */
-const autocastSpec = (): { roundF16?: true } => (isAutocastEnabled() ? { roundF16: true } : {});
 
 const kernels = new Map<string, { wgsl: string; entry: string }>();
 function kernel(s: ConvTransposeKsSpec): { wgsl: string; entry: string } {

@@ -11,7 +11,7 @@ import { weightTextureView, type WeightPacking } from './conv-weight-pack.js';
 import { getBackend, type Kernel } from '../backend.js';
 import { adapterIsCpu, adapterSubgroupsExactly } from '../device.js';
 import { engineTuner } from '../autotune.js';
-import { isAutocastEnabled, underForwardAutocast } from '../autocast.js';
+import { autocastSpec, isAutocastEnabled, underForwardAutocast } from '../autocast.js';
 import { timeOnScratch } from '../tune-timing.js';
 import { Tensor, empty, shapeStr } from '../tensor.js';
 import { inVec4Binding } from './vec4-binding.js';
@@ -67,11 +67,6 @@ function cached(key: string, make: () => Kernel): Kernel {
 /** A fast kernel with its quick variant (engine/tiering.ts), both kept. */
 function tiered(key: string, fast: () => Kernel, quickKey: string, quick: () => Kernel): Kernel {
   return cached(key, () => ({ ...fast(), quick: cached(quickKey, quick) }));
-}
-
-/** Under autocast, the kernels' roundF16 form (an absent field otherwise, so the fp32 cache keys are unchanged). */
-function autocastSpec(): { roundF16?: true } {
-  return isAutocastEnabled() ? { roundF16: true } : {};
 }
 
 /** Beyond this many elements the u32 index arithmetic in the kernels could overflow. */

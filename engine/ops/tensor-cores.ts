@@ -21,6 +21,12 @@ import { adapterReport } from '../device.js';
 type Tile = Required<Pick<SubgroupMatrixTileSpec, 'tilesM' | 'tilesN' | 'sgM' | 'sgN' | 'kSteps'>>;
 
 /**
+ * The fallback where a device refuses tiles of several subgroups (they need per-subgroup offsets,
+ * which Dawn accepts only with its uniformity diagnostic off): one subgroup per workgroup, 64 x 64.
+ */
+const SINGLE_TILE: Tile = { tilesM: 4, tilesN: 4, sgM: 1, sgN: 1, kSteps: 1 };
+
+/**
  * The matmul variants offered, the first the fixed table's choice (the autotuner times them all):
  * 2 x 2 subgroups of 2 x 2 result matrices, K staged 2D at a time (64 x 64 at D = 16, 128
  * invocations); the same with 4 x 4 matrices per subgroup (128 x 128: half the staging per product,
@@ -29,15 +35,10 @@ type Tile = Required<Pick<SubgroupMatrixTileSpec, 'tilesM' | 'tilesN' | 'sgM' | 
 const TILES: readonly Tile[] = [
   { tilesM: 2, tilesN: 2, sgM: 2, sgN: 2, kSteps: 2 },
   { tilesM: 4, tilesN: 4, sgM: 2, sgN: 2, kSteps: 2 },
-  { tilesM: 4, tilesN: 4, sgM: 1, sgN: 1, kSteps: 1 },
+  SINGLE_TILE,
 ];
 /** The conv kernels' tile: 2 x 2 subgroups of 2 x 4 result matrices (64 channels x 128 pixels at D = 16), K staged 2D at a time. */
 const CONV_TILE: Tile = { tilesM: 2, tilesN: 4, sgM: 2, sgN: 2, kSteps: 2 };
-/**
- * The fallback where a device refuses tiles of several subgroups (they need per-subgroup offsets,
- * which Dawn accepts only with its uniformity diagnostic off): one subgroup per workgroup, 64 x 64.
- */
-const SINGLE_TILE: Tile = { tilesM: 4, tilesN: 4, sgM: 1, sgN: 1, kSteps: 1 };
 /** False once the device's checks failed with several subgroups per workgroup and passed with one. */
 let severalSubgroups = true;
 
@@ -64,22 +65,17 @@ export function subgroupMatrixVariant(D: number, S: number, t: Tile, emulate = f
 }
 
 /**
- * The tile the emulated form runs for `t`: the same subgroups and K steps, its result matrices per
- * subgroup halved (columns first) until the workgroup memory, with the emulation's f32
- * accumulators, fits lavapipe's 32 KiB (the real form needs far less).
+ * A tile as the device runs it: the real form as is; the emulated form with the same subgroups and
+ * K steps, its result matrices per subgroup halved (columns first) until the workgroup memory, with
+ * the emulation's f32 accumulators, fits lavapipe's 32 KiB (the real form needs far less).
  */
-function emulationTile(t: Tile, S: number, D: number): Tile {
+function deviceTile(t: Tile, S: number, D: number, emulate: boolean): Tile {
   const fit = { ...t };
-  while (tileMemory({ S, D, ...fit, emulate: true }) > 32768 && fit.tilesM * fit.tilesN > 1) {
+  while (emulate && tileMemory({ S, D, ...fit, emulate: true }) > 32768 && fit.tilesM * fit.tilesN > 1) {
     if (fit.tilesN >= fit.tilesM) fit.tilesN = Math.max(1, fit.tilesN >> 1);
     else fit.tilesM = Math.max(1, fit.tilesM >> 1);
   }
   return fit;
-}
-
-/** A tile as the device runs it (emulated: fitted, emulationTile). */
-function deviceTile(t: Tile, S: number, D: number, emulate: boolean): Tile {
-  return emulate ? emulationTile(t, S, D) : t;
 }
 
 /** The device's subgroup size and matrix size where its matmul (or conv) check passed, or the emulation's. */
@@ -227,12 +223,11 @@ export interface CheckRun {
  * Runs the device's matmul and conv kernels once each on their check problems with plain WebGPU
  * calls (their own buffers and error scopes, nothing of the engine's) and records the verdicts:
  * first the tiles of several subgroups; where any fails, the single-subgroup tiles, which then run
- * if they fail less. Returns what failed ('' when nothing did). `run`: tests substitute the runner.
+ * if they fail less. Returns what failed ('' when nothing did). `runner`: tests substitute their own.
  */
-export async function checkSubgroupMatrix(device: GPUDevice, wait: <T>(p: Promise<T>) => Promise<T>, run: typeof runCheck = runCheck): Promise<string> {
+export async function checkSubgroupMatrix(device: GPUDevice, wait: <T>(p: Promise<T>) => Promise<T>, runner: typeof runCheck = runCheck): Promise<string> {
   const c = adapterReport?.subgroupMatrix;
   if (!c) return '';
-  const runner = run;
   const verdicts = async (tiles: { matmul: Tile; conv: Tile }): Promise<Record<Checked, string>> => {
     const runs = checkRuns(c.subgroupSize, c.M, false, tiles);
     const verdict = async (r: CheckRun, judge: (out: Float32Array) => string | null): Promise<string> => {

@@ -83,9 +83,9 @@ export class GradScaler {
     return this.state;
   }
 
-  /** A [n] view of the state from element `at`. */
-  private slot(at: number, n = 1): Tensor {
-    return this.live.view([n], [1], at);
+  /** A [1] view of state element `at`. */
+  private slot(at: number): Tensor {
+    return this.live.view([1], [1], at);
   }
 
   /** The current scale, read back from the device (1 when disabled). */
@@ -157,7 +157,7 @@ export class GradScaler {
     }
     if (!this.unscaled) this.unscale_(optimizer).dispose();
     this.stepped = true;
-    if (optimizer.paramGroups.every((g) => g.momentum === 0 || g.dampening === 0)) {
+    if (optimizer.dampedGroup() < 0) {
       optimizer.step({ skipIf: this.live, skipAt: SCALER_FOUND });
       return;
     }

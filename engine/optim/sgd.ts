@@ -127,6 +127,14 @@ export class SGD {
     return this.paramGroups.flatMap((g) => g.params);
   }
 
+  /**
+   * The first group with momentum and dampening (-1: none). Such a group's momentum buffer starts
+   * from the first gradient of a step that runs, which a step skipped on the device cannot know.
+   */
+  dampedGroup(): number {
+    return this.paramGroups.findIndex((g) => g.momentum !== 0 && g.dampening !== 0);
+  }
+
   /** Frees the gradients of all parameters (torch's zero_grad(set_to_none=True)). */
   zeroGrad(): void {
     for (const p of this.params()) {
@@ -147,7 +155,7 @@ export class SGD {
     const skip = opts.skipIf ? { flag: opts.skipIf, at: opts.skipAt ?? 0 } : null;
     if (skip) {
       if (skip.flag.dtype !== 'float32' || skip.at < 0 || skip.at >= skip.flag.size || !skip.flag.isContiguous) throw new Error(`SGD.step: skipAt ${skip.at} is outside the flag tensor ${skip.flag}`);
-      const damped = this.paramGroups.findIndex((g) => g.momentum !== 0 && g.dampening !== 0);
+      const damped = this.dampedGroup();
       if (damped >= 0) throw new Error(`SGD.step: skipIf needs dampening 0 where momentum is used (group ${damped} has dampening ${this.paramGroups[damped]!.dampening})`);
     }
     noGrad(() => {
